@@ -1,0 +1,43 @@
+"""Who may open a page: clients for their own pages, staff by named permission.
+
+An anonymous visitor is sent to sign in; a signed-in user without the right
+gets 403 (never a redirect loop, never a hint of what exists).
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from .permissions import Perm
+
+
+def client_required(view):
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_client:
+            raise PermissionDenied("This page is for clients.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
+    """Staff with ``perm``. MFA enrolment is enforced before this by StaffMFAMiddleware."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not (request.user.is_portal_staff and request.user.has_perm(perm)):
+                raise PermissionDenied("You do not have permission to open this page.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

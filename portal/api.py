@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from . import notifications, selectors
+from .api_base import StaffPermission
+from .errors import ForbiddenError, PortalError
+from .mfa import user_has_mfa
+from .permissions import Perm
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        email = serializers.EmailField()
+        full_name = serializers.CharField()
+        preferred_language = serializers.CharField()
+        roles = serializers.ListField(child=serializers.CharField())
+        mfa_enrolled = serializers.BooleanField()
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request):
+        user = request.user
+        data = {
+            "id": user.id,
+            "email": user.email,
+            "full_name": user.full_name,
+            "preferred_language": user.preferred_language,
+            "roles": sorted(user.role_names),
+            "mfa_enrolled": user_has_mfa(user),
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
+class TokenObtainApi(APIView):
+    """Exchange a client's email and password for an API token.
+
+    Staff are refused: their API calls ride on an MFA-verified browser session.
+    Throttled, and failures count towards the sign-in lock-out.
+    """
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=inline_serializer("TokenOutput", {"token": serializers.CharField()}),
+        auth=[],
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, login=data.validated_data["email"], email=data.validated_data["email"], password=data.validated_data["password"])
+        if user is None:
+            raise PortalError("invalid_credentials", "Email or password is wrong, or the account is locked.")
+        if user.is_portal_staff:
+            raise ForbiddenError("staff_use_session", "Staff use the web sign-in with multi-factor authentication.")
+        if not user.is_client:
+            raise ForbiddenError("not_a_client", "Only clients can obtain API tokens.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class NotificationListApi(ListAPIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        kind = serializers.CharField()
+        title = serializers.CharField()
+        body = serializers.CharField()
+        link = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        read_at = serializers.DateTimeField(allow_null=True)
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self):
+        return selectors.notifications_for(user=self.request.user)
+
+
+class NotificationsMarkReadApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+
+    @extend_schema(request=InputSerializer, responses=inline_serializer("MarkReadOutput", {"marked": serializers.IntegerField()}))
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        marked = notifications.notifications_mark_read(user=request.user, ids=data.validated_data.get("ids"))
+        return Response({"marked": marked})
+
+
+class AuditEventListApi(ListAPIView):
+    """The audit trail, newest first; filter by actor, action prefix, record type and id, dates."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.AUDIT_VIEW
+
+    class FilterSerializer(serializers.Serializer):
+        actor = serializers.CharField(required=False)
+        action = serializers.CharField(required=False)
+        object_type = serializers.CharField(required=False)
+        object_id = serializers.CharField(required=False)
+        since = serializers.DateField(required=False)
+        until = serializers.DateField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        actor = serializers.CharField(source="actor_label")
+        action = serializers.CharField()
+        object_type = serializers.CharField()
+        object_id = serializers.CharField()
+        object_repr = serializers.CharField()
+        before = serializers.JSONField()
+        after = serializers.JSONField()
+        ip_address = serializers.CharField(allow_null=True)
+        user_agent = serializers.CharField()
+        hash = serializers.CharField()
+        prev_hash = serializers.CharField()
+
+    serializer_class = OutputSerializer
+
+    @extend_schema(parameters=[FilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = self.FilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.audit_events(**filters.validated_data)

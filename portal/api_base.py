@@ -1,0 +1,152 @@
+"""What every API view shares: the error shape, pagination, permissions, idempotency.
+
+Errors always look like::
+
+    {"error": {"code": "validation_error", "message": "...", "fields": {"amount": ["..."]}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django_fsm import TransitionNotAllowed
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .errors import ConflictError, PortalError
+from .mfa import user_has_mfa
+from .permissions import Perm
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _error(code: str, message: str, fields: dict | None = None, http_status: int = 400) -> Response:
+    return Response({"error": {"code": code, "message": message, "fields": fields or {}}}, status=http_status)
+
+
+def _flatten_fields(detail) -> dict:
+    if isinstance(detail, dict):
+        return {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+    return {"non_field_errors": [str(x) for x in (detail if isinstance(detail, list) else [detail])]}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, PortalError):
+        return _error(exc.code, exc.message, exc.fields, exc.http_status)
+    if isinstance(exc, TransitionNotAllowed):
+        return _error("invalid_state", "That action is not allowed in the record's current state.", http_status=409)
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return _error("validation_error", " ".join(exc.messages), fields)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten_fields(exc.detail)
+        first = next(iter(fields.values()), ["Invalid input."])[0]
+        response.data = {"error": {"code": "validation_error", "message": first, "fields": fields}}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        response.data = {"error": {"code": str(code), "message": str(detail), "fields": {}}}
+    return response
+
+
+class IsClient(BasePermission):
+    """A signed-in client. Views then scope every query to ``request.user``."""
+
+    message = "Only clients can use this endpoint."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_client)
+
+
+class StaffPermission(BasePermission):
+    """Staff holding ``view.required_perm`` who signed in with MFA (session only).
+
+    Tokens are issued to clients only, so a staff API call always rides on an
+    MFA-verified browser session.
+    """
+
+    message = "You do not have permission to do this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_portal_staff):
+            return False
+        if not isinstance(request.successful_authenticator, SessionAuthentication):
+            return False
+        if not user_has_mfa(user):
+            raise exceptions.PermissionDenied(
+                "Staff must enrol multi-factor authentication before using the API.", code="mfa_required"
+            )
+        required = getattr(view, "required_perm", Perm.WORKBENCH_ACCESS)
+        return user.has_perm(required)
+
+
+def idempotent(scope: str):
+    """Decorator for a POST handler: replay the stored response for a repeated Idempotency-Key.
+
+    The key is optional; without it the request is handled normally. The same key
+    with a different body is refused, since that is a client bug, not a retry.
+    """
+
+    def decorator(handler):
+        def wrapped(view, request, *args, **kwargs):
+            from .models import IdempotencyKey
+
+            key = request.headers.get("Idempotency-Key")
+            if not key:
+                return handler(view, request, *args, **kwargs)
+            if len(key) > 100:
+                raise PortalError("invalid_idempotency_key", "Idempotency-Key must be at most 100 characters.")
+            body = json.dumps(request.data, sort_keys=True, default=str) + json.dumps(kwargs, sort_keys=True, default=str)
+            request_hash = hashlib.sha256(body.encode()).hexdigest()
+            existing = IdempotencyKey.objects.filter(user=request.user, scope=scope, key=key).first()
+            if existing:
+                if existing.request_hash != request_hash:
+                    raise ConflictError("idempotency_key_reused", "This Idempotency-Key was used with a different request.")
+                return Response(existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"})
+            try:
+                with transaction.atomic():
+                    response = handler(view, request, *args, **kwargs)
+                    if 200 <= response.status_code < 300:
+                        IdempotencyKey.objects.create(
+                            user=request.user,
+                            scope=scope,
+                            key=key,
+                            request_hash=request_hash,
+                            response_status=response.status_code,
+                            response_body=json.loads(json.dumps(response.data, default=str)),
+                        )
+            except IntegrityError:
+                # A concurrent request with the same key won; replay its answer.
+                existing = IdempotencyKey.objects.get(user=request.user, scope=scope, key=key)
+                return Response(existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"})
+            return response
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return decorator
+
+
+__all__ = ["IsClient", "StaffPermission", "Pagination", "exception_handler", "idempotent", "status"]

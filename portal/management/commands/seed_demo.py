@@ -1,0 +1,29 @@
+import importlib
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from portal import demo
+
+# Each app may ship ``<app>/demo.py`` with ``seed(stdout)``; they run in this order,
+# because later apps' demo records build on earlier ones.
+APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo"]
+
+
+class Command(BaseCommand):
+    help = "Load demo people and records (idempotent). Refused unless PORTAL_DEMO is on."
+
+    def handle(self, *args, **options):
+        if not settings.DEMO:
+            raise CommandError("Demo data is only loaded with PORTAL_DEMO=1 (never in production).")
+        self.stdout.write("Staff (sign in, then enter the code from an authenticator app, or use `manage.py demo_totp EMAIL`):")
+        demo.seed_people(self.stdout)
+        for module_name in APP_SEEDERS:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                continue
+            module.seed(self.stdout)
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

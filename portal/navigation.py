@@ -1,0 +1,69 @@
+"""Where the apps plug into the shared page shell.
+
+Each app registers its menu entries and dashboard panels in its
+``AppConfig.ready()``; the portal renders whatever is registered, so the shell
+never imports an app's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str  # a lazy translation
+    url_name: str
+    perm: str | None = None
+    order: int = 100
+
+    @property
+    def url(self) -> str:
+        return reverse(self.url_name)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A block on the client dashboard or the workbench home.
+
+    ``render(request)`` returns ``(template_name, context)`` or ``None`` to hide
+    the panel. It must run a fixed number of queries whatever the data size.
+    """
+
+    key: str
+    render: Callable
+    order: int = 100
+    perm: str | None = None
+
+
+CLIENT_NAV: list[NavItem] = []
+STAFF_NAV: list[NavItem] = []
+CLIENT_PANELS: list[Panel] = []
+STAFF_PANELS: list[Panel] = []
+
+
+def _add(registry: list, item) -> None:
+    key = getattr(item, "key", None) or getattr(item, "url_name", None)
+    if any((getattr(x, "key", None) or getattr(x, "url_name", None)) == key for x in registry):
+        return  # ready() may run twice under some test runners
+    registry.append(item)
+    registry.sort(key=lambda x: x.order)
+
+
+def register_client_nav(item: NavItem) -> None:
+    _add(CLIENT_NAV, item)
+
+
+def register_staff_nav(item: NavItem) -> None:
+    _add(STAFF_NAV, item)
+
+
+def register_client_panel(panel: Panel) -> None:
+    _add(CLIENT_PANELS, panel)
+
+
+def register_staff_panel(panel: Panel) -> None:
+    _add(STAFF_PANELS, panel)

@@ -1,0 +1,78 @@
+"""Writes for people and roles."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+
+from .audit import SYSTEM, audit_log
+from .models import User
+from .permissions import ADMIN_APPS, ADMIN_SITE_ROLES, ROLE_MODEL_ACTIONS, ROLE_PERMISSIONS, Role
+
+
+@transaction.atomic
+def roles_sync() -> None:
+    """Create the role groups and give each exactly its permissions. Safe to rerun."""
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role.value)
+        wanted = Q(content_type__app_label="portal", codename__in=[p.codename for p in perms])
+        actions = ROLE_MODEL_ACTIONS.get(role)
+        if actions:
+            wanted |= Q(content_type__app_label__in=ADMIN_APPS) & Q(codename__regex=r"^({})_".format("|".join(actions)))
+        group.permissions.set(Permission.objects.filter(wanted))
+
+
+@transaction.atomic
+def user_assign_role(*, user: User, role: Role, actor=SYSTEM) -> User:
+    """Give ``user`` exactly one role. Staff roles and client roles never mix."""
+    before = sorted(user.groups.values_list("name", flat=True))
+    group, _ = Group.objects.get_or_create(name=role.value)
+    user.groups.set([group])
+    user.is_staff = role in ADMIN_SITE_ROLES
+    user.save(update_fields=["is_staff"])
+    if hasattr(user, "_role_names"):
+        del user._role_names
+    audit_log(
+        actor=actor,
+        action="user.role_assigned",
+        obj=user,
+        before={"roles": before},
+        after={"roles": [role.value], "is_staff": user.is_staff},
+    )
+    return user
+
+
+@transaction.atomic
+def user_create(
+    *,
+    email: str,
+    password: str | None,
+    role: Role,
+    full_name: str = "",
+    preferred_language: str = "en",
+    authority_limit: Decimal | None = None,
+    actor=SYSTEM,
+) -> User:
+    from django.conf import settings
+
+    user = User.objects.create_user(
+        email=email,
+        password=password,
+        full_name=full_name,
+        preferred_language=preferred_language,
+        authority_limit=authority_limit if authority_limit is not None else settings.DEFAULT_OFFICER_AUTHORITY_LIMIT,
+    )
+    audit_log(actor=actor, action="user.created", obj=user, after={"email": user.email, "full_name": full_name})
+    user_assign_role(user=user, role=role, actor=actor)
+    return user
+
+
+@transaction.atomic
+def user_set_language(*, user: User, language: str) -> User:
+    if user.preferred_language != language:
+        user.preferred_language = language
+        user.save(update_fields=["preferred_language"])
+    return user

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from . import api, views
+
+api_v1 = [
+    path("me/", api.MeApi.as_view(), name="api-me"),
+    path("auth/token/", api.TokenObtainApi.as_view(), name="api-token"),
+    path("notifications/", api.NotificationListApi.as_view(), name="api-notifications"),
+    path("notifications/read/", api.NotificationsMarkReadApi.as_view(), name="api-notifications-read"),
+    path("audit/", api.AuditEventListApi.as_view(), name="api-audit"),
+    path("onboarding/", include("onboarding.api_urls")),
+    path("disclosures/", include("disclosures.api_urls")),
+    path("lending/", include("lending.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("workbench/", views.workbench, name="workbench"),
+    path("workbench/audit/", views.audit_trail, name="audit-trail"),
+    path("notifications/", views.notification_list, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications-read"),
+    path("language/", views.language_switch, name="language-switch"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("onboarding/", include("onboarding.urls")),
+    path("disclosures/", include("disclosures.urls")),
+    path("lending/", include("lending.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

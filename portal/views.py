@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import check_for_language
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from . import navigation, notifications, selectors, services
+from .access import client_required, staff_required
+from .forms import AuditFilterForm
+from .permissions import Perm
+
+
+@login_required
+def home(request):
+    if request.user.is_portal_staff:
+        return redirect("workbench")
+    return redirect("dashboard")
+
+
+def _panels(request, registry):
+    rendered = []
+    for panel in registry:
+        if panel.perm and not request.user.has_perm(panel.perm):
+            continue
+        result = panel.render(request)
+        if result is not None:
+            template, context = result
+            rendered.append({"key": panel.key, "template": template, "context": context})
+    return rendered
+
+
+@client_required
+def dashboard(request):
+    return render(request, "portal/dashboard.html", {"panels": _panels(request, navigation.CLIENT_PANELS)})
+
+
+@staff_required()
+def workbench(request):
+    return render(request, "portal/workbench.html", {"panels": _panels(request, navigation.STAFF_PANELS)})
+
+
+@staff_required(Perm.AUDIT_VIEW)
+def audit_trail(request):
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@login_required
+def notification_list(request):
+    page = Paginator(selectors.notifications_for(user=request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "portal/notifications.html", {"page": page})
+
+
+@login_required
+@require_POST
+def notifications_read(request):
+    ids = request.POST.getlist("id")
+    notifications.notifications_mark_read(user=request.user, ids=[int(i) for i in ids if i.isdigit()] or None)
+    return redirect("notifications")
+
+
+@require_POST
+def language_switch(request):
+    """Switch the interface language; a signed-in user's choice is remembered on their profile."""
+    language = request.POST.get("language", "")
+    next_url = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        next_url = "/"
+    response = HttpResponseRedirect(next_url)
+    if language in dict(settings.LANGUAGES) and check_for_language(language):
+        if request.user.is_authenticated:
+            services.user_set_language(user=request.user, language=language)
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any failure is the answer we report
+        return f"database unavailable: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def _check_broker() -> str | None:
+    from .celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=settings.HEALTHZ_BROKER_TIMEOUT)
+    except Exception as exc:
+        return f"broker unavailable: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+@never_cache
+def healthz(request):
+    problems = [p for p in (_check_database(), _check_broker()) if p]
+    if problems:
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok", "broker": "ok"})
+
+

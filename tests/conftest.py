@@ -1,0 +1,136 @@
+"""Shared fixtures: the three users of every access test, staff of each role, services.
+
+alice is the owner (a client), bob is staff, charlie is an outsider (another
+client). Tests that need PostgreSQL, Redis or Chromium call ``need_*``; they skip
+when it is absent, and fail instead under PORTAL_REQUIRE_SERVICES=1 (CI).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the
+# browser tests make from that thread are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import pytest  # noqa: E402
+
+from tests.helpers import make_user  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    from portal.celery import app
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Unit tests run tasks in-process, on commit, exactly as a worker would
+    # after the transaction; the real-worker tests switch this off.
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "private"), "base_url": None},
+        },
+    }
+    return tmp_path / "private"
+
+
+@pytest.fixture
+def alice(db):
+    """The owner: a client."""
+    return make_user("client", email="alice@example.com", full_name="Alice Wong")
+
+
+@pytest.fixture
+def charlie(db):
+    """The outsider: another client, who must never see alice's records."""
+    return make_user("client", email="charlie@example.com", full_name="Charlie Outsider")
+
+
+@pytest.fixture
+def bob(db):
+    """Staff: an account officer with MFA enrolled."""
+    return make_user("account_officer", email="bob@example.com", full_name="Bob Officer")
+
+
+@pytest.fixture
+def officer(bob):
+    return bob
+
+
+@pytest.fixture
+def officer2(db):
+    return make_user("account_officer", email="olive@example.com", full_name="Olive Officer")
+
+
+@pytest.fixture
+def credit_manager(db):
+    return make_user("credit_manager", email="mandy@example.com", full_name="Mandy Manager")
+
+
+@pytest.fixture
+def compliance_user(db):
+    return make_user("compliance", email="connie@example.com", full_name="Connie Compliance")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("admin", email="adrian@example.com", full_name="Adrian Admin")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright, headless; never a downloaded browser."""
+    from tests.helpers import chromium_path
+
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, locale="en-GB")
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
