@@ -41,3 +41,19 @@ def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
         return wrapped
 
     return decorator
+
+
+def ensure_not_own_record(*, actor, client_user) -> None:
+    """Staff never act on their own client record (a member of staff may also be a client)."""
+    from .errors import ForbiddenError
+
+    if actor is not None and client_user is not None and getattr(actor, "pk", None) == client_user.pk:
+        raise ForbiddenError("own_record", "Staff cannot act on their own client record.")
+
+
+def ensure_four_eyes(*, maker, checker) -> None:
+    """The person who proposed a change never approves it."""
+    from .errors import ForbiddenError
+
+    if maker is not None and checker is not None and maker.pk == checker.pk:
+        raise ForbiddenError("four_eyes", "A second person must approve this; you proposed it.")

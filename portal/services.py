@@ -46,6 +46,20 @@ def user_assign_role(*, user: User, role: Role, actor=SYSTEM) -> User:
 
 
 @transaction.atomic
+def user_add_role(*, user: User, role: Role, actor=SYSTEM) -> User:
+    """Add a role, e.g. a member of staff who is also a client of the firm."""
+    before = sorted(user.groups.values_list("name", flat=True))
+    group, _ = Group.objects.get_or_create(name=role.value)
+    user.groups.add(group)
+    user.is_staff = user.is_staff or role in ADMIN_SITE_ROLES
+    user.save(update_fields=["is_staff"])
+    if hasattr(user, "_role_names"):
+        del user._role_names
+    audit_log(actor=actor, action="user.role_added", obj=user, before={"roles": before}, after={"roles": sorted({*before, role.value})})
+    return user
+
+
+@transaction.atomic
 def user_create(
     *,
     email: str,
