@@ -15,3 +15,18 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         if commit:
             user_assign_role(user=user, role=Role.CLIENT, actor=user)
         return user
+
+
+def axes_username(request, credentials=None) -> str | None:
+    """The sign-in email that django-axes counts failures against.
+
+    allauth authenticates with ``{"email": ..., "password": ...}`` and the token
+    API with ``login``/``email``; without this axes found no username and counted
+    every failure against ``None``, so five failures on any accounts locked
+    everyone out.
+    """
+    credentials = credentials or {}
+    value = credentials.get("login") or credentials.get("email") or credentials.get("username")
+    if not value:
+        value = request.POST.get("login") or request.POST.get("email")
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
