@@ -1,0 +1,192 @@
+"""The audit trail: written with the change, rolled back with it, append-only, hash-chained."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from portal.audit import SYSTEM, audit_chain_verify, audit_log
+from portal.models import AuditEvent, User
+from portal.permissions import Role
+from portal.services import user_assign_role
+from tests.helpers import make_user, need_postgres
+
+pytestmark = pytest.mark.django_db
+
+
+class Boom(Exception):
+    pass
+
+
+def test_role_change_writes_its_audit_row(alice, compliance_user):
+    before = AuditEvent.objects.count()
+    user_assign_role(user=alice, role=Role.ACCOUNT_OFFICER, actor=compliance_user)
+    event = AuditEvent.objects.get(id=AuditEvent.objects.order_by("-id").first().id)
+    assert AuditEvent.objects.count() == before + 1
+    assert event.action == "user.role_assigned"
+    assert event.actor_id == compliance_user.id
+    assert event.actor_label == compliance_user.email
+    assert (event.object_type, event.object_id) == ("portal.user", str(alice.pk))
+    assert event.before == {"roles": ["client"]}
+    assert event.after == {"roles": ["account_officer"], "is_staff": False}
+
+
+def test_audit_row_rolls_back_with_the_change(alice, compliance_user):
+    before = AuditEvent.objects.count()
+    with pytest.raises(Boom), transaction.atomic():
+        user_assign_role(user=alice, role=Role.ADMIN, actor=compliance_user)
+        assert AuditEvent.objects.count() == before + 1
+        raise Boom
+    assert AuditEvent.objects.count() == before
+    assert User.objects.get(pk=alice.pk).role_names == {"client"}
+
+
+def test_audit_log_outside_a_transaction_is_refused(transactional_db):
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        audit_log(actor=SYSTEM, action="test.thing.done", object_type="test.thing", object_id=1)
+    assert not AuditEvent.objects.filter(action="test.thing.done").exists()
+
+
+def test_the_request_ip_and_user_agent_are_recorded(client, alice):
+    client.post(
+        "/accounts/signup/",
+        {"email": "dora@example.com", "password1": "Sturdy-Passphrase-77", "password2": "Sturdy-Passphrase-77"},
+        REMOTE_ADDR="198.51.100.23",
+        HTTP_USER_AGENT="PortalTest/1.0",
+    )
+    event = AuditEvent.objects.filter(action="user.role_assigned", actor_label="dora@example.com").get()
+    assert event.ip_address == "198.51.100.23"
+    assert event.user_agent == "PortalTest/1.0"
+
+
+def test_each_row_chains_to_the_previous(alice, charlie):
+    rows = list(AuditEvent.objects.order_by("id"))
+    assert rows[0].prev_hash == "0" * 64
+    for prev, row in zip(rows, rows[1:], strict=False):
+        assert row.prev_hash == prev.hash
+        assert row.hash == row.compute_hash()
+
+
+class TestAppendOnlyInTheOrm:
+    def test_a_saved_row_cannot_be_saved_again(self, alice):
+        event = AuditEvent.objects.order_by("-id").first()
+        event.action = "user.tampered"
+        with pytest.raises(PermissionError):
+            event.save()
+        assert AuditEvent.objects.get(pk=event.pk).action != "user.tampered"
+
+    def test_a_row_cannot_be_deleted(self, alice):
+        event = AuditEvent.objects.order_by("-id").first()
+        with pytest.raises(PermissionError):
+            event.delete()
+        assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+    def test_querysets_cannot_update_or_delete(self, alice):
+        count = AuditEvent.objects.count()
+        with pytest.raises(PermissionError):
+            AuditEvent.objects.all().update(action="user.tampered")
+        with pytest.raises(PermissionError):
+            AuditEvent.objects.filter(object_id=str(alice.pk)).delete()
+        # bulk_update runs its updates inside atomic(savepoint=False): give it its own block.
+        with pytest.raises(PermissionError), transaction.atomic():
+            AuditEvent.objects.bulk_update(list(AuditEvent.objects.all()), ["action"])
+        assert AuditEvent.objects.count() == count
+        assert not AuditEvent.objects.filter(action="user.tampered").exists()
+
+    def test_rows_cannot_be_bulk_created_around_the_chain(self, alice):
+        count = AuditEvent.objects.count()
+        forged = AuditEvent(actor_label="x", action="forged", object_type="t", prev_hash="0" * 64, hash="f" * 64)
+        with pytest.raises(PermissionError):
+            AuditEvent.objects.bulk_create([forged])
+        assert AuditEvent.objects.count() == count
+
+
+class TestAppendOnlyInSql:
+    """On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE from anyone's SQL."""
+
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "UPDATE portal_auditevent SET action = 'user.tampered'",
+            "DELETE FROM portal_auditevent",
+            "TRUNCATE portal_auditevent CASCADE",
+        ],
+    )
+    def test_raw_sql_is_refused(self, alice, sql):
+        need_postgres()
+        count = AuditEvent.objects.count()
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+        assert AuditEvent.objects.count() == count
+        assert not AuditEvent.objects.filter(action="user.tampered").exists()
+
+    def test_inserting_still_works(self, alice):
+        need_postgres()
+        with transaction.atomic():
+            audit_log(actor=SYSTEM, action="test.thing.done", object_type="test.thing", object_id=1)
+        assert AuditEvent.objects.filter(action="test.thing.done").count() == 1
+
+
+def _sql_tamper(sql: str, params: list) -> None:
+    """Edit audit rows behind the ORM's back, as someone with a SQL prompt would."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Only the table owner can do this; the test's transaction rolls it back.
+            cursor.execute("ALTER TABLE portal_auditevent DISABLE TRIGGER portal_auditevent_no_update_delete")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE portal_auditevent ENABLE TRIGGER portal_auditevent_no_update_delete")
+
+
+@pytest.fixture
+def trail(alice, charlie, bob):
+    """Six audit rows from creating three users (created + role assigned each)."""
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    assert len(ids) == 6
+    return ids
+
+
+class TestAuditVerify:
+    def test_an_intact_chain_passes(self, trail, capsys):
+        call_command("audit_verify")
+        assert f"Audit chain intact: {len(trail)} rows verified." in capsys.readouterr().out
+
+    def test_an_empty_trail_passes(self, db, capsys):
+        AuditEvent.objects.all().count()  # nothing written yet
+        report = audit_chain_verify()
+        assert report.ok
+
+    def test_an_altered_row_is_named(self, trail):
+        victim = trail[4]
+        _sql_tamper("UPDATE portal_auditevent SET after = %s WHERE id = %s", ['{"roles": ["admin"]}', victim])
+        with pytest.raises(CommandError, match=rf"broken at row {victim}: content does not match its hash \(4 rows verified"):
+            call_command("audit_verify")
+
+    def test_an_altered_actor_is_caught(self, trail):
+        victim = trail[2]
+        _sql_tamper("UPDATE portal_auditevent SET actor_label = %s WHERE id = %s", ["someone@else.example", victim])
+        with pytest.raises(CommandError, match=rf"broken at row {victim}"):
+            call_command("audit_verify")
+
+    def test_a_re_hashed_row_breaks_the_next_link(self, trail):
+        # Someone who edits a row and recomputes its hash still breaks the chain.
+        victim = AuditEvent.objects.get(id=trail[3])
+        victim.action = "user.tampered"
+        _sql_tamper(
+            "UPDATE portal_auditevent SET action = %s, hash = %s WHERE id = %s",
+            [victim.action, victim.compute_hash(), victim.id],
+        )
+        with pytest.raises(CommandError, match=rf"broken at row {trail[4]}: prev_hash"):
+            call_command("audit_verify")
+
+    def test_a_deleted_row_leaves_a_gap_that_is_named(self, trail):
+        _sql_tamper("DELETE FROM portal_auditevent WHERE id = %s", [trail[3]])
+        with pytest.raises(CommandError, match=rf"broken at row {trail[4]}: prev_hash"):
+            call_command("audit_verify")
+
+    def test_rows_written_later_extend_the_chain(self, trail):
+        make_user("client", email="late@example.com")
+        assert audit_chain_verify().checked > len(trail)
+        assert audit_chain_verify().ok
