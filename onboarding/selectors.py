@@ -1,0 +1,336 @@
+"""Reads about onboarding, including the contracts other apps rely on:
+``product_eligibility`` and ``client_snapshot``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.permissions import Perm
+from portal.products import Product
+
+from .models import (
+    RISK_PROFILE_LABELS,
+    ClientProfile,
+    KnowledgeBasis,
+    PerpetualsAccessRequest,
+    PerpetualsState,
+    PIAttestation,
+    PIEvidence,
+    PIState,
+    ReviewStatus,
+    SuitabilityAssessment,
+    SuitabilityState,
+)
+from .policy import current_policy
+
+
+@dataclass(frozen=True)
+class Requirement:
+    code: str
+    label: str
+    met: bool
+    reason: str
+    fix_url: str
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    product: str
+    requirements: list[Requirement] = field(default_factory=list)
+
+    @property
+    def eligible(self) -> bool:
+        return all(r.met for r in self.requirements)
+
+    @property
+    def unmet(self) -> list[Requirement]:
+        return [r for r in self.requirements if not r.met]
+
+    def as_record(self) -> dict:
+        return {
+            "product": str(self.product),
+            "eligible": self.eligible,
+            "requirements": [{"code": r.code, "met": r.met, "reason": str(r.reason)} for r in self.requirements],
+        }
+
+
+@dataclass
+class ClientFacts:
+    """Everything eligibility needs about one client, loaded with a fixed number of queries."""
+
+    profile: ClientProfile | None
+    assessment: SuitabilityAssessment | None  # the latest completed/expired one, or None
+    attestation: PIAttestation | None  # the latest decided or pending one
+    verified: PIAttestation | None
+    today: date
+
+    @property
+    def assessment_valid(self) -> bool:
+        a = self.assessment
+        return (
+            a is not None
+            and a.state == SuitabilityState.COMPLETED
+            and a.valid_until is not None
+            and a.valid_until > self.today
+            and a.review_status != ReviewStatus.FLAGGED
+        )
+
+    @property
+    def pi_valid(self) -> bool:
+        v = self.verified
+        return v is not None and v.expires_on is not None and v.expires_on > self.today
+
+
+def client_facts(*, user) -> ClientFacts:
+    profile = ClientProfile.objects.filter(user=user).first()
+    assessment = (
+        SuitabilityAssessment.objects.filter(client=user)
+        .exclude(state__in=[SuitabilityState.IN_PROGRESS, SuitabilityState.SUPERSEDED])
+        .order_by("-completed_at", "-id")
+        .first()
+    )
+    attestations = list(PIAttestation.objects.filter(client=user).order_by("-created_at", "-id")[:5])
+    verified = next((a for a in attestations if a.state == PIState.VERIFIED), None)
+    return ClientFacts(profile, assessment, attestations[0] if attestations else None, verified, timezone.localdate())
+
+
+def _url(name: str, *args) -> str:
+    return reverse(name, args=args)
+
+
+def _margin_account(f: ClientFacts) -> Requirement:
+    label = _("Securities margin client")
+    p = f.profile
+    if p is not None and p.margin_account_confirmed:
+        return Requirement("margin_account", label, True, _("Margin account %(n)s is confirmed.") % {"n": p.margin_account_number}, "")
+    if p is None or not p.margin_account_number:
+        reason = _("VA financing is only for the firm's securities margin clients: tell us your securities margin account number.")
+    else:
+        reason = _("Our staff have not yet confirmed your securities margin account %(n)s.") % {"n": p.margin_account_number}
+    return Requirement("margin_account", label, False, reason, _url("onboarding:profile"))
+
+
+def _profile_complete(f: ClientFacts) -> Requirement:
+    label = _("Complete profile")
+    if f.profile is not None and f.profile.is_complete:
+        return Requirement("profile_complete", label, True, _("Your profile is complete."), "")
+    if f.profile is None:
+        reason = _("Fill in your client profile.")
+    else:
+        names = ", ".join(str(ClientProfile._meta.get_field(n).verbose_name) for n in f.profile.missing_fields)
+        reason = _("Your profile is missing: %(fields)s.") % {"fields": names}
+    return Requirement("profile_complete", label, False, reason, _url("onboarding:profile"))
+
+
+def _suitability(f: ClientFacts) -> Requirement:
+    label = _("Valid suitability assessment")
+    a = f.assessment
+    if f.assessment_valid:
+        return Requirement("suitability", label, True, _("Valid until %(d)s.") % {"d": a.valid_until.isoformat()}, "")
+    if a is None:
+        reason = _("Answer the suitability questionnaire.")
+    elif a.state == SuitabilityState.COMPLETED and a.review_status == ReviewStatus.FLAGGED:
+        reason = _("Our staff are reviewing your suitability assessment; we will contact you if anything is needed.")
+    else:
+        reason = _("Your suitability assessment is no longer valid; answer the questionnaire again.")
+    return Requirement("suitability", label, False, reason, _url("onboarding:suitability"))
+
+
+def _risk_profile(f: ClientFacts, minimum: int) -> Requirement:
+    label = _("Risk profile allows VA margin financing")
+    wanted = {"n": minimum, "label": RISK_PROFILE_LABELS[minimum]}
+    a = f.assessment
+    if not f.assessment_valid or a.risk_profile is None:
+        return Requirement("risk_profile", label, False, _("VA margin financing needs a valid assessment with a risk profile of at least %(n)s (%(label)s).") % wanted, _url("onboarding:suitability"))
+    if a.risk_profile >= minimum:
+        return Requirement("risk_profile", label, True, _("Your risk profile is %(n)s (%(label)s).") % {"n": a.risk_profile, "label": a.risk_profile_label}, "")
+    return Requirement(
+        "risk_profile", label, False,
+        _("VA margin financing needs a risk profile of at least %(n)s (%(label)s); yours is %(mine)s (%(mine_label)s).") % {**wanted, "mine": a.risk_profile, "mine_label": a.risk_profile_label},
+        _url("onboarding:suitability"),
+    )
+
+
+def _knowledge(f: ClientFacts, *, code: str, flag: str, basis: str, label: str, module: str, what: str) -> Requirement:
+    a = f.assessment
+    if not f.assessment_valid:
+        return Requirement(code, label, False, _("Answer the suitability questionnaire: it assesses your knowledge of %(what)s.") % {"what": what}, _url("onboarding:suitability"))
+    if getattr(a, flag):
+        return Requirement(code, label, True, _("Basis: %(basis)s.") % {"basis": KnowledgeBasis(getattr(a, basis)).label}, "")
+    return Requirement(code, label, False, _("We found no knowledge of %(what)s: read the short training and pass its quiz.") % {"what": what}, _url("onboarding:training", module))
+
+
+def _professional_investor(f: ClientFacts) -> Requirement:
+    label = _("Verified professional investor")
+    if f.pi_valid:
+        return Requirement("professional_investor", label, True, _("Verified until %(d)s.") % {"d": f.verified.expires_on.isoformat()}, "")
+    latest = f.attestation
+    if latest is None:
+        reason = _("Perpetual contracts are only for professional investors: submit an attestation with evidence.")
+    elif latest.state == PIState.SUBMITTED:
+        reason = _("Your attestation is awaiting verification by our staff.")
+    elif latest.state == PIState.RETURNED:
+        reason = _("Our staff returned your attestation with questions.")
+    elif latest.state == PIState.DRAFT:
+        reason = _("Finish and submit your professional-investor attestation.")
+    elif latest.state == PIState.REJECTED:
+        reason = _("Your attestation was not accepted; you may submit a new one.")
+    else:
+        reason = _("Your professional-investor status has ended; submit a new attestation.")
+    return Requirement("professional_investor", label, False, reason, _url("onboarding:pi"))
+
+
+def _disclosures(user, product) -> Requirement:
+    from disclosures.selectors import outstanding_documents
+
+    label = _("Risk disclosures acknowledged")
+    outstanding = outstanding_documents(user=user, product=product)
+    if not outstanding:
+        return Requirement("disclosures", label, True, _("You have acknowledged the current risk disclosure statements."), "")
+    titles = ", ".join(f"{d.title} (v{d.version_number})" for d in outstanding)
+    return Requirement("disclosures", label, False, _("Read and acknowledge: %(titles)s.") % {"titles": titles}, outstanding[0].url)
+
+
+def product_eligibility(*, user, product, facts: ClientFacts | None = None) -> Eligibility:
+    """Which requirements ``user`` meets for ``product``, each with a reason and a link to fix it."""
+    product = Product(product)
+    f = facts or client_facts(user=user)
+    if product == Product.VA_MARGIN:
+        policy = current_policy()
+        requirements = [
+            _margin_account(f),
+            _profile_complete(f),
+            _suitability(f),
+            _risk_profile(f, policy.va_margin_min_risk_profile),
+            _knowledge(f, code="va_knowledge", flag="va_knowledge", basis="va_knowledge_basis", label=_("Knowledge of virtual assets"), module="va", what=_("virtual assets")),
+            _disclosures(user, product),
+        ]
+    elif product == Product.PERPETUALS:
+        requirements = [
+            _professional_investor(f),
+            _knowledge(f, code="derivative_knowledge", flag="derivative_knowledge", basis="derivative_knowledge_basis", label=_("Knowledge of derivatives"), module="derivatives", what=_("derivatives")),
+            _disclosures(user, product),
+        ]
+    else:  # being treated as a PI: a profile and the PI risk disclosure
+        requirements = [_profile_complete(f), _disclosures(user, product)]
+    return Eligibility(product=product.value, requirements=requirements)
+
+
+def client_snapshot(*, user) -> dict | None:
+    """Facts for the credit review, JSON-safe; None if the client has no profile."""
+    f = client_facts(user=user)
+    p = f.profile
+    if p is None:
+        return None
+    a = f.assessment if f.assessment_valid else None
+    policy = current_policy()
+    return {
+        "client_type": p.client_type,
+        "legal_name": p.legal_name,
+        "other_names": list(p.other_names or []),
+        "date_of_birth": p.date_of_birth.isoformat() if p.date_of_birth else None,
+        "nationality": p.nationality,
+        "margin_account_number": p.margin_account_number,
+        "margin_account_confirmed": p.margin_account_confirmed,
+        "annual_income": str(p.annual_income) if p.annual_income is not None else "0.00",
+        "net_worth": str(p.net_worth) if p.net_worth is not None else "0.00",
+        "liquid_assets": str(p.liquid_assets) if p.liquid_assets is not None else "0.00",
+        "risk_profile": a.risk_profile if a else None,
+        "risk_profile_label": a.risk_profile_label if a else None,
+        "suitability_valid_until": a.valid_until.isoformat() if a else None,
+        "va_knowledge": bool(a and a.va_knowledge),
+        "va_knowledge_basis": (a.va_knowledge_basis or None) if a else None,
+        "derivative_knowledge": bool(a and a.derivative_knowledge),
+        "derivative_knowledge_basis": (a.derivative_knowledge_basis or None) if a else None,
+        "professional_investor": f.pi_valid,
+        "pi_valid_until": f.verified.expires_on.isoformat() if f.pi_valid else None,
+        "va_exposure_limit_pct": str(policy.va_exposure_limit_pct(a.risk_profile if a else None)),
+    }
+
+
+def perpetuals_access_granted(*, user) -> bool:
+    return PerpetualsAccessRequest.objects.filter(client=user, state=PerpetualsState.GRANTED).exists()
+
+
+def latest_perpetuals_request(*, user) -> PerpetualsAccessRequest | None:
+    return PerpetualsAccessRequest.objects.filter(client=user).order_by("-requested_at", "-id").first()
+
+
+# --- client's own records ------------------------------------------------------------------
+
+
+def attestations_for(*, user) -> QuerySet[PIAttestation]:
+    return PIAttestation.objects.filter(client=user).order_by("-created_at", "-id")
+
+
+def open_attestation(*, user) -> PIAttestation | None:
+    return attestations_for(user=user).filter(state__in=[PIState.DRAFT, PIState.RETURNED, PIState.SUBMITTED]).first()
+
+
+def assessments_for(*, user) -> QuerySet[SuitabilityAssessment]:
+    return SuitabilityAssessment.objects.filter(client=user).select_related("questionnaire").order_by("-started_at", "-id")
+
+
+def evidence_viewable(*, user, evidence_id: int) -> PIEvidence | None:
+    """The evidence file if ``user`` may see it: its owner, or staff who review onboarding
+    (never on their own client record). None otherwise, so callers answer 404."""
+    evidence = PIEvidence.objects.select_related("attestation").filter(pk=evidence_id).first()
+    if evidence is None or not user.is_authenticated:
+        return None
+    client_id = evidence.attestation.client_id
+    if client_id == user.pk and user.is_client:
+        return evidence
+    if user.is_portal_staff and user.has_perm(Perm.ONBOARDING_REVIEW) and client_id != user.pk:
+        return evidence
+    return None
+
+
+# --- staff -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    kind: str  # "attestation" | "assessment" | "perpetuals" | "margin_account"
+    kind_label: str
+    pk: int
+    client_name: str
+    client_email: str
+    waiting_since: object
+    summary: str
+    url: str
+
+
+def onboarding_queue(*, user, limit: int | None = None) -> list[QueueItem]:
+    """Work waiting for staff, oldest first: submitted PI attestations, flagged assessments,
+    perpetual-contracts requests and unconfirmed margin accounts — what ``user`` may act on.
+    Four queries at most, whatever the length."""
+    items: list[QueueItem] = []
+
+    def name(u):
+        return u.full_name or u.email
+
+    can_onboard = user.has_perm(Perm.ONBOARDING_REVIEW)
+    if can_onboard:
+        for a in PIAttestation.objects.filter(state=PIState.SUBMITTED).exclude(client=user).select_related("client").order_by("submitted_at", "id"):
+            items.append(QueueItem("attestation", _("Professional-investor attestation"), a.pk, name(a.client), a.client.email, a.submitted_at,
+                                   f"{a.get_category_display()} · {a.get_basis_display()} · HK${a.declared_amount:,.2f}", reverse("onboarding:staff-attestation", args=[a.pk])))
+        for p in ClientProfile.objects.filter(margin_account_confirmed_at__isnull=True).exclude(margin_account_number="").exclude(user=user).select_related("user").order_by("updated_at", "id"):
+            items.append(QueueItem("margin_account", _("Margin account to confirm"), p.pk, name(p.user), p.user.email, p.updated_at,
+                                   p.margin_account_number, reverse("onboarding:staff-client", args=[p.user_id])))
+    if user.has_perm(Perm.SUITABILITY_REVIEW):
+        for s in SuitabilityAssessment.objects.filter(review_status=ReviewStatus.FLAGGED, state=SuitabilityState.COMPLETED).exclude(client=user).select_related("client").order_by("flagged_at", "id"):
+            items.append(QueueItem("assessment", _("Flagged suitability assessment"), s.pk, name(s.client), s.client.email, s.flagged_at,
+                                   "; ".join(s.flag_reasons)[:160], reverse("onboarding:staff-assessment", args=[s.pk])))
+    if user.has_perm(Perm.PERPETUALS_GRANT):
+        for r in PerpetualsAccessRequest.objects.filter(state=PerpetualsState.REQUESTED).exclude(client=user).select_related("client").order_by("requested_at", "id"):
+            items.append(QueueItem("perpetuals", _("Perpetual-contracts access request"), r.pk, name(r.client), r.client.email, r.requested_at,
+                                   "", reverse("onboarding:staff-perpetuals", args=[r.pk])))
+    items.sort(key=lambda i: (i.waiting_since, i.kind, i.pk))
+    return items[:limit] if limit else items
