@@ -134,3 +134,24 @@ def page(browser, live_server):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL, let Django flush the throw-away test database between transactional tests.
+
+    Django's flush TRUNCATEs every table, which the audit trail's append-only
+    trigger refuses. Only the statement-level TRUNCATE triggers are switched off,
+    and only in the test database; row UPDATE/DELETE stay refused.
+    """
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE NOT t.tgisinternal AND (t.tgtype & 32) <> 0"  # 32: TRIGGER_TYPE_TRUNCATE
+                )
+                for table, trigger in cursor.fetchall():
+                    cursor.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER "{trigger}"')

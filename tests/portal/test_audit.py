@@ -117,6 +117,12 @@ class TestAppendOnlyInSql:
     def test_raw_sql_is_refused(self, alice, sql):
         need_postgres()
         count = AuditEvent.objects.count()
+        with connection.cursor() as cursor:
+            # The test's own inserts leave deferred FK checks pending; TRUNCATE/ALTER need none.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            # tests/conftest.py switches the TRUNCATE trigger off so Django can flush between
+            # transactional tests; switch it back on here (rolled back with the test).
+            cursor.execute("ALTER TABLE portal_auditevent ENABLE TRIGGER portal_auditevent_no_truncate")
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
         assert AuditEvent.objects.count() == count
@@ -133,6 +139,7 @@ def _sql_tamper(sql: str, params: list) -> None:
     """Edit audit rows behind the ORM's back, as someone with a SQL prompt would."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending trigger events before ALTER TABLE
             # Only the table owner can do this; the test's transaction rolls it back.
             cursor.execute("ALTER TABLE portal_auditevent DISABLE TRIGGER portal_auditevent_no_update_delete")
         cursor.execute(sql, params)
