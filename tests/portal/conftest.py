@@ -7,9 +7,13 @@ import pytest
 from portal import navigation
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def shell_only(monkeypatch):
-    """The page shell without other apps' panels and menus, so query counts pin the foundation alone."""
+    """The page shell without other apps' panels and menus.
+
+    These tests prove the foundation; each app's tests cover its own panels. It
+    also keeps query counts pinned to the shell alone.
+    """
     monkeypatch.setattr(navigation, "CLIENT_PANELS", [])
     monkeypatch.setattr(navigation, "STAFF_PANELS", [])
     monkeypatch.setattr(navigation, "CLIENT_NAV", [i for i in navigation.CLIENT_NAV if ":" not in i.url_name])

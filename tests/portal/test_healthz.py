@@ -1,0 +1,60 @@
+"""/healthz answers 200 only when the database and the broker both answer."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError, connections
+
+from portal.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broken_broker():
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    yield
+    app.conf.broker_url = original
+
+
+def test_healthy_when_database_and_broker_answer(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+def test_503_naming_the_broker_when_it_is_down(client, broken_broker):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert len(body["problems"]) == 1
+    assert body["problems"][0].startswith("broker unavailable:")
+
+
+def test_503_naming_the_database_when_it_is_down(client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connections["default"], "cursor", refuse)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["problems"] == ["database unavailable: OperationalError: connection refused"]
+
+
+def test_both_problems_are_reported(client, monkeypatch, broken_broker):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connections["default"], "cursor", refuse)
+    problems = client.get("/healthz").json()["problems"]
+    assert [p.split(":")[0] for p in problems] == ["database unavailable", "broker unavailable"]
+
+
+def test_healthz_needs_no_sign_in_even_for_staff_without_mfa(client):
+    from tests.helpers import make_user
+
+    client.force_login(make_user("admin", email="nomfa@example.com", mfa=False))
+    assert client.get("/healthz").status_code == 200
