@@ -11,9 +11,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def broken_broker():
+def broken_broker(monkeypatch):
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.conf.broker_url = dead
+    # Celery reads CELERY_BROKER_URL from the environment before its own config.
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
     yield
     app.conf.broker_url = original
 
