@@ -1,3 +1,21 @@
+from django.urls import path
+
+from . import views
+
 app_name = "onboarding"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("profile/", views.profile, name="profile"),
+    path("professional-investor/", views.professional_investor, name="pi"),
+    path("evidence/<int:evidence_id>/", views.evidence_file, name="evidence-file"),
+    path("suitability/", views.suitability, name="suitability"),
+    path("suitability/step/<int:step>/", views.suitability_step, name="suitability-step"),
+    path("training/<slug:module>/", views.training_module, name="training"),
+    path("perpetuals/", views.perpetuals, name="perpetuals"),
+    path("staff/", views.staff_queue, name="staff-queue"),
+    path("staff/attestations/<int:pk>/", views.staff_attestation, name="staff-attestation"),
+    path("staff/clients/<int:user_id>/", views.staff_client, name="staff-client"),
+    path("staff/assessments/<int:pk>/", views.staff_assessment, name="staff-assessment"),
+    path("staff/perpetuals/<int:pk>/", views.staff_perpetuals, name="staff-perpetuals"),
+]

@@ -1,0 +1,116 @@
+"""Admin for the onboarding policy and questionnaire versions, and read-only views of client records.
+
+Policy versions and published questionnaires are never edited: a change is a new version,
+so every past decision still points at the numbers and questions it used.
+"""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from portal.audit import audit_log
+
+from .models import ClientProfile, OnboardingPolicy, PerpetualsAccessRequest, PIAttestation, Questionnaire, SuitabilityAssessment
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OnboardingPolicy)
+class OnboardingPolicyAdmin(admin.ModelAdmin):
+    list_display = ["version", "pi_portfolio_threshold", "pi_total_assets_threshold", "evidence_window_months",
+                    "audited_accounts_window_months", "pi_validity_months", "suitability_validity_months",
+                    "va_margin_min_risk_profile", "created_at"]
+    readonly_fields = ["version", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:  # saved versions are history
+            return [f.name for f in self.model._meta.fields]
+        return self.readonly_fields
+
+    def get_changeform_initial_data(self, request):
+        latest = OnboardingPolicy.objects.order_by("-version").first()
+        if latest is None:
+            return {}
+        return {f.name: getattr(latest, f.name) for f in self.model._meta.fields if f.name not in ("id", "version", "created_at", "note")}
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        obj.version = (OnboardingPolicy.objects.select_for_update().order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        obj.full_clean()
+        super().save_model(request, obj, form, change)
+        audit_log(actor=request.user, action="onboarding.policy.created", obj=obj, after=obj.as_record())
+        messages.info(request, _("Policy version %(v)s is now in force.") % {"v": obj.version})
+
+
+@admin.register(Questionnaire)
+class QuestionnaireAdmin(admin.ModelAdmin):
+    list_display = ["version", "title", "published_at", "created_at"]
+    readonly_fields = ["version", "created_at", "published_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.published_at is not None:
+            return [f.name for f in self.model._meta.fields]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.version = (Questionnaire.objects.select_for_update().order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        super().save_model(request, obj, form, change)
+        audit_log(actor=request.user, action="onboarding.questionnaire.saved", obj=obj, after={"version": obj.version, "title": obj.title})
+
+    @admin.action(description=_("Publish the selected draft questionnaires"))
+    def publish(self, request, queryset):
+        from django.utils import timezone
+
+        with transaction.atomic():
+            for q in queryset.select_for_update().filter(published_at__isnull=True):
+                q.published_at = timezone.now()
+                q.save(update_fields=["published_at"])
+                audit_log(actor=request.user, action="onboarding.questionnaire.published", obj=q, after={"version": q.version})
+
+    actions = ["publish"]
+
+
+@admin.register(ClientProfile)
+class ClientProfileAdmin(ReadOnlyAdmin):
+    list_display = ["user", "client_type", "legal_name", "margin_account_number", "margin_account_confirmed_at"]
+    search_fields = ["user__email", "legal_name", "margin_account_number"]
+    exclude = ["id_document_number"]
+
+
+@admin.register(PIAttestation)
+class PIAttestationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "client", "state", "category", "basis", "declared_amount", "submitted_at", "expires_on"]
+    list_filter = ["state", "category"]
+    search_fields = ["client__email"]
+
+
+@admin.register(SuitabilityAssessment)
+class SuitabilityAssessmentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "client", "state", "questionnaire", "risk_profile", "va_knowledge", "derivative_knowledge", "review_status", "valid_until"]
+    list_filter = ["state", "review_status"]
+    search_fields = ["client__email"]
+
+
+@admin.register(PerpetualsAccessRequest)
+class PerpetualsAccessRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "client", "state", "requested_at", "decided_at", "lapsed_at"]
+    list_filter = ["state"]
