@@ -15,6 +15,8 @@ api_v1 = [
     path("lending/", include("lending.api_urls")),
 ]
 
+handler404 = "portal.views.page_not_found"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
