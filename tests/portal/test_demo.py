@@ -1,0 +1,67 @@
+"""Demo data: idempotent, and never loaded outside demo mode."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from allauth.mfa.models import Authenticator
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from portal.audit import audit_chain_verify
+from portal.demo import DEMO_PASSWORD, STAFF
+from portal.models import AuditEvent, User
+
+pytestmark = pytest.mark.django_db
+
+
+def _seed() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_creates_one_user_per_staff_role_with_totp(settings):
+    settings.DEMO = True
+    output = _seed()
+    for person in STAFF:
+        user = User.objects.get(email=person.email)
+        assert user.has_role(person.role)
+        assert user.check_password(DEMO_PASSWORD)
+        assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        assert person.email in output
+    assert "TOTP secret" in output
+    assert "Demo data ready." in output
+
+
+def test_seed_demo_twice_changes_nothing_the_second_time(settings):
+    settings.DEMO = True
+    _seed()
+    counts = (User.objects.count(), Authenticator.objects.count(), AuditEvent.objects.count())
+    secrets = list(Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True))
+    _seed()
+    assert (User.objects.count(), Authenticator.objects.count(), AuditEvent.objects.count()) == counts
+    assert list(Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True)) == secrets
+    assert audit_chain_verify().ok
+
+
+def test_seed_demo_is_refused_outside_demo_mode(settings):
+    settings.DEMO = False
+    with pytest.raises(CommandError, match="PORTAL_DEMO=1"):
+        _seed()
+    assert not User.objects.exists()
+
+
+def test_demo_totp_prints_a_working_code_in_demo_mode_only(settings, client):
+    settings.DEMO = True
+    _seed()
+    out = io.StringIO()
+    call_command("demo_totp", "officer@demo.vamargin.hk", stdout=out)
+    code = out.getvalue().strip()
+    client.post("/accounts/login/", {"login": "officer@demo.vamargin.hk", "password": DEMO_PASSWORD})
+    client.post("/accounts/2fa/authenticate/", {"code": code})
+    assert client.get("/workbench/").status_code == 200
+    settings.DEMO = False
+    with pytest.raises(CommandError):
+        call_command("demo_totp", "officer@demo.vamargin.hk", stdout=io.StringIO())

@@ -1,0 +1,71 @@
+"""Pages run a fixed number of queries, whatever the amount of data."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from portal.audit import SYSTEM, audit_log
+from portal.notifications import notify
+
+pytestmark = pytest.mark.django_db
+
+# session, user, groups (role names), unread count (header) — the shell's own cost.
+SHELL = 4
+
+
+def _audit_rows(n: int) -> None:
+    with transaction.atomic():
+        for i in range(n):
+            audit_log(actor=SYSTEM, action="test.thing.done", object_type="test.thing", object_id=i, after={"i": i})
+
+
+def test_dashboard(client, alice, django_assert_num_queries):
+    client.force_login(alice)
+    with django_assert_num_queries(SHELL):
+        assert client.get("/dashboard/").status_code == 200
+
+
+def test_workbench(client, bob, django_assert_num_queries):
+    client.force_login(bob)
+    # + MFA check, + permissions (user's own and the role group's; cached after)
+    with django_assert_num_queries(SHELL + 3):
+        assert client.get("/workbench/").status_code == 200
+
+
+@pytest.mark.parametrize("rows", [5, 60])
+def test_audit_trail_page(client, compliance_user, django_assert_num_queries, rows):
+    _audit_rows(rows)
+    client.force_login(compliance_user)
+    # + MFA, + permissions (2), + page count, + page rows
+    with django_assert_num_queries(SHELL + 5):
+        response = client.get("/workbench/audit/")
+    assert response.status_code == 200
+    assert len(response.context["page"].object_list) == min(50, rows + 2)
+
+
+def test_audit_trail_filtered(client, compliance_user, django_assert_num_queries):
+    _audit_rows(60)
+    client.force_login(compliance_user)
+    with django_assert_num_queries(SHELL + 5):
+        response = client.get("/workbench/audit/", {"action": "user.", "page": 1})
+    assert {e.action for e in response.context["page"]} == {"user.created", "user.role_assigned"}
+
+
+@pytest.mark.parametrize("rows", [5, 60])
+def test_audit_api(client, compliance_user, django_assert_num_queries, rows):
+    _audit_rows(rows)
+    client.force_login(compliance_user)
+    # session, user, groups, MFA, permissions (2), count, rows
+    with django_assert_num_queries(8):
+        assert client.get("/api/v1/audit/").status_code == 200
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_notifications_list(client, alice, django_assert_num_queries, count):
+    for n in range(count):
+        notify(user=alice, kind="test", title=f"Note {n}", email=False)
+    client.force_login(alice)
+    # + page count, + page rows
+    with django_assert_num_queries(SHELL + 2):
+        assert client.get("/notifications/").status_code == 200
