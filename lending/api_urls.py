@@ -1,1 +1,38 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("applications/", api.ApplicationListCreateApi.as_view(), name="lending-api-applications"),
+    path("applications/<int:pk>/", api.ApplicationDetailApi.as_view(), name="lending-api-application"),
+    path("applications/<int:pk>/submit/", api.ApplicationSubmitApi.as_view(), name="lending-api-application-submit"),
+    path("applications/<int:pk>/withdraw/", api.ApplicationWithdrawApi.as_view(), name="lending-api-application-withdraw"),
+    path("applications/<int:pk>/respond/", api.ApplicationRespondApi.as_view(), name="lending-api-application-respond"),
+    path("applications/<int:pk>/accept/", api.ApplicationAcceptApi.as_view(), name="lending-api-application-accept"),
+    path("applications/<int:pk>/progress/", api.ApplicationProgressApi.as_view(), name="lending-api-application-progress"),
+    path("preview/", api.PreviewApi.as_view(), name="lending-api-preview"),
+    path("facilities/", api.FacilityListApi.as_view(), name="lending-api-facilities"),
+    path("facilities/<int:pk>/", api.FacilityDetailApi.as_view(), name="lending-api-facility"),
+    path("prices/current/", api.CurrentPricesApi.as_view(), name="lending-api-prices-current"),
+    path("policy/current/", api.CurrentPolicyApi.as_view(), name="lending-api-policy-current"),
+    path("staff/applications/", api.StaffQueueApi.as_view(), name="lending-api-staff-queue"),
+    path("staff/applications/<int:pk>/", api.StaffApplicationApi.as_view(), name="lending-api-staff-application"),
+    path("staff/applications/<int:pk>/approve/", api.StaffApproveApi.as_view(), name="lending-api-staff-approve"),
+    path("staff/applications/<int:pk>/second-approve/", api.StaffSecondApproveApi.as_view(), name="lending-api-staff-second-approve"),
+    path("staff/applications/<int:pk>/decline/", api.StaffDeclineApi.as_view(), name="lending-api-staff-decline"),
+    path("staff/applications/<int:pk>/return/", api.StaffReturnApi.as_view(), name="lending-api-staff-return"),
+    path("staff/facilities/", api.StaffFacilityListApi.as_view(), name="lending-api-staff-facilities"),
+    path("staff/facilities/<int:pk>/", api.StaffFacilityApi.as_view(), name="lending-api-staff-facility"),
+    path("staff/facilities/<int:pk>/drawdowns/", api.StaffDrawdownApi.as_view(), name="lending-api-staff-drawdown"),
+    path("staff/facilities/<int:pk>/repayments/", api.StaffRepaymentApi.as_view(), name="lending-api-staff-repayment"),
+    path("staff/facilities/<int:pk>/suspend/", api.StaffSuspendApi.as_view(), name="lending-api-staff-suspend"),
+    path("staff/facilities/<int:pk>/reinstate/", api.StaffReinstateApi.as_view(), name="lending-api-staff-reinstate"),
+    path("staff/facilities/<int:pk>/close/", api.StaffCloseApi.as_view(), name="lending-api-staff-close"),
+    path("staff/prices/", api.StaffPriceApi.as_view(), name="lending-api-staff-prices"),
+    path("staff/prices/load/", api.StaffPriceLoadApi.as_view(), name="lending-api-staff-prices-load"),
+    path("staff/policies/", api.StaffPolicyListApi.as_view(), name="lending-api-staff-policies"),
+    path("staff/policies/<int:pk>/approve/", api.StaffPolicyDecideApi.as_view(), name="lending-api-staff-policy-approve"),
+    path("staff/policies/<int:pk>/reject/", api.StaffPolicyRejectApi.as_view(), name="lending-api-staff-policy-reject"),
+    path("staff/watchlist/", api.StaffWatchListApi.as_view(), name="lending-api-staff-watchlist"),
+    path("staff/watchlist/<int:pk>/deactivate/", api.StaffWatchListDeactivateApi.as_view(), name="lending-api-staff-watchlist-deactivate"),
+]

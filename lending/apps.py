@@ -1,6 +1,29 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class LendingConfig(AppConfig):
     name = "lending"
+    verbose_name = _("Lending")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.conf import settings
+
+        from portal import navigation
+        from portal.permissions import Perm
+
+        from . import panels
+
+        navigation.register_client_nav(navigation.NavItem(_("Margin financing"), "lending:client-home", order=30))
+        navigation.register_staff_nav(navigation.NavItem(_("Credit queue"), "lending:queue", Perm.APPLICATION_DECIDE, order=30))
+        navigation.register_staff_nav(navigation.NavItem(_("Facilities"), "lending:staff-facilities", Perm.FACILITY_OPERATE, order=31))
+        navigation.register_staff_nav(navigation.NavItem(_("Prices"), "lending:prices", Perm.PRICE_MANAGE, order=32))
+        navigation.register_staff_nav(navigation.NavItem(_("Collateral policy"), "lending:policies", Perm.POLICY_PROPOSE, order=33))
+        navigation.register_staff_nav(navigation.NavItem(_("Watch list"), "lending:watchlist", Perm.WATCHLIST_MANAGE, order=34))
+        navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=30))
+        navigation.register_staff_panel(navigation.Panel("lending-queue", panels.staff_panel, order=30, perm=Perm.APPLICATION_DECIDE))
+        if settings.DEMO:
+            from portal.celery import schedule
+
+            schedule("lending-demo-price-feed", "lending.tasks.demo_price_tick", 30.0)

@@ -1,0 +1,678 @@
+"""Lending API: clients reach only their own records; staff act by named permission."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
+from portal.permissions import Perm
+
+from . import selectors, services
+from .models import (
+    AppState,
+    Asset,
+    CollateralKind,
+    CollateralPolicy,
+    DeclineReason,
+    Facility,
+    FacilityApplication,
+    FacilityTransaction,
+    Price,
+    ReviewStep,
+    WatchListEntry,
+)
+
+# --- shared serializers -------------------------------------------------------------------
+
+
+class LineSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CollateralKind.choices)
+    asset = serializers.ChoiceField(choices=Asset.choices, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    haircut_class = serializers.CharField(required=False, allow_blank=True, max_length=8)
+    market_value = serializers.DecimalField(max_digits=18, decimal_places=2, required=False, allow_null=True)
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=8, required=False, allow_null=True)
+    custody_reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReviewStep
+        fields = ["code", "position", "status", "outcome", "reasons", "inputs", "result", "attempts", "started_at", "finished_at", "duration_ms"]
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    lines = LineSerializer(many=True, read_only=True)
+    policy_version = serializers.IntegerField(source="policy.version", read_only=True, default=None)
+
+    class Meta:
+        model = FacilityApplication
+        fields = [
+            "id", "reference", "state", "requested_limit", "purpose", "lines", "created_at", "submitted_at", "review_run",
+            "review_completed_at", "policy_version", "market_value", "lending_value", "va_share", "recommendation",
+            "recommended_limit", "approved_limit", "conditions", "decline_reasons", "questions", "client_response",
+            "letter_text", "letter_sha256",
+        ]
+
+
+class StaffApplicationSerializer(ApplicationSerializer):
+    client_email = serializers.EmailField(source="client.email", read_only=True)
+    client_name = serializers.CharField(source="client.full_name", read_only=True)
+    decision_policy_version = serializers.IntegerField(source="decision_policy.version", read_only=True, default=None)
+
+    class Meta(ApplicationSerializer.Meta):
+        fields = [*ApplicationSerializer.Meta.fields, "client_email", "client_name", "score", "recommendation_reasons",
+                  "decided_by", "decided_at", "second_approver", "second_decided_at", "second_approval_reasons",
+                  "decision_policy_version", "decision_note"]
+
+
+class QueueRowSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    client_email = serializers.EmailField(source="client.email", read_only=True)
+
+    class Meta:
+        model = FacilityApplication
+        fields = ["id", "reference", "state", "client_email", "requested_limit", "recommended_limit", "recommendation", "submitted_at", "lending_value"]
+
+
+class PositionSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    asset = serializers.CharField()
+    description = serializers.CharField()
+    haircut_class = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=8, allow_null=True)
+    market_value = serializers.DecimalField(max_digits=18, decimal_places=2)
+    haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
+    custody_reference = serializers.CharField()
+
+
+class FacilitySerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    available = serializers.DecimalField(max_digits=18, decimal_places=2, read_only=True)
+    positions = PositionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Facility
+        fields = ["id", "reference", "state", "limit", "drawn_balance", "available", "market_value", "va_market_value", "lending_value",
+                  "utilisation", "band", "valued_at", "has_open_margin_call", "conditions", "opened_at", "accepted_at", "letter_sha256", "positions"]
+
+
+class FacilityRowSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    available = serializers.DecimalField(max_digits=18, decimal_places=2, read_only=True)
+    client_email = serializers.EmailField(source="client.email", read_only=True)
+
+    class Meta:
+        model = Facility
+        fields = ["id", "reference", "client_email", "state", "limit", "drawn_balance", "available", "lending_value", "utilisation", "band"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FacilityTransaction
+        fields = ["id", "kind", "amount", "balance_after", "reference", "created_at"]
+
+
+class PriceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Price
+        fields = ["id", "asset", "price_hkd", "source", "as_of"]
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CollateralPolicy
+        fields = ["id", "version", "status", *CollateralPolicy.NUMBERS, "reason", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note"]
+
+
+class WatchListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WatchListEntry
+        fields = ["id", "name", "aliases", "category", "note", "active", "created_at"]
+
+
+def _page(view, request, qs, serializer_class):
+    paginator = Pagination()
+    page = paginator.paginate_queryset(qs, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _get_or_404(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except (FacilityApplication.DoesNotExist, Facility.DoesNotExist):
+        raise Http404 from None
+
+
+# --- client: applications --------------------------------------------------------------------
+
+
+class ApplicationListCreateApi(APIView):
+    permission_classes = [IsClient]
+
+    class InputSerializer(serializers.Serializer):
+        requested_limit = serializers.DecimalField(max_digits=18, decimal_places=2)
+        purpose = serializers.CharField(max_length=2000)
+        lines = LineSerializer(many=True)
+
+    @extend_schema(responses=ApplicationSerializer(many=True))
+    def get(self, request):
+        return _page(self, request, selectors.applications_for_client(user=request.user).prefetch_related("lines").select_related("policy"), ApplicationSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: ApplicationSerializer})
+    @idempotent("lending.application.create")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        app = services.application_create(user=request.user, **data.validated_data)
+        app = selectors.application_for_client(user=request.user, application_id=app.pk)
+        return Response(ApplicationSerializer(app).data, status=status.HTTP_201_CREATED)
+
+
+class ApplicationDetailApi(APIView):
+    permission_classes = [IsClient]
+
+    class InputSerializer(serializers.Serializer):
+        requested_limit = serializers.DecimalField(max_digits=18, decimal_places=2, required=False)
+        purpose = serializers.CharField(max_length=2000, required=False)
+        lines = LineSerializer(many=True, required=False)
+
+    @extend_schema(responses=ApplicationSerializer)
+    def get(self, request, pk):
+        return Response(ApplicationSerializer(_get_or_404(selectors.application_for_client, user=request.user, application_id=pk)).data)
+
+    @extend_schema(request=InputSerializer, responses=ApplicationSerializer)
+    def patch(self, request, pk):
+        _get_or_404(selectors.application_for_client, user=request.user, application_id=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_update(user=request.user, application_id=pk, **data.validated_data)
+        return Response(ApplicationSerializer(selectors.application_for_client(user=request.user, application_id=pk)).data)
+
+
+class ApplicationSubmitApi(APIView):
+    permission_classes = [IsClient]
+
+    class InputSerializer(serializers.Serializer):
+        confirm_terms = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=ApplicationSerializer)
+    def post(self, request, pk):
+        _get_or_404(selectors.application_for_client, user=request.user, application_id=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_submit(user=request.user, application_id=pk, confirm_terms=data.validated_data["confirm_terms"])
+        return Response(ApplicationSerializer(selectors.application_for_client(user=request.user, application_id=pk)).data)
+
+
+class ApplicationWithdrawApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(request=None, responses=ApplicationSerializer)
+    def post(self, request, pk):
+        _get_or_404(selectors.application_for_client, user=request.user, application_id=pk)
+        services.application_withdraw(user=request.user, application_id=pk)
+        return Response(ApplicationSerializer(selectors.application_for_client(user=request.user, application_id=pk)).data)
+
+
+class ApplicationRespondApi(APIView):
+    permission_classes = [IsClient]
+
+    class InputSerializer(serializers.Serializer):
+        response = serializers.CharField(max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=ApplicationSerializer)
+    def post(self, request, pk):
+        _get_or_404(selectors.application_for_client, user=request.user, application_id=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_respond(user=request.user, application_id=pk, response=data.validated_data["response"])
+        return Response(ApplicationSerializer(selectors.application_for_client(user=request.user, application_id=pk)).data)
+
+
+class ApplicationAcceptApi(APIView):
+    """Accept the facility letter: send back the SHA-256 of the letter text you read."""
+
+    permission_classes = [IsClient]
+
+    class InputSerializer(serializers.Serializer):
+        letter_sha256 = serializers.CharField(max_length=64)
+
+    @extend_schema(request=InputSerializer, responses={201: FacilitySerializer})
+    @idempotent("lending.application.accept")
+    def post(self, request, pk):
+        _get_or_404(selectors.application_for_client, user=request.user, application_id=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        facility = services.application_accept(user=request.user, application_id=pk, letter_sha256=data.validated_data["letter_sha256"])
+        return Response(FacilitySerializer(selectors.facility_for_client(user=request.user, facility_id=facility.pk)).data, status=201)
+
+
+class ProgressOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    review_finished = serializers.BooleanField()
+    steps = serializers.ListField(child=serializers.DictField())
+
+
+class ApplicationProgressApi(APIView):
+    """The review steps' progress, polled by the application page (two queries)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=ProgressOutputSerializer)
+    def get(self, request, pk):
+        user = request.user
+        staff = user.is_portal_staff and user.has_perm(Perm.APPLICATION_DECIDE)
+        try:
+            if staff:
+                return Response(selectors.application_progress(application_id=pk))
+            if not user.is_client:
+                return Response({"error": {"code": "permission_denied", "message": "Not allowed.", "fields": {}}}, status=403)
+            return Response(selectors.application_progress(application_id=pk, user=user))
+        except FacilityApplication.DoesNotExist:
+            raise Http404 from None
+
+
+class PreviewApi(APIView):
+    """Lending value of collateral lines at current prices and the policy in force. Writes nothing."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        lines = LineSerializer(many=True)
+
+    @extend_schema(request=InputSerializer, responses={200: serializers.DictField()})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.preview_valuation(lines=data.validated_data["lines"]))
+
+
+# --- client: facilities, prices, policy ------------------------------------------------------
+
+
+class FacilityListApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(responses=FacilitySerializer(many=True))
+    def get(self, request):
+        return _page(self, request, selectors.facilities_for_client(user=request.user).prefetch_related("positions"), FacilitySerializer)
+
+
+class FacilityDetailApi(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(responses=FacilitySerializer)
+    def get(self, request, pk):
+        return Response(FacilitySerializer(_get_or_404(selectors.facility_for_client, user=request.user, facility_id=pk)).data)
+
+
+class CurrentPricesApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer):
+        asset = serializers.CharField()
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        source = serializers.CharField()
+        as_of = serializers.DateTimeField()
+        fresh = serializers.BooleanField()
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        policy = selectors.policy_current()
+        quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
+        return Response(self.OutputSerializer(list(quotes.values()), many=True).data)
+
+
+class CurrentPolicyApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=PolicySerializer)
+    def get(self, request):
+        policy = selectors.policy_current()
+        if policy is None:
+            raise Http404
+        return Response(PolicySerializer(policy).data)
+
+
+# --- staff: queue and decisions ---------------------------------------------------------------
+
+
+class StaffQueueApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_DECIDE
+
+    @extend_schema(responses=QueueRowSerializer(many=True))
+    def get(self, request):
+        q = request.query_params
+        states = [s for s in q.getlist("state") if s in AppState.values] or None
+        qs = selectors.application_queue(states=states, search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"))
+        return _page(self, request, qs, QueueRowSerializer)
+
+
+class StaffApplicationApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_DECIDE
+
+    class OutputSerializer(StaffApplicationSerializer):
+        steps = serializers.SerializerMethodField()
+
+        class Meta(StaffApplicationSerializer.Meta):
+            fields = [*StaffApplicationSerializer.Meta.fields, "steps"]
+
+        def get_steps(self, obj):
+            return StepSerializer(selectors.application_steps(application=obj), many=True).data
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, pk):
+        return Response(self.OutputSerializer(_get_or_404(selectors.application_for_staff, application_id=pk)).data)
+
+
+def _staff_app(pk):
+    return StaffApplicationSerializer(selectors.application_for_staff(application_id=pk)).data
+
+
+class StaffApproveApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_DECIDE
+
+    class InputSerializer(serializers.Serializer):
+        limit = serializers.DecimalField(max_digits=18, decimal_places=2)
+        conditions = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=StaffApplicationSerializer)
+    @idempotent("lending.application.approve")
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_approve(actor=request.user, application_id=pk, **data.validated_data)
+        return Response(_staff_app(pk))
+
+
+class StaffSecondApproveApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_SECOND_APPROVE
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=StaffApplicationSerializer)
+    @idempotent("lending.application.second_approve")
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_second_approve(actor=request.user, application_id=pk, **data.validated_data)
+        return Response(_staff_app(pk))
+
+
+class StaffDeclineApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_DECIDE
+
+    class InputSerializer(serializers.Serializer):
+        reason_codes = serializers.ListField(child=serializers.ChoiceField(choices=DeclineReason.choices), min_length=1)
+        note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=StaffApplicationSerializer)
+    @idempotent("lending.application.decline")
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_decline(actor=request.user, application_id=pk, **data.validated_data)
+        return Response(_staff_app(pk))
+
+
+class StaffReturnApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.APPLICATION_DECIDE
+
+    class InputSerializer(serializers.Serializer):
+        questions = serializers.CharField(max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=StaffApplicationSerializer)
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.application_return(actor=request.user, application_id=pk, **data.validated_data)
+        return Response(_staff_app(pk))
+
+
+# --- staff: facilities -------------------------------------------------------------------------
+
+
+class StaffFacilityListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    @extend_schema(responses=FacilityRowSerializer(many=True))
+    def get(self, request):
+        q = request.query_params
+        return _page(self, request, selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", "")), FacilityRowSerializer)
+
+
+class StaffFacilityApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    @extend_schema(responses=FacilitySerializer)
+    def get(self, request, pk):
+        return Response(FacilitySerializer(_get_or_404(selectors.facility_for_staff, facility_id=pk)).data)
+
+
+class _MoneyInput(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class StaffDrawdownApi(APIView):
+    """Record a drawdown (send an Idempotency-Key: a retried request never draws twice)."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+    InputSerializer = _MoneyInput
+
+    @extend_schema(request=_MoneyInput, responses={201: TransactionSerializer})
+    @idempotent("lending.facility.drawdown")
+    def post(self, request, pk):
+        data = _MoneyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        txn = services.facility_drawdown(actor=request.user, facility_id=pk, **data.validated_data)
+        return Response(TransactionSerializer(txn).data, status=201)
+
+
+class StaffRepaymentApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+    InputSerializer = _MoneyInput
+
+    @extend_schema(request=_MoneyInput, responses={201: TransactionSerializer})
+    @idempotent("lending.facility.repayment")
+    def post(self, request, pk):
+        data = _MoneyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        txn = services.facility_repay(actor=request.user, facility_id=pk, **data.validated_data)
+        return Response(TransactionSerializer(txn).data, status=201)
+
+
+class StaffSuspendApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_SUSPEND
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=FacilitySerializer)
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.facility_suspend(actor=request.user, facility_id=pk, reason=data.validated_data["reason"])
+        return Response(FacilitySerializer(selectors.facility_for_staff(facility_id=pk)).data)
+
+
+class StaffReinstateApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_SUSPEND
+
+    @extend_schema(request=None, responses=FacilitySerializer)
+    def post(self, request, pk):
+        services.facility_reinstate(actor=request.user, facility_id=pk)
+        return Response(FacilitySerializer(selectors.facility_for_staff(facility_id=pk)).data)
+
+
+class StaffCloseApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_SUSPEND
+
+    @extend_schema(request=None, responses=FacilitySerializer)
+    def post(self, request, pk):
+        services.facility_close(actor=request.user, facility_id=pk)
+        return Response(FacilitySerializer(selectors.facility_for_staff(facility_id=pk)).data)
+
+
+# --- staff: prices, policy, watch list ------------------------------------------------------------
+
+
+class StaffPriceApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        asset = serializers.ChoiceField(choices=Asset.choices)
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        source = serializers.CharField(max_length=60)
+        as_of = serializers.DateTimeField(required=False)
+
+    @extend_schema(responses=PriceSerializer(many=True))
+    def get(self, request):
+        return _page(self, request, selectors.price_history(asset=request.query_params.get("asset", "")), PriceSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: PriceSerializer})
+    @idempotent("lending.price.enter")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(PriceSerializer(services.price_record(actor=request.user, **data.validated_data)).data, status=201)
+
+
+class StaffPriceLoadApi(APIView):
+    """Load prices from CSV text (asset,price_hkd,source,as_of) or a JSON list in `content`."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        content = serializers.CharField(max_length=2_000_000)
+        format = serializers.ChoiceField(choices=["", "csv", "json"], required=False, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        loaded = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @idempotent("lending.price.load")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = services.prices_parse(content=data.validated_data["content"], fmt=data.validated_data["format"])
+        return Response({"loaded": len(services.prices_load(actor=request.user, rows=rows, source_label="api"))}, status=201)
+
+
+class StaffPolicyListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.POLICY_PROPOSE
+
+    class InputSerializer(serializers.Serializer):
+        btc_haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
+        eth_haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
+        securities_haircuts = serializers.DictField(child=serializers.DecimalField(max_digits=7, decimal_places=4))
+        va_max_share = serializers.DecimalField(max_digits=7, decimal_places=4)
+        price_max_age_minutes = serializers.IntegerField()
+        officer_authority_default = serializers.DecimalField(max_digits=18, decimal_places=2)
+        watch_level = serializers.DecimalField(max_digits=7, decimal_places=4)
+        margin_call_level = serializers.DecimalField(max_digits=7, decimal_places=4)
+        close_out_level = serializers.DecimalField(max_digits=7, decimal_places=4)
+        cure_days = serializers.IntegerField()
+        client_exposure_limit = serializers.DecimalField(max_digits=18, decimal_places=2)
+        firm_exposure_limit = serializers.DecimalField(max_digits=18, decimal_places=2)
+        client_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+        reason = serializers.CharField(max_length=5000)
+
+    @extend_schema(responses=PolicySerializer(many=True))
+    def get(self, request):
+        return _page(self, request, selectors.policies(), PolicySerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: PolicySerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        numbers = dict(data.validated_data)
+        reason = numbers.pop("reason")
+        return Response(PolicySerializer(services.policy_propose(actor=request.user, numbers=numbers, reason=reason)).data, status=201)
+
+
+class StaffPolicyDecideApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.POLICY_APPROVE
+    approve = True
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=PolicySerializer)
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fn = services.policy_approve if self.approve else services.policy_reject
+        try:
+            return Response(PolicySerializer(fn(actor=request.user, policy_id=pk, note=data.validated_data.get("note", ""))).data)
+        except CollateralPolicy.DoesNotExist:
+            raise Http404 from None
+
+
+class StaffPolicyRejectApi(StaffPolicyDecideApi):
+    approve = False
+
+
+class StaffWatchListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.WATCHLIST_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        aliases = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+        category = serializers.CharField(required=False, max_length=40, default="sanctions")
+        note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    @extend_schema(responses=WatchListSerializer(many=True))
+    def get(self, request):
+        return _page(self, request, selectors.watchlist(include_inactive=True), WatchListSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: WatchListSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(WatchListSerializer(services.watchlist_add(actor=request.user, **data.validated_data)).data, status=201)
+
+
+class StaffWatchListDeactivateApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.WATCHLIST_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=WatchListSerializer)
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            return Response(WatchListSerializer(services.watchlist_deactivate(actor=request.user, entry_id=pk, **data.validated_data)).data)
+        except WatchListEntry.DoesNotExist:
+            raise Http404 from None

@@ -1,0 +1,333 @@
+"""The credit-review steps: each reads what it needs and returns an explainable result.
+
+A step never writes; ``services.review_run`` claims the step's row, calls the step and
+stores what it returns. Steps read other apps only through their selectors.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from .models import CollateralKind, StepCode, StepOutcome
+from .valuation import ZERO, money, value_collateral
+
+
+class TransientReviewError(Exception):
+    """A fault worth retrying (a dependency briefly unavailable). The step will run again."""
+
+
+@dataclass
+class StepResult:
+    outcome: str
+    reasons: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)
+
+
+@dataclass
+class ReviewContext:
+    """What every step of one run may read, loaded once per task (not once per step)."""
+
+    application: object
+    lines: list
+    policy: object
+    prices: dict  # asset → PriceQuote
+    earlier: dict  # step code → stored result dict of finished steps
+    _snapshot: dict | None = None
+    _snapshot_loaded: bool = False
+
+    @property
+    def client(self):
+        return self.application.client
+
+    def snapshot(self) -> dict | None:
+        if not self._snapshot_loaded:
+            from onboarding.selectors import client_snapshot
+
+            self._snapshot = client_snapshot(user=self.client)
+            self._snapshot_loaded = True
+        return self._snapshot
+
+
+def _dec(value, default: Decimal = ZERO) -> Decimal:
+    if value is None or value == "":
+        return default
+    return Decimal(str(value))
+
+
+def _pct(value) -> Decimal | None:
+    """A percentage given as 30 or as 0.30 → 0.30."""
+    if value is None or value == "":
+        return None
+    number = _dec(value)
+    return number / 100 if number > 1 else number
+
+
+def step_eligibility(ctx: ReviewContext) -> StepResult:
+    from onboarding.selectors import product_eligibility
+    from portal.products import Product
+
+    eligibility = product_eligibility(user=ctx.client, product=Product.VA_MARGIN)
+    requirements = [
+        {"code": r.code, "label": str(r.label), "met": bool(r.met), "reason": str(r.reason or "")}
+        for r in eligibility.requirements
+    ]
+    if eligibility.eligible:
+        return StepResult(StepOutcome.PASS, ["Every eligibility requirement for VA margin financing is met."], {"requirements": requirements})
+    reasons = [f"{r['label']}: {r['reason'] or 'not met'}" for r in requirements if not r["met"]]
+    return StepResult(StepOutcome.FAIL, reasons or ["Not eligible for VA margin financing."], {"requirements": requirements})
+
+
+def step_suitability(ctx: ReviewContext) -> StepResult:
+    snap = ctx.snapshot()
+    if not snap:
+        return StepResult(StepOutcome.FAIL, ["No client profile or suitability assessment on file."])
+    inputs = {
+        "risk_profile": snap.get("risk_profile"),
+        "va_knowledge": bool(snap.get("va_knowledge")),
+        "net_worth": str(_dec(snap.get("net_worth"))),
+        "va_exposure_limit_pct": str(snap.get("va_exposure_limit_pct") or ""),
+    }
+    reasons, outcome = [], StepOutcome.PASS
+    if not snap.get("va_knowledge"):
+        return StepResult(
+            StepOutcome.FAIL,
+            ["No virtual-asset knowledge on record: the client must complete VA training first (SFC/HKMA joint circular, Dec 2023)."],
+            inputs,
+        )
+    reasons.append("Virtual-asset knowledge assessed and on record.")
+    profile = snap.get("risk_profile")
+    if profile is None:
+        return StepResult(StepOutcome.FAIL, ["No risk profile: the suitability assessment is missing or expired."], inputs)
+    if int(profile) <= 2:
+        outcome = StepOutcome.REFER
+        reasons.append(f"Risk profile {profile} of 5 is conservative for leveraged VA exposure: officer to confirm suitability.")
+    else:
+        reasons.append(f"Risk profile {profile} of 5.")
+    va_mv = sum(
+        ((line.quantity or ZERO) * ctx.prices[line.asset].price_hkd)
+        for line in ctx.lines
+        if line.kind == CollateralKind.VIRTUAL_ASSET and line.asset in ctx.prices
+    )
+    limit_pct = _pct(snap.get("va_exposure_limit_pct"))
+    net_worth = _dec(snap.get("net_worth"))
+    inputs["va_market_value"] = str(money(Decimal(va_mv)))
+    if limit_pct is not None and net_worth > 0:
+        allowed = net_worth * limit_pct
+        inputs["va_exposure_allowed"] = str(money(allowed))
+        if va_mv > allowed:
+            outcome = StepOutcome.REFER
+            reasons.append(
+                f"VA collateral HK${money(Decimal(va_mv)):,} exceeds the client's VA exposure limit "
+                f"({limit_pct:.0%} of net worth = HK${money(allowed):,})."
+            )
+        else:
+            reasons.append(f"VA collateral within the client's VA exposure limit ({limit_pct:.0%} of net worth).")
+    return StepResult(outcome, reasons, inputs)
+
+
+def step_disclosures(ctx: ReviewContext) -> StepResult:
+    from disclosures.selectors import outstanding_documents
+    from portal.products import Product
+
+    outstanding = outstanding_documents(user=ctx.client, product=Product.VA_MARGIN)
+    if not outstanding:
+        return StepResult(StepOutcome.PASS, ["Every required risk disclosure is acknowledged at its current version."])
+    docs = [{"code": d.code, "title": str(d.title), "version": d.version_number, "reason": str(d.reason)} for d in outstanding]
+    return StepResult(
+        StepOutcome.FAIL,
+        [f"{d['title']} (version {d['version']}): {d['reason']}" for d in docs],
+        {"outstanding": docs},
+    )
+
+
+def step_valuation(ctx: ReviewContext) -> StepResult:
+    policy = ctx.policy
+    prices = {asset: q.price_hkd for asset, q in ctx.prices.items()}
+    valuation = value_collateral(lines=ctx.lines, policy=policy, prices=prices)
+    inputs = {
+        "policy_version": policy.version,
+        "prices": {
+            a: {"price_hkd": str(q.price_hkd), "source": q.source, "as_of": q.as_of.isoformat(), "fresh": q.fresh}
+            for a, q in ctx.prices.items()
+        },
+        "haircuts": {"BTC": str(policy.btc_haircut), "ETH": str(policy.eth_haircut), **{f"class {k}": str(v) for k, v in policy.securities_haircuts.items()}},
+        "va_max_share": str(policy.va_max_share),
+    }
+    result = valuation.as_dict()
+    if valuation.problems:
+        return StepResult(StepOutcome.FAIL, valuation.problems, inputs, result)
+    reasons, outcome = [], StepOutcome.PASS
+    used_assets = {line.asset for line in ctx.lines if line.kind == CollateralKind.VIRTUAL_ASSET}
+    for asset in sorted(used_assets):
+        quote = ctx.prices[asset]
+        if not quote.fresh:
+            outcome = StepOutcome.REFER
+            reasons.append(
+                f"The {asset} price ({quote.source}, {quote.as_of:%Y-%m-%d %H:%M}) is older than the "
+                f"{policy.price_max_age_minutes}-minute freshness limit: revalue before deciding."
+            )
+    reasons.append(
+        f"Market value HK${money(valuation.market_value):,}; lending value HK${money(valuation.lending_value):,} "
+        f"(policy v{policy.version})."
+    )
+    if valuation.va_capped:
+        reasons.append(
+            f"VA lending value capped at {policy.va_max_share:.0%} of the total: HK${money(valuation.va_lending_value_uncapped):,} "
+            f"offered, HK${money(valuation.va_lending_value):,} counted."
+        )
+    if valuation.lending_value <= 0:
+        return StepResult(StepOutcome.FAIL, [*reasons, "The collateral provides no lending value."], inputs, result)
+    if valuation.securities_lending_value <= 0:
+        return StepResult(StepOutcome.FAIL, [*reasons, "Securities must be the main support; none were offered."], inputs, result)
+    if valuation.lending_value < ctx.application.requested_limit:
+        reasons.append("The requested limit is above the lending value; the recommendation will be capped.")
+    return StepResult(outcome, reasons, inputs, result)
+
+
+SCORE_BANDS = [  # (minimum score, share of lending value recommended, outcome)
+    (70, Decimal("1.00"), StepOutcome.PASS),
+    (50, Decimal("0.75"), StepOutcome.PASS),
+    (35, Decimal("0.50"), StepOutcome.REFER),
+    (0, Decimal("0.00"), StepOutcome.FAIL),
+]
+
+
+def scorecard(*, snap: dict, requested: Decimal, lending_value: Decimal, securities_lending_value: Decimal) -> tuple[int, list[dict]]:
+    """Points with the reason for each; the total is out of 100."""
+    points: list[dict] = []
+
+    def add(factor: str, value: str, pts: int) -> None:
+        points.append({"factor": factor, "value": value, "points": pts})
+
+    requested = requested or Decimal("1")
+    net_worth = _dec(snap.get("net_worth"))
+    nw_ratio = net_worth / requested
+    add("Net worth ÷ requested limit", f"{nw_ratio:.1f}×", 25 if nw_ratio >= 10 else 18 if nw_ratio >= 5 else 10 if nw_ratio >= 2 else 0)
+    liquid = _dec(snap.get("liquid_assets")) / requested
+    add("Liquid assets ÷ requested limit", f"{liquid:.1f}×", 15 if liquid >= 3 else 8 if liquid >= 1 else 0)
+    income = _dec(snap.get("annual_income")) / requested
+    add("Annual income ÷ requested limit", f"{income:.2f}×", 10 if income >= 1 else 5 if income >= Decimal("0.3") else 0)
+    profile = int(snap.get("risk_profile") or 1)
+    add("Risk profile", f"{profile} of 5", {5: 10, 4: 8, 3: 5, 2: 0}.get(profile, -10))
+    add("VA knowledge", "yes" if snap.get("va_knowledge") else "no", 10 if snap.get("va_knowledge") else 0)
+    add("Professional investor", "yes" if snap.get("professional_investor") else "no", 5 if snap.get("professional_investor") else 0)
+    sec_share = securities_lending_value / lending_value if lending_value else ZERO
+    add("Securities share of lending value", f"{sec_share:.0%}", 15 if sec_share >= Decimal("0.8") else 10 if sec_share >= Decimal("0.6") else 0)
+    coverage = requested / lending_value if lending_value else Decimal("99")
+    add("Requested limit ÷ lending value", f"{coverage:.0%}", 10 if coverage <= Decimal("0.5") else 5 if coverage <= Decimal("0.8") else 0 if coverage <= 1 else -10)
+    return max(0, min(100, sum(p["points"] for p in points))), points
+
+
+def step_scorecard(ctx: ReviewContext) -> StepResult:
+    snap = ctx.snapshot() or {}
+    valuation = ctx.earlier.get(StepCode.VALUATION) or {}
+    lending_value = _dec(valuation.get("lending_value"))
+    sec_lv = _dec(valuation.get("securities_lending_value"))
+    requested = ctx.application.requested_limit
+    score, points = scorecard(snap=snap, requested=requested, lending_value=lending_value, securities_lending_value=sec_lv)
+    for minimum, share, outcome in SCORE_BANDS:
+        if score >= minimum:
+            break
+    recommended = money(min(requested, lending_value * share))
+    # The recommended limit is never above the lending value, whatever the score.
+    recommended = max(ZERO, min(recommended, money(lending_value)))
+    reasons = [f"Score {score}/100: up to {share:.0%} of lending value may be lent.", f"Recommended limit HK${recommended:,}."]
+    if outcome == StepOutcome.FAIL:
+        reasons.insert(0, f"Score {score} is below the policy minimum of 35.")
+    elif outcome == StepOutcome.REFER:
+        reasons.insert(0, f"Score {score} is in the refer band (35–49).")
+    return StepResult(
+        outcome,
+        reasons,
+        {"requested_limit": str(requested), "lending_value": str(lending_value)},
+        {"score": score, "points": points, "share_of_lending_value": str(share), "recommended_limit": str(recommended)},
+    )
+
+
+def step_exposure(ctx: ReviewContext) -> StepResult:
+    from .selectors import client_exposure, firm_exposure
+
+    policy = ctx.policy
+    recommended = _dec((ctx.earlier.get(StepCode.SCORECARD) or {}).get("recommended_limit"))
+    existing = client_exposure(user=ctx.client, exclude_application_id=ctx.application.pk)
+    firm = firm_exposure()
+    client_room = max(ZERO, policy.client_exposure_limit - existing)
+    firm_room = max(ZERO, policy.firm_exposure_limit - firm)
+    capped = min(recommended, client_room, firm_room)
+    inputs = {
+        "client_existing_limits": str(existing),
+        "client_exposure_limit": str(policy.client_exposure_limit),
+        "firm_total_limits": str(firm),
+        "firm_exposure_limit": str(policy.firm_exposure_limit),
+        "client_concentration_max": str(policy.client_concentration_max),
+    }
+    reasons, outcome = [], StepOutcome.PASS
+    if capped < recommended:
+        outcome = StepOutcome.REFER
+        which = "client" if client_room <= firm_room else "firm-wide"
+        reasons.append(f"The {which} exposure limit leaves room for HK${capped:,}; recommendation reduced from HK${recommended:,}.")
+    else:
+        reasons.append(f"Within the client limit (HK${existing:,} already used of HK${policy.client_exposure_limit:,}) and the firm limit.")
+    share = (existing + capped) / policy.firm_exposure_limit if policy.firm_exposure_limit else ZERO
+    if share > policy.client_concentration_max:
+        outcome = StepOutcome.REFER
+        reasons.append(f"This client would hold {share:.1%} of the firm's lending capacity (policy maximum {policy.client_concentration_max:.0%}).")
+    return StepResult(outcome, reasons, inputs, {"recommended_limit": str(capped), "client_share": str(share.quantize(Decimal("0.0001")))})
+
+
+def normalise_name(name: str) -> str:
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode() or (name or "")
+    return re.sub(r"[^a-z0-9\u4e00-\u9fff ]+", " ", text.lower()).strip()
+
+
+SCREENING_THRESHOLD = 88
+
+
+def screen_names(names: list[str], entries) -> list[dict]:
+    from rapidfuzz import fuzz
+
+    hits = []
+    for entry in entries:
+        for listed in entry.all_names():
+            target = normalise_name(listed)
+            for name in names:
+                score = fuzz.token_sort_ratio(normalise_name(name), target)
+                if score >= SCREENING_THRESHOLD:
+                    hits.append({"entry_id": entry.pk, "listed_name": listed, "category": entry.category, "client_name": name, "score": round(score, 1)})
+    hits.sort(key=lambda h: -h["score"])
+    return hits
+
+
+def step_screening(ctx: ReviewContext) -> StepResult:
+    from .selectors import watchlist
+
+    snap = ctx.snapshot() or {}
+    names = [n for n in [snap.get("legal_name"), ctx.client.full_name, *(snap.get("other_names") or [])] if n]
+    names = list(dict.fromkeys(names))
+    entries = list(watchlist())
+    hits = screen_names(names, entries)
+    inputs = {"names_screened": names, "watch_list_entries": len(entries), "threshold": SCREENING_THRESHOLD}
+    if hits:
+        # A possible match refers the case to the officer; screening never declines by itself.
+        return StepResult(
+            StepOutcome.REFER,
+            [f"Possible match: {h['client_name']} ≈ {h['listed_name']} ({h['category']}, {h['score']}%)." for h in hits[:5]],
+            inputs,
+            {"hits": hits[:20]},
+        )
+    return StepResult(StepOutcome.PASS, ["No match on the watch list."], inputs, {"hits": []})
+
+
+STEPS = {
+    StepCode.ELIGIBILITY: step_eligibility,
+    StepCode.SUITABILITY: step_suitability,
+    StepCode.DISCLOSURES: step_disclosures,
+    StepCode.VALUATION: step_valuation,
+    StepCode.SCORECARD: step_scorecard,
+    StepCode.EXPOSURE: step_exposure,
+    StepCode.SCREENING: step_screening,
+}

@@ -1,0 +1,231 @@
+"""Reads for lending. Other apps (and the risk engine) may call these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.utils import timezone
+
+from .models import (
+    AppState,
+    CollateralPolicy,
+    CurrentPrice,
+    Facility,
+    FacilityApplication,
+    FacilityState,
+    FacilityTransaction,
+    PolicyStatus,
+    Price,
+    ReviewStep,
+    WatchListEntry,
+)
+
+DECISION_STATES = (AppState.AWAITING_DECISION, AppState.AWAITING_SECOND_APPROVAL)
+OPEN_STATES = (AppState.SUBMITTED, AppState.IN_REVIEW, *DECISION_STATES, AppState.RETURNED)
+
+
+def policy_current() -> CollateralPolicy | None:
+    """The policy version in force (None before the first approval)."""
+    return CollateralPolicy.objects.filter(status=PolicyStatus.APPROVED).first()
+
+
+def policies() -> QuerySet[CollateralPolicy]:
+    return CollateralPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    asset: str
+    price_hkd: Decimal
+    source: str
+    as_of: object
+    fresh: bool
+
+
+def prices_current(*, max_age_minutes: int | None = None, now=None) -> dict[str, PriceQuote]:
+    """The current price per asset, marked stale when older than the policy's freshness limit."""
+    now = now or timezone.now()
+    quotes = {}
+    for row in CurrentPrice.objects.all():
+        fresh = max_age_minutes is None or row.as_of >= now - timedelta(minutes=max_age_minutes)
+        quotes[row.asset] = PriceQuote(row.asset, row.price_hkd, row.source, row.as_of, fresh)
+    return quotes
+
+
+def price_history(*, asset: str = "") -> QuerySet[Price]:
+    qs = Price.objects.select_related("entered_by").order_by("-as_of", "-id")
+    return qs.filter(asset=asset) if asset else qs
+
+
+def watchlist(*, include_inactive: bool = False) -> QuerySet[WatchListEntry]:
+    qs = WatchListEntry.objects.all()
+    return qs if include_inactive else qs.filter(active=True)
+
+
+# --- Applications ---------------------------------------------------------------
+
+
+def applications_for_client(*, user) -> QuerySet[FacilityApplication]:
+    return FacilityApplication.objects.filter(client=user).order_by("-id")
+
+
+def application_for_client(*, user, application_id: int) -> FacilityApplication:
+    """The client's own application (lines prefetched); DoesNotExist for anyone else's."""
+    return (
+        FacilityApplication.objects.filter(client=user)
+        .select_related("policy")
+        .prefetch_related("lines")
+        .get(pk=application_id)
+    )
+
+
+def application_steps(*, application: FacilityApplication) -> list[ReviewStep]:
+    """The steps of the latest review run, in order."""
+    return list(ReviewStep.objects.filter(application=application, run=application.review_run).order_by("position"))
+
+
+def application_progress(*, application_id: int, user=None) -> dict:
+    """The small JSON the application page polls: state and the latest run's steps (two queries)."""
+    qs = FacilityApplication.objects.filter(pk=application_id)
+    if user is not None:
+        qs = qs.filter(client=user)
+    app = qs.values("id", "state", "review_run", "recommendation", "review_completed_at").get()
+    steps = ReviewStep.objects.filter(application_id=application_id, run=app["review_run"]).order_by("position")
+    return {
+        "id": app["id"],
+        "state": app["state"],
+        "state_label": str(AppState(app["state"]).label),
+        "review_finished": app["review_completed_at"] is not None,
+        "steps": [
+            {
+                "code": s.code,
+                "label": s.get_code_display(),
+                "status": s.status,
+                "status_label": s.get_status_display(),
+                "outcome": s.outcome,
+                "outcome_label": s.get_outcome_display() if s.outcome else "",
+                "attempts": s.attempts,
+                "duration_ms": s.duration_ms,
+            }
+            for s in steps
+        ],
+    }
+
+
+QUEUE_ORDERINGS = {
+    "age": ("submitted_at", "id"),
+    "-age": ("-submitted_at", "-id"),
+    "size": ("-requested_limit", "id"),
+    "-size": ("requested_limit", "id"),
+}
+
+
+def application_queue(
+    *, states=None, min_limit: Decimal | None = None, max_limit: Decimal | None = None, search: str = "",
+    recommendation: str = "", order: str = "age",
+) -> QuerySet[FacilityApplication]:
+    """The officer workbench queue: decisions pending first, oldest first by default."""
+    qs = FacilityApplication.objects.exclude(state=AppState.DRAFT).select_related("client", "decided_by")
+    qs = qs.filter(state__in=states or DECISION_STATES)
+    if min_limit is not None:
+        qs = qs.filter(requested_limit__gte=min_limit)
+    if max_limit is not None:
+        qs = qs.filter(requested_limit__lte=max_limit)
+    if recommendation:
+        qs = qs.filter(recommendation=recommendation)
+    if search:
+        term = search.strip()
+        match = Q(client__email__icontains=term) | Q(client__full_name__icontains=term)
+        if term.upper().startswith("APP-") and term[4:].isdigit():
+            match |= Q(pk=int(term[4:]))
+        qs = qs.filter(match)
+    return qs.order_by(*QUEUE_ORDERINGS.get(order, QUEUE_ORDERINGS["age"]))
+
+
+def queue_counts() -> dict[str, int]:
+    """How many applications are in each state (one query)."""
+    rows = FacilityApplication.objects.exclude(state=AppState.DRAFT).values("state").annotate(n=Count("id"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def application_for_staff(*, application_id: int) -> FacilityApplication:
+    return (
+        FacilityApplication.objects.select_related(
+            "client", "policy", "decision_policy", "decided_by", "second_approver"
+        )
+        .prefetch_related("lines")
+        .get(pk=application_id)
+    )
+
+
+# --- Facilities -------------------------------------------------------------------
+
+
+def facilities_for_client(*, user) -> QuerySet[Facility]:
+    return Facility.objects.filter(client=user).select_related("application").order_by("-id")
+
+
+def facility_for_client(*, user, facility_id: int) -> Facility:
+    return Facility.objects.filter(client=user).prefetch_related("positions").get(pk=facility_id)
+
+
+def facilities_for_staff(*, state: str = "", band: str = "", search: str = "") -> QuerySet[Facility]:
+    qs = Facility.objects.select_related("client").order_by("-id")
+    if state:
+        qs = qs.filter(state=state)
+    if band:
+        qs = qs.filter(band=band)
+    if search:
+        qs = qs.filter(Q(client__email__icontains=search) | Q(client__full_name__icontains=search))
+    return qs
+
+
+def facility_for_staff(*, facility_id: int) -> Facility:
+    return Facility.objects.select_related("client", "application", "policy").prefetch_related("positions").get(pk=facility_id)
+
+
+def facility_transactions(*, facility: Facility) -> QuerySet[FacilityTransaction]:
+    return facility.transactions.select_related("recorded_by").order_by("-id")
+
+
+def facility_has_open_margin_call(*, facility: Facility) -> bool:
+    """Drawdowns stop while a margin call is open.
+
+    Hook for the monitoring issue: it owns ``Facility.has_open_margin_call`` (sets it when it
+    opens a call, clears it when the call is met, waived or closed out). Lending only reads it.
+    """
+    return bool(facility.has_open_margin_call)
+
+
+def client_exposure(*, user, exclude_application_id: int | None = None) -> Decimal:
+    """Total of the client's live facility limits plus approved-but-unaccepted applications."""
+    live = Facility.objects.filter(client=user).exclude(state=FacilityState.CLOSED).aggregate(s=Sum("limit"))["s"] or 0
+    pending = (
+        FacilityApplication.objects.filter(client=user, state=AppState.APPROVED)
+        .exclude(pk=exclude_application_id)
+        .aggregate(s=Sum("approved_limit"))["s"]
+        or 0
+    )
+    return Decimal(live) + Decimal(pending)
+
+
+def firm_exposure() -> Decimal:
+    live = Facility.objects.exclude(state=FacilityState.CLOSED).aggregate(s=Sum("limit"))["s"] or 0
+    return Decimal(live)
+
+
+def client_facility_summary(*, user) -> dict:
+    """For the dashboard panel: constant queries."""
+    apps = list(
+        FacilityApplication.objects.filter(client=user).exclude(state__in=[AppState.WITHDRAWN, AppState.DECLINED, AppState.ACTIVE])
+        .order_by("-id")[:5]
+    )
+    facilities = list(Facility.objects.filter(client=user).exclude(state=FacilityState.CLOSED).order_by("-id")[:5])
+    return {"applications": apps, "facilities": facilities}
+
+
+def application_with_lines_prefetch() -> Prefetch:
+    return Prefetch("lines")

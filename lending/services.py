@@ -1,0 +1,1041 @@
+"""Writes for lending: the only place lending state changes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from portal.access import ensure_four_eyes, ensure_not_own_record
+from portal.audit import SYSTEM, audit_log, snapshot
+from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.permissions import Perm
+
+from . import selectors
+from .models import (
+    STEP_ORDER,
+    VA_HAIRCUT_FLOOR,
+    AppState,
+    Asset,
+    CollateralKind,
+    CollateralLine,
+    CollateralPolicy,
+    CollateralPosition,
+    CurrentPrice,
+    DeclineReason,
+    Facility,
+    FacilityApplication,
+    FacilityState,
+    FacilityTransaction,
+    PolicyStatus,
+    Price,
+    Recommendation,
+    ReviewStep,
+    StepCode,
+    StepOutcome,
+    StepStatus,
+    TxnKind,
+    WatchListEntry,
+)
+from .review import STEPS, ReviewContext, TransientReviewError
+from .valuation import ZERO, money, value_collateral
+
+logger = logging.getLogger(__name__)
+
+
+class NotFoundError(PortalError):
+    http_status = 404
+
+APPLICATION_FIELDS = (
+    "state", "requested_limit", "purpose", "review_run", "recommendation", "recommended_limit", "approved_limit",
+    "conditions", "decided_by", "second_approver", "decline_reasons", "questions", "policy", "decision_policy",
+)
+FACILITY_FIELDS = ("state", "limit", "drawn_balance", "lending_value", "suspended_reason")
+
+
+def _require(actor, perm: Perm) -> None:
+    if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
+        raise ForbiddenError("permission_denied", "You do not have permission to do this.")
+
+
+def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]}) from None
+    if not number.is_finite():
+        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]})
+    if minimum is not None and number < minimum:
+        raise PortalError("validation_error", f"{field} must be at least {minimum}.", {field: [f"At least {minimum}."]})
+    if maximum is not None and number > maximum:
+        raise PortalError("validation_error", f"{field} must be at most {maximum}.", {field: [f"At most {maximum}."]})
+    return number
+
+
+# --- Collateral policy (maker-checker) ------------------------------------------------
+
+
+def _validate_policy_numbers(numbers: dict) -> dict:
+    """Check a proposed policy against the regulatory floors and internal consistency."""
+    clean: dict = {}
+    for asset in ("btc", "eth"):
+        key = f"{asset}_haircut"
+        value = _dec(numbers.get(key), key, maximum=Decimal("1"))
+        if value < VA_HAIRCUT_FLOOR:
+            raise PortalError(
+                "va_haircut_below_floor",
+                f"The haircut on {asset.upper()} collateral must be at least 60% (SFC circular 26EC5 of 11 Feb 2026: "
+                f"VA collateral for margin financing carries a haircut of at least 60%); {value:.0%} was proposed.",
+                {key: ["At least 0.60 (60%): the SFC's floor for virtual-asset collateral."]},
+            )
+        clean[key] = value
+    classes = numbers.get("securities_haircuts") or {}
+    if not isinstance(classes, dict) or not classes:
+        raise PortalError("validation_error", "At least one securities haircut class is required.", {"securities_haircuts": ["Required."]})
+    clean["securities_haircuts"] = {
+        str(k)[:8]: str(_dec(v, f"securities haircut class {k}", minimum=ZERO, maximum=Decimal("1"))) for k, v in classes.items()
+    }
+    clean["va_max_share"] = _dec(numbers.get("va_max_share"), "va_max_share", minimum=ZERO, maximum=Decimal("0.5"))
+    clean["price_max_age_minutes"] = int(_dec(numbers.get("price_max_age_minutes"), "price_max_age_minutes", minimum=Decimal("1"), maximum=Decimal("1440")))
+    clean["officer_authority_default"] = _dec(numbers.get("officer_authority_default"), "officer_authority_default", minimum=ZERO)
+    clean["watch_level"] = _dec(numbers.get("watch_level"), "watch_level", minimum=Decimal("0.5"))
+    clean["margin_call_level"] = _dec(numbers.get("margin_call_level"), "margin_call_level", minimum=Decimal("0.5"))
+    clean["close_out_level"] = _dec(numbers.get("close_out_level"), "close_out_level", minimum=Decimal("0.5"), maximum=Decimal("10"))
+    if not clean["watch_level"] < clean["margin_call_level"] < clean["close_out_level"]:
+        raise PortalError(
+            "validation_error",
+            "Monitoring levels must rise: watch < margin call < close-out.",
+            {"margin_call_level": ["Between the watch and close-out levels."]},
+        )
+    clean["cure_days"] = int(_dec(numbers.get("cure_days"), "cure_days", minimum=Decimal("1"), maximum=Decimal("10")))
+    clean["client_exposure_limit"] = _dec(numbers.get("client_exposure_limit"), "client_exposure_limit", minimum=Decimal("1"))
+    clean["firm_exposure_limit"] = _dec(numbers.get("firm_exposure_limit"), "firm_exposure_limit", minimum=Decimal("1"))
+    if clean["client_exposure_limit"] > clean["firm_exposure_limit"]:
+        raise PortalError("validation_error", "The client limit cannot exceed the firm-wide limit.", {"client_exposure_limit": ["Above the firm limit."]})
+    clean["client_concentration_max"] = _dec(numbers.get("client_concentration_max"), "client_concentration_max", minimum=Decimal("0.001"), maximum=Decimal("1"))
+    return clean
+
+
+@transaction.atomic
+def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
+    """Propose a new policy version. It takes effect only when a different credit manager approves it."""
+    _require(actor, Perm.POLICY_PROPOSE)
+    if not (reason or "").strip():
+        raise PortalError("validation_error", "Give the reason for the change.", {"reason": ["Required."]})
+    clean = _validate_policy_numbers(numbers)
+    current = selectors.policy_current()
+    next_version = (CollateralPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    try:
+        with transaction.atomic():
+            policy = CollateralPolicy.objects.create(version=next_version, proposed_by=actor, reason=reason.strip(), **clean)
+    except IntegrityError:
+        raise ConflictError("policy_version_conflict", "Another proposal was made at the same moment; reload and try again.") from None
+    policy = CollateralPolicy.objects.get(pk=policy.pk)  # the stored (quantised) numbers
+    audit_log(
+        actor=actor, action="lending.policy.proposed", obj=policy,
+        before=snapshot(current, CollateralPolicy.NUMBERS) | {"version": current.version} if current else None,
+        after=snapshot(policy, CollateralPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason},
+    )
+    return policy
+
+
+def _lock_policy(policy_id: int) -> CollateralPolicy:
+    return CollateralPolicy.objects.select_for_update().get(pk=policy_id)
+
+
+@transaction.atomic
+def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy:
+    """A credit manager other than the proposer puts the version in force; the old one is superseded."""
+    _require(actor, Perm.POLICY_APPROVE)
+    policy = _lock_policy(policy_id)
+    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
+    if policy.status != PolicyStatus.PROPOSED:
+        raise ConflictError("invalid_state", f"Policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+    current = CollateralPolicy.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+    if current:
+        current.supersede()
+        current.save()
+    policy.approve(by=actor, at=timezone.now(), note=note)
+    policy.save()
+    audit_log(
+        actor=actor, action="lending.policy.approved", obj=policy,
+        before={"version_in_force": current.version if current else None},
+        after={"version_in_force": policy.version, "note": note, "proposed_by": policy.proposed_by.email},
+    )
+    return policy
+
+
+@transaction.atomic
+def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
+    _require(actor, Perm.POLICY_APPROVE)
+    policy = _lock_policy(policy_id)
+    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
+    if policy.status != PolicyStatus.PROPOSED:
+        raise ConflictError("invalid_state", f"Policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+    policy.reject(by=actor, at=timezone.now(), note=note)
+    policy.save()
+    audit_log(actor=actor, action="lending.policy.rejected", obj=policy, before={"status": "proposed"}, after={"status": "rejected", "note": note})
+    return policy
+
+
+# --- Prices -------------------------------------------------------------------------
+
+
+def _price_insert(*, asset: str, price_hkd, source: str, as_of: datetime, actor=None) -> Price:
+    if asset not in Asset.values:
+        raise PortalError("validation_error", f"Unknown asset {asset!r}: only BTC and ETH are accepted as collateral.", {"asset": ["BTC or ETH."]})
+    price = _dec(price_hkd, "price_hkd", minimum=Decimal("0.01"))
+    if timezone.is_naive(as_of):
+        as_of = timezone.make_aware(as_of)
+    if as_of > timezone.now() + timedelta(minutes=5):
+        raise PortalError("validation_error", "A price cannot be dated in the future.", {"as_of": ["In the future."]})
+    source = (source or "").strip()[:60]
+    if not source:
+        raise PortalError("validation_error", "Name the price source.", {"source": ["Required."]})
+    row = Price.objects.create(asset=asset, price_hkd=money(price), source=source, as_of=as_of, entered_by=actor)
+    # Only a newer observation moves the current price; a back-filled one is history only.
+    updated = CurrentPrice.objects.filter(asset=asset, as_of__lte=as_of).update(
+        price_hkd=row.price_hkd, source=row.source, as_of=as_of, price=row
+    )
+    if not updated and not CurrentPrice.objects.filter(asset=asset).exists():
+        CurrentPrice.objects.create(asset=asset, price_hkd=row.price_hkd, source=row.source, as_of=as_of, price=row)
+    return row
+
+
+@transaction.atomic
+def price_record(*, actor, asset: str, price_hkd, source: str, as_of: datetime | None = None) -> Price:
+    """Staff enter one price (audited)."""
+    _require(actor, Perm.PRICE_MANAGE)
+    row = _price_insert(asset=asset, price_hkd=price_hkd, source=source, as_of=as_of or timezone.now(), actor=actor)
+    audit_log(actor=actor, action="lending.price.entered", obj=row, after=snapshot(row, ("asset", "price_hkd", "source", "as_of")))
+    return row
+
+
+def prices_parse(*, content: str, fmt: str = "") -> list[dict]:
+    """Rows of asset, price_hkd, source, as_of from CSV (header row) or JSON (a list of objects)."""
+    text = content.strip()
+    fmt = fmt or ("json" if text.startswith(("[", "{")) else "csv")
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PortalError("invalid_file", f"Not valid JSON: {exc}") from None
+        rows = data.get("prices", []) if isinstance(data, dict) else data
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    if not isinstance(rows, list) or not rows:
+        raise PortalError("invalid_file", "The file holds no prices.")
+    parsed = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise PortalError("invalid_file", f"Row {number} is not an object.")
+        as_of = row.get("as_of") or ""
+        when = parse_datetime(str(as_of)) if as_of else None
+        if as_of and when is None:
+            raise PortalError("invalid_file", f"Row {number}: as_of {as_of!r} is not an ISO date-time.")
+        parsed.append({"asset": str(row.get("asset", "")).upper().strip(), "price_hkd": row.get("price_hkd"), "source": row.get("source", ""), "as_of": when})
+    return parsed
+
+
+@transaction.atomic
+def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[Price]:
+    """Load many prices at once; one bad row refuses the whole file (nothing is stored)."""
+    if actor is not SYSTEM:
+        _require(actor, Perm.PRICE_MANAGE)
+    created = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            created.append(
+                _price_insert(
+                    asset=row["asset"], price_hkd=row["price_hkd"], source=row.get("source") or source_label,
+                    as_of=row.get("as_of") or timezone.now(), actor=None if actor is SYSTEM else actor,
+                )
+            )
+        except PortalError as exc:
+            raise PortalError(exc.code, f"Row {number}: {exc.message}", exc.fields) from None
+    audit_log(
+        actor=actor, action="lending.price.loaded", object_type="lending.price", object_id="",
+        after={"rows": len(created), "source": source_label, "ids": [p.pk for p in created[:50]]},
+    )
+    return created
+
+
+# Annualised volatility used by the demo feed (realistic for BTC and ETH).
+DEMO_VOLATILITY = {Asset.BTC: 0.55, Asset.ETH: 0.70}
+DEMO_START = {Asset.BTC: Decimal("760000"), Asset.ETH: Decimal("27000")}
+
+
+@transaction.atomic
+def prices_demo_tick(*, seconds: float = 60, rng=None) -> list[Price]:
+    """Move each price one random-walk step (geometric Brownian motion), for the demo feed only."""
+    import math
+    import random
+
+    rng = rng or random.SystemRandom()
+    now = timezone.now()
+    current = {p.asset: p for p in CurrentPrice.objects.all()}
+    rows = []
+    for asset in Asset.values:
+        last = current[asset].price_hkd if asset in current else DEMO_START[asset]
+        sigma = DEMO_VOLATILITY[asset] * math.sqrt(seconds / (365 * 24 * 3600))
+        # Fat tails now and then, as crypto has.
+        shock = rng.gauss(0, 1) * (3 if rng.random() < 0.02 else 1)
+        factor = Decimal(str(math.exp(sigma * shock - sigma * sigma / 2)))
+        rows.append(_price_insert(asset=asset, price_hkd=money(last * factor), source="demo-feed", as_of=now))
+    return rows
+
+
+# --- Watch list ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanctions", note: str = "") -> WatchListEntry:
+    _require(actor, Perm.WATCHLIST_MANAGE)
+    if not (name or "").strip():
+        raise PortalError("validation_error", "A name is required.", {"name": ["Required."]})
+    entry = WatchListEntry.objects.create(name=name.strip()[:200], aliases=aliases.strip(), category=(category or "sanctions")[:40], note=note, added_by=actor)
+    audit_log(actor=actor, action="lending.watchlist.added", obj=entry, after=snapshot(entry, ("name", "aliases", "category", "note")))
+    return entry
+
+
+@transaction.atomic
+def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchListEntry:
+    _require(actor, Perm.WATCHLIST_MANAGE)
+    entry = WatchListEntry.objects.select_for_update().get(pk=entry_id)
+    if entry.active:
+        entry.active = False
+        entry.save(update_fields=["active"])
+        audit_log(actor=actor, action="lending.watchlist.deactivated", obj=entry, before={"active": True}, after={"active": False, "reason": reason})
+    return entry
+
+
+# --- Applications ---------------------------------------------------------------------
+
+
+def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
+    if not lines:
+        raise PortalError("validation_error", "Add at least one collateral line.", {"lines": ["Required."]})
+    if len(lines) > 50:
+        raise PortalError("validation_error", "At most 50 collateral lines.", {"lines": ["Too many."]})
+    clean = []
+    for number, line in enumerate(lines, start=1):
+        kind = line.get("kind")
+        field = f"lines[{number}]"
+        if kind == CollateralKind.SECURITIES:
+            haircut_class = str(line.get("haircut_class") or "").strip()
+            if policy is not None and policy.securities_haircut(haircut_class) is None:
+                raise PortalError(
+                    "validation_error", f"Line {number}: unknown haircut class {haircut_class!r}.",
+                    {field: [f"One of {', '.join(sorted(policy.securities_haircuts))}."]},
+                )
+            clean.append(CollateralLine(
+                kind=kind, haircut_class=haircut_class, description=str(line.get("description") or "")[:200],
+                market_value=money(_dec(line.get("market_value"), f"Line {number} market value", minimum=Decimal("0.01"))),
+            ))
+        elif kind == CollateralKind.VIRTUAL_ASSET:
+            asset = str(line.get("asset") or "").upper()
+            if asset not in Asset.values:
+                raise PortalError(
+                    "validation_error", f"Line {number}: only bitcoin (BTC) and ether (ETH) are accepted as VA collateral.",
+                    {field: ["BTC or ETH."]},
+                )
+            custody = str(line.get("custody_reference") or "").strip()
+            if not custody:
+                raise PortalError("validation_error", f"Line {number}: give the custody reference of the {asset} held with us.", {field: ["Custody reference required."]})
+            quantity = _dec(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("0.00000001"))
+            clean.append(CollateralLine(
+                kind=kind, asset=asset, quantity=quantity.quantize(Decimal("0.00000001")), custody_reference=custody[:100],
+                description=str(line.get("description") or "")[:200],
+            ))
+        else:
+            raise PortalError("validation_error", f"Line {number}: kind must be securities or virtual_asset.", {field: ["Unknown kind."]})
+    return clean
+
+
+def _client_only(user) -> None:
+    if not (user.is_authenticated and user.is_client):
+        raise ForbiddenError("permission_denied", "Only clients can apply for a facility.")
+
+
+@transaction.atomic
+def application_create(*, user, requested_limit, purpose: str, lines: list[dict]) -> FacilityApplication:
+    _client_only(user)
+    limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
+    if not (purpose or "").strip():
+        raise PortalError("validation_error", "Tell us what the facility is for.", {"purpose": ["Required."]})
+    clean = _clean_lines(lines, selectors.policy_current())
+    application = FacilityApplication.objects.create(client=user, requested_limit=limit, purpose=purpose.strip())
+    for line in clean:
+        line.application = application
+    CollateralLine.objects.bulk_create(clean)
+    audit_log(actor=user, action="lending.application.created", obj=application, after=snapshot(application, ("requested_limit", "purpose")) | {"lines": len(clean)})
+    return application
+
+
+def _lock_client_application(user, application_id: int) -> FacilityApplication:
+    try:
+        return FacilityApplication.objects.select_for_update().get(pk=application_id, client=user)
+    except FacilityApplication.DoesNotExist:
+        raise NotFoundError("not_found", "No such application.") from None
+
+
+@transaction.atomic
+def application_update(*, user, application_id: int, requested_limit=None, purpose: str | None = None, lines: list[dict] | None = None) -> FacilityApplication:
+    """Change a draft (or an application returned to the client)."""
+    application = _lock_client_application(user, application_id)
+    if application.state not in (AppState.DRAFT, AppState.RETURNED):
+        raise ConflictError("invalid_state", "Only a draft or a returned application can be changed.")
+    before = snapshot(application, ("requested_limit", "purpose"))
+    if requested_limit is not None:
+        application.requested_limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
+    if purpose is not None:
+        if not purpose.strip():
+            raise PortalError("validation_error", "Tell us what the facility is for.", {"purpose": ["Required."]})
+        application.purpose = purpose.strip()
+    application.save(update_fields=["requested_limit", "purpose", "updated_at"])
+    if lines is not None:
+        clean = _clean_lines(lines, selectors.policy_current())
+        application.lines.all().delete()
+        for line in clean:
+            line.application = application
+        CollateralLine.objects.bulk_create(clean)
+    audit_log(actor=user, action="lending.application.updated", obj=application, before=before, after=snapshot(application, ("requested_limit", "purpose")))
+    return application
+
+
+def submission_blockers(*, user) -> list[dict]:
+    """Why the client cannot submit yet: unmet eligibility and stale disclosures, each with a link to fix it."""
+    from disclosures.selectors import outstanding_documents
+    from onboarding.selectors import product_eligibility
+    from portal.products import Product
+
+    blockers = []
+    eligibility = product_eligibility(user=user, product=Product.VA_MARGIN)
+    for req in eligibility.requirements:
+        if not req.met:
+            blockers.append({"code": req.code, "label": str(req.label), "reason": str(req.reason or ""), "fix_url": req.fix_url or ""})
+    codes = {b["code"] for b in blockers}
+    # Onboarding's checklist already covers the disclosures unless it says nothing about them.
+    covered = any(req.code == "disclosures" for req in eligibility.requirements)
+    for doc in [] if covered else outstanding_documents(user=user, product=Product.VA_MARGIN):
+        code = f"disclosure:{doc.code}"
+        if code not in codes:
+            blockers.append({"code": code, "label": str(doc.title), "reason": str(doc.reason), "fix_url": doc.url or ""})
+    if selectors.policy_current() is None:
+        blockers.append({"code": "no_policy", "label": "Collateral policy", "reason": "The firm has no collateral policy in force yet.", "fix_url": ""})
+    return blockers
+
+
+def _begin_review(application: FacilityApplication) -> None:
+    """Create the run's step rows (so progress shows at once) and enqueue the review after commit."""
+    from .tasks import credit_review
+
+    ReviewStep.objects.bulk_create(
+        [ReviewStep(application=application, run=application.review_run, code=code, position=i) for i, code in enumerate(STEP_ORDER)],
+        ignore_conflicts=True,
+    )
+    credit_review.delay_on_commit(application.pk, application.review_run)
+
+
+@transaction.atomic
+def application_submit(*, user, application_id: int, confirm_terms: bool) -> FacilityApplication:
+    """Submit for credit review. Refused, with reasons and links, while the client is not eligible."""
+    application = _lock_client_application(user, application_id)
+    if application.state != AppState.DRAFT:
+        raise ConflictError("invalid_state", f"This application is {application.get_state_display()}; only a draft can be submitted.")
+    if not confirm_terms:
+        raise PortalError("terms_not_confirmed", "Confirm that you have read the facility terms.", {"confirm_terms": ["Required."]})
+    blockers = submission_blockers(user=user)
+    if blockers:
+        raise PortalError(
+            "not_eligible",
+            "You cannot submit yet: " + "; ".join(f"{b['label']} — {b['reason']}" for b in blockers),
+            {"requirements": blockers},
+        )
+    if not application.lines.exists():
+        raise PortalError("validation_error", "Add at least one collateral line.", {"lines": ["Required."]})
+    now = timezone.now()
+    application.terms_confirmed_at = now
+    application.submit(at=now)
+    application.save()
+    audit_log(actor=user, action="lending.application.submitted", obj=application, before={"state": AppState.DRAFT}, after={"state": application.state, "run": application.review_run})
+    _begin_review(application)
+    return application
+
+
+@transaction.atomic
+def application_respond(*, user, application_id: int, response: str) -> FacilityApplication:
+    """Answer the officer's questions; the application goes back through the credit review."""
+    application = _lock_client_application(user, application_id)
+    if application.state != AppState.RETURNED:
+        raise ConflictError("invalid_state", "Only an application returned to you can be answered.")
+    if not (response or "").strip():
+        raise PortalError("validation_error", "Answer the officer's questions.", {"response": ["Required."]})
+    blockers = submission_blockers(user=user)
+    if blockers:
+        raise PortalError("not_eligible", "You cannot resubmit yet: " + "; ".join(f"{b['label']} — {b['reason']}" for b in blockers), {"requirements": blockers})
+    application.client_response = response.strip()
+    application.submit(at=timezone.now())
+    application.save()
+    audit_log(actor=user, action="lending.application.resubmitted", obj=application, before={"state": AppState.RETURNED}, after={"state": application.state, "response": application.client_response, "run": application.review_run})
+    _begin_review(application)
+    return application
+
+
+@transaction.atomic
+def application_withdraw(*, user, application_id: int) -> FacilityApplication:
+    application = _lock_client_application(user, application_id)
+    before = application.state
+    try:
+        application.withdraw(at=timezone.now())
+    except TransitionNotAllowed:
+        raise ConflictError("invalid_state", f"An application that is {application.get_state_display()} can no longer be withdrawn.") from None
+    application.save()
+    audit_log(actor=user, action="lending.application.withdrawn", obj=application, before={"state": before}, after={"state": application.state})
+    return application
+
+
+# --- The credit review ------------------------------------------------------------------
+
+# A claim older than this is from a worker that died mid-step; the step may be taken over.
+STEP_CLAIM_TIMEOUT = timedelta(seconds=120)
+MAX_STEP_ATTEMPTS = 5
+TRANSIENT_ERRORS = (TransientReviewError, DatabaseError)
+
+
+def _review_claim_start(application_id: int, run: int) -> bool:
+    """submitted → in_review, once. False when the run is over or superseded."""
+    with transaction.atomic():
+        application = FacilityApplication.objects.select_for_update().filter(pk=application_id).first()
+        if application is None or application.review_run != run:
+            return False
+        if application.state == AppState.SUBMITTED:
+            application.start_review()
+            application.save(update_fields=["state", "updated_at"])
+        return application.state == AppState.IN_REVIEW
+
+
+def _step_claim(step: ReviewStep, now) -> bool:
+    """Take the step with a conditional UPDATE: a redelivered task finds it taken or done and skips it."""
+    return bool(
+        ReviewStep.objects.filter(pk=step.pk)
+        .filter(Q(status__in=[StepStatus.PENDING, StepStatus.RETRYING]) | Q(status=StepStatus.RUNNING, claimed_at__lt=now - STEP_CLAIM_TIMEOUT))
+        .update(status=StepStatus.RUNNING, attempts=F("attempts") + 1, claimed_at=now, started_at=now)
+    )
+
+
+def review_run(*, application_id: int, run: int) -> bool:
+    """Run (or resume) one review run: every unfinished step in order, then the recommendation.
+
+    Each step commits on its own, so the client watches progress live and a retry resumes at
+    the first unfinished step. Returns True when the run reached awaiting_decision (now or before).
+    """
+    if not _review_claim_start(application_id, run):
+        app = FacilityApplication.objects.filter(pk=application_id).values("state", "review_run").first()
+        return bool(app and app["review_run"] == run and app["state"] not in (AppState.SUBMITTED, AppState.IN_REVIEW))
+    application = FacilityApplication.objects.select_related("client").get(pk=application_id)
+    steps = {s.code: s for s in ReviewStep.objects.filter(application_id=application_id, run=run)}
+    missing = [code for code in STEP_ORDER if code not in steps]
+    if missing:
+        ReviewStep.objects.bulk_create(
+            [ReviewStep(application=application, run=run, code=c, position=STEP_ORDER.index(c)) for c in missing], ignore_conflicts=True
+        )
+        steps = {s.code: s for s in ReviewStep.objects.filter(application_id=application_id, run=run)}
+    policy = selectors.policy_current()
+    if policy is None:
+        raise TransientReviewError("No collateral policy in force.")
+    ctx = ReviewContext(
+        application=application,
+        lines=list(application.lines.all()),
+        policy=policy,
+        prices=selectors.prices_current(max_age_minutes=policy.price_max_age_minutes),
+        earlier={code: s.result for code, s in steps.items() if s.status == StepStatus.DONE},
+    )
+    for code in STEP_ORDER:
+        step = steps[code]
+        if step.status == StepStatus.DONE:
+            continue
+        now = timezone.now()
+        if not _step_claim(step, now):
+            # Another delivery of this task holds the step: leave the run to it.
+            return False
+        started = time.perf_counter()
+        try:
+            outcome = STEPS[code](ctx)
+        except TRANSIENT_ERRORS as exc:
+            attempts = ReviewStep.objects.filter(pk=step.pk).values_list("attempts", flat=True).get()
+            if attempts < MAX_STEP_ATTEMPTS:
+                ReviewStep.objects.filter(pk=step.pk, claimed_at=now).update(status=StepStatus.RETRYING, last_error=f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+            outcome = _step_error_outcome(exc, attempts)
+        except Exception as exc:  # a bug must not strand the application: refer it to the officer
+            logger.exception("Review step %s failed for application %s", code, application_id)
+            outcome = _step_error_outcome(exc, None)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        ReviewStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING, claimed_at=now).update(
+            status=StepStatus.DONE, outcome=outcome.outcome, reasons=outcome.reasons, inputs=outcome.inputs,
+            result=outcome.result, finished_at=timezone.now(), duration_ms=elapsed, last_error="",
+        )
+        ctx.earlier[code] = outcome.result
+    return review_finish(application_id=application_id, run=run)
+
+
+def _step_error_outcome(exc, attempts):
+    from .review import StepResult
+
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    why = f"after {attempts} attempts" if attempts else "because of an unexpected error"
+    return StepResult(StepOutcome.REFER, [f"This check could not be completed {why} ({detail}); the officer must check it by hand."])
+
+
+@transaction.atomic
+def review_finish(*, application_id: int, run: int) -> bool:
+    """in_review → awaiting_decision with the recommendation, once every step of the run is done."""
+    application = FacilityApplication.objects.select_for_update().get(pk=application_id)
+    if application.review_run != run or application.state != AppState.IN_REVIEW:
+        return application.review_run == run and application.state not in (AppState.SUBMITTED,)
+    steps = list(ReviewStep.objects.filter(application_id=application_id, run=run).order_by("position"))
+    if any(s.status != StepStatus.DONE for s in steps):
+        return False
+    by_code = {s.code: s for s in steps}
+    outcomes = {s.outcome for s in steps}
+    recommendation = (
+        Recommendation.DECLINE if StepOutcome.FAIL in outcomes else Recommendation.REFER if StepOutcome.REFER in outcomes else Recommendation.APPROVE
+    )
+    valuation = by_code[StepCode.VALUATION].result or {}
+    score = by_code[StepCode.SCORECARD].result or {}
+    exposure = by_code[StepCode.EXPOSURE].result or {}
+    lending_value = Decimal(valuation.get("lending_value") or "0")
+    recommended = Decimal(exposure.get("recommended_limit") or score.get("recommended_limit") or "0")
+    application.policy = selectors.policy_current()
+    application.market_value = Decimal(valuation.get("market_value") or "0")
+    application.lending_value = lending_value
+    application.va_share = Decimal(valuation.get("va_share") or "0")
+    application.score = score.get("score")
+    application.recommendation = recommendation
+    application.recommended_limit = min(recommended, lending_value) if recommendation != Recommendation.DECLINE else ZERO
+    application.recommendation_reasons = [
+        f"{s.get_code_display()}: {s.reasons[0]}" for s in steps if s.outcome != StepOutcome.PASS and s.reasons
+    ]
+    application.complete_review(at=timezone.now())
+    application.save()
+    audit_log(
+        actor=SYSTEM, action="lending.application.review_completed", obj=application,
+        before={"state": AppState.IN_REVIEW},
+        after={"state": application.state, "run": run, "recommendation": recommendation, "recommended_limit": application.recommended_limit,
+               "lending_value": lending_value, "policy_version": application.policy.version if application.policy else None},
+    )
+    return True
+
+
+# --- Officer decisions --------------------------------------------------------------------
+
+
+def _lock_for_decision(*, actor, application_id: int, expected: tuple) -> FacilityApplication:
+    """Lock the row, then check it is still where the officer saw it: the loser of a race gets 409."""
+    try:
+        application = FacilityApplication.objects.select_for_update().select_related("client").get(pk=application_id)
+    except FacilityApplication.DoesNotExist:
+        raise NotFoundError("not_found", "No such application.") from None
+    ensure_not_own_record(actor=actor, client_user=application.client)
+    if application.state not in expected:
+        who = f" by {application.decided_by}" if application.decided_by_id else ""
+        raise ConflictError(
+            "decision_conflict",
+            f"This application is now {application.get_state_display()}{who}; your decision was not recorded. Reload the page.",
+        )
+    return application
+
+
+def _save_transition(application) -> None:
+    try:
+        application.save()
+    except ConcurrentTransition:
+        raise ConflictError("decision_conflict", "Another decision was recorded at the same moment; yours was not. Reload the page.") from None
+
+
+def officer_authority(*, actor, policy) -> Decimal:
+    """The officer's own authority limit, or the policy default when none is set."""
+    if actor.authority_limit:
+        return actor.authority_limit
+    return policy.officer_authority_default if policy else ZERO
+
+
+def _letter(application: FacilityApplication, policy: CollateralPolicy) -> str:
+    client = application.client
+    return "\n".join([
+        f"FACILITY LETTER — {application.reference}",
+        "",
+        f"Borrower: {client.full_name or client.email}",
+        f"Facility: virtual-asset margin financing, limit HK${application.approved_limit:,}",
+        f"Conditions: {application.conditions or 'none beyond the standard terms'}",
+        "",
+        f"Collateral policy version {policy.version}:",
+        f"- Bitcoin haircut {policy.btc_haircut:.0%}; ether haircut {policy.eth_haircut:.0%} (at least 60% under SFC circular 26EC5).",
+        f"- Virtual assets provide at most {policy.va_max_share:.0%} of lending value; securities are the main support.",
+        "- Lending value = market value × (1 − haircut). Utilisation = drawn balance ÷ lending value.",
+        f"- Watch at {policy.watch_level:.0%} utilisation; margin call above {policy.margin_call_level:.0%}, to be met within "
+        f"{policy.cure_days} Hong Kong business days; forced liquidation may begin at {policy.close_out_level:.0%}.",
+        "- No further drawdowns while a margin call is open or a required risk disclosure is outstanding.",
+        "- Client virtual assets pledged as collateral are not re-pledged.",
+        "",
+        "Virtual assets are highly volatile. You may lose more than the collateral you provide.",
+    ])
+
+
+def _finalise_approval(application: FacilityApplication, policy: CollateralPolicy) -> None:
+    application.letter_text = _letter(application, policy)
+    application.letter_sha256 = hashlib.sha256(application.letter_text.encode()).hexdigest()
+
+
+def _check_hard_limits(application: FacilityApplication, limit: Decimal, policy: CollateralPolicy) -> None:
+    if application.lending_value is not None and limit > application.lending_value:
+        raise PortalError(
+            "above_lending_value",
+            f"A limit of HK${limit:,} is above the lending value of HK${application.lending_value:,}; lending value caps the facility.",
+            {"limit": ["At most the lending value."]},
+        )
+    existing = selectors.client_exposure(user=application.client, exclude_application_id=application.pk)
+    if existing + limit > policy.client_exposure_limit:
+        raise PortalError(
+            "client_exposure_limit",
+            f"The client would hold HK${existing + limit:,} of limits, above the policy's HK${policy.client_exposure_limit:,} per client.",
+            {"limit": ["Above the client exposure limit."]},
+        )
+    if selectors.firm_exposure() + limit > policy.firm_exposure_limit:
+        raise PortalError("firm_exposure_limit", "This limit would take the firm above its total facility limit.", {"limit": ["Above the firm limit."]})
+
+
+@transaction.atomic
+def application_approve(*, actor, application_id: int, limit, conditions: str = "") -> FacilityApplication:
+    """Approve within authority, or refer for a credit manager's second approval.
+
+    A second approval is needed above the officer's authority limit, or when the officer
+    overrides the review's recommendation (recommendation not 'approve', or a limit above
+    the recommended one).
+    """
+    _require(actor, Perm.APPLICATION_DECIDE)
+    application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
+    policy = selectors.policy_current()
+    if policy is None:
+        raise PortalError("no_policy", "No collateral policy is in force.")
+    limit = money(_dec(limit, "limit", minimum=Decimal("1")))
+    _check_hard_limits(application, limit, policy)
+    reasons = []
+    authority = officer_authority(actor=actor, policy=policy)
+    if limit > authority:
+        reasons.append(f"limit HK${limit:,} above the officer's authority of HK${authority:,}")
+    if application.recommendation != Recommendation.APPROVE:
+        reasons.append(f"overrides the review's recommendation to {application.get_recommendation_display().lower()}")
+    elif application.recommended_limit is not None and limit > application.recommended_limit:
+        reasons.append(f"limit above the recommended HK${application.recommended_limit:,}")
+    before = snapshot(application, APPLICATION_FIELDS)
+    now = timezone.now()
+    application.decided_by, application.decided_at, application.decision_policy = actor, now, policy
+    application.approved_limit, application.conditions = limit, (conditions or "").strip()
+    application.second_approval_reasons = reasons
+    if reasons:
+        application.refer_for_second_approval()
+    else:
+        application.approve()
+        _finalise_approval(application, policy)
+    _save_transition(application)
+    audit_log(actor=actor, action="lending.application.approved" if not reasons else "lending.application.first_approved", obj=application, before=before, after=snapshot(application, APPLICATION_FIELDS) | {"second_approval_reasons": reasons})
+    if not reasons:
+        _notify_decision(application)
+    return application
+
+
+@transaction.atomic
+def application_second_approve(*, actor, application_id: int, note: str = "") -> FacilityApplication:
+    """A credit manager, not the first approver, gives the second approval."""
+    _require(actor, Perm.APPLICATION_SECOND_APPROVE)
+    application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_SECOND_APPROVAL,))
+    ensure_four_eyes(maker=application.decided_by, checker=actor)
+    policy = application.decision_policy or selectors.policy_current()
+    _check_hard_limits(application, application.approved_limit, policy)
+    before = snapshot(application, APPLICATION_FIELDS)
+    application.second_approver, application.second_decided_at = actor, timezone.now()
+    if note:
+        application.decision_note = note.strip()
+    application.second_approve()
+    _finalise_approval(application, policy)
+    _save_transition(application)
+    audit_log(actor=actor, action="lending.application.second_approved", obj=application, before=before, after=snapshot(application, APPLICATION_FIELDS))
+    _notify_decision(application)
+    return application
+
+
+@transaction.atomic
+def application_decline(*, actor, application_id: int, reason_codes: list[str], note: str = "") -> FacilityApplication:
+    """Decline at the first decision (officer) or at the second approval (credit manager, not the first approver)."""
+    _require(actor, Perm.APPLICATION_DECIDE)
+    codes = [c for c in (reason_codes or []) if c in DeclineReason.values]
+    if not codes or len(codes) != len(reason_codes or []):
+        raise PortalError("validation_error", "Choose at least one valid decline reason.", {"reason_codes": [f"From: {', '.join(DeclineReason.values)}."]})
+    application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION, AppState.AWAITING_SECOND_APPROVAL))
+    before = snapshot(application, APPLICATION_FIELDS)
+    now = timezone.now()
+    if application.state == AppState.AWAITING_SECOND_APPROVAL:
+        _require(actor, Perm.APPLICATION_SECOND_APPROVE)
+        ensure_four_eyes(maker=application.decided_by, checker=actor)
+        application.second_approver, application.second_decided_at = actor, now
+    else:
+        application.decided_by, application.decided_at = actor, now
+        application.decision_policy = selectors.policy_current()
+    application.decline_reasons, application.decision_note = codes, (note or "").strip()
+    application.decline()
+    _save_transition(application)
+    audit_log(actor=actor, action="lending.application.declined", obj=application, before=before, after=snapshot(application, APPLICATION_FIELDS))
+    _notify_decision(application)
+    return application
+
+
+@transaction.atomic
+def application_return(*, actor, application_id: int, questions: str) -> FacilityApplication:
+    _require(actor, Perm.APPLICATION_DECIDE)
+    if not (questions or "").strip():
+        raise PortalError("validation_error", "Write the questions for the client.", {"questions": ["Required."]})
+    application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
+    before = snapshot(application, APPLICATION_FIELDS)
+    application.questions = questions.strip()
+    application.decided_by, application.decided_at = actor, timezone.now()
+    application.return_to_client()
+    _save_transition(application)
+    audit_log(actor=actor, action="lending.application.returned", obj=application, before=before, after=snapshot(application, APPLICATION_FIELDS))
+    _notify_decision(application)
+    return application
+
+
+def _notify_decision(application: FacilityApplication) -> None:
+    from portal.notifications import notify
+
+    titles = {
+        AppState.APPROVED: _("Your facility application %(ref)s is approved"),
+        AppState.DECLINED: _("Your facility application %(ref)s was declined"),
+        AppState.RETURNED: _("Questions about your facility application %(ref)s"),
+    }
+    bodies = {
+        AppState.APPROVED: _("Read and accept the facility letter to open your facility."),
+        AppState.DECLINED: _("The reasons are on the application page."),
+        AppState.RETURNED: _("Your account officer has questions. Answer them to continue the review."),
+    }
+    notify(
+        user=application.client, kind=f"lending.application.{application.state}", title=titles[application.state],
+        body=bodies[application.state], params={"ref": application.reference}, link=f"/lending/applications/{application.pk}/",
+    )
+
+
+# --- Facilities ------------------------------------------------------------------------------
+
+
+def _position_rows(application: FacilityApplication, policy: CollateralPolicy, prices: dict) -> list[CollateralPosition]:
+    rows = []
+    for line in application.lines.all():
+        if line.kind == CollateralKind.SECURITIES:
+            rows.append(CollateralPosition(kind=line.kind, description=line.description, haircut_class=line.haircut_class,
+                                           market_value=line.market_value, haircut=policy.securities_haircut(line.haircut_class)))
+        else:
+            price = prices[line.asset].price_hkd if line.asset in prices else ZERO
+            rows.append(CollateralPosition(kind=line.kind, asset=line.asset, quantity=line.quantity, market_value=money(line.quantity * price),
+                                           haircut=policy.va_haircut(line.asset), custody_reference=line.custody_reference, description=line.description))
+    return rows
+
+
+def _apply_valuation(facility: Facility, positions, policy: CollateralPolicy, prices: dict) -> None:
+    """Value the facility's positions at current prices and set its stored valuation and band."""
+    sec_mv = sec_lv = va_mv = va_lv = ZERO
+    for p in positions:
+        if p.kind == CollateralKind.SECURITIES:
+            sec_mv += p.market_value
+            sec_lv += p.market_value * (1 - p.haircut)
+        else:
+            price = prices[p.asset].price_hkd if p.asset in prices else ZERO
+            mv = (p.quantity or ZERO) * price
+            va_mv += mv
+            va_lv += mv * (1 - p.haircut)
+    from .valuation import va_cap
+
+    lending_value = money(sec_lv + va_cap(sec_lv, va_lv, policy.va_max_share))
+    facility.market_value, facility.va_market_value, facility.lending_value = money(sec_mv + va_mv), money(va_mv), lending_value
+    facility.utilisation = (facility.drawn_balance / lending_value).quantize(Decimal("0.0001")) if lending_value else (Decimal("0") if not facility.drawn_balance else Decimal("99"))
+    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
+    facility.valued_at = timezone.now()
+
+
+def band_for(*, utilisation: Decimal, policy: CollateralPolicy) -> str:
+    from .models import Band
+
+    if utilisation >= policy.close_out_level:
+        return Band.CLOSE_OUT
+    if utilisation > policy.margin_call_level:
+        return Band.MARGIN_CALL
+    if utilisation >= policy.watch_level:
+        return Band.WATCH
+    return Band.HEALTHY
+
+
+@transaction.atomic
+def application_accept(*, user, application_id: int, letter_sha256: str) -> Facility:
+    """The client accepts the facility letter they were shown; the facility opens."""
+    application = _lock_client_application(user, application_id)
+    if application.state != AppState.APPROVED:
+        raise ConflictError("invalid_state", f"This application is {application.get_state_display()}; only an approved one can be accepted.")
+    if (letter_sha256 or "").strip().lower() != application.letter_sha256:
+        raise PortalError("letter_changed", "The facility letter you accepted is not the current one; reload the page and read it again.", {"letter_sha256": ["Does not match."]})
+    policy = application.decision_policy or selectors.policy_current()
+    prices = selectors.prices_current()
+    now = timezone.now()
+    application.accept()
+    application.save()
+    facility = Facility.objects.create(
+        client=user, application=application, limit=application.approved_limit, conditions=application.conditions,
+        policy=policy, letter_sha256=application.letter_sha256, accepted_at=now,
+    )
+    positions = _position_rows(application, policy, prices)
+    for p in positions:
+        p.facility = facility
+    CollateralPosition.objects.bulk_create(positions)
+    _apply_valuation(facility, positions, policy, prices)
+    facility.save()
+    audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
+              after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
+    audit_log(actor=user, action="lending.facility.opened", obj=facility, after=snapshot(facility, FACILITY_FIELDS) | {"positions": len(positions)})
+    if application.decided_by_id:
+        from portal.notifications import notify
+
+        notify(user=application.decided_by, kind="lending.facility.opened", title=_("Facility %(ref)s is now active"),
+               body=_("The client accepted the facility letter."), params={"ref": facility.reference}, link=f"/lending/staff/facilities/{facility.pk}/")
+    return facility
+
+
+def _lock_facility(actor, facility_id: int) -> Facility:
+    try:
+        facility = Facility.objects.select_for_update().select_related("client", "policy").get(pk=facility_id)
+    except Facility.DoesNotExist:
+        raise NotFoundError("not_found", "No such facility.") from None
+    ensure_not_own_record(actor=actor, client_user=facility.client)
+    return facility
+
+
+def facility_revalue(*, facility: Facility) -> Facility:
+    """Bring one facility's stored valuation up to date at current prices (caller holds the lock)."""
+    policy = selectors.policy_current() or facility.policy
+    prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
+    positions = list(facility.positions.all())
+    stale = sorted({p.asset for p in positions if p.kind == CollateralKind.VIRTUAL_ASSET and (p.asset not in prices or not prices[p.asset].fresh)})
+    if stale:
+        raise PortalError("stale_price", f"The price of {', '.join(stale)} is older than the {policy.price_max_age_minutes}-minute limit; the collateral cannot be valued.")
+    _apply_valuation(facility, positions, policy, prices)
+    return facility
+
+
+@transaction.atomic
+def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -> FacilityTransaction:
+    """Record a drawdown. Refused above the available amount, when suspended, during a margin call,
+    or while a required risk disclosure is outstanding."""
+    from disclosures.selectors import clients_with_outstanding
+    from portal.products import Product
+
+    _require(actor, Perm.FACILITY_OPERATE)
+    amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
+    facility = _lock_facility(actor, facility_id)
+    if facility.state != FacilityState.ACTIVE:
+        raise ConflictError("facility_not_active", f"The facility is {facility.get_state_display().lower()}; no drawdowns.")
+    if selectors.facility_has_open_margin_call(facility=facility):
+        raise ConflictError("margin_call_open", "A margin call is open on this facility: further advances stop until it is met.")
+    if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
+        raise ConflictError("disclosure_outstanding", "The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do.")
+    facility_revalue(facility=facility)
+    if amount > facility.available:
+        raise PortalError("above_available", f"HK${amount:,} is above the available HK${facility.available:,} (limit HK${facility.limit:,}, lending value HK${facility.lending_value:,}, drawn HK${facility.drawn_balance:,}).", {"amount": ["Above the available amount."]})
+    before = snapshot(facility, FACILITY_FIELDS)
+    facility.drawn_balance += amount
+    policy = selectors.policy_current() or facility.policy
+    facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else Decimal("99")
+    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
+    facility.save()
+    txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
+    audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
+    return txn
+
+
+@transaction.atomic
+def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> FacilityTransaction:
+    _require(actor, Perm.FACILITY_OPERATE)
+    amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
+    facility = _lock_facility(actor, facility_id)
+    if facility.state == FacilityState.CLOSED:
+        raise ConflictError("facility_closed", "The facility is closed.")
+    if amount > facility.drawn_balance:
+        raise PortalError("above_drawn", f"HK${amount:,} is more than the drawn balance of HK${facility.drawn_balance:,}.", {"amount": ["Above the drawn balance."]})
+    before = snapshot(facility, FACILITY_FIELDS)
+    facility.drawn_balance -= amount
+    policy = selectors.policy_current() or facility.policy
+    facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else ZERO
+    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
+    facility.save()
+    txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
+    audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
+    return txn
+
+
+def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) -> Facility:
+    _require(actor, perm)
+    facility = _lock_facility(actor, facility_id)
+    before = snapshot(facility, FACILITY_FIELDS)
+    try:
+        apply(facility)
+    except TransitionNotAllowed:
+        raise ConflictError("invalid_state", f"A facility that is {facility.get_state_display().lower()} cannot be {verb}.") from None
+    try:
+        facility.save()
+    except ConcurrentTransition:
+        raise ConflictError("concurrent_change", "The facility changed at the same moment; reload and try again.") from None
+    audit_log(actor=actor, action=f"lending.facility.{verb}", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS))
+    return facility
+
+
+@transaction.atomic
+def facility_suspend(*, actor, facility_id: int, reason: str) -> Facility:
+    if not (reason or "").strip():
+        raise PortalError("validation_error", "Give the reason for suspending the facility.", {"reason": ["Required."]})
+    return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "suspended", lambda f: f.suspend(reason=reason.strip()))
+
+
+@transaction.atomic
+def facility_reinstate(*, actor, facility_id: int) -> Facility:
+    return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "reinstated", lambda f: f.reinstate())
+
+
+@transaction.atomic
+def facility_close(*, actor, facility_id: int) -> Facility:
+    def apply(facility):
+        if facility.drawn_balance > 0:
+            raise ConflictError("balance_outstanding", f"HK${facility.drawn_balance:,} is still drawn; it must be repaid before closing.")
+        facility.close(at=timezone.now())
+
+    return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "closed", apply)
+
+
+def preview_valuation(*, lines: list[dict]) -> dict:
+    """Lending value of collateral lines as typed, at current prices and the policy in force (no writes)."""
+    policy = selectors.policy_current()
+    if policy is None:
+        raise PortalError("no_policy", "No collateral policy is in force yet.")
+    clean = _clean_lines(lines, policy) if lines else []
+    prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
+    valuation = value_collateral(lines=clean, policy=policy, prices={a: q.price_hkd for a, q in prices.items()})
+    return valuation.as_dict() | {"policy_version": policy.version}

@@ -1,0 +1,352 @@
+"""Lending pages: the client's applications and facilities; the officer workbench."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from portal.access import client_required, staff_required
+from portal.errors import PortalError
+from portal.permissions import Perm
+
+from . import selectors, services
+from .models import AppState, Asset, Band, DeclineReason, Facility, FacilityApplication, FacilityState, Recommendation
+from .valuation import policy_numbers
+
+
+def _fail(request, exc: PortalError) -> None:
+    messages.error(request, exc.message)
+
+
+def _lines_from_post(post) -> list[dict]:
+    """Rows of the collateral table: kind[], asset[], quantity[], … in parallel lists."""
+    lines = []
+    keys = ["kind", "asset", "description", "haircut_class", "market_value", "quantity", "custody_reference"]
+    columns = {k: post.getlist(f"line_{k}") for k in keys}
+    for i in range(len(columns["kind"])):
+        row = {k: (columns[k][i] if i < len(columns[k]) else "") for k in keys}
+        if not row["kind"] or not (row["market_value"] or row["quantity"]):
+            continue
+        lines.append({k: v for k, v in row.items() if v != ""})
+    return lines
+
+
+# --- client pages ---------------------------------------------------------------------------
+
+
+@client_required
+def client_home(request):
+    return render(request, "lending/client_home.html", {
+        "applications": selectors.applications_for_client(user=request.user)[:50],
+        "facilities": selectors.facilities_for_client(user=request.user)[:50],
+    })
+
+
+def _blockers_or_message(request):
+    try:
+        return services.submission_blockers(user=request.user)
+    except ImportError:
+        return [{"code": "unavailable", "label": _("Eligibility"), "reason": _("Eligibility cannot be checked right now."), "fix_url": ""}]
+
+
+@client_required
+def application_new(request):
+    policy = selectors.policy_current()
+    form = {"requested_limit": "", "purpose": "", "lines": []}
+    if request.method == "POST":
+        form = {"requested_limit": request.POST.get("requested_limit", ""), "purpose": request.POST.get("purpose", ""), "lines": _lines_from_post(request.POST)}
+        try:
+            application = services.application_create(user=request.user, requested_limit=form["requested_limit"], purpose=form["purpose"], lines=form["lines"])
+            if request.POST.get("submit") == "1":
+                services.application_submit(user=request.user, application_id=application.pk, confirm_terms=request.POST.get("confirm_terms") == "on")
+                messages.success(request, _("Application submitted. The credit review has started."))
+            else:
+                messages.success(request, _("Draft saved."))
+            return redirect("lending:application", pk=application.pk)
+        except PortalError as exc:
+            _fail(request, exc)
+            if "application" in locals():
+                return redirect("lending:application", pk=application.pk)
+    quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
+    return render(request, "lending/application_form.html", {
+        "policy": policy,
+        "policy_data": policy_numbers(policy) if policy else None,
+        "price_data": {a: str(q.price_hkd) for a, q in quotes.items()},
+        "quotes": quotes,
+        "blockers": _blockers_or_message(request),
+        "form": form,
+        "assets": Asset.choices,
+    })
+
+
+@client_required
+def application_detail(request, pk):
+    try:
+        application = selectors.application_for_client(user=request.user, application_id=pk)
+    except FacilityApplication.DoesNotExist:
+        raise Http404 from None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "submit":
+                services.application_submit(user=request.user, application_id=pk, confirm_terms=request.POST.get("confirm_terms") == "on")
+                messages.success(request, _("Application submitted. The credit review has started."))
+            elif action == "withdraw":
+                services.application_withdraw(user=request.user, application_id=pk)
+                messages.success(request, _("Application withdrawn."))
+            elif action == "respond":
+                services.application_respond(user=request.user, application_id=pk, response=request.POST.get("response", ""))
+                messages.success(request, _("Thank you. Your answers are with the credit review."))
+            elif action == "accept":
+                if request.POST.get("acknowledge") != "on":
+                    raise PortalError("not_acknowledged", _("Tick the box to confirm you have read and accept the facility letter."))
+                facility = services.application_accept(user=request.user, application_id=pk, letter_sha256=request.POST.get("letter_sha256", ""))
+                messages.success(request, _("Your facility is active."))
+                return redirect("lending:facility", pk=facility.pk)
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:application", pk=pk)
+    facility = Facility.objects.filter(application=application).only("id").first() if application.state == AppState.ACTIVE else None
+    return render(request, "lending/application_detail.html", {
+        "application": application,
+        "steps": selectors.application_steps(application=application),
+        "blockers": _blockers_or_message(request) if application.state in (AppState.DRAFT, AppState.RETURNED) else [],
+        "facility": facility,
+        "polling": application.state in (AppState.SUBMITTED, AppState.IN_REVIEW),
+    })
+
+
+@client_required
+def facility_detail(request, pk):
+    try:
+        facility = selectors.facility_for_client(user=request.user, facility_id=pk)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+    return render(request, "lending/facility_detail.html", {
+        "facility": facility,
+        "transactions": selectors.facility_transactions(facility=facility)[:50],
+        "staff_view": False,
+    })
+
+
+# --- staff pages ------------------------------------------------------------------------------
+
+
+def _decimal_or_none(raw):
+    try:
+        return Decimal(raw) if raw not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+@staff_required(Perm.APPLICATION_DECIDE)
+def queue(request):
+    q = request.GET
+    states = [s for s in q.getlist("state") if s in AppState.values]
+    qs = selectors.application_queue(
+        states=states or None, min_limit=_decimal_or_none(q.get("min")), max_limit=_decimal_or_none(q.get("max")),
+        search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"),
+    )
+    page = Paginator(qs, 50).get_page(q.get("page"))
+    query = q.copy()
+    query.pop("page", None)
+    return render(request, "lending/queue.html", {
+        "page": page, "query": query.urlencode(), "counts": selectors.queue_counts(), "states": AppState.choices,
+        "selected_states": states, "recommendations": Recommendation.choices, "filters": q,
+    })
+
+
+@staff_required(Perm.APPLICATION_DECIDE)
+def review(request, pk):
+    from portal.selectors import audit_history
+
+    try:
+        application = selectors.application_for_staff(application_id=pk)
+    except FacilityApplication.DoesNotExist:
+        raise Http404 from None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "approve":
+                services.application_approve(actor=request.user, application_id=pk, limit=request.POST.get("limit", ""), conditions=request.POST.get("conditions", ""))
+            elif action == "second_approve":
+                services.application_second_approve(actor=request.user, application_id=pk, note=request.POST.get("note", ""))
+            elif action == "decline":
+                services.application_decline(actor=request.user, application_id=pk, reason_codes=request.POST.getlist("reason_codes"), note=request.POST.get("note", ""))
+            elif action == "return":
+                services.application_return(actor=request.user, application_id=pk, questions=request.POST.get("questions", ""))
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+            messages.success(request, _("Decision recorded."))
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:review", pk=pk)
+    steps = selectors.application_steps(application=application)
+    valuation = next((s.result for s in steps if s.code == "valuation"), None)
+    evidence = _onboarding_evidence(application.client)
+    acknowledgements = _acknowledgements(application.client)
+    own = application.client_id == request.user.pk
+    return render(request, "lending/review.html", {
+        "application": application,
+        "steps": steps,
+        "valuation": valuation,
+        "evidence": evidence,
+        "acknowledgements": acknowledgements,
+        "history": list(audit_history(obj=application)[:100]),
+        "decline_reasons": DeclineReason.choices,
+        "own_record": own,
+        "authority": services.officer_authority(actor=request.user, policy=application.policy or selectors.policy_current()),
+        "can_second": request.user.has_perm(Perm.APPLICATION_SECOND_APPROVE) and application.decided_by_id != request.user.pk,
+        "polling": application.state in (AppState.SUBMITTED, AppState.IN_REVIEW),
+    })
+
+
+def _onboarding_evidence(client):
+    try:
+        from onboarding.selectors import client_snapshot
+    except ImportError:
+        return None
+    snap = client_snapshot(user=client)
+    return sorted(snap.items()) if snap else None
+
+
+def _acknowledgements(client):
+    """Outstanding risk disclosures for the product (the disclosures app's public selector)."""
+    try:
+        from disclosures.selectors import outstanding_documents
+        from portal.products import Product
+    except ImportError:
+        return None
+    return outstanding_documents(user=client, product=Product.VA_MARGIN)
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_facilities(request):
+    q = request.GET
+    qs = selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", ""))
+    page = Paginator(qs, 50).get_page(q.get("page"))
+    query = q.copy()
+    query.pop("page", None)
+    return render(request, "lending/staff_facilities.html", {"page": page, "query": query.urlencode(), "states": FacilityState.choices, "bands": Band.choices, "filters": q})
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_facility(request, pk):
+    from portal.selectors import audit_history
+
+    try:
+        facility = selectors.facility_for_staff(facility_id=pk)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "drawdown":
+                services.facility_drawdown(actor=request.user, facility_id=pk, amount=request.POST.get("amount", ""), reference=request.POST.get("reference", ""))
+            elif action == "repay":
+                services.facility_repay(actor=request.user, facility_id=pk, amount=request.POST.get("amount", ""), reference=request.POST.get("reference", ""))
+            elif action == "suspend":
+                services.facility_suspend(actor=request.user, facility_id=pk, reason=request.POST.get("reason", ""))
+            elif action == "reinstate":
+                services.facility_reinstate(actor=request.user, facility_id=pk)
+            elif action == "close":
+                services.facility_close(actor=request.user, facility_id=pk)
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+            messages.success(request, _("Recorded."))
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:staff-facility", pk=pk)
+    return render(request, "lending/facility_detail.html", {
+        "facility": facility,
+        "transactions": selectors.facility_transactions(facility=facility)[:50],
+        "history": list(audit_history(obj=facility)[:50]),
+        "staff_view": True,
+        "can_suspend": request.user.has_perm(Perm.FACILITY_SUSPEND),
+    })
+
+
+@staff_required(Perm.PRICE_MANAGE)
+def prices(request):
+    if request.method == "POST":
+        try:
+            if request.FILES.get("file"):
+                content = request.FILES["file"].read().decode("utf-8-sig")
+                rows = services.prices_parse(content=content)
+                loaded = services.prices_load(actor=request.user, rows=rows, source_label=request.FILES["file"].name[:60])
+                messages.success(request, _("%(n)s prices loaded.") % {"n": len(loaded)})
+            else:
+                services.price_record(actor=request.user, asset=request.POST.get("asset", ""), price_hkd=request.POST.get("price_hkd", ""), source=request.POST.get("source", ""))
+                messages.success(request, _("Price recorded."))
+        except (PortalError, UnicodeDecodeError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("lending:prices")
+    policy = selectors.policy_current()
+    return render(request, "lending/prices.html", {
+        "quotes": selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None),
+        "history": selectors.price_history()[:40],
+        "assets": Asset.choices,
+        "policy": policy,
+    })
+
+
+POLICY_FORM_FIELDS = [
+    "btc_haircut", "eth_haircut", "va_max_share", "price_max_age_minutes", "officer_authority_default", "watch_level",
+    "margin_call_level", "close_out_level", "cure_days", "client_exposure_limit", "firm_exposure_limit", "client_concentration_max",
+]
+
+
+@staff_required(Perm.POLICY_PROPOSE)
+def policies(request):
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "propose":
+                numbers = {f: request.POST.get(f, "") for f in POLICY_FORM_FIELDS}
+                try:
+                    numbers["securities_haircuts"] = json.loads(request.POST.get("securities_haircuts") or "{}")
+                except json.JSONDecodeError:
+                    raise PortalError("validation_error", _("Securities haircut classes must be JSON, e.g. {\"A\": \"0.30\"}.")) from None
+                services.policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""))
+                messages.success(request, _("Policy change proposed; a credit manager must approve it."))
+            elif action in ("approve", "reject"):
+                if not request.user.has_perm(Perm.POLICY_APPROVE):
+                    raise PermissionDenied
+                fn = services.policy_approve if action == "approve" else services.policy_reject
+                fn(actor=request.user, policy_id=int(request.POST.get("policy_id", "0")), note=request.POST.get("note", ""))
+                messages.success(request, _("Decision recorded."))
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:policies")
+    current = selectors.policy_current()
+    return render(request, "lending/policies.html", {
+        "current": current,
+        "policies": selectors.policies()[:30],
+        "fields": [(f, getattr(current, f, "")) for f in POLICY_FORM_FIELDS],
+        "securities_json": json.dumps(current.securities_haircuts) if current else '{"A": "0.30", "B": "0.50", "C": "0.70"}',
+        "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
+    })
+
+
+@staff_required(Perm.WATCHLIST_MANAGE)
+def watchlist(request):
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "deactivate":
+                services.watchlist_deactivate(actor=request.user, entry_id=int(request.POST.get("entry_id", "0")), reason=request.POST.get("reason", ""))
+            else:
+                services.watchlist_add(actor=request.user, name=request.POST.get("name", ""), aliases=request.POST.get("aliases", ""),
+                                       category=request.POST.get("category", "sanctions"), note=request.POST.get("note", ""))
+            messages.success(request, _("Watch list updated."))
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:watchlist")
+    page = Paginator(selectors.watchlist(include_inactive=True), 100).get_page(request.GET.get("page"))
+    return render(request, "lending/watchlist.html", {"page": page})

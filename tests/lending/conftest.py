@@ -1,0 +1,168 @@
+"""Lending fixtures: a policy in force, fresh prices, and eligible clients.
+
+Eligibility, the client snapshot and the disclosure state come from the onboarding and
+disclosures apps' selectors; ``facts`` lets a test describe a client's standing in those
+apps (eligible by default) without walking through their questionnaires.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.helpers import make_user
+
+POLICY_NUMBERS = {
+    "btc_haircut": "0.60",
+    "eth_haircut": "0.65",
+    "securities_haircuts": {"A": "0.30", "B": "0.50", "C": "0.70"},
+    "va_max_share": "0.40",
+    "price_max_age_minutes": 15,
+    "officer_authority_default": "5000000",
+    "watch_level": "0.90",
+    "margin_call_level": "1.00",
+    "close_out_level": "1.30",
+    "cure_days": 2,
+    "client_exposure_limit": "50000000",
+    "firm_exposure_limit": "5000000000",
+    "client_concentration_max": "0.10",
+}
+
+BTC_PRICE = Decimal("760000.00")
+ETH_PRICE = Decimal("27000.00")
+
+
+@pytest.fixture
+def policy(db, officer, credit_manager):
+    from lending import services
+
+    proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
+    return services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+
+
+@pytest.fixture
+def prices(db):
+    from django.utils import timezone
+
+    from lending import services
+    from portal.audit import SYSTEM
+
+    return services.prices_load(
+        actor=SYSTEM,
+        rows=[
+            {"asset": "BTC", "price_hkd": BTC_PRICE, "source": "test", "as_of": timezone.now()},
+            {"asset": "ETH", "price_hkd": ETH_PRICE, "source": "test", "as_of": timezone.now()},
+        ],
+    )
+
+
+class Facts:
+    """What the onboarding and disclosures apps say about each client (eligible unless told)."""
+
+    def __init__(self):
+        self.by_user: dict[int, dict] = {}
+
+    def snapshot(self, user) -> dict:
+        base = {
+            "legal_name": user.full_name or user.email,
+            "other_names": [],
+            "date_of_birth": "1980-01-01",
+            "margin_account_confirmed": True,
+            "annual_income": "3000000.00",
+            "net_worth": "60000000.00",
+            "liquid_assets": "15000000.00",
+            "risk_profile": 4,
+            "va_knowledge": True,
+            "derivative_knowledge": False,
+            "professional_investor": True,
+            "va_exposure_limit_pct": "30",
+            "eligible": True,
+            "unmet": [],
+            "outstanding": [],
+        }
+        return base | self.by_user.get(user.pk, {})
+
+    def set(self, user, **values) -> None:
+        self.by_user.setdefault(user.pk, {}).update(values)
+
+
+@pytest.fixture
+def facts(monkeypatch):
+    import disclosures.selectors as disclosure_selectors
+    import onboarding.selectors as onboarding_selectors
+
+    registry = Facts()
+
+    def product_eligibility(*, user, product, facts=None):
+        snap = registry.snapshot(user)
+        reqs = [onboarding_selectors.Requirement("margin_account", "Securities margin client", snap["margin_account_confirmed"],
+                                                 "" if snap["margin_account_confirmed"] else "Margin account not confirmed.", "/onboarding/profile/")]
+        reqs += [onboarding_selectors.Requirement(code, code, False, "Not met.", "/onboarding/") for code in snap["unmet"]]
+        return onboarding_selectors.Eligibility(product=str(product), requirements=reqs)
+
+    def client_snapshot(*, user):
+        snap = registry.snapshot(user)
+        return None if snap.get("no_profile") else snap
+
+    def outstanding_documents(*, user, product):
+        return [disclosure_selectors.DocumentStatus(**d) if isinstance(d, dict) else d for d in registry.snapshot(user)["outstanding"]]
+
+    def clients_with_outstanding(*, product, user_ids=None):
+        from portal.models import User
+
+        users = User.objects.filter(pk__in=user_ids) if user_ids is not None else User.objects.all()
+        return {u.pk for u in users if registry.snapshot(u)["outstanding"]}
+
+    monkeypatch.setattr(onboarding_selectors, "product_eligibility", product_eligibility)
+    monkeypatch.setattr(onboarding_selectors, "client_snapshot", client_snapshot)
+    monkeypatch.setattr(disclosure_selectors, "outstanding_documents", outstanding_documents)
+    monkeypatch.setattr(disclosure_selectors, "clients_with_outstanding", clients_with_outstanding)
+    return registry
+
+
+@pytest.fixture
+def eligible_client(alice, facts, policy, prices):
+    """alice, eligible for VA margin financing, with a policy in force and fresh prices."""
+    return alice
+
+
+@pytest.fixture
+def outsider(charlie, facts):
+    return charlie
+
+
+def securities(value="10000000", cls="A", description="HSBC 0005"):
+    return {"kind": "securities", "haircut_class": cls, "market_value": value, "description": description}
+
+
+def va(asset="BTC", quantity="1", custody="CUST-1"):
+    return {"kind": "virtual_asset", "asset": asset, "quantity": quantity, "custody_reference": custody}
+
+
+def draft(user, *, limit="3000000", lines=None):
+    from lending import services
+
+    return services.application_create(user=user, requested_limit=limit, purpose="Trade VA", lines=lines or [securities(), va()])
+
+
+def submitted(user, capture, **kwargs):
+    """A draft submitted, with the credit review run (eagerly) on commit."""
+    from lending import services
+    from lending.models import FacilityApplication
+
+    app = draft(user, **kwargs)
+    with capture(execute=True):
+        services.application_submit(user=user, application_id=app.pk, confirm_terms=True)
+    return FacilityApplication.objects.get(pk=app.pk)
+
+
+@pytest.fixture
+def reviewed(eligible_client, django_capture_on_commit_callbacks):
+    """alice's application, reviewed and awaiting a decision."""
+    return submitted(eligible_client, django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def big_officer(db):
+    return make_user("account_officer", email="big@example.com", full_name="Big Officer", authority_limit=Decimal("20000000"))
