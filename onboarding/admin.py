@@ -10,7 +10,14 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.audit import audit_log
 
-from .models import ClientProfile, OnboardingPolicy, PerpetualsAccessRequest, PIAttestation, Questionnaire, SuitabilityAssessment
+from .models import (
+    ClientProfile,
+    OnboardingPolicy,
+    PerpetualsAccessRequest,
+    PIAttestation,
+    Questionnaire,
+    SuitabilityAssessment,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -412,8 +412,8 @@ def attestation_problems(*, attestation: PIAttestation, evidence: list[PIEvidenc
     if attestation.declared_amount is None:
         add("amount_missing", _("Enter the amount of your %(basis)s.") % {"basis": basis.label.lower()})
     elif attestation.declared_amount < threshold:
-        add("below_threshold", _("The declared %(basis)s of %(amount)s is below the %(threshold)s required for a %(category)s.") % {
-            "basis": basis.label.lower(), "amount": hkd(attestation.declared_amount), "threshold": hkd(threshold), "category": category.label.lower()})
+        add("below_threshold", _("The declared %(basis)s of %(amount)s is below the minimum of %(threshold)s for the category “%(category)s”.") % {
+            "basis": basis.label.lower(), "amount": hkd(attestation.declared_amount), "threshold": hkd(threshold), "category": category.label})
     relevant = attestation.relevant_date
     if relevant is None:
         add("relevant_date_missing", _("Enter the relevant date: the date your figures are as at."))

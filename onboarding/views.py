@@ -72,7 +72,10 @@ def profile(request):
 def _pi_context(request, attestation, form=None, evidence_form=None):
     policy = current_policy()
     problems = services.attestation_problems(attestation=attestation, policy=policy) if attestation and attestation.editable else []
+    from disclosures.selectors import outstanding_documents
+
     return {
+        "outstanding": outstanding_documents(user=request.user, product=Product.PROFESSIONAL_INVESTOR),
         "attestation": attestation,
         "form": form or AttestationForm(instance=attestation),
         "evidence_form": evidence_form or EvidenceForm(),
