@@ -244,6 +244,13 @@ def version_outstanding_clients(*, version: DocumentVersion, stale_only: bool = 
     return qs.order_by("email")
 
 
+def stalled_fanout_ids(*, idle) -> list[int]:
+    """Running fan-outs that made no progress for ``idle`` (their worker died)."""
+    return list(
+        ReacknowledgementFanout.objects.filter(status="running", updated_at__lt=timezone.now() - idle).values_list("id", flat=True)
+    )
+
+
 def fanout_of(*, version_id: int) -> ReacknowledgementFanout | None:
     return ReacknowledgementFanout.objects.filter(version_id=version_id).first()
 
@@ -258,6 +265,10 @@ def client_acknowledgements(*, user_id: int) -> QuerySet[Acknowledgement]:
         .select_related("version__document", "serving")
         .order_by("-acknowledged_at", "-id")
     )
+
+
+def acknowledgement_by_id(*, ack_id: int) -> Acknowledgement | None:
+    return Acknowledgement.objects.select_related("version__document", "serving", "client").filter(id=ack_id).first()
 
 
 def client_servings(*, user_id: int) -> QuerySet[Serving]:

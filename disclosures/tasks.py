@@ -6,10 +6,8 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
-from . import services
-from .models import FanoutStatus, ReacknowledgementFanout
+from . import selectors, services
 
 
 @shared_task(
@@ -32,11 +30,8 @@ def reacknowledgement_fanout(fanout_id: int) -> bool:
 @shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3, soft_time_limit=60, time_limit=90)
 def reacknowledgement_fanouts_resume() -> int:
     """Restart fan-outs whose worker died (no progress for ten minutes). Batches already done are not redone."""
-    stalled = ReacknowledgementFanout.objects.filter(
-        status=FanoutStatus.RUNNING, updated_at__lt=timezone.now() - timedelta(minutes=10)
-    ).values_list("id", flat=True)
     count = 0
-    for fanout_id in stalled:
+    for fanout_id in selectors.stalled_fanout_ids(idle=timedelta(minutes=10)):
         reacknowledgement_fanout.delay(fanout_id)
         count += 1
     return count

@@ -1,3 +1,18 @@
+from django.urls import path
+
+from . import views
+
 app_name = "disclosures"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("documents/<slug:code>/", views.read, name="read"),
+    path("documents/<slug:code>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("receipts/", views.receipts, name="receipts"),
+    path("receipts/<int:ack_id>/", views.receipt, name="receipt"),
+    path("compliance/", views.compliance_index, name="compliance"),
+    path("compliance/versions/<int:version_id>/", views.compliance_version, name="compliance-version"),
+    path("compliance/versions/<int:version_id>/acknowledgements.csv", views.compliance_version_csv, name="compliance-version-csv"),
+    path("compliance/clients/<int:user_id>/", views.compliance_client, name="compliance-client"),
+    path("compliance/acknowledgements/<int:ack_id>/", views.compliance_receipt, name="compliance-receipt"),
+]
