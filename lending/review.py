@@ -229,9 +229,7 @@ def step_scorecard(ctx: ReviewContext) -> StepResult:
     sec_lv = _dec(valuation.get("securities_lending_value"))
     requested = ctx.application.requested_limit
     score, points = scorecard(snap=snap, requested=requested, lending_value=lending_value, securities_lending_value=sec_lv)
-    for minimum, share, outcome in SCORE_BANDS:
-        if score >= minimum:
-            break
+    _, share, outcome = next(band for band in SCORE_BANDS if score >= band[0])
     recommended = money(min(requested, lending_value * share))
     # The recommended limit is never above the lending value, whatever the score.
     recommended = max(ZERO, min(recommended, money(lending_value)))

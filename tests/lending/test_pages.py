@@ -1,0 +1,131 @@
+"""Pages: access, decisions through forms, and query counts pinned."""
+
+import pytest
+
+from lending import services
+from lending.models import AppState, FacilityApplication
+
+from .conftest import submitted
+
+
+def test_outsider_cannot_open_anothers_application_page(client, reviewed, outsider):
+    client.force_login(outsider)
+    assert client.get(f"/lending/applications/{reviewed.pk}/").status_code == 404
+
+
+def test_client_cannot_open_the_workbench_pages(client, reviewed, eligible_client):
+    client.force_login(eligible_client)
+    for path in ["/lending/staff/queue/", f"/lending/staff/applications/{reviewed.pk}/", "/lending/staff/prices/", "/lending/staff/policy/", "/lending/staff/watchlist/", "/lending/staff/facilities/"]:
+        assert client.get(path).status_code == 403, path
+
+
+def test_anonymous_sent_to_sign_in(client, reviewed):
+    for path in ["/lending/", "/lending/apply/", f"/lending/applications/{reviewed.pk}/", "/lending/staff/queue/"]:
+        response = client.get(path)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], path
+
+
+def test_compliance_cannot_decide(client, reviewed, compliance_user):
+    client.force_login(compliance_user)
+    assert client.get("/lending/staff/queue/").status_code == 403
+
+
+def test_application_form_embeds_policy_numbers(client, eligible_client):
+    client.force_login(eligible_client)
+    response = client.get("/lending/apply/")
+    assert response.status_code == 200
+    assert b'"btc_haircut": "0.6000"' in response.content and b"price-data" in response.content
+
+
+def test_client_applies_through_the_form(client, eligible_client, django_capture_on_commit_callbacks):
+    client.force_login(eligible_client)
+    data = {
+        "requested_limit": "1000000", "purpose": "Trade", "submit": "1", "confirm_terms": "on",
+        "line_kind": ["securities", "virtual_asset"], "line_description": ["HSBC", ""], "line_haircut_class": ["A", "A"],
+        "line_market_value": ["5000000", ""], "line_asset": ["BTC", "ETH"], "line_quantity": ["", "3"], "line_custody_reference": ["", "C-9"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/lending/apply/", data)
+    app = FacilityApplication.objects.get()
+    assert response.status_code == 302 and app.state == AppState.AWAITING_DECISION
+    assert app.lines.count() == 2 and app.lines.get(asset="ETH").custody_reference == "C-9"
+
+
+def test_officer_approves_on_the_review_page(client, reviewed, officer):
+    client.force_login(officer)
+    assert client.get(f"/lending/staff/applications/{reviewed.pk}/").status_code == 200
+    client.post(f"/lending/staff/applications/{reviewed.pk}/", {"action": "approve", "limit": "3000000"})
+    assert FacilityApplication.objects.get(pk=reviewed.pk).state == AppState.APPROVED
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_queue_query_count_is_constant(client, officer, eligible_client, facts, django_capture_on_commit_callbacks, django_assert_num_queries, n):
+    from tests.helpers import make_user
+
+    for i in range(n):
+        user = make_user("client", email=f"q{i}@example.com", full_name=f"Queue {i}")
+        submitted(user, django_capture_on_commit_callbacks)
+    client.force_login(officer)
+    # shell 4 + MFA + permissions 2 + counts + paginator count + rows
+    with django_assert_num_queries(10):
+        assert client.get("/lending/staff/queue/").status_code == 200
+
+
+@pytest.mark.parametrize("screened", [0, 5])
+def test_review_page_query_count_is_constant(client, reviewed, officer, facts, monkeypatch, django_assert_num_queries, screened):
+    from django.db import transaction
+
+    from portal.audit import SYSTEM, audit_log
+
+    with transaction.atomic():
+        for i in range(screened):
+            audit_log(actor=SYSTEM, action="lending.test", obj=reviewed, after={"i": i})
+    client.force_login(officer)
+    # shell 4 + MFA + perms 2 + application + lines + steps + audit history (+ stubbed onboarding/disclosures: 0)
+    with django_assert_num_queries(11):
+        assert client.get(f"/lending/staff/applications/{reviewed.pk}/").status_code == 200
+
+
+def test_client_application_page_and_progress_endpoint_query_counts(client, reviewed, eligible_client, django_assert_num_queries):
+    client.force_login(eligible_client)
+    # session, user, roles + application + steps
+    with django_assert_num_queries(5):
+        assert client.get(f"/api/v1/lending/applications/{reviewed.pk}/progress/").status_code == 200
+
+
+def test_prices_page_records_a_price(client, officer, policy, prices):
+    client.force_login(officer)
+    client.post("/lending/staff/prices/", {"asset": "ETH", "price_hkd": "28000", "source": "desk"})
+    from lending.selectors import prices_current
+
+    assert str(prices_current()["ETH"].price_hkd) == "28000.00"
+
+
+def test_policy_page_proposal_and_approval(client, officer, credit_manager, policy):
+    client.force_login(officer)
+    form = {"action": "propose", "btc_haircut": "0.65", "eth_haircut": "0.65", "va_max_share": "0.3", "price_max_age_minutes": "15",
+            "officer_authority_default": "5000000", "watch_level": "0.9", "margin_call_level": "1", "close_out_level": "1.3", "cure_days": "2",
+            "client_exposure_limit": "50000000", "firm_exposure_limit": "5000000000", "client_concentration_max": "0.1",
+            "securities_haircuts": '{"A": "0.3"}', "reason": "Tighten"}
+    client.post("/lending/staff/policy/", form)
+    from lending.models import CollateralPolicy
+
+    proposed = CollateralPolicy.objects.get(version=2)
+    client.force_login(credit_manager)
+    client.post("/lending/staff/policy/", {"action": "approve", "policy_id": proposed.pk})
+    assert CollateralPolicy.objects.get(version=2).status == "approved"
+
+
+def test_decision_refused_on_page_for_own_record_shows_message(client, facts, policy, prices, django_capture_on_commit_callbacks):
+    from portal.permissions import Role
+    from portal.services import user_add_role
+    from tests.helpers import make_user
+
+    staff = make_user("account_officer", email="sam@example.com")
+    user_add_role(user=staff, role=Role.CLIENT)
+    app = submitted(staff, django_capture_on_commit_callbacks)
+    client.force_login(staff)
+    response = client.post(f"/lending/staff/applications/{app.pk}/", {"action": "approve", "limit": "100"}, follow=True)
+    assert "own client record" in response.content.decode()
+    assert FacilityApplication.objects.get(pk=app.pk).state == AppState.AWAITING_DECISION
+    services  # noqa: B018
