@@ -26,8 +26,9 @@ def yes_no(code, label, **extra):
     return {"code": code, "type": "boolean", "label": label, "required": True, **extra}
 
 
-YEARS_BANDS = [{"min": 0, "points": 0}, {"min": 1, "points": 1}, {"min": 3, "points": 2}]
-TRADES_BANDS = [{"min": 0, "points": 0}, {"min": 1, "points": 1}]
+# Experience counts, but never outweighs what the client says about losses (see "caps").
+YEARS_BANDS = [{"min": 0, "points": 0}, {"min": 3, "points": 1}]
+TRADES_BANDS = [{"min": 0, "points": 0}, {"min": 10, "points": 1}]
 
 QUESTIONNAIRE_V1 = {
     "title": "Suitability and knowledge assessment",
@@ -146,6 +147,12 @@ QUESTIONNAIRE_V1 = {
     # Total points → risk profile (1 conservative … 5 aggressive): the first band whose max is not exceeded.
     "risk_bands": [{"max": 6, "profile": 1}, {"max": 12, "profile": 2}, {"max": 18, "profile": 3}, {"max": 24, "profile": 4}, {"max": 999, "profile": 5}],
     "caps": [
+        {"when": [{"question": "max_loss", "in": ["lt5"]}], "max_profile": 2,
+         "reason": t("Accepting losses of under 5% a year limits the profile to moderately conservative.", "只可接受每年少於5%的虧損，風險取向最高為「中度保守」。")},
+        {"when": [{"question": "loss_reaction", "in": ["sell_all"]}], "max_profile": 2,
+         "reason": t("Selling everything after a fall limits the profile to moderately conservative.", "在下跌時會全部沽出，風險取向最高為「中度保守」。")},
+        {"when": [{"question": "max_loss", "in": ["5_15"]}], "max_profile": 3,
+         "reason": t("Accepting losses of at most 15% a year limits the profile to balanced.", "只可接受每年最多15%的虧損，風險取向最高為「平衡」。")},
         {"when": [{"question": "horizon", "in": ["lt1"]}], "max_profile": 3,
          "reason": t("A horizon under one year limits the profile to balanced.", "投資年期少於一年，風險取向最高為「平衡」。")},
         {"when": [{"question": "emergency_reserve", "in": ["no"]}, {"question": "income_stability", "in": ["none"]}], "max_profile": 2,

@@ -55,7 +55,7 @@ PROFILE = {
 ANSWERS = [
     {"income_stability": "stable", "emergency_reserve": "six_months", "va_share": "10_30"},
     {"objective": "growth", "horizon": "1_3"},
-    {"loss_reaction": "hold", "max_loss": "5_15"},
+    {"loss_reaction": "hold", "max_loss": "15_30"},
     {"shares_years": 10, "shares_transactions_3y": 120, "margin_years": 5, "margin_transactions_3y": 40, "derivative_years": 3,
      "derivative_transactions_3y": 12, "va_years": 2, "va_transactions_3y": 30, "va_assets": "BTC and ETH on a licensed platform", "va_frequency": "monthly"},
     {"va_training": True, "va_course": "HKU SPACE Certificate in Virtual Assets", "va_course_provider": "HKU SPACE, 2024",
