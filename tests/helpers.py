@@ -77,10 +77,10 @@ def browser_sign_in(page, user, *, password: str = PASSWORD) -> None:
     page.goto("/accounts/login/")
     page.fill("input[name=login]", user.email)
     page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
+    page.click("main form button[type=submit]")  # not the header's language or sign-out buttons
     secret = getattr(user, "totp_secret", None)
     if secret:
         page.wait_for_selector("input[name=code]")
         page.fill("input[name=code]", totp_code(secret))
-        page.click("form button[type=submit]")
+        page.click("main form button[type=submit]")  # not the header's language or sign-out buttons
     page.wait_for_load_state("networkidle")
