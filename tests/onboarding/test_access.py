@@ -1,0 +1,349 @@
+"""Who reaches what: pages, API and the evidence file view; query counts pinned on the queue and dashboard."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from onboarding import services
+from onboarding.models import ClientProfile, PIAttestation, PIEvidence, PIState
+from portal.products import Product
+from tests.helpers import make_user
+from tests.onboarding.conftest import (
+    ALL_TICKED,
+    ANSWERS,
+    PROFILE,
+    acknowledge,
+    answers_with,
+    complete_assessment,
+    draft_attestation,
+    make_profile,
+    pdf_upload,
+    png_bytes,
+    submitted_attestation,
+)
+
+pytestmark = pytest.mark.django_db
+
+CLIENT_PAGES = ["/onboarding/", "/onboarding/profile/", "/onboarding/professional-investor/", "/onboarding/suitability/",
+                "/onboarding/training/va/", "/onboarding/perpetuals/"]
+
+
+@pytest.fixture
+def evidence(alice):
+    return draft_attestation(alice).evidence.get()
+
+
+def mfa_login(client, user):
+    client.force_login(user)
+
+
+# --- pages -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", CLIENT_PAGES)
+def test_client_pages_open_for_the_client_and_send_anonymous_to_sign_in(client, alice, url):
+    assert client.get(url).status_code == 302
+    client.force_login(alice)
+    assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", CLIENT_PAGES)
+def test_client_pages_refuse_staff(client, officer, url):
+    client.force_login(officer)
+    assert client.get(url).status_code == 403
+
+
+def test_profile_page_shows_the_full_number_to_its_owner_only_and_masked_elsewhere(client, alice, officer):
+    make_profile(alice)
+    client.force_login(alice)
+    assert "A1234567" in client.get("/onboarding/profile/").content.decode()
+    assert ClientProfile.objects.get(user=alice).masked_id_number == "A•••••67"
+    api = client.get("/api/v1/onboarding/profile/").json()
+    assert api["id_document_number_masked"] == "A•••••67" and "id_document_number" not in api
+
+
+def test_profile_page_saves_through_the_service_and_refuses_bad_input(client, alice):
+    client.force_login(alice)
+    data = {**PROFILE, "other_names": "黃愛麗", "annual_income": "-5"}
+    response = client.post("/onboarding/profile/", data)
+    assert response.status_code == 200
+    assert ClientProfile.objects.get(user=alice).annual_income is None
+    response = client.post("/onboarding/profile/", {**data, "annual_income": "2400000"})
+    assert response.status_code == 302
+    assert ClientProfile.objects.get(user=alice).other_names == ["黃愛麗"]
+
+
+def test_staff_queue_and_review_pages_need_the_permission(client, alice, officer, admin_user, charlie):
+    make_profile(alice)
+    attestation = submitted_attestation(alice)
+    for url in ["/onboarding/staff/", f"/onboarding/staff/attestations/{attestation.pk}/", f"/onboarding/staff/clients/{alice.pk}/"]:
+        client.force_login(charlie)
+        assert client.get(url).status_code == 403
+        client.force_login(officer)
+        assert client.get(url).status_code == 200
+    client.force_login(admin_user)
+    assert client.get(f"/onboarding/staff/attestations/{attestation.pk}/").status_code == 403
+    client.logout()
+    assert client.get("/onboarding/staff/").status_code == 302
+
+
+def test_officer_verifies_on_the_review_page_with_evidence_inline(client, alice, officer):
+    attestation = submitted_attestation(alice)
+    client.force_login(officer)
+    page = client.get(f"/onboarding/staff/attestations/{attestation.pk}/").content.decode()
+    evidence = attestation.evidence.get()
+    assert f'/onboarding/evidence/{evidence.pk}/' in page and "<object" in page
+    assert "HK$8,000,000.00" in page
+    response = client.post(f"/onboarding/staff/attestations/{attestation.pk}/", {"decision": "verify", **{f"check_{k}": "on" for k in ALL_TICKED}})
+    assert response.status_code == 302
+    assert PIAttestation.objects.get(pk=attestation.pk).state == PIState.VERIFIED
+
+
+def test_review_page_refuses_verification_with_a_missing_tick(client, alice, officer):
+    attestation = submitted_attestation(alice)
+    client.force_login(officer)
+    response = client.post(f"/onboarding/staff/attestations/{attestation.pk}/", {"decision": "verify", "check_identity_matches": "on"})
+    assert response.status_code == 200
+    assert "Tick every checklist item" in response.content.decode()
+    assert PIAttestation.objects.get(pk=attestation.pk).state == PIState.SUBMITTED
+
+
+def test_queue_is_oldest_first_with_a_fixed_number_of_queries(client, officer, django_assert_num_queries):
+    clients = [make_user("client", email=f"c{i}@example.com") for i in range(4)]
+    for c in clients:
+        submitted_attestation(c)
+    make_profile(clients[0])
+    client.force_login(officer)
+    client.get("/onboarding/staff/")  # warm the session and permission caches
+    # session, user, groups, MFA, perms, unread count; 4 queue queries
+    with django_assert_num_queries(10):
+        response = client.get("/onboarding/staff/")
+    rows = [i.client_email for i in response.context["items"] if i.kind == "attestation"]
+    assert rows == [c.email for c in clients]
+    for i in range(3):
+        submitted_attestation(make_user("client", email=f"more{i}@example.com"))
+    with django_assert_num_queries(10):
+        client.get("/onboarding/staff/")
+
+
+def test_dashboard_checklist_panel_has_a_fixed_number_of_queries(client, rf, alice, officer, django_assert_num_queries):
+    from onboarding import panels
+
+    request = rf.get("/dashboard/")
+    request.user = alice
+    # profile, latest assessment, attestations, policy; disclosures: one query per product
+    with django_assert_num_queries(6):
+        panels.client_checklist(request)
+    make_profile(alice)
+    complete_assessment(alice)
+    submitted_attestation(alice)
+    with django_assert_num_queries(6):
+        template, context = panels.client_checklist(request)
+    assert [e.product for _label, e in context["products"]] == ["va_margin", "perpetuals"]
+    client.force_login(alice)
+    client.get("/dashboard/")
+    with django_assert_num_queries(13) as captured:
+        response = client.get("/dashboard/")
+    assert 'data-requirement="suitability" data-met="yes"' in response.content.decode()
+    assert len(captured.captured_queries) == 13
+
+
+def test_workbench_queue_panel_has_a_fixed_number_of_queries(rf, officer, django_assert_num_queries):
+    from onboarding import panels
+
+    request = rf.get("/workbench/")
+    request.user = officer
+    officer.has_perm("portal.review_onboarding")  # load the permission cache once
+    # attestations, margin accounts, perpetuals requests (an officer does not review suitability)
+    with django_assert_num_queries(3):
+        panels.staff_queue(request)
+    for i in range(3):
+        submitted_attestation(make_user("client", email=f"p{i}@example.com"))
+    with django_assert_num_queries(3):
+        _template, context = panels.staff_queue(request)
+    assert context["total"] == 3
+
+
+def test_workbench_shows_the_onboarding_queue_panel(client, alice, officer):
+    submitted_attestation(alice)
+    client.force_login(officer)
+    body = client.get("/workbench/").content.decode()
+    assert "Onboarding queue" in body and "Alice Wong" in body
+
+
+# --- the evidence file view ------------------------------------------------------------
+
+
+def test_owner_and_reviewing_staff_can_open_evidence(client, alice, officer, compliance_user, evidence):
+    for user in (alice, officer, compliance_user):
+        client.force_login(user)
+        response = client.get(f"/onboarding/evidence/{evidence.pk}/")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/pdf"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert b"".join(response.streaming_content).startswith(b"%PDF")
+
+
+def test_nobody_else_reaches_evidence(client, charlie, admin_user, evidence):
+    url = f"/onboarding/evidence/{evidence.pk}/"
+    assert client.get(url).status_code == 302
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+    client.force_login(admin_user)  # staff without the onboarding permission
+    assert client.get(url).status_code == 404
+    assert client.get("/onboarding/evidence/999999/").status_code == 404
+
+
+def test_staff_cannot_open_evidence_on_their_own_client_record(client, officer):
+    from portal.permissions import Role
+    from portal.services import user_add_role
+
+    user_add_role(user=officer, role=Role.CLIENT)
+    own = draft_attestation(officer).evidence.get()
+    other_officer = make_user("account_officer", email="o2@example.com")
+    client.force_login(other_officer)
+    assert client.get(f"/onboarding/evidence/{own.pk}/").status_code == 200
+    # The officer as a client sees their own upload; the staff check only stops acting as staff on it.
+    client.force_login(officer)
+    assert client.get(f"/onboarding/evidence/{own.pk}/").status_code == 200
+
+
+def test_evidence_is_not_under_any_public_url(client, alice, evidence, settings):
+    client.force_login(alice)
+    assert client.get(f"/media/{evidence.file.name}").status_code == 404
+    assert client.get(f"/{evidence.file.name}").status_code == 404
+
+
+# --- API ---------------------------------------------------------------------------------
+
+
+def test_api_client_flow_profile_attestation_upload_submit(api_client, alice):
+    acknowledge(alice, Product.PROFESSIONAL_INVESTOR)
+    api_client.force_authenticate(alice)
+    r = api_client.patch("/api/v1/onboarding/profile/", PROFILE, format="json")
+    assert r.status_code == 200 and r.json()["is_complete"]
+    r = api_client.post("/api/v1/onboarding/attestations/", {"category": "individual", "basis": "portfolio", "declared_amount": "8000000.00",
+                                                           "relevant_date": timezone.localdate().isoformat(), "understood_pi_treatment": True}, format="json")
+    assert r.status_code == 201, r.json()
+    pk = r.json()["id"]
+    r = api_client.get(f"/api/v1/onboarding/attestations/{pk}/")
+    assert [p["code"] for p in r.json()["problems"]] == ["evidence_missing"]
+    r = api_client.post(f"/api/v1/onboarding/attestations/{pk}/evidence/", {"kind": "statement", "issued_on": timezone.localdate().isoformat(),
+                                                                          "file": pdf_upload("x.png", png_bytes())}, format="multipart")
+    assert r.status_code == 201 and r.json()["content_type"] == "image/png"
+    r = api_client.post(f"/api/v1/onboarding/attestations/{pk}/submit/", HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 200 and r.json()["state"] == "submitted"
+    again = api_client.post(f"/api/v1/onboarding/attestations/{pk}/submit/", HTTP_IDEMPOTENCY_KEY="k1")
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+
+
+def test_api_spoofed_upload_gets_a_clear_error(api_client, alice):
+    attestation = services.attestation_create(client=alice, data={})
+    api_client.force_authenticate(alice)
+    r = api_client.post(f"/api/v1/onboarding/attestations/{attestation.pk}/evidence/",
+                        {"kind": "statement", "issued_on": timezone.localdate().isoformat(), "file": pdf_upload("a.pdf", b"not a pdf at all")}, format="multipart")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_evidence"
+    assert not PIEvidence.objects.exists()
+
+
+def test_api_below_threshold_submit_says_what_is_missing(api_client, alice):
+    acknowledge(alice, Product.PROFESSIONAL_INVESTOR)
+    attestation = draft_attestation(alice, amount="7999999.99")
+    api_client.force_authenticate(alice)
+    r = api_client.post(f"/api/v1/onboarding/attestations/{attestation.pk}/submit/")
+    assert r.status_code == 400
+    assert r.json()["error"]["fields"]["problems"] == ["The declared portfolio of HK$7,999,999.99 is below the minimum of HK$8,000,000.00 for the category “Individual”."]
+
+
+def test_api_outsider_reaches_nobodys_attestation_or_assessment(api_client, alice, charlie):
+    attestation = draft_attestation(alice)
+    make_profile(alice)
+    assessment = complete_assessment(alice)
+    api_client.force_authenticate(charlie)
+    for url in [f"/api/v1/onboarding/attestations/{attestation.pk}/", f"/api/v1/onboarding/assessments/{assessment.pk}/"]:
+        assert api_client.get(url).status_code == 404
+    assert api_client.post(f"/api/v1/onboarding/attestations/{attestation.pk}/submit/").status_code == 404
+    assert api_client.post(f"/api/v1/onboarding/attestations/{attestation.pk}/evidence/", {}, format="multipart").status_code == 404
+    assert api_client.patch(f"/api/v1/onboarding/attestations/{attestation.pk}/", {"declared_amount": "1"}, format="json").status_code == 404
+    assert api_client.get("/api/v1/onboarding/attestations/").json() == []
+    assert api_client.get("/api/v1/onboarding/assessments/").json() == []
+    api_client.force_authenticate(None)
+    assert api_client.get("/api/v1/onboarding/attestations/").status_code in (401, 403)
+
+
+def test_api_questionnaire_steps_and_complete(api_client, alice):
+    make_profile(alice)
+    api_client.force_authenticate(alice)
+    assert api_client.get("/api/v1/onboarding/questionnaire/").json()["version"] == 1
+    pk = api_client.post("/api/v1/onboarding/assessments/").json()["id"]
+    bad = api_client.post(f"/api/v1/onboarding/assessments/{pk}/steps/", {"step": 0, "answers": {"income_stability": "lots"}}, format="json")
+    assert bad.status_code == 400 and "income_stability" in bad.json()["error"]["fields"]
+    for index, answers in enumerate(ANSWERS):
+        r = api_client.post(f"/api/v1/onboarding/assessments/{pk}/steps/", {"step": index, "answers": answers}, format="json")
+        assert r.status_code == 200, r.json()
+    r = api_client.post(f"/api/v1/onboarding/assessments/{pk}/complete/")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["risk_profile"] == 4 and body["va_knowledge_basis"] == "training" and body["risk_reasons"]
+    again = api_client.post(f"/api/v1/onboarding/assessments/{pk}/complete/")
+    assert again.status_code == 409
+
+
+def test_api_training_and_eligibility(api_client, alice):
+    api_client.force_authenticate(alice)
+    module = api_client.get("/api/v1/onboarding/training/va/").json()
+    assert module["pass_mark_pct"] == 80 and len(module["quiz"]) == 5
+    from onboarding.training import MODULES
+
+    r = api_client.post("/api/v1/onboarding/training/va/", {"answers": {q.code: q.correct for q in MODULES["va"].quiz}}, format="json")
+    assert r.status_code == 201 and r.json()["passed"]
+    eligibility = api_client.get("/api/v1/onboarding/eligibility/").json()
+    assert [e["product"] for e in eligibility] == ["va_margin", "perpetuals"]
+    assert eligibility[0]["requirements"][0]["code"] == "margin_account"
+
+
+def test_api_staff_decisions_need_permission_and_never_the_client(api_client, client, alice, officer, admin_user):
+    attestation = submitted_attestation(alice)
+    url = f"/api/v1/onboarding/staff/attestations/{attestation.pk}/decision/"
+    payload = {"decision": "verify", "checklist": ALL_TICKED}
+    api_client.force_authenticate(alice)
+    assert api_client.post(url, payload, format="json").status_code == 403
+    client.force_login(admin_user)
+    assert client.post(url, payload, content_type="application/json").status_code == 403
+    assert PIAttestation.objects.get(pk=attestation.pk).state == PIState.SUBMITTED
+    client.force_login(officer)
+    assert client.get("/api/v1/onboarding/staff/queue/").json()[0]["kind"] == "attestation"
+    r = client.post(url, payload, content_type="application/json")
+    assert r.status_code == 200 and r.json()["state"] == "verified"
+    r = client.post(url, payload, content_type="application/json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
+
+
+def test_api_staff_profile_shows_the_full_number_and_confirms_margin_account(client, alice, officer, charlie):
+    make_profile(alice)
+    client.force_login(charlie)
+    assert client.get(f"/api/v1/onboarding/staff/clients/{alice.pk}/profile/").status_code == 403
+    client.force_login(officer)
+    assert client.get(f"/api/v1/onboarding/staff/clients/{alice.pk}/profile/").json()["id_document_number"] == "A1234567"
+    r = client.post(f"/api/v1/onboarding/staff/clients/{alice.pk}/confirm-margin-account/")
+    assert r.status_code == 200 and r.json()["margin_account_confirmed"] is True
+
+
+def test_api_compliance_reviews_flagged_assessment(client, alice, compliance_user, officer):
+    make_profile(alice)
+    assessment = complete_assessment(alice, answers_with(horizon="lt1", loss_reaction="buy_more"))
+    url = f"/api/v1/onboarding/staff/assessments/{assessment.pk}/"
+    client.force_login(officer)
+    assert client.post(url, {"outcome": "confirm", "note": "x"}, content_type="application/json").status_code == 403
+    client.force_login(compliance_user)
+    r = client.post(url, {"outcome": "confirm", "note": "Spoke to client"}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["review_status"] == "cleared"
+
+
+def test_schema_documents_the_onboarding_api(client):
+    schema = client.get("/api/schema/").content.decode()
+    for path in ["/api/v1/onboarding/attestations/{id}/submit/", "/api/v1/onboarding/staff/attestations/{id}/decision/",
+                 "/api/v1/onboarding/assessments/{id}/steps/", "/api/v1/onboarding/eligibility/"]:
+        assert path in schema
