@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from decimal import Decimal
 
@@ -150,6 +149,10 @@ def onboard_fully(user, officer):
     acknowledge(user, Product.PERPETUALS)
 
 
-@pytest.fixture
-def big_file():
-    return io.BytesIO(PDF + b"0" * (10 * 1024 * 1024))
+def on_day(day, hour=9):
+    """Travel to ``day`` in Hong Kong, at ``hour``:10."""
+    from datetime import datetime, time
+
+    import time_machine
+
+    return time_machine.travel(timezone.make_aware(datetime.combine(day, time(hour, 10))), tick=False)

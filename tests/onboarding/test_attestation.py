@@ -19,6 +19,7 @@ from tests.onboarding.conftest import (
     acknowledge,
     draft_attestation,
     make_profile,
+    on_day,
     pdf_upload,
     png_bytes,
     submitted_attestation,
@@ -265,28 +266,24 @@ def test_client_withdraws_pi_status_at_any_time(alice, officer):
 
 
 def test_daily_task_reminds_thirty_days_before_and_expires_on_the_day(alice, officer, django_capture_on_commit_callbacks):
-    import time_machine
-
     from onboarding.tasks import daily_sweep
 
     attestation = verified_attestation(alice, officer)
     expires = PIAttestation.objects.get(pk=attestation.pk).expires_on
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(expires - timedelta(days=31), timezone.datetime.min.time())) + timedelta(hours=9)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep() == {"pi_remind": 0, "pi_expire": 0, "sa_remind": 0, "sa_expire": 0}
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(expires - timedelta(days=30), timezone.datetime.min.time())) + timedelta(hours=9)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["pi_remind"] == 1
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["pi_remind"] == 0  # claimed: never twice
+    run = django_capture_on_commit_callbacks
+    with on_day(expires - timedelta(days=31)), run(execute=True):
+        assert daily_sweep() == {"pi_remind": 0, "pi_expire": 0, "sa_remind": 0, "sa_expire": 0}
+    with on_day(expires - timedelta(days=30)), run(execute=True):
+        assert daily_sweep()["pi_remind"] == 1
+    with on_day(expires - timedelta(days=30), hour=15), run(execute=True):
+        assert daily_sweep()["pi_remind"] == 0  # claimed: never twice
+        assert services.attestation_send_reminder(attestation_id=attestation.pk) is False
     assert Notification.objects.filter(user=alice, kind="onboarding.pi_expiring").count() == 1
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(expires - timedelta(days=1), timezone.datetime.min.time())) + timedelta(hours=9)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["pi_expire"] == 0
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(expires, timezone.datetime.min.time())) + timedelta(hours=1, minutes=10)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["pi_expire"] == 1
-        assert services.attestation_expire(attestation_id=attestation.pk) is False  # already done = success, nothing changes
+    with on_day(expires - timedelta(days=1), hour=23), run(execute=True):
+        assert daily_sweep()["pi_expire"] == 0
+    with on_day(expires, hour=1), run(execute=True):
+        assert daily_sweep()["pi_expire"] == 1
+        assert services.attestation_expire(attestation_id=attestation.pk) is False  # already done: nothing changes
     assert PIAttestation.objects.get(pk=attestation.pk).state == PIState.EXPIRED
     assert Notification.objects.filter(user=alice, kind="onboarding.pi_expired").count() == 1
 

@@ -9,7 +9,14 @@ from onboarding.models import PerpetualsAccessRequest, PerpetualsState, Suitabil
 from onboarding.selectors import client_snapshot, product_eligibility
 from portal.errors import ConflictError, ForbiddenError, PortalError
 from portal.products import Product
-from tests.onboarding.conftest import acknowledge, answers_with, complete_assessment, make_profile, onboard_fully, verified_attestation
+from tests.onboarding.conftest import (
+    acknowledge,
+    answers_with,
+    complete_assessment,
+    make_profile,
+    onboard_fully,
+    verified_attestation,
+)
 
 pytestmark = pytest.mark.django_db
 

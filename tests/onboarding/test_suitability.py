@@ -8,12 +8,19 @@ import pytest
 from django.utils import timezone
 
 from onboarding import scoring, services
-from onboarding.models import KnowledgeBasis, Questionnaire, ReviewStatus, SuitabilityAssessment, SuitabilityState, TrainingAttempt
+from onboarding.models import (
+    KnowledgeBasis,
+    Questionnaire,
+    ReviewStatus,
+    SuitabilityAssessment,
+    SuitabilityState,
+    TrainingAttempt,
+)
 from onboarding.questionnaires.v1 import QUESTIONNAIRE_V1
 from onboarding.training import MODULES
 from portal.errors import ConflictError, ForbiddenError, PortalError
 from portal.models import Notification
-from tests.onboarding.conftest import ANSWERS, answers_with, complete_assessment, make_profile
+from tests.onboarding.conftest import ANSWERS, answers_with, complete_assessment, make_profile, on_day
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +59,7 @@ def test_risk_profile_is_deterministic_with_reasons():
     assert first == second
     assert first.risk_profile == 4
     assert first.risk_reasons[0] == f"Total score {first.risk_score} gives risk profile 4."
-    assert any("What is your main investment objective? Capital growth (+3)" == r for r in first.risk_reasons)
+    assert any(r == "What is your main investment objective? Capital growth (+3)" for r in first.risk_reasons)
 
 
 def test_short_horizon_caps_the_profile_and_aggressive_tolerance_with_it_is_warned():
@@ -256,18 +263,14 @@ def test_four_of_five_quiz_answers_pass_at_eighty_percent(alice):
 
 
 def test_assessment_reminder_and_expiry(alice, django_capture_on_commit_callbacks):
-    import time_machine
-
     from onboarding.tasks import daily_sweep
 
     make_profile(alice)
     assessment = complete_assessment(alice)
     due = assessment.valid_until
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(due - timedelta(days=30), timezone.datetime.min.time())) + timedelta(hours=2)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["sa_remind"] == 1
-    with time_machine.travel(timezone.make_aware(timezone.datetime.combine(due, timezone.datetime.min.time())) + timedelta(hours=2)):
-        with django_capture_on_commit_callbacks(execute=True):
-            assert daily_sweep()["sa_expire"] == 1
+    with on_day(due - timedelta(days=30)), django_capture_on_commit_callbacks(execute=True):
+        assert daily_sweep()["sa_remind"] == 1
+    with on_day(due), django_capture_on_commit_callbacks(execute=True):
+        assert daily_sweep()["sa_expire"] == 1
     assert SuitabilityAssessment.objects.get(pk=assessment.pk).state == SuitabilityState.EXPIRED
     assert Notification.objects.filter(user=alice, kind__in=["onboarding.assessment_expiring", "onboarding.assessment_expired"]).count() == 2
