@@ -126,7 +126,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
 
 # Django-admin model permissions per role: admins maintain records (never delete:
 # regulated records are not hard-deleted), compliance reads everything.
-ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "auth")
+ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "auth")
 ROLE_MODEL_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.ADMIN: ("add", "change", "view"),
     Role.COMPLIANCE: ("view",),

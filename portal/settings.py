@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "onboarding",
     "disclosures",
     "lending",
+    "lending.risk",
 ]
 
 MIDDLEWARE = [
