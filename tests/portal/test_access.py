@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from allauth.mfa.models import Authenticator
 
 from portal.notifications import notify
