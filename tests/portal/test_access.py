@@ -179,7 +179,9 @@ class TestNotificationsAreOwnersOnly:
     def test_staff_and_outsider_cannot_mark_it_read(self, client, request, alices_note, who):
         user = request.getfixturevalue(who)
         client.force_login(user)
-        assert client.post("/api/v1/notifications/read/", {"ids": [alices_note.id]}, content_type="application/json").json() == {"marked": 0}
+        assert client.post(
+            "/api/v1/notifications/read/", {"ids": [alices_note.id]}, content_type="application/json"
+        ).json() == {"marked": 0}
         client.post("/notifications/read/", {"id": [str(alices_note.id)]})
         alices_note.refresh_from_db()
         assert alices_note.read_at is None

@@ -168,7 +168,9 @@ class TestAuditVerify:
     def test_an_altered_row_is_named(self, trail):
         victim = trail[4]
         _sql_tamper("UPDATE portal_auditevent SET after = %s WHERE id = %s", ['{"roles": ["admin"]}', victim])
-        with pytest.raises(CommandError, match=rf"broken at row {victim}: content does not match its hash \(4 rows verified"):
+        with pytest.raises(
+            CommandError, match=rf"broken at row {victim}: content does not match its hash \(4 rows verified"
+        ):
             call_command("audit_verify")
 
     def test_an_altered_actor_is_caught(self, trail):

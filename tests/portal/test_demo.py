@@ -39,10 +39,15 @@ def test_seed_demo_twice_changes_nothing_the_second_time(settings):
     settings.DEMO = True
     _seed()
     counts = (User.objects.count(), Authenticator.objects.count(), AuditEvent.objects.count())
-    secrets = list(Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True))
+    secrets = list(
+        Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True)
+    )
     _seed()
     assert (User.objects.count(), Authenticator.objects.count(), AuditEvent.objects.count()) == counts
-    assert list(Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True)) == secrets
+    assert (
+        list(Authenticator.objects.filter(type=Authenticator.Type.TOTP).order_by("id").values_list("data", flat=True))
+        == secrets
+    )
     assert audit_chain_verify().ok
 
 

@@ -52,7 +52,9 @@ def test_anonymous_visitor_can_switch_too(client):
     assert '<html lang="zh-hant">' in client.get("/accounts/login/").content.decode()
 
 
-@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "http://evil.example/dashboard/", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/", "//evil.example/", "http://evil.example/dashboard/", "javascript:alert(1)"]
+)
 def test_an_off_site_next_is_refused(client, next_url):
     response = client.post("/language/", {"language": "zh-hant", "next": next_url})
     assert response.status_code == 302

@@ -75,7 +75,9 @@ class TestApiTokens:
     def test_the_token_endpoint_is_throttled(self, api_client, alice, auth_throttle):
         auth_throttle("3/min")
         for _ in range(3):
-            assert api_client.post("/api/v1/auth/token/", {"email": alice.email, "password": PASSWORD}).status_code == 200
+            assert (
+                api_client.post("/api/v1/auth/token/", {"email": alice.email, "password": PASSWORD}).status_code == 200
+            )
         response = api_client.post("/api/v1/auth/token/", {"email": alice.email, "password": PASSWORD})
         assert response.status_code == 429
         assert response.json()["error"]["code"] == "throttled"
@@ -120,7 +122,9 @@ class TestLockOut:
     def test_failures_on_other_accounts_do_not_lock_this_one(self, client, alice, charlie):
         for n in range(5):
             client.post(
-                "/accounts/login/", {"login": charlie.email, "password": "not-the-password"}, REMOTE_ADDR=f"203.0.113.{n}"
+                "/accounts/login/",
+                {"login": charlie.email, "password": "not-the-password"},
+                REMOTE_ADDR=f"203.0.113.{n}",
             )
         client.post("/accounts/login/", {"login": alice.email, "password": PASSWORD}, REMOTE_ADDR="198.51.100.7")
         assert _session_user_id(client) == str(alice.pk)
@@ -131,7 +135,9 @@ class TestLockOut:
     def test_the_email_is_counted_whatever_its_case(self, client, alice):
         for n in range(5):
             client.post(
-                "/accounts/login/", {"login": alice.email.upper(), "password": "not-the-password"}, REMOTE_ADDR=f"203.0.113.{n}"
+                "/accounts/login/",
+                {"login": alice.email.upper(), "password": "not-the-password"},
+                REMOTE_ADDR=f"203.0.113.{n}",
             )
         client.post("/accounts/login/", {"login": alice.email, "password": PASSWORD}, REMOTE_ADDR="198.51.100.7")
         assert _session_user_id(client) is None
@@ -147,7 +153,8 @@ class TestLockOut:
 class TestSignUp:
     def _sign_up(self, client, email="dora@example.com"):
         return client.post(
-            "/accounts/signup/", {"email": email, "password1": "Sturdy-Passphrase-77", "password2": "Sturdy-Passphrase-77"}
+            "/accounts/signup/",
+            {"email": email, "password1": "Sturdy-Passphrase-77", "password2": "Sturdy-Passphrase-77"},
         )
 
     def test_sign_up_creates_a_client_and_audits_it(self, client):
@@ -179,7 +186,13 @@ class TestSignUp:
     def test_sign_up_cannot_choose_a_staff_role(self, client):
         client.post(
             "/accounts/signup/",
-            {"email": "eve@example.com", "password1": "Sturdy-Passphrase-77", "password2": "Sturdy-Passphrase-77", "role": "admin", "is_staff": "on"},
+            {
+                "email": "eve@example.com",
+                "password1": "Sturdy-Passphrase-77",
+                "password2": "Sturdy-Passphrase-77",
+                "role": "admin",
+                "is_staff": "on",
+            },
         )
         user = User.objects.get(email="eve@example.com")
         assert user.role_names == {"client"}
