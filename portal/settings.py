@@ -192,6 +192,7 @@ USE_TZ = True
 # --- Static and uploaded files --------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", DATA_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STORAGES = {
     # Evidence files are private: no MEDIA_URL is routed, they are served only
     # through permission-checked views.
