@@ -47,9 +47,9 @@ class OnboardingPolicy(models.Model):
     reminder_days_before_expiry = models.PositiveSmallIntegerField(_("reminder (days before expiry)"))
     derivative_min_transactions = models.PositiveSmallIntegerField(_("derivative transactions for knowledge"))
     va_margin_min_risk_profile = models.PositiveSmallIntegerField(_("minimum risk profile for VA margin financing"))
-    va_exposure_limit_pct_growth = models.DecimalField(_("VA exposure limit, growth profile (% of net worth)"), max_digits=5, decimal_places=2)
-    va_exposure_limit_pct_aggressive = models.DecimalField(_("VA exposure limit, aggressive profile (% of net worth)"), max_digits=5, decimal_places=2)
-    training_pass_mark_pct = models.PositiveSmallIntegerField(_("training quiz pass mark (%)"))
+    va_exposure_limit_pct_growth = models.DecimalField(_("VA exposure limit, growth profile (percent of net worth)"), max_digits=5, decimal_places=2)
+    va_exposure_limit_pct_aggressive = models.DecimalField(_("VA exposure limit, aggressive profile (percent of net worth)"), max_digits=5, decimal_places=2)
+    training_pass_mark_pct = models.PositiveSmallIntegerField(_("training quiz pass mark (percent)"))
     note = models.TextField(_("reason for this version"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -80,7 +80,7 @@ class OnboardingPolicy(models.Model):
         if self.va_margin_min_risk_profile is not None and not 1 <= self.va_margin_min_risk_profile <= 5:
             errors["va_margin_min_risk_profile"] = _("A risk profile is between 1 and 5.")
         if self.training_pass_mark_pct is not None and not 50 <= self.training_pass_mark_pct <= 100:
-            errors["training_pass_mark_pct"] = _("The pass mark is between 50% and 100%.")
+            errors["training_pass_mark_pct"] = _("The pass mark is between 50 and 100 percent.")
         if errors:
             raise ValidationError(errors)
 
