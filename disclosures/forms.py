@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.products import Product
@@ -55,6 +56,8 @@ class VersionAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and "document" in self.fields:
             self.fields["document"].disabled = True
+        if not self.instance.pk and "effective_date" in self.fields:
+            self.fields["effective_date"].initial = timezone.localdate()
 
 
 class PublishForm(forms.Form):
