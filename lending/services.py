@@ -537,6 +537,26 @@ def _step_claim(step: ReviewStep, now) -> bool:
 
 
 def review_run(*, application_id: int, run: int) -> bool:
+    """Run (or resume) one review run; see _review_run."""
+    from django.db import connection
+
+    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if relaxed:
+        # Step-progress commits need not wait for the WAL flush: if the database crashed
+        # in the next few milliseconds the step would simply run again (the task is
+        # acks_late and every step is claimed idempotently). The final transition to
+        # awaiting_decision and its audit row commit durably (review_finish sets it back on).
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+    try:
+        return _review_run(application_id=application_id, run=run)
+    finally:
+        if relaxed:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO on")
+
+
+def _review_run(*, application_id: int, run: int) -> bool:
     """Run (or resume) one review run: every unfinished step in order, then the recommendation.
 
     Each step commits on its own, so the client watches progress live and a retry resumes at
@@ -603,6 +623,11 @@ def _step_error_outcome(exc, attempts):
 @transaction.atomic
 def review_finish(*, application_id: int, run: int) -> bool:
     """in_review → awaiting_decision with the recommendation, once every step of the run is done."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO on")
     application = FacilityApplication.objects.select_for_update().get(pk=application_id)
     if application.review_run != run or application.state != AppState.IN_REVIEW:
         return application.review_run == run and application.state not in (AppState.SUBMITTED,)

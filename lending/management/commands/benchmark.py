@@ -1,0 +1,195 @@
+"""``manage.py benchmark review --applications 1000``: the credit review against PostgreSQL and Redis.
+
+Two measurements:
+
+1. latency — applications submitted one at a time; the time from the submit commit to the
+   application reaching awaiting_decision (as seen by polling the database);
+2. throughput — a burst of submissions drained by two worker processes (``celery -A portal
+   worker`` started by this command), in reviews per second.
+
+Clients are made eligible through the onboarding and disclosures services first (not timed).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, reset_queries
+
+
+class Command(BaseCommand):
+    help = "Benchmark the credit review (PostgreSQL + a Redis-backed worker)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="which", required=True)
+        review = sub.add_parser("review")
+        review.add_argument("--applications", type=int, default=1000)
+        review.add_argument("--latency-samples", type=int, default=200, help="How many of them to submit one at a time.")
+        review.add_argument("--workers", type=int, default=2)
+
+    def handle(self, *args, which, **options):
+        if which == "review":
+            self.review(**options)
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _clients(self, n: int, staff):
+        from allauth.account.models import EmailAddress
+        from django.db import transaction
+
+        from lending.demo import client_make_eligible
+        from portal.models import User
+        from portal.permissions import Role
+        from portal.services import user_create
+
+        # Reviews of one client's many applications would hit the client exposure limit;
+        # spread them over enough clients, each eligible through the real services.
+        wanted = max(10, n // 20)
+        users = list(User.objects.filter(email__startswith="bench-client-").order_by("id")[:wanted])
+        start = time.perf_counter()
+        for i in range(len(users), wanted):
+            with transaction.atomic():
+                user = user_create(email=f"bench-client-{i:05d}@bench.invalid", password=None, role=Role.CLIENT, full_name=f"Bench Client {i}")
+                EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+                client_make_eligible(user=user, staff=staff, index=90000 + i)
+            users.append(user)
+        self.stdout.write(f"  {len(users)} eligible clients ready ({time.perf_counter() - start:.1f}s)")
+        return users
+
+    def _staff(self):
+        from portal.models import User
+        from portal.permissions import Role
+        from portal.services import user_create
+
+        def get(email, role):
+            return User.objects.filter(email=email).first() or user_create(email=email, password=None, role=role, full_name=email)
+
+        return get("bench-officer@bench.invalid", Role.ACCOUNT_OFFICER), get("bench-manager@bench.invalid", Role.CREDIT_MANAGER)
+
+    def _draft(self, user):
+        from lending import services
+
+        return services.application_create(
+            user=user, requested_limit="1000000", purpose="benchmark",
+            lines=[{"kind": "securities", "haircut_class": "A", "market_value": "5000000"},
+                   {"kind": "virtual_asset", "asset": "BTC", "quantity": "0.5", "custody_reference": "BENCH"}],
+        )
+
+    def _workers(self, n: int):
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        procs = []
+        for i in range(n):
+            procs.append(subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+                [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "--concurrency=1", "--loglevel=WARNING",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{i}@%h"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        return procs
+
+    def _stop(self, procs) -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+
+    def _wait_ready(self, n: int, timeout=60):
+        from portal.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=1.0) or []
+            if len(replies) >= n:
+                return
+        raise CommandError("The workers did not start.")
+
+    # --- the benchmark --------------------------------------------------------------------------
+
+    def review(self, *, applications: int, latency_samples: int, workers: int, **_):
+        from lending import selectors, services
+        from lending.demo import POLICY_V1, prices_ensure
+        from lending.models import AppState, FacilityApplication
+        from portal.celery import app
+
+        if connection.vendor != "postgresql":
+            raise CommandError("Run against PostgreSQL: set DATABASE_URL=postgres://…")
+        if not settings.CELERY_BROKER_URL.startswith("redis://"):
+            raise CommandError("Run with a Redis broker: set CELERY_BROKER_URL=redis://…")
+        officer, manager = self._staff()
+        if selectors.policy_current() is None:
+            proposed = services.policy_propose(actor=officer, numbers=POLICY_V1 | {"client_exposure_limit": "5000000000"}, reason="benchmark")
+            services.policy_approve(actor=manager, policy_id=proposed.pk)
+        prices_ensure()
+        from django.utils import timezone
+
+        services.prices_load(actor=__import__("portal.audit", fromlist=["SYSTEM"]).SYSTEM,
+                             rows=[{"asset": "BTC", "price_hkd": "760000", "source": "bench", "as_of": timezone.now()},
+                                   {"asset": "ETH", "price_hkd": "27000", "source": "bench", "as_of": timezone.now()}])
+        clients = self._clients(applications, officer)
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(app.conf.task_default_queue)
+
+        # Queries per review, measured in-process on one application.
+        from django.test.utils import CaptureQueriesContext
+
+        probe = self._draft(clients[0])
+        app.conf.task_always_eager = False
+        from unittest import mock
+
+        with mock.patch("lending.tasks.credit_review.delay_on_commit"):
+            services.application_submit(user=clients[0], application_id=probe.pk, confirm_terms=True)
+        with CaptureQueriesContext(connection) as ctx:
+            services.review_run(application_id=probe.pk, run=1)
+        review_queries = len(ctx.captured_queries)
+        reset_queries()
+
+        procs = self._workers(workers)
+        try:
+            self._wait_ready(workers)
+            # 1. Latency: one at a time.
+            samples = min(latency_samples, applications)
+            drafts = [self._draft(clients[i % len(clients)]) for i in range(samples)]
+            latencies = []
+            for d in drafts:
+                started = time.perf_counter()
+                services.application_submit(user=d.client, application_id=d.pk, confirm_terms=True)
+                while FacilityApplication.objects.filter(pk=d.pk, state=AppState.AWAITING_DECISION).values_list("id", flat=True).first() is None:
+                    time.sleep(0.005)
+                    if time.perf_counter() - started > 30:
+                        raise CommandError(f"Application {d.pk} did not finish its review in 30 s.")
+                latencies.append((time.perf_counter() - started) * 1000)
+            latencies.sort()
+            p95 = latencies[max(0, int(len(latencies) * 0.95) - 1)]
+        finally:
+            self._stop(procs)
+        # 2. Throughput: a burst queued while no worker runs, then drained by fresh workers.
+        burst_n = max(applications - samples, 0) or applications
+        burst = [self._draft(clients[i % len(clients)]) for i in range(burst_n)]
+        ids = [d.pk for d in burst]
+        for d in burst:
+            services.application_submit(user=d.client, application_id=d.pk, confirm_terms=True)
+        procs = self._workers(workers)
+        try:
+            self._wait_ready(workers)
+            pending = FacilityApplication.objects.filter(pk__in=ids).exclude(state=AppState.AWAITING_DECISION)
+            started, waiting = time.perf_counter(), pending.count()
+            while pending.exists():
+                time.sleep(0.02)
+                if time.perf_counter() - started > 600:
+                    raise CommandError("The burst did not drain in 10 minutes.")
+            elapsed = time.perf_counter() - started
+        finally:
+            self._stop(procs)
+        rate = waiting / elapsed
+        self.stdout.write(self.style.SUCCESS("Credit review benchmark"))
+        self.stdout.write(f"  one at a time ({samples} applications): median {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms")
+        self.stdout.write(f"  burst of {burst_n} with {workers} worker processes: {rate:.1f} reviews/s ({waiting} queued reviews drained in {elapsed:.1f} s)")
+        self.stdout.write(f"  SQL statements per review (7 steps + transitions, measured in-process): {review_queries}; broker round trips per review: 1 publish + 1 delivery/ack")
+        self.stdout.write(f"  targets: median < 300 ms {'OK' if statistics.median(latencies) < 300 else 'MISSED'}, p95 < 1000 ms {'OK' if p95 < 1000 else 'MISSED'}, ≥ 30 reviews/s {'OK' if rate >= 30 else 'MISSED'}")
+        _ = Decimal
