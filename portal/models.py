@@ -80,6 +80,11 @@ class User(AbstractUser):
             self._role_names = set(self.groups.values_list("name", flat=True))
         return self._role_names
 
+    @property
+    def role_labels(self) -> list[str]:
+        """The user's roles in words, in the active language."""
+        return [Role(name).label for name in sorted(self.role_names) if name in Role._value2member_map_]
+
     def has_role(self, role: Role) -> bool:
         return role.value in self.role_names
 
