@@ -73,6 +73,13 @@ def _ensure_staff(actor, perm: Perm, client_user) -> None:
     ensure_not_own_record(actor=actor, client_user=client_user)
 
 
+def _lock_client(client) -> None:
+    """Serialise a client's own concurrent requests (two tabs opening two drafts)."""
+    from portal.models import User
+
+    User.objects.select_for_update().filter(pk=client.pk).first()
+
+
 def _ensure_owner(actor, record) -> None:
     if record.client_id != getattr(actor, "pk", None):
         raise ForbiddenError("not_owner", _("Only the client can do this to their own record."))
@@ -297,7 +304,7 @@ def attestation_create(*, client, data: dict) -> PIAttestation:
     if errors:
         raise PortalError("validation_error", _("Please correct the highlighted fields."), errors)
     # Lock the client's row so two concurrent requests cannot both open a draft.
-    type(client).objects.select_for_update().filter(pk=client.pk).first()
+    _lock_client(client)
     open_states = [PIState.DRAFT, PIState.SUBMITTED, PIState.RETURNED]
     if PIAttestation.objects.filter(client=client, state__in=open_states).exists():
         raise ConflictError("attestation_open", _("You already have an attestation in progress."))
@@ -641,7 +648,7 @@ def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Ques
 def assessment_start(*, client) -> SuitabilityAssessment:
     """Resume the client's assessment in progress, or start one on the current questionnaire."""
     _ensure_client(client)
-    type(client).objects.select_for_update().filter(pk=client.pk).first()
+    _lock_client(client)
     existing = SuitabilityAssessment.objects.filter(client=client, state=SuitabilityState.IN_PROGRESS).first()
     if existing is not None:
         return existing
@@ -839,7 +846,7 @@ def perpetuals_request(*, client) -> PerpetualsAccessRequest:
     from .selectors import product_eligibility
 
     _ensure_client(client)
-    type(client).objects.select_for_update().filter(pk=client.pk).first()
+    _lock_client(client)
     if PerpetualsAccessRequest.objects.filter(client=client, state__in=[PerpetualsState.REQUESTED, PerpetualsState.GRANTED]).exists():
         raise ConflictError("request_open", _("You already have perpetual-contracts access or a request awaiting an officer."))
     eligibility = product_eligibility(user=client, product=Product.PERPETUALS)

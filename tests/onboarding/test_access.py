@@ -347,3 +347,107 @@ def test_schema_documents_the_onboarding_api(client):
     for path in ["/api/v1/onboarding/attestations/{id}/submit/", "/api/v1/onboarding/staff/attestations/{id}/decision/",
                  "/api/v1/onboarding/assessments/{id}/steps/", "/api/v1/onboarding/eligibility/"]:
         assert path in schema
+
+
+# --- page flows -----------------------------------------------------------------------------
+
+
+def test_pi_page_flow_save_upload_submit_withdraw(client, alice, officer):
+    acknowledge(alice, Product.PROFESSIONAL_INVESTOR)
+    client.force_login(alice)
+    today = timezone.localdate().isoformat()
+    r = client.post("/onboarding/professional-investor/", {"action": "save", "category": "individual", "basis": "portfolio",
+                                                          "declared_amount": "8000000", "relevant_date": today, "understood_pi_treatment": "on"})
+    assert r.status_code == 302
+    page = client.get("/onboarding/professional-investor/").content.decode()
+    assert "Upload at least one document" in page
+    r = client.post("/onboarding/professional-investor/", {"action": "upload", "kind": "statement", "issued_on": today,
+                                                          "file": pdf_upload("fake.pdf", b"plain text, not a PDF")})
+    assert r.status_code == 200 and "Only PDF, PNG or JPEG files are accepted" in r.content.decode()
+    client.post("/onboarding/professional-investor/", {"action": "upload", "kind": "statement", "issued_on": today, "file": pdf_upload()})
+    client.post("/onboarding/professional-investor/", {"action": "submit"})
+    attestation = PIAttestation.objects.get(client=alice)
+    assert attestation.state == PIState.SUBMITTED
+    services.attestation_verify(attestation_id=attestation.pk, actor=officer, checklist=ALL_TICKED)
+    client.post("/onboarding/professional-investor/", {"action": "withdraw"})
+    assert PIAttestation.objects.get(pk=attestation.pk).state == PIState.WITHDRAWN
+
+
+def test_pi_page_submit_shows_every_problem(client, alice):
+    client.force_login(alice)
+    client.post("/onboarding/professional-investor/", {"action": "save", "category": "individual", "basis": "portfolio", "declared_amount": "7999999.99"})
+    response = client.post("/onboarding/professional-investor/", {"action": "submit"}, follow=True)
+    body = response.content.decode()
+    assert "below the minimum of HK$8,000,000.00" in body and "Enter the relevant date" in body
+    assert PIAttestation.objects.get(client=alice).state == PIState.DRAFT
+
+
+def test_questionnaire_pages_keep_progress_and_show_the_result(client, alice):
+    make_profile(alice)
+    client.force_login(alice)
+    r = client.post("/onboarding/suitability/")
+    assert r["Location"] == "/onboarding/suitability/step/1/"
+    assert client.get("/onboarding/suitability/step/3/")["Location"] == "/onboarding/suitability/step/1/"
+    bad = client.post("/onboarding/suitability/step/1/", {"income_stability": "stable"})
+    assert bad.status_code == 200 and "Please answer this question." in bad.content.decode()
+    for index, answers in enumerate(ANSWERS, start=1):
+        data = {k: ("yes" if v is True else "no" if v is False else v) for k, v in answers.items()}
+        r = client.post(f"/onboarding/suitability/step/{index}/", data)
+        assert r.status_code == 302, r.content.decode()[:2000]
+    page = client.get("/onboarding/suitability/").content.decode()
+    assert "4 — Growth" in page and "HKU SPACE" not in page
+
+
+def test_questionnaire_page_in_traditional_chinese(client, alice):
+    make_profile(alice)
+    client.force_login(alice)
+    client.cookies["django_language"] = "zh-hant"
+    client.post("/onboarding/suitability/")
+    body = client.get("/onboarding/suitability/step/1/").content.decode()
+    assert "您的收入有多穩定？" in body and "第 1 步，共 5 步" in body
+
+
+def test_training_page_records_a_pass(client, alice):
+    from onboarding.training import MODULES
+
+    client.force_login(alice)
+    assert client.get("/onboarding/training/nope/").status_code == 404
+    r = client.post("/onboarding/training/derivatives/", {q.code: str(q.correct) for q in MODULES["derivatives"].quiz})
+    assert r.status_code == 302
+    assert alice.training_attempts.get().passed
+
+
+def test_staff_pages_for_margin_account_assessment_review_and_perpetuals(client, alice, officer, compliance_user):
+    from onboarding.models import PerpetualsAccessRequest, SuitabilityAssessment
+    from tests.onboarding.conftest import onboard_fully
+
+    make_profile(alice)
+    client.force_login(officer)
+    client.post(f"/onboarding/staff/clients/{alice.pk}/")
+    assert ClientProfile.objects.get(user=alice).margin_account_confirmed
+    assessment = complete_assessment(alice, answers_with(horizon="lt1", loss_reaction="buy_more"))
+    assert client.get(f"/onboarding/staff/assessments/{assessment.pk}/").status_code == 403
+    client.force_login(compliance_user)
+    assert "You would buy more" in client.get(f"/onboarding/staff/assessments/{assessment.pk}/").content.decode()
+    client.post(f"/onboarding/staff/assessments/{assessment.pk}/", {"outcome": "reassess", "note": "Inconsistent"})
+    assert SuitabilityAssessment.objects.get(pk=assessment.pk).state == "expired"
+    onboard_fully(make_user("client", email="dora@example.com"), officer)
+    dora = ClientProfile.objects.get(user__email="dora@example.com").user
+    request = services.perpetuals_request(client=dora)
+    client.force_login(compliance_user)
+    assert client.get(f"/onboarding/staff/perpetuals/{request.pk}/").status_code == 403
+    client.force_login(officer)
+    client.post(f"/onboarding/staff/perpetuals/{request.pk}/", {"decision": "grant", "reason": "ok"})
+    assert PerpetualsAccessRequest.objects.get(pk=request.pk).state == "granted"
+
+
+def test_perpetuals_page_request(client, alice, officer):
+    from tests.onboarding.conftest import onboard_fully
+
+    client.force_login(alice)
+    client.post("/onboarding/perpetuals/")
+    assert not alice.perpetuals_requests.exists()
+    onboard_fully(alice, officer)
+    assert 'data-testid="request-perpetuals"' in client.get("/onboarding/perpetuals/").content.decode()
+    client.post("/onboarding/perpetuals/")
+    assert alice.perpetuals_requests.get().state == "requested"
