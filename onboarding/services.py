@@ -110,6 +110,16 @@ PROFILE_EDITABLE = (
 )
 
 
+def _profile_audit(profile: ClientProfile) -> dict:
+    """The profile as the audit trail keeps it: the identity number masked, with a hash to tell changes apart
+    (the audit trail is read more widely than the people allowed to see the number)."""
+    data = snapshot(profile, ClientProfile.AUDITED_FIELDS)
+    number = data.pop("id_document_number") or ""
+    data["id_document_number_masked"] = profile.masked_id_number
+    data["id_document_number_sha256"] = hashlib.sha256(number.encode()).hexdigest()[:16] if number else ""
+    return data
+
+
 def profile_get_or_create(*, user) -> ClientProfile:
     profile = ClientProfile.objects.filter(user=user).first()
     if profile is not None:
@@ -123,7 +133,7 @@ def _profile_create(*, user) -> ClientProfile:
         user=user, defaults={"legal_name": user.full_name, "preferred_language": user.preferred_language}
     )
     if created:
-        audit_log(actor=user, action="onboarding.profile.created", obj=profile, after=snapshot(profile, ClientProfile.AUDITED_FIELDS))
+        audit_log(actor=user, action="onboarding.profile.created", obj=profile, after=_profile_audit(profile))
     return profile
 
 
@@ -184,7 +194,7 @@ def profile_update(*, user, data: dict) -> ClientProfile:
         raise PortalError("validation_error", _("Please correct the highlighted fields."), errors)
     profile_get_or_create(user=user)
     profile = ClientProfile.objects.select_for_update().get(user=user)
-    before = snapshot(profile, ClientProfile.AUDITED_FIELDS)
+    before = _profile_audit(profile)
     changed = [name for name, value in cleaned.items() if getattr(profile, name) != value]
     if not changed:
         return profile
@@ -195,7 +205,7 @@ def profile_update(*, user, data: dict) -> ClientProfile:
         profile.margin_account_confirmed_by = None
     profile.updated_at = _now()
     profile.save()
-    audit_log(actor=user, action="onboarding.profile.updated", obj=profile, before=before, after=snapshot(profile, ClientProfile.AUDITED_FIELDS))
+    audit_log(actor=user, action="onboarding.profile.updated", obj=profile, before=before, after=_profile_audit(profile))
     financial = [name for name in changed if name in ClientProfile.FINANCIAL_FIELDS]
     if financial:
         assessment = SuitabilityAssessment.objects.select_for_update().filter(client=user, state=SuitabilityState.COMPLETED).first()

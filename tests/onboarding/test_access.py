@@ -451,3 +451,30 @@ def test_perpetuals_page_request(client, alice, officer):
     assert 'data-testid="request-perpetuals"' in client.get("/onboarding/perpetuals/").content.decode()
     client.post("/onboarding/perpetuals/")
     assert alice.perpetuals_requests.get().state == "requested"
+
+
+def test_profile_changes_are_audited_with_the_identity_number_masked(alice):
+    from portal.models import AuditEvent
+
+    make_profile(alice)
+    make_profile(alice, id_document_number="B7654321")
+    event = AuditEvent.objects.filter(action="onboarding.profile.updated").order_by("-id").first()
+    assert event.before["id_document_number_masked"] == "A•••••67" and event.after["id_document_number_masked"] == "B•••••21"
+    assert "A1234567" not in str(event.before) and "B7654321" not in str(event.after)
+
+
+def test_admin_adds_a_policy_version_validated_against_the_statutory_floors(client, admin_user, alice):
+    from onboarding.models import OnboardingPolicy
+    from onboarding.policy import DEFAULTS
+
+    client.force_login(admin_user)
+    form = {k: str(v) for k, v in DEFAULTS.items()} | {"note": "Raise the portfolio threshold"}
+    r = client.post("/admin/onboarding/onboardingpolicy/add/", form | {"pi_portfolio_threshold": "7999999.99"})
+    assert r.status_code == 200 and "Cannot be below the statutory HK$8,000,000." in r.content.decode()
+    assert OnboardingPolicy.objects.count() == 1
+    r = client.post("/admin/onboarding/onboardingpolicy/add/", form | {"pi_portfolio_threshold": "9000000.00"})
+    assert r.status_code == 302
+    assert OnboardingPolicy.objects.order_by("-version").first().version == 2
+    attestation = draft_attestation(alice, amount="8500000")
+    assert [p["code"] for p in services.attestation_problems(attestation=attestation)] == ["below_threshold"]
+    assert client.get("/admin/onboarding/questionnaire/1/change/").status_code == 200
