@@ -99,7 +99,7 @@ class Command(BaseCommand):
         for p in procs:
             p.wait(20)
 
-    def _wait_ready(self, n: int, timeout=60):
+    def _wait_ready(self, n: int, timeout=180):
         from portal.celery import app
 
         deadline = time.monotonic() + timeout
