@@ -13,6 +13,7 @@ api_v1 = [
     path("onboarding/", include("onboarding.api_urls")),
     path("disclosures/", include("disclosures.api_urls")),
     path("lending/", include("lending.api_urls")),
+    path("risk/", include("lending.risk.api_urls")),
 ]
 
 handler404 = "portal.views.page_not_found"
@@ -31,6 +32,7 @@ urlpatterns = [
     path("onboarding/", include("onboarding.urls")),
     path("disclosures/", include("disclosures.urls")),
     path("lending/", include("lending.urls")),
+    path("risk/", include("lending.risk.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

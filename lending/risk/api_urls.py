@@ -1,0 +1,27 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("facilities/<int:pk>/", api.ClientFacilityRiskApi.as_view(), name="risk-api-my-facility"),
+    path("margin-calls/", api.ClientCallListApi.as_view(), name="risk-api-my-calls"),
+    path("staff/board/", api.BoardApi.as_view(), name="risk-api-board"),
+    path("staff/facilities/<int:pk>/", api.StaffFacilityRiskApi.as_view(), name="risk-api-facility"),
+    path("staff/facilities/<int:pk>/collateral/", api.TopUpApi.as_view(), name="risk-api-top-up"),
+    path("staff/margin-calls/", api.CallListApi.as_view(), name="risk-api-calls"),
+    path("staff/margin-calls/<int:pk>/", api.CallDetailApi.as_view(), name="risk-api-call"),
+    path("staff/margin-calls/<int:pk>/escalate/", api.CallEscalateApi.as_view(), name="risk-api-call-escalate"),
+    path("staff/margin-calls/<int:pk>/mark-met/", api.CallMarkMetApi.as_view(), name="risk-api-call-met"),
+    path("staff/margin-calls/<int:pk>/propose/", api.CallProposeApi.as_view(), name="risk-api-call-propose"),
+    path("staff/margin-calls/<int:pk>/approve/", api.CallApproveApi.as_view(), name="risk-api-call-approve"),
+    path("staff/margin-calls/<int:pk>/reject/", api.CallRejectApi.as_view(), name="risk-api-call-reject"),
+    path("staff/prices/", api.PricesApi.as_view(), name="risk-api-prices"),
+    path("staff/prices/quotes/", api.QuoteApi.as_view(), name="risk-api-quote"),
+    path("staff/prices/overrides/", api.OverrideApi.as_view(), name="risk-api-override"),
+    path("staff/prices/overrides/<int:pk>/cancel/", api.OverrideCancelApi.as_view(), name="risk-api-override-cancel"),
+    path("staff/alarms/", api.AlarmListApi.as_view(), name="risk-api-alarms"),
+    path("staff/stress/", api.StressRunApi.as_view(), name="risk-api-stress"),
+    path("staff/stress/presets/", api.StressPresetsApi.as_view(), name="risk-api-stress-presets"),
+    path("staff/stress/reports/", api.StressReportListApi.as_view(), name="risk-api-stress-reports"),
+    path("staff/stress/reports/<int:pk>/", api.StressReportApi.as_view(), name="risk-api-stress-report"),
+]

@@ -1,0 +1,439 @@
+"""The risk engine's records: price governance, per-facility coefficients, margin calls, snapshots, stress reports.
+
+The book is valued set-based. Lending value is linear in the two virtual-asset prices, so each
+facility keeps three coefficients (``FacilityCoefficients``)::
+
+    LV = a + min(b·P_btc + c·P_eth, a·s/(1−s))
+
+where ``a`` is the securities lending value, ``b`` and ``c`` the haircut-weighted BTC and ETH
+quantities, and ``s`` the policy's largest VA share of lending value (securities are the main
+support). A revaluation is then a handful of SQL statements over this narrow table joined to
+``lending_facility``, writing only the rows whose band changes (see ``revaluation.py``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+HKD = {"max_digits": 18, "decimal_places": 2}
+RATIO = {"max_digits": 7, "decimal_places": 4}
+COEF = {"max_digits": 30, "decimal_places": 12}
+
+
+class PolicyStatus(models.TextChoices):
+    PROPOSED = "proposed", _("Proposed")
+    APPROVED = "approved", _("In force")
+    REJECTED = "rejected", _("Rejected")
+    SUPERSEDED = "superseded", _("Superseded")
+
+
+class RiskPolicy(ConcurrentTransitionMixin, models.Model):
+    """The price-governance and stress numbers the lending policy does not hold; versioned, maker-checker.
+
+    Freshness, monitoring levels and the cure period stay in lending's CollateralPolicy (one place each).
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    status = FSMField(default=PolicyStatus.PROPOSED, choices=PolicyStatus.choices, protected=True)
+    source_deviation_max = models.DecimalField(
+        _("largest deviation of a price source from the median"), **RATIO,
+        help_text=_("A source further than this from the median of the fresh sources raises an alarm (0.0200 = 2%)."),
+    )
+    volatility_alarm_level = models.DecimalField(
+        _("volatility alarm level (annualised)"), **RATIO,
+        help_text=_("30-day realised volatility above this raises an alarm (0.9000 = 90% a year)."),
+    )
+    stress_btc_shock = models.DecimalField(_("monthly stress: bitcoin shock"), **RATIO)
+    stress_eth_shock = models.DecimalField(_("monthly stress: ether shock"), **RATIO)
+    stress_securities_shock = models.DecimalField(_("monthly stress: securities shock"), **RATIO)
+    reason = models.TextField(_("reason for the change"))
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    NUMBERS = ("source_deviation_max", "volatility_alarm_level", "stress_btc_shock", "stress_eth_shock", "stress_securities_shock")
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("risk policy")
+        verbose_name_plural = _("risk policies")
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="approved"), name="one_risk_policy_in_force"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Risk policy v{self.version} ({self.status})"
+
+    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.APPROVED)
+    def approve(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.REJECTED)
+    def reject(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.APPROVED, target=PolicyStatus.SUPERSEDED)
+    def supersede(self):
+        pass
+
+
+# --- Price governance -------------------------------------------------------------------
+
+
+class PriceSource(models.Model):
+    """A feed or venue quoting BTC/ETH in HKD. Deactivated, never deleted."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PriceQuote(models.Model):
+    """One quote from one source (history: never updated)."""
+
+    source = models.ForeignKey(PriceSource, on_delete=models.PROTECT, related_name="quotes")
+    asset = models.CharField(max_length=8)
+    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    as_of = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-as_of", "-id"]
+        indexes = [models.Index(fields=["asset", "source", "-as_of"])]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.asset} {self.price_hkd}"
+
+
+class PriceOverride(models.Model):
+    """A credit manager's manual price, in force until it expires or is cancelled."""
+
+    asset = models.CharField(max_length=8)
+    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    reason = models.TextField()
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    set_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-set_at", "-id"]
+        indexes = [models.Index(fields=["asset", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.asset} override HK${self.price_hkd} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+    def in_force(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.cancelled_at is None and self.set_at <= now < self.expires_at
+
+
+class AlarmKind(models.TextChoices):
+    STALE_PRICE = "stale_price", _("Reference price stale (no fresh source)")
+    SOURCE_STALE = "source_stale", _("Price source stale")
+    SOURCE_DEVIATION = "source_deviation", _("Price source deviates from the median")
+    VOLATILITY = "volatility", _("Realised volatility above the policy level")
+    OVERRIDE = "override", _("Manual price override in force")
+
+
+class PriceAlarm(models.Model):
+    """An alarm raised while its condition holds and cleared (kept) when it stops."""
+
+    asset = models.CharField(max_length=8)
+    kind = models.CharField(max_length=20, choices=AlarmKind.choices)
+    source = models.ForeignKey(PriceSource, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # '' for asset-wide alarms; the source code otherwise (so one open alarm per key).
+    key = models.CharField(max_length=80)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    raised_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], condition=Q(cleared_at__isnull=True), name="one_open_alarm_per_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.kind}"
+
+
+class DailyClose(models.Model):
+    """The last reference price of each Hong Kong day: the series realised volatility is computed from."""
+
+    asset = models.CharField(max_length=8)
+    day = models.DateField()
+    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    as_of = models.DateTimeField()
+
+    class Meta:
+        ordering = ["asset", "-day"]
+        constraints = [models.UniqueConstraint(fields=["asset", "day"], name="one_close_per_asset_day")]
+
+
+class AssetVolatility(models.Model):
+    """The latest 30-day realised volatility per asset (annualised)."""
+
+    asset = models.CharField(max_length=8, primary_key=True)
+    volatility = models.DecimalField(max_digits=9, decimal_places=4, null=True)
+    observations = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+
+# --- Book valuation -----------------------------------------------------------------------
+
+
+class FacilityCoefficients(models.Model):
+    """Lending value is linear in prices: per facility LV = a + min(b·P_btc + c·P_eth, cap).
+
+    Maintained set-based from lending's CollateralPosition (GROUP BY) whenever positions change.
+    """
+
+    facility = models.OneToOneField("lending.Facility", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=True)
+    securities_mv = models.DecimalField(**COEF, default=0)
+    securities_lv = models.DecimalField(**COEF, default=0)  # a
+    btc_qty = models.DecimalField(**COEF, default=0)
+    btc_weight = models.DecimalField(**COEF, default=0)  # b = Σ quantity × (1 − haircut)
+    eth_qty = models.DecimalField(**COEF, default=0)
+    eth_weight = models.DecimalField(**COEF, default=0)  # c
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = _("facility coefficients")
+
+
+class RevaluationRun(models.Model):
+    """One whole-book revaluation: the prices it used and what it changed."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=20)
+    btc_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    eth_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    policy_version = models.PositiveIntegerField(null=True)
+    band_changes = models.PositiveIntegerField(default=0)
+    calls_opened = models.PositiveIntegerField(default=0)
+    calls_escalated = models.PositiveIntegerField(default=0)
+    calls_met = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class BandChange(models.Model):
+    """A facility's move between bands (the record of every transition; written set-based)."""
+
+    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+")
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    from_band = models.CharField(max_length=12)
+    to_band = models.CharField(max_length=12)
+    drawn_balance = models.DecimalField(**HKD)
+    market_value = models.DecimalField(**HKD)
+    va_market_value = models.DecimalField(**HKD)
+    lending_value = models.DecimalField(**HKD)
+    utilisation = models.DecimalField(max_digits=12, decimal_places=4)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["run", "to_band"]), models.Index(fields=["facility", "-at"])]
+
+
+class CollateralType(models.TextChoices):
+    SECURITIES = "securities", _("Securities")
+    BTC = "BTC", _("Bitcoin")
+    ETH = "ETH", _("Ether")
+    TOTAL = "total", _("Total (after the VA cap)")
+
+
+class ValuationSnapshot(models.Model):
+    """End-of-day valuation per facility and collateral type: the regulatory record (kept 7 years)."""
+
+    day = models.DateField()
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+", db_index=False)
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    collateral_type = models.CharField(max_length=12, choices=CollateralType.choices)
+    quantity = models.DecimalField(**COEF, null=True)
+    price_hkd = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    market_value = models.DecimalField(**HKD)
+    lending_value = models.DecimalField(**HKD)
+    drawn_balance = models.DecimalField(**HKD, null=True)
+    utilisation = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    band = models.CharField(max_length=12, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "facility", "collateral_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "facility", "collateral_type"], name="one_snapshot_per_day_facility_type"),
+        ]
+
+
+class CollateralTopUp(models.Model):
+    """Collateral added to a facility through the API (the position itself lives in lending)."""
+
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    position_id = models.BigIntegerField()
+    kind = models.CharField(max_length=20)
+    asset = models.CharField(max_length=8, blank=True)
+    quantity = models.DecimalField(max_digits=24, decimal_places=8, null=True)
+    market_value = models.DecimalField(**HKD, null=True)
+    reference = models.CharField(max_length=100, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+# --- Margin calls --------------------------------------------------------------------------
+
+
+class CallState(models.TextChoices):
+    OPEN = "open", _("Open")
+    MET = "met", _("Met")
+    ESCALATED = "escalated", _("Escalated to a credit manager")
+    CLOSED_OUT = "closed_out", _("Closed out")
+    WAIVED = "waived", _("Waived")
+
+
+OPEN_CALL_STATES = (CallState.OPEN, CallState.ESCALATED)
+
+
+class Resolution(models.TextChoices):
+    CLOSE_OUT = "close_out", _("Close out (liquidate collateral)")
+    WAIVE = "waive", _("Waive the call")
+
+
+class MarginCall(ConcurrentTransitionMixin, models.Model):
+    """open → met | escalated → closed_out | waived. At most one open call per facility (partial unique index).
+
+    Calls are opened set-based by the revaluation (``INSERT … SELECT … ON CONFLICT DO NOTHING``);
+    later transitions go through ``services`` under ``select_for_update``.
+    """
+
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = FSMField(default=CallState.OPEN, choices=CallState.choices, protected=True, db_index=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    cure_deadline = models.DateTimeField()
+    # What it takes to cure: repay this much (or add lending value of shortfall ÷ the margin-call level).
+    shortfall = models.DecimalField(**HKD)
+    shortfall_at_open = models.DecimalField(**HKD)
+    utilisation = models.DecimalField(max_digits=12, decimal_places=4)
+    utilisation_at_open = models.DecimalField(max_digits=12, decimal_places=4)
+    lending_value = models.DecimalField(**HKD)
+    drawn_balance = models.DecimalField(**HKD)
+    band = models.CharField(max_length=12)
+    run = models.ForeignKey(RevaluationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+    breaches = models.PositiveIntegerField(default=1, help_text=_("Times the facility crossed back into margin call while this call was open."))
+    notified_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_reason = models.CharField(max_length=20, blank=True)
+    # The maker-checker resolution of an escalated call.
+    proposed_resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    proposal_reason = models.TextField(blank=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+    met_at = models.DateTimeField(null=True, blank=True)
+    met_by = models.CharField(max_length=20, blank=True)  # "repayment", "top_up", "officer"
+
+    FIELDS = ("state", "shortfall", "utilisation", "cure_deadline", "proposed_resolution", "proposal_reason",
+              "proposed_by", "resolved_by", "resolution_note", "met_by", "escalation_reason")
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["facility"], condition=Q(state__in=["open", "escalated"]), name="one_open_call_per_facility"),
+        ]
+        indexes = [models.Index(fields=["client", "state"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"MC-{self.pk:06d}" if self.pk else "MC-new"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_CALL_STATES
+
+    @transition(field=state, source=[CallState.OPEN, CallState.ESCALATED], target=CallState.MET)
+    def meet(self, *, at, how):
+        self.met_at, self.met_by = at, how
+
+    @transition(field=state, source=CallState.OPEN, target=CallState.ESCALATED)
+    def escalate(self, *, at, reason):
+        self.escalated_at, self.escalation_reason = at, reason
+
+    @transition(field=state, source=CallState.ESCALATED, target=CallState.CLOSED_OUT)
+    def close_out(self, *, by, at, note):
+        self.resolved_by, self.resolved_at, self.resolution_note = by, at, note
+
+    @transition(field=state, source=CallState.ESCALATED, target=CallState.WAIVED)
+    def waive(self, *, by, at, note):
+        self.resolved_by, self.resolved_at, self.resolution_note = by, at, note
+
+
+# --- Stress tests ----------------------------------------------------------------------------
+
+
+class StressReport(models.Model):
+    """A stress test kept on record: the monthly report (beat task) or a saved ad-hoc run."""
+
+    class Kind(models.TextChoices):
+        MONTHLY = "monthly", _("Monthly report")
+        AD_HOC = "ad_hoc", _("Ad-hoc run")
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    period = models.CharField(max_length=7, blank=True, help_text="YYYY-MM for monthly reports")
+    btc_shock = models.DecimalField(**RATIO)
+    eth_shock = models.DecimalField(**RATIO)
+    securities_shock = models.DecimalField(**RATIO)
+    btc_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    eth_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    policy_version = models.PositiveIntegerField(null=True)
+    result = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["period"], condition=Q(kind="monthly"), name="one_monthly_stress_report"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Stress {self.kind} {self.period or self.created_at.date().isoformat()}"
+
+
+ZERO = Decimal("0")

@@ -1,0 +1,260 @@
+"""Whole-book revaluation: a fixed handful of SQL statements, whatever the size of the book.
+
+A plain UPDATE of every facility's stored valuation costs about 2 s for 100,000 facilities on
+the target machine, so a tick never writes every row. Instead:
+
+1. one INSERT … SELECT values the whole book from the per-facility coefficients and the current
+   prices and records only the facilities whose band changes (``risk_bandchange``);
+2. one UPDATE … FROM writes those facilities' stored valuation and band;
+3. one INSERT … SELECT … ON CONFLICT DO NOTHING opens a margin call for each facility that moved
+   into margin call or close-out (the partial unique index allows one open call per facility, so a
+   facility crossing again the same day keeps its one call);
+4. a few small UPDATEs: the lending ``has_open_margin_call`` flag, escalation at the close-out
+   level, the open calls' shortfall, and calls cured by a repayment or collateral top-up.
+
+Notifications go out from a Celery task enqueued once per run after commit.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, time as dtime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from portal.audit import SYSTEM, audit_log
+
+from . import book
+from .models import CallState, RevaluationRun
+
+HK = ZoneInfo("Asia/Hong_Kong")
+_LOCK_KEY = 0x5249_534B_5245_56  # "RISKREV": one revaluation at a time
+
+
+def _hk_holidays(years):
+    import holidays
+
+    return holidays.country_holidays("HK", years=years)
+
+
+def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
+    """The end (23:59:59 HKT) of the ``business_days``-th Hong Kong business day after ``opened_at``.
+
+    Business days skip Saturdays, Sundays and Hong Kong public holidays (``holidays`` package).
+    """
+    day = opened_at.astimezone(HK).date()
+    hols = _hk_holidays(range(day.year, day.year + 2))
+    remaining = max(1, int(business_days))
+    while remaining:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in hols:
+            remaining -= 1
+    return datetime.combine(day, dtime(23, 59, 59), tzinfo=HK)
+
+
+def _lock() -> None:
+    if connection.vendor == "postgresql":
+        book.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": _LOCK_KEY})
+    # SQLite: transaction_mode=IMMEDIATE already serialises writers.
+
+
+def current_inputs():
+    """(lending policy in force, {asset: price}) — two queries."""
+    from lending import selectors as lending_selectors
+
+    policy = lending_selectors.policy_current()
+    prices = {a: q.price_hkd for a, q in lending_selectors.prices_current().items()}
+    return policy, prices
+
+
+@transaction.atomic
+def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None, notify: bool = True) -> RevaluationRun | None:
+    """Bring every active facility's band up to date; open, refresh, escalate and cure margin calls.
+
+    ``facility_ids`` restricts the same statements to a few facilities (after a top-up or repayment).
+    Returns the run record, or None when there is no policy or no price yet.
+    """
+    started = time.perf_counter()
+    _lock()
+    policy, prices = current_inputs()
+    if policy is None or not prices:
+        return None
+    now = timezone.now()
+    scenario = book.Scenario.current(policy=policy, prices=prices)
+    if facility_ids is None:
+        book.coefficients_sync_new(now=now)
+        where, extra = "", {}
+    else:
+        names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
+        where, extra = f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names)})", names
+    run = RevaluationRun.objects.create(
+        started_at=now, trigger=trigger[:20], btc_price=prices.get("BTC"), eth_price=prices.get("ETH"), policy_version=policy.version,
+    )
+    params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now)}
+
+    # 1. Value the book; keep only the band changes.
+    changes = book.execute(
+        f"""
+        INSERT INTO risk_bandchange (run_id, facility_id, client_id, from_band, to_band, drawn_balance, market_value,
+                                     va_market_value, lending_value, utilisation, at)
+        SELECT %(run)s, v.facility_id, v.client_id, v.old_band, v.band, v.drawn, ROUND(v.mv, 2), ROUND(v.va_mv, 2),
+               v.lv, v.util, %(now)s
+        FROM ({book.live_sql(where)}) v
+        WHERE v.band <> v.old_band
+        """,
+        params,
+    )
+    opened = escalated = 0
+    if changes:
+        # 2. Write the stored valuation of the facilities that changed band (and only those).
+        book.execute(
+            """
+            UPDATE lending_facility SET band = bc.to_band, utilisation = bc.utilisation, lending_value = bc.lending_value,
+                   market_value = bc.market_value, va_market_value = bc.va_market_value, valued_at = bc.at
+            FROM risk_bandchange bc
+            WHERE bc.run_id = %(run)s AND lending_facility.id = bc.facility_id
+            """,
+            params,
+        )
+        # 3. Open one call per facility that crossed into margin call; one open call per facility at most.
+        deadline = cure_deadline(opened_at=now, business_days=policy.cure_days)
+        gt = book.greatest()
+        opened = book.execute(
+            f"""
+            INSERT INTO risk_margincall (facility_id, client_id, state, opened_at, cure_deadline, shortfall, shortfall_at_open,
+                                         utilisation, utilisation_at_open, lending_value, drawn_balance, band, run_id,
+                                         updated_at, breaches, escalation_reason, proposed_resolution, proposal_reason,
+                                         resolution_note, met_by)
+            SELECT bc.facility_id, bc.client_id, '{CallState.OPEN}', %(now)s, %(deadline)s,
+                   ROUND({gt}(bc.drawn_balance - bc.lending_value * %(mc)s, 0), 2),
+                   ROUND({gt}(bc.drawn_balance - bc.lending_value * %(mc)s, 0), 2),
+                   bc.utilisation, bc.utilisation, bc.lending_value, bc.drawn_balance, bc.to_band, %(run)s,
+                   %(now)s, 1, '', '', '', '', ''
+            FROM risk_bandchange bc
+            WHERE bc.run_id = %(run)s AND bc.to_band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')
+            ON CONFLICT (facility_id) WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') DO NOTHING
+            """,
+            params | {"deadline": book.dt(deadline)},
+        )
+        # A facility that crossed again while its call is still open: the same call, counted.
+        book.execute(
+            f"""
+            UPDATE risk_margincall SET breaches = breaches + 1
+            WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') AND (run_id IS NULL OR run_id <> %(run)s)
+              AND facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s
+                                  AND to_band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')
+                                  AND from_band NOT IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}'))
+            """,
+            params,
+        )
+        if opened:
+            # Drawdowns stop while a call is open (lending reads this flag).
+            book.execute(
+                "UPDATE lending_facility SET has_open_margin_call = TRUE "
+                "WHERE id IN (SELECT facility_id FROM risk_margincall WHERE run_id = %(run)s)",
+                params,
+            )
+        # At the close-out level a call goes straight to a credit manager.
+        escalated = book.execute(
+            f"""
+            UPDATE risk_margincall SET state = '{CallState.ESCALATED}', escalated_at = %(now)s, escalation_reason = 'close_out_level'
+            WHERE state = '{CallState.OPEN}'
+              AND facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s AND to_band = '{book.CLOSE_OUT}')
+            """,
+            params,
+        )
+    refreshed, met = _refresh_open_calls(params=params, where=where)
+    run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
+    run.finished_at = timezone.now()
+    run.duration_ms = int((time.perf_counter() - started) * 1000)
+    run.save(update_fields=["band_changes", "calls_opened", "calls_escalated", "calls_met", "finished_at", "duration_ms"])
+    if changes or met:
+        audit_log(
+            actor=SYSTEM, action="risk.book.revalued", obj=run,
+            after={"trigger": run.trigger, "btc": prices.get("BTC"), "eth": prices.get("ETH"), "policy_version": policy.version,
+                   "band_changes": changes, "calls_opened": opened, "calls_escalated": escalated, "calls_met": met,
+                   "calls_refreshed": refreshed},
+        )
+    if notify and (opened or escalated or met):
+        from .tasks import margin_calls_notify
+
+        margin_calls_notify.delay_on_commit(run.pk)
+    return run
+
+
+def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
+    """Refresh the shortfall of every open call; meet those cured by a repayment or top-up since they opened."""
+    gt = book.greatest()
+    # Only facilities flagged with an open call are valued here (index on the flag).
+    refreshed = book.execute(
+        f"""
+        UPDATE risk_margincall SET shortfall = v.shortfall, utilisation = v.util, lending_value = v.lv,
+               drawn_balance = v.drawn, band = v.band, updated_at = %(now)s
+        FROM (SELECT facility_id, util, lv, drawn, band, ROUND({gt}(drawn - lv * %(mc)s, 0), 2) AS shortfall
+              FROM ({book.live_sql(where + " AND f.has_open_margin_call")}) l) v
+        WHERE risk_margincall.facility_id = v.facility_id
+          AND risk_margincall.state IN ('{CallState.OPEN}', '{CallState.ESCALATED}')
+          AND (risk_margincall.shortfall <> v.shortfall OR risk_margincall.utilisation <> v.util
+               OR risk_margincall.drawn_balance <> v.drawn)
+        """,
+        params,
+    )
+    # Cured: utilisation back at or under the margin-call level after money or collateral came in.
+    # (A price recovery alone does not meet a call; an officer may mark it met — see services.)
+    met = book.execute(
+        f"""
+        UPDATE risk_margincall SET state = '{CallState.MET}', met_at = %(now)s,
+               met_by = CASE WHEN EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
+                                          AND t.created_at >= risk_margincall.opened_at) THEN 'top_up' ELSE 'repayment' END,
+               notified_at = NULL
+        WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') AND utilisation <= %(mc)s
+          AND (EXISTS (SELECT 1 FROM lending_facilitytransaction t WHERE t.facility_id = risk_margincall.facility_id
+                       AND t.kind = 'repayment' AND t.created_at >= risk_margincall.opened_at)
+               OR EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
+                          AND t.created_at >= risk_margincall.opened_at))
+        """,
+        params,
+    )
+    if met:
+        facility_flags_sync()
+    return refreshed, met
+
+
+def facility_flags_sync() -> int:
+    """Clear ``has_open_margin_call`` where no call is open any more (only flagged rows are looked at)."""
+    return book.execute(
+        f"""
+        UPDATE lending_facility SET has_open_margin_call = FALSE
+        WHERE has_open_margin_call AND NOT EXISTS (
+            SELECT 1 FROM risk_margincall m WHERE m.facility_id = lending_facility.id
+            AND m.state IN ('{CallState.OPEN}', '{CallState.ESCALATED}'))
+        """
+    )
+
+
+def naive_revalue_facility(facility, *, policy, prices) -> bool:
+    """The per-facility ORM path the benchmark compares with (never used by the engine)."""
+    from lending.services import band_for
+
+    from .book import va_cap_factor
+
+    sec_lv = sec_mv = va_mv = va_lv = Decimal("0")
+    for p in facility.positions.all():
+        if p.kind == "securities":
+            sec_mv += p.market_value
+            sec_lv += p.market_value * (1 - p.haircut)
+        else:
+            mv = (p.quantity or 0) * prices[p.asset]
+            va_mv += mv
+            va_lv += mv * (1 - p.haircut)
+    lv = (sec_lv + min(va_lv, sec_lv * va_cap_factor(policy.va_max_share))).quantize(Decimal("0.01"))
+    util = (facility.drawn_balance / lv).quantize(Decimal("0.0001")) if lv else Decimal("99")
+    band = band_for(utilisation=util, policy=policy)
+    changed = band != facility.band
+    facility.market_value, facility.va_market_value = (sec_mv + va_mv).quantize(Decimal("0.01")), va_mv.quantize(Decimal("0.01"))
+    facility.lending_value, facility.utilisation, facility.band = lv, util, band
+    facility.save(update_fields=["market_value", "va_market_value", "lending_value", "utilisation", "band"])
+    return changed

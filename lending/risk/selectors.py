@@ -1,0 +1,488 @@
+"""Reads for the risk engine. Every whole-book read is one aggregate SQL statement (constant queries).
+
+Public contracts other apps may call:
+``facility_risk(facility_id=)``, ``facility_risk_for_client(user=, facility_id=)``, ``open_call_for_facility(facility_id=)``,
+``risk_numbers()``, ``board()``, ``stress_test(btc=, eth=, securities=)``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from portal.errors import PortalError
+
+from . import book
+from .models import (
+    OPEN_CALL_STATES,
+    AssetVolatility,
+    CallState,
+    MarginCall,
+    PolicyStatus,
+    PriceAlarm,
+    PriceOverride,
+    PriceQuote,
+    PriceSource,
+    RiskPolicy,
+    StressReport,
+)
+
+# Used until a risk policy is approved (shown as "defaults" on the pages).
+DEFAULT_NUMBERS = {
+    "source_deviation_max": Decimal("0.0200"),
+    "volatility_alarm_level": Decimal("0.9000"),
+    "stress_btc_shock": Decimal("-0.5000"),
+    "stress_eth_shock": Decimal("-0.6000"),
+    "stress_securities_shock": Decimal("-0.3000"),
+}
+PRESETS = [
+    {"key": "policy", "label": "SMF monthly (BTC −50%, ETH −60%, securities −30%)", "btc": "-0.50", "eth": "-0.60", "securities": "-0.30"},
+    {"key": "va_crash", "label": "VA crash (BTC −50%, ETH −60%)", "btc": "-0.50", "eth": "-0.60", "securities": "0"},
+    {"key": "equity", "label": "Equity crash (securities −30%)", "btc": "0", "eth": "0", "securities": "-0.30"},
+    {"key": "mild", "label": "Bad week (BTC −15%, ETH −20%, securities −5%)", "btc": "-0.15", "eth": "-0.20", "securities": "-0.05"},
+]
+
+
+def jsonable(value):
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def risk_policy_current() -> RiskPolicy | None:
+    return RiskPolicy.objects.filter(status=PolicyStatus.APPROVED).first()
+
+
+def risk_policies() -> QuerySet[RiskPolicy]:
+    return RiskPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
+
+
+def risk_numbers() -> dict:
+    policy = risk_policy_current()
+    if policy is None:
+        return dict(DEFAULT_NUMBERS) | {"version": None}
+    return {name: getattr(policy, name) for name in RiskPolicy.NUMBERS} | {"version": policy.version}
+
+
+def _inputs():
+    from .revaluation import current_inputs
+
+    return current_inputs()
+
+
+# --- One facility (client view) ---------------------------------------------------------------------
+
+
+def _fall_to_call(*, a, b, c, btc, eth, drawn, level) -> dict:
+    """How far BTC, ETH (or both together) can fall before utilisation passes the margin-call level.
+
+    LV = a + min(b·P_btc + c·P_eth, cap). The call comes when LV < drawn / level; solve for each price.
+    Returns fractions (0.25 = a 25% fall); None when the asset is not held; 1 when even a fall to
+    zero keeps the facility out of margin call.
+    """
+    if drawn <= 0:
+        return {"BTC": Decimal("1") if b else None, "ETH": Decimal("1") if c else None, "both": Decimal("1") if (b or c) else None}
+    needed = drawn / level  # the lending value that keeps utilisation at the level
+    va_needed = needed - a  # what the VA part must still provide
+
+    def fall(current_part, other_part):
+        if not current_part:
+            return None
+        if va_needed <= other_part:
+            return Decimal("1")  # not even a fall to zero brings the call
+        target = va_needed - other_part
+        return max(Decimal("0"), min(Decimal("1"), 1 - target / current_part))
+
+    btc_part, eth_part = b * btc, c * eth
+    result = {"BTC": fall(btc_part, eth_part), "ETH": fall(eth_part, btc_part)}
+    total = btc_part + eth_part
+    result["both"] = None if not total else (Decimal("1") if va_needed <= 0 else max(Decimal("0"), min(Decimal("1"), 1 - va_needed / total)))
+    return {k: (v.quantize(Decimal("0.0001")) if v is not None else None) for k, v in result.items()}
+
+
+def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | None:
+    """Live valuation of one facility at the current prices, its distance to a margin call and its open call.
+
+    Four queries (policy, prices, the valuation, the open call).
+    """
+    policy, prices = _inputs()
+    if policy is None:
+        return None
+    scenario = book.Scenario.current(policy=policy, prices=prices)
+    where = "AND f.id = %(fid)s" + (" AND f.client_id = %(cid)s" if client_id is not None else "")
+    sql = book.live_sql(where).replace("WHERE f.state = %(active)s", "WHERE f.state IN (%(active)s, 'suspended')", 1)
+    rows = book.fetch(f"SELECT * FROM ({sql}) v", scenario.params() | {"fid": facility_id, "cid": client_id})
+    if not rows:
+        return None
+    row = rows[0]
+    d = {k: (Decimal(str(v)) if isinstance(v, float | int) and k not in ("facility_id", "client_id", "has_call") else v) for k, v in row.items()}
+    btc, eth = Decimal(prices.get("BTC") or 0), Decimal(prices.get("ETH") or 0)
+    a = d["sec_lv"]
+    b = (Decimal(str(d["btc_w"])) if d["btc_w"] is not None else Decimal("0"))
+    c = (Decimal(str(d["eth_w"])) if d["eth_w"] is not None else Decimal("0"))
+    cap = a * scenario.cap
+    va_uncapped = b * btc + c * eth
+    call = MarginCall.objects.filter(facility_id=facility_id, state__in=OPEN_CALL_STATES).first()
+    util = Decimal(d["util"]).quantize(Decimal("0.0001"))
+    return {
+        "facility_id": row["facility_id"],
+        "client_id": row["client_id"],
+        "securities_market_value": Decimal(d["sec_mv"]).quantize(Decimal("0.01")),
+        "securities_lending_value": Decimal(a).quantize(Decimal("0.01")),
+        "btc_quantity": Decimal(d["btc_qty"]).quantize(Decimal("0.00000001")),
+        "eth_quantity": Decimal(d["eth_qty"]).quantize(Decimal("0.00000001")),
+        "btc_market_value": Decimal(d["btc_mv"]).quantize(Decimal("0.01")),
+        "eth_market_value": Decimal(d["eth_mv"]).quantize(Decimal("0.01")),
+        "va_market_value": Decimal(d["va_mv"]).quantize(Decimal("0.01")),
+        "market_value": Decimal(d["mv"]).quantize(Decimal("0.01")),
+        "va_lending_value": min(va_uncapped, cap).quantize(Decimal("0.01")),
+        "va_capped": va_uncapped > cap,
+        "lending_value": Decimal(d["lv"]).quantize(Decimal("0.01")),
+        "drawn_balance": Decimal(d["drawn"]).quantize(Decimal("0.01")),
+        "utilisation": util,
+        "band": row["band"],
+        "watch_level": policy.watch_level,
+        "margin_call_level": policy.margin_call_level,
+        "close_out_level": policy.close_out_level,
+        "prices": {"BTC": btc, "ETH": eth},
+        "fall_to_call": _fall_to_call(a=a, b=b, c=c, btc=btc, eth=eth, drawn=Decimal(d["drawn"]), level=policy.margin_call_level),
+        "open_call": call,
+        "gauge": gauge(util, policy),
+    }
+
+
+def facility_risk_for_client(*, user, facility_id: int) -> dict | None:
+    """The client's own facility only (None for anyone else's)."""
+    return facility_risk(facility_id=facility_id, client_id=user.pk)
+
+
+def open_call_for_facility(*, facility_id: int) -> MarginCall | None:
+    return MarginCall.objects.filter(facility_id=facility_id, state__in=OPEN_CALL_STATES).first()
+
+
+def gauge(util: Decimal, policy) -> dict:
+    """Geometry of the semicircular utilisation gauge (0 … 150%), for inline SVG."""
+    import math
+
+    top = Decimal("1.5")
+
+    def point(value, radius=80):
+        frac = float(min(max(value, 0), top) / top)
+        angle = math.pi * (1 - frac)
+        return round(100 + radius * math.cos(angle), 2), round(100 - radius * math.sin(angle), 2)
+
+    def arc(lo, hi):
+        (x1, y1), (x2, y2) = point(lo), point(hi)
+        return f"M {x1} {y1} A 80 80 0 0 1 {x2} {y2}"
+
+    nx, ny = point(util, 70)
+    return {
+        "healthy": arc(Decimal("0"), policy.watch_level),
+        "watch": arc(policy.watch_level, policy.margin_call_level),
+        "call": arc(policy.margin_call_level, policy.close_out_level),
+        "close": arc(policy.close_out_level, top),
+        "needle_x": nx, "needle_y": ny,
+        "percent": (util * 100).quantize(Decimal("0.1")),
+    }
+
+
+def calls_for_client(*, user) -> QuerySet[MarginCall]:
+    return MarginCall.objects.filter(client=user).select_related("facility").order_by("-opened_at", "-id")
+
+
+# --- Margin calls (staff) --------------------------------------------------------------------------------
+
+
+def margin_calls(*, state: str = "", search: str = "") -> QuerySet[MarginCall]:
+    qs = MarginCall.objects.select_related("client", "facility", "proposed_by", "resolved_by")
+    if state == "open_all":
+        qs = qs.filter(state__in=OPEN_CALL_STATES)
+    elif state:
+        qs = qs.filter(state=state)
+    if search:
+        term = search.strip()
+        if term.upper().startswith("MC-") and term[3:].isdigit():
+            qs = qs.filter(pk=int(term[3:]))
+        else:
+            qs = qs.filter(client__email__icontains=term)
+    return qs.order_by("opened_at", "id")
+
+
+def margin_call(*, call_id: int) -> MarginCall:
+    return MarginCall.objects.select_related("client", "facility", "facility__application__decided_by", "proposed_by", "resolved_by").get(pk=call_id)
+
+
+def margin_call_counts() -> dict[str, int]:
+    from django.db.models import Count
+
+    return {r["state"]: r["n"] for r in MarginCall.objects.values("state").annotate(n=Count("id"))}
+
+
+# --- Prices -----------------------------------------------------------------------------------------------
+
+
+def price_overview(*, now=None) -> dict:
+    """Reference prices, each source's latest quote, overrides, open alarms and volatility (constant queries)."""
+    from lending import selectors as lending_selectors
+
+    from .services import _latest_quotes
+
+    now = now or timezone.now()
+    policy = lending_selectors.policy_current()
+    max_age = policy.price_max_age_minutes if policy else 15
+    current = lending_selectors.prices_current(max_age_minutes=max_age, now=now)
+    quotes = _latest_quotes(now)
+    numbers = risk_numbers()
+    medians = {}
+    for asset in ("BTC", "ETH"):
+        fresh = sorted(q.price_hkd for q in quotes if q.asset == asset and q.as_of >= now - timedelta(minutes=max_age))
+        if fresh:
+            import statistics
+
+            medians[asset] = Decimal(statistics.median(fresh)).quantize(Decimal("0.01"))
+    rows = []
+    for q in quotes:
+        med = medians.get(q.asset)
+        rows.append({
+            "quote": q, "fresh": q.as_of >= now - timedelta(minutes=max_age),
+            "deviation": (abs(q.price_hkd - med) / med).quantize(Decimal("0.0001")) if med else None,
+        })
+    return {
+        "current": current,
+        "max_age_minutes": max_age,
+        "numbers": numbers,
+        "quotes": rows,
+        "sources": list(PriceSource.objects.order_by("code")),
+        "overrides": list(PriceOverride.objects.select_related("set_by", "cancelled_by").order_by("-set_at")[:20]),
+        "alarms": list(PriceAlarm.objects.filter(cleared_at__isnull=True).select_related("source").order_by("-raised_at")),
+        "volatility": {v.asset: v for v in AssetVolatility.objects.all()},
+        "now": now,
+    }
+
+
+def price_alarms(*, include_cleared: bool = False) -> QuerySet[PriceAlarm]:
+    qs = PriceAlarm.objects.select_related("source").order_by("-raised_at", "-id")
+    return qs if include_cleared else qs.filter(cleared_at__isnull=True)
+
+
+def quote_history(*, asset: str = "") -> QuerySet[PriceQuote]:
+    qs = PriceQuote.objects.select_related("source", "entered_by").order_by("-as_of", "-id")
+    return qs.filter(asset=asset) if asset else qs
+
+
+# --- Risk board ------------------------------------------------------------------------------------------
+
+BUCKETS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 100), (100, 110), (110, 130), (130, None)]
+
+
+def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
+    """Everything on the risk board, aggregated in SQL: a fixed number of queries for any book size."""
+    from django.db.models import Count, Min
+
+    now = now or timezone.now()
+    policy, prices = _inputs()
+    numbers = risk_numbers()
+    result = {"policy": policy, "prices": prices, "numbers": numbers, "now": now}
+    if policy is None:
+        return result | {"empty": True}
+    params = book.Scenario.current(policy=policy, prices=prices).params()
+    live = book.live_sql()
+    # 1. Distribution of utilisation and book totals in one pass.
+    cases = " ".join(
+        f"WHEN v.util * 100 >= {lo}" + (f" AND v.util * 100 < {hi}" if hi is not None else "") + f" THEN {i}"
+        for i, (lo, hi) in enumerate(BUCKETS)
+    )
+    dist = book.fetch(
+        f"""SELECT CASE {cases} ELSE 0 END AS bucket, v.band AS band, COUNT(*) AS n, SUM(v.drawn) AS drawn, SUM(v.lv) AS lv,
+                   SUM(v.mv) AS mv, SUM(v.sec_mv) AS sec_mv, SUM(v.btc_mv) AS btc_mv, SUM(v.eth_mv) AS eth_mv,
+                   SUM(v.sec_lv) AS sec_lv, SUM(v.va_lv) AS va_lv, SUM(v.btc_qty) AS btc_qty, SUM(v.eth_qty) AS eth_qty
+            FROM ({live}) v GROUP BY 1, 2""",
+        params,
+    )
+    counts = [0] * len(BUCKETS)
+    bands = {b: 0 for b in (book.HEALTHY, book.WATCH, book.MARGIN_CALL, book.CLOSE_OUT)}
+    totals = dict.fromkeys(("drawn", "lv", "mv", "sec_mv", "btc_mv", "eth_mv", "sec_lv", "va_lv", "btc_qty", "eth_qty"), Decimal("0"))
+    for r in dist:
+        counts[int(r["bucket"])] += r["n"]
+        bands[r["band"]] = bands.get(r["band"], 0) + r["n"]
+        for k in totals:
+            totals[k] += Decimal(str(r[k] or 0))
+    total_n = sum(counts)
+    peak = max(counts) if counts else 0
+    histogram = []
+    for i, (lo, hi) in enumerate(BUCKETS):
+        histogram.append({
+            "label": f"{lo}–{hi}%" if hi is not None else f"≥{lo}%", "count": counts[i],
+            "height": round(counts[i] / peak * 100, 1) if peak else 0,
+            "tone": "ok" if (hi or 999) <= 90 else ("warn" if (hi or 999) <= 100 else "bad"),
+        })
+    result.update(
+        histogram=histogram, bands=bands, facilities=total_n,
+        totals={k: v.quantize(Decimal("0.01")) for k, v in totals.items()},
+        va_share_market=(totals["btc_mv"] + totals["eth_mv"]) / totals["mv"] if totals["mv"] else Decimal("0"),
+        va_share_lending=totals["va_lv"] / totals["lv"] if totals["lv"] else Decimal("0"),
+        book_utilisation=totals["drawn"] / totals["lv"] if totals["lv"] else Decimal("0"),
+    )
+    # 2. Nearest their thresholds: highest utilisation first (paginated).
+    page = max(1, int(page))
+    nearest = book.fetch(
+        f"""SELECT v.facility_id, v.client_id, u.email, u.full_name, v.drawn, v.lv, v.util, v.band, v.old_band, v.has_call
+            FROM ({live}) v JOIN portal_user u ON u.id = v.client_id
+            ORDER BY v.util DESC, v.facility_id LIMIT %(limit)s OFFSET %(offset)s""",
+        params | {"limit": page_size, "offset": (page - 1) * page_size},
+    )
+    for r in nearest:
+        r["util"] = Decimal(str(r["util"])).quantize(Decimal("0.0001"))
+        r["headroom"] = (policy.margin_call_level - r["util"]) if r["util"] <= policy.margin_call_level else Decimal("0")
+        r["reference"] = f"FAC-{r['facility_id']:06d}"
+    result["nearest"] = nearest
+    result["page"] = page
+    result["pages"] = max(1, -(-total_n // page_size))
+    # 3. Exposure concentration by client: top 10 by drawn balance.
+    result["by_client"] = book.fetch(
+        f"""SELECT v.client_id, u.email, u.full_name, COUNT(*) AS facilities, SUM(v.drawn) AS drawn, SUM(v.lv) AS lv,
+                   SUM(v.btc_mv + v.eth_mv) AS va_mv
+            FROM ({live}) v JOIN portal_user u ON u.id = v.client_id
+            GROUP BY v.client_id, u.email, u.full_name ORDER BY SUM(v.drawn) DESC, v.client_id LIMIT 10""",
+        params,
+    )
+    for r in result["by_client"]:
+        r["share"] = Decimal(str(r["drawn"] or 0)) / totals["drawn"] if totals["drawn"] else Decimal("0")
+        r["share_pct"] = round(float(r["share"]) * 100, 1)
+    # 4. Exposure by collateral asset.
+    mv = totals["mv"] or Decimal("1")
+    result["by_asset"] = [
+        {"asset": "Securities", "market_value": totals["sec_mv"], "share_pct": round(float(totals["sec_mv"] / mv) * 100, 1), "quantity": None},
+        {"asset": "BTC", "market_value": totals["btc_mv"], "share_pct": round(float(totals["btc_mv"] / mv) * 100, 1), "quantity": totals["btc_qty"]},
+        {"asset": "ETH", "market_value": totals["eth_mv"], "share_pct": round(float(totals["eth_mv"] / mv) * 100, 1), "quantity": totals["eth_qty"]},
+    ]
+    # 5. Open calls by age (one grouped query) and the oldest few.
+    ages = [(0, 1), (1, 2), (2, 5), (5, None)]
+    age_rows = (
+        MarginCall.objects.filter(state__in=OPEN_CALL_STATES)
+        .values("state").annotate(n=Count("id"), oldest=Min("opened_at"))
+    )
+    result["call_states"] = {r["state"]: r["n"] for r in age_rows}
+    age_cases = " ".join(
+        f"WHEN opened_at > %(t{i})s THEN {i}" for i, (lo, _hi) in enumerate(ages[:-1])
+    )
+    age_params = {f"t{i}": book.dt(now - timedelta(days=hi)) for i, (_lo, hi) in enumerate(ages[:-1])}
+    age_counts = dict.fromkeys(range(len(ages)), 0)
+    for r in book.fetch(
+        f"SELECT CASE {age_cases} ELSE {len(ages) - 1} END AS bucket, COUNT(*) AS n FROM risk_margincall "
+        f"WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') GROUP BY 1",
+        age_params,
+    ):
+        age_counts[int(r["bucket"])] = r["n"]
+    peak_age = max(age_counts.values()) or 1
+    result["call_ages"] = [
+        {"label": f"{lo}–{hi} d" if hi else f"≥{lo} d", "count": age_counts[i], "width": round(age_counts[i] / peak_age * 100, 1)}
+        for i, (lo, hi) in enumerate(ages)
+    ]
+    result["oldest_calls"] = list(
+        MarginCall.objects.filter(state__in=OPEN_CALL_STATES).select_related("client", "facility").order_by("opened_at", "id")[:10]
+    )
+    # 6. Price alarms and volatility.
+    result["alarms"] = list(PriceAlarm.objects.filter(cleared_at__isnull=True).order_by("-raised_at")[:20])
+    result["volatility"] = {v.asset: v for v in AssetVolatility.objects.all()}
+    return result
+
+
+# --- Stress tests ----------------------------------------------------------------------------------------
+
+
+def stress_shocks_clean(*, btc, eth, securities) -> dict:
+    clean = {}
+    for name, value in (("btc", btc), ("eth", eth), ("securities", securities)):
+        try:
+            number = Decimal(str(value if value not in (None, "") else 0))
+        except (InvalidOperation, ValueError):
+            raise PortalError("validation_error", f"The {name} shock must be a number.", {name: ["Enter a number such as -0.50."]}) from None
+        if not number.is_finite() or number < -1 or number > 1:
+            raise PortalError("validation_error", f"The {name} shock must be between −100% and +100%.", {name: ["Between -1 and 1."]})
+        clean[name] = number.quantize(Decimal("0.0001"))
+    return clean
+
+
+def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 20) -> dict:
+    """The whole book under shocked prices, set-based (four queries after the inputs)."""
+    policy, prices = _inputs()
+    if policy is None or not prices:
+        raise PortalError("no_prices", "No collateral policy or prices yet; nothing to stress.")
+    now_params = book.Scenario.current(policy=policy, prices=prices).params()
+    stressed = book.Scenario.current(policy=policy, prices=prices, btc_shock=btc, eth_shock=eth, securities_shock=securities)
+    gt = book.greatest()
+    # Each facility valued now (n_) and under the scenario (s_), joined on id.
+    now_live, stress_live = book.live_sql(), book.live_sql()
+    s_params = {f"s_{k}": v for k, v in stressed.params().items()}
+    for k in stressed.params():
+        stress_live = stress_live.replace(f"%({k})s", f"%(s_{k})s")
+    both = f"""
+        SELECT s.facility_id, s.client_id, s.drawn, s.lv, s.util, s.band, n.band AS band_now, n.lv AS lv_now,
+               s.sec_mv, s.btc_mv, s.eth_mv, s.mv, s.sec_lv, s.va_lv,
+               {gt}(s.drawn - s.lv * %(mc)s, 0) AS shortfall
+        FROM ({stress_live}) s JOIN ({now_live}) n ON n.facility_id = s.facility_id
+    """
+    params = now_params | s_params
+    summary = book.fetch(
+        f"""SELECT COUNT(*) AS facilities,
+                   SUM(CASE WHEN band = '{book.MARGIN_CALL}' THEN 1 ELSE 0 END) AS margin_call,
+                   SUM(CASE WHEN band = '{book.CLOSE_OUT}' THEN 1 ELSE 0 END) AS close_out,
+                   SUM(CASE WHEN band = '{book.WATCH}' THEN 1 ELSE 0 END) AS watch,
+                   SUM(CASE WHEN band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}') AND band_now NOT IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}') THEN 1 ELSE 0 END) AS newly_in_call,
+                   SUM(shortfall) AS shortfall, SUM(drawn) AS drawn, SUM(lv) AS lv, SUM(lv_now) AS lv_now,
+                   SUM(sec_mv) AS sec_mv, SUM(btc_mv) AS btc_mv, SUM(eth_mv) AS eth_mv, SUM(sec_lv) AS sec_lv, SUM(va_lv) AS va_lv
+            FROM ({both}) x""",
+        params,
+    )[0]
+    summary = {k: (Decimal(str(v)).quantize(Decimal("0.01")) if v is not None and k not in ("facilities", "margin_call", "close_out", "watch", "newly_in_call") else (v or 0)) for k, v in summary.items()}
+    facilities = book.fetch(
+        f"""SELECT x.facility_id, x.client_id, u.email, x.drawn, x.lv, x.lv_now, x.util, x.band, x.band_now, x.shortfall
+            FROM ({both}) x JOIN portal_user u ON u.id = x.client_id
+            WHERE x.band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')
+            ORDER BY x.shortfall DESC, x.facility_id LIMIT %(top)s""",
+        params | {"top": top},
+    )
+    by_client = book.fetch(
+        f"""SELECT x.client_id, u.email, COUNT(*) AS facilities, SUM(x.drawn) AS drawn, SUM(x.lv) AS lv, SUM(x.shortfall) AS shortfall,
+                   SUM(CASE WHEN x.band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}') THEN 1 ELSE 0 END) AS in_call
+            FROM ({both}) x JOIN portal_user u ON u.id = x.client_id
+            GROUP BY x.client_id, u.email ORDER BY SUM(x.shortfall) DESC, SUM(x.drawn) DESC, x.client_id LIMIT %(top)s""",
+        params | {"top": top},
+    )
+
+    def q2(v):
+        return Decimal(str(v or 0)).quantize(Decimal("0.01"))
+
+    for r in facilities:
+        r["reference"] = f"FAC-{r['facility_id']:06d}"
+        r["util"] = Decimal(str(r["util"])).quantize(Decimal("0.0001"))
+        for k in ("drawn", "lv", "lv_now", "shortfall"):
+            r[k] = q2(r[k])
+    for r in by_client:
+        for k in ("drawn", "lv", "shortfall"):
+            r[k] = q2(r[k])
+    by_asset = [
+        {"asset": "securities", "shock": securities, "market_value": summary["sec_mv"], "lending_value": summary["sec_lv"]},
+        {"asset": "BTC", "shock": btc, "market_value": summary["btc_mv"], "lending_value": None},
+        {"asset": "ETH", "shock": eth, "market_value": summary["eth_mv"], "lending_value": None},
+        {"asset": "VA (after cap)", "shock": None, "market_value": q2(Decimal(summary["btc_mv"] or 0) + Decimal(summary["eth_mv"] or 0)), "lending_value": summary["va_lv"]},
+    ]
+    return {
+        "shocks": {"btc": btc, "eth": eth, "securities": securities},
+        "prices": {a: p for a, p in prices.items()},
+        "stressed_prices": {"BTC": q2(stressed.btc), "ETH": q2(stressed.eth)},
+        "policy_version": policy.version,
+        "summary": summary,
+        "facilities": facilities,
+        "by_client": by_client,
+        "by_asset": by_asset,
+    }
+
+
+def stress_reports(*, kind: str = "") -> QuerySet[StressReport]:
+    qs = StressReport.objects.select_related("created_by").order_by("-created_at", "-id")
+    return qs.filter(kind=kind) if kind else qs

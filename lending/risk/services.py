@@ -1,0 +1,743 @@
+"""Writes for the risk engine: price governance, margin calls, collateral top-ups, snapshots, stress reports."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from portal.access import ensure_four_eyes, ensure_not_own_record
+from portal.audit import SYSTEM, audit_log, snapshot
+from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.permissions import Perm
+
+from . import book, selectors
+from .models import (
+    OPEN_CALL_STATES,
+    AlarmKind,
+    AssetVolatility,
+    CallState,
+    CollateralTopUp,
+    DailyClose,
+    MarginCall,
+    PolicyStatus,
+    PriceAlarm,
+    PriceOverride,
+    PriceQuote,
+    PriceSource,
+    Resolution,
+    RiskPolicy,
+    StressReport,
+)
+from .revaluation import HK, facility_flags_sync, revalue_book
+
+ASSETS = ("BTC", "ETH")
+CENT = Decimal("0.01")
+
+
+class NotFoundError(PortalError):
+    http_status = 404
+
+
+def _require(actor, perm: Perm) -> None:
+    if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
+        raise ForbiddenError("permission_denied", "You do not have permission to do this.")
+
+
+def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]}) from None
+    if not number.is_finite():
+        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]})
+    if minimum is not None and number < minimum:
+        raise PortalError("validation_error", f"{field} must be at least {minimum}.", {field: [f"At least {minimum}."]})
+    if maximum is not None and number > maximum:
+        raise PortalError("validation_error", f"{field} must be at most {maximum}.", {field: [f"At most {maximum}."]})
+    return number
+
+
+def _text(value, field: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise PortalError("validation_error", f"Give the {field}.", {field: ["Required."]})
+    return text
+
+
+def _asset(asset: str) -> str:
+    asset = (asset or "").upper().strip()
+    if asset not in ASSETS:
+        raise PortalError("validation_error", f"Unknown asset {asset!r}: only BTC and ETH are accepted as collateral.", {"asset": ["BTC or ETH."]})
+    return asset
+
+
+# --- Risk policy (maker-checker) ---------------------------------------------------------------
+
+
+def _validate_risk_numbers(numbers: dict) -> dict:
+    clean = {
+        "source_deviation_max": _dec(numbers.get("source_deviation_max"), "source_deviation_max", minimum=Decimal("0.001"), maximum=Decimal("0.5")),
+        "volatility_alarm_level": _dec(numbers.get("volatility_alarm_level"), "volatility_alarm_level", minimum=Decimal("0.05"), maximum=Decimal("5")),
+    }
+    for key, floor in (("stress_btc_shock", "-0.50"), ("stress_eth_shock", "-0.50"), ("stress_securities_shock", "-0.10")):
+        value = _dec(numbers.get(key), key, minimum=Decimal("-1"), maximum=Decimal("0"))
+        # SMF Guidelines: at least monthly stress testing with severe moves (e.g. BTC −50%); no milder preset.
+        if value > Decimal(floor):
+            raise PortalError("stress_too_mild", f"{key} must be a fall of at least {Decimal(floor):.0%}.", {key: [f"At most {floor}."]})
+        clean[key] = value
+    return clean
+
+
+@transaction.atomic
+def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
+    _require(actor, Perm.POLICY_PROPOSE)
+    reason = _text(reason, "reason")
+    clean = _validate_risk_numbers(numbers)
+    current = selectors.risk_policy_current()
+    version = (RiskPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    try:
+        with transaction.atomic():
+            policy = RiskPolicy.objects.create(version=version, proposed_by=actor, reason=reason, **clean)
+    except IntegrityError:
+        raise ConflictError("policy_version_conflict", "Another proposal was made at the same moment; reload and try again.") from None
+    policy = RiskPolicy.objects.get(pk=policy.pk)
+    audit_log(
+        actor=actor, action="risk.policy.proposed", obj=policy,
+        before=snapshot(current, RiskPolicy.NUMBERS) | {"version": current.version} if current else None,
+        after=snapshot(policy, RiskPolicy.NUMBERS) | {"version": policy.version, "reason": reason},
+    )
+    return policy
+
+
+@transaction.atomic
+def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") -> RiskPolicy:
+    """A credit manager other than the proposer approves (superseding the version in force) or rejects."""
+    _require(actor, Perm.POLICY_APPROVE)
+    try:
+        policy = RiskPolicy.objects.select_for_update().get(pk=policy_id)
+    except RiskPolicy.DoesNotExist:
+        raise NotFoundError("not_found", "No such risk policy.") from None
+    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
+    if policy.status != PolicyStatus.PROPOSED:
+        raise ConflictError("invalid_state", f"Risk policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+    now = timezone.now()
+    before = None
+    if approve:
+        current = RiskPolicy.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+        if current:
+            before = {"version_in_force": current.version}
+            current.supersede()
+            current.save()
+        policy.approve(by=actor, at=now, note=note)
+    else:
+        policy.reject(by=actor, at=now, note=note)
+    policy.save()
+    audit_log(actor=actor, action=f"risk.policy.{'approved' if approve else 'rejected'}", obj=policy, before=before,
+              after={"version": policy.version, "status": policy.status, "note": note})
+    return policy
+
+
+# --- Price governance ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def source_ensure(*, code: str, name: str = "") -> PriceSource:
+    source, _created = PriceSource.objects.get_or_create(code=code[:40], defaults={"name": (name or code)[:100]})
+    return source
+
+
+@transaction.atomic
+def quote_record(*, actor, source_code: str, asset: str, price_hkd, as_of: datetime | None = None, refresh: bool = True) -> PriceQuote:
+    """One quote from one source (staff or a feed); the reference price is recomputed at once."""
+    if actor is not SYSTEM:
+        _require(actor, Perm.PRICE_MANAGE)
+    asset = _asset(asset)
+    price = _dec(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
+    now = timezone.now()
+    as_of = as_of or now
+    if timezone.is_naive(as_of):
+        as_of = timezone.make_aware(as_of)
+    if as_of > now + timedelta(minutes=5):
+        raise PortalError("validation_error", "A quote cannot be dated in the future.", {"as_of": ["In the future."]})
+    source = PriceSource.objects.filter(code=source_code, active=True).first()
+    if source is None:
+        raise PortalError("validation_error", f"Unknown or inactive price source {source_code!r}.", {"source": ["Unknown source."]})
+    quote = PriceQuote.objects.create(source=source, asset=asset, price_hkd=price, as_of=as_of, received_at=now,
+                                      entered_by=None if actor is SYSTEM else actor)
+    if actor is not SYSTEM:
+        audit_log(actor=actor, action="risk.quote.entered", obj=quote, after=snapshot(quote, ("source", "asset", "price_hkd", "as_of")))
+    if refresh:
+        reference_prices_refresh(now=now)
+    return quote
+
+
+@transaction.atomic
+def quotes_record(*, rows: list[dict]) -> list[PriceQuote]:
+    """A feed's batch of quotes (system actor), then one reference refresh."""
+    created = [quote_record(actor=SYSTEM, refresh=False, **row) for row in rows]
+    reference_prices_refresh()
+    return created
+
+
+@transaction.atomic
+def override_set(*, actor, asset: str, price_hkd, expires_at: datetime, reason: str) -> PriceOverride:
+    """A credit manager puts a manual price in force until ``expires_at`` (at most 7 days)."""
+    _require(actor, Perm.PRICE_OVERRIDE)
+    asset = _asset(asset)
+    price = _dec(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
+    reason = _text(reason, "reason")
+    now = timezone.now()
+    if timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at)
+    if expires_at <= now:
+        raise PortalError("validation_error", "The override must expire in the future.", {"expires_at": ["In the past."]})
+    if expires_at > now + timedelta(days=7):
+        raise PortalError("validation_error", "An override may last at most 7 days.", {"expires_at": ["At most 7 days ahead."]})
+    previous = list(PriceOverride.objects.select_for_update().filter(asset=asset, cancelled_at__isnull=True, expires_at__gt=now))
+    for old in previous:  # the new override replaces any in force
+        old.cancelled_at, old.cancelled_by = now, actor
+        old.save(update_fields=["cancelled_at", "cancelled_by"])
+    override = PriceOverride.objects.create(asset=asset, price_hkd=price, reason=reason, set_by=actor, set_at=now, expires_at=expires_at)
+    audit_log(actor=actor, action="risk.price_override.set", obj=override,
+              before={"replaced": [o.pk for o in previous]} if previous else None,
+              after=snapshot(override, ("asset", "price_hkd", "expires_at", "reason")))
+    reference_prices_refresh(now=now)
+    return override
+
+
+@transaction.atomic
+def override_cancel(*, actor, override_id: int, reason: str = "") -> PriceOverride:
+    _require(actor, Perm.PRICE_OVERRIDE)
+    try:
+        override = PriceOverride.objects.select_for_update().get(pk=override_id)
+    except PriceOverride.DoesNotExist:
+        raise NotFoundError("not_found", "No such override.") from None
+    now = timezone.now()
+    if not override.in_force(now):
+        raise ConflictError("invalid_state", "This override is no longer in force.")
+    override.cancelled_at, override.cancelled_by = now, actor
+    override.save(update_fields=["cancelled_at", "cancelled_by"])
+    audit_log(actor=actor, action="risk.price_override.cancelled", obj=override, before={"in_force": True}, after={"in_force": False, "reason": reason})
+    reference_prices_refresh(now=now)
+    return override
+
+
+class _Alarms:
+    """Raise, keep or clear alarms against the open ones, loaded once."""
+
+    def __init__(self, now):
+        self.now = now
+        self.open = {a.key: a for a in PriceAlarm.objects.filter(cleared_at__isnull=True)}
+        self.seen: set[str] = set()
+
+    def hold(self, *, key: str, asset: str, kind: str, message: str, details: dict, source=None) -> None:
+        self.seen.add(key)
+        alarm = self.open.get(key)
+        if alarm is None:
+            PriceAlarm.objects.create(key=key, asset=asset, kind=kind, source=source, message=message, details=details,
+                                      raised_at=self.now, updated_at=self.now)
+        elif alarm.message != message:
+            alarm.message, alarm.details, alarm.updated_at = message, details, self.now
+            alarm.save(update_fields=["message", "details", "updated_at"])
+
+    def clear_unseen(self, prefixes: tuple[str, ...]) -> None:
+        stale = [a.pk for key, a in self.open.items() if key.startswith(prefixes) and key not in self.seen]
+        if stale:
+            PriceAlarm.objects.filter(pk__in=stale).update(cleared_at=self.now)
+
+
+def _latest_quotes(now) -> list[PriceQuote]:
+    """The newest quote per active source and asset (two queries)."""
+    newest = (
+        PriceQuote.objects.filter(source__active=True, as_of__lte=now + timedelta(minutes=5))
+        .values("source_id", "asset").annotate(latest=Max("as_of"))
+    )
+    match = Q(pk__in=[])
+    for row in newest:
+        match |= Q(source_id=row["source_id"], asset=row["asset"], as_of=row["latest"])
+    rows = PriceQuote.objects.filter(match).select_related("source").order_by("asset", "source__code", "-id")
+    seen, result = set(), []
+    for q in rows:
+        if (q.source_id, q.asset) not in seen:
+            seen.add((q.source_id, q.asset))
+            result.append(q)
+    return result
+
+
+def _median(values: list[Decimal]) -> Decimal:
+    return Decimal(statistics.median(values)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@transaction.atomic
+def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
+    """Recompute each asset's reference price and alarms; write a changed reference into lending's prices.
+
+    Reference = a credit manager's override in force, else the median of the sources' fresh quotes
+    (fresher than lending's policy limit). With no fresh source the reference is left alone (it goes
+    stale, and lending refuses drawdowns on a stale price) and a stale-price alarm is raised.
+    """
+    from lending import selectors as lending_selectors
+    from lending import services as lending_services
+
+    now = now or timezone.now()
+    lending_policy = lending_selectors.policy_current()
+    max_age = timedelta(minutes=lending_policy.price_max_age_minutes if lending_policy else 15)
+    numbers = selectors.risk_numbers()
+    current = lending_selectors.prices_current()
+    quotes = _latest_quotes(now)
+    overrides = {o.asset: o for o in PriceOverride.objects.filter(cancelled_at__isnull=True, set_at__lte=now, expires_at__gt=now).order_by("set_at")}
+    alarms = _Alarms(now)
+    result, writes = {}, []
+    for asset in ASSETS:
+        latest = [q for q in quotes if q.asset == asset]
+        fresh = [q for q in latest if q.as_of >= now - max_age]
+        for q in latest:
+            if q not in fresh:
+                alarms.hold(key=f"{asset}:source_stale:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_STALE, source=q.source,
+                            message=f"{q.source.name}: last {asset} quote at {q.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT is older than {int(max_age.total_seconds() // 60)} minutes.",
+                            details={"as_of": q.as_of.isoformat()})
+        median = _median([q.price_hkd for q in fresh]) if fresh else None
+        if median:
+            for q in fresh:
+                deviation = abs(q.price_hkd - median) / median
+                if deviation > numbers["source_deviation_max"]:
+                    alarms.hold(key=f"{asset}:source_deviation:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_DEVIATION, source=q.source,
+                                message=f"{q.source.name} quotes {asset} at HK${q.price_hkd:,}, {deviation:.1%} from the median HK${median:,} (limit {numbers['source_deviation_max']:.1%}).",
+                                details={"price": str(q.price_hkd), "median": str(median), "deviation": str(deviation.quantize(Decimal('0.0001')))})
+        override = overrides.get(asset)
+        if override:
+            price, source, as_of = override.price_hkd, f"override #{override.pk}", now
+            alarms.hold(key=f"{asset}:override", asset=asset, kind=AlarmKind.OVERRIDE,
+                        message=f"Manual {asset} price HK${override.price_hkd:,} in force until {override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT ({override.set_by}).",
+                        details={"override": override.pk})
+        elif fresh:
+            price, source, as_of = median, f"median of {len(fresh)} source{'s' if len(fresh) != 1 else ''}", max(q.as_of for q in fresh)
+        else:
+            price = source = as_of = None
+            alarms.hold(key=f"{asset}:stale_price", asset=asset, kind=AlarmKind.STALE_PRICE,
+                        message=f"No {asset} source has quoted within {int(max_age.total_seconds() // 60)} minutes; the reference price is not updated.",
+                        details={"sources": len(latest)})
+        result[asset] = {"price": price, "source": source, "as_of": as_of, "fresh_sources": len(fresh), "median": median}
+        now_price = current.get(asset)
+        if price is not None and (now_price is None or now_price.price_hkd != price or (as_of > now_price.as_of and (now - now_price.as_of) > max_age / 3)):
+            # A new price always; the same price again only to keep the reference from going stale.
+            if now_price is None or as_of >= now_price.as_of:
+                writes.append({"asset": asset, "price_hkd": price, "source": source, "as_of": as_of})
+    if writes:
+        lending_services.prices_load(actor=SYSTEM, rows=writes, source_label="risk-reference")
+        _daily_closes_record(writes)
+    _volatility_refresh(now=now, alarms=alarms, numbers=numbers)
+    alarms.clear_unseen(tuple(f"{a}:" for a in ASSETS))
+    if any(current.get(w["asset"]) is None or current[w["asset"]].price_hkd != w["price_hkd"] for w in writes):
+        from .tasks import revalue_book_task
+
+        revalue_book_task.delay_on_commit("price")
+    return result
+
+
+def _daily_closes_record(writes: list[dict]) -> None:
+    for w in writes:
+        day = w["as_of"].astimezone(HK).date()
+        updated = DailyClose.objects.filter(asset=w["asset"], day=day, as_of__lte=w["as_of"]).update(price_hkd=w["price_hkd"], as_of=w["as_of"])
+        if not updated and not DailyClose.objects.filter(asset=w["asset"], day=day).exists():
+            DailyClose.objects.create(asset=w["asset"], day=day, price_hkd=w["price_hkd"], as_of=w["as_of"])
+
+
+def realised_volatility(closes: list[Decimal]) -> Decimal | None:
+    """Annualised realised volatility of daily closes (crypto trades every day: √365)."""
+    returns = [math.log(float(b) / float(a)) for a, b in zip(closes, closes[1:], strict=False) if a and b]
+    if len(returns) < 2:
+        return None
+    return Decimal(statistics.stdev(returns) * math.sqrt(365)).quantize(Decimal("0.0001"))
+
+
+def _volatility_refresh(*, now, alarms: _Alarms, numbers: dict) -> None:
+    since = now.astimezone(HK).date() - timedelta(days=30)
+    closes = {a: [] for a in ASSETS}
+    for row in DailyClose.objects.filter(day__gte=since).order_by("day").values_list("asset", "price_hkd"):
+        closes.setdefault(row[0], []).append(row[1])
+    existing = {v.asset: v for v in AssetVolatility.objects.all()}
+    for asset in ASSETS:
+        vol = realised_volatility(closes[asset])
+        row = existing.get(asset)
+        if row is None:
+            AssetVolatility.objects.create(asset=asset, volatility=vol, observations=len(closes[asset]), computed_at=now)
+        elif row.volatility != vol or row.observations != len(closes[asset]):
+            row.volatility, row.observations, row.computed_at = vol, len(closes[asset]), now
+            row.save(update_fields=["volatility", "observations", "computed_at"])
+        if vol is not None and vol > numbers["volatility_alarm_level"]:
+            alarms.hold(key=f"{asset}:volatility", asset=asset, kind=AlarmKind.VOLATILITY,
+                        message=f"{asset} 30-day realised volatility {vol:.0%} is above the policy level {numbers['volatility_alarm_level']:.0%}.",
+                        details={"volatility": str(vol)})
+
+
+# Demo feed: three sources around a shared random walk; now and then a source lags or strays.
+DEMO_SOURCES = [("hkvax", "HK VA Exchange (demo)"), ("harbour-otc", "Harbour OTC desk (demo)"), ("index-asia", "Asia VA Index (demo)")]
+DEMO_VOL = {"BTC": 0.9, "ETH": 1.1}  # annualised, a little livelier than life so the demo visibly moves
+DEMO_START = {"BTC": Decimal("760000"), "ETH": Decimal("27000")}
+
+
+@transaction.atomic
+def demo_feed_tick(*, seconds: float = 30, rng=None) -> dict:
+    """Demo only: every source quotes around a common random walk; occasional sharp moves, lags and strays."""
+    import random
+
+    from lending import selectors as lending_selectors
+
+    rng = rng or random.SystemRandom()
+    current = lending_selectors.prices_current()
+    now = timezone.now()
+    rows = []
+    for code, name in DEMO_SOURCES:
+        source_ensure(code=code, name=name)
+    for asset in ASSETS:
+        last = current[asset].price_hkd if asset in current else DEMO_START[asset]
+        sigma = DEMO_VOL[asset] * math.sqrt(seconds / (365 * 24 * 3600))
+        shock = rng.gauss(0, 1)
+        if rng.random() < 0.03:  # a sharp move now and then, mostly down (crypto's fat left tail)
+            shock = rng.choice([-9, -7, -6, 5])
+        mid = float(last) * math.exp(sigma * shock)
+        for i, (code, _name) in enumerate(DEMO_SOURCES):
+            if i == 2 and rng.random() < 0.05:
+                continue  # the index source lags: it may go stale
+            noise = rng.gauss(0, 0.0005)
+            if i == 1 and rng.random() < 0.03:
+                noise += rng.choice([-0.035, 0.035])  # the OTC desk strays: a deviation alarm
+            rows.append({"source_code": code, "asset": asset, "price_hkd": Decimal(str(round(mid * (1 + noise), 2))), "as_of": now})
+    quotes_record(rows=rows)
+    return {"quotes": len(rows)}
+
+
+# --- Margin calls --------------------------------------------------------------------------------
+
+
+def _lock_call(actor, call_id: int) -> MarginCall:
+    try:
+        call = MarginCall.objects.select_for_update().select_related("client", "facility").get(pk=call_id)
+    except MarginCall.DoesNotExist:
+        raise NotFoundError("not_found", "No such margin call.") from None
+    ensure_not_own_record(actor=actor, client_user=call.client)
+    return call
+
+
+def _save(call: MarginCall) -> None:
+    try:
+        call.updated_at = timezone.now()
+        call.save()
+    except ConcurrentTransition:
+        raise ConflictError("concurrent_change", "The margin call changed at the same moment; reload and try again.") from None
+
+
+def _transition(call: MarginCall, apply) -> None:
+    try:
+        apply()
+    except TransitionNotAllowed:
+        raise ConflictError("invalid_state", f"Margin call {call.reference} is {call.get_state_display().lower()}; that is not possible now.") from None
+
+
+@transaction.atomic
+def margin_call_escalate(*, actor, call_id: int, reason: str) -> MarginCall:
+    """An officer hands an open call to the credit managers before its deadline."""
+    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    reason = _text(reason, "reason")
+    call = _lock_call(actor, call_id)
+    before = snapshot(call, MarginCall.FIELDS)
+    _transition(call, lambda: call.escalate(at=timezone.now(), reason="officer"))
+    call.proposal_reason, call.notified_at = reason, None
+    _save(call)
+    audit_log(actor=actor, action="risk.margin_call.escalated", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS) | {"reason": reason})
+    from .tasks import margin_calls_notify
+
+    margin_calls_notify.delay_on_commit(None)
+    return call
+
+
+@transaction.atomic
+def margin_calls_escalate_due(*, now: datetime | None = None) -> int:
+    """Beat: open calls past their cure deadline, or at the close-out level, go to a credit manager (set-based)."""
+    now = now or timezone.now()
+    count = book.execute(
+        f"""
+        UPDATE risk_margincall SET state = '{CallState.ESCALATED}', escalated_at = %(now)s, notified_at = NULL,
+               escalation_reason = CASE WHEN cure_deadline < %(now)s THEN 'overdue' ELSE 'close_out_level' END
+        WHERE state = '{CallState.OPEN}' AND (cure_deadline < %(now)s OR band = '{book.CLOSE_OUT}')
+        """,
+        {"now": book.dt(now)},
+    )
+    if count:
+        audit_log(actor=SYSTEM, action="risk.margin_call.escalated_due", object_type="risk.margincall", after={"count": count, "at": now.isoformat()})
+        from .tasks import margin_calls_notify
+
+        margin_calls_notify.delay_on_commit(None)
+    return count
+
+
+@transaction.atomic
+def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
+    """An officer records that a call is met (e.g. after the market recovered): refused unless utilisation is at or under the level now."""
+    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    call = _lock_call(actor, call_id)
+    risk = selectors.facility_risk(facility_id=call.facility_id)
+    if risk is None or risk["utilisation"] > risk["margin_call_level"]:
+        util = f"{risk['utilisation']:.2%}" if risk else "unknown"
+        raise ConflictError("still_in_breach", f"Utilisation is {util}, above the margin-call level: the call is not met.")
+    before = snapshot(call, MarginCall.FIELDS)
+    _transition(call, lambda: call.meet(at=timezone.now(), how="officer"))
+    call.shortfall, call.utilisation, call.notified_at = Decimal("0"), risk["utilisation"], None
+    call.resolution_note = (note or "").strip()
+    _save(call)
+    facility_flags_sync()
+    audit_log(actor=actor, action="risk.margin_call.met", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+    from .tasks import margin_calls_notify
+
+    margin_calls_notify.delay_on_commit(None)
+    return call
+
+
+@transaction.atomic
+def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) -> MarginCall:
+    """The maker: propose closing out or waiving an escalated call, with reasons. A credit manager decides."""
+    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    if resolution not in Resolution.values:
+        raise PortalError("validation_error", "Choose close-out or waiver.", {"resolution": [f"One of {', '.join(Resolution.values)}."]})
+    reason = _text(reason, "reason")
+    call = _lock_call(actor, call_id)
+    if call.state != CallState.ESCALATED:
+        raise ConflictError("invalid_state", f"Margin call {call.reference} is {call.get_state_display().lower()}; only an escalated call can be closed out or waived.")
+    before = snapshot(call, MarginCall.FIELDS)
+    call.proposed_resolution, call.proposal_reason, call.proposed_by, call.proposed_at = resolution, reason, actor, timezone.now()
+    _save(call)
+    audit_log(actor=actor, action="risk.margin_call.resolution_proposed", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+    return call
+
+
+@transaction.atomic
+def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") -> MarginCall:
+    """The checker: a credit manager, not the proposer, approves the close-out or waiver (or sends it back)."""
+    _require(actor, Perm.MARGIN_CALL_RESOLVE)
+    note = _text(note, "note") if approve else (note or "").strip()
+    call = _lock_call(actor, call_id)
+    if call.state != CallState.ESCALATED or not call.proposed_resolution:
+        raise ConflictError("invalid_state", f"Margin call {call.reference} has no close-out or waiver awaiting approval.")
+    ensure_four_eyes(maker=call.proposed_by, checker=actor)
+    before = snapshot(call, MarginCall.FIELDS)
+    now = timezone.now()
+    if not approve:
+        call.proposed_resolution, call.proposed_by, call.proposed_at = "", None, None
+        call.resolution_note = note
+        _save(call)
+        audit_log(actor=actor, action="risk.margin_call.resolution_rejected", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+        return call
+    if call.proposed_resolution == Resolution.CLOSE_OUT:
+        _transition(call, lambda: call.close_out(by=actor, at=now, note=note))
+    else:
+        _transition(call, lambda: call.waive(by=actor, at=now, note=note))
+    call.notified_at = None
+    _save(call)
+    facility_flags_sync()
+    audit_log(actor=actor, action=f"risk.margin_call.{call.state}", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+    if call.state == CallState.CLOSED_OUT:
+        # Liquidation happens at the dealing desk; no further advances on the facility meanwhile.
+        from lending import services as lending_services
+        from lending.models import FacilityState
+
+        if call.facility.state == FacilityState.ACTIVE:
+            lending_services.facility_suspend(actor=actor, facility_id=call.facility_id, reason=f"Margin call {call.reference} closed out: {note}")
+    from .tasks import margin_calls_notify
+
+    margin_calls_notify.delay_on_commit(None)
+    return call
+
+
+def margin_calls_notify(*, run_id: int | None = None) -> int:
+    """Tell the client, the facility's officer and (for escalations) the credit managers. Idempotent:
+    each call is claimed with a conditional UPDATE on ``notified_at`` before anyone is told."""
+    from portal.models import User
+    from portal.notifications import notify, notify_many
+    from portal.permissions import Role
+
+    pending = MarginCall.objects.filter(notified_at__isnull=True).select_related("client", "facility__application__decided_by")
+    if run_id is not None:
+        pending = pending.filter(Q(run_id=run_id) | ~Q(state=CallState.OPEN))
+    managers = None
+    sent = 0
+    for call in pending.order_by("id")[:2000]:
+        with transaction.atomic():
+            if not MarginCall.objects.filter(pk=call.pk, notified_at__isnull=True).update(notified_at=timezone.now()):
+                continue
+            params = {"ref": call.reference, "facility": call.facility.reference, "amount": f"{call.shortfall:,.2f}",
+                      "deadline": call.cure_deadline.astimezone(HK).strftime("%Y-%m-%d %H:%M")}
+            officer = call.facility.application.decided_by
+            staff_link = f"/risk/margin-calls/{call.pk}/"
+            if call.state == CallState.OPEN:
+                notify(user=call.client, kind="risk.margin_call.opened", title=_("Margin call %(ref)s on facility %(facility)s"),
+                       body=_("Your facility's utilisation is above the margin-call level. Repay HK$%(amount)s or add collateral by %(deadline)s (Hong Kong time). No further drawdowns until the call is met."),
+                       params=params, link=f"/risk/facility/{call.facility_id}/")
+                if officer:
+                    notify(user=officer, kind="risk.margin_call.opened", title=_("Margin call %(ref)s opened on %(facility)s"),
+                           body=_("Shortfall HK$%(amount)s; cure deadline %(deadline)s (Hong Kong time)."), params=params, link=staff_link)
+            elif call.state == CallState.ESCALATED:
+                if managers is None:
+                    managers = list(User.objects.filter(groups__name=Role.CREDIT_MANAGER, is_active=True))
+                recipients = [m for m in managers if m.pk != call.client_id]
+                if officer and officer not in recipients:
+                    recipients.append(officer)
+                notify_many(users=recipients, kind="risk.margin_call.escalated", title=_("Margin call %(ref)s escalated"),
+                            body=_("Margin call %(ref)s on %(facility)s (shortfall HK$%(amount)s) needs a credit manager's decision: close-out or waiver."),
+                            params=params, link=staff_link)
+            elif call.state == CallState.MET:
+                notify(user=call.client, kind="risk.margin_call.met", title=_("Margin call %(ref)s is met"),
+                       body=_("Thank you. Your facility is back within its margin requirements; drawdowns are possible again."),
+                       params=params, link=f"/risk/facility/{call.facility_id}/")
+            elif call.state in (CallState.WAIVED, CallState.CLOSED_OUT):
+                title = _("Margin call %(ref)s was waived") if call.state == CallState.WAIVED else _("Margin call %(ref)s: collateral is being closed out")
+                notify(user=call.client, kind=f"risk.margin_call.{call.state}", title=title,
+                       body=_("Your account officer will contact you with the details."), params=params, link=f"/risk/facility/{call.facility_id}/")
+            sent += 1
+    return sent
+
+
+# --- Collateral top-ups ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", quantity=None, haircut_class: str = "",
+                      market_value=None, description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
+    """Record collateral added to a facility; the facility is revalued at once and an open call met if cured."""
+    from lending import selectors as lending_selectors
+    from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
+
+    _require(actor, Perm.FACILITY_OPERATE)
+    try:
+        facility = Facility.objects.select_for_update().select_related("client").get(pk=facility_id)
+    except Facility.DoesNotExist:
+        raise NotFoundError("not_found", "No such facility.") from None
+    ensure_not_own_record(actor=actor, client_user=facility.client)
+    if facility.state == FacilityState.CLOSED:
+        raise ConflictError("facility_closed", "The facility is closed.")
+    policy = lending_selectors.policy_current() or facility.policy
+    if kind == CollateralKind.SECURITIES:
+        haircut = policy.securities_haircut(haircut_class)
+        if haircut is None:
+            raise PortalError("validation_error", f"Unknown securities haircut class {haircut_class!r}.", {"haircut_class": [f"One of {', '.join(policy.securities_haircuts)}."]})
+        mv = _dec(market_value, "market_value", minimum=CENT).quantize(CENT)
+        position = CollateralPosition.objects.create(facility=facility, kind=kind, description=(description or f"Securities class {haircut_class}")[:200],
+                                                     haircut_class=haircut_class, market_value=mv, haircut=haircut)
+        qty = None
+    elif kind == CollateralKind.VIRTUAL_ASSET:
+        asset = _asset(asset)
+        qty = _dec(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
+        if not (custody_reference or "").strip():
+            raise PortalError("validation_error", "Give the custody reference of the virtual assets.", {"custody_reference": ["Required."]})
+        price = lending_selectors.prices_current().get(asset)
+        mv = (qty * price.price_hkd).quantize(CENT) if price else Decimal("0")
+        position = CollateralPosition.objects.create(facility=facility, kind=kind, asset=asset, quantity=qty, market_value=mv,
+                                                     haircut=policy.va_haircut(asset), custody_reference=custody_reference.strip()[:100],
+                                                     description=(description or "")[:200])
+    else:
+        raise PortalError("validation_error", "kind must be securities or virtual_asset.", {"kind": ["securities or virtual_asset."]})
+    top_up = CollateralTopUp.objects.create(facility=facility, position_id=position.pk, kind=kind, asset=asset if kind != CollateralKind.SECURITIES else "",
+                                            quantity=qty, market_value=mv if kind == CollateralKind.SECURITIES else None,
+                                            reference=(reference or "")[:100], recorded_by=actor)
+    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility.pk])
+    audit_log(actor=actor, action="risk.collateral.topped_up", obj=facility, after={
+        "top_up": top_up.pk, "position": position.pk, "kind": kind, "asset": asset, "quantity": qty,
+        "market_value": mv, "haircut": position.haircut, "reference": top_up.reference})
+    revalue_book(trigger="top_up", facility_ids=[facility.pk])
+    return top_up
+
+
+def facility_changed(*, facility_id: int) -> None:
+    """Lending calls this after a repayment or drawdown: revalue the one facility (meets a cured call)."""
+    revalue_book(trigger="facility", facility_ids=[facility_id])
+
+
+# --- Snapshots and stress reports ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def snapshots_take(*, day=None, now=None) -> int:
+    """End-of-day valuation per facility and collateral type: INSERT … SELECT, once per day (ON CONFLICT DO NOTHING)."""
+    from .revaluation import current_inputs
+
+    now = now or timezone.now()
+    day = day or now.astimezone(HK).date()
+    policy, prices = current_inputs()
+    if policy is None or not prices:
+        return 0
+    from django.db import connection
+
+    params = book.Scenario.current(policy=policy, prices=prices).params() | {
+        "day": connection.ops.adapt_datefield_value(day), "now": book.dt(now)}
+    # (type, quantity, price, market value, lending value before the VA cap, drawn, utilisation, band, which rows)
+    parts = [
+        ("securities", "NULL", "NULL", "v.sec_mv", "v.sec_lv", "NULL", "NULL", "''", "v.sec_mv <> 0"),
+        ("BTC", "v.btc_qty", "%(btc)s", "v.btc_mv", "v.btc_w * %(btc)s", "NULL", "NULL", "''", "v.btc_qty <> 0"),
+        ("ETH", "v.eth_qty", "%(eth)s", "v.eth_mv", "v.eth_w * %(eth)s", "NULL", "NULL", "''", "v.eth_qty <> 0"),
+        ("total", "NULL", "NULL", "v.mv", "v.lv", "v.drawn", "v.util", "v.band", "1 = 1"),
+    ]
+    selects = " UNION ALL ".join(
+        f"SELECT %(day)s, v.facility_id, v.client_id, '{ctype}', {qty}, {price}, ROUND({mv}, 2), ROUND({lv}, 2), "
+        f"{drawn}, {util}, {band}, %(now)s FROM v WHERE {cond}"
+        for ctype, qty, price, mv, lv, drawn, util, band, cond in parts
+    )
+    sql = (
+        f"WITH v AS ({book.live_sql()}) "
+        "INSERT INTO risk_valuationsnapshot (day, facility_id, client_id, collateral_type, quantity, price_hkd, market_value, "
+        f"lending_value, drawn_balance, utilisation, band, created_at) {selects} "
+        "ON CONFLICT (day, facility_id, collateral_type) DO NOTHING"
+    )
+    return book.execute(sql, params)
+
+
+@transaction.atomic
+def stress_report_store(*, actor, btc_shock, eth_shock, securities_shock, kind: str = StressReport.Kind.AD_HOC, period: str = "") -> StressReport:
+    """Run a stress scenario over the whole book and keep the result on record."""
+    if actor is not SYSTEM:
+        _require(actor, Perm.STRESS_TEST_RUN)
+    shocks = selectors.stress_shocks_clean(btc=btc_shock, eth=eth_shock, securities=securities_shock)
+    result = selectors.stress_test(**shocks)
+    report = StressReport(
+        kind=kind, period=period, btc_shock=shocks["btc"], eth_shock=shocks["eth"], securities_shock=shocks["securities"],
+        btc_price=result["prices"].get("BTC"), eth_price=result["prices"].get("ETH"), policy_version=result["policy_version"],
+        result=selectors.jsonable(result), created_by=None if actor is SYSTEM else actor,
+    )
+    try:
+        with transaction.atomic():
+            report.save()
+    except IntegrityError:
+        raise ConflictError("already_reported", f"The {period} monthly stress report is already stored.") from None
+    audit_log(actor=actor, action="risk.stress_report.stored", obj=report,
+              after={"kind": kind, "period": period, "shocks": {k: str(v) for k, v in shocks.items()},
+                     "margin_call": result["summary"]["margin_call"], "close_out": result["summary"]["close_out"],
+                     "shortfall": result["summary"]["shortfall"]})
+    return report
+
+
+def stress_monthly_report(*, now=None) -> StressReport | None:
+    """Beat: the month's standard stress report (policy presets), stored once per month."""
+    now = now or timezone.now()
+    period = now.astimezone(HK).strftime("%Y-%m")
+    if StressReport.objects.filter(kind=StressReport.Kind.MONTHLY, period=period).exists():
+        return None
+    numbers = selectors.risk_numbers()
+    try:
+        return stress_report_store(actor=SYSTEM, btc_shock=numbers["stress_btc_shock"], eth_shock=numbers["stress_eth_shock"],
+                                   securities_shock=numbers["stress_securities_shock"], kind=StressReport.Kind.MONTHLY, period=period)
+    except ConflictError:
+        return None
+
+
+__all__ = [
+    "OPEN_CALL_STATES", "collateral_top_up", "facility_changed", "margin_call_decide", "margin_call_escalate", "margin_call_mark_met",
+    "margin_call_propose", "margin_calls_escalate_due", "override_cancel", "override_set", "quote_record", "reference_prices_refresh",
+    "risk_policy_decide", "risk_policy_propose", "snapshots_take", "stress_report_store",
+]

@@ -1,0 +1,172 @@
+"""Risk pages: the board, margin calls, stress tests, price governance, the risk policy, the client's facility risk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from portal.access import client_required, staff_required
+from portal.errors import PortalError
+from portal.permissions import Perm
+
+from . import selectors, services
+from .models import CallState, MarginCall, Resolution, RiskPolicy, StressReport
+
+
+def _page_number(request) -> int:
+    try:
+        return max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+@staff_required(Perm.RISK_VIEW)
+def board(request):
+    data = selectors.board(page=_page_number(request))
+    return render(request, "risk/board.html", {"b": data})
+
+
+@staff_required(Perm.MARGIN_CALL_MANAGE)
+def calls(request):
+    state = request.GET.get("state", "open_all")
+    qs = selectors.margin_calls(state=state, search=request.GET.get("q", ""))
+    page = _page_number(request)
+    rows = list(qs[(page - 1) * 50: page * 50 + 1])
+    return render(request, "risk/calls.html", {
+        "calls": rows[:50], "has_next": len(rows) > 50, "page": page, "state": state, "q": request.GET.get("q", ""),
+        "states": [("open_all", _("Open or escalated")), *CallState.choices], "counts": selectors.margin_call_counts(),
+    })
+
+
+@staff_required(Perm.MARGIN_CALL_MANAGE)
+def call_detail(request, pk: int):
+    try:
+        call = selectors.margin_call(call_id=pk)
+    except MarginCall.DoesNotExist:
+        raise Http404 from None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        note = request.POST.get("note", "")
+        try:
+            if action == "escalate":
+                services.margin_call_escalate(actor=request.user, call_id=pk, reason=note)
+                messages.success(request, _("The call is escalated to the credit managers."))
+            elif action == "mark_met":
+                services.margin_call_mark_met(actor=request.user, call_id=pk, note=note)
+                messages.success(request, _("The call is recorded as met."))
+            elif action == "propose":
+                services.margin_call_propose(actor=request.user, call_id=pk, resolution=request.POST.get("resolution", ""), reason=note)
+                messages.success(request, _("Proposal recorded; a credit manager other than you must approve it."))
+            elif action in ("approve", "reject"):
+                services.margin_call_decide(actor=request.user, call_id=pk, approve=action == "approve", note=note)
+                messages.success(request, _("Decision recorded."))
+            else:
+                messages.error(request, _("Unknown action."))
+        except PortalError as exc:
+            messages.error(request, exc.message)
+        return redirect("risk:call", pk=pk)
+    from portal.selectors import audit_history
+
+    return render(request, "risk/call_detail.html", {
+        "call": call, "risk": selectors.facility_risk(facility_id=call.facility_id),
+        "history": audit_history(obj=call), "resolutions": Resolution.choices,
+        "can_resolve": request.user.has_perm(Perm.MARGIN_CALL_RESOLVE),
+    })
+
+
+@staff_required(Perm.STRESS_TEST_RUN)
+def stress(request):
+    result, form = None, {"btc": "-0.50", "eth": "-0.60", "securities": "-0.30"}
+    preset = request.GET.get("preset") or request.POST.get("preset")
+    for p in selectors.PRESETS:
+        if p["key"] == preset:
+            form = {"btc": p["btc"], "eth": p["eth"], "securities": p["securities"]}
+    if request.method == "POST" and not request.POST.get("preset"):
+        form = {k: request.POST.get(k, "0") for k in ("btc", "eth", "securities")}
+    if request.method == "POST" or request.GET.get("preset"):
+        try:
+            shocks = selectors.stress_shocks_clean(**form)
+            if request.POST.get("save"):
+                report = services.stress_report_store(actor=request.user, btc_shock=shocks["btc"], eth_shock=shocks["eth"], securities_shock=shocks["securities"])
+                messages.success(request, _("The stress run is stored."))
+                return redirect("risk:stress-report", pk=report.pk)
+            result = selectors.stress_test(**shocks)
+        except PortalError as exc:
+            messages.error(request, exc.message)
+    return render(request, "risk/stress.html", {"result": result, "form": form, "presets": selectors.PRESETS})
+
+
+@staff_required(Perm.STRESS_TEST_RUN)
+def stress_reports(request):
+    page = _page_number(request)
+    rows = list(selectors.stress_reports(kind=request.GET.get("kind", ""))[(page - 1) * 50: page * 50 + 1])
+    return render(request, "risk/stress_reports.html", {"reports": rows[:50], "has_next": len(rows) > 50, "page": page})
+
+
+@staff_required(Perm.STRESS_TEST_RUN)
+def stress_report(request, pk: int):
+    report = StressReport.objects.select_related("created_by").filter(pk=pk).first()
+    if report is None:
+        raise Http404
+    return render(request, "risk/stress_report.html", {"report": report, "result": report.result})
+
+
+@staff_required(Perm.PRICE_MANAGE)
+def prices(request):
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "quote":
+                services.quote_record(actor=request.user, source_code=request.POST.get("source", ""), asset=request.POST.get("asset", ""),
+                                      price_hkd=request.POST.get("price_hkd"))
+                messages.success(request, _("Quote recorded; the reference price is recomputed."))
+            elif action == "override":
+                hours = request.POST.get("hours") or "4"
+                expires = parse_datetime(request.POST.get("expires_at") or "") or timezone.now() + timedelta(hours=float(hours))
+                services.override_set(actor=request.user, asset=request.POST.get("asset", ""), price_hkd=request.POST.get("price_hkd"),
+                                      expires_at=expires, reason=request.POST.get("reason", ""))
+                messages.success(request, _("Manual price in force until it expires."))
+            elif action == "cancel_override":
+                services.override_cancel(actor=request.user, override_id=int(request.POST.get("override_id", 0)), reason=request.POST.get("reason", ""))
+                messages.success(request, _("Override cancelled."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("risk:prices")
+    history = list(selectors.quote_history()[:40])
+    return render(request, "risk/prices.html", {"o": selectors.price_overview(), "history": history,
+                                                "can_override": request.user.has_perm(Perm.PRICE_OVERRIDE)})
+
+
+@staff_required(Perm.POLICY_PROPOSE)
+def policy(request):
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "propose":
+                services.risk_policy_propose(actor=request.user, numbers={k: request.POST.get(k) for k in RiskPolicy.NUMBERS},
+                                             reason=request.POST.get("reason", ""))
+                messages.success(request, _("Proposal recorded; a credit manager other than you must approve it."))
+            elif request.POST.get("action") in ("approve", "reject"):
+                services.risk_policy_decide(actor=request.user, policy_id=int(request.POST.get("policy_id", 0)),
+                                            approve=request.POST.get("action") == "approve", note=request.POST.get("note", ""))
+                messages.success(request, _("Decision recorded."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("risk:policy")
+    return render(request, "risk/policy.html", {
+        "policies": list(selectors.risk_policies()[:20]), "numbers": selectors.risk_numbers(),
+        "can_approve": request.user.has_perm(Perm.POLICY_APPROVE), "fields": RiskPolicy.NUMBERS,
+    })
+
+
+@client_required
+def client_facility(request, pk: int):
+    risk = selectors.facility_risk_for_client(user=request.user, facility_id=pk)
+    if risk is None:
+        raise Http404
+    return render(request, "risk/client_facility.html", {"risk": risk})
