@@ -155,7 +155,8 @@ class ClientProfile(models.Model):
         "source_of_wealth",
         "margin_account_number",
     )
-    AUDITED_FIELDS = (
+    # What the client may edit; confirmation of the margin account is staff-only.
+    EDITABLE_FIELDS = (
         "client_type",
         "legal_name",
         "other_names",
@@ -175,9 +176,8 @@ class ClientProfile(models.Model):
         "liquid_assets",
         "source_of_wealth",
         "margin_account_number",
-        "margin_account_confirmed_at",
-        "margin_account_confirmed_by",
     )
+    AUDITED_FIELDS = (*EDITABLE_FIELDS, "margin_account_confirmed_at", "margin_account_confirmed_by")
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="client_profile")
     client_type = models.CharField(_("client type"), max_length=20, choices=ClientType.choices, default=ClientType.INDIVIDUAL)

@@ -87,27 +87,7 @@ def _ensure_owner(actor, record) -> None:
 
 # --- client profile --------------------------------------------------------------
 
-PROFILE_EDITABLE = (
-    "client_type",
-    "legal_name",
-    "other_names",
-    "id_document_type",
-    "id_document_number",
-    "date_of_birth",
-    "nationality",
-    "residential_address",
-    "correspondence_address",
-    "phone",
-    "preferred_language",
-    "employment_status",
-    "employer",
-    "occupation",
-    "annual_income",
-    "net_worth",
-    "liquid_assets",
-    "source_of_wealth",
-    "margin_account_number",
-)
+PROFILE_EDITABLE = ClientProfile.EDITABLE_FIELDS
 
 
 def _profile_audit(profile: ClientProfile) -> dict:
