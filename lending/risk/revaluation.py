@@ -37,13 +37,14 @@ _LOCK_KEY = 0x5249_534B_5245_56  # "RISKREV": one revaluation at a time
 def _hk_holidays(years):
     import holidays
 
-    return holidays.country_holidays("HK", years=years)
+    # Public and "optional" (the general holidays banks close for: Good Friday, the day after, …).
+    return holidays.country_holidays("HK", years=years, categories=("public", "optional"))
 
 
 def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
     """The end (23:59:59 HKT) of the ``business_days``-th Hong Kong business day after ``opened_at``.
 
-    Business days skip Saturdays, Sundays and Hong Kong public holidays (``holidays`` package).
+    Business days skip Saturdays, Sundays and Hong Kong general holidays (``holidays`` package).
     """
     day = opened_at.astimezone(HK).date()
     hols = _hk_holidays(range(day.year, day.year + 2))

@@ -1,0 +1,101 @@
+"""Risk fixtures: lending's policy in force, reference prices, and a factory for facilities with positions.
+
+Facilities are built directly (application row, facility, positions) so a test can describe a book of
+any shape in a few lines; the credit-review path that normally creates them is lending's to test.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+POLICY_NUMBERS = {
+    "btc_haircut": "0.60",
+    "eth_haircut": "0.65",
+    "securities_haircuts": {"A": "0.30", "B": "0.50", "C": "0.70"},
+    "va_max_share": "0.40",
+    "price_max_age_minutes": 15,
+    "officer_authority_default": "5000000",
+    "watch_level": "0.90",
+    "margin_call_level": "1.00",
+    "close_out_level": "1.30",
+    "cure_days": 2,
+    "client_exposure_limit": "50000000",
+    "firm_exposure_limit": "5000000000",
+    "client_concentration_max": "0.10",
+}
+BTC = Decimal("760000.00")
+ETH = Decimal("27000.00")
+
+
+@pytest.fixture
+def policy(db, officer, credit_manager):
+    from lending import services
+
+    proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
+    return services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+
+
+def set_prices(btc=BTC, eth=ETH, when=None):
+    from django.utils import timezone
+
+    from lending import services
+    from portal.audit import SYSTEM
+
+    when = when or timezone.now()
+    return services.prices_load(actor=SYSTEM, rows=[
+        {"asset": "BTC", "price_hkd": btc, "source": "test", "as_of": when},
+        {"asset": "ETH", "price_hkd": eth, "source": "test", "as_of": when},
+    ])
+
+
+@pytest.fixture
+def prices(db):
+    return set_prices()
+
+
+@pytest.fixture
+def book(policy, prices):
+    """The policy in force and prices set: ready for facilities."""
+    return policy
+
+
+def make_facility(client, *, drawn="0", securities=(("10000000", "0.30"),), btc="0", eth="0", officer=None, policy=None, state="active"):
+    """A facility with securities lines [(market value, haircut)], BTC/ETH quantities (haircuts 60%/65%) and a drawn balance."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from lending import selectors as lending_selectors
+    from lending.models import CollateralPosition, Facility, FacilityApplication
+    from lending.risk import book as risk_book
+
+    policy = policy or lending_selectors.policy_current()
+    with transaction.atomic():
+        app = FacilityApplication.objects.create(client=client, requested_limit=Decimal("50000000"), purpose="test", decided_by=officer)
+        facility = Facility.objects.create(client=client, application=app, limit=Decimal("50000000"), drawn_balance=Decimal(drawn),
+                                           policy=policy, letter_sha256="0" * 64, accepted_at=timezone.now())
+        rows = [CollateralPosition(facility=facility, kind="securities", haircut_class="A", market_value=Decimal(mv), haircut=Decimal(h),
+                                   description="sec") for mv, h in securities]
+        if Decimal(btc):
+            rows.append(CollateralPosition(facility=facility, kind="virtual_asset", asset="BTC", quantity=Decimal(btc), haircut=Decimal("0.60")))
+        if Decimal(eth):
+            rows.append(CollateralPosition(facility=facility, kind="virtual_asset", asset="ETH", quantity=Decimal(eth), haircut=Decimal("0.65")))
+        CollateralPosition.objects.bulk_create(rows)
+        risk_book.coefficients_refresh(now=timezone.now(), facility_ids=[facility.pk])
+    if state == "suspended":
+        Facility.objects.filter(pk=facility.pk).update(state="suspended")
+    return Facility.objects.get(pk=facility.pk)
+
+
+def reload(facility):
+    from lending.models import Facility
+
+    return Facility.objects.get(pk=facility.pk)
+
+
+@pytest.fixture
+def sources(db):
+    from lending.risk import services
+
+    return [services.source_ensure(code=c, name=c.upper()) for c in ("alpha", "beta", "gamma")]

@@ -1,0 +1,189 @@
+"""Margin calls: opened once per breach, cure deadline, met, escalated, closed out or waived with four eyes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from lending.risk import services
+from lending.risk.models import CallState, MarginCall
+from lending.risk.revaluation import cure_deadline, revalue_book
+from portal.errors import ConflictError, ForbiddenError
+from portal.models import Notification
+from tests.helpers import make_user
+
+from .conftest import make_facility, reload, set_prices
+
+pytestmark = pytest.mark.django_db
+HK = ZoneInfo("Asia/Hong_Kong")
+MIXED = {"securities": (("10000000", "0.30"),), "btc": "2", "eth": "10"}  # lending value 7,702,500
+
+
+@pytest.fixture
+def in_call(book, alice, officer, django_capture_on_commit_callbacks):
+    facility = make_facility(alice, drawn="8000000", officer=officer, **MIXED)  # 1.0386
+    with django_capture_on_commit_callbacks(execute=True):
+        revalue_book()
+    return reload(facility)
+
+
+def test_crossing_into_margin_call_opens_one_call_with_shortfall_and_flag(in_call):
+    call = MarginCall.objects.get(facility=in_call)
+    assert call.state == CallState.OPEN
+    assert call.shortfall == Decimal("297500.00")  # 8,000,000 − 7,702,500
+    assert call.utilisation_at_open == Decimal("1.0386")
+    assert in_call.has_open_margin_call and in_call.band == "margin_call"
+
+
+def test_client_and_officer_are_told_in_app_and_by_email(in_call, alice, officer, mailoutbox):
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.opened").count() == 1
+    assert Notification.objects.filter(user=officer, kind="risk.margin_call.opened").count() == 1
+    assert sorted(m.to[0] for m in mailoutbox) == [alice.email, officer.email]
+
+
+def test_repeated_crossings_keep_one_call_updated_and_no_more_messages(in_call, alice, django_capture_on_commit_callbacks):
+    for btc in ("1300000", "500000", "1300000", "450000"):  # out of the call band and back in, several times
+        set_prices(btc=Decimal(btc))
+        with django_capture_on_commit_callbacks(execute=True):
+            revalue_book()
+    calls = list(MarginCall.objects.filter(facility=in_call))
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.breaches == 3  # opened, then crossed back in twice
+    # refreshed at BTC 450,000: LV 7,000,000 + 2 × 450,000 × 0.4 + 94,500 = 7,454,500
+    assert call.shortfall == Decimal("545500.00")
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.opened").count() == 1
+
+
+def test_drawdown_is_refused_while_a_call_is_open(in_call, officer):
+    from lending import services as lending_services
+
+    with pytest.raises(ConflictError) as exc:
+        lending_services.facility_drawdown(actor=officer, facility_id=in_call.pk, amount="1000")
+    assert exc.value.code == "margin_call_open"
+    assert reload(in_call).drawn_balance == Decimal("8000000.00")
+
+
+def test_collateral_top_up_meets_the_call_and_drawdowns_resume(in_call, officer, alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="500000",
+                                   description="Tencent 0700", reference="TOPUP-1")
+    call = MarginCall.objects.get(facility=in_call)
+    assert call.state == CallState.MET and call.met_by == "top_up"
+    facility = reload(in_call)
+    assert not facility.has_open_margin_call
+    assert facility.band == "watch"  # 8,000,000 / 8,052,500
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.met").count() == 1
+
+
+def test_a_top_up_too_small_leaves_the_call_open_with_a_smaller_shortfall(in_call, officer):
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="100000")
+    call = MarginCall.objects.get(facility=in_call)
+    assert call.state == CallState.OPEN and call.shortfall == Decimal("227500.00")
+
+
+def test_repayment_through_lending_meets_the_call(in_call, officer):
+    from lending import services as lending_services
+
+    lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="400000")
+    revalue_book()
+    assert MarginCall.objects.get(facility=in_call).met_by == "repayment"
+    assert not reload(in_call).has_open_margin_call
+
+
+def test_price_recovery_alone_does_not_meet_a_call_but_an_officer_may_record_it(in_call, officer):
+    set_prices(btc=Decimal("1000000"))  # LV 7,894,500 … still above: not yet
+    revalue_book()
+    with pytest.raises(ConflictError):
+        services.margin_call_mark_met(actor=officer, call_id=MarginCall.objects.get().pk)
+    set_prices(btc=Decimal("1200000"))  # LV 8,054,500: utilisation 0.9932
+    revalue_book()
+    call = MarginCall.objects.get()
+    assert call.state == CallState.OPEN and call.shortfall == Decimal("0.00")
+    services.margin_call_mark_met(actor=officer, call_id=call.pk, note="Market recovered")
+    assert MarginCall.objects.get().state == CallState.MET and not reload(in_call).has_open_margin_call
+
+
+def test_cure_deadline_counts_hong_kong_business_days():
+    # Friday → Monday, Tuesday.
+    assert cure_deadline(opened_at=datetime(2026, 1, 9, 10, tzinfo=HK), business_days=2) == datetime(2026, 1, 13, 23, 59, 59, tzinfo=HK)
+    # Thursday before Easter 2026: Good Friday, the day after, Sunday, Easter Monday, the Ching Ming holiday → Wed 8, Thu 9.
+    assert cure_deadline(opened_at=datetime(2026, 4, 2, 15, tzinfo=HK), business_days=2) == datetime(2026, 4, 9, 23, 59, 59, tzinfo=HK)
+
+
+def test_overdue_call_escalates_to_credit_managers(in_call, credit_manager, django_capture_on_commit_callbacks):
+    call = MarginCall.objects.get()
+    with time_machine.travel(call.cure_deadline.timestamp() + 60, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert services.margin_calls_escalate_due() == 1
+    call = MarginCall.objects.get()
+    assert call.state == CallState.ESCALATED and call.escalation_reason == "overdue"
+    assert Notification.objects.filter(user=credit_manager, kind="risk.margin_call.escalated").count() == 1
+
+
+def test_close_out_level_escalates_at_once(book, alice):
+    make_facility(alice, drawn="10013250", **MIXED)  # exactly 1.30
+    revalue_book()
+    call = MarginCall.objects.get()
+    assert call.state == CallState.ESCALATED and call.escalation_reason == "close_out_level"
+
+
+@pytest.fixture
+def escalated(in_call, officer):
+    call = MarginCall.objects.get()
+    return services.margin_call_escalate(actor=officer, call_id=call.pk, reason="Client unreachable")
+
+
+def test_close_out_needs_a_credit_manager_who_did_not_propose_it(escalated, officer, officer2, credit_manager, django_capture_on_commit_callbacks):
+    services.margin_call_propose(actor=officer, call_id=escalated.pk, resolution="close_out", reason="No response by the deadline")
+    with pytest.raises(ForbiddenError):  # an officer cannot approve
+        services.margin_call_decide(actor=officer2, call_id=escalated.pk, approve=True, note="ok")
+    other_manager = make_user("credit_manager", email="max@example.com")
+    services.margin_call_propose(actor=credit_manager, call_id=escalated.pk, resolution="close_out", reason="Still no response")
+    with pytest.raises(ForbiddenError) as exc:  # maker ≠ checker
+        services.margin_call_decide(actor=credit_manager, call_id=escalated.pk, approve=True, note="ok")
+    assert exc.value.code == "four_eyes"
+    assert MarginCall.objects.get().state == CallState.ESCALATED
+    with django_capture_on_commit_callbacks(execute=True):
+        services.margin_call_decide(actor=other_manager, call_id=escalated.pk, approve=True, note="Liquidate BTC first")
+    call = MarginCall.objects.get()
+    assert call.state == CallState.CLOSED_OUT and call.resolved_by == other_manager
+    facility = reload(escalated.facility)
+    assert facility.state == "suspended" and not facility.has_open_margin_call
+    from portal.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="risk.margin_call.closed_out", object_id=str(call.pk)).exists()
+
+
+def test_waiver_by_a_second_credit_manager(escalated, officer, credit_manager):
+    services.margin_call_propose(actor=officer, call_id=escalated.pk, resolution="waive", reason="Top-up in transit, confirmed by custodian")
+    services.margin_call_decide(actor=credit_manager, call_id=escalated.pk, approve=True, note="Waived pending settlement")
+    assert MarginCall.objects.get().state == CallState.WAIVED
+    assert not reload(escalated.facility).has_open_margin_call
+
+
+def test_open_call_cannot_be_waived_before_escalation(in_call, officer):
+    with pytest.raises(ConflictError):
+        services.margin_call_propose(actor=officer, call_id=MarginCall.objects.get().pk, resolution="waive", reason="x")
+
+
+def test_staff_cannot_act_on_a_call_on_their_own_facility(book):
+    staff_client = make_user("account_officer", email="own@example.com")
+    from portal.permissions import Role
+    from portal.services import user_add_role
+
+    user_add_role(user=staff_client, role=Role.CLIENT)
+    make_facility(staff_client, drawn="8000000", **MIXED)
+    revalue_book()
+    with pytest.raises(ForbiddenError):
+        services.margin_call_escalate(actor=staff_client, call_id=MarginCall.objects.get().pk, reason="mine")
+
+
+def test_a_new_breach_after_a_met_call_opens_a_new_call(in_call, officer):
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="500000")
+    set_prices(btc=Decimal("100000"))
+    revalue_book()
+    assert list(MarginCall.objects.order_by("id").values_list("state", flat=True)) == [CallState.MET, CallState.OPEN]
