@@ -327,6 +327,8 @@ def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
                         details={"sources": len(latest)})
         result[asset] = {"price": price, "source": source, "as_of": as_of, "fresh_sources": len(fresh), "median": median}
         now_price = current.get(asset)
+        if price is not None and now_price is not None and as_of < now_price.as_of and price != now_price.price_hkd:
+            as_of = now  # e.g. an override just lapsed: the median replaces it from now on
         if price is not None and (now_price is None or now_price.price_hkd != price or (as_of > now_price.as_of and (now - now_price.as_of) > max_age / 3)):
             # A new price always; the same price again only to keep the reference from going stale.
             if now_price is None or as_of >= now_price.as_of:
@@ -690,9 +692,8 @@ def snapshots_take(*, day=None, now=None) -> int:
         for ctype, qty, price, mv, lv, drawn, util, band, cond in parts
     )
     sql = (
-        f"WITH v AS ({book.live_sql()}) "
         "INSERT INTO risk_valuationsnapshot (day, facility_id, client_id, collateral_type, quantity, price_hkd, market_value, "
-        f"lending_value, drawn_balance, utilisation, band, created_at) {selects} "
+        f"lending_value, drawn_balance, utilisation, band, created_at) WITH v AS ({book.live_sql()}) {selects} "
         "ON CONFLICT (day, facility_id, collateral_type) DO NOTHING"
     )
     return book.execute(sql, params)

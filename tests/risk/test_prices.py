@@ -1,0 +1,157 @@
+"""Price governance: median of fresh sources, stale and deviation alarms, overrides that expire, volatility."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from lending.models import CurrentPrice
+from lending.risk import selectors, services
+from lending.risk.models import AlarmKind, DailyClose, PriceAlarm
+from portal.audit import SYSTEM
+from portal.errors import ForbiddenError, PortalError
+
+pytestmark = pytest.mark.django_db
+
+
+def quote(code, asset, price, minutes_ago=0):
+    return services.quote_record(actor=SYSTEM, source_code=code, asset=asset, price_hkd=price,
+                                 as_of=timezone.now() - timedelta(minutes=minutes_ago))
+
+
+def open_alarms(kind):
+    return list(PriceAlarm.objects.filter(kind=kind, cleared_at__isnull=True).values_list("key", flat=True))
+
+
+def test_reference_price_is_the_median_of_fresh_sources(book, sources):
+    quote("alpha", "BTC", "760000")
+    quote("beta", "BTC", "761000")
+    quote("gamma", "BTC", "759000")
+    current = CurrentPrice.objects.get(asset="BTC")
+    assert current.price_hkd == Decimal("760000.00") and current.source == "median of 3 sources"
+
+
+def test_stale_source_is_left_out_and_alarmed(book, sources):
+    quote("alpha", "BTC", "700000", minutes_ago=20)  # older than the 15-minute limit
+    quote("beta", "BTC", "761000")
+    quote("gamma", "BTC", "759000")
+    assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
+    assert open_alarms(AlarmKind.SOURCE_STALE) == ["BTC:source_stale:alpha"]
+
+
+def test_no_fresh_source_raises_a_stale_price_alarm_and_keeps_the_last_reference(book, sources):
+    quote("alpha", "ETH", "27000")
+    with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
+        services.reference_prices_refresh()
+        assert "ETH:stale_price" in open_alarms(AlarmKind.STALE_PRICE)
+    assert CurrentPrice.objects.get(asset="ETH").price_hkd == Decimal("27000.00")
+    quote("beta", "ETH", "27100")
+    assert "ETH:stale_price" not in open_alarms(AlarmKind.STALE_PRICE)  # cleared once a source quotes again
+    assert PriceAlarm.objects.filter(kind=AlarmKind.STALE_PRICE, cleared_at__isnull=False).count() == 1
+
+
+def test_a_source_deviating_beyond_the_policy_percentage_is_alarmed(book, sources):
+    quote("alpha", "BTC", "760000")
+    quote("beta", "BTC", "761000")
+    quote("gamma", "BTC", "790000")  # 3.8% above the median 761,000 > 2%
+    assert open_alarms(AlarmKind.SOURCE_DEVIATION) == ["BTC:source_deviation:gamma"]
+    assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("761000.00")  # the median resists it
+    quote("gamma", "BTC", "765000")  # back within 2%
+    assert open_alarms(AlarmKind.SOURCE_DEVIATION) == []
+
+
+def test_manual_override_applies_until_it_expires(book, sources, credit_manager):
+    quote("alpha", "BTC", "760000")
+    services.override_set(actor=credit_manager, asset="BTC", price_hkd="700000", expires_at=timezone.now() + timedelta(hours=1),
+                          reason="Exchange outage; OTC desk print")
+    assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("700000.00")
+    with time_machine.travel(timezone.now() + timedelta(minutes=61), tick=False):
+        quote("alpha", "BTC", "755000")  # a fresh quote after expiry: the median applies again
+        assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("755000.00")
+    from portal.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="risk.price_override.set").count() == 1
+
+
+def test_expired_override_stops_on_the_periodic_refresh_too(book, sources, credit_manager):
+    quote("alpha", "BTC", "760000")
+    services.override_set(actor=credit_manager, asset="BTC", price_hkd="700000", expires_at=timezone.now() + timedelta(minutes=5), reason="x")
+    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
+        services.reference_prices_refresh()
+        assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
+
+
+def test_only_credit_managers_set_overrides(book, officer):
+    with pytest.raises(ForbiddenError):
+        services.override_set(actor=officer, asset="BTC", price_hkd="1", expires_at=timezone.now() + timedelta(hours=1), reason="x")
+
+
+def test_override_expiry_must_be_in_the_next_seven_days(book, credit_manager):
+    with pytest.raises(PortalError):
+        services.override_set(actor=credit_manager, asset="BTC", price_hkd="1", expires_at=timezone.now() - timedelta(minutes=1), reason="x")
+    with pytest.raises(PortalError):
+        services.override_set(actor=credit_manager, asset="BTC", price_hkd="1", expires_at=timezone.now() + timedelta(days=8), reason="x")
+
+
+def test_unknown_asset_and_source_are_refused_and_nothing_is_stored(book, sources, officer):
+    from lending.risk.models import PriceQuote
+
+    with pytest.raises(PortalError):
+        services.quote_record(actor=officer, source_code="alpha", asset="DOGE", price_hkd="1")
+    with pytest.raises(PortalError):
+        services.quote_record(actor=officer, source_code="nope", asset="BTC", price_hkd="1")
+    assert not PriceQuote.objects.exists()
+
+
+def test_thirty_day_realised_volatility_and_its_alarm(book, sources):
+    today = timezone.now().date()
+    # Alternating ±10% days: far above a 90% annualised alarm level.
+    price = Decimal("700000")
+    for i in range(30, 0, -1):
+        price = price * (Decimal("1.1") if i % 2 else Decimal("0.9"))
+        DailyClose.objects.create(asset="BTC", day=today - timedelta(days=i), price_hkd=price.quantize(Decimal("0.01")), as_of=timezone.now() - timedelta(days=i))
+    quote("alpha", "BTC", "700000")
+    vol = selectors.price_overview()["volatility"]["BTC"]
+    assert vol.volatility > Decimal("1.5") and vol.observations == 31
+    assert open_alarms(AlarmKind.VOLATILITY) == ["BTC:volatility"]
+
+
+def test_realised_volatility_arithmetic():
+    import math
+
+    closes = [Decimal("100"), Decimal("110"), Decimal("99")]
+    r = [math.log(1.1), math.log(0.9)]
+    mean = sum(r) / 2
+    expected = math.sqrt(sum((x - mean) ** 2 for x in r) / 1) * math.sqrt(365)
+    assert services.realised_volatility(closes) == Decimal(expected).quantize(Decimal("0.0001"))
+
+
+def test_new_reference_price_enqueues_a_revaluation(book, sources, alice, django_capture_on_commit_callbacks):
+    from .conftest import make_facility
+
+    facility = make_facility(alice, drawn="8000000", securities=(("10000000", "0.30"),), btc="2", eth="10")
+    with django_capture_on_commit_callbacks(execute=True):
+        quote("alpha", "BTC", "700000")
+    from lending.models import Facility
+
+    assert Facility.objects.get(pk=facility.pk).band == "margin_call"
+
+
+def test_risk_policy_needs_a_second_person(book, officer, credit_manager):
+    numbers = {"source_deviation_max": "0.03", "volatility_alarm_level": "1.2", "stress_btc_shock": "-0.5", "stress_eth_shock": "-0.6",
+               "stress_securities_shock": "-0.3"}
+    proposed = services.risk_policy_propose(actor=credit_manager, numbers=numbers, reason="Wider band")
+    with pytest.raises(ForbiddenError):
+        services.risk_policy_decide(actor=credit_manager, policy_id=proposed.pk, approve=True)
+    with pytest.raises(ForbiddenError):
+        services.risk_policy_decide(actor=officer, policy_id=proposed.pk, approve=True)
+    with pytest.raises(PortalError):
+        services.risk_policy_propose(actor=officer, numbers=numbers | {"stress_btc_shock": "-0.2"}, reason="too mild")
+    from tests.helpers import make_user
+
+    services.risk_policy_decide(actor=make_user("credit_manager", email="m2@example.com"), policy_id=proposed.pk, approve=True)
+    assert selectors.risk_numbers()["source_deviation_max"] == Decimal("0.0300")
