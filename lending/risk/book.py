@@ -6,6 +6,8 @@ ON CONFLICT with a partial index); the only vendor differences are LEAST/GREATES
 (SQLite's scalar MIN/MAX) and how numbers are bound (see ``num``).
 """
 
+# ruff: noqa: S608 - SQL text here is built only from constants in this module; every value is a bound parameter.
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -190,6 +190,9 @@ class DailyClose(models.Model):
         ordering = ["asset", "-day"]
         constraints = [models.UniqueConstraint(fields=["asset", "day"], name="one_close_per_asset_day")]
 
+    def __str__(self) -> str:
+        return f"{self.asset} {self.day} {self.price_hkd}"
+
 
 class AssetVolatility(models.Model):
     """The latest 30-day realised volatility per asset (annualised)."""
@@ -198,6 +201,9 @@ class AssetVolatility(models.Model):
     volatility = models.DecimalField(max_digits=9, decimal_places=4, null=True)
     observations = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.volatility}"
 
 
 # --- Book valuation -----------------------------------------------------------------------
@@ -222,6 +228,9 @@ class FacilityCoefficients(models.Model):
     class Meta:
         verbose_name_plural = _("facility coefficients")
 
+    def __str__(self) -> str:
+        return f"coefficients of facility {self.facility_id}"
+
 
 class RevaluationRun(models.Model):
     """One whole-book revaluation: the prices it used and what it changed."""
@@ -242,6 +251,9 @@ class RevaluationRun(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"revaluation #{self.pk} ({self.trigger})"
+
 
 class BandChange(models.Model):
     """A facility's move between bands (the record of every transition; written set-based)."""
@@ -261,6 +273,9 @@ class BandChange(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["run", "to_band"]), models.Index(fields=["facility", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id}: {self.from_band} → {self.to_band}"
 
 
 class CollateralType(models.TextChoices):
@@ -292,6 +307,9 @@ class ValuationSnapshot(models.Model):
             models.UniqueConstraint(fields=["day", "facility", "collateral_type"], name="one_snapshot_per_day_facility_type"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.day} {self.facility_id} {self.collateral_type}"
+
 
 class CollateralTopUp(models.Model):
     """Collateral added to a facility through the API (the position itself lives in lending)."""
@@ -308,6 +326,9 @@ class CollateralTopUp(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} of facility {self.facility_id}"
 
 
 # --- Margin calls --------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Writes for the risk engine: price governance, margin calls, collateral top-ups, snapshots, stress reports."""
 
+# ruff: noqa: S608 - SQL text here is built only from constants in this module; every value is a bound parameter.
+
 from __future__ import annotations
 
 import math
@@ -329,10 +331,11 @@ def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
         now_price = current.get(asset)
         if price is not None and now_price is not None and as_of < now_price.as_of and price != now_price.price_hkd:
             as_of = now  # e.g. an override just lapsed: the median replaces it from now on
-        if price is not None and (now_price is None or now_price.price_hkd != price or (as_of > now_price.as_of and (now - now_price.as_of) > max_age / 3)):
-            # A new price always; the same price again only to keep the reference from going stale.
-            if now_price is None or as_of >= now_price.as_of:
-                writes.append({"asset": asset, "price_hkd": price, "source": source, "as_of": as_of})
+        # A new price always; the same price again only to keep the reference from going stale.
+        changed = now_price is None or now_price.price_hkd != price
+        keep_fresh = now_price is not None and as_of is not None and as_of > now_price.as_of and (now - now_price.as_of) > max_age / 3
+        if price is not None and (changed or keep_fresh) and (now_price is None or as_of >= now_price.as_of):
+            writes.append({"asset": asset, "price_hkd": price, "source": source, "as_of": as_of})
     if writes:
         lending_services.prices_load(actor=SYSTEM, rows=writes, source_label="risk-reference")
         _daily_closes_record(writes)
