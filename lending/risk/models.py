@@ -223,6 +223,10 @@ class FacilityCoefficients(models.Model):
     btc_weight = models.DecimalField(**COEF, default=0)  # b = Σ quantity × (1 − haircut)
     eth_qty = models.DecimalField(**COEF, default=0)
     eth_weight = models.DecimalField(**COEF, default=0)  # c
+    # The same three as floats, for the revaluation's prefilter only (exact values decide).
+    securities_lv_f = models.FloatField(default=0)
+    btc_weight_f = models.FloatField(default=0)
+    eth_weight_f = models.FloatField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

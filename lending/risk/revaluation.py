@@ -98,6 +98,15 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         started_at=now, trigger=trigger[:20], btc_price=prices.get("BTC"), eth_price=prices.get("ETH"), policy_version=policy.version,
     )
     params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now)}
+    scan_where = where
+    if connection.vendor == "postgresql":
+        # 0. The float prefilter as a plain SELECT, which PostgreSQL runs with parallel workers (an
+        # INSERT … SELECT never is): only the ids of facilities whose band may have changed come back,
+        # a number bounded by the band transitions, not by the size of the book.
+        with connection.cursor() as cursor:
+            cursor.execute(book.candidates_sql(where), params)
+            params["candidates"] = [row[0] for row in cursor.fetchall()]
+        scan_where = f"{where} AND f.id = ANY(%(candidates)s)"
 
     # 1. Value the book; keep only the band changes.
     changes = book.execute(
@@ -106,7 +115,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
                                      va_market_value, lending_value, utilisation, at)
         SELECT %(run)s, v.facility_id, v.client_id, v.old_band, v.band, v.drawn, ROUND(v.mv, 2), ROUND(v.va_mv, 2),
                v.lv, v.util, %(now)s
-        FROM ({book.live_sql(where)}) v
+        FROM ({book.live_sql(scan_where)}) v
         WHERE v.band <> v.old_band
         """,
         params,
@@ -154,7 +163,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
             """,
             params,
         )
-        if opened:
+        if True:  # (unconditional: a fixed statement count per tick)
             # Drawdowns stop while a call is open (lending reads this flag).
             book.execute(
                 "UPDATE lending_facility SET has_open_margin_call = TRUE "
@@ -170,7 +179,16 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
             """,
             params,
         )
-    refreshed, met = _refresh_open_calls(params=params, where=where)
+    # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
+    # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
+    # (Calls cured by a repayment are met by that beat, or at once through ``services.facility_changed``.)
+    if facility_ids is not None:
+        refresh_where = where
+    elif "candidates" in params:
+        refresh_where = "AND f.id = ANY(%(candidates)s)"  # a superset of this run's band changes
+    else:
+        refresh_where = "AND f.id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
+    refreshed, met = _refresh_open_calls(params=params, where=refresh_where)
     run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
     run.finished_at = timezone.now()
     run.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -225,6 +243,16 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
     if met:
         facility_flags_sync()
     return refreshed, met
+
+
+@transaction.atomic
+def open_calls_refresh() -> tuple[int, int]:
+    """Beat: refresh every open call's shortfall at the current prices; meet those cured since they opened."""
+    policy, prices = current_inputs()
+    if policy is None or not prices:
+        return 0, 0
+    params = book.Scenario.current(policy=policy, prices=prices).params() | {"now": book.dt(timezone.now())}
+    return _refresh_open_calls(params=params, where="")
 
 
 def facility_flags_sync() -> int:

@@ -683,11 +683,12 @@ def snapshots_take(*, day=None, now=None) -> int:
     params = book.Scenario.current(policy=policy, prices=prices).params() | {
         "day": connection.ops.adapt_datefield_value(day), "now": book.dt(now)}
     # (type, quantity, price, market value, lending value before the VA cap, drawn, utilisation, band, which rows)
+    null = "CAST(NULL AS NUMERIC)"
     parts = [
-        ("securities", "NULL", "NULL", "v.sec_mv", "v.sec_lv", "NULL", "NULL", "''", "v.sec_mv <> 0"),
-        ("BTC", "v.btc_qty", "%(btc)s", "v.btc_mv", "v.btc_w * %(btc)s", "NULL", "NULL", "''", "v.btc_qty <> 0"),
-        ("ETH", "v.eth_qty", "%(eth)s", "v.eth_mv", "v.eth_w * %(eth)s", "NULL", "NULL", "''", "v.eth_qty <> 0"),
-        ("total", "NULL", "NULL", "v.mv", "v.lv", "v.drawn", "v.util", "v.band", "1 = 1"),
+        ("securities", null, null, "v.sec_mv", "v.sec_lv", null, null, "''", "v.sec_mv <> 0"),
+        ("BTC", "v.btc_qty", "%(btc)s", "v.btc_mv", "v.btc_w * %(btc)s", null, null, "''", "v.btc_qty <> 0"),
+        ("ETH", "v.eth_qty", "%(eth)s", "v.eth_mv", "v.eth_w * %(eth)s", null, null, "''", "v.eth_qty <> 0"),
+        ("total", null, null, "v.mv", "v.lv", "v.drawn", "v.util", "v.band", "1 = 1"),
     ]
     selects = " UNION ALL ".join(
         f"SELECT %(day)s, v.facility_id, v.client_id, '{ctype}', {qty}, {price}, ROUND({mv}, 2), ROUND({lv}, 2), "

@@ -32,6 +32,17 @@ def margin_calls_escalate_due() -> int:
     return escalate()
 
 
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, **RETRY)
+def open_calls_refresh() -> int:
+    """Every minute: every open call's shortfall at current prices; calls cured by a repayment or top-up are met."""
+    from .revaluation import open_calls_refresh as refresh
+
+    refreshed, met = refresh()
+    if met:
+        margin_calls_notify.delay_on_commit(None)
+    return refreshed
+
+
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=60, **RETRY)
 def reference_prices_refresh() -> None:
     """Every minute: recompute references, let expired overrides lapse, raise or clear alarms."""
