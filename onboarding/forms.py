@@ -10,6 +10,11 @@ from .models import ClientProfile, EvidenceKind, PIAttestation
 from .services import VERIFY_CHECKLIST, ReviewOutcome
 
 
+def iso_date_input() -> forms.DateInput:
+    """An ``<input type="date">``: the browser accepts only ISO dates, whatever the language."""
+    return forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
+
+
 class ProfileForm(forms.ModelForm):
     other_names = forms.CharField(label=_("Other names"), required=False, help_text=_("Chinese name, former or trading names, separated by commas."))
 
@@ -22,7 +27,7 @@ class ProfileForm(forms.ModelForm):
             "source_of_wealth", "margin_account_number",
         ]
         widgets = {
-            "date_of_birth": forms.DateInput(attrs={"type": "date"}),
+            "date_of_birth": iso_date_input(),
             "residential_address": forms.Textarea(attrs={"rows": 2}),
             "correspondence_address": forms.Textarea(attrs={"rows": 2}),
             "source_of_wealth": forms.Textarea(attrs={"rows": 2}),
@@ -44,7 +49,7 @@ class AttestationForm(forms.ModelForm):
             "category", "basis", "declared_amount", "relevant_date", "includes_joint_with_associate",
             "includes_share_of_joint_with_others", "includes_wholly_owned_corporation", "understood_pi_treatment",
         ]
-        widgets = {"relevant_date": forms.DateInput(attrs={"type": "date"})}
+        widgets = {"relevant_date": iso_date_input()}
         help_texts = {
             "declared_amount": _("Your portfolio (securities, certificates of deposit and money held by a custodian) or total assets, in HKD or its equivalent."),
             "relevant_date": _("The date your figures are as at, usually the date of your latest statement."),
@@ -53,7 +58,7 @@ class AttestationForm(forms.ModelForm):
 
 class EvidenceForm(forms.Form):
     kind = forms.ChoiceField(label=_("Document"), choices=EvidenceKind.choices)
-    issued_on = forms.DateField(label=_("Issue date"), widget=forms.DateInput(attrs={"type": "date"}))
+    issued_on = forms.DateField(label=_("Issue date"), widget=iso_date_input())
     file = forms.FileField(label=_("File (PDF, PNG or JPEG, at most 10 MB)"), widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,image/png,image/jpeg"}))
 
 

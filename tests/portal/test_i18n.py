@@ -70,3 +70,20 @@ def test_an_unknown_language_changes_nothing(client, alice):
 
 def test_the_switch_only_accepts_post(client):
     assert client.get("/language/?language=zh-hant").status_code == 405
+
+
+def test_chinese_formats_keep_iso_date_inputs_and_comma_thousands():
+    """Django's zh_Hant formats render <input type=date> values as 2026/01/31 (which the browser drops) and
+    amounts as 8000000; the portal's zh_Hant formats keep ISO dates and HK$8,000,000."""
+    from datetime import date
+    from decimal import Decimal
+
+    from django import forms
+    from django.template.defaultfilters import floatformat
+    from django.utils import translation
+
+    with translation.override("zh-hant"):
+        widget = forms.DateInput(attrs={"type": "date"})
+        assert 'value="2026-01-31"' in widget.render("d", date(2026, 1, 31))
+        assert floatformat(Decimal("8000000"), "0g") == "8,000,000"
+        assert forms.DateField().clean("2026-01-31") == date(2026, 1, 31)
