@@ -88,7 +88,6 @@ def test_a_top_up_too_small_leaves_the_call_open_with_a_smaller_shortfall(in_cal
 
 def test_repayment_through_lending_meets_the_call(in_call, officer):
     from lending import services as lending_services
-
     from lending.risk.revaluation import open_calls_refresh
 
     lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="400000")
