@@ -36,20 +36,34 @@ class ReviewContext:
     policy: object
     prices: dict  # asset → PriceQuote
     earlier: dict  # step code → stored result dict of finished steps
-    _snapshot: dict | None = None
-    _snapshot_loaded: bool = False
+    _loaded: dict = field(default_factory=dict)
 
     @property
     def client(self):
         return self.application.client
 
-    def snapshot(self) -> dict | None:
-        if not self._snapshot_loaded:
-            from onboarding.selectors import client_snapshot
+    def _once(self, key: str, load):
+        if key not in self._loaded:
+            self._loaded[key] = load()
+        return self._loaded[key]
 
-            self._snapshot = client_snapshot(user=self.client)
-            self._snapshot_loaded = True
-        return self._snapshot
+    def facts(self):
+        """Onboarding's facts about the client, loaded once per run and shared by every step."""
+        from onboarding.selectors import client_facts
+
+        return self._once("facts", lambda: client_facts(user=self.client))
+
+    def outstanding(self) -> list:
+        """The VA-margin disclosures the client has not acknowledged at their current version (one query, once)."""
+        from disclosures.selectors import outstanding_documents
+        from portal.products import Product
+
+        return self._once("outstanding", lambda: outstanding_documents(user=self.client, product=Product.VA_MARGIN))
+
+    def snapshot(self) -> dict | None:
+        from onboarding.selectors import client_snapshot
+
+        return self._once("snapshot", lambda: client_snapshot(user=self.client, facts=self.facts()))
 
 
 def _dec(value, default: Decimal = ZERO) -> Decimal:
@@ -70,7 +84,8 @@ def step_eligibility(ctx: ReviewContext) -> StepResult:
     from onboarding.selectors import product_eligibility
     from portal.products import Product
 
-    eligibility = product_eligibility(user=ctx.client, product=Product.VA_MARGIN)
+    # The disclosure status is computed once per run: the disclosures step reads the same list.
+    eligibility = product_eligibility(user=ctx.client, product=Product.VA_MARGIN, facts=ctx.facts(), outstanding=ctx.outstanding())
     requirements = [
         {"code": r.code, "label": str(r.label), "met": bool(r.met), "reason": str(r.reason or "")}
         for r in eligibility.requirements
@@ -130,10 +145,7 @@ def step_suitability(ctx: ReviewContext) -> StepResult:
 
 
 def step_disclosures(ctx: ReviewContext) -> StepResult:
-    from disclosures.selectors import outstanding_documents
-    from portal.products import Product
-
-    outstanding = outstanding_documents(user=ctx.client, product=Product.VA_MARGIN)
+    outstanding = ctx.outstanding()
     if not outstanding:
         return StepResult(StepOutcome.PASS, ["Every required risk disclosure is acknowledged at its current version."])
     docs = [{"code": d.code, "title": str(d.title), "version": d.version_number, "reason": str(d.reason)} for d in outstanding]

@@ -515,25 +515,86 @@ MAX_STEP_ATTEMPTS = 5
 TRANSIENT_ERRORS = (TransientReviewError, DatabaseError)
 
 
-def _review_claim_start(application_id: int, run: int) -> bool:
-    """submitted → in_review, once. False when the run is over or superseded."""
+def _review_claim_start(application_id: int, run: int) -> FacilityApplication | None:
+    """submitted → in_review, once. The application (with its client), or None when the run is over or superseded."""
     with transaction.atomic():
-        application = FacilityApplication.objects.select_for_update().filter(pk=application_id).first()
+        application = (
+            FacilityApplication.objects.select_for_update(of=("self",)).select_related("client").filter(pk=application_id).first()
+        )
         if application is None or application.review_run != run:
-            return False
+            return None
         if application.state == AppState.SUBMITTED:
             application.start_review()
             application.save(update_fields=["state", "updated_at"])
-        return application.state == AppState.IN_REVIEW
+        return application if application.state == AppState.IN_REVIEW else None
+
+
+def _claimable(now) -> Q:
+    return Q(status__in=[StepStatus.PENDING, StepStatus.RETRYING]) | Q(status=StepStatus.RUNNING, claimed_at__lt=now - STEP_CLAIM_TIMEOUT)
 
 
 def _step_claim(step: ReviewStep, now) -> bool:
     """Take the step with a conditional UPDATE: a redelivered task finds it taken or done and skips it."""
     return bool(
-        ReviewStep.objects.filter(pk=step.pk)
-        .filter(Q(status__in=[StepStatus.PENDING, StepStatus.RETRYING]) | Q(status=StepStatus.RUNNING, claimed_at__lt=now - STEP_CLAIM_TIMEOUT))
+        ReviewStep.objects.filter(_claimable(now), pk=step.pk)
         .update(status=StepStatus.RUNNING, attempts=F("attempts") + 1, claimed_at=now, started_at=now)
     )
+
+
+def _done_values(outcome, elapsed_ms: int) -> dict:
+    return {
+        "status": StepStatus.DONE, "outcome": outcome.outcome, "reasons": outcome.reasons, "inputs": outcome.inputs,
+        "result": outcome.result, "finished_at": timezone.now(), "duration_ms": elapsed_ms, "last_error": "",
+    }
+
+
+_FINISH_COLUMNS = ("outcome", "reasons", "inputs", "result", "finished_at", "duration_ms", "last_error")
+
+
+def _step_finish_and_claim_next(step: ReviewStep, claimed_at, done: dict, nxt: ReviewStep, now) -> tuple[bool, bool]:
+    """Store ``step``'s result and claim ``nxt`` in ONE conditional UPDATE (one statement, one commit).
+
+    The finish keeps its guard (still ours: running with our claim time) and the claim keeps its
+    own (pending, retrying or abandoned), so each row changes exactly as the two separate UPDATEs
+    would have. Plain SQL: the same statement built with Case/When costs more Python than the
+    two UPDATEs it replaces. Returns (finished, claimed_next).
+    """
+    from django.db import connection
+
+    opts, q = ReviewStep._meta, connection.ops.quote_name
+
+    def prep(name, value):
+        return opts.get_field(name).get_db_prep_value(value, connection, prepared=False)
+
+    sets = [f"{q('status')} = CASE WHEN {q('id')} = %s THEN %s ELSE %s END"]
+    params: list = [step.pk, StepStatus.DONE.value, StepStatus.RUNNING.value]
+    for name in _FINISH_COLUMNS:
+        sets.append(f"{q(name)} = CASE WHEN {q('id')} = %s THEN %s ELSE {q(name)} END")
+        params += [step.pk, prep(name, done[name])]
+    sets.append(f"{q('attempts')} = CASE WHEN {q('id')} = %s THEN {q('attempts')} + 1 ELSE {q('attempts')} END")
+    params.append(nxt.pk)
+    for name in ("claimed_at", "started_at"):
+        sets.append(f"{q(name)} = CASE WHEN {q('id')} = %s THEN %s ELSE {q(name)} END")
+        params += [nxt.pk, prep(name, now)]
+    where = (
+        f"({q('id')} = %s AND {q('status')} = %s AND {q('claimed_at')} = %s)"
+        f" OR ({q('id')} = %s AND ({q('status')} IN (%s, %s) OR ({q('status')} = %s AND {q('claimed_at')} < %s)))"
+    )
+    params += [step.pk, StepStatus.RUNNING.value, prep("claimed_at", claimed_at),
+               nxt.pk, StepStatus.PENDING.value, StepStatus.RETRYING.value, StepStatus.RUNNING.value, prep("claimed_at", now - STEP_CLAIM_TIMEOUT)]
+    with connection.cursor() as cursor:
+        # Only quoted identifiers are interpolated; every value is a bound parameter.
+        cursor.execute(f"UPDATE {q(opts.db_table)} SET {', '.join(sets)} WHERE {where}", params)  # noqa: S608
+        changed = cursor.rowcount
+    if changed != 1:
+        return changed == 2, changed == 2
+    # Rare: only one of the two rows changed. Find out which; never keep a claim we cannot use.
+    claimed_next = ReviewStep.objects.filter(pk=nxt.pk, status=StepStatus.RUNNING, claimed_at=now).exists()
+    if claimed_next:  # our claim on ``step`` was taken over: give the next step back untouched
+        ReviewStep.objects.filter(pk=nxt.pk, status=StepStatus.RUNNING, claimed_at=now).update(
+            status=StepStatus.PENDING, attempts=F("attempts") - 1, claimed_at=None, started_at=None
+        )
+    return not claimed_next, False
 
 
 def review_run(*, application_id: int, run: int) -> bool:
@@ -559,13 +620,15 @@ def review_run(*, application_id: int, run: int) -> bool:
 def _review_run(*, application_id: int, run: int) -> bool:
     """Run (or resume) one review run: every unfinished step in order, then the recommendation.
 
-    Each step commits on its own, so the client watches progress live and a retry resumes at
-    the first unfinished step. Returns True when the run reached awaiting_decision (now or before).
+    Each step's row commits on its own (its result together with the claim of the next step), so
+    the client watches progress live and a retry resumes at the first unfinished step. The client's
+    onboarding facts and disclosure status are loaded once and shared by the steps that need them.
+    Returns True when the run reached awaiting_decision (now or before).
     """
-    if not _review_claim_start(application_id, run):
+    application = _review_claim_start(application_id, run)
+    if application is None:
         app = FacilityApplication.objects.filter(pk=application_id).values("state", "review_run").first()
         return bool(app and app["review_run"] == run and app["state"] not in (AppState.SUBMITTED, AppState.IN_REVIEW))
-    application = FacilityApplication.objects.select_related("client").get(pk=application_id)
     steps = {s.code: s for s in ReviewStep.objects.filter(application_id=application_id, run=run)}
     missing = [code for code in STEP_ORDER if code not in steps]
     if missing:
@@ -583,17 +646,16 @@ def _review_run(*, application_id: int, run: int) -> bool:
         prices=selectors.prices_current(max_age_minutes=policy.price_max_age_minutes),
         earlier={code: s.result for code, s in steps.items() if s.status == StepStatus.DONE},
     )
-    for code in STEP_ORDER:
-        step = steps[code]
-        if step.status == StepStatus.DONE:
-            continue
-        now = timezone.now()
-        if not _step_claim(step, now):
-            # Another delivery of this task holds the step: leave the run to it.
-            return False
+    todo = [steps[code] for code in STEP_ORDER if steps[code].status != StepStatus.DONE]
+    if not todo:
+        return review_finish(application_id=application_id, run=run, steps=list(steps.values()), policy=policy)
+    now = timezone.now()
+    if not _step_claim(todo[0], now):
+        return False  # another delivery of this task holds the step: leave the run to it
+    for i, step in enumerate(todo):
         started = time.perf_counter()
         try:
-            outcome = STEPS[code](ctx)
+            outcome = STEPS[step.code](ctx)
         except TRANSIENT_ERRORS as exc:
             attempts = ReviewStep.objects.filter(pk=step.pk).values_list("attempts", flat=True).get()
             if attempts < MAX_STEP_ATTEMPTS:
@@ -601,15 +663,23 @@ def _review_run(*, application_id: int, run: int) -> bool:
                 raise
             outcome = _step_error_outcome(exc, attempts)
         except Exception as exc:  # a bug must not strand the application: refer it to the officer
-            logger.exception("Review step %s failed for application %s", code, application_id)
+            logger.exception("Review step %s failed for application %s", step.code, application_id)
             outcome = _step_error_outcome(exc, None)
-        elapsed = int((time.perf_counter() - started) * 1000)
-        ReviewStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING, claimed_at=now).update(
-            status=StepStatus.DONE, outcome=outcome.outcome, reasons=outcome.reasons, inputs=outcome.inputs,
-            result=outcome.result, finished_at=timezone.now(), duration_ms=elapsed, last_error="",
-        )
-        ctx.earlier[code] = outcome.result
-    return review_finish(application_id=application_id, run=run)
+        done = _done_values(outcome, int((time.perf_counter() - started) * 1000))
+        nxt = todo[i + 1] if i + 1 < len(todo) else None
+        if nxt is None:
+            finished = bool(ReviewStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING, claimed_at=now).update(**done))
+            claimed_next = False
+        else:
+            next_now = timezone.now()
+            finished, claimed_next = _step_finish_and_claim_next(step, now, done, nxt, next_now)
+            now = next_now
+        if not finished or (nxt is not None and not claimed_next):
+            return False  # the step or the next one is held by another delivery: leave the run to it
+        for name, value in done.items():
+            setattr(step, name, value)
+        ctx.earlier[step.code] = outcome.result
+    return review_finish(application_id=application_id, run=run, steps=list(steps.values()), policy=policy)
 
 
 def _step_error_outcome(exc, attempts):
@@ -621,8 +691,13 @@ def _step_error_outcome(exc, attempts):
 
 
 @transaction.atomic
-def review_finish(*, application_id: int, run: int) -> bool:
-    """in_review → awaiting_decision with the recommendation, once every step of the run is done."""
+def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | None = None, policy: CollateralPolicy | None = None) -> bool:
+    """in_review → awaiting_decision with the recommendation, once every step of the run is done.
+
+    ``steps`` are the run's rows as the caller just finished them (done rows never change again),
+    saving a re-read; ``policy`` is the policy the run loaded. The application records the policy
+    version the valuation step actually used.
+    """
     from django.db import connection
 
     if connection.vendor == "postgresql":
@@ -631,8 +706,10 @@ def review_finish(*, application_id: int, run: int) -> bool:
     application = FacilityApplication.objects.select_for_update().get(pk=application_id)
     if application.review_run != run or application.state != AppState.IN_REVIEW:
         return application.review_run == run and application.state not in (AppState.SUBMITTED,)
-    steps = list(ReviewStep.objects.filter(application_id=application_id, run=run).order_by("position"))
-    if any(s.status != StepStatus.DONE for s in steps):
+    if steps is None:
+        steps = list(ReviewStep.objects.filter(application_id=application_id, run=run))
+    steps = sorted(steps, key=lambda s: s.position)
+    if len(steps) != len(STEP_ORDER) or any(s.status != StepStatus.DONE for s in steps):
         return False
     by_code = {s.code: s for s in steps}
     outcomes = {s.outcome for s in steps}
@@ -644,7 +721,10 @@ def review_finish(*, application_id: int, run: int) -> bool:
     exposure = by_code[StepCode.EXPOSURE].result or {}
     lending_value = Decimal(valuation.get("lending_value") or "0")
     recommended = Decimal(exposure.get("recommended_limit") or score.get("recommended_limit") or "0")
-    application.policy = selectors.policy_current()
+    used_version = (by_code[StepCode.VALUATION].inputs or {}).get("policy_version")
+    if policy is None or (used_version is not None and policy.version != used_version):
+        policy = CollateralPolicy.objects.filter(version=used_version).first() if used_version is not None else selectors.policy_current()
+    application.policy = policy
     application.market_value = Decimal(valuation.get("market_value") or "0")
     application.lending_value = lending_value
     application.va_share = Decimal(valuation.get("va_share") or "0")

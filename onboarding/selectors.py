@@ -187,19 +187,25 @@ def _professional_investor(f: ClientFacts) -> Requirement:
     return Requirement("professional_investor", label, False, reason, _url("onboarding:pi"))
 
 
-def _disclosures(user, product) -> Requirement:
+def _disclosures(user, product, outstanding=None) -> Requirement:
     from disclosures.selectors import outstanding_documents
 
     label = _("Risk disclosures acknowledged")
-    outstanding = outstanding_documents(user=user, product=product)
+    if outstanding is None:
+        outstanding = outstanding_documents(user=user, product=product)
     if not outstanding:
         return Requirement("disclosures", label, True, _("You have acknowledged the current risk disclosure statements."), "")
     titles = ", ".join(f"{d.title} (v{d.version_number})" for d in outstanding)
     return Requirement("disclosures", label, False, _("Read and acknowledge: %(titles)s.") % {"titles": titles}, outstanding[0].url)
 
 
-def product_eligibility(*, user, product, facts: ClientFacts | None = None) -> Eligibility:
-    """Which requirements ``user`` meets for ``product``, each with a reason and a link to fix it."""
+def product_eligibility(*, user, product, facts: ClientFacts | None = None, outstanding: list | None = None) -> Eligibility:
+    """Which requirements ``user`` meets for ``product``, each with a reason and a link to fix it.
+
+    ``facts`` (from ``client_facts``) and ``outstanding`` (disclosures'
+    ``outstanding_documents(user=user, product=product)``) let a caller that already loaded them
+    avoid loading them again.
+    """
     product = Product(product)
     f = facts or client_facts(user=user)
     if product == Product.VA_MARGIN:
@@ -210,22 +216,24 @@ def product_eligibility(*, user, product, facts: ClientFacts | None = None) -> E
             _suitability(f),
             _risk_profile(f, policy.va_margin_min_risk_profile),
             _knowledge(f, code="va_knowledge", flag="va_knowledge", basis="va_knowledge_basis", label=_("Knowledge of virtual assets"), module="va", what=_("virtual assets")),
-            _disclosures(user, product),
+            _disclosures(user, product, outstanding),
         ]
     elif product == Product.PERPETUALS:
         requirements = [
             _professional_investor(f),
             _knowledge(f, code="derivative_knowledge", flag="derivative_knowledge", basis="derivative_knowledge_basis", label=_("Knowledge of derivatives"), module="derivatives", what=_("derivatives")),
-            _disclosures(user, product),
+            _disclosures(user, product, outstanding),
         ]
     else:  # being treated as a PI: a profile and the PI risk disclosure
-        requirements = [_profile_complete(f), _disclosures(user, product)]
+        requirements = [_profile_complete(f), _disclosures(user, product, outstanding)]
     return Eligibility(product=product.value, requirements=requirements)
 
 
-def client_snapshot(*, user) -> dict | None:
-    """Facts for the credit review, JSON-safe; None if the client has no profile."""
-    f = client_facts(user=user)
+def client_snapshot(*, user, facts: ClientFacts | None = None) -> dict | None:
+    """Facts for the credit review, JSON-safe; None if the client has no profile.
+
+    ``facts`` (from ``client_facts(user=user)``) saves loading them again."""
+    f = facts or client_facts(user=user)
     p = f.profile
     if p is None:
         return None

@@ -94,14 +94,17 @@ def facts(monkeypatch):
 
     registry = Facts()
 
-    def product_eligibility(*, user, product, facts=None):
+    def product_eligibility(*, user, product, facts=None, outstanding=None):
         snap = registry.snapshot(user)
         reqs = [onboarding_selectors.Requirement("margin_account", "Securities margin client", snap["margin_account_confirmed"],
                                                  "" if snap["margin_account_confirmed"] else "Margin account not confirmed.", "/onboarding/profile/")]
         reqs += [onboarding_selectors.Requirement(code, code, False, "Not met.", "/onboarding/") for code in snap["unmet"]]
         return onboarding_selectors.Eligibility(product=str(product), requirements=reqs)
 
-    def client_snapshot(*, user):
+    def client_facts(*, user):
+        return None  # the stand-ins below read the registry instead
+
+    def client_snapshot(*, user, facts=None):
         snap = registry.snapshot(user)
         return None if snap.get("no_profile") else snap
 
@@ -116,6 +119,7 @@ def facts(monkeypatch):
 
     monkeypatch.setattr(onboarding_selectors, "product_eligibility", product_eligibility)
     monkeypatch.setattr(onboarding_selectors, "client_snapshot", client_snapshot)
+    monkeypatch.setattr(onboarding_selectors, "client_facts", client_facts)
     monkeypatch.setattr(disclosure_selectors, "outstanding_documents", outstanding_documents)
     monkeypatch.setattr(disclosure_selectors, "clients_with_outstanding", clients_with_outstanding)
     return registry

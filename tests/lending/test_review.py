@@ -162,3 +162,54 @@ def test_returned_application_answered_goes_back_through_review(reviewed, eligib
     app = FacilityApplication.objects.get(pk=reviewed.pk)
     assert app.state == AppState.AWAITING_DECISION and app.review_run == 2
     assert ReviewStep.objects.filter(application=app).count() == 14
+
+
+def test_a_step_held_by_another_delivery_mid_run_stops_this_one_without_touching_the_next(eligible_client, monkeypatch, django_capture_on_commit_callbacks):
+    """The result of a step and the claim of the next are one statement; if the step was taken
+    over meanwhile, this delivery writes nothing and leaves the next step unclaimed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lending import review
+
+    app = draft(eligible_client)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.application_submit(user=eligible_client, application_id=app.pk, confirm_terms=True)
+    real = review.STEPS["suitability"]
+
+    def taken_over(ctx):
+        # A second delivery took the step over (as after a claim timeout) while this one ran it.
+        ReviewStep.objects.filter(application=app, code="suitability").update(claimed_at=timezone.now() + timedelta(seconds=1))
+        return real(ctx)
+
+    monkeypatch.setitem(review.STEPS, "suitability", taken_over)
+    assert services.review_run(application_id=app.pk, run=1) is False
+    steps = {s.code: s for s in ReviewStep.objects.filter(application=app)}
+    assert steps["eligibility"].status == StepStatus.DONE
+    assert steps["suitability"].status == StepStatus.RUNNING and steps["suitability"].outcome == ""
+    assert steps["disclosures"].status == StepStatus.PENDING and steps["disclosures"].attempts == 0
+    assert FacilityApplication.objects.get(pk=app.pk).state == AppState.IN_REVIEW
+
+
+def test_only_the_step_being_run_shows_as_running(eligible_client, monkeypatch, django_capture_on_commit_callbacks):
+    from lending import review
+
+    app = draft(eligible_client)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.application_submit(user=eligible_client, application_id=app.pk, confirm_terms=True)
+    seen = {}
+    for code, step in list(review.STEPS.items()):
+        def spy(ctx, code=code, step=step):
+            seen[code] = dict(ReviewStep.objects.filter(application=app).values_list("code", "status"))
+            return step(ctx)
+
+        monkeypatch.setitem(review.STEPS, code, spy)
+    assert services.review_run(application_id=app.pk, run=1) is True
+    order = list(review.STEPS)
+    for i, code in enumerate(order):
+        statuses = seen[code]
+        assert statuses[code] == StepStatus.RUNNING
+        assert all(statuses[c] == StepStatus.DONE for c in order[:i]), code
+        assert all(statuses[c] == StepStatus.PENDING for c in order[i + 1:]), code
+    assert set(ReviewStep.objects.filter(application=app).values_list("attempts", flat=True)) == {1}
