@@ -121,7 +121,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.RISK_VIEW,
         }
     ),
-    Role.ADMIN: frozenset({Perm.WORKBENCH_ACCESS, Perm.AUDIT_VIEW, Perm.DISCLOSURE_MANAGE, Perm.DISCLOSURE_REPORT}),
+    Role.ADMIN: frozenset({Perm.WORKBENCH_ACCESS, Perm.AUDIT_VIEW, Perm.DISCLOSURE_MANAGE, Perm.DISCLOSURE_REPORT, Perm.WATCHLIST_MANAGE}),
 }
 
 # Django-admin model permissions per role: admins maintain records (never delete:
