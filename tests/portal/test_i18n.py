@@ -87,3 +87,8 @@ def test_chinese_formats_keep_iso_date_inputs_and_comma_thousands():
         assert 'value="2026-01-31"' in widget.render("d", date(2026, 1, 31))
         assert floatformat(Decimal("8000000"), "0g") == "8,000,000"
         assert forms.DateField().clean("2026-01-31") == date(2026, 1, 31)
+
+
+def test_pages_declare_no_favicon_so_browsers_do_not_request_a_missing_one(client, alice):
+    client.force_login(alice)
+    assert '<link rel="icon" href="data:,">' in client.get("/dashboard/").content.decode()
