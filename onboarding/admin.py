@@ -52,6 +52,10 @@ class OnboardingPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # a saved version is history: shown read-only, without a Save button that would do nothing
+        return obj is None and super().has_change_permission(request)
+
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         if change:
@@ -76,6 +80,12 @@ class QuestionnaireAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # a published questionnaire never changes (answers point at it): shown read-only
+        if obj is not None and obj.published_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         if not change:
@@ -87,11 +97,17 @@ class QuestionnaireAdmin(admin.ModelAdmin):
     def publish(self, request, queryset):
         from django.utils import timezone
 
+        published = []
         with transaction.atomic():
             for q in queryset.select_for_update().filter(published_at__isnull=True):
                 q.published_at = timezone.now()
                 q.save(update_fields=["published_at"])
                 audit_log(actor=request.user, action="onboarding.questionnaire.published", obj=q, after={"version": q.version})
+                published.append(q.version)
+        if published:
+            self.message_user(request, _("Published questionnaire version(s) %(v)s.") % {"v": ", ".join(map(str, published))}, messages.SUCCESS)
+        else:
+            self.message_user(request, _("Nothing was published: the selected questionnaires are already published."), messages.WARNING)
 
     actions = ["publish"]
 

@@ -103,9 +103,15 @@ class StepForm(forms.Form):
                                                choices=[("yes", _("Yes")), ("no", _("No"))])
             else:
                 field = forms.CharField(label=label, required=False, max_length=q.get("max_length", 200))
-            if q.get("show_if"):
-                field.widget.attrs["data-show-if"] = q["show_if"]["question"]
-                field.help_text = _("Answer if you said yes above (or traded).")
+            condition = q.get("show_if")
+            if condition:
+                field.widget.attrs["data-show-if"] = condition["question"]
+                if "equals" in condition:
+                    field.widget.attrs["data-show-if-equals"] = {True: "yes", False: "no"}.get(condition["equals"], condition["equals"])
+                    field.help_text = _("Needed if you answered yes above.")
+                elif "gt" in condition:
+                    field.widget.attrs["data-show-if-gt"] = condition["gt"]
+                    field.help_text = _("Needed if you made any such transactions in the past three years.")
             self.fields[q["code"]] = field
 
     def raw_answers(self) -> dict:

@@ -161,8 +161,24 @@ def _knowledge(rules: list[dict], answers: dict, policy_numbers: dict) -> tuple[
     return False, "", {}
 
 
-def score(definition: dict, answers: dict, *, policy_numbers: dict, language: str = "en") -> ScoreResult:
-    """Score completed answers. Reasons and warnings are stored in ``language`` (the client's)."""
+def answer_text(question: dict, value, language: str | None = None) -> str:
+    """An answer as the client saw it: a choice's label, Yes/No, or the number or text given."""
+    if value is None:
+        return ""
+    if question["type"] == "choice":
+        return next((text_in(o["label"], language) for o in question["options"] if o["value"] == value), str(value))
+    if question["type"] == "boolean":
+        with translation.override(language or translation.get_language()):
+            return str(_("Yes") if value else _("No"))
+    return str(value)
+
+
+def explain(definition: dict, answers: dict, *, language: str | None = None) -> tuple[list[str], list[str]]:
+    """The risk-profile reasons and the inconsistency warnings for ``answers``, in ``language``.
+
+    Deterministic from the (immutable) questionnaire version and the answers, so a result stored in
+    one language can be shown in the other."""
+    language = language or translation.get_language() or "en"
     total = 0
     reasons: list[str] = []
     for question in _questions(definition):
@@ -170,9 +186,7 @@ def score(definition: dict, answers: dict, *, policy_numbers: dict, language: st
         points = _points(question, value)
         scored = question["type"] == "choice" and any(o["points"] for o in question["options"]) or bool(question.get("bands"))
         if scored:
-            shown = value
-            if question["type"] == "choice":
-                shown = next((text_in(o["label"], language) for o in question["options"] if o["value"] == value), value)
+            shown = answer_text(question, value, language) if question["type"] == "choice" else value
             reasons.append(f"{text_in(question['label'], language)} {shown} (+{points})")
             total += points
     profile = next(b["profile"] for b in definition["risk_bands"] if total <= b["max"])
@@ -183,6 +197,19 @@ def score(definition: dict, answers: dict, *, policy_numbers: dict, language: st
             profile = cap["max_profile"]
             reasons.insert(1, text_in(cap["reason"], language))
     warnings = [text_in(w["message"], language) for w in definition.get("warnings", []) if _matches(w["when"], answers)]
+    return reasons, warnings
+
+
+def score(definition: dict, answers: dict, *, policy_numbers: dict, language: str = "en") -> ScoreResult:
+    """Score completed answers. Reasons and warnings are stored in ``language`` (the client's)."""
+    total = 0
+    for question in _questions(definition):
+        total += _points(question, answers.get(question["code"]))
+    profile = next(b["profile"] for b in definition["risk_bands"] if total <= b["max"])
+    for cap in definition.get("caps", []):
+        if _matches(cap["when"], answers) and profile > cap["max_profile"]:
+            profile = cap["max_profile"]
+    reasons, warnings = explain(definition, answers, language=language)
     knowledge = definition.get("knowledge", {})
     va, va_basis, va_detail = _knowledge(knowledge.get("va", []), answers, policy_numbers)
     der, der_basis, der_detail = _knowledge(knowledge.get("derivatives", []), answers, policy_numbers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +18,7 @@ from portal.permissions import Perm
 from portal.products import Product
 from portal.selectors import audit_history
 
-from . import selectors, services, training
+from . import scoring, selectors, services, training
 from .forms import AttestationForm, DecisionForm, EvidenceForm, ProfileForm, QuizForm, ReasonForm, ReviewForm, StepForm
 from .models import (
     ClientProfile,
@@ -66,6 +68,8 @@ def profile(request):
         else:
             messages.success(request, _("Your profile was saved."))
             return redirect("onboarding:profile")
+    if form.errors:  # a long form: say at the top that something below needs correcting
+        messages.error(request, _("Your profile was not saved. Please correct the highlighted fields."))
     return render(request, "onboarding/profile.html", {"form": form, "profile": instance})
 
 
@@ -161,7 +165,9 @@ def suitability(request):
             messages.error(request, exc.message)
             return redirect("onboarding:suitability")
         return redirect("onboarding:suitability-step", step=min(assessment.current_step, len(assessment.questionnaire.steps) - 1) + 1)
-    return render(request, "onboarding/suitability.html", {"in_progress": in_progress, "latest": latest, "history": assessments, "policy": current_policy()})
+    reasons, warnings = (scoring.explain(latest.questionnaire.definition, latest.answers) if latest else ([], []))
+    return render(request, "onboarding/suitability.html", {"in_progress": in_progress, "latest": latest, "history": assessments, "policy": current_policy(),
+                                                           "reasons": reasons, "warnings": warnings})
 
 
 @client_required
@@ -271,6 +277,7 @@ def staff_attestation(request, pk: int):
         "attestation": attestation, "evidence": list(attestation.evidence.all()), "form": form, "profile": profile,
         "problems": services.attestation_problems(attestation=attestation, policy=current_policy()),
         "history": audit_history(obj=attestation)[:50], "own_record": attestation.client_id == request.user.pk,
+        "checklist": [(label, (attestation.checklist or {}).get(code, False)) for code, label in services.VERIFY_CHECKLIST],
     })
 
 
@@ -306,13 +313,22 @@ def staff_assessment(request, pk: int):
         else:
             messages.success(request, _("Review recorded."))
             return redirect("onboarding:staff-queue")
-    from .scoring import question_map, text_in
+    questions = scoring.question_map(assessment.questionnaire.definition)
 
-    language = translation.get_language()
-    questions = question_map(assessment.questionnaire.definition)
-    answers = [(text_in(questions[code]["label"], language), value) for code, value in assessment.answers.items() if code in questions and value is not None]
+    def readable(answers: dict) -> list[tuple[str, str]]:
+        """(question, answer) as the client saw them, in the questionnaire's order."""
+        return [(scoring.text_in(q["label"]), scoring.answer_text(q, answers[code])) for code, q in questions.items()
+                if answers.get(code) not in (None, "")]
+
+    def money(figures: dict) -> list[tuple[str, str]]:
+        return [(str(ClientProfile._meta.get_field(name).verbose_name), f"HK${Decimal(value):,.2f}" if value not in (None, "None") else "—")
+                for name, value in figures.items()]
+
+    reasons, _warnings = scoring.explain(assessment.questionnaire.definition, assessment.answers)
     return render(request, "onboarding/staff/assessment.html", {
-        "assessment": assessment, "form": form, "answers": answers,
+        "assessment": assessment, "form": form, "answers": readable(assessment.answers), "reasons": reasons,
+        "va_detail": readable(assessment.va_knowledge_detail), "derivative_detail": readable(assessment.derivative_knowledge_detail),
+        "figures": money(assessment.financial_snapshot),
         "profile": ClientProfile.objects.filter(user=assessment.client).first(),
     })
 
