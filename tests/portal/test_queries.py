@@ -69,3 +69,15 @@ def test_notifications_list(client, alice, django_assert_num_queries, count):
     # + page count, + page rows
     with django_assert_num_queries(SHELL + 2):
         assert client.get("/notifications/").status_code == 200
+
+
+def test_audit_trail_shows_before_and_after_folded_and_readable(client, compliance_user):
+    """Before/after used to be two narrow columns of one-line dicts that broke every few characters."""
+    with transaction.atomic():
+        audit_log(actor=SYSTEM, action="test.thing.changed", object_type="test.thing", object_id=1,
+                  before={"state": "draft", "amount": "1.00"}, after={"state": "submitted", "amount": "2.00"})
+    client.force_login(compliance_user)
+    body = client.get("/workbench/audit/", {"action": "test.thing"}).content.decode()
+    assert "<details><summary>View</summary>" in body
+    assert '<pre class="json" data-testid="audit-before">{&#x27;amount&#x27;: &#x27;1.00&#x27;, &#x27;state&#x27;: &#x27;draft&#x27;}</pre>' in body
+    assert 'data-testid="audit-after"' in body
