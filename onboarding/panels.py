@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from portal.permissions import Perm
 from portal.products import Product
 
 from . import selectors
@@ -17,6 +18,11 @@ def client_checklist(request):
     return "onboarding/panels/checklist.html", {"products": products}
 
 
+QUEUE_PERMS = (Perm.ONBOARDING_REVIEW, Perm.SUITABILITY_REVIEW, Perm.PERPETUALS_GRANT)
+
+
 def staff_queue(request):
+    if not any(request.user.has_perm(perm) for perm in QUEUE_PERMS):
+        return None  # e.g. an administrator: nothing in this queue is theirs to act on, so "nothing is waiting" would mislead
     items = selectors.onboarding_queue(user=request.user)
     return "onboarding/panels/queue.html", {"items": items[:8], "total": len(items)}

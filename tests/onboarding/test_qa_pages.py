@@ -150,3 +150,13 @@ def test_publishing_a_questionnaire_in_the_admin_says_what_happened(client, admi
     v1 = Questionnaire.objects.get(version=1)
     response = client.post("/admin/onboarding/questionnaire/", {"action": "publish", "_selected_action": [v1.pk]}, follow=True)
     assert "already published" in response.content.decode()
+
+
+def test_workbench_leaves_out_the_onboarding_queue_for_staff_who_cannot_act_on_it(client, alice, admin_user, officer):
+    acknowledge(alice, Product.PROFESSIONAL_INVESTOR)
+    submitted_attestation(alice)
+    client.force_login(admin_user)
+    body = client.get("/workbench/").content.decode()
+    assert 'id="panel-onboarding-queue"' not in body  # it used to say "Nothing is waiting." with an attestation waiting
+    client.force_login(officer)
+    assert 'id="panel-onboarding-queue"' in client.get("/workbench/").content.decode()

@@ -185,3 +185,10 @@ class TestNotificationsAreOwnersOnly:
         client.post("/notifications/read/", {"id": [str(alices_note.id)]})
         alices_note.refresh_from_db()
         assert alices_note.read_at is None
+
+
+def test_workbench_links_the_admin_site_for_those_who_may_use_it(client, admin_user, bob):
+    client.force_login(admin_user)
+    assert 'data-testid="admin-link"><a href="/admin/">' in client.get("/workbench/").content.decode()
+    client.force_login(bob)  # an account officer has no admin site
+    assert 'data-testid="admin-link"' not in client.get("/workbench/").content.decode()

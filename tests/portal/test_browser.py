@@ -40,5 +40,5 @@ def test_a_client_signs_up_confirms_the_email_and_reaches_the_dashboard(page, li
 def test_an_officer_signs_in_with_password_and_totp_and_reaches_the_workbench(page, live_server, officer):
     browser_sign_in(page, officer)
     page.wait_for_url(re.compile(r"/workbench/$"))
-    assert page.inner_text("h1") == "Officer workbench"
+    assert page.inner_text("h1") == "Workbench"
     assert page.locator("[data-testid=notifications]").is_visible()
