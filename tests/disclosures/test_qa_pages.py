@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from disclosures import services
 from tests.disclosures.conftest import EN, ZH, acknowledge
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english_again_afterwards():
+    """A request in Chinese leaves Chinese active in this thread: later tests expect English."""
+    yield
+    translation.activate("en")
 
 
 def test_receipt_names_a_client_without_a_full_name_once(client, alice, v1):
@@ -32,3 +40,11 @@ def test_publish_preview_diff_scrolls_inside_the_page(client, admin_user, docume
     client.force_login(admin_user)
     body = client.get(f"/admin/disclosures/documentversion/{draft.pk}/publish/").content.decode()
     assert 'class="diff-scroll" data-testid="diff"' in body and ".diff-scroll { max-width: 100%; overflow-x: auto; }" in body
+
+
+def test_disclosure_pages_address_the_client_as_the_rest_of_the_portal_does(client, alice, v1):
+    """Onboarding and lending say 您; the disclosure pages said 你 beside them on the same dashboard."""
+    client.force_login(alice)
+    client.cookies["django_language"] = "zh-hant"
+    index = client.get("/disclosures/").content.decode()
+    assert "您" in index and "你必須" not in index

@@ -6,13 +6,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from onboarding.models import ClientProfile, PIAttestation
 from portal.products import Product
 from tests.onboarding.conftest import PROFILE, acknowledge, draft_attestation, make_profile
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english_again_afterwards():
+    """A request in Chinese leaves Chinese active in this thread: later tests expect English."""
+    yield
+    translation.activate("en")
 
 
 def chinese(client, user):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from onboarding import services
 from onboarding.models import OnboardingPolicy, Questionnaire
@@ -18,6 +19,13 @@ from tests.onboarding.conftest import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _english_again_afterwards():
+    """A request in Chinese leaves Chinese active in this thread: later tests expect English."""
+    yield
+    translation.activate("en")
 
 
 # --- client pages --------------------------------------------------------------------------
