@@ -39,6 +39,34 @@ def _test_settings(settings):
     app.conf.task_always_eager = False
 
 
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    return bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Put back the rows the data migrations load (onboarding policy and questionnaire v1, the
+    shipped risk disclosure statements) when an earlier transactional test's flush removed them.
+
+    Cheaper and more predictable than serialized_rollback, which also clashes with the role
+    groups that post_migrate re-creates after every flush.
+    """
+    if not _is_transactional(request):
+        return
+    request.getfixturevalue("transactional_db")
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from disclosures.loader import load_shipped_documents
+
+    import_module("onboarding.migrations.0002_policy_and_questionnaire_v1").load(apps, None)
+    load_shipped_documents(apps)
+
+
 @pytest.fixture
 def media_root(settings, tmp_path):
     settings.STORAGES = {

@@ -12,16 +12,6 @@ from tests.helpers import browser_sign_in, make_user
 from tests.onboarding.conftest import ANSWERS, PDF, acknowledge
 
 
-def _ensure_reference_data():
-    # A transactional test may run after another one flushed the migration-loaded rows.
-    from onboarding import services
-    from onboarding.models import Questionnaire
-    from onboarding.questionnaires.v1 import QUESTIONNAIRE_V1
-
-    if not Questionnaire.objects.exists():
-        services.questionnaire_publish(definition={k: v for k, v in QUESTIONNAIRE_V1.items() if k != "title"}, title=QUESTIONNAIRE_V1["title"])
-
-
 def _answer_step(page, answers: dict) -> None:
     for code, value in answers.items():
         if isinstance(value, bool):
@@ -36,9 +26,8 @@ def _answer_step(page, answers: dict) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_client_onboards_in_the_browser_and_officer_verifies(page, browser, live_server):
-    _ensure_reference_data()
     alice = make_user("client", email="alice@example.com", full_name="Alice Wong")
     officer = make_user("account_officer", email="bob@example.com", full_name="Bob Officer")
     acknowledge(alice, Product.PROFESSIONAL_INVESTOR)
