@@ -10,6 +10,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 from .permissions import Perm
 
@@ -20,7 +21,7 @@ def client_required(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not request.user.is_client:
-            raise PermissionDenied("This page is for clients.")
+            raise PermissionDenied(_("This page is for clients."))
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -35,7 +36,7 @@ def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not (request.user.is_portal_staff and request.user.has_perm(perm)):
-                raise PermissionDenied("You do not have permission to open this page.")
+                raise PermissionDenied(_("You do not have permission to open this page."))
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -48,7 +49,7 @@ def ensure_not_own_record(*, actor, client_user) -> None:
     from .errors import ForbiddenError
 
     if actor is not None and client_user is not None and getattr(actor, "pk", None) == client_user.pk:
-        raise ForbiddenError("own_record", "Staff cannot act on their own client record.")
+        raise ForbiddenError("own_record", _("Staff cannot act on their own client record."))
 
 
 def ensure_four_eyes(*, maker, checker) -> None:
@@ -56,4 +57,4 @@ def ensure_four_eyes(*, maker, checker) -> None:
     from .errors import ForbiddenError
 
     if maker is not None and checker is not None and maker.pk == checker.pk:
-        raise ForbiddenError("four_eyes", "A second person must approve this; you proposed it.")
+        raise ForbiddenError("four_eyes", _("A second person must approve this; you proposed it."))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
@@ -68,12 +69,12 @@ class TokenObtainApi(APIView):
         data.is_valid(raise_exception=True)
         user = authenticate(request, login=data.validated_data["email"], email=data.validated_data["email"], password=data.validated_data["password"])
         if user is None:
-            raise PortalError("invalid_credentials", "Email or password is wrong, or the account is locked.")
+            raise PortalError("invalid_credentials", _("Email or password is wrong, or the account is locked."))
         if user.is_portal_staff:
-            raise ForbiddenError("staff_use_session", "Staff use the web sign-in with multi-factor authentication.")
+            raise ForbiddenError("staff_use_session", _("Staff use the web sign-in with multi-factor authentication."))
         if not user.is_client:
-            raise ForbiddenError("not_a_client", "Only clients can obtain API tokens.")
-        token, _ = Token.objects.get_or_create(user=user)
+            raise ForbiddenError("not_a_client", _("Only clients can obtain API tokens."))
+        token = Token.objects.get_or_create(user=user)[0]
         return Response({"token": token.key})
 
 

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from django_fsm import TransitionNotAllowed
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
@@ -47,7 +48,7 @@ def exception_handler(exc, context):
     if isinstance(exc, PortalError):
         return _error(exc.code, exc.message, exc.fields, exc.http_status)
     if isinstance(exc, TransitionNotAllowed):
-        return _error("invalid_state", "That action is not allowed in the record's current state.", http_status=409)
+        return _error("invalid_state", str(_("That action is not allowed in the record's current state.")), http_status=409)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return _error("validation_error", " ".join(exc.messages), fields)
@@ -72,7 +73,7 @@ def exception_handler(exc, context):
 class IsClient(BasePermission):
     """A signed-in client. Views then scope every query to ``request.user``."""
 
-    message = "Only clients can use this endpoint."
+    message = _("Only clients can use this endpoint.")
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_client)
@@ -85,7 +86,7 @@ class StaffPermission(BasePermission):
     MFA-verified browser session.
     """
 
-    message = "You do not have permission to do this."
+    message = _("You do not have permission to do this.")
 
     def has_permission(self, request, view) -> bool:
         user = request.user
@@ -95,7 +96,7 @@ class StaffPermission(BasePermission):
             return False
         if not user_has_mfa(user):
             raise exceptions.PermissionDenied(
-                "Staff must enrol multi-factor authentication before using the API.", code="mfa_required"
+                _("Staff must enrol multi-factor authentication before using the API."), code="mfa_required"
             )
         required = getattr(view, "required_perm", Perm.WORKBENCH_ACCESS)
         return user.has_perm(required)
@@ -116,13 +117,13 @@ def idempotent(scope: str):
             if not key:
                 return handler(view, request, *args, **kwargs)
             if len(key) > 100:
-                raise PortalError("invalid_idempotency_key", "Idempotency-Key must be at most 100 characters.")
+                raise PortalError("invalid_idempotency_key", _("Idempotency-Key must be at most 100 characters."))
             body = json.dumps(request.data, sort_keys=True, default=str) + json.dumps(kwargs, sort_keys=True, default=str)
             request_hash = hashlib.sha256(body.encode()).hexdigest()
             existing = IdempotencyKey.objects.filter(user=request.user, scope=scope, key=key).first()
             if existing:
                 if existing.request_hash != request_hash:
-                    raise ConflictError("idempotency_key_reused", "This Idempotency-Key was used with a different request.")
+                    raise ConflictError("idempotency_key_reused", _("This Idempotency-Key was used with a different request."))
                 return Response(existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"})
             try:
                 with transaction.atomic():

@@ -4,6 +4,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from .context import meta_from_request, reset_request_meta, set_request_meta
 from .mfa import user_has_mfa
@@ -67,7 +68,7 @@ class StaffMFAMiddleware:
                     {
                         "error": {
                             "code": "mfa_required",
-                            "message": "Staff must enrol multi-factor authentication before using the API.",
+                            "message": str(_("Staff must enrol multi-factor authentication before using the API.")),
                             "fields": {},
                         }
                     },

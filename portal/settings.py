@@ -248,7 +248,8 @@ CACHES = {
 # Absent CELERY_BROKER_URL the embedded default is Kombu's filesystem transport:
 # `make demo` runs one worker with embedded beat beside the web process, so
 # tasks and periodic jobs work with no server to install.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+# "localhost" only keeps Kombu from warning that no host was given; the transport ignores it.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DATA_DIR / "broker"

@@ -50,8 +50,12 @@ def workbench(request):
 @staff_required(Perm.AUDIT_VIEW)
 def audit_trail(request):
     form = AuditFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
+    if form.is_bound and not form.is_valid():
+        # Never show the unfiltered trail for a filter the user mistyped: show the error.
+        events = selectors.audit_events().none()
+    else:
+        filters = form.cleaned_data if form.is_bound else {}
+        events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
