@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -289,7 +289,28 @@ class PreviewApi(APIView):
     class InputSerializer(serializers.Serializer):
         lines = LineSerializer(many=True)
 
-    @extend_schema(request=InputSerializer, responses={200: serializers.DictField()})
+    class OutputSerializer(serializers.Serializer):
+        class LineOutputSerializer(serializers.Serializer):
+            label = serializers.CharField()
+            market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+            haircut = serializers.DecimalField(max_digits=6, decimal_places=4)
+            lending_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+            price = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+
+        market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        securities_market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        securities_lending_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        va_market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        va_lending_value_uncapped = serializers.DecimalField(max_digits=20, decimal_places=2)
+        va_lending_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        va_capped = serializers.BooleanField()
+        va_share = serializers.DecimalField(max_digits=8, decimal_places=4)
+        lending_value = serializers.DecimalField(max_digits=20, decimal_places=2)
+        problems = serializers.ListField(child=serializers.CharField())
+        lines = LineOutputSerializer(many=True)
+        policy_version = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -368,6 +389,7 @@ class StaffApplicationApi(APIView):
         class Meta(StaffApplicationSerializer.Meta):
             fields = [*StaffApplicationSerializer.Meta.fields, "steps"]
 
+        @extend_schema_field(StepSerializer(many=True))
         def get_steps(self, obj):
             return StepSerializer(selectors.application_steps(application=obj), many=True).data
 

@@ -297,6 +297,24 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema name per choice set, so clients see e.g. ApplicationStateEnum rather than State2fcEnum.
+    "ENUM_NAME_OVERRIDES": {
+        "LanguageEnum": "portal.models.Language",
+        "ProductEnum": "portal.products.Product",
+        "PIStateEnum": "onboarding.models.PIState",
+        "SuitabilityStateEnum": "onboarding.models.SuitabilityState",
+        "PerpetualsStateEnum": "onboarding.models.PerpetualsState",
+        "KnowledgeBasisEnum": "onboarding.models.KnowledgeBasis",
+        "EvidenceKindEnum": "onboarding.models.EvidenceKind",
+        "VersionStatusEnum": "disclosures.models.VersionStatus",
+        "ApplicationStateEnum": "lending.models.AppState",
+        "FacilityStateEnum": "lending.models.FacilityState",
+        "CollateralKindEnum": "lending.models.CollateralKind",
+        "TransactionKindEnum": "lending.models.TxnKind",
+        "MarginCallStateEnum": "lending.risk.models.CallState",
+        "MarginCallResolutionEnum": "lending.risk.models.Resolution",
+        "PriceAlarmKindEnum": "lending.risk.models.AlarmKind",
+    },
 }
 
 # --- Portal -------------------------------------------------------------------
