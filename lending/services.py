@@ -1018,6 +1018,7 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
     audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
               after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
     audit_log(actor=user, action="lending.facility.opened", obj=facility, after=snapshot(facility, FACILITY_FIELDS) | {"positions": len(positions)})
+    _risk_facility_changed(facility.pk)
     if application.decided_by_id:
         from portal.notifications import notify
 
@@ -1027,6 +1028,9 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
 
 
 def _lock_facility(actor, facility_id: int) -> Facility:
+    from lending.risk.services import facility_lock_prepare
+
+    facility_lock_prepare()  # the risk engine's lock first, then the row: the order a whole-book revaluation uses
     try:
         facility = Facility.objects.select_for_update().select_related("client", "policy").get(pk=facility_id)
     except Facility.DoesNotExist:
@@ -1074,6 +1078,7 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
     facility.save()
     txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
+    _risk_facility_changed(facility.pk)
     return txn
 
 
@@ -1094,7 +1099,16 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> F
     facility.save()
     txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
     audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
+    _risk_facility_changed(facility.pk)
     return txn
+
+
+def _risk_facility_changed(facility_id: int) -> None:
+    """Tell the risk engine, in this same transaction, that a facility's drawn balance or collateral
+    changed: it revalues the facility and meets an open margin call cured by the change at once."""
+    from lending.risk.services import facility_changed
+
+    facility_changed(facility_id=facility_id)
 
 
 def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) -> Facility:

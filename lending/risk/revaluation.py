@@ -59,7 +59,12 @@ def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
     return datetime.combine(day, dtime(23, 59, 59), tzinfo=HK)
 
 
-def _lock() -> None:
+def book_lock() -> None:
+    """Take the revaluation lock for the rest of the transaction (re-entrant).
+
+    Whoever locks a facility row and then revalues it must take this lock FIRST: a whole-book run
+    holds it while it updates facility rows, so the opposite order would deadlock.
+    """
     if connection.vendor == "postgresql":
         book.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": _LOCK_KEY})
     # SQLite: transaction_mode=IMMEDIATE already serialises writers.
@@ -82,7 +87,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     Returns the run record, or None when there is no policy or no price yet.
     """
     started = time.perf_counter()
-    _lock()
+    book_lock()
     policy, prices = current_inputs()
     if policy is None or not prices:
         return None

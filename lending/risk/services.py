@@ -38,7 +38,7 @@ from .models import (
     RiskPolicy,
     StressReport,
 )
-from .revaluation import HK, facility_flags_sync, revalue_book
+from .revaluation import HK, book_lock, facility_flags_sync, revalue_book
 
 ASSETS = ("BTC", "ETH")
 CENT = Decimal("0.01")
@@ -621,6 +621,7 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
 
     _require(actor, Perm.FACILITY_OPERATE)
+    book_lock()  # before the facility row (the lock order of a whole-book revaluation)
     try:
         facility = Facility.objects.select_for_update().select_related("client").get(pk=facility_id)
     except Facility.DoesNotExist:
@@ -660,8 +661,18 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     return top_up
 
 
+def facility_lock_prepare() -> None:
+    """Lending calls this before it locks a facility row it will change and report through
+    ``facility_changed``: takes the revaluation lock first, so the two never deadlock."""
+    book_lock()
+
+
+@transaction.atomic
 def facility_changed(*, facility_id: int) -> None:
-    """Lending calls this after a repayment or drawdown: revalue the one facility (meets a cured call)."""
+    """Lending calls this, inside its own transaction, whenever a facility's drawn balance or collateral
+    changes (opening, drawdown, repayment): the facility's valuation coefficients are rebuilt from its
+    positions and it is revalued at once, so a call cured by a repayment is met in the same commit."""
+    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
     revalue_book(trigger="facility", facility_ids=[facility_id])
 
 

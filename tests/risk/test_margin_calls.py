@@ -86,14 +86,54 @@ def test_a_top_up_too_small_leaves_the_call_open_with_a_smaller_shortfall(in_cal
     assert call.state == CallState.OPEN and call.shortfall == Decimal("227500.00")
 
 
-def test_repayment_through_lending_meets_the_call(in_call, officer):
+def test_a_repayment_meets_the_call_at_once_and_drawdowns_are_allowed_again(in_call, officer, alice, django_capture_on_commit_callbacks, monkeypatch):
+    from disclosures import selectors as disclosure_selectors
     from lending import services as lending_services
-    from lending.risk.revaluation import open_calls_refresh
+    from lending.models import FacilityTransaction
 
-    lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="400000")
-    open_calls_refresh()  # the every-minute beat (or services.facility_changed, called by lending after a repayment)
-    assert MarginCall.objects.get(facility=in_call).met_by == "repayment"
-    assert not reload(in_call).has_open_margin_call
+    monkeypatch.setattr(disclosure_selectors, "clients_with_outstanding", lambda **kw: set())  # disclosures current
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # 8,000,000 − 400,000 = 7,600,000 of 7,702,500: utilisation 98.7% — no beat, no waiting.
+        lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="400000")
+    call = MarginCall.objects.get(facility=in_call)
+    assert call.state == CallState.MET and call.met_by == "repayment"
+    facility = reload(in_call)
+    assert not facility.has_open_margin_call and facility.band == "watch"
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.met").count() == 1
+    lending_services.facility_drawdown(actor=officer, facility_id=in_call.pk, amount="1000")
+    assert FacilityTransaction.objects.filter(facility=in_call, kind="drawdown").count() == 1
+
+
+def test_a_repayment_that_leaves_utilisation_above_100_percent_keeps_the_call_open_with_a_smaller_shortfall(in_call, officer):
+    from lending import services as lending_services
+
+    lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="100000")
+    call = MarginCall.objects.get(facility=in_call)
+    assert call.state == CallState.OPEN and call.shortfall == Decimal("197500.00")  # 7,900,000 − 7,702,500
+    assert reload(in_call).has_open_margin_call
+
+
+def test_a_repayment_that_fails_changes_nothing_in_the_risk_engine(in_call, officer):
+    from lending import services as lending_services
+    from lending.risk.models import RevaluationRun
+    from portal.errors import PortalError
+
+    runs = RevaluationRun.objects.count()
+    with pytest.raises(PortalError):
+        lending_services.facility_repay(actor=officer, facility_id=in_call.pk, amount="9000000")
+    assert RevaluationRun.objects.count() == runs
+    assert MarginCall.objects.get(facility=in_call).state == CallState.OPEN
+
+
+def test_an_accepted_facility_is_known_to_the_risk_engine_at_once(book, alice):
+    """Opening a facility (lending.application_accept) builds its risk coefficients in the same transaction."""
+    from lending.risk.models import FacilityCoefficients
+
+    facility = make_facility(alice, drawn="0", **MIXED)
+    FacilityCoefficients.objects.filter(facility_id=facility.pk).delete()
+    services.facility_changed(facility_id=facility.pk)
+    assert FacilityCoefficients.objects.filter(facility_id=facility.pk).exists()
 
 
 def test_price_recovery_alone_does_not_meet_a_call_but_an_officer_may_record_it(in_call, officer):

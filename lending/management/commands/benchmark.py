@@ -1,4 +1,7 @@
-"""``manage.py benchmark review --applications 1000``: the credit review against PostgreSQL and Redis.
+"""``manage.py benchmark review --applications 1000`` and ``manage.py benchmark revaluation --facilities 100000``.
+
+``revaluation`` is the risk engine's whole-book revaluation benchmark (lending.risk.benchmark.run,
+described there). ``review`` is the credit review against PostgreSQL and Redis:
 
 Two measurements:
 
@@ -45,10 +48,20 @@ class Command(BaseCommand):
         review.add_argument("--latency-samples", type=int, default=200, help="How many of them to submit one at a time.")
         review.add_argument("--workers", type=int, default=2)
         review.add_argument("--prefetch", type=int, default=1, help="Messages each worker reserves ahead (settings: 1).")
+        revaluation = sub.add_parser("revaluation")
+        revaluation.add_argument("--facilities", type=int, default=100_000)
+        revaluation.add_argument("--ticks", type=int, default=8)
+        revaluation.add_argument("--naive-sample", type=int, default=5000)
+        revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
 
     def handle(self, *args, which, **options):
         if which == "review":
             self.review(**options)
+        elif which == "revaluation":
+            from lending.risk.benchmark import run
+
+            run(self.stdout, facilities=options["facilities"], ticks=options["ticks"],
+                naive_sample=options["naive_sample"], statements_at=options["statements_at"])
 
     # --- set-up ---------------------------------------------------------------------------
 

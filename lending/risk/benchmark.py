@@ -1,4 +1,4 @@
-"""``manage.py benchmark revaluation --facilities 100000`` (also ``manage.py benchmark_revaluation``).
+"""The revaluation benchmark, run by ``manage.py benchmark revaluation --facilities 100000``.
 
 On a dedicated PostgreSQL database (its name must contain "bench"; the lending and risk tables are
 emptied first): builds a synthetic book with set-based inserts (generate_series), mixed securities +
@@ -19,7 +19,7 @@ import statistics
 import time
 from decimal import Decimal
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -274,16 +274,3 @@ def _naive(sample: int, policy) -> float:
 
 class _Rollback(Exception):
     pass
-
-
-class Command(BaseCommand):
-    help = "Benchmark the set-based whole-book revaluation on PostgreSQL."
-
-    def add_arguments(self, parser):
-        parser.add_argument("--facilities", type=int, default=100_000)
-        parser.add_argument("--ticks", type=int, default=8)
-        parser.add_argument("--naive-sample", type=int, default=5000)
-        parser.add_argument("--statements-at", type=int, default=10_000)
-
-    def handle(self, *args, facilities, ticks, naive_sample, statements_at, **options):
-        run(self.stdout, facilities=facilities, ticks=ticks, naive_sample=naive_sample, statements_at=statements_at)

@@ -1,0 +1,25 @@
+"""``manage.py benchmark revaluation`` runs the risk engine's benchmark (one code path)."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.management import CommandError, call_command
+
+
+def test_benchmark_revaluation_dispatches_to_the_risk_engine_benchmark():
+    with mock.patch("lending.risk.benchmark.run") as run:
+        call_command("benchmark", "revaluation", "--facilities", "1234", "--ticks", "3", "--naive-sample", "50", "--statements-at", "100")
+    assert run.call_count == 1
+    assert run.call_args.kwargs == {"facilities": 1234, "ticks": 3, "naive_sample": 50, "statements_at": 100}
+
+
+@pytest.mark.django_db
+def test_benchmark_revaluation_refuses_anything_but_postgresql(settings):
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("checks the refusal on SQLite")
+    with pytest.raises(CommandError, match="PostgreSQL"):
+        call_command("benchmark", "revaluation", "--facilities", "10")
