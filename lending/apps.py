@@ -8,8 +8,6 @@ class LendingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from django.conf import settings
-
         from portal import navigation
         from portal.permissions import Perm
 
@@ -23,7 +21,5 @@ class LendingConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Watch list"), "lending:watchlist", Perm.WATCHLIST_MANAGE, order=34))
         navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=30))
         navigation.register_staff_panel(navigation.Panel("lending-queue", panels.staff_panel, order=30, perm=Perm.APPLICATION_DECIDE))
-        if settings.DEMO:
-            from portal.celery import schedule
-
-            schedule("lending-demo-price-feed", "lending.tasks.demo_price_tick", 30.0)
+        # Demo prices move only through the risk engine's governed multi-source feed
+        # (lending.risk: quotes → median reference price → revaluation); staff still enter and load prices here.

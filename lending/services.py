@@ -272,31 +272,6 @@ def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[
     return created
 
 
-# Annualised volatility used by the demo feed (realistic for BTC and ETH).
-DEMO_VOLATILITY = {Asset.BTC: 0.55, Asset.ETH: 0.70}
-DEMO_START = {Asset.BTC: Decimal("760000"), Asset.ETH: Decimal("27000")}
-
-
-@transaction.atomic
-def prices_demo_tick(*, seconds: float = 60, rng=None) -> list[Price]:
-    """Move each price one random-walk step (geometric Brownian motion), for the demo feed only."""
-    import math
-    import random
-
-    rng = rng or random.SystemRandom()
-    now = timezone.now()
-    current = {p.asset: p for p in CurrentPrice.objects.all()}
-    rows = []
-    for asset in Asset.values:
-        last = current[asset].price_hkd if asset in current else DEMO_START[asset]
-        sigma = DEMO_VOLATILITY[asset] * math.sqrt(seconds / (365 * 24 * 3600))
-        # Fat tails now and then, as crypto has.
-        shock = rng.gauss(0, 1) * (3 if rng.random() < 0.02 else 1)
-        factor = Decimal(str(math.exp(sigma * shock - sigma * sigma / 2)))
-        rows.append(_price_insert(asset=asset, price_hkd=money(last * factor), source="demo-feed", as_of=now))
-    return rows
-
-
 # --- Watch list ---------------------------------------------------------------------
 
 

@@ -22,8 +22,3 @@ from .review import TransientReviewError
 def credit_review(application_id: int, run: int) -> bool:
     return services.review_run(application_id=application_id, run=run)
 
-
-@shared_task(soft_time_limit=20, time_limit=30)
-def demo_price_tick() -> int:
-    """Demo only (registered on the beat schedule when settings.DEMO): move BTC and ETH prices."""
-    return len(services.prices_demo_tick(seconds=30))

@@ -83,12 +83,3 @@ def test_newer_price_moves_the_current_price_and_older_only_adds_history(officer
     assert selectors.prices_current()["BTC"].price_hkd == Decimal("760000.00")
     services.price_record(actor=officer, asset="BTC", price_hkd="770000", source="new")
     assert selectors.prices_current()["BTC"].price_hkd == Decimal("770000.00")
-
-
-def test_demo_feed_moves_prices(prices):
-    import random
-
-    services.prices_demo_tick(seconds=60, rng=random.Random(1))
-    current = selectors.prices_current()
-    assert current["BTC"].source == "demo-feed"
-    assert abs(current["BTC"].price_hkd / Decimal("760000") - 1) < Decimal("0.05")

@@ -155,3 +155,26 @@ def test_risk_policy_needs_a_second_person(book, officer, credit_manager):
 
     services.risk_policy_decide(actor=make_user("credit_manager", email="m2@example.com"), policy_id=proposed.pk, approve=True)
     assert selectors.risk_numbers()["source_deviation_max"] == Decimal("0.0300")
+
+
+def test_the_demo_prices_move_only_through_the_risk_engines_governed_feed(book, alice, django_capture_on_commit_callbacks):
+    """Lending no longer schedules its own single-source 'demo-feed'; the risk feed quotes three sources,
+    the reference price is their median, and the book is revalued."""
+    import random
+
+    from lending import selectors as lending_selectors
+    from lending.risk.models import RevaluationRun
+    from portal.celery import app
+
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "lending.tasks.demo_price_tick" not in tasks
+    assert not hasattr(__import__("lending.tasks", fromlist=["x"]), "demo_price_tick")
+    from .conftest import make_facility
+
+    make_facility(alice, drawn="1000000", btc="2")
+    before = lending_selectors.prices_current()["BTC"].price_hkd
+    with django_capture_on_commit_callbacks(execute=True):
+        services.demo_feed_tick(seconds=3600, rng=random.Random(7))
+    after = lending_selectors.prices_current()["BTC"]
+    assert after.price_hkd != before and after.source != "demo-feed"
+    assert RevaluationRun.objects.exists()
