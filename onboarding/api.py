@@ -108,7 +108,8 @@ class RequirementOut(serializers.Serializer):
     label = serializers.CharField()
     met = serializers.BooleanField()
     reason = serializers.CharField()
-    fix_url = serializers.CharField()
+    fix_url = serializers.CharField(help_text="The step that fixes it; empty when met or when waiting for staff.")
+    waiting = serializers.BooleanField(help_text="True when the next step is our staff's, not the client's.")
 
 
 class EligibilityOut(serializers.Serializer):

@@ -21,19 +21,31 @@ from portal.products import Product
 from . import selectors, services
 
 
+class Stage:
+    ONBOARDED = "onboarded"
+    MID_WAY = "mid_way"
+    NEW = "new"  # has just opened an account: no profile, no assessment, no disclosures acknowledged
+    CORPORATE = "corporate"
+
+
 @dataclass(frozen=True)
 class DemoClient:
     email: str
     full_name: str
     description: str
     language: str = "en"
+    stage: str = Stage.NEW
 
 
 DEMO_CLIENTS = [
-    DemoClient("lee.kaying@demo.vamargin.hk", "Lee Ka Ying", "fully onboarded: confirmed margin account, growth profile with VA and derivative knowledge, verified PI, perpetuals access granted"),
-    DemoClient("wong.siuming@demo.vamargin.hk", "Wong Siu Ming", "mid-way: PI attestation submitted awaiting an officer, margin account awaiting confirmation, assessment flagged for review"),
-    DemoClient("chan.taiman@demo.vamargin.hk", "陳大文 Chan Tai Man", "new: has just opened an account (Traditional Chinese)", "zh-hant"),
-    DemoClient("harbourview.capital@demo.vamargin.hk", "Harbourview Capital Limited", "corporate: verified PI on total assets (audited accounts), no derivative knowledge yet"),
+    DemoClient("lee.kaying@demo.vamargin.hk", "Lee Ka Ying", "fully onboarded: confirmed margin account, growth profile with VA and derivative knowledge, verified PI, perpetuals access granted",
+               stage=Stage.ONBOARDED),
+    DemoClient("wong.siuming@demo.vamargin.hk", "Wong Siu Ming", "mid-way: PI attestation submitted awaiting an officer, margin account awaiting confirmation, assessment flagged for review",
+               stage=Stage.MID_WAY),
+    DemoClient("chan.taiman@demo.vamargin.hk", "陳大文 Chan Tai Man", "new: has just opened an account, nothing acknowledged yet (Traditional Chinese)", "zh-hant",
+               stage=Stage.NEW),
+    DemoClient("harbourview.capital@demo.vamargin.hk", "Harbourview Capital Limited", "corporate: verified PI on total assets (audited accounts), no derivative knowledge yet",
+               stage=Stage.CORPORATE),
 ]
 DEMO_CLIENTS_BY_EMAIL = {c.email: c for c in DEMO_CLIENTS}
 
@@ -182,11 +194,11 @@ def seed(stdout) -> None:
         user, created = person_ensure(DemoPerson(client.email, client.full_name, Role.CLIENT, client.language))
         if created:
             with transaction.atomic():
-                if client.email.startswith("lee."):
+                if client.stage == Stage.ONBOARDED:
                     _fully_onboarded(user, officer)
-                elif client.email.startswith("wong."):
+                elif client.stage == Stage.MID_WAY:
                     _mid_way(user)
-                elif client.email.startswith("harbourview."):
+                elif client.stage == Stage.CORPORATE:
                     _corporate(user, officer)
         facts = selectors.client_facts(user=user)
         pi = "verified PI" if facts.pi_valid else (facts.attestation.get_state_display() if facts.attestation else "no PI")

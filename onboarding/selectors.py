@@ -33,11 +33,19 @@ from .policy import current_policy
 
 @dataclass(frozen=True)
 class Requirement:
+    """One requirement of a product. An unmet one either has a ``fix_url`` (the step the client
+    takes) or is ``waiting`` for our staff (nothing for the client to do, so no link)."""
+
     code: str
     label: str
     met: bool
     reason: str
     fix_url: str
+    waiting: bool = False
+
+
+def _waiting(code: str, label: str, reason: str) -> Requirement:
+    return Requirement(code, label, False, reason, "", waiting=True)
 
 
 @dataclass(frozen=True)
@@ -72,15 +80,18 @@ class ClientFacts:
     today: date
 
     @property
-    def assessment_valid(self) -> bool:
+    def _assessment_in_date(self) -> bool:
         a = self.assessment
-        return (
-            a is not None
-            and a.state == SuitabilityState.COMPLETED
-            and a.valid_until is not None
-            and a.valid_until > self.today
-            and a.review_status != ReviewStatus.FLAGGED
-        )
+        return a is not None and a.state == SuitabilityState.COMPLETED and a.valid_until is not None and a.valid_until > self.today
+
+    @property
+    def assessment_valid(self) -> bool:
+        return self._assessment_in_date and self.assessment.review_status != ReviewStatus.FLAGGED
+
+    @property
+    def assessment_under_review(self) -> bool:
+        """A completed, unexpired assessment flagged for staff review: the next step is theirs."""
+        return self._assessment_in_date and self.assessment.review_status == ReviewStatus.FLAGGED
 
     @property
     def pi_valid(self) -> bool:
@@ -113,7 +124,7 @@ def _margin_account(f: ClientFacts) -> Requirement:
     if p is None or not p.margin_account_number:
         reason = _("VA financing is only for the firm's securities margin clients: tell us your securities margin account number.")
     else:
-        reason = _("Our staff have not yet confirmed your securities margin account %(n)s.") % {"n": p.margin_account_number}
+        return _waiting("margin_account", label, _("Waiting for your account officer to confirm your securities margin account %(n)s.") % {"n": p.margin_account_number})
     return Requirement("margin_account", label, False, reason, _url("onboarding:profile"))
 
 
@@ -136,8 +147,8 @@ def _suitability(f: ClientFacts) -> Requirement:
         return Requirement("suitability", label, True, _("Valid until %(d)s.") % {"d": a.valid_until.isoformat()}, "")
     if a is None:
         reason = _("Answer the suitability questionnaire.")
-    elif a.state == SuitabilityState.COMPLETED and a.review_status == ReviewStatus.FLAGGED:
-        reason = _("Our staff are reviewing your suitability assessment; we will contact you if anything is needed.")
+    elif f.assessment_under_review:
+        return _waiting("suitability", label, _("Our staff are reviewing your suitability assessment; we will contact you if anything is needed."))
     else:
         reason = _("Your suitability assessment is no longer valid; answer the questionnaire again.")
     return Requirement("suitability", label, False, reason, _url("onboarding:suitability"))
@@ -147,6 +158,8 @@ def _risk_profile(f: ClientFacts, minimum: int) -> Requirement:
     label = _("Risk profile allows VA margin financing")
     wanted = {"n": minimum, "label": RISK_PROFILE_LABELS[minimum]}
     a = f.assessment
+    if f.assessment_under_review:
+        return _waiting("risk_profile", label, _("Waiting for the review of your suitability assessment, which sets your risk profile."))
     if not f.assessment_valid or a.risk_profile is None:
         return Requirement("risk_profile", label, False, _("VA margin financing needs a valid assessment with a risk profile of at least %(n)s (%(label)s).") % wanted, _url("onboarding:suitability"))
     if a.risk_profile >= minimum:
@@ -160,6 +173,8 @@ def _risk_profile(f: ClientFacts, minimum: int) -> Requirement:
 
 def _knowledge(f: ClientFacts, *, code: str, flag: str, basis: str, label: str, module: str, what: str) -> Requirement:
     a = f.assessment
+    if f.assessment_under_review:
+        return _waiting(code, label, _("Waiting for the review of your suitability assessment, which assesses your knowledge of %(what)s.") % {"what": what})
     if not f.assessment_valid:
         return Requirement(code, label, False, _("Answer the suitability questionnaire: it assesses your knowledge of %(what)s.") % {"what": what}, _url("onboarding:suitability"))
     if getattr(a, flag):
@@ -175,7 +190,7 @@ def _professional_investor(f: ClientFacts) -> Requirement:
     if latest is None:
         reason = _("Perpetual contracts are only for professional investors: submit an attestation with evidence.")
     elif latest.state == PIState.SUBMITTED:
-        reason = _("Your attestation is awaiting verification by our staff.")
+        return _waiting("professional_investor", label, _("Waiting for your account officer to verify your attestation."))
     elif latest.state == PIState.RETURNED:
         reason = _("Our staff returned your attestation with questions.")
     elif latest.state == PIState.DRAFT:

@@ -7,6 +7,7 @@ writes its audit row in the same transaction, and enqueues side effects on commi
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from portal.access import ensure_not_own_record
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.models import User
 from portal.notifications import notify
 from portal.permissions import Perm
 from portal.products import Product
@@ -75,8 +77,6 @@ def _ensure_staff(actor, perm: Perm, client_user) -> None:
 
 def _lock_client(client) -> None:
     """Serialise a client's own concurrent requests (two tabs opening two drafts)."""
-    from portal.models import User
-
     User.objects.select_for_update().filter(pk=client.pk).first()
 
 
@@ -174,18 +174,25 @@ def profile_update(*, user, data: dict) -> ClientProfile:
         raise PortalError("validation_error", _("Please correct the highlighted fields."), errors)
     profile_get_or_create(user=user)
     profile = ClientProfile.objects.select_for_update().get(user=user)
-    before = _profile_audit(profile)
+    before = {**_profile_audit(profile), "user_full_name": user.full_name}
     changed = [name for name, value in cleaned.items() if getattr(profile, name) != value]
-    if not changed:
+    new_legal_name = cleaned.get("legal_name", profile.legal_name)
+    # The legal name becomes the name the portal greets the client by and staff see in their queues.
+    rename = bool(new_legal_name) and new_legal_name != user.full_name
+    if not changed and not rename:
         return profile
     for name in changed:
         setattr(profile, name, cleaned[name])
     if "margin_account_number" in changed and profile.margin_account_confirmed_at:
         profile.margin_account_confirmed_at = None
         profile.margin_account_confirmed_by = None
-    profile.updated_at = _now()
-    profile.save()
-    audit_log(actor=user, action="onboarding.profile.updated", obj=profile, before=before, after=_profile_audit(profile))
+    if changed:
+        profile.updated_at = _now()
+        profile.save()
+    if rename:
+        User.objects.filter(pk=user.pk).update(full_name=new_legal_name)
+        user.full_name = new_legal_name
+    audit_log(actor=user, action="onboarding.profile.updated", obj=profile, before=before, after={**_profile_audit(profile), "user_full_name": user.full_name})
     financial = [name for name in changed if name in ClientProfile.FINANCIAL_FIELDS]
     if financial:
         assessment = SuitabilityAssessment.objects.select_for_update().filter(client=user, state=SuitabilityState.COMPLETED).first()
@@ -565,44 +572,81 @@ def attestation_withdraw(*, attestation_id: int, actor) -> PIAttestation:
     attestation.withdraw(at=_now())
     attestation.save()
     audit_log(actor=actor, action="onboarding.attestation.withdrawn", obj=attestation, before=before, after=snapshot(attestation, ATTESTATION_AUDITED))
-    perpetuals_lapse_for(client=attestation.client, reason=_("Professional-investor status withdrawn."))
+    perpetuals_lapse_for(client=attestation.client, reason=gettext_lazy("Professional-investor status withdrawn."))
     return attestation
+
+
+@dataclass(frozen=True)
+class _Lapsing:
+    """A record valid until a date (PI status, a suitability assessment): reminded once before, expired on the day."""
+
+    model: type
+    live_state: str
+    until: str  # the date field it lapses on
+    audited: tuple
+    action: str  # audit action prefix
+    link: str
+    reminder_kind: str
+    reminder_title: object
+    reminder_body: object
+    expired_kind: str
+    expired_title: object
+    expired_body: object
+    lapse_reason: object  # why perpetual-contracts access lapses with it
+
+
+def _lapsing_remind(rule: _Lapsing, pk: int, today: date | None) -> bool:
+    """Remind the client once that the record is about to expire. False if already sent or not due."""
+    today = today or _today()
+    with transaction.atomic():
+        record = rule.model.objects.select_related("client").filter(pk=pk).first()
+        until = getattr(record, rule.until, None)
+        if record is None or record.state != rule.live_state or until is None:
+            return False
+        if until - timedelta(days=current_policy().reminder_days_before_expiry) > today:
+            return False
+        if not rule.model.objects.filter(pk=pk, reminder_sent_at__isnull=True).update(reminder_sent_at=_now()):
+            return False
+        audit_log(actor=SYSTEM, action=f"{rule.action}.reminder_sent", obj=record, after={rule.until: until})
+        notify(user=record.client, kind=rule.reminder_kind, title=rule.reminder_title, body=rule.reminder_body,
+               params={"date": until.isoformat()}, link=rule.link)
+    return True
+
+
+def _lapsing_expire(rule: _Lapsing, pk: int, today: date | None) -> bool:
+    today = today or _today()
+    with transaction.atomic():
+        record = rule.model.objects.select_for_update().select_related("client").filter(pk=pk).first()
+        until = getattr(record, rule.until, None)
+        if record is None or record.state != rule.live_state or until is None or until > today:
+            return False
+        before = snapshot(record, rule.audited)
+        record.expire(at=_now())
+        record.save()
+        audit_log(actor=SYSTEM, action=f"{rule.action}.expired", obj=record, before=before, after=snapshot(record, rule.audited))
+        notify(user=record.client, kind=rule.expired_kind, title=rule.expired_title, body=rule.expired_body, link=rule.link)
+        perpetuals_lapse_for(client=record.client, reason=rule.lapse_reason)
+    return True
+
+
+PI_LAPSING = _Lapsing(
+    model=PIAttestation, live_state=PIState.VERIFIED, until="expires_on", audited=ATTESTATION_AUDITED,
+    action="onboarding.attestation", link="/onboarding/professional-investor/",
+    reminder_kind="onboarding.pi_expiring", reminder_title=gettext_lazy("Your professional-investor status expires on %(date)s"),
+    reminder_body=gettext_lazy("Submit a new attestation with recent evidence to keep it."),
+    expired_kind="onboarding.pi_expired", expired_title=gettext_lazy("Your professional-investor status has expired"),
+    expired_body=gettext_lazy("You are no longer treated as a professional investor. Submit a new attestation to regain it."),
+    lapse_reason=gettext_lazy("Professional-investor status expired."),
+)
 
 
 def attestation_send_reminder(*, attestation_id: int, today: date | None = None) -> bool:
     """Remind the client once that their PI status is about to expire. False if already sent or not due."""
-    today = today or _today()
-    with transaction.atomic():
-        attestation = PIAttestation.objects.select_related("client", "policy").filter(pk=attestation_id).first()
-        if attestation is None or attestation.state != PIState.VERIFIED or attestation.expires_on is None:
-            return False
-        if attestation.expires_on - timedelta(days=current_policy().reminder_days_before_expiry) > today:
-            return False
-        claimed = PIAttestation.objects.filter(pk=attestation_id, reminder_sent_at__isnull=True).update(reminder_sent_at=_now())
-        if not claimed:
-            return False
-        audit_log(actor=SYSTEM, action="onboarding.attestation.reminder_sent", obj=attestation, after={"expires_on": attestation.expires_on})
-        notify(user=attestation.client, kind="onboarding.pi_expiring", title=gettext_lazy("Your professional-investor status expires on %(date)s"),
-               body=gettext_lazy("Submit a new attestation with recent evidence to keep it."), params={"date": attestation.expires_on.isoformat()},
-               link="/onboarding/professional-investor/")
-    return True
+    return _lapsing_remind(PI_LAPSING, attestation_id, today)
 
 
 def attestation_expire(*, attestation_id: int, today: date | None = None) -> bool:
-    today = today or _today()
-    with transaction.atomic():
-        attestation = PIAttestation.objects.select_for_update().select_related("client").filter(pk=attestation_id).first()
-        if attestation is None or attestation.state != PIState.VERIFIED or attestation.expires_on is None or attestation.expires_on > today:
-            return False
-        before = snapshot(attestation, ATTESTATION_AUDITED)
-        attestation.expire(at=_now())
-        attestation.save()
-        audit_log(actor=SYSTEM, action="onboarding.attestation.expired", obj=attestation, before=before, after=snapshot(attestation, ATTESTATION_AUDITED))
-        notify(user=attestation.client, kind="onboarding.pi_expired", title=gettext_lazy("Your professional-investor status has expired"),
-               body=gettext_lazy("You are no longer treated as a professional investor. Submit a new attestation to regain it."),
-               link="/onboarding/professional-investor/")
-        perpetuals_lapse_for(client=attestation.client, reason=_("Professional-investor status expired."))
-    return True
+    return _lapsing_expire(PI_LAPSING, attestation_id, today)
 
 
 # --- suitability -------------------------------------------------------------------
@@ -627,7 +671,7 @@ def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Ques
     scoring.question_map(definition)  # fails loudly on a malformed definition
     for key in ("steps", "risk_bands"):
         if key not in definition:
-            raise PortalError("invalid_definition", f"The definition needs '{key}'.")
+            raise PortalError("invalid_definition", _("The definition needs “%(key)s”.") % {"key": key})
     version = (Questionnaire.objects.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     questionnaire = Questionnaire.objects.create(version=version, title=title, definition=definition, published_at=_now())
     audit_log(actor=actor, action="onboarding.questionnaire.published", obj=questionnaire, after={"version": version, "title": title})
@@ -714,7 +758,7 @@ def assessment_complete(*, assessment_id: int, actor) -> SuitabilityAssessment:
     if result.warnings:
         _assessment_flag(assessment=assessment, reasons=result.warnings, actor=actor)
     if not assessment.derivative_knowledge:
-        perpetuals_lapse_for(client=actor, reason=_("The latest assessment found no derivative knowledge."))
+        perpetuals_lapse_for(client=actor, reason=gettext_lazy("The latest assessment found no derivative knowledge."))
     return assessment
 
 
@@ -755,41 +799,27 @@ def assessment_review(*, assessment_id: int, actor, outcome: str, note: str) -> 
     if outcome == ReviewOutcome.REASSESS:
         notify(user=assessment.client, kind="onboarding.assessment_redo", title=gettext_lazy("Please complete your suitability assessment again"),
                body=gettext_lazy("Our staff reviewed your answers: %(note)s"), params={"note": note.strip()}, link="/onboarding/suitability/")
-        perpetuals_lapse_for(client=assessment.client, reason=_("Suitability assessment must be redone."))
+        perpetuals_lapse_for(client=assessment.client, reason=gettext_lazy("Suitability assessment must be redone."))
     return assessment
 
 
+SUITABILITY_LAPSING = _Lapsing(
+    model=SuitabilityAssessment, live_state=SuitabilityState.COMPLETED, until="valid_until", audited=ASSESSMENT_AUDITED,
+    action="onboarding.assessment", link="/onboarding/suitability/",
+    reminder_kind="onboarding.assessment_expiring", reminder_title=gettext_lazy("Your suitability assessment expires on %(date)s"),
+    reminder_body=gettext_lazy("Answer the questionnaire again to keep your products available."),
+    expired_kind="onboarding.assessment_expired", expired_title=gettext_lazy("Your suitability assessment has expired"),
+    expired_body=gettext_lazy("Answer the questionnaire again before using VA margin financing or perpetual contracts."),
+    lapse_reason=gettext_lazy("Suitability assessment expired, so derivative knowledge lapsed."),
+)
+
+
 def assessment_send_reminder(*, assessment_id: int, today: date | None = None) -> bool:
-    today = today or _today()
-    with transaction.atomic():
-        assessment = SuitabilityAssessment.objects.select_related("client").filter(pk=assessment_id).first()
-        if assessment is None or assessment.state != SuitabilityState.COMPLETED or assessment.valid_until is None:
-            return False
-        if assessment.valid_until - timedelta(days=current_policy().reminder_days_before_expiry) > today:
-            return False
-        if not SuitabilityAssessment.objects.filter(pk=assessment_id, reminder_sent_at__isnull=True).update(reminder_sent_at=_now()):
-            return False
-        audit_log(actor=SYSTEM, action="onboarding.assessment.reminder_sent", obj=assessment, after={"valid_until": assessment.valid_until})
-        notify(user=assessment.client, kind="onboarding.assessment_expiring", title=gettext_lazy("Your suitability assessment expires on %(date)s"),
-               body=gettext_lazy("Answer the questionnaire again to keep your products available."), params={"date": assessment.valid_until.isoformat()},
-               link="/onboarding/suitability/")
-    return True
+    return _lapsing_remind(SUITABILITY_LAPSING, assessment_id, today)
 
 
 def assessment_expire(*, assessment_id: int, today: date | None = None) -> bool:
-    today = today or _today()
-    with transaction.atomic():
-        assessment = SuitabilityAssessment.objects.select_for_update().select_related("client").filter(pk=assessment_id).first()
-        if assessment is None or assessment.state != SuitabilityState.COMPLETED or assessment.valid_until is None or assessment.valid_until > today:
-            return False
-        before = snapshot(assessment, ASSESSMENT_AUDITED)
-        assessment.expire(at=_now())
-        assessment.save()
-        audit_log(actor=SYSTEM, action="onboarding.assessment.expired", obj=assessment, before=before, after=snapshot(assessment, ASSESSMENT_AUDITED))
-        notify(user=assessment.client, kind="onboarding.assessment_expired", title=gettext_lazy("Your suitability assessment has expired"),
-               body=gettext_lazy("Answer the questionnaire again before using VA margin financing or perpetual contracts."), link="/onboarding/suitability/")
-        perpetuals_lapse_for(client=assessment.client, reason=_("Suitability assessment expired, so derivative knowledge lapsed."))
-    return True
+    return _lapsing_expire(SUITABILITY_LAPSING, assessment_id, today)
 
 
 # --- training ------------------------------------------------------------------------
@@ -886,18 +916,22 @@ def perpetuals_refuse(*, request_id: int, actor, reason: str) -> PerpetualsAcces
 
 
 @transaction.atomic
-def perpetuals_lapse_for(*, client, reason: str) -> int:
-    """Lapse the client's perpetual-contracts access (and any pending request). Returns how many."""
+def perpetuals_lapse_for(*, client, reason) -> int:
+    """Lapse the client's perpetual-contracts access (and any pending request). Returns how many.
+
+    ``reason`` should be a lazy translation: the record keeps it in the client's language and the
+    notification renders it in theirs, whoever (or whichever task) caused the lapse."""
     count = 0
+    with translation.override(client.preferred_language):
+        client_reason = str(reason)[:200]
     for request in PerpetualsAccessRequest.objects.select_for_update().filter(
         client=client, state__in=[PerpetualsState.GRANTED, PerpetualsState.REQUESTED]
     ):
-        request.lapse(at=_now(), reason=str(reason)[:200])
+        request.lapse(at=_now(), reason=client_reason)
         request.save()
         audit_log(actor=SYSTEM, action="onboarding.perpetuals.lapsed", obj=request, after={"state": request.state, "reason": request.lapse_reason})
-        with translation.override(client.preferred_language):
-            notify(user=client, kind="onboarding.perpetuals_lapsed", title=gettext_lazy("Your perpetual-contracts access has lapsed"),
-                   body=gettext_lazy("%(reason)s"), params={"reason": str(reason)}, link="/onboarding/perpetuals/")
+        notify(user=client, kind="onboarding.perpetuals_lapsed", title=gettext_lazy("Your perpetual-contracts access has lapsed"),
+               body=gettext_lazy("%(reason)s"), params={"reason": reason}, link="/onboarding/perpetuals/")
         count += 1
     return count
 

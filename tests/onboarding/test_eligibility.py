@@ -36,7 +36,7 @@ def test_new_client_meets_nothing_and_is_told_how_to_fix_each(alice):
 def test_va_margin_flips_as_each_requirement_is_met(alice, officer):
     make_profile(alice)
     assert met(alice, Product.VA_MARGIN) == {"margin_account": False, "profile_complete": True, "suitability": False, "risk_profile": False, "va_knowledge": False, "disclosures": False}
-    assert product_eligibility(user=alice, product=Product.VA_MARGIN).requirements[0].reason == "Our staff have not yet confirmed your securities margin account M-100234."
+    assert product_eligibility(user=alice, product=Product.VA_MARGIN).requirements[0].reason == "Waiting for your account officer to confirm your securities margin account M-100234."
     services.profile_confirm_margin_account(profile_id=alice.client_profile.pk, actor=officer)
     assert met(alice, Product.VA_MARGIN)["margin_account"] is True
     complete_assessment(alice)
