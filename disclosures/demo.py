@@ -3,9 +3,10 @@
 Run through ``manage.py seed_demo`` after onboarding.demo. Idempotent.
 
 * every shipped document is published (migration 0003; loaded here too if missing);
-* every demo client acknowledges version 1 of each document;
+* every demo client but the brand-new one acknowledges version 1 of each document
+  (the new client has acknowledged nothing, so every document is outstanding);
 * an administrator then publishes a *material* version 2 of the VA margin financing
-  statement: the first half of the demo clients acknowledge it (up to date), the
+  statement: the first half of those clients acknowledge it (up to date), the
   others keep only version 1 (stale, notified);
 * a non-material draft of the general VA statement waits in the admin, ready for
   the preview-and-publish flow.
@@ -40,21 +41,27 @@ DRAFT_NOTE_EN = "\n*Terms such as \"virtual asset\" have the meaning given in ou
 DRAFT_NOTE_ZH = "\n*「虛擬資產」等詞語的涵義與本公司客戶協議所界定者相同。*\n"
 
 
-def _demo_clients() -> list[User]:
-    emails: list[str] = []
-    try:
-        from onboarding.demo import DEMO_CLIENTS
-    except (ImportError, AttributeError):
-        DEMO_CLIENTS = []  # noqa: N806 - onboarding's demo not written yet
-    for entry in DEMO_CLIENTS:
-        email = getattr(entry, "email", None) or (entry.get("email") if isinstance(entry, dict) else entry)
-        if isinstance(email, str):
-            emails.append(email.lower())
-    qs = User.objects.filter(groups__name=Role.CLIENT.value)
-    if emails:
-        by_email = {u.email: u for u in qs.filter(email__in=emails)}
-        return [by_email[e] for e in emails if e in by_email]
-    return list(qs.order_by("id"))
+def _demo_clients() -> tuple[list[User], list[User]]:
+    """(demo clients who have read the disclosures, brand-new demo clients who have acknowledged nothing)."""
+    from onboarding.demo import DEMO_CLIENTS, Stage
+
+    by_email = {u.email: u for u in User.objects.filter(email__in=[c.email for c in DEMO_CLIENTS], groups__name=Role.CLIENT.value)}
+    present = [(c, by_email[c.email]) for c in DEMO_CLIENTS if c.email in by_email]
+    return [u for c, u in present if c.stage != Stage.NEW], [u for c, u in present if c.stage == Stage.NEW]
+
+
+def _summary(users: list[User]) -> dict[str, list[str]]:
+    """Each demo client under what their disclosures actually look like now."""
+    summary: dict[str, list[str]] = {"up to date": [], "stale": [], "outstanding": []}
+    for user in users:
+        statuses = [s for docs in selectors.statuses_by_product(user=user).values() for s in docs]
+        if any(s.stale for s in statuses):
+            summary["stale"].append(user.email)
+        elif any(not s.acknowledged for s in statuses):
+            summary["outstanding"].append(user.email)
+        else:
+            summary["up to date"].append(user.email)
+    return summary
 
 
 def _acknowledge(user: User, version: DocumentVersion, language: str) -> bool:
@@ -84,13 +91,13 @@ def _seed(stdout) -> None:
     if loaded:
         stdout.write(f"  loaded {loaded} shipped disclosure documents")
     admin = User.objects.filter(email=ADMIN_EMAIL).first() or SYSTEM
-    clients = _demo_clients()
+    clients, new_clients = _demo_clients()
     financing = Document.objects.get(code=loader.VA_MARGIN_FINANCING)
     first_versions = DocumentVersion.objects.filter(number=1, document__code__in=[d.code for d in loader.SHIPPED_DOCUMENTS]).select_related("document")
 
     v2 = financing.versions.filter(number=2).first()
     if v2 is None:
-        # Everyone acknowledges version 1 of every document first…
+        # Every client but the brand-new one acknowledges version 1 of every document first…
         for client in clients:
             for version in first_versions:
                 if version.status == VersionStatus.PUBLISHED:
@@ -110,8 +117,8 @@ def _seed(stdout) -> None:
         if fanout is not None:
             transaction.on_commit(lambda: services.fanout_run(fanout_id=fanout.pk, max_batches=100))
         stdout.write("  published a material version 2 of the VA margin financing statement")
+    # The first half are up to date; the others keep only version 1 (stale).
     up_to_date = clients[: (len(clients) + 1) // 2]
-    stale = clients[len(up_to_date) :]
     if v2.status == VersionStatus.PUBLISHED:
         for client in up_to_date:
             _acknowledge(client, v2, _language(client))
@@ -128,10 +135,12 @@ def _seed(stdout) -> None:
             material=False,
         )
         stdout.write("  a non-material draft of the general VA statement is waiting in the admin for preview and publishing")
-    if clients:
+    if clients or new_clients:
+        summary = _summary(clients + new_clients)
         stdout.write(
-            "  disclosures up to date: " + (", ".join(c.email for c in up_to_date) or "-")
-            + "; stale (must re-acknowledge the VA margin financing statement): " + (", ".join(c.email for c in stale) or "-")
+            "  disclosures up to date: " + (", ".join(summary["up to date"]) or "-")
+            + "; stale (must re-acknowledge the VA margin financing statement): " + (", ".join(summary["stale"]) or "-")
+            + "; outstanding (nothing acknowledged yet): " + (", ".join(summary["outstanding"]) or "-")
         )
     else:
         stdout.write("  no demo clients found: documents published, no acknowledgements seeded")

@@ -338,7 +338,9 @@ def acknowledgement_record(
             _("Confirm that you were invited to ask questions and to seek independent advice.")
         ]
     if fields:
-        raise PortalError("confirmation_required", _("Please confirm both statements before acknowledging."), fields)
+        # One message that says what is missing: the single unticked statement, or both.
+        message = next(iter(fields.values()))[0] if len(fields) == 1 else _("Please confirm both statements before acknowledging.")
+        raise PortalError("confirmation_required", message, fields)
     if language not in DisclosureLanguage.values:
         raise PortalError("invalid_language", _("Choose English or Traditional Chinese."), {"language": [language]})
     version = (

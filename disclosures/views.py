@@ -10,6 +10,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -41,8 +42,21 @@ def index(request):
     return render(request, "disclosures/index.html", {"sections": sections})
 
 
-def _read_url(code: str, language: str) -> str:
-    return f"{reverse('disclosures:read', args=[code])}?lang={language}"
+def _safe_next(request, value: str | None) -> str:
+    """``value`` if it is a page of this site to return to, else ""."""
+    if value and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return value
+    return ""
+
+
+def _with_next(url: str, next_url: str) -> str:
+    if not next_url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'next': next_url})}"
+
+
+def _read_url(code: str, language: str, next_url: str = "") -> str:
+    return _with_next(f"{reverse('disclosures:read', args=[code])}?lang={language}", next_url)
 
 
 @client_required
@@ -52,6 +66,7 @@ def read(request, code: str):
     if version is None:
         raise Http404
     language = language_or_default(request.GET.get("lang"))
+    next_url = _safe_next(request, request.GET.get("next"))
     serving = services.version_serve(user=request.user, version=version, language=language, channel=Channel.WEB)
     acknowledgement = selectors.acknowledgement_of(user=request.user, version_id=version.pk)
     form = AcknowledgeForm(
@@ -63,7 +78,7 @@ def read(request, code: str):
         }
     )
     other = [
-        {"code": code_, "label": label, "url": _read_url(code, code_)}
+        {"code": code_, "label": label, "url": _read_url(code, code_, next_url)}
         for code_, label in (("en", "English"), ("zh-hant", "繁體中文"))
         if code_ != language
     ]
@@ -80,6 +95,7 @@ def read(request, code: str):
             "acknowledgement": acknowledgement,
             "form": form,
             "other_languages": other,
+            "next_url": next_url,
         },
     )
 
@@ -89,9 +105,10 @@ def read(request, code: str):
 def acknowledge(request, code: str):
     form = AcknowledgeForm(request.POST)
     language = language_or_default(request.POST.get("language"))
+    next_url = _safe_next(request, request.POST.get("next"))
     if not form.is_valid():
         messages.error(request, _("The acknowledgement form was incomplete. Please read the document again."))
-        return redirect(_read_url(code, language))
+        return redirect(_read_url(code, language, next_url))
     data = form.cleaned_data
     try:
         ack, created = services.acknowledgement_record(
@@ -105,17 +122,14 @@ def acknowledge(request, code: str):
             channel=Channel.WEB,
         )
     except PortalError as exc:
+        # The service's message already says what to do; its field details are for API clients.
         messages.error(request, exc.message)
-        for errors in exc.fields.values():
-            for error in errors:
-                if str(error) != exc.message:
-                    messages.error(request, error)
-        return redirect(_read_url(code, language))
+        return redirect(_read_url(code, language, next_url))
     if created:
         messages.success(request, _("Thank you. Your acknowledgement has been recorded."))
     else:
         messages.info(request, _("You had already acknowledged this version."))
-    return redirect("disclosures:receipt", ack_id=ack.pk)
+    return redirect(_with_next(reverse("disclosures:receipt", args=[ack.pk]), next_url))
 
 
 @client_required
@@ -130,7 +144,8 @@ def receipt(request, ack_id: int):
     ack = selectors.acknowledgement_for(user=request.user, ack_id=ack_id)
     if ack is None:
         raise Http404
-    return render(request, "disclosures/receipt.html", _receipt_context(ack))
+    continue_url = _safe_next(request, request.GET.get("next")) or reverse("disclosures:index")
+    return render(request, "disclosures/receipt.html", {**_receipt_context(ack), "continue_url": continue_url})
 
 
 def _receipt_context(ack) -> dict:
