@@ -6,8 +6,11 @@ from . import selectors
 
 
 def client_panel(request):
+    from .services import submission_blockers
+
     summary = selectors.client_facility_summary(user=request.user)
-    return "lending/_client_panel.html", summary
+    # "Apply" only for a client who may apply; otherwise what is missing, with links (constant queries).
+    return "lending/_client_panel.html", summary | {"blockers": submission_blockers(user=request.user)}
 
 
 def staff_panel(request):

@@ -46,6 +46,7 @@ def client_home(request):
     return render(request, "lending/client_home.html", {
         "applications": selectors.applications_for_client(user=request.user)[:50],
         "facilities": selectors.facilities_for_client(user=request.user)[:50],
+        "blockers": _blockers_or_message(request),
     })
 
 

@@ -197,3 +197,39 @@ def test_a_drawdown_is_refused_while_a_required_disclosure_is_stale_and_allowed_
     client_make_eligible(user=real_client, staff=officer)  # acknowledges the new version through the disclosures services
     services.facility_drawdown(actor=officer, facility_id=facility.pk, amount="100000", reference="D1")
     assert Facility.objects.get(pk=facility.pk).drawn_balance == 100000
+
+
+def _dashboard_queries(client, user):
+    client.force_login(user)
+    client.get("/dashboard/")  # warm (session, caches)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/dashboard/")
+    assert response.status_code == 200
+    return response.content.decode(), len(ctx.captured_queries)
+
+
+def test_the_dashboard_offers_apply_only_to_an_eligible_client_and_otherwise_says_what_is_missing_with_links(client, alice, officer, policy, prices, django_assert_num_queries):
+    from lending.demo import client_make_eligible
+
+    html, before = _dashboard_queries(client, alice)
+    assert 'data-testid="apply-blockers"' in html and 'href="/lending/apply/"' not in html
+    assert 'data-requirement="margin_account"' in html and 'href="/onboarding/profile/"' in html
+    assert 'data-requirement="suitability"' in html
+
+    client_make_eligible(user=alice, staff=officer)
+    html, after = _dashboard_queries(client, alice)
+    assert 'data-testid="apply-blockers"' not in html and 'href="/lending/apply/"' in html
+    # The same number of statements whatever the client's standing (pinned: the lending panel's eligibility
+    # check costs the onboarding facts, the checklist policy, the disclosure status and the collateral policy).
+    assert before == after == 20
+
+
+def test_the_lending_home_page_offers_apply_only_to_an_eligible_client(client, alice, officer, policy, prices):
+    from lending.demo import client_make_eligible
+
+    client.force_login(alice)
+    html = client.get("/lending/").content.decode()
+    assert 'data-testid="apply-blockers"' in html and 'data-testid="apply"' not in html
+    client_make_eligible(user=alice, staff=officer)
+    html = client.get("/lending/").content.decode()
+    assert 'data-testid="apply-blockers"' not in html and 'data-testid="apply"' in html
