@@ -388,6 +388,10 @@ def _volatility_refresh(*, now, alarms: _Alarms, numbers: dict) -> None:
 DEMO_SOURCES = [("hkvax", "HK VA Exchange (demo)"), ("harbour-otc", "Harbour OTC desk (demo)"), ("index-asia", "Asia VA Index (demo)")]
 DEMO_VOL = {"BTC": 0.9, "ETH": 1.1}  # annualised, a little livelier than life so the demo visibly moves
 DEMO_START = {"BTC": Decimal("760000"), "ETH": Decimal("27000")}
+# Demo time runs fast: each 30-second tick moves the market as much as an hour does, so prices
+# visibly push facilities near the levels into watch and margin call within a few minutes.
+DEMO_SECONDS_PER_TICK = 3600
+DEMO_REVERSION = 0.01
 
 
 @transaction.atomic
@@ -408,8 +412,11 @@ def demo_feed_tick(*, seconds: float = 30, rng=None) -> dict:
         sigma = DEMO_VOL[asset] * math.sqrt(seconds / (365 * 24 * 3600))
         shock = rng.gauss(0, 1)
         if rng.random() < 0.03:  # a sharp move now and then, mostly down (crypto's fat left tail)
-            shock = rng.choice([-9, -7, -6, 5])
-        mid = float(last) * math.exp(sigma * shock)
+            shock = rng.choice([-4, -3, -2.5, 2.5])
+        # Pulled gently back towards the starting level, so a demo left running for days stays
+        # in a realistic range (an Ornstein-Uhlenbeck walk in log price; spread about ±7%).
+        pull = -DEMO_REVERSION * math.log(float(last) / float(DEMO_START[asset]))
+        mid = float(last) * math.exp(pull + sigma * shock)
         for i, (code, _name) in enumerate(DEMO_SOURCES):
             if i == 2 and rng.random() < 0.05:
                 continue  # the index source lags: it may go stale

@@ -83,6 +83,7 @@ def stress_monthly_report() -> int | None:
 @shared_task(soft_time_limit=20, time_limit=30)
 def demo_feed_tick() -> int:
     """Demo only (scheduled when settings.DEMO): three sources quote BTC/ETH around a random walk."""
+    from .services import DEMO_SECONDS_PER_TICK
     from .services import demo_feed_tick as tick
 
-    return tick(seconds=30)["quotes"]
+    return tick(seconds=DEMO_SECONDS_PER_TICK)["quotes"]

@@ -178,3 +178,20 @@ def test_the_demo_prices_move_only_through_the_risk_engines_governed_feed(book, 
     after = lending_selectors.prices_current()["BTC"]
     assert after.price_hkd != before and after.source != "demo-feed"
     assert RevaluationRun.objects.exists()
+
+
+def test_the_demo_feed_moves_enough_to_cross_levels_and_stays_in_a_realistic_range(book):
+    """Each tick is an hour of market: some ticks move BTC by more than 1%; over a long run it stays near its start."""
+    import random
+
+    from lending import selectors as lending_selectors
+    from lending.risk.services import DEMO_SECONDS_PER_TICK, DEMO_START
+
+    rng, seen, last = random.Random(11), [], Decimal("760000")
+    for _ in range(150):
+        services.demo_feed_tick(seconds=DEMO_SECONDS_PER_TICK, rng=rng)
+        now = lending_selectors.prices_current()["BTC"].price_hkd
+        seen.append(abs(now / last - 1))
+        last = now
+    assert max(seen) > Decimal("0.01")
+    assert Decimal("0.7") < last / DEMO_START["BTC"] < Decimal("1.3")
