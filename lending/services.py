@@ -67,20 +67,20 @@ FACILITY_FIELDS = ("state", "limit", "drawn_balance", "lending_value", "suspende
 
 def _require(actor, perm: Perm) -> None:
     if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("permission_denied", "You do not have permission to do this.")
+        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
 
 
 def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
-        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]}) from None
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
     if not number.is_finite():
-        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]})
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
     if minimum is not None and number < minimum:
-        raise PortalError("validation_error", f"{field} must be at least {minimum}.", {field: [f"At least {minimum}."]})
+        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
     if maximum is not None and number > maximum:
-        raise PortalError("validation_error", f"{field} must be at most {maximum}.", {field: [f"At most {maximum}."]})
+        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
     return number
 
 
@@ -96,14 +96,13 @@ def _validate_policy_numbers(numbers: dict) -> dict:
         if value < VA_HAIRCUT_FLOOR:
             raise PortalError(
                 "va_haircut_below_floor",
-                f"The haircut on {asset.upper()} collateral must be at least 60% (SFC circular 26EC5 of 11 Feb 2026: "
-                f"VA collateral for margin financing carries a haircut of at least 60%); {value:.0%} was proposed.",
-                {key: ["At least 0.60 (60%): the SFC's floor for virtual-asset collateral."]},
+                _("The haircut on %(upper)s collateral must be at least 60%% (SFC circular 26EC5 of 11 Feb 2026: VA collateral for margin financing carries a haircut of at least 60%%); %(value)s was proposed.") % {"upper": asset.upper(), "value": f"{value:.0%}"},
+                {key: [_("At least 0.60 (60%): the SFC's floor for virtual-asset collateral.")]},
             )
         clean[key] = value
     classes = numbers.get("securities_haircuts") or {}
     if not isinstance(classes, dict) or not classes:
-        raise PortalError("validation_error", "At least one securities haircut class is required.", {"securities_haircuts": ["Required."]})
+        raise PortalError("validation_error", _("At least one securities haircut class is required."), {"securities_haircuts": [_("Required.")]})
     clean["securities_haircuts"] = {
         str(k)[:8]: str(_dec(v, f"securities haircut class {k}", minimum=ZERO, maximum=Decimal("1"))) for k, v in classes.items()
     }
@@ -116,14 +115,14 @@ def _validate_policy_numbers(numbers: dict) -> dict:
     if not clean["watch_level"] < clean["margin_call_level"] < clean["close_out_level"]:
         raise PortalError(
             "validation_error",
-            "Monitoring levels must rise: watch < margin call < close-out.",
-            {"margin_call_level": ["Between the watch and close-out levels."]},
+            _("Monitoring levels must rise: watch < margin call < close-out."),
+            {"margin_call_level": [_("Between the watch and close-out levels.")]},
         )
     clean["cure_days"] = int(_dec(numbers.get("cure_days"), "cure_days", minimum=Decimal("1"), maximum=Decimal("10")))
     clean["client_exposure_limit"] = _dec(numbers.get("client_exposure_limit"), "client_exposure_limit", minimum=Decimal("1"))
     clean["firm_exposure_limit"] = _dec(numbers.get("firm_exposure_limit"), "firm_exposure_limit", minimum=Decimal("1"))
     if clean["client_exposure_limit"] > clean["firm_exposure_limit"]:
-        raise PortalError("validation_error", "The client limit cannot exceed the firm-wide limit.", {"client_exposure_limit": ["Above the firm limit."]})
+        raise PortalError("validation_error", _("The client limit cannot exceed the firm-wide limit."), {"client_exposure_limit": [_("Above the firm limit.")]})
     clean["client_concentration_max"] = _dec(numbers.get("client_concentration_max"), "client_concentration_max", minimum=Decimal("0.001"), maximum=Decimal("1"))
     return clean
 
@@ -133,7 +132,7 @@ def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
     """Propose a new policy version. It takes effect only when a different credit manager approves it."""
     _require(actor, Perm.POLICY_PROPOSE)
     if not (reason or "").strip():
-        raise PortalError("validation_error", "Give the reason for the change.", {"reason": ["Required."]})
+        raise PortalError("validation_error", _("Give the reason for the change."), {"reason": [_("Required.")]})
     clean = _validate_policy_numbers(numbers)
     current = selectors.policy_current()
     next_version = (CollateralPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
@@ -141,7 +140,7 @@ def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
         with transaction.atomic():
             policy = CollateralPolicy.objects.create(version=next_version, proposed_by=actor, reason=reason.strip(), **clean)
     except IntegrityError:
-        raise ConflictError("policy_version_conflict", "Another proposal was made at the same moment; reload and try again.") from None
+        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
     policy = CollateralPolicy.objects.get(pk=policy.pk)  # the stored (quantised) numbers
     audit_log(
         actor=actor, action="lending.policy.proposed", obj=policy,
@@ -162,7 +161,7 @@ def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy
     policy = _lock_policy(policy_id)
     ensure_four_eyes(maker=policy.proposed_by, checker=actor)
     if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", f"Policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+        raise ConflictError("invalid_state", _("Policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
     current = CollateralPolicy.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
     if current:
         current.supersede()
@@ -183,7 +182,7 @@ def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
     policy = _lock_policy(policy_id)
     ensure_four_eyes(maker=policy.proposed_by, checker=actor)
     if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", f"Policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+        raise ConflictError("invalid_state", _("Policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
     policy.reject(by=actor, at=timezone.now(), note=note)
     policy.save()
     audit_log(actor=actor, action="lending.policy.rejected", obj=policy, before={"status": "proposed"}, after={"status": "rejected", "note": note})
@@ -195,15 +194,15 @@ def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
 
 def _price_insert(*, asset: str, price_hkd, source: str, as_of: datetime, actor=None) -> Price:
     if asset not in Asset.values:
-        raise PortalError("validation_error", f"Unknown asset {asset!r}: only BTC and ETH are accepted as collateral.", {"asset": ["BTC or ETH."]})
+        raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
     price = _dec(price_hkd, "price_hkd", minimum=Decimal("0.01"))
     if timezone.is_naive(as_of):
         as_of = timezone.make_aware(as_of)
     if as_of > timezone.now() + timedelta(minutes=5):
-        raise PortalError("validation_error", "A price cannot be dated in the future.", {"as_of": ["In the future."]})
+        raise PortalError("validation_error", _("A price cannot be dated in the future."), {"as_of": [_("In the future.")]})
     source = (source or "").strip()[:60]
     if not source:
-        raise PortalError("validation_error", "Name the price source.", {"source": ["Required."]})
+        raise PortalError("validation_error", _("Name the price source."), {"source": [_("Required.")]})
     row = Price.objects.create(asset=asset, price_hkd=money(price), source=source, as_of=as_of, entered_by=actor)
     # Only a newer observation moves the current price; a back-filled one is history only.
     updated = CurrentPrice.objects.filter(asset=asset, as_of__lte=as_of).update(
@@ -231,20 +230,20 @@ def prices_parse(*, content: str, fmt: str = "") -> list[dict]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise PortalError("invalid_file", f"Not valid JSON: {exc}") from None
+            raise PortalError("invalid_file", _("Not valid JSON: %(exc)s") % {"exc": exc}) from None
         rows = data.get("prices", []) if isinstance(data, dict) else data
     else:
         rows = list(csv.DictReader(io.StringIO(text)))
     if not isinstance(rows, list) or not rows:
-        raise PortalError("invalid_file", "The file holds no prices.")
+        raise PortalError("invalid_file", _("The file holds no prices."))
     parsed = []
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
-            raise PortalError("invalid_file", f"Row {number} is not an object.")
+            raise PortalError("invalid_file", _("Row %(number)s is not an object.") % {"number": number})
         as_of = row.get("as_of") or ""
         when = parse_datetime(str(as_of)) if as_of else None
         if as_of and when is None:
-            raise PortalError("invalid_file", f"Row {number}: as_of {as_of!r} is not an ISO date-time.")
+            raise PortalError("invalid_file", _("Row %(number)s: as_of %(as_of)s is not an ISO date-time.") % {"number": number, "as_of": f"{as_of!r}"})
         parsed.append({"asset": str(row.get("asset", "")).upper().strip(), "price_hkd": row.get("price_hkd"), "source": row.get("source", ""), "as_of": when})
     return parsed
 
@@ -264,7 +263,7 @@ def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[
                 )
             )
         except PortalError as exc:
-            raise PortalError(exc.code, f"Row {number}: {exc.message}", exc.fields) from None
+            raise PortalError(exc.code, _("Row %(number)s: %(message)s") % {"number": number, "message": exc.message}, exc.fields) from None
     audit_log(
         actor=actor, action="lending.price.loaded", object_type="lending.price", object_id="",
         after={"rows": len(created), "source": source_label, "ids": [p.pk for p in created[:50]]},
@@ -279,7 +278,7 @@ def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[
 def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanctions", note: str = "") -> WatchListEntry:
     _require(actor, Perm.WATCHLIST_MANAGE)
     if not (name or "").strip():
-        raise PortalError("validation_error", "A name is required.", {"name": ["Required."]})
+        raise PortalError("validation_error", _("A name is required."), {"name": [_("Required.")]})
     entry = WatchListEntry.objects.create(name=name.strip()[:200], aliases=aliases.strip(), category=(category or "sanctions")[:40], note=note, added_by=actor)
     audit_log(actor=actor, action="lending.watchlist.added", obj=entry, after=snapshot(entry, ("name", "aliases", "category", "note")))
     return entry
@@ -301,9 +300,9 @@ def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchList
 
 def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
     if not lines:
-        raise PortalError("validation_error", "Add at least one collateral line.", {"lines": ["Required."]})
+        raise PortalError("validation_error", _("Add at least one collateral line."), {"lines": [_("Required.")]})
     if len(lines) > 50:
-        raise PortalError("validation_error", "At most 50 collateral lines.", {"lines": ["Too many."]})
+        raise PortalError("validation_error", _("At most 50 collateral lines."), {"lines": [_("Too many.")]})
     clean = []
     for number, line in enumerate(lines, start=1):
         kind = line.get("kind")
@@ -312,8 +311,8 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
             haircut_class = str(line.get("haircut_class") or "").strip()
             if policy is not None and policy.securities_haircut(haircut_class) is None:
                 raise PortalError(
-                    "validation_error", f"Line {number}: unknown haircut class {haircut_class!r}.",
-                    {field: [f"One of {', '.join(sorted(policy.securities_haircuts))}."]},
+                    "validation_error", _("Line %(number)s: unknown haircut class %(haircut_class)s.") % {"number": number, "haircut_class": f"{haircut_class!r}"},
+                    {field: [_("One of %(items)s.") % {"items": ', '.join(sorted(policy.securities_haircuts))}]},
                 )
             clean.append(CollateralLine(
                 kind=kind, haircut_class=haircut_class, description=str(line.get("description") or "")[:200],
@@ -323,25 +322,25 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
             asset = str(line.get("asset") or "").upper()
             if asset not in Asset.values:
                 raise PortalError(
-                    "validation_error", f"Line {number}: only bitcoin (BTC) and ether (ETH) are accepted as VA collateral.",
-                    {field: ["BTC or ETH."]},
+                    "validation_error", _("Line %(number)s: only bitcoin (BTC) and ether (ETH) are accepted as VA collateral.") % {"number": number},
+                    {field: [_("BTC or ETH.")]},
                 )
             custody = str(line.get("custody_reference") or "").strip()
             if not custody:
-                raise PortalError("validation_error", f"Line {number}: give the custody reference of the {asset} held with us.", {field: ["Custody reference required."]})
+                raise PortalError("validation_error", _("Line %(number)s: give the custody reference of the %(asset)s held with us.") % {"number": number, "asset": asset}, {field: [_("Custody reference required.")]})
             quantity = _dec(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("0.00000001"))
             clean.append(CollateralLine(
                 kind=kind, asset=asset, quantity=quantity.quantize(Decimal("0.00000001")), custody_reference=custody[:100],
                 description=str(line.get("description") or "")[:200],
             ))
         else:
-            raise PortalError("validation_error", f"Line {number}: kind must be securities or virtual_asset.", {field: ["Unknown kind."]})
+            raise PortalError("validation_error", _("Line %(number)s: kind must be securities or virtual_asset.") % {"number": number}, {field: [_("Unknown kind.")]})
     return clean
 
 
 def _client_only(user) -> None:
     if not (user.is_authenticated and user.is_client):
-        raise ForbiddenError("permission_denied", "Only clients can apply for a facility.")
+        raise ForbiddenError("permission_denied", _("Only clients can apply for a facility."))
 
 
 @transaction.atomic
@@ -349,7 +348,7 @@ def application_create(*, user, requested_limit, purpose: str, lines: list[dict]
     _client_only(user)
     limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
     if not (purpose or "").strip():
-        raise PortalError("validation_error", "Tell us what the facility is for.", {"purpose": ["Required."]})
+        raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
     clean = _clean_lines(lines, selectors.policy_current())
     application = FacilityApplication.objects.create(client=user, requested_limit=limit, purpose=purpose.strip())
     for line in clean:
@@ -363,7 +362,7 @@ def _lock_client_application(user, application_id: int) -> FacilityApplication:
     try:
         return FacilityApplication.objects.select_for_update().get(pk=application_id, client=user)
     except FacilityApplication.DoesNotExist:
-        raise NotFoundError("not_found", "No such application.") from None
+        raise NotFoundError("not_found", _("No such application.")) from None
 
 
 @transaction.atomic
@@ -371,13 +370,13 @@ def application_update(*, user, application_id: int, requested_limit=None, purpo
     """Change a draft (or an application returned to the client)."""
     application = _lock_client_application(user, application_id)
     if application.state not in (AppState.DRAFT, AppState.RETURNED):
-        raise ConflictError("invalid_state", "Only a draft or a returned application can be changed.")
+        raise ConflictError("invalid_state", _("Only a draft or a returned application can be changed."))
     before = snapshot(application, ("requested_limit", "purpose"))
     if requested_limit is not None:
         application.requested_limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
     if purpose is not None:
         if not purpose.strip():
-            raise PortalError("validation_error", "Tell us what the facility is for.", {"purpose": ["Required."]})
+            raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
         application.purpose = purpose.strip()
     application.save(update_fields=["requested_limit", "purpose", "updated_at"])
     if lines is not None:
@@ -409,7 +408,7 @@ def submission_blockers(*, user) -> list[dict]:
         if code not in codes:
             blockers.append({"code": code, "label": str(doc.title), "reason": str(doc.reason), "fix_url": doc.url or ""})
     if selectors.policy_current() is None:
-        blockers.append({"code": "no_policy", "label": "Collateral policy", "reason": "The firm has no collateral policy in force yet.", "fix_url": ""})
+        blockers.append({"code": "no_policy", "label": str(_("Collateral policy")), "reason": str(_("The firm has no collateral policy in force yet.")), "fix_url": ""})
     return blockers
 
 
@@ -429,18 +428,18 @@ def application_submit(*, user, application_id: int, confirm_terms: bool) -> Fac
     """Submit for credit review. Refused, with reasons and links, while the client is not eligible."""
     application = _lock_client_application(user, application_id)
     if application.state != AppState.DRAFT:
-        raise ConflictError("invalid_state", f"This application is {application.get_state_display()}; only a draft can be submitted.")
+        raise ConflictError("invalid_state", _("This application is %(state)s; only a draft can be submitted.") % {"state": application.get_state_display()})
     if not confirm_terms:
-        raise PortalError("terms_not_confirmed", "Confirm that you have read the facility terms.", {"confirm_terms": ["Required."]})
+        raise PortalError("terms_not_confirmed", _("Confirm that you have read the facility terms."), {"confirm_terms": [_("Required.")]})
     blockers = submission_blockers(user=user)
     if blockers:
         raise PortalError(
             "not_eligible",
-            "You cannot submit yet: " + "; ".join(f"{b['label']} — {b['reason']}" for b in blockers),
+            _("You cannot submit yet: %(missing)s") % {"missing": "; ".join(f"{b['label']} — {b['reason']}" for b in blockers)},
             {"requirements": blockers},
         )
     if not application.lines.exists():
-        raise PortalError("validation_error", "Add at least one collateral line.", {"lines": ["Required."]})
+        raise PortalError("validation_error", _("Add at least one collateral line."), {"lines": [_("Required.")]})
     now = timezone.now()
     application.terms_confirmed_at = now
     application.submit(at=now)
@@ -455,12 +454,12 @@ def application_respond(*, user, application_id: int, response: str) -> Facility
     """Answer the officer's questions; the application goes back through the credit review."""
     application = _lock_client_application(user, application_id)
     if application.state != AppState.RETURNED:
-        raise ConflictError("invalid_state", "Only an application returned to you can be answered.")
+        raise ConflictError("invalid_state", _("Only an application returned to you can be answered."))
     if not (response or "").strip():
-        raise PortalError("validation_error", "Answer the officer's questions.", {"response": ["Required."]})
+        raise PortalError("validation_error", _("Answer the officer's questions."), {"response": [_("Required.")]})
     blockers = submission_blockers(user=user)
     if blockers:
-        raise PortalError("not_eligible", "You cannot resubmit yet: " + "; ".join(f"{b['label']} — {b['reason']}" for b in blockers), {"requirements": blockers})
+        raise PortalError("not_eligible", _("You cannot resubmit yet: %(missing)s") % {"missing": "; ".join(f"{b['label']} — {b['reason']}" for b in blockers)}, {"requirements": blockers})
     application.client_response = response.strip()
     application.submit(at=timezone.now())
     application.save()
@@ -476,7 +475,7 @@ def application_withdraw(*, user, application_id: int) -> FacilityApplication:
     try:
         application.withdraw(at=timezone.now())
     except TransitionNotAllowed:
-        raise ConflictError("invalid_state", f"An application that is {application.get_state_display()} can no longer be withdrawn.") from None
+        raise ConflictError("invalid_state", _("An application that is %(state)s can no longer be withdrawn.") % {"state": application.get_state_display()}) from None
     application.save()
     audit_log(actor=user, action="lending.application.withdrawn", obj=application, before={"state": before}, after={"state": application.state})
     return application
@@ -728,13 +727,13 @@ def _lock_for_decision(*, actor, application_id: int, expected: tuple) -> Facili
     try:
         application = FacilityApplication.objects.select_for_update().select_related("client").get(pk=application_id)
     except FacilityApplication.DoesNotExist:
-        raise NotFoundError("not_found", "No such application.") from None
+        raise NotFoundError("not_found", _("No such application.")) from None
     ensure_not_own_record(actor=actor, client_user=application.client)
     if application.state not in expected:
-        who = f" by {application.decided_by}" if application.decided_by_id else ""
+        who = _(" by %(person)s") % {"person": application.decided_by} if application.decided_by_id else ""
         raise ConflictError(
             "decision_conflict",
-            f"This application is now {application.get_state_display()}{who}; your decision was not recorded. Reload the page.",
+            _("This application is now %(state)s%(who)s; your decision was not recorded. Reload the page.") % {"state": application.get_state_display(), "who": who},
         )
     return application
 
@@ -743,7 +742,7 @@ def _save_transition(application) -> None:
     try:
         application.save()
     except ConcurrentTransition:
-        raise ConflictError("decision_conflict", "Another decision was recorded at the same moment; yours was not. Reload the page.") from None
+        raise ConflictError("decision_conflict", _("Another decision was recorded at the same moment; yours was not. Reload the page.")) from None
 
 
 def officer_authority(*, actor, policy) -> Decimal:
@@ -784,18 +783,18 @@ def _check_hard_limits(application: FacilityApplication, limit: Decimal, policy:
     if application.lending_value is not None and limit > application.lending_value:
         raise PortalError(
             "above_lending_value",
-            f"A limit of HK${limit:,} is above the lending value of HK${application.lending_value:,}; lending value caps the facility.",
-            {"limit": ["At most the lending value."]},
+            _("A limit of HK$%(limit)s is above the lending value of HK$%(lending_value)s; lending value caps the facility.") % {"limit": f"{limit:,}", "lending_value": f"{application.lending_value:,}"},
+            {"limit": [_("At most the lending value.")]},
         )
     existing = selectors.client_exposure(user=application.client, exclude_application_id=application.pk)
     if existing + limit > policy.client_exposure_limit:
         raise PortalError(
             "client_exposure_limit",
-            f"The client would hold HK${existing + limit:,} of limits, above the policy's HK${policy.client_exposure_limit:,} per client.",
-            {"limit": ["Above the client exposure limit."]},
+            _("The client would hold HK$%(total)s of limits, above the policy's HK$%(client_exposure_limit)s per client.") % {"total": f"{existing + limit:,}", "client_exposure_limit": f"{policy.client_exposure_limit:,}"},
+            {"limit": [_("Above the client exposure limit.")]},
         )
     if selectors.firm_exposure() + limit > policy.firm_exposure_limit:
-        raise PortalError("firm_exposure_limit", "This limit would take the firm above its total facility limit.", {"limit": ["Above the firm limit."]})
+        raise PortalError("firm_exposure_limit", _("This limit would take the firm above its total facility limit."), {"limit": [_("Above the firm limit.")]})
 
 
 @transaction.atomic
@@ -810,7 +809,7 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
     policy = selectors.policy_current()
     if policy is None:
-        raise PortalError("no_policy", "No collateral policy is in force.")
+        raise PortalError("no_policy", _("No collateral policy is in force."))
     limit = money(_dec(limit, "limit", minimum=Decimal("1")))
     _check_hard_limits(application, limit, policy)
     reasons = []
@@ -864,7 +863,7 @@ def application_decline(*, actor, application_id: int, reason_codes: list[str], 
     _require(actor, Perm.APPLICATION_DECIDE)
     codes = [c for c in (reason_codes or []) if c in DeclineReason.values]
     if not codes or len(codes) != len(reason_codes or []):
-        raise PortalError("validation_error", "Choose at least one valid decline reason.", {"reason_codes": [f"From: {', '.join(DeclineReason.values)}."]})
+        raise PortalError("validation_error", _("Choose at least one valid decline reason."), {"reason_codes": [_("From: %(items)s.") % {"items": ', '.join(DeclineReason.values)}]})
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION, AppState.AWAITING_SECOND_APPROVAL))
     before = snapshot(application, APPLICATION_FIELDS)
     now = timezone.now()
@@ -887,7 +886,7 @@ def application_decline(*, actor, application_id: int, reason_codes: list[str], 
 def application_return(*, actor, application_id: int, questions: str) -> FacilityApplication:
     _require(actor, Perm.APPLICATION_DECIDE)
     if not (questions or "").strip():
-        raise PortalError("validation_error", "Write the questions for the client.", {"questions": ["Required."]})
+        raise PortalError("validation_error", _("Write the questions for the client."), {"questions": [_("Required.")]})
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
     before = snapshot(application, APPLICATION_FIELDS)
     application.questions = questions.strip()
@@ -972,9 +971,9 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
     """The client accepts the facility letter they were shown; the facility opens."""
     application = _lock_client_application(user, application_id)
     if application.state != AppState.APPROVED:
-        raise ConflictError("invalid_state", f"This application is {application.get_state_display()}; only an approved one can be accepted.")
+        raise ConflictError("invalid_state", _("This application is %(state)s; only an approved one can be accepted.") % {"state": application.get_state_display()})
     if (letter_sha256 or "").strip().lower() != application.letter_sha256:
-        raise PortalError("letter_changed", "The facility letter you accepted is not the current one; reload the page and read it again.", {"letter_sha256": ["Does not match."]})
+        raise PortalError("letter_changed", _("The facility letter you accepted is not the current one; reload the page and read it again."), {"letter_sha256": [_("Does not match.")]})
     policy = application.decision_policy or selectors.policy_current()
     prices = selectors.prices_current()
     now = timezone.now()
@@ -1009,7 +1008,7 @@ def _lock_facility(actor, facility_id: int) -> Facility:
     try:
         facility = Facility.objects.select_for_update().select_related("client", "policy").get(pk=facility_id)
     except Facility.DoesNotExist:
-        raise NotFoundError("not_found", "No such facility.") from None
+        raise NotFoundError("not_found", _("No such facility.")) from None
     ensure_not_own_record(actor=actor, client_user=facility.client)
     return facility
 
@@ -1021,7 +1020,7 @@ def facility_revalue(*, facility: Facility) -> Facility:
     positions = list(facility.positions.all())
     stale = sorted({p.asset for p in positions if p.kind == CollateralKind.VIRTUAL_ASSET and (p.asset not in prices or not prices[p.asset].fresh)})
     if stale:
-        raise PortalError("stale_price", f"The price of {', '.join(stale)} is older than the {policy.price_max_age_minutes}-minute limit; the collateral cannot be valued.")
+        raise PortalError("stale_price", _("The price of %(items)s is older than the %(price_max_age_minutes)s-minute limit; the collateral cannot be valued.") % {"items": ', '.join(stale), "price_max_age_minutes": policy.price_max_age_minutes})
     _apply_valuation(facility, positions, policy, prices)
     return facility
 
@@ -1037,14 +1036,14 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
     amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state != FacilityState.ACTIVE:
-        raise ConflictError("facility_not_active", f"The facility is {facility.get_state_display().lower()}; no drawdowns.")
+        raise ConflictError("facility_not_active", _("The facility is %(state)s; no drawdowns.") % {"state": facility.get_state_display().lower()})
     if selectors.facility_has_open_margin_call(facility=facility):
-        raise ConflictError("margin_call_open", "A margin call is open on this facility: further advances stop until it is met.")
+        raise ConflictError("margin_call_open", _("A margin call is open on this facility: further advances stop until it is met."))
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
-        raise ConflictError("disclosure_outstanding", "The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do.")
+        raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
     facility_revalue(facility=facility)
     if amount > facility.available:
-        raise PortalError("above_available", f"HK${amount:,} is above the available HK${facility.available:,} (limit HK${facility.limit:,}, lending value HK${facility.lending_value:,}, drawn HK${facility.drawn_balance:,}).", {"amount": ["Above the available amount."]})
+        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{facility.available:,}", "limit": f"{facility.limit:,}", "lending_value": f"{facility.lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
     before = snapshot(facility, FACILITY_FIELDS)
     facility.drawn_balance += amount
     policy = selectors.policy_current() or facility.policy
@@ -1063,9 +1062,9 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> F
     amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state == FacilityState.CLOSED:
-        raise ConflictError("facility_closed", "The facility is closed.")
+        raise ConflictError("facility_closed", _("The facility is closed."))
     if amount > facility.drawn_balance:
-        raise PortalError("above_drawn", f"HK${amount:,} is more than the drawn balance of HK${facility.drawn_balance:,}.", {"amount": ["Above the drawn balance."]})
+        raise PortalError("above_drawn", _("HK$%(amount)s is more than the drawn balance of HK$%(drawn_balance)s.") % {"amount": f"{amount:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the drawn balance.")]})
     before = snapshot(facility, FACILITY_FIELDS)
     facility.drawn_balance -= amount
     policy = selectors.policy_current() or facility.policy
@@ -1093,11 +1092,11 @@ def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) 
     try:
         apply(facility)
     except TransitionNotAllowed:
-        raise ConflictError("invalid_state", f"A facility that is {facility.get_state_display().lower()} cannot be {verb}.") from None
+        raise ConflictError("invalid_state", _("A facility that is %(state)s cannot be %(verb)s.") % {"state": facility.get_state_display().lower(), "verb": verb}) from None
     try:
         facility.save()
     except ConcurrentTransition:
-        raise ConflictError("concurrent_change", "The facility changed at the same moment; reload and try again.") from None
+        raise ConflictError("concurrent_change", _("The facility changed at the same moment; reload and try again.")) from None
     audit_log(actor=actor, action=f"lending.facility.{verb}", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS))
     return facility
 
@@ -1105,7 +1104,7 @@ def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) 
 @transaction.atomic
 def facility_suspend(*, actor, facility_id: int, reason: str) -> Facility:
     if not (reason or "").strip():
-        raise PortalError("validation_error", "Give the reason for suspending the facility.", {"reason": ["Required."]})
+        raise PortalError("validation_error", _("Give the reason for suspending the facility."), {"reason": [_("Required.")]})
     return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "suspended", lambda f: f.suspend(reason=reason.strip()))
 
 
@@ -1118,7 +1117,7 @@ def facility_reinstate(*, actor, facility_id: int) -> Facility:
 def facility_close(*, actor, facility_id: int) -> Facility:
     def apply(facility):
         if facility.drawn_balance > 0:
-            raise ConflictError("balance_outstanding", f"HK${facility.drawn_balance:,} is still drawn; it must be repaid before closing.")
+            raise ConflictError("balance_outstanding", _("HK$%(drawn_balance)s is still drawn; it must be repaid before closing.") % {"drawn_balance": f"{facility.drawn_balance:,}"})
         facility.close(at=timezone.now())
 
     return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "closed", apply)
@@ -1128,7 +1127,7 @@ def preview_valuation(*, lines: list[dict]) -> dict:
     """Lending value of collateral lines as typed, at current prices and the policy in force (no writes)."""
     policy = selectors.policy_current()
     if policy is None:
-        raise PortalError("no_policy", "No collateral policy is in force yet.")
+        raise PortalError("no_policy", _("No collateral policy is in force yet."))
     clean = _clean_lines(lines, policy) if lines else []
     prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
     valuation = value_collateral(lines=clean, policy=policy, prices={a: q.price_hkd for a, q in prices.items()})

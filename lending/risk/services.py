@@ -50,34 +50,34 @@ class NotFoundError(PortalError):
 
 def _require(actor, perm: Perm) -> None:
     if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("permission_denied", "You do not have permission to do this.")
+        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
 
 
 def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
-        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]}) from None
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
     if not number.is_finite():
-        raise PortalError("validation_error", f"{field} must be a number.", {field: ["Enter a number."]})
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
     if minimum is not None and number < minimum:
-        raise PortalError("validation_error", f"{field} must be at least {minimum}.", {field: [f"At least {minimum}."]})
+        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
     if maximum is not None and number > maximum:
-        raise PortalError("validation_error", f"{field} must be at most {maximum}.", {field: [f"At most {maximum}."]})
+        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
     return number
 
 
 def _text(value, field: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise PortalError("validation_error", f"Give the {field}.", {field: ["Required."]})
+        raise PortalError("validation_error", _("Give the %(field)s.") % {"field": field}, {field: [_("Required.")]})
     return text
 
 
 def _asset(asset: str) -> str:
     asset = (asset or "").upper().strip()
     if asset not in ASSETS:
-        raise PortalError("validation_error", f"Unknown asset {asset!r}: only BTC and ETH are accepted as collateral.", {"asset": ["BTC or ETH."]})
+        raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
     return asset
 
 
@@ -93,7 +93,7 @@ def _validate_risk_numbers(numbers: dict) -> dict:
         value = _dec(numbers.get(key), key, minimum=Decimal("-1"), maximum=Decimal("0"))
         # SMF Guidelines: at least monthly stress testing with severe moves (e.g. BTC −50%); no milder preset.
         if value > Decimal(floor):
-            raise PortalError("stress_too_mild", f"{key} must be a fall of at least {Decimal(floor):.0%}.", {key: [f"At most {floor}."]})
+            raise PortalError("stress_too_mild", _("%(key)s must be a fall of at least %(fall)s.") % {"key": key, "fall": f"{Decimal(floor):.0%}"}, {key: [_("At most %(floor)s.") % {"floor": floor}]})
         clean[key] = value
     return clean
 
@@ -109,7 +109,7 @@ def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
         with transaction.atomic():
             policy = RiskPolicy.objects.create(version=version, proposed_by=actor, reason=reason, **clean)
     except IntegrityError:
-        raise ConflictError("policy_version_conflict", "Another proposal was made at the same moment; reload and try again.") from None
+        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
     policy = RiskPolicy.objects.get(pk=policy.pk)
     audit_log(
         actor=actor, action="risk.policy.proposed", obj=policy,
@@ -126,10 +126,10 @@ def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") 
     try:
         policy = RiskPolicy.objects.select_for_update().get(pk=policy_id)
     except RiskPolicy.DoesNotExist:
-        raise NotFoundError("not_found", "No such risk policy.") from None
+        raise NotFoundError("not_found", _("No such risk policy.")) from None
     ensure_four_eyes(maker=policy.proposed_by, checker=actor)
     if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", f"Risk policy v{policy.version} is {policy.get_status_display()}, not awaiting approval.")
+        raise ConflictError("invalid_state", _("Risk policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
     now = timezone.now()
     before = None
     if approve:
@@ -168,10 +168,10 @@ def quote_record(*, actor, source_code: str, asset: str, price_hkd, as_of: datet
     if timezone.is_naive(as_of):
         as_of = timezone.make_aware(as_of)
     if as_of > now + timedelta(minutes=5):
-        raise PortalError("validation_error", "A quote cannot be dated in the future.", {"as_of": ["In the future."]})
+        raise PortalError("validation_error", _("A quote cannot be dated in the future."), {"as_of": [_("In the future.")]})
     source = PriceSource.objects.filter(code=source_code, active=True).first()
     if source is None:
-        raise PortalError("validation_error", f"Unknown or inactive price source {source_code!r}.", {"source": ["Unknown source."]})
+        raise PortalError("validation_error", _("Unknown or inactive price source %(source_code)s.") % {"source_code": f"{source_code!r}"}, {"source": [_("Unknown source.")]})
     quote = PriceQuote.objects.create(source=source, asset=asset, price_hkd=price, as_of=as_of, received_at=now,
                                       entered_by=None if actor is SYSTEM else actor)
     if actor is not SYSTEM:
@@ -200,9 +200,9 @@ def override_set(*, actor, asset: str, price_hkd, expires_at: datetime, reason: 
     if timezone.is_naive(expires_at):
         expires_at = timezone.make_aware(expires_at)
     if expires_at <= now:
-        raise PortalError("validation_error", "The override must expire in the future.", {"expires_at": ["In the past."]})
+        raise PortalError("validation_error", _("The override must expire in the future."), {"expires_at": [_("In the past.")]})
     if expires_at > now + timedelta(days=7):
-        raise PortalError("validation_error", "An override may last at most 7 days.", {"expires_at": ["At most 7 days ahead."]})
+        raise PortalError("validation_error", _("An override may last at most 7 days."), {"expires_at": [_("At most 7 days ahead.")]})
     previous = list(PriceOverride.objects.select_for_update().filter(asset=asset, cancelled_at__isnull=True, expires_at__gt=now))
     for old in previous:  # the new override replaces any in force
         old.cancelled_at, old.cancelled_by = now, actor
@@ -221,10 +221,10 @@ def override_cancel(*, actor, override_id: int, reason: str = "") -> PriceOverri
     try:
         override = PriceOverride.objects.select_for_update().get(pk=override_id)
     except PriceOverride.DoesNotExist:
-        raise NotFoundError("not_found", "No such override.") from None
+        raise NotFoundError("not_found", _("No such override.")) from None
     now = timezone.now()
     if not override.in_force(now):
-        raise ConflictError("invalid_state", "This override is no longer in force.")
+        raise ConflictError("invalid_state", _("This override is no longer in force."))
     override.cancelled_at, override.cancelled_by = now, actor
     override.save(update_fields=["cancelled_at", "cancelled_by"])
     audit_log(actor=actor, action="risk.price_override.cancelled", obj=override, before={"in_force": True}, after={"in_force": False, "reason": reason})
@@ -435,7 +435,7 @@ def _lock_call(actor, call_id: int) -> MarginCall:
     try:
         call = MarginCall.objects.select_for_update().select_related("client", "facility").get(pk=call_id)
     except MarginCall.DoesNotExist:
-        raise NotFoundError("not_found", "No such margin call.") from None
+        raise NotFoundError("not_found", _("No such margin call.")) from None
     ensure_not_own_record(actor=actor, client_user=call.client)
     return call
 
@@ -445,14 +445,14 @@ def _save(call: MarginCall) -> None:
         call.updated_at = timezone.now()
         call.save()
     except ConcurrentTransition:
-        raise ConflictError("concurrent_change", "The margin call changed at the same moment; reload and try again.") from None
+        raise ConflictError("concurrent_change", _("The margin call changed at the same moment; reload and try again.")) from None
 
 
 def _transition(call: MarginCall, apply) -> None:
     try:
         apply()
     except TransitionNotAllowed:
-        raise ConflictError("invalid_state", f"Margin call {call.reference} is {call.get_state_display().lower()}; that is not possible now.") from None
+        raise ConflictError("invalid_state", _("Margin call %(reference)s is %(state)s; that is not possible now.") % {"reference": call.reference, "state": call.get_state_display().lower()}) from None
 
 
 @transaction.atomic
@@ -500,7 +500,7 @@ def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
     risk = selectors.facility_risk(facility_id=call.facility_id)
     if risk is None or risk["utilisation"] > risk["margin_call_level"]:
         util = f"{risk['utilisation']:.2%}" if risk else "unknown"
-        raise ConflictError("still_in_breach", f"Utilisation is {util}, above the margin-call level: the call is not met.")
+        raise ConflictError("still_in_breach", _("Utilisation is %(util)s, above the margin-call level: the call is not met.") % {"util": util})
     before = snapshot(call, MarginCall.FIELDS)
     _transition(call, lambda: call.meet(at=timezone.now(), how="officer"))
     call.shortfall, call.utilisation, call.notified_at = Decimal("0"), risk["utilisation"], None
@@ -519,11 +519,11 @@ def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) ->
     """The maker: propose closing out or waiving an escalated call, with reasons. A credit manager decides."""
     _require(actor, Perm.MARGIN_CALL_MANAGE)
     if resolution not in Resolution.values:
-        raise PortalError("validation_error", "Choose close-out or waiver.", {"resolution": [f"One of {', '.join(Resolution.values)}."]})
+        raise PortalError("validation_error", _("Choose close-out or waiver."), {"resolution": [_("One of %(items)s.") % {"items": ', '.join(Resolution.values)}]})
     reason = _text(reason, "reason")
     call = _lock_call(actor, call_id)
     if call.state != CallState.ESCALATED:
-        raise ConflictError("invalid_state", f"Margin call {call.reference} is {call.get_state_display().lower()}; only an escalated call can be closed out or waived.")
+        raise ConflictError("invalid_state", _("Margin call %(reference)s is %(state)s; only an escalated call can be closed out or waived.") % {"reference": call.reference, "state": call.get_state_display().lower()})
     before = snapshot(call, MarginCall.FIELDS)
     call.proposed_resolution, call.proposal_reason, call.proposed_by, call.proposed_at = resolution, reason, actor, timezone.now()
     _save(call)
@@ -538,7 +538,7 @@ def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") ->
     note = _text(note, "note") if approve else (note or "").strip()
     call = _lock_call(actor, call_id)
     if call.state != CallState.ESCALATED or not call.proposed_resolution:
-        raise ConflictError("invalid_state", f"Margin call {call.reference} has no close-out or waiver awaiting approval.")
+        raise ConflictError("invalid_state", _("Margin call %(reference)s has no close-out or waiver awaiting approval.") % {"reference": call.reference})
     ensure_four_eyes(maker=call.proposed_by, checker=actor)
     before = snapshot(call, MarginCall.FIELDS)
     now = timezone.now()
@@ -632,15 +632,15 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     try:
         facility = Facility.objects.select_for_update().select_related("client").get(pk=facility_id)
     except Facility.DoesNotExist:
-        raise NotFoundError("not_found", "No such facility.") from None
+        raise NotFoundError("not_found", _("No such facility.")) from None
     ensure_not_own_record(actor=actor, client_user=facility.client)
     if facility.state == FacilityState.CLOSED:
-        raise ConflictError("facility_closed", "The facility is closed.")
+        raise ConflictError("facility_closed", _("The facility is closed."))
     policy = lending_selectors.policy_current() or facility.policy
     if kind == CollateralKind.SECURITIES:
         haircut = policy.securities_haircut(haircut_class)
         if haircut is None:
-            raise PortalError("validation_error", f"Unknown securities haircut class {haircut_class!r}.", {"haircut_class": [f"One of {', '.join(policy.securities_haircuts)}."]})
+            raise PortalError("validation_error", _("Unknown securities haircut class %(haircut_class)s.") % {"haircut_class": f"{haircut_class!r}"}, {"haircut_class": [_("One of %(items)s.") % {"items": ', '.join(policy.securities_haircuts)}]})
         mv = _dec(market_value, "market_value", minimum=CENT).quantize(CENT)
         position = CollateralPosition.objects.create(facility=facility, kind=kind, description=(description or f"Securities class {haircut_class}")[:200],
                                                      haircut_class=haircut_class, market_value=mv, haircut=haircut)
@@ -649,14 +649,14 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
         asset = _asset(asset)
         qty = _dec(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
         if not (custody_reference or "").strip():
-            raise PortalError("validation_error", "Give the custody reference of the virtual assets.", {"custody_reference": ["Required."]})
+            raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
         price = lending_selectors.prices_current().get(asset)
         mv = (qty * price.price_hkd).quantize(CENT) if price else Decimal("0")
         position = CollateralPosition.objects.create(facility=facility, kind=kind, asset=asset, quantity=qty, market_value=mv,
                                                      haircut=policy.va_haircut(asset), custody_reference=custody_reference.strip()[:100],
                                                      description=(description or "")[:200])
     else:
-        raise PortalError("validation_error", "kind must be securities or virtual_asset.", {"kind": ["securities or virtual_asset."]})
+        raise PortalError("validation_error", _("kind must be securities or virtual_asset."), {"kind": [_("securities or virtual_asset.")]})
     top_up = CollateralTopUp.objects.create(facility=facility, position_id=position.pk, kind=kind, asset=asset if kind != CollateralKind.SECURITIES else "",
                                             quantity=qty, market_value=mv if kind == CollateralKind.SECURITIES else None,
                                             reference=(reference or "")[:100], recorded_by=actor)
@@ -737,7 +737,7 @@ def stress_report_store(*, actor, btc_shock, eth_shock, securities_shock, kind: 
         with transaction.atomic():
             report.save()
     except IntegrityError:
-        raise ConflictError("already_reported", f"The {period} monthly stress report is already stored.") from None
+        raise ConflictError("already_reported", _("The %(period)s monthly stress report is already stored.") % {"period": period}) from None
     audit_log(actor=actor, action="risk.stress_report.stored", obj=report,
               after={"kind": kind, "period": period, "shocks": {k: str(v) for k, v in shocks.items()},
                      "margin_call": result["summary"]["margin_call"], "close_out": result["summary"]["close_out"],

@@ -233,3 +233,18 @@ def test_the_lending_home_page_offers_apply_only_to_an_eligible_client(client, a
     client_make_eligible(user=alice, staff=officer)
     html = client.get("/lending/").content.decode()
     assert 'data-testid="apply-blockers"' not in html and 'data-testid="apply"' in html
+
+
+def test_a_refused_submission_reads_in_chinese_for_a_chinese_speaking_client(alice, policy, prices):
+    from django.utils import translation
+
+    from lending import services
+    from portal.errors import PortalError
+
+    app = draft(alice)
+    with translation.override("zh-hant"), pytest.raises(PortalError) as refused:
+        services.application_submit(user=alice, application_id=app.pk, confirm_terms=True)
+    assert refused.value.message.startswith("您暫時未能提交：")
+    with translation.override("zh-hant"), pytest.raises(PortalError) as refused:
+        services.application_submit(user=alice, application_id=app.pk, confirm_terms=False)
+    assert refused.value.message == "請確認您已閱讀融資條款。"

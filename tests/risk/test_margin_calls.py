@@ -228,3 +228,17 @@ def test_a_new_breach_after_a_met_call_opens_a_new_call(in_call, officer):
     set_prices(btc=Decimal("100000"))
     revalue_book()
     assert list(MarginCall.objects.order_by("id").values_list("state", flat=True)) == [CallState.MET, CallState.OPEN]
+
+
+def test_refusals_are_in_the_users_language(in_call, officer):
+    """Services' error messages are translatable: a drawdown refused during a call reads in Chinese for a zh-Hant user."""
+    from django.utils import translation
+
+    from lending import services as lending_services
+
+    with translation.override("zh-hant"), pytest.raises(ConflictError) as exc:
+        lending_services.facility_drawdown(actor=officer, facility_id=in_call.pk, amount="1000")
+    assert exc.value.message == "此融資有未了結的追加保證金通知：在符合要求前暫停進一步放款。"
+    with translation.override("zh-hant"), pytest.raises(ConflictError) as exc:
+        services.margin_call_propose(actor=officer, call_id=MarginCall.objects.get(facility=in_call).pk, resolution="waive", reason="r")
+    assert "只有已上報的通知可平倉或豁免" in exc.value.message and "MC-" in exc.value.message
