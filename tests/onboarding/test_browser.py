@@ -91,6 +91,9 @@ def test_client_onboards_in_the_browser_and_officer_verifies(page, browser, live
     browser_sign_in(staff_page, officer)
     staff_page.goto("/onboarding/staff/")
     staff_page.click("[data-testid=onboarding-queue] a:has-text('Professional-investor attestation')")
+    # The click returns once navigation starts; wait for the whole form before collecting its checkboxes.
+    staff_page.wait_for_load_state("load")
+    staff_page.wait_for_selector("[data-testid=decide]")
     assert staff_page.locator(".evidence object").count() == 1
     staff_page.check("input[name=decision][value=verify]")
     for box in staff_page.locator("input[type=checkbox][name^=check_]").all():
