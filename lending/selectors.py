@@ -229,3 +229,22 @@ def client_facility_summary(*, user) -> dict:
 
 def application_with_lines_prefetch() -> Prefetch:
     return Prefetch("lines")
+
+
+def facility_valued_now(*, facility) -> list:
+    """For the facility pages: value ``facility`` and its positions at the current prices IN MEMORY
+    (nothing is saved), so the figures match the live risk panel rather than the last stored valuation.
+    Returns the positions (VA market values at current prices). Three queries."""
+    from .models import CollateralKind
+    from .services import _apply_valuation
+    from .valuation import money
+
+    positions = list(facility.positions.all())
+    policy = policy_current() or facility.policy
+    prices = prices_current()
+    for p in positions:
+        if p.kind == CollateralKind.VIRTUAL_ASSET and p.asset in prices:
+            p.market_value = money((p.quantity or 0) * prices[p.asset].price_hkd)
+    if policy is not None:
+        _apply_valuation(facility, positions, policy, prices)
+    return positions

@@ -132,6 +132,7 @@ def facility_detail(request, pk):
         raise Http404 from None
     return render(request, "lending/facility_detail.html", {
         "facility": facility,
+        "positions": selectors.facility_valued_now(facility=facility),
         "transactions": selectors.facility_transactions(facility=facility)[:50],
         "staff_view": False,
     })
@@ -267,6 +268,7 @@ def staff_facility(request, pk):
         return redirect("lending:staff-facility", pk=pk)
     return render(request, "lending/facility_detail.html", {
         "facility": facility,
+        "positions": selectors.facility_valued_now(facility=facility),
         "transactions": selectors.facility_transactions(facility=facility)[:50],
         "history": list(audit_history(obj=facility)[:50]),
         "staff_view": True,

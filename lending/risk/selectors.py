@@ -16,7 +16,9 @@ from decimal import Decimal, InvalidOperation
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
+from lending.models import Band
 from portal.errors import PortalError
 
 from . import book
@@ -43,10 +45,10 @@ DEFAULT_NUMBERS = {
     "stress_securities_shock": Decimal("-0.3000"),
 }
 PRESETS = [
-    {"key": "policy", "label": "SMF monthly (BTC −50%, ETH −60%, securities −30%)", "btc": "-0.50", "eth": "-0.60", "securities": "-0.30"},
-    {"key": "va_crash", "label": "VA crash (BTC −50%, ETH −60%)", "btc": "-0.50", "eth": "-0.60", "securities": "0"},
-    {"key": "equity", "label": "Equity crash (securities −30%)", "btc": "0", "eth": "0", "securities": "-0.30"},
-    {"key": "mild", "label": "Bad week (BTC −15%, ETH −20%, securities −5%)", "btc": "-0.15", "eth": "-0.20", "securities": "-0.05"},
+    {"key": "policy", "label": gettext_lazy("SMF monthly (BTC −50%, ETH −60%, securities −30%)"), "btc": "-0.50", "eth": "-0.60", "securities": "-0.30"},
+    {"key": "va_crash", "label": gettext_lazy("VA crash (BTC −50%, ETH −60%)"), "btc": "-0.50", "eth": "-0.60", "securities": "0"},
+    {"key": "equity", "label": gettext_lazy("Equity crash (securities −30%)"), "btc": "0", "eth": "0", "securities": "-0.30"},
+    {"key": "mild", "label": gettext_lazy("Bad week (BTC −15%, ETH −20%, securities −5%)"), "btc": "-0.15", "eth": "-0.20", "securities": "-0.05"},
 ]
 
 
@@ -105,6 +107,10 @@ def _fall_to_call(*, a, b, c, btc, eth, drawn, level) -> dict:
     return {k: (v.quantize(Decimal("0.0001")) if v is not None else None) for k, v in result.items()}
 
 
+def _pct(level) -> str:
+    return f"{level * 100:.0f}%"
+
+
 def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | None:
     """Live valuation of one facility at the current prices, its distance to a margin call and its open call.
 
@@ -146,6 +152,9 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
         "drawn_balance": Decimal(d["drawn"]).quantize(Decimal("0.01")),
         "utilisation": util,
         "band": row["band"],
+        "band_label": Band(row["band"]).label,
+        "in_call": util > policy.margin_call_level,
+        "watch_pct": _pct(policy.watch_level), "margin_call_pct": _pct(policy.margin_call_level), "close_out_pct": _pct(policy.close_out_level),
         "watch_level": policy.watch_level,
         "margin_call_level": policy.margin_call_level,
         "close_out_level": policy.close_out_level,
