@@ -129,3 +129,11 @@ def test_decision_refused_on_page_for_own_record_shows_message(client, facts, po
     assert "own client record" in response.content.decode()
     assert FacilityApplication.objects.get(pk=app.pk).state == AppState.AWAITING_DECISION
     services  # noqa: B018
+
+
+def test_review_page_folds_each_steps_inputs_so_the_reasons_stay_readable(client, reviewed, officer):
+    """QA: the raw inputs JSON squeezed the reasons column to a few characters; it is now behind 'Show'."""
+    client.force_login(officer)
+    html = client.get(f"/lending/staff/applications/{reviewed.pk}/").content.decode()
+    assert html.count('<td class="step-inputs"><details><summary>Show</summary>') >= 5
+    assert 'td class="step-reasons"' in html
