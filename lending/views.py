@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
@@ -216,7 +217,47 @@ def _onboarding_evidence(client):
     except ImportError:
         return None
     snap = client_snapshot(user=client)
-    return sorted(snap.items()) if snap else None
+    if not snap:
+        return None
+    rows = []
+    for key, label in EVIDENCE_LABELS:
+        if key in snap:
+            rows.append((label, _evidence_value(snap[key])))
+    known = {k for k, _label in EVIDENCE_LABELS}
+    rows += [(key.replace("_", " ").capitalize(), _evidence_value(value)) for key, value in sorted(snap.items()) if key not in known]
+    return rows
+
+
+# The onboarding snapshot's facts, in the order an officer reads them, named in words.
+EVIDENCE_LABELS = [
+    ("legal_name", gettext_lazy("Legal name")), ("other_names", gettext_lazy("Other names")),
+    ("client_type", gettext_lazy("Client type")), ("date_of_birth", gettext_lazy("Date of birth")),
+    ("nationality", gettext_lazy("Nationality")), ("margin_account_number", gettext_lazy("Securities margin account")),
+    ("margin_account_confirmed", gettext_lazy("Margin account confirmed by staff")),
+    ("annual_income", gettext_lazy("Annual income (HKD)")), ("liquid_assets", gettext_lazy("Liquid assets (HKD)")),
+    ("net_worth", gettext_lazy("Net worth (HKD)")), ("risk_profile", gettext_lazy("Risk profile (1–5)")),
+    ("risk_profile_label", gettext_lazy("Risk profile")), ("suitability_valid_until", gettext_lazy("Suitability valid until")),
+    ("va_knowledge", gettext_lazy("Virtual-asset knowledge")), ("va_knowledge_basis", gettext_lazy("Basis of VA knowledge")),
+    ("va_exposure_limit_pct", gettext_lazy("VA exposure limit (% of net worth)")),
+    ("derivative_knowledge", gettext_lazy("Derivative knowledge")), ("derivative_knowledge_basis", gettext_lazy("Basis of derivative knowledge")),
+    ("professional_investor", gettext_lazy("Professional investor")), ("pi_valid_until", gettext_lazy("PI status valid until")),
+]
+
+
+def _evidence_value(value):
+    from django.contrib.humanize.templatetags.humanize import intcomma
+
+    if value is True:
+        return _("Yes")
+    if value is False:
+        return _("No")
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, Decimal) or (isinstance(value, str) and value.replace(".", "", 1).isdigit() and len(value) > 4):
+        return intcomma(value)
+    return value
 
 
 def _acknowledgements(client):
