@@ -155,13 +155,41 @@ def browser():
         instance.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _save_browser_artifacts(browser, name: str) -> None:
+    """A failed browser test leaves a screenshot and the page text of every open tab."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    for c, context in enumerate(browser.contexts):
+        for p, tab in enumerate(context.pages):
+            stem = folder / f"{name}-{c}-{p}"
+            try:
+                tab.screenshot(path=f"{stem}.png", full_page=True)
+                stem.with_suffix(".txt").write_text(f"{tab.url}\n\n{tab.inner_text('body')}")
+                print(f"browser artifact: {stem}.png ({tab.url})")
+            except Exception as exc:  # a crashed tab must not hide the test's own failure
+                print(f"browser artifact for {stem} failed: {exc}")
+
+
 @pytest.fixture
-def page(browser, live_server):
+def page(request, browser, live_server):
     context = browser.new_context(base_url=live_server.url, locale="en-GB")
     context.set_default_timeout(15_000)
     pg = context.new_page()
     yield pg
-    context.close()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        _save_browser_artifacts(browser, request.node.name)
+    for extra in list(browser.contexts):
+        extra.close()
 
 
 @pytest.fixture(scope="session")
