@@ -8,6 +8,7 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
+from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -122,7 +123,7 @@ def _check_broker() -> str | None:
 def page_not_found(request, exception):
     """404 in the API's one error shape under /api/, the normal page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": "not_found", "message": "Not found.", "fields": {}}}, status=404)
+        return JsonResponse({"error": {"code": "not_found", "message": str(_("Not found.")), "fields": {}}}, status=404)
     return defaults.page_not_found(request, exception)
 
 
