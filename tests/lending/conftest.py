@@ -33,12 +33,17 @@ BTC_PRICE = Decimal("760000.00")
 ETH_PRICE = Decimal("27000.00")
 
 
-@pytest.fixture
-def policy(db, officer, credit_manager):
+def approved_policy(*, officer, credit_manager):
+    """POLICY_NUMBERS proposed by an officer and approved by a credit manager: the policy in force."""
     from lending import services
 
     proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
     return services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+
+
+@pytest.fixture
+def policy(db, officer, credit_manager):
+    return approved_policy(officer=officer, credit_manager=credit_manager)
 
 
 @pytest.fixture

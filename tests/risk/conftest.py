@@ -10,31 +10,15 @@ from decimal import Decimal
 
 import pytest
 
-POLICY_NUMBERS = {
-    "btc_haircut": "0.60",
-    "eth_haircut": "0.65",
-    "securities_haircuts": {"A": "0.30", "B": "0.50", "C": "0.70"},
-    "va_max_share": "0.40",
-    "price_max_age_minutes": 15,
-    "officer_authority_default": "5000000",
-    "watch_level": "0.90",
-    "margin_call_level": "1.00",
-    "close_out_level": "1.30",
-    "cure_days": 2,
-    "client_exposure_limit": "50000000",
-    "firm_exposure_limit": "5000000000",
-    "client_concentration_max": "0.10",
-}
-BTC = Decimal("760000.00")
-ETH = Decimal("27000.00")
+# The same collateral policy as lending's tests, so both suites value collateral alike.
+from tests.lending.conftest import BTC_PRICE as BTC  # noqa: E402
+from tests.lending.conftest import ETH_PRICE as ETH  # noqa: E402
+from tests.lending.conftest import approved_policy  # noqa: E402
 
 
 @pytest.fixture
 def policy(db, officer, credit_manager):
-    from lending import services
-
-    proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
-    return services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    return approved_policy(officer=officer, credit_manager=credit_manager)
 
 
 def set_prices(btc=BTC, eth=ETH, when=None):
