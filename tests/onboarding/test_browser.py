@@ -6,10 +6,23 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import Error as PlaywrightError
 
 from portal.products import Product
 from tests.helpers import browser_sign_in, make_user
 from tests.onboarding.conftest import ANSWERS, PDF, acknowledge
+
+
+def _tick(control, attempts: int = 3) -> None:
+    """Check a radio or checkbox by clicking it, again if a late layout shift made the click miss."""
+    for _ in range(attempts):
+        try:
+            control.check()
+            return
+        except PlaywrightError as exc:
+            if "did not change its state" not in str(exc):
+                raise
+    control.check()
 
 
 def _answer_step(page, answers: dict) -> None:
@@ -91,13 +104,14 @@ def test_client_onboards_in_the_browser_and_officer_verifies(page, browser, live
     browser_sign_in(staff_page, officer)
     staff_page.goto("/onboarding/staff/")
     staff_page.click("[data-testid=onboarding-queue] a:has-text('Professional-investor attestation')")
-    # The click returns once navigation starts; wait for the whole form before collecting its checkboxes.
-    staff_page.wait_for_load_state("load")
+    # The click returns once navigation starts; wait for the whole form, and for the inline PDF,
+    # whose viewer starts in its own process and can move the page under a click while it loads.
+    staff_page.wait_for_load_state("networkidle")
     staff_page.wait_for_selector("[data-testid=decide]")
     assert staff_page.locator(".evidence object").count() == 1
-    staff_page.check("input[name=decision][value=verify]")
+    _tick(staff_page.locator("input[name=decision][value=verify]"))
     for box in staff_page.locator("input[type=checkbox][name^=check_]").all():
-        box.check()
+        _tick(box)
     staff_page.fill("#id_reason", "Custodian statement checked against the declared portfolio.")
     staff_page.click("[data-testid=decide]")
     staff_page.wait_for_selector("text=Decision recorded.")
