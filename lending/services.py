@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Max, Q
@@ -18,7 +18,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
-from portal.access import ensure_four_eyes, ensure_not_own_record
+from lending.inputs import decimal_input
+from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, PortalError
 from portal.permissions import Perm
@@ -65,23 +66,6 @@ APPLICATION_FIELDS = (
 FACILITY_FIELDS = ("state", "limit", "drawn_balance", "lending_value", "suspended_reason")
 
 
-def _require(actor, perm: Perm) -> None:
-    if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
-
-
-def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
-    if not number.is_finite():
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
-    if minimum is not None and number < minimum:
-        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
-    if maximum is not None and number > maximum:
-        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
-    return number
 
 
 # --- Collateral policy (maker-checker) ------------------------------------------------
@@ -92,7 +76,7 @@ def _validate_policy_numbers(numbers: dict) -> dict:
     clean: dict = {}
     for asset in ("btc", "eth"):
         key = f"{asset}_haircut"
-        value = _dec(numbers.get(key), key, maximum=Decimal("1"))
+        value = decimal_input(numbers.get(key), key, maximum=Decimal("1"))
         if value < VA_HAIRCUT_FLOOR:
             raise PortalError(
                 "va_haircut_below_floor",
@@ -104,33 +88,33 @@ def _validate_policy_numbers(numbers: dict) -> dict:
     if not isinstance(classes, dict) or not classes:
         raise PortalError("validation_error", _("At least one securities haircut class is required."), {"securities_haircuts": [_("Required.")]})
     clean["securities_haircuts"] = {
-        str(k)[:8]: str(_dec(v, f"securities haircut class {k}", minimum=ZERO, maximum=Decimal("1"))) for k, v in classes.items()
+        str(k)[:8]: str(decimal_input(v, f"securities haircut class {k}", minimum=ZERO, maximum=Decimal("1"))) for k, v in classes.items()
     }
-    clean["va_max_share"] = _dec(numbers.get("va_max_share"), "va_max_share", minimum=ZERO, maximum=Decimal("0.5"))
-    clean["price_max_age_minutes"] = int(_dec(numbers.get("price_max_age_minutes"), "price_max_age_minutes", minimum=Decimal("1"), maximum=Decimal("1440")))
-    clean["officer_authority_default"] = _dec(numbers.get("officer_authority_default"), "officer_authority_default", minimum=ZERO)
-    clean["watch_level"] = _dec(numbers.get("watch_level"), "watch_level", minimum=Decimal("0.5"))
-    clean["margin_call_level"] = _dec(numbers.get("margin_call_level"), "margin_call_level", minimum=Decimal("0.5"))
-    clean["close_out_level"] = _dec(numbers.get("close_out_level"), "close_out_level", minimum=Decimal("0.5"), maximum=Decimal("10"))
+    clean["va_max_share"] = decimal_input(numbers.get("va_max_share"), "va_max_share", minimum=ZERO, maximum=Decimal("0.5"))
+    clean["price_max_age_minutes"] = int(decimal_input(numbers.get("price_max_age_minutes"), "price_max_age_minutes", minimum=Decimal("1"), maximum=Decimal("1440")))
+    clean["officer_authority_default"] = decimal_input(numbers.get("officer_authority_default"), "officer_authority_default", minimum=ZERO)
+    clean["watch_level"] = decimal_input(numbers.get("watch_level"), "watch_level", minimum=Decimal("0.5"))
+    clean["margin_call_level"] = decimal_input(numbers.get("margin_call_level"), "margin_call_level", minimum=Decimal("0.5"))
+    clean["close_out_level"] = decimal_input(numbers.get("close_out_level"), "close_out_level", minimum=Decimal("0.5"), maximum=Decimal("10"))
     if not clean["watch_level"] < clean["margin_call_level"] < clean["close_out_level"]:
         raise PortalError(
             "validation_error",
             _("Monitoring levels must rise: watch < margin call < close-out."),
             {"margin_call_level": [_("Between the watch and close-out levels.")]},
         )
-    clean["cure_days"] = int(_dec(numbers.get("cure_days"), "cure_days", minimum=Decimal("1"), maximum=Decimal("10")))
-    clean["client_exposure_limit"] = _dec(numbers.get("client_exposure_limit"), "client_exposure_limit", minimum=Decimal("1"))
-    clean["firm_exposure_limit"] = _dec(numbers.get("firm_exposure_limit"), "firm_exposure_limit", minimum=Decimal("1"))
+    clean["cure_days"] = int(decimal_input(numbers.get("cure_days"), "cure_days", minimum=Decimal("1"), maximum=Decimal("10")))
+    clean["client_exposure_limit"] = decimal_input(numbers.get("client_exposure_limit"), "client_exposure_limit", minimum=Decimal("1"))
+    clean["firm_exposure_limit"] = decimal_input(numbers.get("firm_exposure_limit"), "firm_exposure_limit", minimum=Decimal("1"))
     if clean["client_exposure_limit"] > clean["firm_exposure_limit"]:
         raise PortalError("validation_error", _("The client limit cannot exceed the firm-wide limit."), {"client_exposure_limit": [_("Above the firm limit.")]})
-    clean["client_concentration_max"] = _dec(numbers.get("client_concentration_max"), "client_concentration_max", minimum=Decimal("0.001"), maximum=Decimal("1"))
+    clean["client_concentration_max"] = decimal_input(numbers.get("client_concentration_max"), "client_concentration_max", minimum=Decimal("0.001"), maximum=Decimal("1"))
     return clean
 
 
 @transaction.atomic
 def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
     """Propose a new policy version. It takes effect only when a different credit manager approves it."""
-    _require(actor, Perm.POLICY_PROPOSE)
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     if not (reason or "").strip():
         raise PortalError("validation_error", _("Give the reason for the change."), {"reason": [_("Required.")]})
     clean = _validate_policy_numbers(numbers)
@@ -157,7 +141,7 @@ def _lock_policy(policy_id: int) -> CollateralPolicy:
 @transaction.atomic
 def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy:
     """A credit manager other than the proposer puts the version in force; the old one is superseded."""
-    _require(actor, Perm.POLICY_APPROVE)
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     policy = _lock_policy(policy_id)
     ensure_four_eyes(maker=policy.proposed_by, checker=actor)
     if policy.status != PolicyStatus.PROPOSED:
@@ -178,7 +162,7 @@ def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy
 
 @transaction.atomic
 def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
-    _require(actor, Perm.POLICY_APPROVE)
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     policy = _lock_policy(policy_id)
     ensure_four_eyes(maker=policy.proposed_by, checker=actor)
     if policy.status != PolicyStatus.PROPOSED:
@@ -195,7 +179,7 @@ def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
 def _price_insert(*, asset: str, price_hkd, source: str, as_of: datetime, actor=None) -> Price:
     if asset not in Asset.values:
         raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
-    price = _dec(price_hkd, "price_hkd", minimum=Decimal("0.01"))
+    price = decimal_input(price_hkd, "price_hkd", minimum=Decimal("0.01"))
     if timezone.is_naive(as_of):
         as_of = timezone.make_aware(as_of)
     if as_of > timezone.now() + timedelta(minutes=5):
@@ -216,7 +200,7 @@ def _price_insert(*, asset: str, price_hkd, source: str, as_of: datetime, actor=
 @transaction.atomic
 def price_record(*, actor, asset: str, price_hkd, source: str, as_of: datetime | None = None) -> Price:
     """Staff enter one price (audited)."""
-    _require(actor, Perm.PRICE_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     row = _price_insert(asset=asset, price_hkd=price_hkd, source=source, as_of=as_of or timezone.now(), actor=actor)
     audit_log(actor=actor, action="lending.price.entered", obj=row, after=snapshot(row, ("asset", "price_hkd", "source", "as_of")))
     return row
@@ -252,7 +236,7 @@ def prices_parse(*, content: str, fmt: str = "") -> list[dict]:
 def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[Price]:
     """Load many prices at once; one bad row refuses the whole file (nothing is stored)."""
     if actor is not SYSTEM:
-        _require(actor, Perm.PRICE_MANAGE)
+        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     created = []
     for number, row in enumerate(rows, start=1):
         try:
@@ -276,7 +260,7 @@ def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[
 
 @transaction.atomic
 def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanctions", note: str = "") -> WatchListEntry:
-    _require(actor, Perm.WATCHLIST_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.WATCHLIST_MANAGE)
     if not (name or "").strip():
         raise PortalError("validation_error", _("A name is required."), {"name": [_("Required.")]})
     entry = WatchListEntry.objects.create(name=name.strip()[:200], aliases=aliases.strip(), category=(category or "sanctions")[:40], note=note, added_by=actor)
@@ -286,7 +270,7 @@ def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanct
 
 @transaction.atomic
 def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchListEntry:
-    _require(actor, Perm.WATCHLIST_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.WATCHLIST_MANAGE)
     entry = WatchListEntry.objects.select_for_update().get(pk=entry_id)
     if entry.active:
         entry.active = False
@@ -316,7 +300,7 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
                 )
             clean.append(CollateralLine(
                 kind=kind, haircut_class=haircut_class, description=str(line.get("description") or "")[:200],
-                market_value=money(_dec(line.get("market_value"), f"Line {number} market value", minimum=Decimal("0.01"))),
+                market_value=money(decimal_input(line.get("market_value"), f"Line {number} market value", minimum=Decimal("0.01"))),
             ))
         elif kind == CollateralKind.VIRTUAL_ASSET:
             asset = str(line.get("asset") or "").upper()
@@ -328,7 +312,7 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
             custody = str(line.get("custody_reference") or "").strip()
             if not custody:
                 raise PortalError("validation_error", _("Line %(number)s: give the custody reference of the %(asset)s held with us.") % {"number": number, "asset": asset}, {field: [_("Custody reference required.")]})
-            quantity = _dec(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("0.00000001"))
+            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("0.00000001"))
             clean.append(CollateralLine(
                 kind=kind, asset=asset, quantity=quantity.quantize(Decimal("0.00000001")), custody_reference=custody[:100],
                 description=str(line.get("description") or "")[:200],
@@ -346,7 +330,7 @@ def _client_only(user) -> None:
 @transaction.atomic
 def application_create(*, user, requested_limit, purpose: str, lines: list[dict]) -> FacilityApplication:
     _client_only(user)
-    limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
+    limit = money(decimal_input(requested_limit, "requested_limit", minimum=Decimal("1")))
     if not (purpose or "").strip():
         raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
     clean = _clean_lines(lines, selectors.policy_current())
@@ -373,7 +357,7 @@ def application_update(*, user, application_id: int, requested_limit=None, purpo
         raise ConflictError("invalid_state", _("Only a draft or a returned application can be changed."))
     before = snapshot(application, ("requested_limit", "purpose"))
     if requested_limit is not None:
-        application.requested_limit = money(_dec(requested_limit, "requested_limit", minimum=Decimal("1")))
+        application.requested_limit = money(decimal_input(requested_limit, "requested_limit", minimum=Decimal("1")))
     if purpose is not None:
         if not purpose.strip():
             raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
@@ -805,12 +789,12 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
     overrides the review's recommendation (recommendation not 'approve', or a limit above
     the recommended one).
     """
-    _require(actor, Perm.APPLICATION_DECIDE)
+    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_DECIDE)
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
     policy = selectors.policy_current()
     if policy is None:
         raise PortalError("no_policy", _("No collateral policy is in force."))
-    limit = money(_dec(limit, "limit", minimum=Decimal("1")))
+    limit = money(decimal_input(limit, "limit", minimum=Decimal("1")))
     _check_hard_limits(application, limit, policy)
     reasons = []
     authority = officer_authority(actor=actor, policy=policy)
@@ -840,7 +824,7 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
 @transaction.atomic
 def application_second_approve(*, actor, application_id: int, note: str = "") -> FacilityApplication:
     """A credit manager, not the first approver, gives the second approval."""
-    _require(actor, Perm.APPLICATION_SECOND_APPROVE)
+    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE)
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_SECOND_APPROVAL,))
     ensure_four_eyes(maker=application.decided_by, checker=actor)
     policy = application.decision_policy or selectors.policy_current()
@@ -860,7 +844,7 @@ def application_second_approve(*, actor, application_id: int, note: str = "") ->
 @transaction.atomic
 def application_decline(*, actor, application_id: int, reason_codes: list[str], note: str = "") -> FacilityApplication:
     """Decline at the first decision (officer) or at the second approval (credit manager, not the first approver)."""
-    _require(actor, Perm.APPLICATION_DECIDE)
+    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_DECIDE)
     codes = [c for c in (reason_codes or []) if c in DeclineReason.values]
     if not codes or len(codes) != len(reason_codes or []):
         raise PortalError("validation_error", _("Choose at least one valid decline reason."), {"reason_codes": [_("From: %(items)s.") % {"items": ', '.join(DeclineReason.values)}]})
@@ -868,7 +852,7 @@ def application_decline(*, actor, application_id: int, reason_codes: list[str], 
     before = snapshot(application, APPLICATION_FIELDS)
     now = timezone.now()
     if application.state == AppState.AWAITING_SECOND_APPROVAL:
-        _require(actor, Perm.APPLICATION_SECOND_APPROVE)
+        ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE)
         ensure_four_eyes(maker=application.decided_by, checker=actor)
         application.second_approver, application.second_decided_at = actor, now
     else:
@@ -884,7 +868,7 @@ def application_decline(*, actor, application_id: int, reason_codes: list[str], 
 
 @transaction.atomic
 def application_return(*, actor, application_id: int, questions: str) -> FacilityApplication:
-    _require(actor, Perm.APPLICATION_DECIDE)
+    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_DECIDE)
     if not (questions or "").strip():
         raise PortalError("validation_error", _("Write the questions for the client."), {"questions": [_("Required.")]})
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
@@ -1032,8 +1016,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
     from disclosures.selectors import clients_with_outstanding
     from portal.products import Product
 
-    _require(actor, Perm.FACILITY_OPERATE)
-    amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
+    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+    amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state != FacilityState.ACTIVE:
         raise ConflictError("facility_not_active", _("The facility is %(state)s; no drawdowns.") % {"state": facility.get_state_display().lower()})
@@ -1058,8 +1042,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
 
 @transaction.atomic
 def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> FacilityTransaction:
-    _require(actor, Perm.FACILITY_OPERATE)
-    amount = money(_dec(amount, "amount", minimum=Decimal("0.01")))
+    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+    amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state == FacilityState.CLOSED:
         raise ConflictError("facility_closed", _("The facility is closed."))
@@ -1086,7 +1070,7 @@ def _risk_facility_changed(facility_id: int) -> None:
 
 
 def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) -> Facility:
-    _require(actor, perm)
+    ensure_staff_permission(actor=actor, perm=perm)
     facility = _lock_facility(actor, facility_id)
     before = snapshot(facility, FACILITY_FIELDS)
     try:

@@ -17,7 +17,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portal.access import ensure_not_own_record
+from portal.access import ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, PortalError
 from portal.models import User
@@ -70,8 +70,7 @@ def _ensure_client(user) -> None:
 
 
 def _ensure_staff(actor, perm: Perm, client_user) -> None:
-    if not (actor and actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("forbidden", _("You do not have permission to do this."))
+    ensure_staff_permission(actor=actor, perm=perm)
     ensure_not_own_record(actor=actor, client_user=client_user)
 
 

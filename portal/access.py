@@ -44,6 +44,14 @@ def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
     return decorator
 
 
+def ensure_staff_permission(*, actor, perm: Perm) -> None:
+    """Services' own check that ``actor`` is staff holding ``perm`` (views check too; services never trust them)."""
+    from .errors import ForbiddenError
+
+    if not (actor is not None and actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
+        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
+
+
 def ensure_not_own_record(*, actor, client_user) -> None:
     """Staff never act on their own client record (a member of staff may also be a client)."""
     from .errors import ForbiddenError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -15,9 +15,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
-from portal.access import ensure_four_eyes, ensure_not_own_record
+from lending.inputs import decimal_input
+from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
-from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.errors import ConflictError, PortalError
 from portal.permissions import Perm
 
 from . import book, selectors
@@ -48,23 +49,6 @@ class NotFoundError(PortalError):
     http_status = 404
 
 
-def _require(actor, perm: Perm) -> None:
-    if not (actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
-
-
-def _dec(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
-    if not number.is_finite():
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
-    if minimum is not None and number < minimum:
-        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
-    if maximum is not None and number > maximum:
-        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
-    return number
 
 
 def _text(value, field: str) -> str:
@@ -86,11 +70,11 @@ def _asset(asset: str) -> str:
 
 def _validate_risk_numbers(numbers: dict) -> dict:
     clean = {
-        "source_deviation_max": _dec(numbers.get("source_deviation_max"), "source_deviation_max", minimum=Decimal("0.001"), maximum=Decimal("0.5")),
-        "volatility_alarm_level": _dec(numbers.get("volatility_alarm_level"), "volatility_alarm_level", minimum=Decimal("0.05"), maximum=Decimal("5")),
+        "source_deviation_max": decimal_input(numbers.get("source_deviation_max"), "source_deviation_max", minimum=Decimal("0.001"), maximum=Decimal("0.5")),
+        "volatility_alarm_level": decimal_input(numbers.get("volatility_alarm_level"), "volatility_alarm_level", minimum=Decimal("0.05"), maximum=Decimal("5")),
     }
     for key, floor in (("stress_btc_shock", "-0.50"), ("stress_eth_shock", "-0.50"), ("stress_securities_shock", "-0.10")):
-        value = _dec(numbers.get(key), key, minimum=Decimal("-1"), maximum=Decimal("0"))
+        value = decimal_input(numbers.get(key), key, minimum=Decimal("-1"), maximum=Decimal("0"))
         # SMF Guidelines: at least monthly stress testing with severe moves (e.g. BTC −50%); no milder preset.
         if value > Decimal(floor):
             raise PortalError("stress_too_mild", _("%(key)s must be a fall of at least %(fall)s.") % {"key": key, "fall": f"{Decimal(floor):.0%}"}, {key: [_("At most %(floor)s.") % {"floor": floor}]})
@@ -100,7 +84,7 @@ def _validate_risk_numbers(numbers: dict) -> dict:
 
 @transaction.atomic
 def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
-    _require(actor, Perm.POLICY_PROPOSE)
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     reason = _text(reason, "reason")
     clean = _validate_risk_numbers(numbers)
     current = selectors.risk_policy_current()
@@ -122,7 +106,7 @@ def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
 @transaction.atomic
 def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") -> RiskPolicy:
     """A credit manager other than the proposer approves (superseding the version in force) or rejects."""
-    _require(actor, Perm.POLICY_APPROVE)
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     try:
         policy = RiskPolicy.objects.select_for_update().get(pk=policy_id)
     except RiskPolicy.DoesNotExist:
@@ -160,9 +144,9 @@ def source_ensure(*, code: str, name: str = "") -> PriceSource:
 def quote_record(*, actor, source_code: str, asset: str, price_hkd, as_of: datetime | None = None, refresh: bool = True) -> PriceQuote:
     """One quote from one source (staff or a feed); the reference price is recomputed at once."""
     if actor is not SYSTEM:
-        _require(actor, Perm.PRICE_MANAGE)
+        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     asset = _asset(asset)
-    price = _dec(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
+    price = decimal_input(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
     now = timezone.now()
     as_of = as_of or now
     if timezone.is_naive(as_of):
@@ -192,9 +176,9 @@ def quotes_record(*, rows: list[dict]) -> list[PriceQuote]:
 @transaction.atomic
 def override_set(*, actor, asset: str, price_hkd, expires_at: datetime, reason: str) -> PriceOverride:
     """A credit manager puts a manual price in force until ``expires_at`` (at most 7 days)."""
-    _require(actor, Perm.PRICE_OVERRIDE)
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
     asset = _asset(asset)
-    price = _dec(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
+    price = decimal_input(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
     reason = _text(reason, "reason")
     now = timezone.now()
     if timezone.is_naive(expires_at):
@@ -217,7 +201,7 @@ def override_set(*, actor, asset: str, price_hkd, expires_at: datetime, reason: 
 
 @transaction.atomic
 def override_cancel(*, actor, override_id: int, reason: str = "") -> PriceOverride:
-    _require(actor, Perm.PRICE_OVERRIDE)
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
     try:
         override = PriceOverride.objects.select_for_update().get(pk=override_id)
     except PriceOverride.DoesNotExist:
@@ -458,7 +442,7 @@ def _transition(call: MarginCall, apply) -> None:
 @transaction.atomic
 def margin_call_escalate(*, actor, call_id: int, reason: str) -> MarginCall:
     """An officer hands an open call to the credit managers before its deadline."""
-    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_MANAGE)
     reason = _text(reason, "reason")
     call = _lock_call(actor, call_id)
     before = snapshot(call, MarginCall.FIELDS)
@@ -495,7 +479,7 @@ def margin_calls_escalate_due(*, now: datetime | None = None) -> int:
 @transaction.atomic
 def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
     """An officer records that a call is met (e.g. after the market recovered): refused unless utilisation is at or under the level now."""
-    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_MANAGE)
     call = _lock_call(actor, call_id)
     risk = selectors.facility_risk(facility_id=call.facility_id)
     if risk is None or risk["utilisation"] > risk["margin_call_level"]:
@@ -517,7 +501,7 @@ def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
 @transaction.atomic
 def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) -> MarginCall:
     """The maker: propose closing out or waiving an escalated call, with reasons. A credit manager decides."""
-    _require(actor, Perm.MARGIN_CALL_MANAGE)
+    ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_MANAGE)
     if resolution not in Resolution.values:
         raise PortalError("validation_error", _("Choose close-out or waiver."), {"resolution": [_("One of %(items)s.") % {"items": ', '.join(Resolution.values)}]})
     reason = _text(reason, "reason")
@@ -534,7 +518,7 @@ def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) ->
 @transaction.atomic
 def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") -> MarginCall:
     """The checker: a credit manager, not the proposer, approves the close-out or waiver (or sends it back)."""
-    _require(actor, Perm.MARGIN_CALL_RESOLVE)
+    ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_RESOLVE)
     note = _text(note, "note") if approve else (note or "").strip()
     call = _lock_call(actor, call_id)
     if call.state != CallState.ESCALATED or not call.proposed_resolution:
@@ -627,7 +611,7 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     from lending import selectors as lending_selectors
     from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
 
-    _require(actor, Perm.FACILITY_OPERATE)
+    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     book_lock()  # before the facility row (the lock order of a whole-book revaluation)
     try:
         facility = Facility.objects.select_for_update().select_related("client").get(pk=facility_id)
@@ -641,13 +625,13 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
         haircut = policy.securities_haircut(haircut_class)
         if haircut is None:
             raise PortalError("validation_error", _("Unknown securities haircut class %(haircut_class)s.") % {"haircut_class": f"{haircut_class!r}"}, {"haircut_class": [_("One of %(items)s.") % {"items": ', '.join(policy.securities_haircuts)}]})
-        mv = _dec(market_value, "market_value", minimum=CENT).quantize(CENT)
+        mv = decimal_input(market_value, "market_value", minimum=CENT).quantize(CENT)
         position = CollateralPosition.objects.create(facility=facility, kind=kind, description=(description or f"Securities class {haircut_class}")[:200],
                                                      haircut_class=haircut_class, market_value=mv, haircut=haircut)
         qty = None
     elif kind == CollateralKind.VIRTUAL_ASSET:
         asset = _asset(asset)
-        qty = _dec(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
+        qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
         if not (custody_reference or "").strip():
             raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
         price = lending_selectors.prices_current().get(asset)
@@ -725,7 +709,7 @@ def snapshots_take(*, day=None, now=None) -> int:
 def stress_report_store(*, actor, btc_shock, eth_shock, securities_shock, kind: str = StressReport.Kind.AD_HOC, period: str = "") -> StressReport:
     """Run a stress scenario over the whole book and keep the result on record."""
     if actor is not SYSTEM:
-        _require(actor, Perm.STRESS_TEST_RUN)
+        ensure_staff_permission(actor=actor, perm=Perm.STRESS_TEST_RUN)
     shocks = selectors.stress_shocks_clean(btc=btc_shock, eth=eth_shock, securities=securities_shock)
     result = selectors.stress_test(**shocks)
     report = StressReport(
