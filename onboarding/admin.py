@@ -5,11 +5,11 @@ so every past decision still points at the numbers and questions it used.
 """
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from portal.audit import audit_log
+from portal.errors import PortalError
 
+from . import services
 from .models import (
     ClientProfile,
     OnboardingPolicy,
@@ -56,14 +56,10 @@ class OnboardingPolicyAdmin(admin.ModelAdmin):
         # a saved version is history: shown read-only, without a Save button that would do nothing
         return obj is None and super().has_change_permission(request)
 
-    @transaction.atomic
     def save_model(self, request, obj, form, change):
         if change:
             return
-        obj.version = (OnboardingPolicy.objects.select_for_update().order_by("-version").values_list("version", flat=True).first() or 0) + 1
-        obj.full_clean()
-        super().save_model(request, obj, form, change)
-        audit_log(actor=request.user, action="onboarding.policy.created", obj=obj, after=obj.as_record())
+        services.onboarding_policy_create(actor=request.user, policy=obj)
         messages.info(request, _("Policy version %(v)s is now in force.") % {"v": obj.version})
 
 
@@ -86,24 +82,16 @@ class QuestionnaireAdmin(admin.ModelAdmin):
             return False
         return super().has_change_permission(request, obj)
 
-    @transaction.atomic
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.version = (Questionnaire.objects.select_for_update().order_by("-version").values_list("version", flat=True).first() or 0) + 1
-        super().save_model(request, obj, form, change)
-        audit_log(actor=request.user, action="onboarding.questionnaire.saved", obj=obj, after={"version": obj.version, "title": obj.title})
+        services.questionnaire_draft_save(actor=request.user, questionnaire=obj)
 
     @admin.action(description=_("Publish the selected draft questionnaires"))
     def publish(self, request, queryset):
-        from django.utils import timezone
-
-        published = []
-        with transaction.atomic():
-            for q in queryset.select_for_update().filter(published_at__isnull=True):
-                q.published_at = timezone.now()
-                q.save(update_fields=["published_at"])
-                audit_log(actor=request.user, action="onboarding.questionnaire.published", obj=q, after={"version": q.version})
-                published.append(q.version)
+        try:
+            published = services.questionnaire_drafts_publish(actor=request.user, questionnaire_ids=list(queryset.values_list("pk", flat=True)))
+        except PortalError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
         if published:
             self.message_user(request, _("Published questionnaire version(s) %(v)s.") % {"v": ", ".join(map(str, published))}, messages.SUCCESS)
         else:

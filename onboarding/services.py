@@ -665,16 +665,61 @@ def current_questionnaire() -> Questionnaire:
 
 
 @transaction.atomic
-def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Questionnaire:
-    """Add a new questionnaire version. Earlier versions and the answers given to them are untouched."""
+def _questionnaire_definition_check(definition: dict) -> None:
     scoring.question_map(definition)  # fails loudly on a malformed definition
     for key in ("steps", "risk_bands"):
         if key not in definition:
             raise PortalError("invalid_definition", _("The definition needs “%(key)s”.") % {"key": key})
-    version = (Questionnaire.objects.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+
+
+def _questionnaire_next_version() -> int:
+    last = Questionnaire.objects.select_for_update().order_by("-version").values_list("version", flat=True).first()
+    return (last or 0) + 1
+
+
+def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Questionnaire:
+    """Add a new questionnaire version. Earlier versions and the answers given to them are untouched."""
+    _questionnaire_definition_check(definition)
+    version = _questionnaire_next_version()
     questionnaire = Questionnaire.objects.create(version=version, title=title, definition=definition, published_at=_now())
     audit_log(actor=actor, action="onboarding.questionnaire.published", obj=questionnaire, after={"version": version, "title": title})
     return questionnaire
+
+
+@transaction.atomic
+def onboarding_policy_create(*, actor, policy: OnboardingPolicy) -> OnboardingPolicy:
+    """Put a new version of the firm's onboarding numbers in force, checked against the statutory floors."""
+    last = OnboardingPolicy.objects.select_for_update().order_by("-version").values_list("version", flat=True).first()
+    policy.version = (last or 0) + 1
+    policy.full_clean()
+    policy.save()
+    audit_log(actor=actor, action="onboarding.policy.created", obj=policy, after=policy.as_record())
+    return policy
+
+
+@transaction.atomic
+def questionnaire_draft_save(*, actor, questionnaire: Questionnaire) -> Questionnaire:
+    """Save a draft questionnaire an administrator is editing; a new draft gets the next version number."""
+    if questionnaire.pk is not None and Questionnaire.objects.filter(pk=questionnaire.pk, published_at__isnull=False).exists():
+        raise PortalError("questionnaire_published", _("A published questionnaire never changes: answers point at it."))
+    if questionnaire.pk is None:
+        questionnaire.version = _questionnaire_next_version()
+    questionnaire.save()
+    audit_log(actor=actor, action="onboarding.questionnaire.saved", obj=questionnaire, after={"version": questionnaire.version, "title": questionnaire.title})
+    return questionnaire
+
+
+@transaction.atomic
+def questionnaire_drafts_publish(*, actor, questionnaire_ids: list[int]) -> list[int]:
+    """Publish the given drafts (already published ones are left as they are); returns the versions published."""
+    published = []
+    for questionnaire in Questionnaire.objects.select_for_update().filter(pk__in=questionnaire_ids, published_at__isnull=True).order_by("version"):
+        _questionnaire_definition_check(questionnaire.definition)
+        questionnaire.published_at = _now()
+        questionnaire.save(update_fields=["published_at"])
+        audit_log(actor=actor, action="onboarding.questionnaire.published", obj=questionnaire, after={"version": questionnaire.version})
+        published.append(questionnaire.version)
+    return published
 
 
 @transaction.atomic
