@@ -27,8 +27,9 @@ RISK_POLICY_V1 = {
     "source_deviation_max": "0.02", "volatility_alarm_level": "0.90",
     "stress_btc_shock": "-0.50", "stress_eth_shock": "-0.60", "stress_securities_shock": "-0.30",
 }
-# Utilisation the demo facilities are drawn to: healthy, watch, just under and over the margin-call level.
-TARGETS = [Decimal("0.93"), Decimal("0.985"), Decimal("1.04"), Decimal("0.97")]
+# Utilisation the demo facilities are drawn to: healthy, watch, and at the margin-call level, so the
+# opening 2% price fall and the moving feed push some across.
+NEAR_LEVEL_TARGETS = [Decimal("0.80"), Decimal("0.93"), Decimal("0.97"), Decimal("0.99"), Decimal("0.998"), Decimal("1.00")]
 
 
 def _closes(now) -> None:
@@ -41,34 +42,37 @@ def _closes(now) -> None:
             DailyClose.objects.get_or_create(asset=asset, day=day, defaults={"price_hkd": Decimal(str(round(price, 2))), "as_of": now - timedelta(days=days)})
 
 
-def _near_level_facilities(officer) -> int:
-    """Demo-only facilities for the demo borrowers, drawn near and over the levels, so the moving feed
-    pushes some across (lending's own demo facilities sit well inside their limits)."""
-    from lending.models import AppState, CollateralPosition, Facility, FacilityApplication
-    from lending.risk.book import coefficients_refresh
+def _near_level_facilities(officer, manager) -> int:
+    """Facilities for the demo borrowers drawn close to the monitoring levels, made the way a real
+    client's are (apply, credit review, approve, accept, draw down), so every record has its audit trail."""
+    from lending import services as lending
+    from lending.models import AppState, FacilityApplication
 
-    policy = lending_selectors.policy_current()
-    prices = {a: q.price_hkd for a, q in lending_selectors.prices_current().items()}
-    borrowers = list(User.objects.filter(email__startswith="borrower").order_by("email")[:6])
+    borrowers = list(User.objects.filter(email__startswith="borrower").order_by("email")[: len(NEAR_LEVEL_TARGETS)])
     made = 0
-    for i, (user, target) in enumerate(zip(borrowers, [Decimal("0.80"), Decimal("0.93"), Decimal("0.97"), Decimal("0.99"), Decimal("1.02"), Decimal("1.08")], strict=False)):
-        sec, btc, eth = Decimal(3_000_000 + 500_000 * i), Decimal("1.5") + i, Decimal(20 + 5 * i)
-        a = sec * Decimal("0.70")
-        va = btc * prices["BTC"] * Decimal("0.40") + eth * prices["ETH"] * Decimal("0.35")
-        lv = a + min(va, a * policy.va_max_share / (1 - policy.va_max_share))
-        drawn = (lv * target).quantize(Decimal("0.01"))
-        app = FacilityApplication.objects.create(client=user, requested_limit=drawn * 2, purpose="Demo: facility near the monitoring levels",
-                                                 decided_by=officer, approved_limit=drawn * 2, policy=policy, decision_policy=policy)
-        FacilityApplication.objects.filter(pk=app.pk).update(state=AppState.ACTIVE)  # demo data: accepted off-screen
-        facility = Facility.objects.create(client=user, application=app, limit=(drawn * 2).quantize(Decimal("0.01")), drawn_balance=drawn, policy=policy,
-                                           letter_sha256="demo", accepted_at=timezone.now(), conditions="Demo facility")
-        CollateralPosition.objects.bulk_create([
-            CollateralPosition(facility=facility, kind="securities", haircut_class="A", description="Tracker Fund 2800", market_value=sec, haircut=Decimal("0.30")),
-            CollateralPosition(facility=facility, kind="virtual_asset", asset="BTC", quantity=btc, haircut=policy.btc_haircut, custody_reference=f"DEMO-BTC-{i}"),
-            CollateralPosition(facility=facility, kind="virtual_asset", asset="ETH", quantity=eth, haircut=policy.eth_haircut, custody_reference=f"DEMO-ETH-{i}"),
-        ])
+    for i, (user, target) in enumerate(zip(borrowers, NEAR_LEVEL_TARGETS, strict=False)):
+        lines = [
+            {"kind": "securities", "haircut_class": "A", "description": "Tracker Fund 2800", "market_value": str(3_000_000 + 500_000 * i)},
+            {"kind": "virtual_asset", "asset": "BTC", "quantity": str(Decimal("1.5") + i), "custody_reference": f"DEMO-BTC-{i}"},
+            {"kind": "virtual_asset", "asset": "ETH", "quantity": str(20 + 5 * i), "custody_reference": f"DEMO-ETH-{i}"},
+        ]
+        app = lending.application_create(user=user, requested_limit=str(3_000_000 + 500_000 * i), purpose="Demo: facility near the monitoring levels", lines=lines)
+        lending.application_submit(user=user, application_id=app.pk, confirm_terms=True)
+        lending.review_run(application_id=app.pk, run=1)  # the worker would run it after commit
+        app = FacilityApplication.objects.get(pk=app.pk)
+        if app.state != AppState.AWAITING_DECISION:
+            continue
+        lending.application_approve(actor=officer, application_id=app.pk, limit=app.lending_value, conditions="Demo facility near the monitoring levels.")
+        app = FacilityApplication.objects.get(pk=app.pk)
+        if app.state == AppState.AWAITING_SECOND_APPROVAL:
+            lending.application_second_approve(actor=manager, application_id=app.pk, note="Demo second approval.")
+            app = FacilityApplication.objects.get(pk=app.pk)
+        if app.state != AppState.APPROVED:
+            continue
+        facility = lending.application_accept(user=user, application_id=app.pk, letter_sha256=app.letter_sha256)
+        amount = min(facility.available, (facility.lending_value * target).quantize(Decimal("0.01")))
+        lending.facility_drawdown(actor=officer, facility_id=facility.pk, amount=amount, reference="Demo drawdown near the levels")
         made += 1
-    coefficients_refresh(now=timezone.now())
     return made
 
 
@@ -95,7 +99,7 @@ def seed(stdout) -> None:
                      {"source_code": code, "asset": "ETH", "price_hkd": (eth * drift).quantize(Decimal("0.01")), "as_of": now}]
         services.quotes_record(rows=rows)
     with transaction.atomic():
-        moved = _near_level_facilities(officer)
+        moved = _near_level_facilities(officer, manager)
     # A 2% fall from every source: the facility at 99% crosses into margin call as the demo starts.
     with transaction.atomic():
         now = timezone.now()
