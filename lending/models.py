@@ -53,16 +53,43 @@ class PolicyStatus(models.TextChoices):
     SUPERSEDED = "superseded", _("Superseded")
 
 
-class CollateralPolicy(ConcurrentTransitionMixin, models.Model):
-    """One version of the firm's collateral and credit policy.
+class MakerCheckerPolicy(ConcurrentTransitionMixin, models.Model):
+    """A versioned policy that one member of staff proposes and a different credit manager approves.
 
-    Staff propose a new version; a credit manager other than the proposer approves it,
-    which supersedes the version in force. Approved versions are never edited, so every
-    application and decision can point at the exact numbers it used.
+    Approving supersedes the version in force; approved versions are never edited, so every
+    decision can point at the exact numbers it used. Shared by the collateral and risk policies.
     """
 
     version = models.PositiveIntegerField(unique=True)
     status = FSMField(default=PolicyStatus.PROPOSED, choices=PolicyStatus.choices, protected=True)
+    reason = models.TextField(_("reason for the change"))
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.APPROVED)
+    def approve(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.REJECTED)
+    def reject(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.APPROVED, target=PolicyStatus.SUPERSEDED)
+    def supersede(self):
+        pass
+
+
+class CollateralPolicy(MakerCheckerPolicy):
+    """One version of the firm's collateral and credit policy."""
+
     btc_haircut = models.DecimalField(_("bitcoin haircut"), **RATIO)
     eth_haircut = models.DecimalField(_("ether haircut"), **RATIO)
     # {"A": "0.30", ...}: securities haircut class → haircut.
@@ -82,15 +109,6 @@ class CollateralPolicy(ConcurrentTransitionMixin, models.Model):
     client_concentration_max = models.DecimalField(
         _("largest share of the firm's book for one client"), **RATIO
     )
-    reason = models.TextField(_("reason for the change"))
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    proposed_at = models.DateTimeField(default=timezone.now)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
-
     class Meta:
         ordering = ["-version"]
         verbose_name = _("collateral policy")
@@ -118,18 +136,6 @@ class CollateralPolicy(ConcurrentTransitionMixin, models.Model):
     def securities_haircut(self, haircut_class: str) -> Decimal | None:
         value = self.securities_haircuts.get(haircut_class)
         return Decimal(str(value)) if value is not None else None
-
-    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.APPROVED)
-    def approve(self, *, by, at, note=""):
-        self.decided_by, self.decided_at, self.decision_note = by, at, note
-
-    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.REJECTED)
-    def reject(self, *, by, at, note=""):
-        self.decided_by, self.decided_at, self.decision_note = by, at, note
-
-    @transition(field=status, source=PolicyStatus.APPROVED, target=PolicyStatus.SUPERSEDED)
-    def supersede(self):
-        pass
 
 
 # --- Prices and the watch list ---------------------------------------------------

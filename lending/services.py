@@ -40,6 +40,7 @@ from .models import (
     FacilityApplication,
     FacilityState,
     FacilityTransaction,
+    MakerCheckerPolicy,
     PolicyStatus,
     Price,
     Recommendation,
@@ -134,24 +135,42 @@ def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
     return policy
 
 
-def _lock_policy(policy_id: int) -> CollateralPolicy:
-    return CollateralPolicy.objects.select_for_update().get(pk=policy_id)
+def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaiting) -> MakerCheckerPolicy | None:
+    """Decide a locked policy proposal (collateral or risk): four-eyes, only from proposed, and on
+    approval the version in force is superseded. Returns the superseded version, for the audit row.
+
+    ``not_awaiting`` is the translated message (with %(version)s and %(status)s) for a proposal
+    that was already decided. Callers check ``Perm.POLICY_APPROVE`` before they load the proposal.
+    """
+    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
+    if policy.status != PolicyStatus.PROPOSED:
+        raise ConflictError("invalid_state", not_awaiting % {"version": policy.version, "status": policy.get_status_display()})
+    superseded = None
+    if approve:
+        superseded = type(policy).objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+        if superseded:
+            superseded.supersede()
+            superseded.save()
+        policy.approve(by=actor, at=timezone.now(), note=note)
+    else:
+        policy.reject(by=actor, at=timezone.now(), note=note)
+    policy.save()
+    return superseded
+
+
+def _decide_collateral_policy(*, actor, policy_id: int, approve: bool, note: str):
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
+    policy = CollateralPolicy.objects.select_for_update().get(pk=policy_id)
+    superseded = maker_checker_decide(
+        policy, actor=actor, approve=approve, note=note, not_awaiting=_("Policy v%(version)s is %(status)s, not awaiting approval.")
+    )
+    return policy, superseded
 
 
 @transaction.atomic
 def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy:
     """A credit manager other than the proposer puts the version in force; the old one is superseded."""
-    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
-    policy = _lock_policy(policy_id)
-    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
-    if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", _("Policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
-    current = CollateralPolicy.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
-    if current:
-        current.supersede()
-        current.save()
-    policy.approve(by=actor, at=timezone.now(), note=note)
-    policy.save()
+    policy, current = _decide_collateral_policy(actor=actor, policy_id=policy_id, approve=True, note=note)
     audit_log(
         actor=actor, action="lending.policy.approved", obj=policy,
         before={"version_in_force": current.version if current else None},
@@ -162,13 +181,7 @@ def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy
 
 @transaction.atomic
 def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
-    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
-    policy = _lock_policy(policy_id)
-    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
-    if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", _("Policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
-    policy.reject(by=actor, at=timezone.now(), note=note)
-    policy.save()
+    policy, _superseded = _decide_collateral_policy(actor=actor, policy_id=policy_id, approve=False, note=note)
     audit_log(actor=actor, action="lending.policy.rejected", obj=policy, before={"status": "proposed"}, after={"status": "rejected", "note": note})
     return policy
 

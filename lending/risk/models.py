@@ -22,26 +22,19 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from lending.models import MakerCheckerPolicy
+
 HKD = {"max_digits": 18, "decimal_places": 2}
 RATIO = {"max_digits": 7, "decimal_places": 4}
 COEF = {"max_digits": 30, "decimal_places": 12}
 
 
-class PolicyStatus(models.TextChoices):
-    PROPOSED = "proposed", _("Proposed")
-    APPROVED = "approved", _("In force")
-    REJECTED = "rejected", _("Rejected")
-    SUPERSEDED = "superseded", _("Superseded")
-
-
-class RiskPolicy(ConcurrentTransitionMixin, models.Model):
+class RiskPolicy(MakerCheckerPolicy):
     """The price-governance and stress numbers the lending policy does not hold; versioned, maker-checker.
 
     Freshness, monitoring levels and the cure period stay in lending's CollateralPolicy (one place each).
     """
 
-    version = models.PositiveIntegerField(unique=True)
-    status = FSMField(default=PolicyStatus.PROPOSED, choices=PolicyStatus.choices, protected=True)
     source_deviation_max = models.DecimalField(
         _("largest deviation of a price source from the median"), **RATIO,
         help_text=_("A source further than this from the median of the fresh sources raises an alarm (0.0200 = 2%)."),
@@ -53,12 +46,6 @@ class RiskPolicy(ConcurrentTransitionMixin, models.Model):
     stress_btc_shock = models.DecimalField(_("monthly stress: bitcoin shock"), **RATIO)
     stress_eth_shock = models.DecimalField(_("monthly stress: ether shock"), **RATIO)
     stress_securities_shock = models.DecimalField(_("monthly stress: securities shock"), **RATIO)
-    reason = models.TextField(_("reason for the change"))
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    proposed_at = models.DateTimeField(default=timezone.now)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
 
     NUMBERS = ("source_deviation_max", "volatility_alarm_level", "stress_btc_shock", "stress_eth_shock", "stress_securities_shock")
 
@@ -72,18 +59,6 @@ class RiskPolicy(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return f"Risk policy v{self.version} ({self.status})"
-
-    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.APPROVED)
-    def approve(self, *, by, at, note=""):
-        self.decided_by, self.decided_at, self.decision_note = by, at, note
-
-    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.REJECTED)
-    def reject(self, *, by, at, note=""):
-        self.decided_by, self.decided_at, self.decision_note = by, at, note
-
-    @transition(field=status, source=PolicyStatus.APPROVED, target=PolicyStatus.SUPERSEDED)
-    def supersede(self):
-        pass
 
 
 # --- Price governance -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from lending.models import Band
+from lending.models import Band, PolicyStatus
 from portal.errors import PortalError
 
 from . import book
@@ -27,7 +27,6 @@ from .models import (
     AssetVolatility,
     CallState,
     MarginCall,
-    PolicyStatus,
     PriceAlarm,
     PriceOverride,
     PriceQuote,

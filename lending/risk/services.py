@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending.inputs import decimal_input
+from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, PortalError
@@ -30,7 +31,6 @@ from .models import (
     CollateralTopUp,
     DailyClose,
     MarginCall,
-    PolicyStatus,
     PriceAlarm,
     PriceOverride,
     PriceQuote,
@@ -111,21 +111,10 @@ def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") 
         policy = RiskPolicy.objects.select_for_update().get(pk=policy_id)
     except RiskPolicy.DoesNotExist:
         raise NotFoundError("not_found", _("No such risk policy.")) from None
-    ensure_four_eyes(maker=policy.proposed_by, checker=actor)
-    if policy.status != PolicyStatus.PROPOSED:
-        raise ConflictError("invalid_state", _("Risk policy v%(version)s is %(status)s, not awaiting approval.") % {"version": policy.version, "status": policy.get_status_display()})
-    now = timezone.now()
-    before = None
-    if approve:
-        current = RiskPolicy.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
-        if current:
-            before = {"version_in_force": current.version}
-            current.supersede()
-            current.save()
-        policy.approve(by=actor, at=now, note=note)
-    else:
-        policy.reject(by=actor, at=now, note=note)
-    policy.save()
+    superseded = maker_checker_decide(
+        policy, actor=actor, approve=approve, note=note, not_awaiting=_("Risk policy v%(version)s is %(status)s, not awaiting approval.")
+    )
+    before = {"version_in_force": superseded.version} if superseded else None
     audit_log(actor=actor, action=f"risk.policy.{'approved' if approve else 'rejected'}", obj=policy, before=before,
               after={"version": policy.version, "status": policy.status, "note": note})
     return policy
