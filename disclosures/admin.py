@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from portal.admin_base import ReadOnlyAdmin
 from portal.errors import PortalError
 from portal.permissions import Perm
 
@@ -232,19 +233,8 @@ class DocumentVersionAdmin(_ServiceErrorMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/disclosures/documentversion/withdraw.html", context)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Acknowledgement)
-class AcknowledgementAdmin(_ReadOnlyAdmin):
+class AcknowledgementAdmin(ReadOnlyAdmin):
     list_display = ["acknowledged_at", "client", "version", "language", "content_hash", "ip_address"]
     list_filter = ["language", "version__document"]
     search_fields = ["client__email", "content_hash"]
@@ -253,7 +243,7 @@ class AcknowledgementAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Serving)
-class ServingAdmin(_ReadOnlyAdmin):
+class ServingAdmin(ReadOnlyAdmin):
     list_display = ["served_at", "client", "version", "language", "channel"]
     list_select_related = ["client", "version__document"]
     search_fields = ["client__email"]
@@ -261,6 +251,6 @@ class ServingAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(ReacknowledgementFanout)
-class FanoutAdmin(_ReadOnlyAdmin):
+class FanoutAdmin(ReadOnlyAdmin):
     list_display = ["version", "status", "batches", "notified", "created_at", "finished_at"]
     list_select_related = ["version__document"]

@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from portal.admin_base import ReadOnlyAdmin, ReadOnlyInline
 from portal.permissions import Perm
 
 from . import services
@@ -28,34 +29,6 @@ from .models import (
     ReviewStep,
     WatchListEntry,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by admin-site users with the view permission; never added, changed or deleted here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CollateralLineInline(ReadOnlyInline):

@@ -7,6 +7,7 @@ so every past decision still points at the numbers and questions it used.
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from portal.admin_base import ReadOnlyAdmin
 from portal.errors import PortalError
 
 from . import services
@@ -18,17 +19,6 @@ from .models import (
     Questionnaire,
     SuitabilityAssessment,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(OnboardingPolicy)
