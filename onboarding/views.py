@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -14,6 +14,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
+from portal.files import private_file_response
 from portal.permissions import Perm
 from portal.products import Product
 from portal.selectors import audit_history
@@ -146,11 +147,12 @@ def evidence_file(request, evidence_id: int):
     evidence = selectors.evidence_viewable(user=request.user, evidence_id=evidence_id)
     if evidence is None:
         raise Http404
-    response = FileResponse(evidence.file.open("rb"), content_type=evidence.content_type)
-    response["Content-Disposition"] = f'inline; filename="evidence-{evidence.pk}.{evidence.file.name.rsplit(".", 1)[-1]}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return private_file_response(
+        evidence.file.open("rb"),
+        content_type=evidence.content_type,
+        filename=f"evidence-{evidence.pk}.{evidence.file.name.rsplit('.', 1)[-1]}",
+        inline=True,
+    )
 
 
 @client_required
