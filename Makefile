@@ -18,13 +18,14 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Embedded set-up: SQLite file and Kombu's filesystem broker under .data/, one
-# Celery worker with embedded beat beside the development server.
+# Celery worker with embedded beat (django-celery-beat's database scheduler, so the
+# schedule lives in the same SQLite file) beside the development server.
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo "Starting the Celery worker (with beat) and the web server on http://127.0.0.1:8000 …"
 	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/celery -A portal worker --beat --pool=solo --loglevel=INFO --logfile=.data/celery.log & \
+	$(VENV)/bin/celery -A portal worker --beat --scheduler portal.scheduling:DatabaseScheduler --pool=solo --loglevel=INFO --logfile=.data/celery.log & \
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 test: install

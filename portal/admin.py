@@ -52,3 +52,56 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- periodic jobs --------------------------------------------------------------------
+# The jobs are declared in code (portal.celery.schedule) and synced into
+# django-celery-beat's tables; here an admin sees them and pauses or resumes one,
+# audited. Adding or editing a schedule would let the admin site run arbitrary
+# tasks with arbitrary arguments, so nothing else is editable.
+from django_celery_beat import models as beat_models  # noqa: E402
+
+for _model in (
+    beat_models.PeriodicTask,
+    beat_models.IntervalSchedule,
+    beat_models.CrontabSchedule,
+    beat_models.SolarSchedule,
+    beat_models.ClockedSchedule,
+):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(beat_models.PeriodicTask)
+class PeriodicJobAdmin(admin.ModelAdmin):
+    list_display = ["name", "task", "enabled", "interval", "crontab", "last_run_at", "total_run_count"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "task"]
+    fields = ["name", "task", "enabled", "interval", "crontab", "last_run_at", "total_run_count", "description"]
+    readonly_fields = ["name", "task", "interval", "crontab", "last_run_at", "total_run_count", "description"]
+    actions = ["pause", "resume"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from .services import periodic_job_set_enabled
+
+        periodic_job_set_enabled(name=obj.name, enabled=obj.enabled, actor=request.user)
+
+    @admin.action(description=_("Pause the selected jobs"), permissions=["change"])
+    def pause(self, request, queryset):
+        from .services import periodic_job_set_enabled
+
+        for task in queryset:
+            periodic_job_set_enabled(name=task.name, enabled=False, actor=request.user)
+
+    @admin.action(description=_("Resume the selected jobs"), permissions=["change"])
+    def resume(self, request, queryset):
+        from .services import periodic_job_set_enabled
+
+        for task in queryset:
+            periodic_job_set_enabled(name=task.name, enabled=True, actor=request.user)

@@ -9,18 +9,32 @@ def _sync_roles(sender, **kwargs):
     roles_sync()
 
 
+def _sync_schedules(sender, using="default", **kwargs):
+    from django.db import connections
+
+    if "django_celery_beat_periodictask" not in connections[using].introspection.table_names():
+        return  # django-celery-beat not migrated yet (a partial migrate)
+    from .scheduling import schedules_sync
+
+    schedules_sync()
+
+
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = _("Portal")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import navigation
+        from . import navigation, panels
         from .permissions import Perm
 
         # After every migrate: role groups carry exactly the permissions in
         # portal.permissions, including those of models added since.
         post_migrate.connect(_sync_roles, dispatch_uid="portal.roles_sync")
+        # The declared periodic jobs, into django-celery-beat's tables (beat syncs again at start).
+        post_migrate.connect(_sync_schedules, sender=self, dispatch_uid="portal.schedules_sync")
+        from . import scheduling  # noqa: F401  (connects the heartbeat task signals)
         navigation.register_staff_nav(navigation.NavItem(_("Workbench"), "workbench", order=0))
         navigation.register_staff_nav(navigation.NavItem(_("Audit trail"), "audit-trail", Perm.AUDIT_VIEW, order=900))
         navigation.register_client_nav(navigation.NavItem(_("Dashboard"), "dashboard", order=0))
+        navigation.register_staff_panel(navigation.Panel("jobs", panels.jobs_panel, order=990, perm=Perm.WORKBENCH_ACCESS))

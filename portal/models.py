@@ -217,3 +217,28 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class JobHeartbeat(models.Model):
+    """When one periodic job (a beat schedule entry) last ran, for /healthz and the workbench.
+
+    Written by the worker after each run that beat sent (``portal.scheduling``);
+    ``registered_at`` is when the job was first declared, so a job on a fresh
+    deployment is judged from then, not from the epoch.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    task = models.CharField(max_length=200)
+    registered_at = models.DateTimeField(default=timezone.now)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    successes = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

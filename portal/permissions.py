@@ -125,11 +125,28 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
 }
 
 # Django-admin model permissions per role: admins maintain records (never delete:
-# regulated records are not hard-deleted), compliance reads everything.
-ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "auth")
+# regulated records are not hard-deleted), compliance reads everything. Role groups
+# and permissions themselves are read-only for everyone: a role's permissions are
+# this table, and people change roles only through the audited user services.
+ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "django_celery_beat")
+READ_ONLY_ADMIN_APPS = ("auth",)
 ROLE_MODEL_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.ADMIN: ("add", "change", "view"),
     Role.COMPLIANCE: ("view",),
 }
 # Roles that may open the Django admin at all.
 ADMIN_SITE_ROLES = frozenset({Role.ADMIN, Role.COMPLIANCE})
+
+
+def role_permission_keys(role: Role) -> frozenset[tuple[str, str]]:
+    """Exactly the ``(app_label, codename)`` pairs ``role`` holds: its named permissions
+    plus one model permission per admin-site model and declared action, nothing by pattern."""
+    from django.apps import apps
+
+    keys = {("portal", perm.codename) for perm in ROLE_PERMISSIONS[role]}
+    actions = ROLE_MODEL_ACTIONS.get(role, ())
+    for app_label in (*ADMIN_APPS, *READ_ONLY_ADMIN_APPS):
+        allowed = actions if app_label in ADMIN_APPS else tuple(a for a in actions if a == "view")
+        for model in apps.get_app_config(app_label).get_models():
+            keys |= {(model._meta.app_label, f"{action}_{model._meta.model_name}") for action in allowed}
+    return frozenset(keys)

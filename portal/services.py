@@ -10,18 +10,20 @@ from django.db.models import Q
 
 from .audit import SYSTEM, audit_log
 from .models import User
-from .permissions import ADMIN_APPS, ADMIN_SITE_ROLES, ROLE_MODEL_ACTIONS, ROLE_PERMISSIONS, Role
+from .permissions import ADMIN_SITE_ROLES, ROLE_PERMISSIONS, Role, role_permission_keys
 
 
 @transaction.atomic
 def roles_sync() -> None:
-    """Create the role groups and give each exactly its permissions. Safe to rerun."""
-    for role, perms in ROLE_PERMISSIONS.items():
+    """Create the role groups and give each exactly the permissions in its role table. Safe to rerun."""
+    for role in ROLE_PERMISSIONS:
         group, _ = Group.objects.get_or_create(name=role.value)
-        wanted = Q(content_type__app_label="portal", codename__in=[p.codename for p in perms])
-        actions = ROLE_MODEL_ACTIONS.get(role)
-        if actions:
-            wanted |= Q(content_type__app_label__in=ADMIN_APPS) & Q(codename__regex=r"^({})_".format("|".join(actions)))
+        wanted = Q(pk__in=[])
+        by_app: dict[str, list[str]] = {}
+        for app_label, codename in role_permission_keys(role):
+            by_app.setdefault(app_label, []).append(codename)
+        for app_label, codenames in by_app.items():
+            wanted |= Q(content_type__app_label=app_label, codename__in=codenames)
         group.permissions.set(Permission.objects.filter(wanted))
 
 
@@ -90,3 +92,22 @@ def user_set_language(*, user: User, language: str) -> User:
         user.preferred_language = language
         user.save(update_fields=["preferred_language"])
     return user
+
+
+@transaction.atomic
+def periodic_job_set_enabled(*, name: str, enabled: bool, actor) -> None:
+    """Pause or resume a periodic job (django-celery-beat picks the change up within seconds). Audited."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.select_for_update().get(name=name)
+    if task.enabled == enabled:
+        return
+    task.enabled = enabled
+    task.save(update_fields=["enabled"])
+    audit_log(
+        actor=actor,
+        action="periodic_job.resumed" if enabled else "periodic_job.paused",
+        obj=task,
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+    )

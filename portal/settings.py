@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "axes",
+    "django_celery_beat",
     "portal",
     "onboarding",
     "disclosures",
@@ -271,7 +272,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat keeps its schedule and last runs in the database (django-celery-beat), synced
+# from the jobs the apps declare; see portal.scheduling.
+CELERY_BEAT_SCHEDULER = "portal.scheduling:DatabaseScheduler"
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {

@@ -127,11 +127,32 @@ def page_not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+def _check_jobs() -> tuple[list[str], list[str]]:
+    """Overdue periodic jobs (each a problem) and the ones an admin paused (reported, not a failure)."""
+    from .scheduling import jobs_health
+
+    try:
+        jobs = jobs_health()
+    except Exception as exc:
+        return [f"periodic jobs unknown: {exc.__class__.__name__}: {exc}"], []
+    problems = [job.problem for job in jobs if job.problem]
+    paused = [job.name for job in jobs if not job.enabled]
+    return problems, paused
+
+
 @never_cache
 def healthz(request):
     problems = [p for p in (_check_database(), _check_broker()) if p]
+    if not problems:
+        job_problems, paused = _check_jobs()
+        problems += job_problems
+    else:
+        paused = []  # without a database the jobs cannot be judged
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", "broker": "ok"})
+    body = {"status": "ok", "database": "ok", "broker": "ok", "jobs": "ok"}
+    if paused:
+        body["paused_jobs"] = paused
+    return JsonResponse(body)
 
 

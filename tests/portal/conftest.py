@@ -35,3 +35,9 @@ def auth_throttle(monkeypatch):
 def password_sign_in(client, user, password: str = "Correct-Horse-42!"):
     """The first stage of allauth's real sign-in: email and password."""
     return client.post("/accounts/login/", {"login": user.email, "password": password})
+
+
+def mfa_verified(client):
+    """Nothing to do: ``force_login`` stands for a completed sign-in, second factor included
+    (tests/conftest.py); kept as a marker where a test depends on it."""
+    return client
