@@ -1,0 +1,77 @@
+"""HTML template → PDF bytes, the one renderer for every document the portal issues.
+
+Statements of account, facility letters, disclosure receipts and the SMF pack are
+each rendered from ONE Django template, so the HTML a user reads on screen and
+the PDF they download say the same thing. Templates extend ``pdf/base.html``,
+which sets an A4 page, page numbers and a font stack that renders Traditional
+Chinese (Debian's ``fonts-noto-cjk``: Noto Sans CJK TC) as well as Latin text.
+
+WeasyPrint would otherwise fetch any URL a template mentions (``<img src=…>``,
+``@import``), which turns a rendering job into a server-side request forgery.
+The fetcher here allows ``data:`` URIs only; documents carry their own styles
+inline and never load anything from the network or the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.template.loader import render_to_string
+from django.utils import translation
+
+# Noto Sans CJK TC first so Chinese glyphs come from the Traditional Chinese
+# variant (not SC/JP forms); it covers Latin too, DejaVu is the last resort.
+FONT_STACK = "'Noto Sans CJK TC', 'Noto Sans TC', 'Noto Sans', 'DejaVu Sans', sans-serif"
+PDF_MEDIA_TYPE = "application/pdf"
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    """One document in both forms, with the SHA-256 of each as stored."""
+
+    html: str
+    pdf: bytes
+
+    @property
+    def html_sha256(self) -> str:
+        return hashlib.sha256(self.html.encode("utf-8")).hexdigest()
+
+    @property
+    def pdf_sha256(self) -> str:
+        return hashlib.sha256(self.pdf).hexdigest()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """PDF bytes of a complete HTML document (no external resources are loaded)."""
+    # Imported lazily: pango is loaded only by processes that render.
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    # data: only, and a refused fetch stops the rendering instead of leaving a hole.
+    fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True, allow_redirects=False)
+    return HTML(string=html, url_fetcher=fetcher, base_url=None).write_pdf()
+
+
+def render_html(template_name: str, context: dict, *, language: str) -> str:
+    """The template rendered in ``language`` (e.g. "en" or "zh-hant")."""
+    with translation.override(language):
+        return render_to_string(
+            template_name, {"font_stack": FONT_STACK, "document_language": language, **context}
+        )
+
+
+def render_document(template_name: str, context: dict, *, language: str) -> RenderedDocument:
+    """Render one template to HTML and PDF in the given language."""
+    html = render_html(template_name, context, language=language)
+    return RenderedDocument(html=html, pdf=html_to_pdf(html))
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text layer of a PDF (for checks and tests: what a reader's viewer would extract)."""
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() or "" for page in reader.pages)

@@ -1,0 +1,36 @@
+"""The shared PDF renderer: Traditional Chinese renders as text, nothing external is fetched."""
+
+import pytest
+from weasyprint.urls import FatalURLFetchingError
+
+from portal.pdf import html_to_pdf, pdf_text, render_document
+
+
+def test_chinese_and_english_text_survive_into_the_pdf_text_layer():
+    pdf = html_to_pdf("<html><body><p>月結單 Monthly statement 保證金比率</p></body></html>")
+    assert pdf.startswith(b"%PDF-")
+    text = pdf_text(pdf)
+    assert "月結單" in text and "保證金比率" in text and "Monthly statement" in text
+
+
+def test_an_external_resource_stops_the_rendering():
+    with pytest.raises(FatalURLFetchingError):
+        html_to_pdf('<html><body><img src="http://169.254.169.254/latest/meta-data/"></body></html>')
+    with pytest.raises(FatalURLFetchingError):
+        html_to_pdf('<html><head><link rel="stylesheet" href="file:///etc/passwd"></head><body>x</body></html>')
+
+
+def test_a_data_uri_is_allowed():
+    pixel = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
+    assert html_to_pdf(f'<html><body><img src="{pixel}">ok</body></html>').startswith(b"%PDF-")
+
+
+def test_render_document_uses_the_base_template_and_hashes_what_it_returns(tmp_path, settings):
+    (tmp_path / "sample.html").write_text(
+        '{% extends "pdf/base.html" %}{% load i18n %}{% block body %}<h1>{% translate "Page" %}</h1>{% endblock %}'
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [*settings.TEMPLATES[0]["DIRS"], tmp_path]}]
+    doc = render_document("sample.html", {}, language="zh-hant")
+    assert 'lang="zh-hant"' in doc.html and "Noto Sans CJK TC" in doc.html
+    assert len(doc.pdf_sha256) == 64 and len(doc.html_sha256) == 64
+    assert doc.pdf.startswith(b"%PDF-")
