@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "disclosures",
     "lending",
     "lending.risk",
+    "lending.collateral",
 ]
 
 MIDDLEWARE = [

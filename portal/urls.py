@@ -14,6 +14,7 @@ api_v1 = [
     path("disclosures/", include("disclosures.api_urls")),
     path("lending/", include("lending.api_urls")),
     path("risk/", include("lending.risk.api_urls")),
+    path("collateral/", include("lending.collateral.api_urls")),
 ]
 
 handler404 = "portal.views.page_not_found"
@@ -33,6 +34,7 @@ urlpatterns = [
     path("disclosures/", include("disclosures.urls")),
     path("lending/", include("lending.urls")),
     path("risk/", include("lending.risk.urls")),
+    path("collateral/", include("lending.collateral.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -65,6 +65,9 @@ def _reference_data(request):
 
     import_module("onboarding.migrations.0002_policy_and_questionnaire_v1").load(apps, None)
     load_shipped_documents(apps)
+    from lending.collateral.services import load_shipped_instruments
+
+    load_shipped_instruments(apps)
 
 
 @pytest.fixture

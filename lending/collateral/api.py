@@ -1,0 +1,220 @@
+"""Collateral API: the back office's machine endpoints (API key) and staff endpoints (session + MFA).
+
+Machine endpoints — ``Authorization: Api-Key vmk_…``, nothing else accepted:
+  POST /api/v1/collateral/imports/<kind>/   a batch (CSV body ``text/csv`` or JSON ``{batch_id, as_of, lines}``)
+  GET  /api/v1/collateral/imports/<kind>/<batch_id>/   the stored result of a batch
+Staff endpoints: instruments (list, load a file, change one), import upload, breaks, machine keys.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.api_base import Pagination, StaffPermission
+from portal.errors import PortalError
+from portal.permissions import Perm
+
+from . import selectors, services
+from .auth import HasImportKey, MachineKeyAuthentication
+from .models import ImportBatch, Instrument, MachineKey, ReconciliationBreak
+
+
+class PlainTextParser(JSONParser):
+    """CSV bodies (``text/csv`` or ``text/plain``) are passed through as text."""
+
+    media_type = "text/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read().decode("utf-8-sig", errors="replace")
+
+
+class InstrumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instrument
+        fields = ["id", "code", "kind", "name_en", "name_zh", "board_lot", "currency", "issuer", "sector", "margin_class",
+                  "suspended", "suspended_since", "active", "updated_at"]
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportBatch
+        fields = ["id", "kind", "batch_id", "status", "as_of", "channel", "line_count", "applied_count", "errors", "summary",
+                  "received_at", "content_sha256"]
+
+
+class BreakSerializer(serializers.ModelSerializer):
+    instrument_code = serializers.CharField(source="instrument.code", read_only=True, default=None)
+
+    class Meta:
+        model = ReconciliationBreak
+        fields = ["id", "kind", "key", "client", "instrument", "instrument_code", "portal_quantity", "external_quantity", "batch",
+                  "message", "raised_at", "resolved_at", "resolution_note"]
+
+
+class KeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MachineKey
+        fields = ["id", "name", "prefix", "scope", "created_at", "last_used_at", "revoked_at", "replaces"]
+
+
+def _kind(kind: str) -> str:
+    if kind not in services.COLUMNS:
+        raise Http404
+    return kind
+
+
+def _batch_response(result) -> Response:
+    code = status.HTTP_200_OK if result.replayed else (status.HTTP_201_CREATED if result.batch.status == "applied" else status.HTTP_422_UNPROCESSABLE_ENTITY)
+    body = BatchSerializer(result.batch).data | {"replayed": result.replayed}
+    if result.batch.status == "rejected":
+        body = {"error": {"code": "batch_rejected", "message": f"Batch {result.batch.batch_id} rejected: {len(result.batch.errors)} line error(s); nothing was applied.",
+                          "fields": {"lines": [f"line {e['line']}: {e['message']}" for e in result.batch.errors[:200]]}}, "batch": body}
+    return Response(body, status=code)
+
+
+class MachineImportApi(APIView):
+    """The back office posts a batch. Idempotent per batch id; all lines applied or none."""
+
+    authentication_classes = [MachineKeyAuthentication]
+    permission_classes = [HasImportKey]
+    parser_classes = [JSONParser, PlainTextParser]
+
+    @extend_schema(request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer, 200: BatchSerializer},
+                   summary="Import a batch of positions or the custody statement (machine API key)")
+    def post(self, request, kind: str):
+        result = services.batch_import(kind=_kind(kind), content=request.data, machine_key=request.auth, channel="api")
+        return _batch_response(result)
+
+
+class MachineBatchApi(APIView):
+    authentication_classes = [MachineKeyAuthentication]
+    permission_classes = [HasImportKey]
+
+    @extend_schema(responses=BatchSerializer, summary="The result of a batch sent earlier (machine API key)")
+    def get(self, request, kind: str, batch_id: str):
+        batch = selectors.import_batches(kind=_kind(kind)).filter(batch_id=batch_id).order_by("-id").first()
+        if batch is None:
+            raise Http404
+        return Response(BatchSerializer(batch).data)
+
+
+class StaffImportApi(APIView):
+    """Operations upload a batch by hand (the same validation and report)."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+    parser_classes = [JSONParser, PlainTextParser]
+
+    @extend_schema(request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer}, summary="Upload a batch (staff)")
+    def post(self, request, kind: str):
+        result = services.batch_import(kind=_kind(kind), content=request.data, actor=request.user, channel="upload")
+        return _batch_response(result)
+
+
+class StaffBatchListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    @extend_schema(responses=BatchSerializer(many=True), summary="Import batches, newest first")
+    def get(self, request):
+        qs = selectors.import_batches(kind=request.query_params.get("kind", ""))
+        paginator = Pagination()
+        return paginator.get_paginated_response(BatchSerializer(paginator.paginate_queryset(qs, request, view=self), many=True).data)
+
+
+class BreakListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    @extend_schema(responses=BreakSerializer(many=True), summary="Reconciliation breaks (open by default)")
+    def get(self, request):
+        qs = selectors.breaks(open_only=request.query_params.get("all") != "1", kind=request.query_params.get("kind", ""))
+        paginator = Pagination()
+        return paginator.get_paginated_response(BreakSerializer(paginator.paginate_queryset(qs, request, view=self), many=True).data)
+
+
+class BreakResolveApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=BreakSerializer, summary="Resolve a break with a note")
+    def post(self, request, pk: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(BreakSerializer(services.break_resolve(actor=request.user, break_id=pk, note=data.validated_data["note"])).data)
+
+
+class InstrumentListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_MANAGE
+    parser_classes = [JSONParser, PlainTextParser]
+
+    @extend_schema(responses=InstrumentSerializer(many=True), summary="The instrument master")
+    def get(self, request):
+        qs = selectors.instruments(kind=request.query_params.get("kind", ""), search=request.query_params.get("q", ""),
+                                   include_inactive=request.query_params.get("all") == "1")
+        paginator = Pagination()
+        return paginator.get_paginated_response(InstrumentSerializer(paginator.paginate_queryset(qs, request, view=self), many=True).data)
+
+    @extend_schema(request={"text/csv": str}, responses=dict, summary="Load an instrument file (creates and updates; one bad row refuses it)")
+    def post(self, request):
+        if not isinstance(request.data, str):
+            raise PortalError("invalid_file", "Send the instrument file as text/csv.")
+        return Response(services.instruments_load(actor=request.user, text=request.data, source="api"), status=status.HTTP_200_OK)
+
+
+class InstrumentDetailApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_MANAGE
+
+    @extend_schema(request=InstrumentSerializer, responses=InstrumentSerializer, summary="Change one instrument (e.g. suspend it)")
+    def patch(self, request, code: str):
+        if not isinstance(request.data, dict):
+            raise PortalError("validation_error", "Send a JSON object of the fields to change.")
+        return Response(InstrumentSerializer(services.instrument_update(actor=request.user, code=code, changes=dict(request.data))).data)
+
+
+class KeyListApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.POLICY_APPROVE
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+
+    @extend_schema(responses=KeySerializer(many=True), summary="Machine API keys")
+    def get(self, request):
+        return Response(KeySerializer(selectors.machine_keys(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: KeySerializer}, summary="Create a key (the token is shown once)")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, token = services.machine_key_create(actor=request.user, name=data.validated_data["name"])
+        return Response(KeySerializer(key).data | {"token": token}, status=status.HTTP_201_CREATED)
+
+
+class KeyRotateApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.POLICY_APPROVE
+
+    @extend_schema(request=None, responses={201: KeySerializer}, summary="Rotate a key: a new token; the old one stops working")
+    def post(self, request, pk: int):
+        key, token = services.machine_key_rotate(actor=request.user, key_id=pk)
+        return Response(KeySerializer(key).data | {"token": token}, status=status.HTTP_201_CREATED)
+
+
+class KeyRevokeApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.POLICY_APPROVE
+
+    @extend_schema(request=None, responses=KeySerializer, summary="Revoke a key")
+    def post(self, request, pk: int):
+        return Response(KeySerializer(services.machine_key_revoke(actor=request.user, key_id=pk, reason=str(request.data.get("reason", "")) if isinstance(request.data, dict) else "")).data)

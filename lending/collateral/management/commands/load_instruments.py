@@ -1,0 +1,31 @@
+"""``manage.py load_instruments FILE`` — create or update instruments from a CSV file (audited).
+
+Without FILE it (re)loads the shipped list of Hong Kong securities plus BTC and ETH.
+Columns: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended
+"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.audit import System
+from portal.errors import PortalError
+
+
+class Command(BaseCommand):
+    help = "Load the instrument master from a CSV file (creates new codes, updates changed ones)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", nargs="?", help="CSV file (default: the shipped Hong Kong list)")
+
+    def handle(self, *args, **options):
+        from lending.collateral import services
+
+        path = Path(options["file"]) if options["file"] else services.SHIPPED_INSTRUMENTS
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}")
+        try:
+            result = services.instruments_load(actor=System("load_instruments"), text=path.read_text(encoding="utf-8-sig"), source=path.name)
+        except PortalError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(f"{path.name}: {len(result['created'])} created, {len(result['updated'])} updated.")

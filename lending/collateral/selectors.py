@@ -1,0 +1,143 @@
+"""Reads for the collateral book. Other apps may call these (they never import ``services``).
+
+Public contracts:
+``instruments(...)``, ``instrument_by_code(code=)``, ``custody_for_client(user=)``, ``custody_balance(client_id=, instrument_id=)``,
+``pledged_to_facility(facility_id=, instrument_id=)``, ``margin_accounts(numbers=)``, ``breaks(open_only=)``, ``import_batches()``,
+``concentration(...)`` (see ``lending.risk.selectors``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from .models import (
+    CustodyBalance,
+    CustodyEntry,
+    EntryKind,
+    ImportBatch,
+    Instrument,
+    InstrumentKind,
+    MachineKey,
+    ReconciliationBreak,
+    normalise_code,
+)
+
+ZERO = Decimal("0")
+
+
+def instruments(*, kind: str = "", search: str = "", include_inactive: bool = False) -> QuerySet[Instrument]:
+    qs = Instrument.objects.all()
+    if not include_inactive:
+        qs = qs.filter(active=True)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if search:
+        term = search.strip()
+        qs = qs.filter(Q(code__icontains=term) | Q(name_en__icontains=term) | Q(name_zh__icontains=term) | Q(issuer__icontains=term))
+    return qs.order_by("kind", "code")
+
+
+def instrument_by_code(*, code: str) -> Instrument | None:
+    return Instrument.objects.filter(code=normalise_code(code)).first()
+
+
+def instruments_by_code(*, codes) -> dict[str, Instrument]:
+    return {i.code: i for i in Instrument.objects.filter(code__in=list(codes))}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One line of a client's custody: what the back office holds for them, what is pledged, what is free."""
+
+    instrument: Instrument
+    held: Decimal
+    pledged: Decimal
+
+    @property
+    def free(self) -> Decimal:
+        return self.held - self.pledged
+
+
+def custody_for_client(*, user=None, client_id: int | None = None, kind: str = "") -> list[Holding]:
+    """The client's custody balances (held > 0 or something pledged), securities first. One query."""
+    cid = client_id if client_id is not None else user.pk
+    qs = CustodyBalance.objects.filter(client_id=cid).filter(Q(held__gt=0) | Q(pledged__gt=0)).select_related("instrument")
+    if kind:
+        qs = qs.filter(instrument__kind=kind)
+    rows = sorted(qs, key=lambda b: (b.instrument.kind != InstrumentKind.SECURITY, b.instrument.code))
+    return [Holding(b.instrument, b.held, b.pledged) for b in rows]
+
+
+def custody_balance(*, client_id: int, instrument_id: int) -> Holding | None:
+    b = CustodyBalance.objects.select_related("instrument").filter(client_id=client_id, instrument_id=instrument_id).first()
+    return Holding(b.instrument, b.held, b.pledged) if b else None
+
+
+def pledged_to_facility(*, facility_id: int, instrument_id: int) -> Decimal:
+    """What the ledger says is pledged to one facility in one instrument (pledges less releases)."""
+    rows = (
+        CustodyEntry.objects.filter(facility_id=facility_id, instrument_id=instrument_id, kind__in=[EntryKind.PLEDGE, EntryKind.RELEASE])
+        .values("kind").annotate(total=Sum("quantity"))
+    )
+    totals = {r["kind"]: r["total"] for r in rows}
+    return (totals.get(EntryKind.PLEDGE) or ZERO) - (totals.get(EntryKind.RELEASE) or ZERO)
+
+
+def ledger_totals(*, client_id: int, instrument_id: int) -> tuple[Decimal, Decimal]:
+    """(held, pledged) recomputed from the ledger entries: a balance must equal the sum of its entries."""
+    rows = CustodyEntry.objects.filter(client_id=client_id, instrument_id=instrument_id).values("kind").annotate(total=Sum("quantity"))
+    totals = {r["kind"]: r["total"] or ZERO for r in rows}
+    return totals.get(EntryKind.HOLDING, ZERO), totals.get(EntryKind.PLEDGE, ZERO) - totals.get(EntryKind.RELEASE, ZERO)
+
+
+def custody_entries(*, client_id: int | None = None, facility_id: int | None = None) -> QuerySet[CustodyEntry]:
+    qs = CustodyEntry.objects.select_related("instrument", "batch").order_by("-id")
+    if client_id is not None:
+        qs = qs.filter(client_id=client_id)
+    if facility_id is not None:
+        qs = qs.filter(facility_id=facility_id)
+    return qs
+
+
+def margin_accounts(*, numbers) -> dict[str, int]:
+    """{margin account number: client user id} for the confirmed securities margin accounts among ``numbers``."""
+    from onboarding.models import ClientProfile
+
+    numbers = [n for n in numbers if n]
+    if not numbers:
+        return {}
+    rows = ClientProfile.objects.filter(margin_account_number__in=numbers, margin_account_confirmed_at__isnull=False).values_list(
+        "margin_account_number", "user_id")
+    return dict(rows)
+
+
+def margin_account_of(*, user_id: int) -> str:
+    from onboarding.models import ClientProfile
+
+    return ClientProfile.objects.filter(user_id=user_id, margin_account_confirmed_at__isnull=False).values_list(
+        "margin_account_number", flat=True).first() or ""
+
+
+def breaks(*, open_only: bool = True, kind: str = "") -> QuerySet[ReconciliationBreak]:
+    qs = ReconciliationBreak.objects.select_related("client", "instrument", "batch", "resolved_by")
+    if open_only:
+        qs = qs.filter(resolved_at__isnull=True)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-raised_at", "-id")
+
+
+def import_batches(*, kind: str = "") -> QuerySet[ImportBatch]:
+    qs = ImportBatch.objects.select_related("submitted_by", "machine_key")
+    return qs.filter(kind=kind) if kind else qs
+
+
+def import_batch(*, batch_pk: int) -> ImportBatch:
+    return ImportBatch.objects.select_related("submitted_by", "machine_key").get(pk=batch_pk)
+
+
+def machine_keys() -> QuerySet[MachineKey]:
+    return MachineKey.objects.select_related("created_by", "revoked_by").order_by("-created_at", "-id")

@@ -1,0 +1,737 @@
+"""Writes for the collateral book: instruments, the custody ledger, back-office imports, breaks, machine keys.
+
+Custody ledger API (other apps call these, inside their own transaction):
+
+* ``custody_pledge(client_id=, instrument_id=, quantity=, facility_id=, actor=, reference=)`` — moves
+  ``quantity`` from free to pledged; refused (``insufficient_free``) when it is more than is free across
+  all the client's facilities. One conditional UPDATE; the database CHECK backs it up.
+* ``custody_release(...)`` — the reverse, for a facility that has that much pledged.
+* ``holding_set(...)`` — the back office's held quantity (imports call it).
+Reads are in ``selectors`` (``custody_for_client``, ``custody_balance``).
+"""
+
+# ruff: noqa: S608 - SQL text here is built only from constants in this module; every value is a bound parameter.
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext_lazy as _
+
+from portal.access import ensure_staff_permission
+from portal.audit import SYSTEM, System, audit_log, snapshot
+from portal.errors import ConflictError, PortalError
+from portal.permissions import Perm
+
+from . import selectors
+from .models import (
+    BreakKind,
+    CustodyBalance,
+    CustodyEntry,
+    EntryKind,
+    ImportBatch,
+    ImportKind,
+    ImportStatus,
+    Instrument,
+    InstrumentKind,
+    MachineKey,
+    ReconciliationBreak,
+    normalise_code,
+)
+
+HK = ZoneInfo("Asia/Hong_Kong")
+SHIPPED_INSTRUMENTS = Path(__file__).parent / "data" / "instruments_hk.csv"
+QUANTUM = Decimal("0.00000001")
+MAX_LINES = 200_000
+
+
+class NotFoundError(PortalError):
+    http_status = 404
+
+
+def fmt_qty(value) -> str:
+    """A quantity with thousands separators and no trailing zeros (1,000; 0.5)."""
+    text = f"{Decimal(value or 0).normalize():,f}"
+    return text
+
+
+def _actor_label(actor) -> str:
+    if isinstance(actor, System):
+        return actor.label
+    return getattr(actor, "email", "") or "system"
+
+
+def _user_or_none(actor):
+    return None if actor is None or isinstance(actor, System) else actor
+
+
+# --- Instrument master --------------------------------------------------------------------------------
+
+
+def _instrument_clean(row: dict, *, line: int | None = None) -> dict:
+    where = _("Line %(line)s: ") % {"line": line} if line else ""
+    code = normalise_code(row.get("code"))
+    kind = str(row.get("kind") or InstrumentKind.SECURITY).strip()
+    if kind not in InstrumentKind.values:
+        raise PortalError("validation_error", where + _("kind must be security or virtual_asset."), {"kind": [_("Unknown kind.")]})
+    if kind == InstrumentKind.SECURITY and not (code.isdigit() and len(code) == 5):
+        raise PortalError("validation_error", where + _("%(code)s is not an HKEX stock code (up to 5 digits).") % {"code": code or "''"}, {"code": [_("5 digits.")]})
+    if kind == InstrumentKind.VIRTUAL_ASSET and code not in ("BTC", "ETH"):
+        raise PortalError("validation_error", where + _("Only bitcoin (BTC) and ether (ETH) are accepted as VA collateral."), {"code": [_("BTC or ETH.")]})
+    name_en = str(row.get("name_en") or "").strip()
+    if not name_en:
+        raise PortalError("validation_error", where + _("The English name is required."), {"name_en": [_("Required.")]})
+    try:
+        raw_lot = row.get("board_lot")
+        lot = int(str(raw_lot).strip()) if raw_lot not in (None, "") else 1
+    except ValueError:
+        lot = 0
+    if lot < 1:
+        raise PortalError("validation_error", where + _("The board lot must be a whole number of at least 1."), {"board_lot": [_("At least 1.")]})
+    suspended = str(row.get("suspended") or "0").strip().lower() in ("1", "true", "yes", "y")
+    active = str(row.get("active") if row.get("active") is not None else "1").strip().lower() in ("1", "true", "yes", "y")
+    return {
+        "code": code, "kind": kind, "name_en": name_en[:200], "name_zh": str(row.get("name_zh") or "").strip()[:200],
+        "board_lot": lot, "currency": (str(row.get("currency") or "HKD").strip().upper() or "HKD")[:3],
+        "issuer": str(row.get("issuer") or "").strip()[:200] or (name_en[:200] if kind == InstrumentKind.SECURITY else ""),
+        "sector": str(row.get("sector") or "").strip()[:80], "margin_class": str(row.get("margin_class") or "").strip()[:8],
+        "suspended": suspended, "active": active,
+    }
+
+
+def instruments_parse(text: str) -> list[dict]:
+    """Rows of the instrument CSV (header: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = {"code", "name_en"} - set(reader.fieldnames or [])
+    if missing:
+        raise PortalError("invalid_file", _("The instrument file needs the columns %(columns)s.") % {"columns": ", ".join(sorted(missing))})
+    rows = [_instrument_clean(row, line=number) for number, row in enumerate(reader, start=2)]
+    codes = [r["code"] for r in rows]
+    duplicates = sorted({c for c in codes if codes.count(c) > 1})
+    if duplicates:
+        raise PortalError("invalid_file", _("Codes listed twice: %(codes)s.") % {"codes": ", ".join(duplicates)})
+    return rows
+
+
+def _upsert_instruments(model, rows: list[dict], now) -> dict:
+    """Create or update instruments (a model class is passed so data migrations can use it too)."""
+    existing = {i.code: i for i in model.objects.filter(code__in=[r["code"] for r in rows])}
+    created, changed = [], []
+    for row in rows:
+        current = existing.get(row["code"])
+        if current is None:
+            created.append(model(**row, created_at=now, updated_at=now, suspended_since=now if row["suspended"] else None))
+            continue
+        diff = {k: v for k, v in row.items() if getattr(current, k) != v}
+        if diff:
+            if "suspended" in diff:
+                current.suspended_since = now if row["suspended"] else None
+            for k, v in diff.items():
+                setattr(current, k, v)
+            current.updated_at = now
+            changed.append((current, diff))
+    model.objects.bulk_create(created)
+    for obj, _diff in changed:
+        obj.save()
+    return {"created": [c.code for c in created], "updated": {obj.code: sorted(diff) for obj, diff in changed}}
+
+
+def load_shipped_instruments(apps=None) -> dict:
+    """The data migration's loader: the shipped list of Hong Kong securities plus BTC and ETH."""
+    model = apps.get_model("collateral", "Instrument") if apps else Instrument
+    rows = instruments_parse(SHIPPED_INSTRUMENTS.read_text(encoding="utf-8"))
+    return _upsert_instruments(model, rows, timezone.now())
+
+
+@transaction.atomic
+def instruments_load(*, actor, text: str, source: str = "file") -> dict:
+    """Load an instrument file (create new codes, update changed ones); one bad row refuses the file."""
+    if not isinstance(actor, System):
+        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
+    rows = instruments_parse(text)
+    result = _upsert_instruments(Instrument, rows, timezone.now())
+    audit_log(actor=actor, action="collateral.instruments.loaded", object_type="collateral.instrument", object_id="",
+              after={"source": source[:100], "rows": len(rows), "created": result["created"][:200], "updated": result["updated"]})
+    return result
+
+
+@transaction.atomic
+def instrument_update(*, actor, code: str, changes: dict) -> Instrument:
+    """Staff change one instrument (name, board lot, issuer, sector, class, suspension, active)."""
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
+    code = normalise_code(code)
+    instrument = Instrument.objects.select_for_update().filter(code=code).first()
+    if instrument is None:
+        raise NotFoundError("not_found", _("No instrument %(code)s.") % {"code": code})
+    allowed = set(Instrument.FIELDS) - {"code", "kind"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise PortalError("validation_error", _("These fields cannot be changed: %(fields)s.") % {"fields": ", ".join(unknown)},
+                          {name: [_("Not changeable.")] for name in unknown})
+    merged = {name: getattr(instrument, name) for name in Instrument.FIELDS} | changes
+    clean = _instrument_clean(merged)
+    before = snapshot(instrument, Instrument.FIELDS)
+    now = timezone.now()
+    if clean["suspended"] != instrument.suspended:
+        instrument.suspended_since = now if clean["suspended"] else None
+    for name, value in clean.items():
+        setattr(instrument, name, value)
+    instrument.updated_at = now
+    instrument.save()
+    audit_log(actor=actor, action="collateral.instrument.updated", obj=instrument, before=before, after=snapshot(instrument, Instrument.FIELDS))
+    return instrument
+
+
+# --- Custody ledger --------------------------------------------------------------------------------------
+
+
+def _quantity(value, label: str, *, allow_zero: bool = False) -> Decimal:
+    try:
+        qty = Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, AttributeError):
+        raise PortalError("validation_error", _("%(label)s must be a number.") % {"label": label}, {label: [_("A number.")]}) from None
+    if not qty.is_finite() or qty < 0 or (qty == 0 and not allow_zero):
+        raise PortalError("validation_error", _("%(label)s must be more than zero.") % {"label": label}, {label: [_("More than zero.")]})
+    if qty != qty.quantize(QUANTUM):
+        raise PortalError("validation_error", _("%(label)s has more than 8 decimal places.") % {"label": label}, {label: [_("At most 8 decimal places.")]})
+    return qty.quantize(QUANTUM)
+
+
+def _balance_locked(client_id: int, instrument_id: int) -> CustodyBalance:
+    """The balance row, created at zero if new, locked for this transaction."""
+    CustodyBalance.objects.bulk_create([CustodyBalance(client_id=client_id, instrument_id=instrument_id)], ignore_conflicts=True)
+    return CustodyBalance.objects.select_for_update().get(client_id=client_id, instrument_id=instrument_id)
+
+
+def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, facility_id=None, batch=None, actor=None, reference="") -> CustodyEntry:
+    return CustodyEntry.objects.create(
+        balance=balance, client_id=balance.client_id, instrument=instrument, instrument_kind=instrument.kind, kind=kind,
+        quantity=quantity, held_after=balance.held, pledged_after=balance.pledged, facility_id=facility_id, batch=batch,
+        repledge_allowed=False, reference=(reference or "")[:100], actor=_user_or_none(actor), actor_label=_actor_label(actor)[:120],
+    )
+
+
+def _instrument(instrument_id: int) -> Instrument:
+    try:
+        return Instrument.objects.get(pk=instrument_id)
+    except Instrument.DoesNotExist:
+        raise NotFoundError("not_found", _("No such instrument.")) from None
+
+
+def custody_pledge(*, client_id: int, instrument_id: int, quantity, facility_id: int | None, actor, reference: str = "") -> CustodyEntry:
+    """Pledge ``quantity`` of the client's free holding. Call inside the transaction that records the pledge."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("custody_pledge must run inside the transaction that records the pledge")
+    qty = _quantity(quantity, "quantity")
+    instrument = _instrument(instrument_id)
+    # One conditional UPDATE: it succeeds only while enough is free, so two pledges racing for the
+    # same shares cannot both land (the second finds too little free, or waits on the row lock).
+    updated = CustodyBalance.objects.filter(
+        client_id=client_id, instrument_id=instrument_id, held__gte=F("pledged") + qty,
+    ).update(pledged=F("pledged") + qty, updated_at=timezone.now())
+    if not updated:
+        balance = CustodyBalance.objects.filter(client_id=client_id, instrument_id=instrument_id).first()
+        free = balance.free if balance else Decimal("0")
+        raise ConflictError(
+            "insufficient_free",
+            _("Only %(free)s %(code)s is free to pledge (held %(held)s, already pledged %(pledged)s); %(qty)s was asked for.") % {
+                "free": fmt_qty(free), "code": instrument.code, "held": fmt_qty(balance.held if balance else 0),
+                "pledged": fmt_qty(balance.pledged if balance else 0), "qty": fmt_qty(qty)},
+            {"quantity": [_("At most %(free)s.") % {"free": fmt_qty(free)}]},
+        )
+    balance = CustodyBalance.objects.get(client_id=client_id, instrument_id=instrument_id)
+    return _entry(balance, instrument, kind=EntryKind.PLEDGE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference)
+
+
+def custody_release(*, client_id: int, instrument_id: int, quantity, facility_id: int | None, actor, reference: str = "") -> CustodyEntry:
+    """Release ``quantity`` pledged to ``facility_id`` back to free. Refused above what that facility has pledged."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("custody_release must run inside the transaction that records the release")
+    qty = _quantity(quantity, "quantity")
+    instrument = _instrument(instrument_id)
+    pledged_to_facility = selectors.pledged_to_facility(facility_id=facility_id, instrument_id=instrument_id) if facility_id else None
+    if pledged_to_facility is not None and qty > pledged_to_facility:
+        raise ConflictError(
+            "above_pledged", _("Only %(pledged)s %(code)s is pledged to this facility; %(qty)s cannot be released.") % {
+                "pledged": fmt_qty(pledged_to_facility), "code": instrument.code, "qty": fmt_qty(qty)},
+            {"quantity": [_("At most %(pledged)s.") % {"pledged": fmt_qty(pledged_to_facility)}]},
+        )
+    updated = CustodyBalance.objects.filter(client_id=client_id, instrument_id=instrument_id, pledged__gte=qty).update(
+        pledged=F("pledged") - qty, updated_at=timezone.now())
+    if not updated:
+        raise ConflictError("above_pledged", _("Less than %(qty)s %(code)s is pledged.") % {"qty": fmt_qty(qty), "code": instrument.code})
+    balance = CustodyBalance.objects.get(client_id=client_id, instrument_id=instrument_id)
+    return _entry(balance, instrument, kind=EntryKind.RELEASE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference)
+
+
+def holding_set(*, client_id: int, instrument: Instrument, quantity: Decimal, batch=None, actor=SYSTEM) -> CustodyEntry | None:
+    """Set the held quantity the back office reports; None when unchanged. Raises IntegrityError below pledged."""
+    balance = _balance_locked(client_id, instrument.pk)
+    delta = quantity - balance.held
+    if not delta:
+        return None
+    balance.held = quantity
+    balance.updated_at = timezone.now()
+    balance.save(update_fields=["held", "updated_at"])
+    return _entry(balance, instrument, kind=EntryKind.HOLDING, quantity=delta, batch=batch, actor=actor,
+                  reference=batch.batch_id if batch else "")
+
+
+# --- Reconciliation breaks ----------------------------------------------------------------------------
+
+
+def break_raise(*, kind: str, key: str, message: str, client_id=None, instrument_id=None, portal_quantity=None,
+                external_quantity=None, batch=None) -> ReconciliationBreak:
+    """Raise (or refresh) the open break for ``key``."""
+    current = ReconciliationBreak.objects.filter(key=key[:120], resolved_at__isnull=True).first()
+    if current:
+        current.message, current.portal_quantity, current.external_quantity = message, portal_quantity, external_quantity
+        current.batch = batch or current.batch
+        current.save(update_fields=["message", "portal_quantity", "external_quantity", "batch"])
+        return current
+    return ReconciliationBreak.objects.create(
+        kind=kind, key=key[:120], message=message, client_id=client_id, instrument_id=instrument_id,
+        portal_quantity=portal_quantity, external_quantity=external_quantity, batch=batch,
+    )
+
+
+def _breaks_clear(*, prefix: str, keep: set[str], now) -> int:
+    """Resolve, as cleared by the newer statement, the open breaks under ``prefix`` no longer found."""
+    return (
+        ReconciliationBreak.objects.filter(key__startswith=prefix, resolved_at__isnull=True).exclude(key__in=keep)
+        .update(resolved_at=now, resolution_note="Cleared: the next statement agreed.")
+    )
+
+
+@transaction.atomic
+def break_resolve(*, actor, break_id: int, note: str) -> ReconciliationBreak:
+    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+    if not (note or "").strip():
+        raise PortalError("validation_error", _("Say how the break was resolved."), {"note": [_("Required.")]})
+    item = ReconciliationBreak.objects.select_for_update().filter(pk=break_id).first()
+    if item is None:
+        raise NotFoundError("not_found", _("No such break."))
+    if item.resolved_at is not None:
+        raise ConflictError("invalid_state", _("This break is already resolved."))
+    item.resolved_at, item.resolved_by, item.resolution_note = timezone.now(), actor, note.strip()
+    item.save(update_fields=["resolved_at", "resolved_by", "resolution_note"])
+    audit_log(actor=actor, action="collateral.break.resolved", obj=item, before={"open": True}, after={"open": False, "note": item.resolution_note})
+    return item
+
+
+# --- Back-office imports ------------------------------------------------------------------------------
+
+# The columns of each import's CSV (documented in the README; the API takes the same names as JSON).
+COLUMNS = {
+    ImportKind.POSITIONS_EOD: ("batch_id", "as_of", "account", "instrument", "quantity"),
+    ImportKind.POSITIONS_INTRADAY: ("batch_id", "as_of", "account", "instrument", "quantity"),
+    ImportKind.CUSTODY_STATEMENT: ("batch_id", "as_of", "account", "instrument", "held", "pledged"),
+}
+
+
+@dataclass
+class Batch:
+    """A parsed batch: its id, date and lines (dicts with the line number under ``line``)."""
+
+    kind: str
+    batch_id: str
+    as_of: datetime | None
+    lines: list[dict]
+    errors: list[dict] = field(default_factory=list)
+    sha256: str = ""
+
+
+def _err(line, field_name, code, message) -> dict:
+    return {"line": line, "field": field_name, "code": code, "message": str(message)}
+
+
+def _parse_as_of(value) -> datetime | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    when = parse_datetime(text)
+    if when is None:
+        day = parse_date(text)
+        if day is None:
+            return None
+        when = datetime.combine(day, time(16, 10))  # the HKEX close, for an end-of-day date
+    if timezone.is_naive(when):
+        when = when.replace(tzinfo=HK)
+    return when
+
+
+def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
+    """A CSV text (header row) or a JSON document ``{"batch_id", "as_of", "lines": [...]}`` as a Batch.
+
+    A file whose shape is wrong (no batch id, missing columns, mixed batch ids) is refused outright;
+    line-level problems are collected by ``batch_validate`` so the report names every bad line.
+    """
+    if kind not in COLUMNS:
+        raise PortalError("validation_error", _("Unknown import kind."), {"kind": [_("One of %(kinds)s.") % {"kinds": ", ".join(COLUMNS)}]})
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PortalError("invalid_file", _("The file is not UTF-8 text.")) from None
+    if isinstance(content, str) and content.lstrip().startswith(("{", "[")):
+        try:
+            content = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise PortalError("invalid_file", _("Not valid JSON: %(exc)s") % {"exc": exc}) from None
+    columns = COLUMNS[kind]
+    if isinstance(content, dict):
+        batch_id, as_of_text = str(content.get("batch_id") or "").strip(), content.get("as_of")
+        raw = content.get("lines")
+        if not isinstance(raw, list):
+            raise PortalError("invalid_file", _("The batch needs a list of lines."), {"lines": [_("Required.")]})
+        lines = []
+        for number, item in enumerate(raw, start=1):
+            if not isinstance(item, dict):
+                raise PortalError("invalid_file", _("Line %(line)s is not an object.") % {"line": number})
+            lines.append({"line": number, **{c: item.get(c) for c in columns[2:]}})
+        canonical = json.dumps({"batch_id": batch_id, "as_of": str(as_of_text or ""), "lines": [{c: str(x.get(c)) for c in columns[2:]} for x in lines]}, sort_keys=True)
+    elif isinstance(content, str):
+        text = content.lstrip("\ufeff")
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise PortalError("invalid_file", _("The file needs the columns %(columns)s (missing: %(missing)s).") % {
+                "columns": ",".join(columns), "missing": ", ".join(missing)})
+        reader.fieldnames = header
+        lines, ids, dates = [], set(), set()
+        for number, row in enumerate(reader, start=2):
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            ids.add((row.get("batch_id") or "").strip())
+            dates.add((row.get("as_of") or "").strip())
+            lines.append({"line": number, **{c: (row.get(c) or "").strip() for c in columns[2:]}})
+        if len(ids) > 1 or len(dates) > 1:
+            raise PortalError("invalid_file", _("Every line of a file must carry the same batch_id and as_of."))
+        batch_id, as_of_text = (ids.pop() if ids else ""), (dates.pop() if dates else "")
+        canonical = text.replace("\r\n", "\n").strip()
+    else:
+        raise PortalError("invalid_file", _("Send a CSV file or a JSON batch."))
+    if not batch_id or len(batch_id) > 80:
+        raise PortalError("invalid_file", _("The batch needs a batch_id of 1 to 80 characters."), {"batch_id": [_("Required.")]})
+    if not lines:
+        raise PortalError("invalid_file", _("The batch has no lines."), {"lines": [_("Required.")]})
+    if len(lines) > MAX_LINES:
+        raise PortalError("invalid_file", _("At most %(n)s lines per batch.") % {"n": f"{MAX_LINES:,}"})
+    as_of = _parse_as_of(as_of_text)
+    if as_of is None:
+        raise PortalError("invalid_file", _("as_of must be an ISO date or date-time (e.g. 2026-03-02 or 2026-03-02T16:10:00+08:00)."), {"as_of": [_("Required.")]})
+    if as_of > timezone.now() + timezone.timedelta(minutes=5):
+        raise PortalError("invalid_file", _("as_of is in the future."), {"as_of": [_("In the future.")]})
+    return Batch(kind=kind, batch_id=batch_id, as_of=as_of, lines=lines, sha256=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
+    """Resolve accounts and instruments and check quantities; every problem becomes a line error."""
+    accounts = selectors.margin_accounts(numbers={str(x.get("account") or "").strip() for x in batch.lines})
+    codes = {normalise_code(x.get("instrument")) for x in batch.lines}
+    instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes)}
+    seen: dict[tuple, int] = {}
+    clean = []
+    qty_fields = ("held", "pledged") if va else ("quantity",)
+    for x in batch.lines:
+        n, ok = x["line"], True
+        account = str(x.get("account") or "").strip()
+        client_id = accounts.get(account)
+        if not account:
+            batch.errors.append(_err(n, "account", "required", _("The account number is missing.")))
+            ok = False
+        elif client_id is None:
+            batch.errors.append(_err(n, "account", "no_margin_account", _("Account %(account)s is not a confirmed securities margin account of any client.") % {"account": account}))
+            ok = False
+        code = normalise_code(x.get("instrument"))
+        instrument = instruments.get(code)
+        if instrument is None or not instrument.active:
+            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not in the instrument master).") % {"code": code or "''"}))
+            ok = False
+        elif instrument.is_virtual_asset != va:
+            message = _("%(code)s is a listed security; securities come in the positions file.") if va else _("%(code)s is a virtual asset; VA holdings come in the custody statement.")
+            batch.errors.append(_err(n, "instrument", "wrong_instrument_kind", message % {"code": code}))
+            ok = False
+        values = {}
+        for name in qty_fields:
+            raw = str(x.get(name) if x.get(name) is not None else "").strip().replace(",", "")
+            try:
+                qty = Decimal(raw)
+                if not qty.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s %(value)s is not a number.") % {"field": name, "value": f"{raw!r}"}))
+                ok = False
+                continue
+            if qty < 0:
+                batch.errors.append(_err(n, name, "negative_quantity", _("%(field)s %(value)s is negative.") % {"field": name, "value": raw}))
+                ok = False
+            elif qty != qty.quantize(QUANTUM):
+                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s has more than 8 decimal places.") % {"field": name}))
+                ok = False
+            elif instrument is not None and not instrument.is_virtual_asset and qty != qty.to_integral_value():
+                batch.errors.append(_err(n, name, "invalid_quantity", _("A securities quantity is a whole number of shares (%(value)s).") % {"value": raw}))
+                ok = False
+            values[name] = qty.quantize(QUANTUM) if ok else None
+        if va and ok and values["pledged"] > values["held"]:
+            batch.errors.append(_err(n, "pledged", "pledged_above_held", _("pledged %(p)s is more than held %(h)s.") % {"p": values["pledged"], "h": values["held"]}))
+            ok = False
+        if client_id is not None and instrument is not None:
+            key = (client_id, instrument.pk)
+            if key in seen:
+                batch.errors.append(_err(n, "instrument", "duplicate_line", _("Account %(account)s and %(code)s are already on line %(other)s.") % {"account": account, "code": code, "other": seen[key]}))
+                ok = False
+            seen[key] = n
+        if ok:
+            clean.append({"line": n, "client_id": client_id, "account": account, "instrument": instrument, **values})
+    return clean
+
+
+def _report(batch: Batch, *, status: str, actor, machine_key, channel: str, applied: int = 0, summary: dict | None = None) -> ImportBatch:
+    return ImportBatch.objects.create(
+        kind=batch.kind, batch_id=batch.batch_id, content_sha256=batch.sha256, status=status, as_of=batch.as_of, channel=channel[:10],
+        line_count=len(batch.lines), applied_count=applied, errors=batch.errors[:1000], summary=summary or {},
+        submitted_by=_user_or_none(actor), machine_key=machine_key,
+    )
+
+
+def _previous(batch: Batch) -> ImportBatch | None:
+    """Idempotency: the same batch id sent again returns its earlier result; an applied id with other content is refused."""
+    applied = ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, status=ImportStatus.APPLIED).first()
+    if applied is not None:
+        if applied.content_sha256 != batch.sha256:
+            raise ConflictError("batch_id_reused", _("Batch %(id)s was already applied with different content; send changes under a new batch id.") % {"id": batch.batch_id})
+        return applied
+    return ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, content_sha256=batch.sha256, status=ImportStatus.REJECTED).first()
+
+
+def _authorise_import(actor, machine_key) -> None:
+    if machine_key is not None:
+        if machine_key.revoked_at is not None:
+            raise PortalError("key_revoked", _("This API key is revoked."))
+        return
+    if not isinstance(actor, System):
+        ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+
+
+@dataclass
+class ImportResult:
+    batch: ImportBatch
+    replayed: bool
+
+
+def batch_import(*, kind: str, content, actor=None, machine_key: MachineKey | None = None, channel: str = "api") -> ImportResult:
+    """Parse, validate and apply one batch: all its lines or none of them. A rejected batch is kept with its report."""
+    if machine_key is not None:
+        actor = System(machine_key.label)
+    _authorise_import(actor, machine_key)
+    batch = batch_parse(kind=kind, content=content)
+    try:
+        with transaction.atomic():
+            previous = _previous(batch)
+            if previous is not None:
+                return ImportResult(previous, True)
+            return ImportResult(_import_apply(batch, actor=actor, machine_key=machine_key, channel=channel), False)
+    except IntegrityError:
+        # Another delivery of the same batch won the race: answer with its result.
+        applied = ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, status=ImportStatus.APPLIED).first()
+        if applied is None:
+            raise
+        if applied.content_sha256 != batch.sha256:
+            raise ConflictError("batch_id_reused", _("Batch %(id)s was already applied with different content; send changes under a new batch id.") % {"id": batch.batch_id}) from None
+        return ImportResult(applied, True)
+
+
+def _rejected(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
+    """Keep the rejected batch and its report in a transaction of its own (nothing of the batch applied)."""
+    with transaction.atomic():
+        record = _report(batch, status=ImportStatus.REJECTED, actor=actor, machine_key=machine_key, channel=channel)
+        audit_log(actor=actor, action=f"collateral.import.{batch.kind}.rejected", obj=record,
+                  after={"batch_id": batch.batch_id, "lines": len(batch.lines), "errors": len(batch.errors)})
+    return record
+
+
+def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
+    va = batch.kind == ImportKind.CUSTODY_STATEMENT
+    clean = _validate_positions(batch, va=va)
+    if batch.errors:
+        return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
+    eod = batch.kind == ImportKind.POSITIONS_EOD
+    # Lock the balances this batch touches (and, end of day, every security balance of its accounts).
+    client_ids = {x["client_id"] for x in clean}
+    balances = {
+        (b.client_id, b.instrument_id): b
+        for b in CustodyBalance.objects.select_for_update().select_related("instrument").filter(client_id__in=client_ids)
+    }
+    targets: dict[tuple, tuple] = {(x["client_id"], x["instrument"].pk): (x["instrument"], x["held" if va else "quantity"], x) for x in clean}
+    if eod or va:
+        # A full statement for each account it lists: a holding it no longer lists is now zero.
+        kind = "virtual_asset" if va else "security"
+        for key, b in balances.items():
+            if key not in targets and b.instrument.kind == kind and b.held:
+                targets[key] = (b.instrument, Decimal("0"), None)
+    for key, (instrument, qty, x) in targets.items():
+        b = balances.get(key)
+        if b is not None and qty < b.pledged:
+            batch.errors.append(_err(
+                x["line"] if x else 0, "held" if va else "quantity", "below_pledged",
+                _("%(code)s for account %(account)s: %(qty)s is below the %(pledged)s pledged to facilities; pledged collateral must be released in the portal first.") % {
+                    "code": instrument.code, "account": x["account"] if x else "", "qty": fmt_qty(qty), "pledged": fmt_qty(b.pledged)},
+            ))
+    if batch.errors:
+        return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
+    record = _report(batch, status=ImportStatus.APPLIED, actor=actor, machine_key=machine_key, channel=channel)
+    now = timezone.now()
+    changed, breaks = 0, 0
+    prefix = f"{batch.kind}:"
+    keep: set[str] = set()
+    for key, (instrument, qty, x) in targets.items():
+        b = balances.get(key)
+        before = b.held if b else Decimal("0")
+        if eod and b is not None and before != qty:
+            # The portal's holding (after the day's intraday updates) differs from the back office's close.
+            k = f"positions_eod:{key[0]}:{instrument.pk}"
+            keep.add(k)
+            break_raise(kind=BreakKind.POSITION_DIFFERENCE, key=k, client_id=key[0], instrument_id=instrument.pk,
+                        portal_quantity=before, external_quantity=qty, batch=record,
+                        message=f"{instrument.code} account {x['account'] if x else '?'}: portal held {fmt_qty(before)} before the end-of-day file, "
+                                f"which reports {fmt_qty(qty)}; the file's figure now applies.")
+            breaks += 1
+        if va and x is not None:
+            portal_pledged = b.pledged if b else Decimal("0")
+            if portal_pledged != x["pledged"]:
+                k = f"custody_statement:{key[0]}:{instrument.pk}"
+                keep.add(k)
+                break_raise(kind=BreakKind.VA_PLEDGE_DIFFERENCE, key=k, client_id=key[0], instrument_id=instrument.pk,
+                            portal_quantity=portal_pledged, external_quantity=x["pledged"], batch=record,
+                            message=f"{instrument.code} account {x['account']}: the portal has {fmt_qty(portal_pledged)} pledged, "
+                                    f"the custody statement {fmt_qty(x['pledged'])}.")
+                breaks += 1
+        if holding_set(client_id=key[0], instrument=instrument, quantity=qty, batch=record, actor=actor) is not None:
+            changed += 1
+    if va:
+        # Portal VA pledges of clients the statement does not list at all.
+        listed = {x["client_id"] for x in clean}
+        for b in CustodyBalance.objects.filter(instrument__kind=InstrumentKind.VIRTUAL_ASSET, pledged__gt=0).exclude(client_id__in=listed).select_related("instrument"):
+            k = f"custody_statement:{b.client_id}:{b.instrument_id}"
+            keep.add(k)
+            break_raise(kind=BreakKind.VA_PLEDGE_DIFFERENCE, key=k, client_id=b.client_id, instrument_id=b.instrument_id,
+                        portal_quantity=b.pledged, external_quantity=Decimal("0"), batch=record,
+                        message=f"{b.instrument.code}: the portal has {fmt_qty(b.pledged)} pledged for client #{b.client_id}, who is not on the custody statement.")
+            breaks += 1
+        _breaks_clear(prefix=prefix, keep=keep, now=now)
+        _breaks_clear(prefix="custody_missing:", keep=set(), now=now)
+    record.applied_count = len(clean)
+    record.summary = {"holdings_changed": changed, "breaks": breaks, "accounts": len(client_ids)}
+    record.save(update_fields=["applied_count", "summary"])
+    audit_log(actor=actor, action=f"collateral.import.{batch.kind}.applied", obj=record,
+              after={"batch_id": batch.batch_id, "as_of": batch.as_of, "lines": len(clean), "holdings_changed": changed, "breaks": breaks})
+    return record
+
+
+@transaction.atomic
+def custody_reconcile_daily(*, now=None) -> int:
+    """Beat (daily): raise a break when no custody statement arrived in the last day while VA is pledged.
+
+    The per-line comparison runs when each statement is imported; this job makes a missing
+    statement visible too, so the daily reconciliation can never silently not happen.
+    """
+    now = now or timezone.now()
+    pledged = CustodyBalance.objects.filter(instrument__kind=InstrumentKind.VIRTUAL_ASSET, pledged__gt=0).exists()
+    last = ImportBatch.objects.filter(kind=ImportKind.CUSTODY_STATEMENT, status=ImportStatus.APPLIED).order_by("-received_at").first()
+    if not pledged or (last is not None and last.received_at >= now - timezone.timedelta(hours=26)):
+        return 0
+    day = now.astimezone(HK).date().isoformat()
+    break_raise(kind=BreakKind.STATEMENT_MISSING, key=f"custody_missing:{day}",
+                message=f"No custody statement has been applied since {last.received_at.astimezone(HK):%Y-%m-%d %H:%M} HKT." if last
+                else "No custody statement has ever been applied, yet client VA is pledged.")
+    return 1
+
+
+# --- Machine keys ------------------------------------------------------------------------------------------
+
+KEY_PREFIX = "vmk"
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_key(*, name: str, actor, replaces=None) -> tuple[MachineKey, str]:
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    key = MachineKey.objects.create(name=name, prefix=prefix, secret_sha256=_secret_hash(secret), created_by=actor, replaces=replaces)
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+def _key_manager(actor) -> None:
+    # Issuing a system credential that moves collateral records is a credit manager's decision.
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
+
+
+@transaction.atomic
+def machine_key_create(*, actor, name: str) -> tuple[MachineKey, str]:
+    """A new import key; returns (key, the token shown once)."""
+    _key_manager(actor)
+    name = (name or "").strip()[:100]
+    if not name:
+        raise PortalError("validation_error", _("Name the system the key is for."), {"name": [_("Required.")]})
+    key, token = _new_key(name=name, actor=actor)
+    audit_log(actor=actor, action="collateral.machine_key.created", obj=key, after={"name": key.name, "prefix": key.prefix, "scope": key.scope})
+    return key, token
+
+
+@transaction.atomic
+def machine_key_rotate(*, actor, key_id: int) -> tuple[MachineKey, str]:
+    """Replace a key with a new one (the old one stops working at once)."""
+    _key_manager(actor)
+    old = MachineKey.objects.select_for_update().filter(pk=key_id).first()
+    if old is None:
+        raise NotFoundError("not_found", _("No such key."))
+    if old.revoked_at is not None:
+        raise ConflictError("invalid_state", _("This key is revoked; create a new one."))
+    old.revoked_at, old.revoked_by = timezone.now(), actor
+    old.save(update_fields=["revoked_at", "revoked_by"])
+    key, token = _new_key(name=old.name, actor=actor, replaces=old)
+    audit_log(actor=actor, action="collateral.machine_key.rotated", obj=key, before={"prefix": old.prefix}, after={"prefix": key.prefix, "name": key.name})
+    return key, token
+
+
+@transaction.atomic
+def machine_key_revoke(*, actor, key_id: int, reason: str = "") -> MachineKey:
+    _key_manager(actor)
+    key = MachineKey.objects.select_for_update().filter(pk=key_id).first()
+    if key is None:
+        raise NotFoundError("not_found", _("No such key."))
+    if key.revoked_at is not None:
+        raise ConflictError("invalid_state", _("This key is already revoked."))
+    key.revoked_at, key.revoked_by = timezone.now(), actor
+    key.save(update_fields=["revoked_at", "revoked_by"])
+    audit_log(actor=actor, action="collateral.machine_key.revoked", obj=key, before={"active": True}, after={"active": False, "reason": reason})
+    return key
+
+
+def machine_key_authenticate(token: str) -> MachineKey | None:
+    """The active key a presented token belongs to (constant-time comparison), or None."""
+    parts = (token or "").strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    key = MachineKey.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
+    if key is None or not secrets.compare_digest(key.secret_sha256, _secret_hash(parts[2])):
+        return None
+    MachineKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key

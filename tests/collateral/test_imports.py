@@ -1,0 +1,157 @@
+"""Back-office imports: idempotent per batch id, validated line by line, nothing half-applied, breaks listed."""
+
+from decimal import Decimal
+
+import pytest
+
+from lending.collateral import selectors, services
+from lending.collateral.models import CustodyBalance, CustodyEntry, ImportBatch, Instrument, ReconciliationBreak
+from portal.audit import SYSTEM
+from portal.errors import ConflictError, PortalError
+from portal.models import AuditEvent
+from tests.collateral.conftest import positions_csv, statement_csv
+
+pytestmark = pytest.mark.django_db
+
+
+def _held(user, code):
+    h = selectors.custody_balance(client_id=user.pk, instrument_id=Instrument.objects.get(code=code).pk)
+    return h.held if h else Decimal("0")
+
+
+def test_a_batch_with_errors_is_rejected_line_by_line_and_nothing_is_applied(holdings, alice, charlie):
+    before = (CustodyEntry.objects.count(), list(CustodyBalance.objects.values_list("held", flat=True).order_by("pk")))
+    content = positions_csv("EOD-2", [
+        ("M-1001", "00005", 2600),       # fine
+        ("M-1001", "99999", 100),        # unknown instrument
+        ("M-2002", "00700", -5),         # negative quantity
+        ("M-9999", "00005", 100),        # no such margin account
+        ("M-1001", "BTC", 1),            # VA in the positions file
+        ("M-1001", "00700", "12.5"),     # fractional shares
+    ])
+    result = services.batch_import(kind="positions_eod", actor=SYSTEM, content=content)
+    batch = result.batch
+    assert batch.status == "rejected" and batch.applied_count == 0
+    codes = [(e["line"], e["code"]) for e in batch.errors]
+    assert codes == [(3, "unknown_instrument"), (4, "negative_quantity"), (5, "no_margin_account"), (6, "wrong_instrument_kind"), (7, "invalid_quantity")]
+    assert "M-9999" in batch.errors[2]["message"] and "99999" in batch.errors[0]["message"]
+    after = (CustodyEntry.objects.count(), list(CustodyBalance.objects.values_list("held", flat=True).order_by("pk")))
+    assert after == before
+    assert _held(alice, "00005") == Decimal("2000")
+    assert AuditEvent.objects.filter(action="collateral.import.positions_eod.rejected").count() == 1
+
+
+def test_the_same_batch_id_is_applied_once(holdings, alice):
+    content = positions_csv("ID-7", [("M-1001", "00005", 2100)])
+    first = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=content)
+    entries = CustodyEntry.objects.count()
+    again = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=content)
+    assert not first.replayed and again.replayed and again.batch.pk == first.batch.pk
+    assert CustodyEntry.objects.count() == entries and _held(alice, "00005") == Decimal("2100")
+    with pytest.raises(ConflictError) as exc:
+        services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-7", [("M-1001", "00005", 9)]))
+    assert exc.value.code == "batch_id_reused" and _held(alice, "00005") == Decimal("2100")
+
+
+def test_a_rejected_batch_can_be_sent_again_fixed_under_the_same_id(holdings, alice):
+    bad = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-8", [("M-1001", "00005", -1)]))
+    assert bad.batch.status == "rejected"
+    assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-8", [("M-1001", "00005", -1)])).replayed
+    good = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-8", [("M-1001", "00005", 1)]))
+    assert good.batch.status == "applied" and _held(alice, "00005") == Decimal("1")
+
+
+def test_end_of_day_file_replaces_the_accounts_holdings_and_lists_differences_as_breaks(holdings, alice):
+    services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-9", [("M-1001", "00005", 2400)]))
+    result = services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-3", [("M-1001", "00005", 2300)], as_of="2026-03-03"))
+    assert result.batch.status == "applied"
+    assert _held(alice, "00005") == Decimal("2300")
+    assert _held(alice, "00700") == Decimal("0")  # no longer listed for the account: sold
+    open_breaks = {b.instrument.code: b for b in selectors.breaks()}
+    assert open_breaks["00005"].kind == "position_difference"
+    assert (open_breaks["00005"].portal_quantity, open_breaks["00005"].external_quantity) == (Decimal("2400"), Decimal("2300"))
+
+
+def test_a_position_below_what_is_pledged_rejects_the_batch(holdings, alice, bob):
+    from django.db import transaction
+
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=Instrument.objects.get(code="00005").pk, quantity="1500", facility_id=None, actor=bob)
+    result = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-10", [("M-1001", "00005", 1000)]))
+    assert result.batch.status == "rejected"
+    assert result.batch.errors[0]["code"] == "below_pledged" and "1,500" in result.batch.errors[0]["message"]
+    assert _held(alice, "00005") == Decimal("2000")
+
+
+def test_custody_statement_difference_with_portal_va_pledges_raises_a_break_and_agreement_clears_it(holdings, alice, bob):
+    from django.db import transaction
+
+    btc = Instrument.objects.get(code="BTC")
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=None, actor=bob)
+    services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-2", [("M-1001", "BTC", "2", "1.4"), ("M-1001", "ETH", "10", "0")]))
+    br = selectors.breaks().get()
+    assert br.kind == "va_pledge_difference" and (br.portal_quantity, br.external_quantity) == (Decimal("1.5"), Decimal("1.4"))
+    services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-3", [("M-1001", "BTC", "2", "1.5"), ("M-1001", "ETH", "10", "0")]))
+    assert not selectors.breaks().exists()
+    assert ReconciliationBreak.objects.get(pk=br.pk).resolution_note.startswith("Cleared")
+
+
+def test_daily_reconciliation_raises_a_break_when_no_statement_arrived(holdings, alice, bob):
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=Instrument.objects.get(code="ETH").pk, quantity="1", facility_id=None, actor=bob)
+    assert services.custody_reconcile_daily() == 0  # today's statement is in
+    later = timezone.now() + timedelta(days=2)
+    assert services.custody_reconcile_daily(now=later) == 1
+    assert services.custody_reconcile_daily(now=later) == 1 and selectors.breaks(kind="statement_missing").count() == 1
+
+
+def test_json_batch_is_the_same_as_csv(accounts, alice):
+    result = services.batch_import(kind="positions_eod", actor=SYSTEM, content={
+        "batch_id": "J-1", "as_of": "2026-03-02", "lines": [{"account": "M-1001", "instrument": "2800", "quantity": "5000"}]})
+    assert result.batch.status == "applied" and _held(alice, "02800") == Decimal("5000")
+
+
+@pytest.mark.parametrize("content,code", [
+    ("account,instrument,quantity\nM-1001,00005,1\n", "invalid_file"),                     # columns missing
+    ("batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001,00005,1\nB,2026-03-02,M-1001,00700,1\n", "invalid_file"),
+    ("batch_id,as_of,account,instrument,quantity\nA,yesterday,M-1001,00005,1\n", "invalid_file"),
+    ("batch_id,as_of,account,instrument,quantity\n", "invalid_file"),
+])
+def test_a_malformed_file_is_refused_with_a_clear_error(accounts, content, code):
+    with pytest.raises(PortalError) as exc:
+        services.batch_import(kind="positions_eod", actor=SYSTEM, content=content)
+    assert exc.value.code == code
+    assert not ImportBatch.objects.exists()
+
+
+def test_staff_without_the_operations_permission_cannot_import(accounts, compliance_user):
+    from portal.errors import ForbiddenError
+
+    with pytest.raises(ForbiddenError):
+        services.batch_import(kind="positions_eod", actor=compliance_user, content=positions_csv("X", [("M-1001", "00005", 1)]))
+
+
+def test_load_instruments_command_updates_and_adds(db, tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "instruments.csv"
+    path.write_text("code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended\n"
+                    "700,security,Tencent Holdings,騰訊控股,100,HKD,Tencent Holdings Ltd,Information Technology,A,1\n"
+                    "09992,security,Pop Mart International Group,泡泡瑪特,200,HKD,Pop Mart International Group Ltd,Consumer Discretionary,B,0\n", encoding="utf-8")
+    call_command("load_instruments", str(path))
+    assert Instrument.objects.get(code="00700").suspended and Instrument.objects.get(code="00700").suspended_since
+    assert Instrument.objects.get(code="09992").board_lot == 200
+    assert AuditEvent.objects.filter(action="collateral.instruments.loaded").exists()
+
+
+def test_a_bad_instrument_row_refuses_the_whole_file(db):
+    with pytest.raises(PortalError) as exc:
+        services.instruments_load(actor=SYSTEM, text="code,name_en,board_lot\n00700,Tencent,100\nABC,Bad,100\n")
+    assert "Line 3" in exc.value.message
+    assert Instrument.objects.get(code="00700").name_en == "Tencent Holdings"
