@@ -17,6 +17,17 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         return user
 
 
+def email_confirmed(user) -> bool:
+    """Whether ``user`` may sign in as far as email confirmation goes: the one rule the web
+    sign-in (allauth, ``ACCOUNT_EMAIL_VERIFICATION``) and the token API share."""
+    from allauth.account import app_settings
+    from allauth.account.utils import has_verified_email
+
+    if app_settings.EMAIL_VERIFICATION != app_settings.EmailVerificationMethod.MANDATORY:
+        return True
+    return has_verified_email(user, user.email)
+
+
 def axes_username(request, credentials=None) -> str | None:
     """The sign-in email that django-axes counts failures against.
 

@@ -12,6 +12,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import notifications, selectors
+from .adapters import email_confirmed
 from .api_base import StaffPermission
 from .errors import ForbiddenError, PortalError
 from .mfa import user_has_mfa
@@ -74,6 +75,10 @@ class TokenObtainApi(APIView):
             raise ForbiddenError("staff_use_session", _("Staff use the web sign-in with multi-factor authentication."))
         if not user.is_client:
             raise ForbiddenError("not_a_client", _("Only clients can obtain API tokens."))
+        if not email_confirmed(user):
+            raise ForbiddenError(
+                "email_unconfirmed", _("Confirm your email address first: open the link we sent you, then try again.")
+            )
         token = Token.objects.get_or_create(user=user)[0]
         return Response({"token": token.key})
 

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import ConflictError, PortalError
-from .mfa import user_has_mfa
+from .mfa import mfa_state
 from .permissions import Perm
 
 
@@ -94,10 +94,8 @@ class StaffPermission(BasePermission):
             return False
         if not isinstance(request.successful_authenticator, SessionAuthentication):
             return False
-        if not user_has_mfa(user):
-            raise exceptions.PermissionDenied(
-                _("Staff must enrol multi-factor authentication before using the API."), code="mfa_required"
-            )
+        if mfa_state(request) != "ok":  # StaffMFAMiddleware answers first; this guards views mounted elsewhere
+            raise exceptions.PermissionDenied(_("Sign in with your second factor before using the API."), code="mfa_required")
         required = getattr(view, "required_perm", Perm.WORKBENCH_ACCESS)
         return user.has_perm(required)
 

@@ -34,6 +34,9 @@ class PortalConfig(AppConfig):
         # The declared periodic jobs, into django-celery-beat's tables (beat syncs again at start).
         post_migrate.connect(_sync_schedules, sender=self, dispatch_uid="portal.schedules_sync")
         from . import scheduling  # noqa: F401  (connects the heartbeat task signals)
+        from .mfa import connect_signals
+
+        connect_signals()
         navigation.register_staff_nav(navigation.NavItem(_("Workbench"), "workbench", order=0))
         navigation.register_staff_nav(navigation.NavItem(_("Audit trail"), "audit-trail", Perm.AUDIT_VIEW, order=900))
         navigation.register_client_nav(navigation.NavItem(_("Dashboard"), "dashboard", order=0))

@@ -1,5 +1,15 @@
+"""Multi-factor sign-in for staff: the one place that says whether a session passed it.
+
+Staff (any portal staff role, and anyone the Django admin lets in) must have a
+TOTP authenticator, and the session must have completed the second factor in
+allauth's flow (allauth records each completed step in the session). A session
+made any other way (e.g. a password-only sign-in) reaches no staff page, admin
+page or staff API until the second factor is given.
+"""
+
 from __future__ import annotations
 
+from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 
 
@@ -10,3 +20,40 @@ def user_has_mfa(user) -> bool:
         cached = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
         user._has_mfa = cached
     return cached
+
+
+def requires_mfa(user) -> bool:
+    """Staff in the portal's sense, and anyone the Django admin would let in (e.g. a superuser)."""
+    return bool(user.is_authenticated and (user.is_portal_staff or user.is_staff or user.is_superuser))
+
+
+def session_passed_mfa(request) -> bool:
+    """Whether this session's sign-in included the second factor (allauth's MFA step)."""
+    return any(record.get("method") == "mfa" for record in get_authentication_records(request, request.user))
+
+
+def mfa_state(request) -> str:
+    """``"ok"``, ``"not_enrolled"`` or ``"not_verified"`` for the signed-in user of ``request``."""
+    user = request.user
+    if not requires_mfa(user):
+        return "ok"
+    if not user_has_mfa(user):
+        return "not_enrolled"
+    if not session_passed_mfa(request):
+        return "not_verified"
+    return "ok"
+
+
+def _enrolment_counts_as_second_factor(sender, request=None, user=None, authenticator=None, **kwargs):
+    """Activating TOTP means entering a valid code after re-entering the password: that session
+    has just given the second factor, so it need not give it again at once."""
+    from allauth.account.internal.flows.login import record_authentication
+
+    if request is not None and authenticator is not None and authenticator.type == Authenticator.Type.TOTP:
+        record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)
+
+
+def connect_signals() -> None:
+    from allauth.mfa import signals
+
+    signals.authenticator_added.connect(_enrolment_counts_as_second_factor, dispatch_uid="portal.mfa.enrolment")

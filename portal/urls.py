@@ -29,6 +29,8 @@ urlpatterns = [
     path("language/", views.language_switch, name="language-switch"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
+    # Before the admin's own URLs: its password-only sign-in form is never reachable.
+    path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("onboarding/", include("onboarding.urls")),
     path("disclosures/", include("disclosures.urls")),

@@ -120,6 +120,23 @@ def _check_broker() -> str | None:
     return None
 
 
+def admin_login(request):
+    """The Django admin signs in through allauth, second factor included; its own password form is never served."""
+    from django.contrib import admin
+    from django.contrib.auth.views import redirect_to_login
+    from django.core.exceptions import PermissionDenied
+    from django.urls import reverse
+
+    next_url = request.GET.get("next") or reverse("admin:index")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        next_url = reverse("admin:index")
+    if request.user.is_authenticated:
+        if admin.site.has_permission(request):
+            return redirect(next_url)
+        raise PermissionDenied(_("Your role does not include the site administration."))
+    return redirect_to_login(next_url, login_url=reverse("account_login"))
+
+
 def page_not_found(request, exception):
     """404 in the API's one error shape under /api/, the normal page elsewhere."""
     if request.path.startswith("/api/"):

@@ -19,6 +19,37 @@ from tests.helpers import make_user  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def _force_login_completes_mfa(monkeypatch):
+    """``client.force_login(user)`` stands for a completed sign-in: for a user enrolled in MFA that
+    includes the second factor, recorded as allauth records it. tests/portal/test_mfa_sweep.py signs
+    in every real way (and makes sessions without the second factor) to prove the gate."""
+    import time
+
+    from allauth.account.internal.flows.login import (
+        _AUTHENTICATION_METHODS_USER_SESSION_KEY,
+        AUTHENTICATION_METHODS_SESSION_KEY,
+    )
+    from django.test import Client
+
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        from portal.mfa import user_has_mfa
+
+        if user_has_mfa(user):
+            session = self.session
+            session[AUTHENTICATION_METHODS_SESSION_KEY] = [
+                {"method": "password", "at": time.time(), "email": user.email},
+                {"method": "mfa", "at": time.time(), "type": "totp"},
+            ]
+            session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
+            session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
+@pytest.fixture(autouse=True)
 def _test_settings(settings):
     from portal.celery import app
 

@@ -130,6 +130,7 @@ class TestStaffMfa:
         assert client.get("/workbench/audit/").status_code == 200
         assert client.get("/api/v1/audit/").status_code == 200
 
+    @pytest.mark.django_db(transaction=True)
     def test_enrolling_through_the_page_opens_the_workbench(self, client, unenrolled):
         response = password_sign_in(client, unenrolled)
         assert response.status_code == 302
@@ -143,6 +144,8 @@ class TestStaffMfa:
         page = client.get("/accounts/2fa/totp/activate/")
         assert page.status_code == 200
         secret = page.context["form"].secret
+        # Entering the new authenticator's code was this session's second factor (allauth announces the
+        # authenticator on commit, so this test commits for real).
         response = client.post("/accounts/2fa/totp/activate/", {"code": totp_code(secret)})
         assert response.status_code == 302
         assert Authenticator.objects.filter(user=unenrolled, type=Authenticator.Type.TOTP).exists()

@@ -67,6 +67,26 @@ class TestApiTokens:
         assert response.json()["error"]["code"] == "staff_use_session"
         assert not Token.objects.filter(user=bob).exists()
 
+    def test_a_client_who_never_confirmed_their_email_gets_no_token(self, api_client, client, auth_throttle):
+        from allauth.account.models import EmailAddress
+        from rest_framework.authtoken.models import Token
+
+        from tests.helpers import make_user
+
+        dana = make_user("client", email="dana@example.com")
+        EmailAddress.objects.filter(user=dana).update(verified=False)
+        # The web sign-in refuses her the same way: it asks her to confirm first.
+        assert password_sign_in(client, dana)["Location"] == "/accounts/confirm-email/"
+        response = api_client.post("/api/v1/auth/token/", {"email": dana.email, "password": PASSWORD})
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "email_unconfirmed"
+        assert not Token.objects.filter(user=dana).exists()
+        # A token issued before (or by other means) stops working too.
+        token = Token.objects.create(user=dana)
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        response = api_client.get("/api/v1/me/")
+        assert response.status_code in (401, 403) and response.json()["error"]["code"] == "authentication_failed"
+
     def test_wrong_password_is_refused_without_saying_which_part(self, api_client, alice, auth_throttle):
         response = api_client.post("/api/v1/auth/token/", {"email": alice.email, "password": "wrong-password-1"})
         assert response.status_code == 400
