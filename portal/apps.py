@@ -25,7 +25,7 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import navigation, panels
+        from . import checks, navigation, panels  # noqa: F401  (checks registers itself)
         from .permissions import Perm
 
         # After every migrate: role groups carry exactly the permissions in

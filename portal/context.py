@@ -7,6 +7,8 @@ audit rows they write carry no IP or user agent.
 from __future__ import annotations
 
 import contextvars
+import functools
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -32,9 +34,69 @@ def reset_request_meta(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
+@dataclass(frozen=True)
+class ClientAddress:
+    ip: str | None
+    trusted: bool  # the address is the client's own, not a proxy's
+
+
+def _valid_ip(value) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_proxy(ip: str, networks) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+def client_address(request) -> ClientAddress:
+    """The client's IP address, taken only from hops the portal trusts.
+
+    ``REMOTE_ADDR`` is the peer. When it is one of ``settings.TRUSTED_PROXIES``
+    (addresses or networks), ``X-Forwarded-For`` is read from the right, past every
+    trusted proxy, and the first address a trusted proxy wrote down is the client's;
+    entries further left were written by the client and are never believed. A
+    malformed value is never an error: the answer falls back to the last address
+    known to be real (the proxy's, marked untrusted) or to none.
+    """
+    from django.conf import settings
+
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    if remote is None:
+        return ClientAddress(None, False)
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not _is_proxy(remote, networks):
+        # A direct peer is the client, unless the deployment says a proxy it has not named sits in front.
+        return ClientAddress(remote, not settings.BEHIND_PROXY)
+    hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        ip = _valid_ip(hop)
+        if ip is None:
+            break  # a trusted proxy writes addresses; anything else ends what can be believed
+        if not _is_proxy(ip, networks):
+            return ClientAddress(ip, True)
+    return ClientAddress(remote, False)
+
+
+def axes_client_ip(request) -> str | None:
+    return client_address(request).ip
+
+
+def axes_lockout_parameters(request_or_attempt, credentials=None) -> list[str]:
+    """Lock-out counts failures per account, and per client address only where that address is the
+    client's own: behind a proxy the portal cannot see through, every client shares one address."""
+    if hasattr(request_or_attempt, "META") and not client_address(request_or_attempt).trusted:
+        return ["username"]
+    return ["username", "ip_address"]
+
+
 def meta_from_request(request) -> RequestMeta:
-    # Behind a TLS proxy REMOTE_ADDR is the proxy; the deployment sets
-    # X-Forwarded-For and we take the client's address it appended first.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
-    return RequestMeta(ip_address=ip or None, user_agent=request.META.get("HTTP_USER_AGENT", "")[:400])
+    return RequestMeta(ip_address=client_address(request).ip, user_agent=request.META.get("HTTP_USER_AGENT", "")[:400])
