@@ -29,9 +29,29 @@ from .permissions import Perm
 
 
 class Pagination(PageNumberPagination):
+    """Numbered pages; a page number or size that is not a whole number is a 400, not an empty page."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        errors = {}
+        page = request.query_params.get(self.page_query_param)
+        if page is not None and page not in self.last_page_strings and not _positive_int(page):
+            errors[self.page_query_param] = [str(_("A page number is a whole number, 1 or more."))]
+        size = request.query_params.get(self.page_size_query_param)
+        if size is not None and not (_positive_int(size) and int(size) <= self.max_page_size):
+            errors[self.page_size_query_param] = [
+                str(_("A page size is a whole number from 1 to %(max)s.") % {"max": self.max_page_size})
+            ]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return super().paginate_queryset(queryset, request, view)
+
+
+def _positive_int(value: str) -> bool:
+    return value.isascii() and value.isdigit() and int(value) >= 1 and len(value) <= 9
 
 
 def _error(code: str, message: str, fields: dict | None = None, http_status: int = 400) -> Response:

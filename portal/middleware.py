@@ -1,14 +1,50 @@
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from .context import meta_from_request, reset_request_meta, set_request_meta
 from .mfa import mfa_state
+
+# C0 control characters and DEL, except tab, line feed and carriage return (text areas send those).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def bad_request(request, message, *, fields: dict | None = None):
+    """400 in the API's error shape under /api/, the portal's 400 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": "invalid_input", "message": str(message), "fields": fields or {}}}, status=400)
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+class InputHygieneMiddleware:
+    """Refuse, before any view runs, a path or a query/form parameter carrying a NUL byte or another
+    control character: no field of the portal accepts one, and a database cannot store NUL in text."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _CONTROL.search(request.path):
+            return bad_request(request, _("The address contains a control character."))
+        for source in (request.GET, request.POST if request.method == "POST" else None):
+            if not source:
+                continue
+            for key, values in source.lists():
+                if _CONTROL.search(key) or any(_CONTROL.search(v) for v in values):
+                    name = _CONTROL.sub("?", key)[:50]
+                    return bad_request(
+                        request,
+                        _("The parameter “%(name)s” contains a control character (such as a NUL byte).") % {"name": name},
+                        fields={name: [str(_("Control characters are not allowed."))]},
+                    )
+        return self.get_response(request)
 
 
 class RequestContextMiddleware:
