@@ -12,7 +12,7 @@ urlpatterns = [
     path("receipts/<int:ack_id>/", views.receipt, name="receipt"),
     path("compliance/", views.compliance_index, name="compliance"),
     path("compliance/versions/<int:version_id>/", views.compliance_version, name="compliance-version"),
-    path("compliance/versions/<int:version_id>/acknowledgements.csv", views.compliance_version_csv, name="compliance-version-csv"),
+    path("compliance/versions/<int:version_id>/acknowledgements.<str:fmt>", views.compliance_version_export, name="compliance-version-export"),
     path("compliance/clients/<int:user_id>/", views.compliance_client, name="compliance-client"),
     path("compliance/acknowledgements/<int:ack_id>/", views.compliance_receipt, name="compliance-receipt"),
 ]

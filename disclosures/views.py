@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from portal import exports
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.permissions import Perm
@@ -21,7 +19,7 @@ from portal.products import Product
 
 from . import selectors, services, text
 from .forms import AcknowledgeForm, ClientSearchForm
-from .models import Channel, DisclosureLanguage, language_or_default
+from .models import Channel, language_or_default
 
 
 def _product_sections(statuses: dict) -> list[dict]:
@@ -200,69 +198,41 @@ def compliance_version(request, version_id: int):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-CSV_HEADER = [
-    "acknowledgement_id",
-    "client_id",
-    "client_email",
-    "client_name",
-    "document_code",
-    "version",
-    "version_status",
-    "language",
-    "content_hash",
-    "hash_matches_published_text",
-    "served_at",
-    "acknowledged_at",
-    "channel",
-    "confirmed_read_and_understood",
-    "confirmed_invited_to_ask_and_seek_advice",
-    "ip_address",
-    "user_agent",
+ACK_COLUMNS_SPEC = [
+    ("acknowledgement_id", "pk"),
+    ("client_id", "client_id"),
+    ("client_email", "client.email"),
+    ("client_name", "client.full_name"),
+    ("document_code", "version.document.code"),
+    ("version", "version.number"),
+    ("version_status", "version.status"),
+    ("language", "language"),
+    ("content_hash", "content_hash"),
+    ("hash_matches_published_text", lambda ack: "yes" if ack.version.hash_in(ack.language) == ack.content_hash else "NO"),
+    ("served_at", "serving.served_at"),
+    ("acknowledged_at", "acknowledged_at"),
+    ("channel", "channel"),
+    ("confirmed_read_and_understood", "confirmed_read_and_understood"),
+    ("confirmed_invited_to_ask_and_seek_advice", "confirmed_invited_to_ask_and_seek_advice"),
+    ("ip_address", "ip_address"),
+    ("user_agent", "user_agent"),
 ]
+CSV_HEADER = [header for header, _getter in ACK_COLUMNS_SPEC]
 
 
 @staff_required(Perm.DISCLOSURE_REPORT)
-def compliance_version_csv(request, version_id: int):
+def compliance_version_export(request, version_id: int, fmt: str):
+    """Every acknowledgement of one version, as CSV or XLSX (portal.exports: BOM, formula-safe, streamed)."""
+    if fmt not in exports.FORMATS:
+        raise Http404
     version = selectors.version_for_report(version_id=version_id)
     if version is None:
         raise Http404
-    expected = {lang: version.hash_in(lang) for lang in DisclosureLanguage.values}
-    writer = csv.writer(_Echo())
-
-    def rows():
-        yield writer.writerow(CSV_HEADER)
-        for ack in selectors.version_acknowledgements(version_id=version.pk).iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    ack.pk,
-                    ack.client_id,
-                    ack.client.email,
-                    ack.client.full_name,
-                    version.document.code,
-                    version.number,
-                    version.status,
-                    ack.language,
-                    ack.content_hash,
-                    "yes" if expected[ack.language] == ack.content_hash else "NO",
-                    timezone.localtime(ack.serving.served_at).isoformat(),
-                    timezone.localtime(ack.acknowledged_at).isoformat(),
-                    ack.channel,
-                    ack.confirmed_read_and_understood,
-                    ack.confirmed_invited_to_ask_and_seek_advice,
-                    ack.ip_address or "",
-                    ack.user_agent,
-                ]
-            )
-
-    filename = f"acknowledgements-{version.document.code}-v{version.number}.csv"
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    acks = selectors.version_acknowledgements(version_id=version.pk)
+    return exports.export_response(
+        fmt, acks.iterator(chunk_size=2000), exports.columns(*ACK_COLUMNS_SPEC),
+        basename=f"acknowledgements-{version.document.code}-v{version.number}", sheet_title=version.document.code,
+    )
 
 
 @staff_required(Perm.DISCLOSURE_REPORT)

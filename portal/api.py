@@ -116,7 +116,8 @@ class NotificationsMarkReadApi(APIView):
 
 
 class AuditEventListApi(ListAPIView):
-    """The audit trail, newest first; filter by actor, action prefix, record type and id, dates."""
+    """The audit trail, newest first; filter by actor, action (substring), record type and id, Hong Kong dates.
+    System housekeeping (price loads, revaluation runs) is left out unless ``include_system=true``."""
 
     permission_classes = [StaffPermission]
     required_perm = Perm.AUDIT_VIEW
@@ -128,6 +129,7 @@ class AuditEventListApi(ListAPIView):
         object_id = serializers.CharField(required=False)
         since = serializers.DateField(required=False)
         until = serializers.DateField(required=False)
+        include_system = serializers.BooleanField(required=False, default=False)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()

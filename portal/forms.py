@@ -4,8 +4,17 @@ from django.utils.translation import gettext_lazy as _
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label=_("Actor email"), required=False)
-    action = forms.CharField(label=_("Action"), required=False)
+    action = forms.CharField(label=_("Action contains"), required=False)
     object_type = forms.CharField(label=_("Record type"), required=False)
     object_id = forms.CharField(label=_("Record id"), required=False)
     since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    include_system = forms.BooleanField(label=_("Include system housekeeping (price loads, revaluation runs)"), required=False)
+
+    def selector_filters(self) -> dict:
+        """The audit_events() arguments for this filter (system housekeeping hidden unless ticked)."""
+        if not self.is_bound:
+            return {"include_system": False}
+        data = {k: v for k, v in self.cleaned_data.items() if v}
+        data["include_system"] = bool(self.cleaned_data.get("include_system"))
+        return data

@@ -55,6 +55,17 @@ class Perm(StrEnum):
     MARGIN_CALL_RESOLVE = "portal.resolve_margin_calls"
     RISK_VIEW = "portal.view_risk"
     STRESS_TEST_RUN = "portal.run_stress_test"
+    REPORT_VIEW = "portal.view_compliance_reports"
+    CAPITAL_VIEW = "portal.view_capital"
+    CAPITAL_PROPOSE = "portal.propose_capital"
+    CAPITAL_APPROVE = "portal.approve_capital"
+    DEVIATION_PROPOSE = "portal.propose_deviation"
+    DEVIATION_APPROVE = "portal.approve_deviation"
+    COMPLAINT_LOG = "portal.log_complaint"
+    COMPLAINT_HANDLE = "portal.handle_complaint"
+    RECORD_REQUEST = "portal.request_client_records"
+    DISPOSAL_REQUEST = "portal.request_disposal"
+    DISPOSAL_APPROVE = "portal.approve_disposal"
 
     @property
     def codename(self) -> str:
@@ -82,6 +93,17 @@ PERMISSION_LABELS = {
     Perm.MARGIN_CALL_RESOLVE: "Can approve margin-call close-outs and waivers",
     Perm.RISK_VIEW: "Can see the risk board",
     Perm.STRESS_TEST_RUN: "Can run stress tests",
+    Perm.REPORT_VIEW: "Can read the SMF control pack and compliance registers",
+    Perm.CAPITAL_VIEW: "Can see the firm's liquid capital and loans-to-capital multiple",
+    Perm.CAPITAL_PROPOSE: "Can enter the firm's liquid capital (maker)",
+    Perm.CAPITAL_APPROVE: "Can approve a liquid-capital entry (checker)",
+    Perm.DEVIATION_PROPOSE: "Can record a departure from an SMF benchmark",
+    Perm.DEVIATION_APPROVE: "Can approve a departure from an SMF benchmark",
+    Perm.COMPLAINT_LOG: "Can log a complaint received by any channel",
+    Perm.COMPLAINT_HANDLE: "Can assign, acknowledge, escalate and close complaints",
+    Perm.RECORD_REQUEST: "Can produce and download a client's record archive",
+    Perm.DISPOSAL_REQUEST: "Can request disposal of records past retention",
+    Perm.DISPOSAL_APPROVE: "Can approve a disposal request (second person)",
 }
 
 _OFFICER = {
@@ -96,6 +118,7 @@ _OFFICER = {
     Perm.MARGIN_CALL_MANAGE,
     Perm.RISK_VIEW,
     Perm.STRESS_TEST_RUN,
+    Perm.COMPLAINT_LOG,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
@@ -109,6 +132,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.POLICY_APPROVE,
             Perm.PRICE_OVERRIDE,
             Perm.MARGIN_CALL_RESOLVE,
+            Perm.CAPITAL_VIEW,
+            Perm.CAPITAL_PROPOSE,
+            Perm.DEVIATION_PROPOSE,
+            Perm.DEVIATION_APPROVE,
         }
     ),
     Role.COMPLIANCE: frozenset(
@@ -119,16 +146,31 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.ONBOARDING_REVIEW,
             Perm.DISCLOSURE_REPORT,
             Perm.RISK_VIEW,
+            Perm.REPORT_VIEW,
+            Perm.CAPITAL_VIEW,
+            Perm.CAPITAL_APPROVE,
+            Perm.DEVIATION_PROPOSE,
+            Perm.DEVIATION_APPROVE,
+            Perm.COMPLAINT_LOG,
+            Perm.COMPLAINT_HANDLE,
+            Perm.RECORD_REQUEST,
+            Perm.DISPOSAL_REQUEST,
+            Perm.DISPOSAL_APPROVE,
         }
     ),
-    Role.ADMIN: frozenset({Perm.WORKBENCH_ACCESS, Perm.AUDIT_VIEW, Perm.DISCLOSURE_MANAGE, Perm.DISCLOSURE_REPORT, Perm.WATCHLIST_MANAGE}),
+    Role.ADMIN: frozenset(
+        {
+            Perm.WORKBENCH_ACCESS, Perm.AUDIT_VIEW, Perm.DISCLOSURE_MANAGE, Perm.DISCLOSURE_REPORT, Perm.WATCHLIST_MANAGE,
+            Perm.REPORT_VIEW, Perm.CAPITAL_VIEW, Perm.COMPLAINT_LOG, Perm.DISPOSAL_APPROVE,
+        }
+    ),
 }
 
 # Django-admin model permissions per role: admins maintain records (never delete:
 # regulated records are not hard-deleted), compliance reads everything. Role groups
 # and permissions themselves are read-only for everyone: a role's permissions are
 # this table, and people change roles only through the audited user services.
-ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "collateral", "django_celery_beat")
+ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "collateral", "reporting", "django_celery_beat")
 READ_ONLY_ADMIN_APPS = ("auth",)
 ROLE_MODEL_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.ADMIN: ("add", "change", "view"),

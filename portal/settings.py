@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "lending",
     "lending.risk",
     "lending.collateral",
+    "lending.reporting",
 ]
 
 MIDDLEWARE = [

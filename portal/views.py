@@ -50,17 +50,18 @@ def workbench(request):
 
 @staff_required(Perm.AUDIT_VIEW)
 def audit_trail(request):
-    form = AuditFilterForm(request.GET or None)
+    data = request.GET.copy()
+    data.pop("page", None)
+    form = AuditFilterForm(data or None)
     if form.is_bound and not form.is_valid():
         # Never show the unfiltered trail for a filter the user mistyped: show the error.
         events = selectors.audit_events().none()
     else:
-        filters = form.cleaned_data if form.is_bound else {}
-        events = selectors.audit_events(**{k: v for k, v in filters.items() if v})
+        events = selectors.audit_events(**form.selector_filters())
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": query.urlencode()})
+    for event in page:
+        event.link = selectors.record_link(event.object_type, event.object_id)
+    return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": data.urlencode()})
 
 
 @login_required

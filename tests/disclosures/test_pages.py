@@ -88,7 +88,7 @@ def test_compliance_pages(client, compliance_user, alice, v1, django_assert_num_
     receipt = client.get(f"/disclosures/compliance/acknowledgements/{ack.pk}/").content.decode()
     assert "matches the stored text" in receipt
     csv_response = client.get(f"/disclosures/compliance/versions/{v1.pk}/acknowledgements.csv")
-    rows = b"".join(csv_response.streaming_content).decode().splitlines()
+    rows = b"".join(csv_response.streaming_content).decode("utf-8-sig").splitlines()
     assert rows[0].startswith("acknowledgement_id,client_id,client_email")
     assert alice.email in rows[1] and v1.hash_en in rows[1] and ",yes," in rows[1]
 

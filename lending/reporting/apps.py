@@ -1,0 +1,38 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ReportingConfig(AppConfig):
+    """Compliance and management reporting: the SMF control pack, capital, deviations, complaints,
+    record requests, retention and the list exports.
+
+    A nested app of ``lending`` that only reads the other apps (through their selectors and models)
+    and writes its own registers.
+    """
+
+    name = "lending.reporting"
+    label = "reporting"
+    verbose_name = _("Compliance reporting")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from celery.schedules import crontab
+
+        from portal import navigation
+        from portal.celery import schedule
+        from portal.permissions import Perm
+
+        nav = navigation.register_staff_nav
+        nav(navigation.NavItem(_("SMF control pack"), "reporting:packs", Perm.REPORT_VIEW, order=60))
+        nav(navigation.NavItem(_("Capital"), "reporting:capital", Perm.CAPITAL_VIEW, order=61))
+        nav(navigation.NavItem(_("Deviations"), "reporting:deviations", Perm.REPORT_VIEW, order=62))
+        nav(navigation.NavItem(_("Complaints"), "reporting:complaints", Perm.COMPLAINT_LOG, order=63))
+        nav(navigation.NavItem(_("Record requests"), "reporting:record-requests", Perm.RECORD_REQUEST, order=64))
+        nav(navigation.NavItem(_("Retention"), "reporting:retention", Perm.REPORT_VIEW, order=65))
+        nav(navigation.NavItem(_("Valuation snapshots"), "reporting:snapshots", Perm.RISK_VIEW, order=66))
+        nav(navigation.NavItem(_("Band changes"), "reporting:band-changes", Perm.RISK_VIEW, order=67))
+        navigation.register_client_nav(navigation.NavItem(_("Complaints"), "reporting:my-complaints", order=90))
+
+        # Daily; stores last month's pack once (the first run of each month), so a missed day catches up.
+        schedule("reporting-smf-monthly", "lending.reporting.tasks.smf_pack_monthly", crontab(hour=7, minute=0))
+        schedule("reporting-complaints-escalate", "lending.reporting.tasks.complaints_escalate_overdue", crontab(minute=20))

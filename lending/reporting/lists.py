@@ -1,0 +1,202 @@
+"""The staff lists that export as CSV/XLSX: for each, who may export it, how its page's query string
+maps onto the list's own selector (the same filters the page applies), and its columns.
+
+Each list page links to ``reporting:export`` with its current query string, so an export holds exactly
+the rows the page shows, unpaginated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.utils.translation import gettext_lazy as _
+
+from portal.exports import columns
+from portal.permissions import Perm
+
+
+@dataclass(frozen=True)
+class ExportList:
+    perm: Perm
+    queryset: Callable  # (query dict) -> QuerySet
+    columns: Callable  # () -> list[Column]
+    basename: str
+    sheet: object
+
+
+def _decimal(raw):
+    try:
+        return Decimal(raw) if raw not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+# --- applications (lending:queue) ------------------------------------------------------------------------
+
+
+def _applications(q):
+    from lending import selectors
+    from lending.models import AppState
+
+    states = [s for s in q.getlist("state") if s in AppState.values]
+    return selectors.application_queue(
+        states=states or None, min_limit=_decimal(q.get("min")), max_limit=_decimal(q.get("max")),
+        search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"),
+    )
+
+
+def _application_columns():
+    return columns(
+        (_("Application"), lambda a: f"APP-{a.pk}"), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
+        (_("State"), "state"), (_("Requested limit (HKD)"), "requested_limit"), (_("Submitted"), "submitted_at"),
+        (_("Recommendation"), "recommendation"), (_("Recommended limit (HKD)"), "recommended_limit"), (_("Score"), "score"),
+        (_("Lending value (HKD)"), "lending_value"), (_("VA share"), "va_share"), (_("Approved limit (HKD)"), "approved_limit"),
+        (_("Decided by"), lambda a: a.decided_by.email if a.decided_by_id else ""), (_("Decided"), "decided_at"),
+    )
+
+
+# --- facilities (lending:staff-facilities) -----------------------------------------------------------------
+
+
+def _facilities(q):
+    from lending import selectors
+
+    return selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", ""))
+
+
+def _facility_columns():
+    return columns(
+        (_("Facility"), lambda f: f"FAC-{f.pk:06d}"), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
+        (_("State"), "state"), (_("Limit (HKD)"), "limit"), (_("Drawn (HKD)"), "drawn_balance"),
+        (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
+        (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Band"), "band"),
+        (_("Valued at"), "valued_at"), (_("Open margin call"), "has_open_margin_call"), (_("Opened"), "opened_at"),
+        (_("Closed"), "closed_at"),
+    )
+
+
+# --- margin calls (risk:calls) --------------------------------------------------------------------------------
+
+
+def _calls(q):
+    from lending.risk import selectors
+
+    return selectors.margin_calls(state=q.get("state", "open_all"), search=q.get("q", ""))
+
+
+def _call_columns():
+    return columns(
+        (_("Margin call"), lambda c: f"MC-{c.pk}"), (_("Facility"), lambda c: f"FAC-{c.facility_id:06d}"),
+        (_("Client email"), "client.email"), (_("State"), "state"), (_("Opened"), "opened_at"), (_("Cure deadline"), "cure_deadline"),
+        (_("Shortfall at opening (HKD)"), "shortfall_at_open"), (_("Shortfall now (HKD)"), "shortfall"),
+        (_("Utilisation at opening"), "utilisation_at_open"), (_("Utilisation"), "utilisation"), (_("Breaches"), "breaches"),
+        (_("Escalated"), "escalated_at"), (_("Escalation reason"), "escalation_reason"), (_("Met"), "met_at"),
+        (_("Met by"), "met_by"), (_("Resolution proposed"), "proposed_resolution"),
+        (_("Proposed by"), lambda c: c.proposed_by.email if c.proposed_by_id else ""),
+        (_("Resolved by"), lambda c: c.resolved_by.email if c.resolved_by_id else ""), (_("Resolved"), "resolved_at"),
+    )
+
+
+# --- audit trail (audit-trail) --------------------------------------------------------------------------------
+
+
+def _audit(q):
+    from portal import selectors
+    from portal.forms import AuditFilterForm
+
+    data = q.copy()
+    data.pop("page", None)
+    form = AuditFilterForm(data or None)
+    if form.is_bound and not form.is_valid():
+        return selectors.audit_events().none()
+    return selectors.audit_events(**form.selector_filters())
+
+
+def _audit_columns():
+    return columns(
+        ("#", "pk"), (_("Time (HKT)"), "created_at"), (_("Actor"), "actor_label"), (_("Action"), "action"),
+        (_("Record type"), "object_type"), (_("Record id"), "object_id"), (_("Record"), "object_repr"),
+        (_("Before"), "before"), (_("After"), "after"), (_("IP"), "ip_address"), (_("User agent"), "user_agent"),
+        (_("Hash"), "hash"), (_("Previous hash"), "prev_hash"),
+    )
+
+
+# --- valuation snapshots and band changes (this app's pages) -----------------------------------------------
+
+
+def _filtered(form_class, selector, q, rename=None):
+    """The selector called with a filter form's cleaned values (no rows for an invalid filter, never all rows)."""
+    data = q.copy()
+    data.pop("page", None)
+    form = form_class(data)
+    if not form.is_valid():
+        return selector().none()
+    values = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
+    for old, new in (rename or {}).items():
+        if old in values:
+            values[new] = values.pop(old)
+    return selector(**values)
+
+
+def _snapshots(q):
+    from . import selectors
+    from .forms import SnapshotFilterForm
+
+    return _filtered(SnapshotFilterForm, selectors.valuation_snapshots, q, {"facility": "facility_id"})
+
+
+def _snapshot_columns():
+    return columns(
+        (_("Day"), "day"), (_("Facility"), lambda s: f"FAC-{s.facility_id:06d}"), (_("Client email"), "client.email"),
+        (_("Collateral"), "collateral_type"), (_("Quantity"), "quantity"), (_("Price (HKD)"), "price_hkd"),
+        (_("Market value (HKD)"), "market_value"), (_("Lending value (HKD)"), "lending_value"),
+        (_("Drawn (HKD)"), "drawn_balance"), (_("Utilisation"), "utilisation"), (_("Band"), "band"), (_("Recorded"), "created_at"),
+    )
+
+
+def _band_changes(q):
+    from . import selectors
+    from .forms import BandChangeFilterForm
+
+    return _filtered(BandChangeFilterForm, selectors.band_changes, q, {"facility": "facility_id"})
+
+
+def _band_change_columns():
+    return columns(
+        (_("Time (HKT)"), "at"), (_("Facility"), lambda b: f"FAC-{b.facility_id:06d}"), (_("Client email"), "client.email"),
+        (_("From band"), "from_band"), (_("To band"), "to_band"), (_("Drawn (HKD)"), "drawn_balance"),
+        (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
+        (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Revaluation run"), "run_id"),
+    )
+
+
+# --- complaints (this app) ------------------------------------------------------------------------------------
+
+
+def _complaints(q):
+    from . import selectors
+
+    return selectors.complaints(state=q.get("state", ""), search=q.get("q", ""))
+
+
+def _complaint_columns():
+    return columns(
+        (_("Complaint"), "reference"), (_("Received"), "received_at"), (_("Channel"), "channel"),
+        (_("Complainant"), "complainant_name"), (_("Client email"), lambda c: c.client.email if c.client_id else ""),
+        (_("Subject"), "subject"), (_("State"), "state"), (_("Assigned to"), lambda c: c.assigned_to.email if c.assigned_to_id else ""),
+        (_("Acknowledge by"), "acknowledge_due"), (_("Acknowledged"), "acknowledged_at"), (_("Answer by"), "answer_due"),
+        (_("Escalated"), "escalated_at"), (_("Closed"), "closed_at"), (_("Outcome"), "outcome"),
+    )
+
+
+LISTS: dict[str, ExportList] = {
+    "applications": ExportList(Perm.APPLICATION_DECIDE, _applications, _application_columns, "applications", _("Applications")),
+    "facilities": ExportList(Perm.FACILITY_OPERATE, _facilities, _facility_columns, "facilities", _("Facilities")),
+    "margin-calls": ExportList(Perm.MARGIN_CALL_MANAGE, _calls, _call_columns, "margin-calls", _("Margin calls")),
+    "audit": ExportList(Perm.AUDIT_VIEW, _audit, _audit_columns, "audit-trail", _("Audit trail")),
+    "snapshots": ExportList(Perm.RISK_VIEW, _snapshots, _snapshot_columns, "valuation-snapshots", _("Valuation snapshots")),
+    "band-changes": ExportList(Perm.RISK_VIEW, _band_changes, _band_change_columns, "band-changes", _("Band changes")),
+    "complaints": ExportList(Perm.COMPLAINT_HANDLE, _complaints, _complaint_columns, "complaints", _("Complaints")),
+}

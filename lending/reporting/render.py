@@ -1,0 +1,197 @@
+"""The SMF pack as a page, a PDF and an XLSX, all from its stored figures (``SmfPack.data``).
+
+The page is in the reader's language; the PDF and the XLSX are bilingual (English and Traditional
+Chinese), since they are what is handed to a responsible officer or the regulator.
+"""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from portal.exports import cell
+
+from .models import ControlArea
+
+LANGUAGES = ("en", "zh-hant")
+BAR_WIDTH = 320
+
+
+def both(label) -> str:
+    """A label in English and Traditional Chinese: "Total margin loans / 孖展貸款總額"."""
+    texts = []
+    for lang in LANGUAGES:
+        with translation.override(lang):
+            texts.append(str(label))
+    return texts[0] if texts[0] == texts[1] else " / ".join(texts)
+
+
+def _d(value) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal("0")
+
+
+def bars(rows: list[dict], *, value_key: str, label_key: str) -> dict:
+    """Horizontal bar geometry for an inline SVG (no script, no external file)."""
+    values = [_d(r.get(value_key)) for r in rows]
+    top = max(values, default=Decimal("0")) or Decimal("1")
+    out = []
+    for i, (row, value) in enumerate(zip(rows, values, strict=True)):
+        out.append({"y": i * 22, "width": int(BAR_WIDTH * value / top), "label": row.get(label_key), "value": value, "row": row})
+    return {"bars": out, "height": max(22, 22 * len(out)), "width": BAR_WIDTH}
+
+
+def pack_view(data: dict) -> dict:
+    """What the templates need beyond the stored figures: chart geometry and the capital gauge."""
+    total = data["total_loans"]
+    gauge = None
+    if total.get("multiple") is not None:
+        ceiling = _d(total["ceiling"])
+        scale = max(ceiling * Decimal("1.2"), _d(total["multiple"]), Decimal("1"))
+        gauge = {
+            "width": BAR_WIDTH,
+            "multiple_x": int(BAR_WIDTH * min(_d(total["multiple"]), scale) / scale),
+            "ceiling_x": int(BAR_WIDTH * ceiling / scale),
+            "benchmark_x": int(BAR_WIDTH * _d(total["benchmark"]) / scale),
+        }
+    return {
+        "gauge": gauge,
+        "assets": bars(data["collateral_concentration"]["by_asset"], value_key="market_value", label_key="asset"),
+        "clients": bars(data["client_concentration"]["top"], value_key="drawn", label_key="email"),
+        "ages": bars(data["margin_calls"]["ages"], value_key="count", label_key="days"),
+        "areas": ControlArea,
+    }
+
+
+# --- XLSX ---------------------------------------------------------------------------------------------------
+
+
+L = {
+    "figure": _("Figure"), "value": _("Value"), "as_of": _("As at"), "period_start": _("Period from"),
+    "book_source": _("Book valued from"), "total_loans": _("Total margin loans (HKD)"), "liquid_capital": _("Liquid capital (HKD)"),
+    "multiple": _("Loans ÷ liquid capital"), "ceiling": _("Policy ceiling (×)"), "benchmark": _("SMF benchmark (×)"),
+    "within": _("Within the ceiling"), "headroom": _("Headroom to the ceiling (HKD)"),
+    "lending_lv": _("Lending value, 26EC5 view (VA at the policy haircut, ≥ 60%)"),
+    "capital_lv": _("Lending value, capital view (VA at a 100% haircut)"),
+    "lending_uncovered": _("Loans not covered by lending value, 26EC5 view"),
+    "capital_uncovered": _("Loans not covered by lending value, capital view"),
+    "facilities_open": _("Facilities open"), "limits_total": _("Facility limits (HKD)"), "drawn_to_limits": _("Drawn ÷ limits"),
+    "over_limit": _("Facilities drawn above their limit"), "client_limit_max": _("Client limit, policy (HKD)"),
+    "clients_over": _("Clients above the client limit"), "firm_limit_max": _("Firm-wide limit, policy (HKD)"),
+    "va_share_mv": _("VA share of collateral market value"), "va_share_lv": _("VA share of lending value"),
+    "va_cap": _("VA share cap, policy"), "top_share": _("Top clients' share of loans"),
+    "opened": _("Calls opened"), "met": _("Calls met"), "escalated": _("Calls escalated"), "closed_out": _("Calls closed out"),
+    "waived": _("Calls waived"), "open_at_end": _("Calls open at the end of the period"), "hours_to_meet": _("Average hours to meet"),
+    "stress_reports": _("Stress reports in the period"), "monthly_done": _("Monthly stress test stored"),
+    "received": _("Complaints received"), "closed": _("Complaints closed"), "overdue": _("Complaints overdue at the end"),
+    "deviations": _("Deviations in force"), "yes": _("yes"), "no": _("no"),
+    "client": _("Client"), "drawn": _("Drawn (HKD)"), "share": _("Share"), "limits": _("Limits (HKD)"), "call": _("Call"),
+    "state": _("State"), "opened_at": _("Opened"), "shortfall": _("Shortfall at opening (HKD)"), "report": _("Report"),
+    "kind": _("Kind"), "shocks": _("Shocks BTC / ETH / securities"), "in_call": _("Facilities in margin call"),
+    "close_out": _("Facilities at close-out"), "version": _("Version"), "btc": _("BTC haircut"), "eth": _("ETH haircut"),
+    "securities": _("Securities haircuts"), "decided": _("Decided"), "reference": _("Reference"), "area": _("Control area"),
+    "benchmark_departed": _("Benchmark"), "departure": _("Departure"), "control": _("Compensating control"),
+    "approved_by": _("Approved by"), "review_date": _("Next review"), "age_days": _("Age (days)"), "count": _("Count"),
+    "not_recorded": _("Not recorded in the portal"),
+}
+
+
+def _yes(value) -> str:
+    if value is None:
+        return ""
+    return both(L["yes"] if value else L["no"])
+
+
+def pack_xlsx(data: dict) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    summary = wb.active
+    summary.title = "SMF"
+    t, c, cl, mc, st, cp = (data["total_loans"], data["credit_limits"], data["collateral_concentration"], data["margin_calls"],
+                            data["stress_testing"], data["complaints"])
+    source = data["book_source"]
+    rows = [
+        (both(L["as_of"]), data["as_of"]), (both(L["period_start"]), data["period_start"]),
+        (both(L["book_source"]), f"{source['kind']} {source.get('day') or ''}".strip()),
+        (both(ControlArea.TOTAL_LOANS.label), ""),
+        (both(L["total_loans"]), _d(t["total_loans"])), (both(L["liquid_capital"]), t["liquid_capital"] and _d(t["liquid_capital"])),
+        (both(L["multiple"]), t["multiple"] and _d(t["multiple"])), (both(L["ceiling"]), t["ceiling"] and _d(t["ceiling"])),
+        (both(L["benchmark"]), _d(t["benchmark"])), (both(L["within"]), _yes(t["within_ceiling"])),
+        (both(L["headroom"]), t["headroom"] and _d(t["headroom"])),
+        (both(L["lending_lv"]), _d(t["lending_view"]["lending_value"])), (both(L["lending_uncovered"]), _d(t["lending_view"]["uncovered"])),
+        (both(L["capital_lv"]), _d(t["capital_view"]["lending_value"])), (both(L["capital_uncovered"]), _d(t["capital_view"]["uncovered"])),
+        (both(ControlArea.CREDIT_LIMITS.label), ""),
+        (both(L["facilities_open"]), c["facilities_open"]), (both(L["limits_total"]), _d(c["limits_total"])),
+        (both(L["drawn_to_limits"]), c["drawn_to_limits"] and _d(c["drawn_to_limits"])), (both(L["over_limit"]), c["over_limit"]),
+        (both(L["client_limit_max"]), c["client_limit_max"] and _d(c["client_limit_max"])),
+        (both(L["clients_over"]), len(c["clients_over_client_limit"])),
+        (both(L["firm_limit_max"]), c["firm_limit_max"] and _d(c["firm_limit_max"])),
+        (both(ControlArea.COLLATERAL_CONCENTRATION.label), ""),
+        *[(f"{r['asset']}", _d(r["market_value"])) for r in cl["by_asset"]],
+        (both(L["va_share_mv"]), cl["va_share_of_market_value"] and _d(cl["va_share_of_market_value"])),
+        (both(L["va_share_lv"]), cl["va_share_of_lending_value"] and _d(cl["va_share_of_lending_value"])),
+        (both(L["va_cap"]), cl["va_share_cap"] and _d(cl["va_share_cap"])),
+        (both(ControlArea.CLIENT_CONCENTRATION.label), ""),
+        (both(L["top_share"]), data["client_concentration"]["top_share"] and _d(data["client_concentration"]["top_share"])),
+        (both(ControlArea.HAIRCUTS.label), ""),
+        (both(L["version"]), data["haircuts"]["in_force"] and data["haircuts"]["in_force"]["version"]),
+        (both(ControlArea.MARGIN_CALLS.label), ""),
+        *[(both(L[k]), mc[k]) for k in ("opened", "met", "escalated", "closed_out", "waived", "open_at_end")],
+        (both(L["hours_to_meet"]), mc["average_hours_to_meet"] and _d(mc["average_hours_to_meet"])),
+        (both(ControlArea.STRESS_TESTING.label), ""),
+        (both(L["stress_reports"]), len(st["reports"])), (both(L["monthly_done"]), _yes(st["monthly_done"])),
+        (both(_("Complaints")), ""),
+        (both(L["received"]), cp["received"]), (both(L["closed"]), cp["closed"]), (both(L["overdue"]), cp["overdue_at_end"]),
+        (both(L["deviations"]), len(data["deviations"])),
+    ]
+    summary.append([both(L["figure"]), both(L["value"])])
+    for label, value in rows:
+        summary.append([cell(label), cell(value if value is not None else "")])
+    summary.column_dimensions["A"].width = 70
+    summary.column_dimensions["B"].width = 24
+
+    def sheet(title, header, body):
+        ws = wb.create_sheet(title)
+        ws.append([both(h) for h in header])
+        for r in body:
+            ws.append([cell(v) for v in r])
+
+    sheet("Clients", [L["client"], L["drawn"], L["share"], L["limits"]],
+          [(r["email"], _d(r["drawn"]), r["share"] and _d(r["share"]), _d(r["limits"])) for r in data["client_concentration"]["top"]])
+    sheet("Margin calls", [L["call"], L["client"], L["state"], L["opened_at"], L["shortfall"]],
+          [(f"MC-{r['id']}", r["client"], r["state"], r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
+    sheet("Call ages", [L["age_days"], L["count"]], [(r["days"], r["count"]) for r in mc["ages"]])
+    sheet("Stress", [L["report"], L["kind"], L["shocks"], L["in_call"], L["close_out"], L["shortfall"]],
+          [(r["id"], r["kind"], f"{r['btc_shock']} / {r['eth_shock']} / {r['securities_shock']}", r["margin_call"], r["close_out"],
+            r["shortfall"] and _d(r["shortfall"])) for r in st["reports"]])
+    hc = data["haircuts"]
+    sheet("Haircuts", [L["version"], L["state"], L["btc"], L["eth"], L["securities"], L["decided"]],
+          [(r["version"], r["status"], _d(r["btc"]), _d(r["eth"]), ", ".join(f"{k} {v}" for k, v in r["securities"].items()), r["decided_at"] or "")
+           for r in ([hc["in_force"]] if hc["in_force"] else []) + hc["changes"]])
+    sheet("Deviations", [L["reference"], L["area"], L["benchmark_departed"], L["departure"], L["control"], L["approved_by"], L["review_date"]],
+          [(r["reference"], both(ControlArea(r["area"]).label), r["benchmark"], r["departure"], r["compensating_control"],
+            r["approved_by"] or "", r["review_date"]) for r in data["deviations"]])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# --- PDF ------------------------------------------------------------------------------------------------------
+
+
+def pack_html(data: dict) -> str:
+    from django.template.loader import render_to_string
+
+    return render_to_string("reporting/pack_document.html", {"d": data, "v": pack_view(data), "languages": LANGUAGES})
+
+
+def pack_pdf(data: dict) -> bytes | None:
+    """The bilingual PDF through the portal's shared renderer, or None where it is not installed."""
+    try:
+        from portal import pdf
+    except ImportError:
+        return None
+    return pdf.html_to_pdf(pack_html(data))

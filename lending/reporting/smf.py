@@ -1,0 +1,395 @@
+"""The SMF control pack's figures: the seven control areas of the Guidelines for Securities Margin
+Financing Activities, as at a date, for the month up to that date. Reads only.
+
+The book as at a date is the risk engine's end-of-day valuation snapshot of the latest day on or
+before it (the regulatory record); for today, before the day's snapshot exists, the live valuation.
+Every figure carries the link to the records behind it. The result is plain JSON (strings for money,
+so no float ever touches a figure), which ``services.smf_pack_generate`` stores with its SHA-256.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.db.models import Count, DecimalField, F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.urls import reverse
+from django.utils import timezone
+
+from lending.models import CollateralPolicy, Facility, PolicyStatus
+from lending.risk.models import CallState, MarginCall, StressReport, ValuationSnapshot
+from lending.risk.revaluation import HK
+
+from . import policy, selectors
+from .models import Complaint, Deviation, DeviationState
+
+ZERO = Decimal("0")
+CENT = Decimal("0.01")
+MONEY = DecimalField(max_digits=20, decimal_places=2)
+AGE_BUCKETS = [(0, 2, "0–2"), (3, 5, "3–5"), (6, 10, "6–10"), (11, None, "11+")]
+
+
+def money(v) -> str:
+    return str(Decimal(v or 0).quantize(CENT))
+
+
+def _opt(value, fn):
+    return None if value is None else fn(value)
+
+
+def ratio(num, den) -> str | None:
+    if not den:
+        return None
+    return str((Decimal(num or 0) / Decimal(den)).quantize(Decimal("0.0001")))
+
+
+def _url(name: str, *args, **query) -> str:
+    url = reverse(name, args=args)
+    query = {k: v for k, v in query.items() if v not in (None, "")}
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def period_bounds(as_of: date) -> tuple[date, datetime, datetime]:
+    start_day = as_of.replace(day=1)
+    start = datetime.combine(start_day, time.min, tzinfo=HK)
+    end = datetime.combine(as_of, time.max, tzinfo=HK)
+    return start_day, start, end
+
+
+def last_month_end(today: date) -> date:
+    return today.replace(day=1) - timedelta(days=1)
+
+
+def compute(*, as_of: date, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    start_day, start, end = period_bounds(as_of)
+    book = _book(as_of=as_of, now=now)
+    collateral_policy = _policy_at(end)
+    capital = selectors.capital_at(day=as_of)
+    return {
+        "as_of": as_of.isoformat(),
+        "period_start": start_day.isoformat(),
+        "book_source": book["source"],
+        "total_loans": _total_loans(book, capital),
+        "credit_limits": _credit_limits(book, collateral_policy, as_of),
+        "collateral_concentration": _collateral(book, collateral_policy),
+        "client_concentration": _clients(book),
+        "haircuts": _haircuts(collateral_policy, start, end),
+        "margin_calls": _calls(start, end),
+        "stress_testing": _stress(start, end),
+        "complaints": _complaints(start, end),
+        "deviations": _deviations(as_of),
+    }
+
+
+# --- The book as at the date -------------------------------------------------------------------------
+
+
+def _book(*, as_of: date, now: datetime) -> dict:
+    day = ValuationSnapshot.objects.filter(day__lte=as_of).aggregate(d=Max("day"))["d"]
+    today = now.astimezone(HK).date()
+    if as_of >= today and day != as_of:
+        return _live_book()
+    if day is None:
+        return {"source": {"kind": "none", "day": None, "link": _url("reporting:snapshots")}, "facilities": 0, "rows": None}
+    rows = ValuationSnapshot.objects.filter(day=day)
+    totals = rows.filter(collateral_type="total")
+    securities_lv = Subquery(
+        rows.filter(facility_id=OuterRef("facility_id"), collateral_type="securities").values("lending_value")[:1], output_field=MONEY
+    )
+    per_type = {r["collateral_type"]: r for r in rows.values("collateral_type").annotate(mv=Sum("market_value"), lv=Sum("lending_value"))}
+    agg = totals.annotate(f_sec_lv=Coalesce(securities_lv, Value(ZERO), output_field=MONEY)).aggregate(
+        facilities=Count("id"),
+        drawn=Coalesce(Sum("drawn_balance"), Value(ZERO), output_field=MONEY),
+        lv=Coalesce(Sum("lending_value"), Value(ZERO), output_field=MONEY),
+        mv=Coalesce(Sum("market_value"), Value(ZERO), output_field=MONEY),
+        sec_lv=Coalesce(Sum("f_sec_lv"), Value(ZERO), output_field=MONEY),
+        uncovered_lending=Coalesce(Sum(Greatest(F("drawn_balance") - F("lending_value"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
+        uncovered_capital=Coalesce(Sum(Greatest(F("drawn_balance") - F("f_sec_lv"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
+        over_limit=Count("id", filter=Q(drawn_balance__gt=F("facility__limit"))),
+        limits=Coalesce(Sum("facility__limit"), Value(ZERO), output_field=MONEY),
+    )
+    by_client = list(
+        totals.values("client_id", "client__email", "client__full_name")
+        .annotate(drawn=Sum("drawn_balance"), lv=Sum("lending_value"), limits=Sum("facility__limit"), facilities=Count("id"))
+        .order_by("-drawn", "client_id")[: policy.TOP_CLIENTS]
+    )
+    bands = {r["band"]: r["n"] for r in totals.values("band").annotate(n=Count("id"))}
+    return {
+        "source": {"kind": "snapshot", "day": day.isoformat(), "link": _url("reporting:snapshots", day_from=day.isoformat(), day_to=day.isoformat())},
+        "facilities": agg["facilities"],
+        "rows": agg,
+        "per_type": {k: {"mv": v["mv"] or ZERO, "lv": v["lv"] or ZERO} for k, v in per_type.items()},
+        "by_client": by_client,
+        "bands": bands,
+    }
+
+
+def _live_book() -> dict:
+    from lending.models import CollateralKind, CollateralPosition, FacilityState
+
+    live = Facility.objects.exclude(state=FacilityState.CLOSED)
+    sec_lv = Subquery(
+        CollateralPosition.objects.filter(facility_id=OuterRef("pk"), kind=CollateralKind.SECURITIES).values("facility_id")
+        .annotate(s=Sum(F("market_value") * (Value(Decimal("1")) - F("haircut")), output_field=MONEY)).values("s")[:1],
+        output_field=MONEY,
+    )
+    agg = live.annotate(f_sec_lv=Coalesce(sec_lv, Value(ZERO), output_field=MONEY)).aggregate(
+        facilities=Count("id"),
+        drawn=Coalesce(Sum("drawn_balance"), Value(ZERO), output_field=MONEY),
+        lv=Coalesce(Sum("lending_value"), Value(ZERO), output_field=MONEY),
+        mv=Coalesce(Sum("market_value"), Value(ZERO), output_field=MONEY),
+        va_mv=Coalesce(Sum("va_market_value"), Value(ZERO), output_field=MONEY),
+        sec_lv=Coalesce(Sum("f_sec_lv"), Value(ZERO), output_field=MONEY),
+        uncovered_lending=Coalesce(Sum(Greatest(F("drawn_balance") - F("lending_value"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
+        uncovered_capital=Coalesce(Sum(Greatest(F("drawn_balance") - F("f_sec_lv"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
+        over_limit=Count("id", filter=Q(drawn_balance__gt=F("limit"))),
+        limits=Coalesce(Sum("limit"), Value(ZERO), output_field=MONEY),
+    )
+    va = {r["asset"]: r["mv"] for r in CollateralPosition.objects.filter(facility__in=live, kind=CollateralKind.VIRTUAL_ASSET)
+          .values("asset").annotate(mv=Sum("market_value"))}
+    per_type = {
+        "securities": {"mv": agg["mv"] - agg["va_mv"], "lv": agg["sec_lv"]},
+        "BTC": {"mv": va.get("BTC", ZERO), "lv": None},
+        "ETH": {"mv": va.get("ETH", ZERO), "lv": None},
+        "total": {"mv": agg["mv"], "lv": agg["lv"]},
+    }
+    by_client = list(
+        live.values("client_id", "client__email", "client__full_name")
+        .annotate(drawn=Sum("drawn_balance"), lv=Sum("lending_value"), limits=Sum("limit"), facilities=Count("id"))
+        .order_by("-drawn", "client_id")[: policy.TOP_CLIENTS]
+    )
+    bands = {r["band"]: r["n"] for r in live.values("band").annotate(n=Count("id"))}
+    return {
+        "source": {"kind": "live", "day": None, "link": _url("lending:staff-facilities")},
+        "facilities": agg["facilities"], "rows": agg, "per_type": per_type, "by_client": by_client, "bands": bands,
+    }
+
+
+def _policy_at(end: datetime) -> CollateralPolicy | None:
+    return (
+        CollateralPolicy.objects.filter(status__in=[PolicyStatus.APPROVED, PolicyStatus.SUPERSEDED], decided_at__lte=end)
+        .order_by("-decided_at", "-version").first()
+    )
+
+
+# --- 1. Total margin loans against capital --------------------------------------------------------------
+
+
+def _total_loans(book: dict, capital) -> dict:
+    rows = book["rows"] or {}
+    drawn = rows.get("drawn", ZERO)
+    view = selectors.loans_to_capital(total_loans=drawn, capital=capital)
+    lending_lv, capital_lv = rows.get("lv", ZERO), rows.get("sec_lv", ZERO)
+    out = {
+        "total_loans": money(drawn),
+        "facilities": book["facilities"],
+        "link": book["source"]["link"],
+        "benchmark": str(policy.LOANS_TO_CAPITAL_BENCHMARK),
+        "capital_entry": None,
+        "liquid_capital": None,
+        "multiple": _opt(view["multiple"], str),
+        "ceiling": _opt(view["ceiling"], str),
+        "within_ceiling": view["within"],
+        "headroom": _opt(view["headroom"], money),
+        # 26EC5 lending view: VA counted at the policy haircut (≥ 60%) and within the VA cap.
+        "lending_view": {"lending_value": money(lending_lv), "uncovered": money(rows.get("uncovered_lending", ZERO))},
+        # Financial Resources Rules view: VA collateral at a 100% haircut (only securities count).
+        "capital_view": {"lending_value": money(capital_lv), "uncovered": money(rows.get("uncovered_capital", ZERO))},
+        "capital_link": _url("reporting:capital"),
+    }
+    if capital is not None:
+        out["capital_entry"] = {"version": capital.version, "as_of": capital.as_of.isoformat(), "source": capital.source_reference}
+        out["liquid_capital"] = money(capital.liquid_capital)
+        out["capital_view"]["uncovered_to_capital"] = ratio(rows.get("uncovered_capital", ZERO), capital.liquid_capital)
+    return out
+
+
+# --- 2. Client credit limits ----------------------------------------------------------------------------
+
+
+def _credit_limits(book: dict, collateral_policy, as_of: date) -> dict:
+    from lending.models import FacilityState
+
+    rows = book["rows"] or {}
+    end = datetime.combine(as_of, time.max, tzinfo=HK)
+    open_then = Facility.objects.filter(opened_at__lte=end).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=end))
+    client_max = collateral_policy.client_exposure_limit if collateral_policy else None
+    firm_max = collateral_policy.firm_exposure_limit if collateral_policy else None
+    per_client = open_then.values("client_id", "client__email").annotate(limits=Sum("limit")).order_by("-limits", "client_id")
+    over_client = list(per_client.filter(limits__gt=client_max)[:50]) if client_max is not None else []
+    firm_limits = open_then.aggregate(s=Coalesce(Sum("limit"), Value(ZERO), output_field=MONEY))["s"]
+    return {
+        "facilities_open": open_then.count(),
+        "limits_total": money(firm_limits),
+        "drawn_total": money(rows.get("drawn", ZERO)),
+        "drawn_to_limits": ratio(rows.get("drawn", ZERO), firm_limits),
+        "over_limit": rows.get("over_limit", 0),
+        "client_limit_max": _opt(client_max, money),
+        "clients_over_client_limit": [
+            {"client_id": r["client_id"], "email": r["client__email"], "limits": money(r["limits"]),
+             "link": _url("lending:staff-facilities", search=r["client__email"])} for r in over_client
+        ],
+        "firm_limit_max": _opt(firm_max, money),
+        "firm_within": None if firm_max is None else firm_limits <= firm_max,
+        "policy_version": collateral_policy.version if collateral_policy else None,
+        "bands": book.get("bands", {}),
+        "link": _url("lending:staff-facilities"),
+        "suspended_now": Facility.objects.filter(state=FacilityState.SUSPENDED).count(),
+    }
+
+
+# --- 3. Collateral concentration -------------------------------------------------------------------------
+
+
+def _collateral(book: dict, collateral_policy) -> dict:
+    per_type = book.get("per_type") or {}
+    total_mv = (per_type.get("securities", {}).get("mv") or ZERO) + (per_type.get("BTC", {}).get("mv") or ZERO) + (per_type.get("ETH", {}).get("mv") or ZERO)
+    rows = book["rows"] or {}
+    va_mv = (per_type.get("BTC", {}).get("mv") or ZERO) + (per_type.get("ETH", {}).get("mv") or ZERO)
+    va_lv = (rows.get("lv") or ZERO) - (rows.get("sec_lv") or ZERO)
+    by_asset = []
+    for key in ("securities", "BTC", "ETH"):
+        mv = per_type.get(key, {}).get("mv") or ZERO
+        by_asset.append({"asset": key, "market_value": money(mv), "share": ratio(mv, total_mv)})
+    return {
+        "by_asset": by_asset,
+        "market_value": money(total_mv),
+        "va_market_value": money(va_mv),
+        "va_share_of_market_value": ratio(va_mv, total_mv),
+        "va_lending_value": money(va_lv),
+        "va_share_of_lending_value": ratio(va_lv, rows.get("lv")),
+        "va_share_cap": collateral_policy and str(collateral_policy.va_max_share),
+        "instrument_issuer_sector": None,  # needs the instrument master (issuer, sector), not in the portal yet
+        "link": book["source"]["link"],
+    }
+
+
+# --- 4. Client concentration -------------------------------------------------------------------------------
+
+
+def _clients(book: dict) -> dict:
+    rows = book["rows"] or {}
+    total = rows.get("drawn") or ZERO
+    top = [
+        {"client_id": r["client_id"], "email": r["client__email"], "name": r["client__full_name"], "facilities": r["facilities"],
+         "drawn": money(r["drawn"]), "limits": money(r["limits"]), "share": ratio(r["drawn"], total),
+         "link": _url("lending:staff-facilities", search=r["client__email"])}
+        for r in book.get("by_client") or []
+    ]
+    top_share = ratio(sum((Decimal(r["drawn"]) for r in top), ZERO), total)
+    return {"top": top, "top_share": top_share, "total_loans": money(total), "related_groups": None}
+
+
+# --- 5. Haircuts ---------------------------------------------------------------------------------------------
+
+
+def _policy_row(p: CollateralPolicy) -> dict:
+    return {
+        "version": p.version, "status": p.status, "btc": str(p.btc_haircut), "eth": str(p.eth_haircut),
+        "securities": {k: str(v) for k, v in sorted((p.securities_haircuts or {}).items())},
+        "va_max_share": str(p.va_max_share), "reason": p.reason,
+        "proposed_by": p.proposed_by.email, "proposed_at": p.proposed_at.isoformat(),
+        "decided_by": p.decided_by.email if p.decided_by else None, "decided_at": p.decided_at.isoformat() if p.decided_at else None,
+    }
+
+
+def _haircuts(collateral_policy, start: datetime, end: datetime) -> dict:
+    changes = list(
+        CollateralPolicy.objects.filter(Q(proposed_at__range=(start, end)) | Q(decided_at__range=(start, end)))
+        .select_related("proposed_by", "decided_by").order_by("version")
+    )
+    return {
+        "in_force": _policy_row(collateral_policy) if collateral_policy else None,
+        "changes": [_policy_row(p) for p in changes],
+        "link": _url("lending:policies"),
+    }
+
+
+# --- 6. Margin calls -------------------------------------------------------------------------------------------
+
+
+def _calls(start: datetime, end: datetime) -> dict:
+    calls = MarginCall.objects.all()
+    counts = calls.aggregate(
+        opened=Count("id", filter=Q(opened_at__range=(start, end))),
+        met=Count("id", filter=Q(state=CallState.MET, met_at__range=(start, end))),
+        escalated=Count("id", filter=Q(escalated_at__range=(start, end))),
+        closed_out=Count("id", filter=Q(state=CallState.CLOSED_OUT, resolved_at__range=(start, end))),
+        waived=Count("id", filter=Q(state=CallState.WAIVED, resolved_at__range=(start, end))),
+        shortfall_opened=Coalesce(Sum("shortfall_at_open", filter=Q(opened_at__range=(start, end))), Value(ZERO), output_field=MONEY),
+    )
+    still_open = Q(opened_at__lte=end) & ~Q(met_at__lte=end) & ~Q(resolved_at__lte=end)
+    open_at_end = list(calls.filter(still_open).values_list("id", "opened_at", "shortfall"))
+    ages = []
+    for low, high, label in AGE_BUCKETS:
+        ids = [i for i, opened, _s in open_at_end if (end - opened).days >= low and (high is None or (end - opened).days <= high)]
+        ages.append({"days": label, "count": len(ids)})
+    met = list(calls.filter(state=CallState.MET, met_at__range=(start, end)).values_list("opened_at", "met_at"))
+    hours = [(m - o).total_seconds() / 3600 for o, m in met]
+    opened_list = list(calls.filter(opened_at__range=(start, end)).select_related("client").order_by("opened_at", "id")[:50])
+    link = _url("risk:calls", state="")
+    return {
+        **{k: counts[k] for k in ("opened", "met", "escalated", "closed_out", "waived")},
+        "shortfall_opened": money(counts["shortfall_opened"]),
+        "open_at_end": len(open_at_end),
+        "shortfall_open_at_end": money(sum((s for _i, _o, s in open_at_end), ZERO)),
+        "ages": ages,
+        "average_hours_to_meet": f"{sum(hours) / len(hours):.1f}" if hours else None,
+        "opened_calls": [
+            {"id": c.pk, "client": c.client.email, "state": c.state, "opened_at": c.opened_at.isoformat(),
+             "shortfall_at_open": money(c.shortfall_at_open), "link": reverse("risk:call", args=[c.pk])} for c in opened_list
+        ],
+        "link": link,
+    }
+
+
+# --- 7. Stress testing ----------------------------------------------------------------------------------------
+
+
+def _stress(start: datetime, end: datetime) -> dict:
+    reports = list(StressReport.objects.filter(created_at__range=(start, end)).order_by("created_at", "id"))
+    rows = []
+    for r in reports:
+        s = (r.result or {}).get("summary", {})
+        rows.append({
+            "id": r.pk, "kind": r.kind, "period": r.period, "created_at": r.created_at.isoformat(),
+            "btc_shock": str(r.btc_shock), "eth_shock": str(r.eth_shock), "securities_shock": str(r.securities_shock),
+            "facilities": s.get("facilities"), "margin_call": s.get("margin_call"), "close_out": s.get("close_out"),
+            "newly_in_call": s.get("newly_in_call"), "shortfall": s.get("shortfall"), "drawn": s.get("drawn"),
+            "link": reverse("risk:stress-report", args=[r.pk]),
+        })
+    return {"reports": rows, "monthly_done": any(r["kind"] == StressReport.Kind.MONTHLY for r in rows), "link": _url("risk:stress-reports")}
+
+
+# --- Complaints and deviations (DESIGN: in the monthly pack) -----------------------------------------------
+
+
+def _complaints(start: datetime, end: datetime) -> dict:
+    qs = Complaint.objects.all()
+    counts = qs.aggregate(
+        received=Count("id", filter=Q(received_at__range=(start, end))),
+        acknowledged=Count("id", filter=Q(acknowledged_at__range=(start, end))),
+        acknowledged_late=Count("id", filter=Q(acknowledged_at__range=(start, end), acknowledged_at__gt=F("acknowledge_due"))),
+        escalated=Count("id", filter=Q(escalated_at__range=(start, end))),
+        closed=Count("id", filter=Q(closed_at__range=(start, end))),
+        closed_late=Count("id", filter=Q(closed_at__range=(start, end), closed_at__gt=F("answer_due"))),
+        open_at_end=Count("id", filter=Q(received_at__lte=end) & (Q(closed_at__isnull=True) | Q(closed_at__gt=end))),
+        overdue_at_end=Count("id", filter=Q(received_at__lte=end, answer_due__lt=end) & (Q(closed_at__isnull=True) | Q(closed_at__gt=end))),
+    )
+    return {**counts, "link": _url("reporting:complaints", state=""), "open_link": _url("reporting:complaints", state="active")}
+
+
+def _deviations(as_of: date) -> list[dict]:
+    end = datetime.combine(as_of, time.max, tzinfo=HK)
+    rows = Deviation.objects.filter(decided_at__lte=end, state__in=[DeviationState.APPROVED, DeviationState.RETIRED]).filter(
+        Q(retired_at__isnull=True) | Q(retired_at__gt=end)).select_related("decided_by").order_by("id")
+    return [
+        {"id": d.pk, "reference": d.reference, "area": d.area, "benchmark": d.benchmark, "departure": d.departure,
+         "compensating_control": d.compensating_control, "approved_by": d.decided_by.email if d.decided_by else None,
+         "approved_at": d.decided_at.isoformat() if d.decided_at else None, "review_date": d.review_date.isoformat(),
+         "review_overdue": d.review_date < as_of, "link": reverse("reporting:deviation", args=[d.pk])}
+        for d in rows
+    ]

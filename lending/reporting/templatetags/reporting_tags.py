@@ -1,0 +1,64 @@
+from decimal import Decimal, InvalidOperation
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+
+register = template.Library()
+
+
+def _dec(value):
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+@register.filter
+def hkd(value):
+    """"1234567.5" → "1,234,567.50" (stored figures are decimal strings)."""
+    number = _dec(value)
+    return "—" if number is None else intcomma(f"{number.quantize(Decimal('0.01')):f}")
+
+
+@register.filter
+def pct(value, places=1):
+    """"0.8123" → "81.2%"."""
+    number = _dec(value)
+    if number is None:
+        return "—"
+    return f"{(number * 100).quantize(Decimal(1).scaleb(-int(places)))}%"
+
+
+@register.filter
+def times(value):
+    """"4.2000" → "4.20×"."""
+    number = _dec(value)
+    return "—" if number is None else f"{number.quantize(Decimal('0.01'))}×"
+
+
+@register.filter
+def isotime(value):
+    """An ISO 8601 string as stored in a pack → "YYYY-MM-DD HH:MM" Hong Kong time."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if timezone.is_aware(moment) else moment.strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def area_label(value):
+    from ..models import ControlArea
+
+    try:
+        return ControlArea(value).label
+    except ValueError:
+        return value

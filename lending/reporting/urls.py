@@ -1,0 +1,25 @@
+from django.urls import path
+
+from . import views
+
+app_name = "reporting"
+
+urlpatterns = [
+    path("packs/", views.packs, name="packs"),
+    path("packs/<int:pk>/", views.pack_detail, name="pack"),
+    path("packs/<int:pk>/pack.<str:fmt>", views.pack_download, name="pack-file"),
+    path("capital/", views.capital, name="capital"),
+    path("deviations/", views.deviations, name="deviations"),
+    path("deviations/<int:pk>/", views.deviation_detail, name="deviation"),
+    path("complaints/", views.complaints, name="complaints"),
+    path("complaints/new/", views.complaint_new, name="complaint-new"),
+    path("complaints/<int:pk>/", views.complaint_detail, name="complaint"),
+    path("my-complaints/", views.my_complaints, name="my-complaints"),
+    path("my-complaints/<int:pk>/", views.my_complaint, name="my-complaint"),
+    path("record-requests/", views.record_requests, name="record-requests"),
+    path("record-requests/<int:pk>/archive.zip", views.record_request_download, name="record-request-download"),
+    path("retention/", views.retention_report, name="retention"),
+    path("snapshots/", views.snapshots, name="snapshots"),
+    path("band-changes/", views.band_changes, name="band-changes"),
+    path("export/<str:list_name>.<str:fmt>", views.export, name="export"),
+]
