@@ -183,15 +183,14 @@ def pack_xlsx(data: dict) -> bytes:
 
 
 def pack_html(data: dict) -> str:
-    from django.template.loader import render_to_string
+    """One HTML document with the English part, then the Traditional Chinese part (each in its own language)."""
+    from portal import pdf
 
-    return render_to_string("reporting/pack_document.html", {"d": data, "v": pack_view(data), "languages": LANGUAGES})
+    return pdf.render_html("reporting/pack_document.html", {"d": data, "v": pack_view(data), "languages": LANGUAGES}, language="en")
 
 
-def pack_pdf(data: dict) -> bytes | None:
-    """The bilingual PDF through the portal's shared renderer, or None where it is not installed."""
-    try:
-        from portal import pdf
-    except ImportError:
-        return None
+def pack_pdf(data: dict) -> bytes:
+    """The bilingual PDF through the portal's shared renderer (the one statements use)."""
+    from portal import pdf
+
     return pdf.html_to_pdf(pack_html(data))

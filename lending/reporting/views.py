@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,7 +15,9 @@ from lending.selectors import firm_exposure
 from portal import exports
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
+from portal.files import private_file_response
 from portal.models import User
+from portal.pdf import PDF_MEDIA_TYPE
 from portal.permissions import Perm
 
 from . import lists, policy, retention, selectors, services
@@ -104,10 +106,10 @@ def pack_download(request, pk: int, fmt: str):
     content = getattr(pack, fmt)
     if not content:
         raise Http404
-    content_type = exports.XLSX_CONTENT_TYPE if fmt == "xlsx" else "application/pdf"
-    response = HttpResponse(bytes(content), content_type=content_type)
+    content_type = exports.XLSX_CONTENT_TYPE if fmt == "xlsx" else PDF_MEDIA_TYPE
+    response = private_file_response(bytes(content), content_type=content_type, filename=f"smf-pack-{pack.as_of}-v{pack.version}.{fmt}")
     response["X-Content-SHA256"] = getattr(pack, f"{fmt}_sha256")
-    return exports.private(response, f"smf-pack-{pack.as_of}-v{pack.version}.{fmt}")
+    return response
 
 
 # --- Capital -------------------------------------------------------------------------------------------------
@@ -331,9 +333,9 @@ def record_request_download(request, pk: int):
         made = services.record_request_download(actor=request.user, request_id=pk)
     except PortalError:
         raise Http404 from None
-    response = HttpResponse(bytes(made.archive), content_type="application/zip")
+    response = private_file_response(bytes(made.archive), content_type="application/zip", filename=f"client-{made.client_id}-records-REQ-{made.pk}.zip")
     response["X-Content-SHA256"] = made.archive_sha256
-    return exports.private(response, f"client-{made.client_id}-records-REQ-{made.pk}.zip")
+    return response
 
 
 # --- Retention --------------------------------------------------------------------------------------------------

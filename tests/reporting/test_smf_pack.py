@@ -145,6 +145,11 @@ def test_generated_pack_is_stored_immutably_with_its_hashes(smf_book, compliance
     labels = {row[0].value: row[1].value for row in sheet.iter_rows(min_row=2)}
     assert labels["Total margin loans (HKD) / 孖展貸款總額（港元）"] == 7500000
     assert labels["Loans ÷ liquid capital / 貸款 ÷ 速動資金"] == 5
+    from portal.pdf import pdf_text
+
+    assert pack.pdf_sha256 == hashlib.sha256(bytes(pack.pdf)).hexdigest()
+    text = pdf_text(bytes(pack.pdf))
+    assert "Total margin loans (HKD)" in text and "孖展貸款總額" in text and "7,500,000.00" in text
     with pytest.raises(PermissionError):
         pack.save()
     with pytest.raises(PermissionError):
