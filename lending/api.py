@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -562,30 +564,45 @@ class StaffCloseApi(APIView):
 # --- staff: prices, policy, watch list ------------------------------------------------------------
 
 
+class QuoteOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField(source="source.code")
+    asset = serializers.CharField()
+    price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+    as_of = serializers.DateTimeField()
+
+
 class StaffPriceApi(APIView):
+    """Reference-price history; a POST records a quote from a named desk or file source, which counts in
+    the risk engine's governed median like any other source (it never sets the reference by itself)."""
+
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.ChoiceField(choices=Asset.choices)
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
-        source = serializers.CharField(max_length=60)
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+        source = serializers.CharField(max_length=40)
         as_of = serializers.DateTimeField(required=False)
 
     @extend_schema(responses=PriceSerializer(many=True))
     def get(self, request):
         return _page(self, request, selectors.price_history(asset=request.query_params.get("asset", "")), PriceSerializer)
 
-    @extend_schema(request=InputSerializer, responses={201: PriceSerializer})
+    @extend_schema(request=InputSerializer, responses={201: QuoteOutputSerializer})
     @idempotent("lending.price.enter")
     def post(self, request):
+        from lending.risk import services as risk_services
+
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(PriceSerializer(services.price_record(actor=request.user, **data.validated_data)).data, status=201)
+        d = data.validated_data
+        quote = risk_services.quote_record(actor=request.user, source_code=d["source"], asset=d["asset"], price_hkd=d["price_hkd"], as_of=d.get("as_of"))
+        return Response(QuoteOutputSerializer(quote).data, status=201)
 
 
 class StaffPriceLoadApi(APIView):
-    """Load prices from CSV text (asset,price_hkd,source,as_of) or a JSON list in `content`."""
+    """Load quotes from CSV text (source,asset,price_hkd,as_of) or a JSON list in `content`; one bad row loads nothing."""
 
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
@@ -600,10 +617,12 @@ class StaffPriceLoadApi(APIView):
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     @idempotent("lending.price.load")
     def post(self, request):
+        from lending.risk import services as risk_services
+
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = services.prices_parse(content=data.validated_data["content"], fmt=data.validated_data["format"])
-        return Response({"loaded": len(services.prices_load(actor=request.user, rows=rows, source_label="api"))}, status=201)
+        rows = risk_services.quotes_parse(content=data.validated_data["content"], fmt=data.validated_data["format"])
+        return Response({"loaded": len(risk_services.quotes_record(actor=request.user, rows=rows, strict=True, label="api"))}, status=201)
 
 
 class StaffPolicyListApi(APIView):

@@ -8,10 +8,13 @@ class LendingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from portal import navigation
+        from portal import audit, navigation
         from portal.permissions import Perm
 
-        from . import panels
+        from . import locks, panels
+
+        if locks.audit_chain_taken not in audit.CHAIN_LOCK_LISTENERS:
+            audit.CHAIN_LOCK_LISTENERS.append(locks.audit_chain_taken)
 
         navigation.register_client_nav(navigation.NavItem(_("Margin financing"), "lending:client-home", order=30))
         navigation.register_staff_nav(navigation.NavItem(_("Credit queue"), "lending:queue", Perm.APPLICATION_DECIDE, order=30))

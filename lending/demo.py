@@ -10,7 +10,6 @@ acknowledged); the benchmark and the browser test use it too.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -115,16 +114,22 @@ def policy_ensure(*, maker, checker):
 
 
 def prices_ensure() -> None:
+    """Opening quotes from the demo's price sources, through the risk engine's governance (the reference
+    is their median); the risk demo then moves them."""
+    from lending.risk import services as risk_services
+
     if not selectors.prices_current():
+        for code, name in risk_services.DEMO_SOURCES:
+            risk_services.source_ensure(code=code, name=name)
         now = timezone.now()
         rows = []
-        # A little history so the price page has something to show.
-        for minutes, btc, eth in [(60, "752000", "26600"), (30, "757500", "26850"), (0, "760000", "27000")]:
+        for i, (code, _name) in enumerate(risk_services.DEMO_SOURCES):
+            drift = Decimal("1") + Decimal(i - 1) / 1000
             rows += [
-                {"asset": "BTC", "price_hkd": btc, "source": "demo-feed", "as_of": now - timedelta(minutes=minutes)},
-                {"asset": "ETH", "price_hkd": eth, "source": "demo-feed", "as_of": now - timedelta(minutes=minutes)},
+                {"source_code": code, "asset": "BTC", "price_hkd": (Decimal("760000") * drift).quantize(Decimal("0.01")), "as_of": now},
+                {"source_code": code, "asset": "ETH", "price_hkd": (Decimal("27000") * drift).quantize(Decimal("0.01")), "as_of": now},
             ]
-        services.prices_load(actor=SYSTEM, rows=rows, source_label="demo")
+        risk_services.quotes_record(actor=SYSTEM, rows=rows)
 
 
 def _extra_client(i: int) -> User:
@@ -157,7 +162,8 @@ def seed(stdout) -> None:
     manager = User.objects.get(email="manager@demo.vamargin.hk")
     with transaction.atomic():
         policy = policy_ensure(maker=officer, checker=manager)
-        prices_ensure()
+    prices_ensure()
+    with transaction.atomic():
         if selectors.watchlist().exists():
             stdout.write("  lending demo already seeded")
             return

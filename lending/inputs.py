@@ -21,3 +21,11 @@ def decimal_input(value, field: str, *, minimum: Decimal | None = None, maximum:
     if maximum is not None and number > maximum:
         raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
     return number
+
+
+def id_input(value, field: str) -> int:
+    """A record id typed or posted back (a positive whole number), with a clear error otherwise."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+        raise PortalError("validation_error", _("%(field)s must be a record number.") % {"field": field}, {field: [_("Enter a whole number.")]})
+    return int(text)

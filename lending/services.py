@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
+from lending import locks
 from lending.inputs import decimal_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
@@ -34,7 +31,6 @@ from .models import (
     CollateralLine,
     CollateralPolicy,
     CollateralPosition,
-    CurrentPrice,
     DeclineReason,
     Facility,
     FacilityApplication,
@@ -42,7 +38,6 @@ from .models import (
     FacilityTransaction,
     MakerCheckerPolicy,
     PolicyStatus,
-    Price,
     Recommendation,
     ReviewStep,
     StepCode,
@@ -186,88 +181,6 @@ def policy_reject(*, actor, policy_id: int, note: str) -> CollateralPolicy:
     return policy
 
 
-# --- Prices -------------------------------------------------------------------------
-
-
-def _price_insert(*, asset: str, price_hkd, source: str, as_of: datetime, actor=None) -> Price:
-    if asset not in Asset.values:
-        raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
-    price = decimal_input(price_hkd, "price_hkd", minimum=Decimal("0.01"))
-    if timezone.is_naive(as_of):
-        as_of = timezone.make_aware(as_of)
-    if as_of > timezone.now() + timedelta(minutes=5):
-        raise PortalError("validation_error", _("A price cannot be dated in the future."), {"as_of": [_("In the future.")]})
-    source = (source or "").strip()[:60]
-    if not source:
-        raise PortalError("validation_error", _("Name the price source."), {"source": [_("Required.")]})
-    row = Price.objects.create(asset=asset, price_hkd=money(price), source=source, as_of=as_of, entered_by=actor)
-    # Only a newer observation moves the current price; a back-filled one is history only.
-    updated = CurrentPrice.objects.filter(asset=asset, as_of__lte=as_of).update(
-        price_hkd=row.price_hkd, source=row.source, as_of=as_of, price=row
-    )
-    if not updated and not CurrentPrice.objects.filter(asset=asset).exists():
-        CurrentPrice.objects.create(asset=asset, price_hkd=row.price_hkd, source=row.source, as_of=as_of, price=row)
-    return row
-
-
-@transaction.atomic
-def price_record(*, actor, asset: str, price_hkd, source: str, as_of: datetime | None = None) -> Price:
-    """Staff enter one price (audited)."""
-    ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
-    row = _price_insert(asset=asset, price_hkd=price_hkd, source=source, as_of=as_of or timezone.now(), actor=actor)
-    audit_log(actor=actor, action="lending.price.entered", obj=row, after=snapshot(row, ("asset", "price_hkd", "source", "as_of")))
-    return row
-
-
-def prices_parse(*, content: str, fmt: str = "") -> list[dict]:
-    """Rows of asset, price_hkd, source, as_of from CSV (header row) or JSON (a list of objects)."""
-    text = content.strip()
-    fmt = fmt or ("json" if text.startswith(("[", "{")) else "csv")
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PortalError("invalid_file", _("Not valid JSON: %(exc)s") % {"exc": exc}) from None
-        rows = data.get("prices", []) if isinstance(data, dict) else data
-    else:
-        rows = list(csv.DictReader(io.StringIO(text)))
-    if not isinstance(rows, list) or not rows:
-        raise PortalError("invalid_file", _("The file holds no prices."))
-    parsed = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise PortalError("invalid_file", _("Row %(number)s is not an object.") % {"number": number})
-        as_of = row.get("as_of") or ""
-        when = parse_datetime(str(as_of)) if as_of else None
-        if as_of and when is None:
-            raise PortalError("invalid_file", _("Row %(number)s: as_of %(as_of)s is not an ISO date-time.") % {"number": number, "as_of": f"{as_of!r}"})
-        parsed.append({"asset": str(row.get("asset", "")).upper().strip(), "price_hkd": row.get("price_hkd"), "source": row.get("source", ""), "as_of": when})
-    return parsed
-
-
-@transaction.atomic
-def prices_load(*, actor, rows: list[dict], source_label: str = "file") -> list[Price]:
-    """Load many prices at once; one bad row refuses the whole file (nothing is stored)."""
-    if actor is not SYSTEM:
-        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
-    created = []
-    for number, row in enumerate(rows, start=1):
-        try:
-            created.append(
-                _price_insert(
-                    asset=row["asset"], price_hkd=row["price_hkd"], source=row.get("source") or source_label,
-                    as_of=row.get("as_of") or timezone.now(), actor=None if actor is SYSTEM else actor,
-                )
-            )
-        except PortalError as exc:
-            raise PortalError(exc.code, _("Row %(number)s: %(message)s") % {"number": number, "message": exc.message}, exc.fields) from None
-    audit_log(
-        actor=actor, action="lending.price.loaded", object_type="lending.price", object_id="",
-        after={"rows": len(created), "source": source_label, "ids": [p.pk for p in created[:50]]},
-    )
-    return created
-
-
 # --- Watch list ---------------------------------------------------------------------
 
 
@@ -357,7 +270,7 @@ def application_create(*, user, requested_limit, purpose: str, lines: list[dict]
 
 def _lock_client_application(user, application_id: int) -> FacilityApplication:
     try:
-        return FacilityApplication.objects.select_for_update().get(pk=application_id, client=user)
+        return locks.application(application_id, FacilityApplication.objects.filter(client=user))
     except FacilityApplication.DoesNotExist:
         raise NotFoundError("not_found", _("No such application.")) from None
 
@@ -489,9 +402,8 @@ TRANSIENT_ERRORS = (TransientReviewError, DatabaseError)
 def _review_claim_start(application_id: int, run: int) -> FacilityApplication | None:
     """submitted → in_review, once. The application (with its client), or None when the run is over or superseded."""
     with transaction.atomic():
-        application = (
-            FacilityApplication.objects.select_for_update(of=("self",)).select_related("client").filter(pk=application_id).first()
-        )
+        application = locks.rows(locks.Level.APPLICATION, FacilityApplication.objects.select_related("client"), [application_id])
+        application = application[0] if application else None
         if application is None or application.review_run != run:
             return None
         if application.state == AppState.SUBMITTED:
@@ -674,7 +586,7 @@ def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | No
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO on")
-    application = FacilityApplication.objects.select_for_update().get(pk=application_id)
+    application = locks.application(application_id)
     if application.review_run != run or application.state != AppState.IN_REVIEW:
         return application.review_run == run and application.state not in (AppState.SUBMITTED,)
     if steps is None:
@@ -722,7 +634,7 @@ def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | No
 def _lock_for_decision(*, actor, application_id: int, expected: tuple) -> FacilityApplication:
     """Lock the row, then check it is still where the officer saw it: the loser of a race gets 409."""
     try:
-        application = FacilityApplication.objects.select_for_update().select_related("client").get(pk=application_id)
+        application = locks.application(application_id, FacilityApplication.objects.select_related("client"))
     except FacilityApplication.DoesNotExist:
         raise NotFoundError("not_found", _("No such application.")) from None
     ensure_not_own_record(actor=actor, client_user=application.client)
@@ -965,7 +877,8 @@ def band_for(*, utilisation: Decimal, policy: CollateralPolicy) -> str:
 
 @transaction.atomic
 def application_accept(*, user, application_id: int, letter_sha256: str) -> Facility:
-    """The client accepts the facility letter they were shown; the facility opens."""
+    """The client accepts the facility letter they were shown; the facility opens (and is valued at once)."""
+    locks.book()
     application = _lock_client_application(user, application_id)
     if application.state != AppState.APPROVED:
         raise ConflictError("invalid_state", _("This application is %(state)s; only an approved one can be accepted.") % {"state": application.get_state_display()})
@@ -986,10 +899,10 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
     CollateralPosition.objects.bulk_create(positions)
     _apply_valuation(facility, positions, policy, prices)
     facility.save()
+    _risk_facility_changed(facility.pk)
     audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
               after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
     audit_log(actor=user, action="lending.facility.opened", obj=facility, after=snapshot(facility, FACILITY_FIELDS) | {"positions": len(positions)})
-    _risk_facility_changed(facility.pk)
     if application.decided_by_id:
         from portal.notifications import notify
 
@@ -999,11 +912,9 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
 
 
 def _lock_facility(actor, facility_id: int) -> Facility:
-    from lending.risk.services import facility_lock_prepare
-
-    facility_lock_prepare()  # the risk engine's lock first, then the row: the order a whole-book revaluation uses
+    locks.book()  # a change to a facility revalues it: the book first (lending.locks)
     try:
-        facility = Facility.objects.select_for_update().select_related("client", "policy").get(pk=facility_id)
+        facility = locks.facility(facility_id, Facility.objects.select_related("client", "policy"))
     except Facility.DoesNotExist:
         raise NotFoundError("not_found", _("No such facility.")) from None
     ensure_not_own_record(actor=actor, client_user=facility.client)
@@ -1048,8 +959,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)
     facility.save()
     txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
-    audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     _risk_facility_changed(facility.pk)
+    audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
 
@@ -1069,8 +980,8 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> F
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)
     facility.save()
     txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
-    audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     _risk_facility_changed(facility.pk)
+    audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
 

@@ -319,18 +319,27 @@ def staff_facility(request, pk):
 
 @staff_required(Perm.PRICE_MANAGE)
 def prices(request):
+    """Reference prices and their history; desk quotes and price files go to the risk engine's governance."""
+    from lending.risk import services as risk_services
+    from lending.risk.models import PriceSource, SourceKind
+
     if request.method == "POST":
         try:
             if request.FILES.get("file"):
-                content = request.FILES["file"].read().decode("utf-8-sig")
-                rows = services.prices_parse(content=content)
-                loaded = services.prices_load(actor=request.user, rows=rows, source_label=request.FILES["file"].name[:60])
-                messages.success(request, _("%(n)s prices loaded.") % {"n": len(loaded)})
+                upload = request.FILES["file"]
+                if upload.size > 2_000_000:
+                    raise PortalError("invalid_file", _("A price file may be at most 2 MB."))
+                rows = risk_services.quotes_parse(content=upload.read().decode("utf-8-sig"))
+                loaded = risk_services.quotes_record(actor=request.user, rows=rows, strict=True, label=upload.name[:60])
+                messages.success(request, _("%(n)s quotes loaded; the reference price is recomputed.") % {"n": len(loaded)})
             else:
-                services.price_record(actor=request.user, asset=request.POST.get("asset", ""), price_hkd=request.POST.get("price_hkd", ""), source=request.POST.get("source", ""))
-                messages.success(request, _("Price recorded."))
-        except (PortalError, UnicodeDecodeError) as exc:
-            messages.error(request, getattr(exc, "message", str(exc)))
+                risk_services.quote_record(actor=request.user, source_code=request.POST.get("source", ""), asset=request.POST.get("asset", ""),
+                                           price_hkd=request.POST.get("price_hkd", ""))
+                messages.success(request, _("Quote recorded; the reference price is recomputed."))
+        except PortalError as exc:
+            messages.error(request, exc.message)
+        except UnicodeDecodeError:
+            messages.error(request, _("The price file must be UTF-8 text (CSV or JSON)."))
         return redirect("lending:prices")
     policy = selectors.policy_current()
     return render(request, "lending/prices.html", {
@@ -338,6 +347,7 @@ def prices(request):
         "history": selectors.price_history()[:40],
         "assets": Asset.choices,
         "policy": policy,
+        "desk_sources": list(PriceSource.objects.filter(active=True).exclude(kind=SourceKind.FEED).order_by("code")),
     })
 
 

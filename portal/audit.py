@@ -37,7 +37,14 @@ def snapshot(obj: Model, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return jsonable(data)
 
 
+# Called before the chain lock is taken: lending.locks registers itself here, so the audit chain is
+# recorded as the last lock of the transaction and a later book or row lock is refused.
+CHAIN_LOCK_LISTENERS: list = []
+
+
 def _lock_chain() -> None:
+    for listener in CHAIN_LOCK_LISTENERS:
+        listener()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])

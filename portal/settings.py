@@ -333,6 +333,8 @@ SPECTACULAR_SETTINGS = {
         "MarginCallStateEnum": "lending.risk.models.CallState",
         "MarginCallResolutionEnum": "lending.risk.models.Resolution",
         "PriceAlarmKindEnum": "lending.risk.models.AlarmKind",
+        "PriceSourceKindEnum": "lending.risk.models.SourceKind",
+        "PriceOverrideStatusEnum": "lending.risk.models.OverrideStatus",
     },
 }
 

@@ -147,6 +147,12 @@ def credit_manager(db):
 
 
 @pytest.fixture
+def credit_manager2(db):
+    """A second credit manager: the checker of another's proposal."""
+    return make_user("credit_manager", email="marcus@example.com", full_name="Marcus Manager")
+
+
+@pytest.fixture
 def compliance_user(db):
     return make_user("compliance", email="connie@example.com", full_name="Connie Compliance")
 

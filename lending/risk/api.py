@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -12,7 +14,7 @@ from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
 from portal.permissions import Perm
 
 from . import selectors, services
-from .models import MarginCall, PriceAlarm, PriceOverride, Resolution, StressReport
+from .models import MarginCall, PriceAlarm, PriceOverride, PriceSource, Resolution, SourceKind, StressReport
 
 
 def _page(view, request, qs, serializer_class):
@@ -72,10 +74,17 @@ class OverrideSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PriceOverride
-        fields = ["id", "asset", "price_hkd", "reason", "set_by", "set_at", "expires_at", "cancelled_at", "in_force"]
+        fields = ["id", "reference", "asset", "price_hkd", "status", "reason", "justification", "governed_price", "deviation", "preview",
+                  "set_by", "set_at", "expires_at", "approved_by", "approved_at", "decision_note", "cancelled_by", "cancelled_at", "in_force"]
 
     def get_in_force(self, obj) -> bool:
         return obj.in_force()
+
+
+class PriceSourceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PriceSource
+        fields = ["id", "code", "name", "kind", "weight", "active", "created_at"]
 
 
 class StressReportSerializer(serializers.ModelSerializer):
@@ -345,17 +354,43 @@ class OverrideApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.CharField(max_length=8)
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
         expires_at = serializers.DateTimeField()
-        reason = serializers.CharField()
+        reason = serializers.CharField(max_length=5000)
+        justification = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: OverrideSerializer}, summary="Set a manual price override with an expiry (credit manager)")
+    @extend_schema(request=InputSerializer, responses={201: OverrideSerializer},
+                   summary="Propose a manual price override (credit manager); a second credit manager approves it")
     @idempotent("risk.override")
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        override = services.override_set(actor=request.user, **serializer.validated_data)
+        override = services.override_propose(actor=request.user, **serializer.validated_data)
         return Response(OverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+
+class OverrideDecideApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_OVERRIDE
+    approve = True
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=OverrideSerializer, summary="Approve a proposed override (a credit manager who did not propose it)")
+    def post(self, request, pk: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        override = services.override_decide(actor=request.user, override_id=pk, approve=self.approve, note=serializer.validated_data["note"])
+        return Response(OverrideSerializer(override).data)
+
+
+class OverrideRejectApi(OverrideDecideApi):
+    approve = False
+
+    @extend_schema(request=OverrideDecideApi.InputSerializer, responses=OverrideSerializer, summary="Reject a proposed override")
+    def post(self, request, pk: int):
+        return super().post(request, pk)
 
 
 class OverrideCancelApi(APIView):
@@ -363,13 +398,57 @@ class OverrideCancelApi(APIView):
     required_perm = Perm.PRICE_OVERRIDE
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="")
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
-    @extend_schema(request=InputSerializer, responses=OverrideSerializer, summary="Cancel an override in force")
+    @extend_schema(request=InputSerializer, responses=OverrideSerializer, summary="Withdraw a proposed override or cancel one in force")
     def post(self, request, pk: int):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(OverrideSerializer(services.override_cancel(actor=request.user, override_id=pk, **serializer.validated_data)).data)
+
+
+class PriceSourceListApi(APIView):
+    """The price sources; credit managers add them (audited)."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        code = serializers.SlugField(max_length=40)
+        name = serializers.CharField(max_length=100)
+        kind = serializers.ChoiceField(choices=SourceKind.choices, default=SourceKind.FEED)
+        weight = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal("100"), default=Decimal("1"))
+
+    @extend_schema(responses=PriceSourceSerializer(many=True), summary="Price sources")
+    def get(self, request):
+        return _page(self, request, PriceSource.objects.order_by("code"), PriceSourceSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: PriceSourceSerializer}, summary="Add a price source (credit manager)")
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = services.price_source_create(actor=request.user, **serializer.validated_data)
+        return Response(PriceSourceSerializer(source).data, status=status.HTTP_201_CREATED)
+
+
+class PriceSourceApi(APIView):
+    permission_classes = [StaffPermission]
+    required_perm = Perm.PRICE_OVERRIDE
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False)
+        weight = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal("100"), required=False)
+        active = serializers.BooleanField(required=False)
+        reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses=PriceSourceSerializer, summary="Rename, reweight, deactivate or reactivate a price source (credit manager)")
+    def patch(self, request, pk: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        source = services.price_source_update(actor=request.user, source_id=pk, name=d.get("name"), weight=d.get("weight"),
+                                              active=d.get("active"), reason=d["reason"])
+        return Response(PriceSourceSerializer(source).data)
 
 
 class AlarmListApi(APIView):

@@ -42,9 +42,8 @@ def run(stdout, *, facilities: int, ticks: int = 8, naive_sample: int = 5000, st
         _build(stdout, statements_at, policy)
         _set_prices(BTC0, ETH0)
         revalue_book(trigger="bench", notify=False)
-        _set_prices(BTC0 * Decimal("0.92"), ETH0 * Decimal("0.91"))
         with CaptureQueriesContext(connection) as ctx:
-            revalue_book(trigger="bench", notify=False)
+            _tick(BTC0 * Decimal("0.92"), ETH0 * Decimal("0.91"))
         out["statements_small"] = (statements_at, len(ctx.captured_queries))
     _build(stdout, facilities, policy)
     _set_prices(BTC0, ETH0)
@@ -54,10 +53,9 @@ def run(stdout, *, facilities: int, ticks: int = 8, naive_sample: int = 5000, st
     for i in range(ticks):
         db, de = TICKS[i % len(TICKS)]
         btc, eth = (btc * Decimal(str(1 + db))).quantize(Decimal("0.01")), (eth * Decimal(str(1 + de))).quantize(Decimal("0.01"))
-        _set_prices(btc, eth)
         with CaptureQueriesContext(connection) as ctx:
             start = time.perf_counter()
-            result = revalue_book(trigger="bench", notify=False)
+            result = _tick(btc, eth)  # quotes → governed reference → whole-book revaluation, one transaction
             times.append(time.perf_counter() - start)
         changes.append(result.band_changes)
         opened.append(result.calls_opened)
@@ -74,7 +72,7 @@ def run(stdout, *, facilities: int, ticks: int = 8, naive_sample: int = 5000, st
     stdout.write("")
     stdout.write(f"Book: {facilities:,} active facilities, {_count('lending_collateralposition'):,} collateral positions, "
                  f"{_count('risk_margincall'):,} margin calls after the run")
-    stdout.write(f"Revaluation per tick (whole book + band changes + margin-call opening): median {median * 1000:.1f} ms "
+    stdout.write(f"Price tick (quotes, governed reference, whole-book revaluation, band changes, margin-call opening): median {median * 1000:.1f} ms "
                  f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; {ticks} ticks); band changes per tick median "
                  f"{statistics.median(changes):,.0f} ({statistics.median(changes) / facilities:.1%} of the book)")
     stdout.write(f"(a) floor — bare scan of the positions computing lending value, one SELECT: {floor * 1000:.1f} ms  → ratio {median / floor:.2f}×")
@@ -205,15 +203,28 @@ def _build(stdout, n: int, policy) -> None:
 
 
 def _set_prices(btc: Decimal, eth: Decimal) -> None:
-    from django.utils import timezone
+    """A price tick through the governed path: the bench feed's quotes, the reference refresh and the
+    whole-book revaluation it triggers in the same transaction (margin-call messages are not sent)."""
+    from unittest import mock
 
-    from lending import services
+    from lending.risk import services
     from portal.audit import SYSTEM
 
-    services.prices_load(actor=SYSTEM, rows=[
-        {"asset": "BTC", "price_hkd": btc, "source": "bench", "as_of": timezone.now()},
-        {"asset": "ETH", "price_hkd": eth, "source": "bench", "as_of": timezone.now()},
-    ], source_label="bench")
+    services.source_ensure(code="bench", name="Benchmark feed")
+    with mock.patch("lending.risk.tasks.margin_calls_notify.delay_on_commit"):
+        services.quotes_record(actor=SYSTEM, rows=[
+            {"source_code": "bench", "asset": "BTC", "price_hkd": btc},
+            {"source_code": "bench", "asset": "ETH", "price_hkd": eth},
+        ])
+
+
+def _tick(btc: Decimal, eth: Decimal):
+    """One price tick; returns the revaluation run it triggered (None when the reference did not move)."""
+    from lending.risk.models import RevaluationRun
+
+    last = RevaluationRun.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    _set_prices(btc, eth)
+    return RevaluationRun.objects.filter(id__gt=last, trigger="price").order_by("-id").first()
 
 
 def _floor(*, repeats: int) -> float:

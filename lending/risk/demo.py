@@ -76,6 +76,42 @@ def _near_level_facilities(officer, manager) -> int:
     return made
 
 
+def _second_manager() -> User:
+    """A second credit manager, so the demo can show (and complete) maker-checker on price overrides."""
+    from allauth.account.models import EmailAddress
+
+    from portal.demo import DEMO_PASSWORD
+    from portal.permissions import Role
+    from portal.services import user_create
+
+    email = "manager2@demo.vamargin.hk"
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = user_create(email=email, password=DEMO_PASSWORD, role=Role.CREDIT_MANAGER, full_name="Marcus Wong (Credit manager)",
+                           authority_limit=Decimal("50000000"))
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    return user
+
+
+def _price_governance(officer, manager) -> None:
+    """A dealing-desk source at half weight with an officer's quote, and a manual BTC override that one
+    credit manager proposed and that waits for a second one (the preview shows its effect on the book)."""
+    from .models import OverrideStatus, PriceOverride, SourceKind
+
+    _second_manager()
+    desk = services.source_ensure(code="demo-desk", name="Dealing desk (demo)", kind=SourceKind.DESK)
+    services.price_source_update(actor=manager, source_id=desk.pk, weight="0.5", reason="Desk prints count half as much as venues.")
+    # (each step its own transaction: every one of them ends with its audit row, the last lock taken)
+    btc = lending_selectors.prices_current()["BTC"].price_hkd
+    services.quote_record(actor=officer, source_code=desk.code, asset="BTC", price_hkd=(btc * Decimal("1.002")).quantize(Decimal("0.01")))
+    if not PriceOverride.objects.filter(status=OverrideStatus.PROPOSED).exists():
+        services.override_propose(
+            actor=manager, asset="BTC", price_hkd=(btc * Decimal("0.88")).quantize(Decimal("0.01")), expires_at=timezone.now() + timedelta(hours=8),
+            reason="Demo: HK VA Exchange halted withdrawals; OTC prints are well below the venues.",
+            justification="Three OTC desks printed BTC 11-13% under the venue median in the last hour; the venues are not tradable for size.",
+        )
+
+
 def seed(stdout) -> None:
     officer = User.objects.get(email="officer@demo.vamargin.hk")
     manager = User.objects.get(email="manager@demo.vamargin.hk")
@@ -87,8 +123,9 @@ def seed(stdout) -> None:
         services.risk_policy_decide(actor=manager, policy_id=proposed.pk, approve=True, note="Approved for launch.")
         now = timezone.now()
         _closes(now)
-        for code, name in services.DEMO_SOURCES:
-            services.source_ensure(code=code, name=name)
+    for code, name in services.DEMO_SOURCES:
+        services.source_ensure(code=code, name=name)
+    with transaction.atomic():
         current = lending_selectors.prices_current()
         btc = current["BTC"].price_hkd if "BTC" in current else Decimal("760000")
         eth = current["ETH"].price_hkd if "ETH" in current else Decimal("27000")
@@ -98,8 +135,7 @@ def seed(stdout) -> None:
             rows += [{"source_code": code, "asset": "BTC", "price_hkd": (btc * drift).quantize(Decimal("0.01")), "as_of": now},
                      {"source_code": code, "asset": "ETH", "price_hkd": (eth * drift).quantize(Decimal("0.01")), "as_of": now}]
         services.quotes_record(rows=rows)
-    with transaction.atomic():
-        moved = _near_level_facilities(officer, manager)
+    moved = _near_level_facilities(officer, manager)  # each service its own transaction (each ends with its audit row)
     # A 2% fall from every source: the facility at 99% crosses into margin call as the demo starts.
     with transaction.atomic():
         now = timezone.now()
@@ -109,6 +145,7 @@ def seed(stdout) -> None:
             for code, _n in services.DEMO_SOURCES for asset, factor in (("BTC", "0.98"), ("ETH", "0.98"))
         ])
         run = revalue_book(trigger="demo")
+    _price_governance(officer, manager)
     with transaction.atomic():
         services.snapshots_take()
     if not StressReport.objects.filter(kind=StressReport.Kind.MONTHLY).exists():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -46,8 +47,17 @@ class RiskPolicy(MakerCheckerPolicy):
     stress_btc_shock = models.DecimalField(_("monthly stress: bitcoin shock"), **RATIO)
     stress_eth_shock = models.DecimalField(_("monthly stress: ether shock"), **RATIO)
     stress_securities_shock = models.DecimalField(_("monthly stress: securities shock"), **RATIO)
+    quote_band_max = models.DecimalField(
+        _("largest move of a quote from the governed price"), **RATIO, default=Decimal("0.2500"),
+        help_text=_("A quote further than this from the reference price is refused until an approved override moves the reference (0.2500 = 25%)."),
+    )
+    override_justification_level = models.DecimalField(
+        _("override deviation needing a written justification"), **RATIO, default=Decimal("0.1000"),
+        help_text=_("A manual price further than this from the governed price needs a written justification (0.1000 = 10%)."),
+    )
 
-    NUMBERS = ("source_deviation_max", "volatility_alarm_level", "stress_btc_shock", "stress_eth_shock", "stress_securities_shock")
+    NUMBERS = ("source_deviation_max", "volatility_alarm_level", "stress_btc_shock", "stress_eth_shock", "stress_securities_shock",
+               "quote_band_max", "override_justification_level")
 
     class Meta:
         ordering = ["-version"]
@@ -64,16 +74,34 @@ class RiskPolicy(MakerCheckerPolicy):
 # --- Price governance -------------------------------------------------------------------
 
 
+class SourceKind(models.TextChoices):
+    FEED = "feed", _("Market data feed")
+    DESK = "desk", _("Dealing desk (entered by staff)")
+    FILE = "file", _("Price file")
+
+
 class PriceSource(models.Model):
-    """A feed or venue quoting BTC/ETH in HKD. Deactivated, never deleted."""
+    """A feed, venue, desk or file quoting BTC/ETH in HKD. Deactivated, never deleted.
+
+    The reference price is the weighted median of the active sources' fresh quotes.
+    """
 
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=8, choices=SourceKind.choices, default=SourceKind.FEED)
+    weight = models.DecimalField(
+        _("weight in the median"), max_digits=6, decimal_places=2, default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("100"))],
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    FIELDS = ("code", "name", "kind", "weight", "active")
 
     class Meta:
         ordering = ["code"]
+        constraints = [models.CheckConstraint(condition=Q(weight__gt=0), name="price_source_weight_positive")]
 
     def __str__(self) -> str:
         return self.name
@@ -97,17 +125,40 @@ class PriceQuote(models.Model):
         return f"{self.source_id} {self.asset} {self.price_hkd}"
 
 
-class PriceOverride(models.Model):
-    """A credit manager's manual price, in force until it expires or is cancelled."""
+class OverrideStatus(models.TextChoices):
+    PROPOSED = "proposed", _("Awaiting a second credit manager")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class PriceOverride(ConcurrentTransitionMixin, models.Model):
+    """A manual price: one credit manager proposes it (price, reason, expiry), a different one approves it;
+    in force from approval until it expires or is cancelled.
+
+    The proposal keeps the governed price it departs from, the deviation and a stress-engine preview of
+    its effect on the book, so the approver decides on the same figures.
+    """
 
     asset = models.CharField(max_length=8)
     price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    status = FSMField(default=OverrideStatus.PROPOSED, choices=OverrideStatus.choices, protected=True, db_index=True)
     reason = models.TextField()
-    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField(blank=True)
+    governed_price = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    deviation = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    preview = models.JSONField(default=dict, blank=True)
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")  # the proposer
     set_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
     cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    FIELDS = ("asset", "price_hkd", "status", "reason", "justification", "governed_price", "deviation", "expires_at",
+              "set_by", "approved_by", "decision_note", "cancelled_by")
 
     class Meta:
         ordering = ["-set_at", "-id"]
@@ -116,9 +167,26 @@ class PriceOverride(models.Model):
     def __str__(self) -> str:
         return f"{self.asset} override HK${self.price_hkd} until {self.expires_at:%Y-%m-%d %H:%M}"
 
+    @property
+    def reference(self) -> str:
+        return f"OVR-{self.pk:06d}" if self.pk else "OVR-new"
+
     def in_force(self, now=None) -> bool:
         now = now or timezone.now()
-        return self.cancelled_at is None and self.set_at <= now < self.expires_at
+        return (self.status == OverrideStatus.APPROVED and self.cancelled_at is None and self.approved_at is not None
+                and self.approved_at <= now < self.expires_at)
+
+    @transition(field=status, source=OverrideStatus.PROPOSED, target=OverrideStatus.APPROVED)
+    def approve(self, *, by, at, note):
+        self.approved_by, self.approved_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=OverrideStatus.PROPOSED, target=OverrideStatus.REJECTED)
+    def reject(self, *, by, at, note):
+        self.approved_by, self.approved_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=[OverrideStatus.PROPOSED, OverrideStatus.APPROVED], target=OverrideStatus.CANCELLED)
+    def cancel(self, *, by, at):
+        self.cancelled_by, self.cancelled_at = by, at
 
 
 class AlarmKind(models.TextChoices):
@@ -127,6 +195,7 @@ class AlarmKind(models.TextChoices):
     SOURCE_DEVIATION = "source_deviation", _("Price source deviates from the median")
     VOLATILITY = "volatility", _("Realised volatility above the policy level")
     OVERRIDE = "override", _("Manual price override in force")
+    QUOTE_REFUSED = "quote_refused", _("Quote refused (outside the policy band)")
 
 
 class PriceAlarm(models.Model):

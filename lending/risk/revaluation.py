@@ -28,13 +28,13 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from lending import locks
 from portal.audit import SYSTEM, audit_log
 
 from . import book
 from .models import CallState, RevaluationRun
 
 HK = ZoneInfo("Asia/Hong_Kong")
-_LOCK_KEY = 0x5249_534B_5245_56  # "RISKREV": one revaluation at a time
 
 
 def _hk_holidays(years):
@@ -59,17 +59,6 @@ def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
     return datetime.combine(day, dtime(23, 59, 59), tzinfo=HK)
 
 
-def book_lock() -> None:
-    """Take the revaluation lock for the rest of the transaction (re-entrant).
-
-    Whoever locks a facility row and then revalues it must take this lock FIRST: a whole-book run
-    holds it while it updates facility rows, so the opposite order would deadlock.
-    """
-    if connection.vendor == "postgresql":
-        book.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": _LOCK_KEY})
-    # SQLite: transaction_mode=IMMEDIATE already serialises writers.
-
-
 def current_inputs():
     """(lending policy in force, {asset: price}) — two queries."""
     from lending import selectors as lending_selectors
@@ -87,7 +76,9 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     Returns the run record, or None when there is no policy or no price yet.
     """
     started = time.perf_counter()
-    book_lock()
+    locks.book()
+    locks.writes(locks.Level.FACILITY)  # set-based: the UPDATEs below lock the rows they change
+    locks.writes(locks.Level.MARGIN_CALL)
     policy, prices = current_inputs()
     if policy is None or not prices:
         return None
@@ -253,6 +244,9 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
 @transaction.atomic
 def open_calls_refresh() -> tuple[int, int]:
     """Beat: refresh every open call's shortfall at the current prices; meet those cured since they opened."""
+    locks.book()
+    locks.writes(locks.Level.FACILITY)
+    locks.writes(locks.Level.MARGIN_CALL)
     policy, prices = current_inputs()
     if policy is None or not prices:
         return 0, 0
@@ -260,15 +254,20 @@ def open_calls_refresh() -> tuple[int, int]:
     return _refresh_open_calls(params=params, where="")
 
 
-def facility_flags_sync() -> int:
-    """Clear ``has_open_margin_call`` where no call is open any more (only flagged rows are looked at)."""
+def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:
+    """Clear ``has_open_margin_call`` where no call is open any more (only flagged rows are looked at;
+    only ``facility_ids`` when given — the caller holds their locks)."""
+    locks.writes(locks.Level.FACILITY, facility_ids if facility_ids is not None else locks.ALL)
+    names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids or [])}
+    only = f"AND id IN ({', '.join('%(' + k + ')s' for k in names)})" if facility_ids else ("AND 1 = 0" if facility_ids is not None else "")
     return book.execute(
         f"""
         UPDATE lending_facility SET has_open_margin_call = FALSE
-        WHERE has_open_margin_call AND NOT EXISTS (
+        WHERE has_open_margin_call {only} AND NOT EXISTS (
             SELECT 1 FROM risk_margincall m WHERE m.facility_id = lending_facility.id
             AND m.state IN ('{CallState.OPEN}', '{CallState.ESCALATED}'))
-        """
+        """,
+        names,
     )
 
 

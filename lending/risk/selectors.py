@@ -42,6 +42,8 @@ DEFAULT_NUMBERS = {
     "stress_btc_shock": Decimal("-0.5000"),
     "stress_eth_shock": Decimal("-0.6000"),
     "stress_securities_shock": Decimal("-0.3000"),
+    "quote_band_max": Decimal("0.2500"),
+    "override_justification_level": Decimal("0.1000"),
 }
 PRESETS = [
     {"key": "policy", "label": gettext_lazy("SMF monthly (BTC −50%, ETH −60%, securities −30%)"), "btc": "-0.50", "eth": "-0.60", "securities": "-0.30"},
@@ -234,25 +236,81 @@ def margin_call_counts() -> dict[str, int]:
 # --- Prices -----------------------------------------------------------------------------------------------
 
 
+def latest_quotes(*, now) -> list[PriceQuote]:
+    """The newest quote per active source and asset (two queries)."""
+    from django.db.models import Max, Q
+
+    newest = (
+        PriceQuote.objects.filter(source__active=True, as_of__lte=now + timedelta(minutes=5))
+        .values("source_id", "asset").annotate(latest=Max("as_of"))
+    )
+    match = Q(pk__in=[])
+    for row in newest:
+        match |= Q(source_id=row["source_id"], asset=row["asset"], as_of=row["latest"])
+    rows = PriceQuote.objects.filter(match).select_related("source").order_by("asset", "source__code", "-id")
+    seen, result = set(), []
+    for q in rows:
+        if (q.source_id, q.asset) not in seen:
+            seen.add((q.source_id, q.asset))
+            result.append(q)
+    return result
+
+
+def weighted_median(pairs: list[tuple[Decimal, Decimal]]) -> Decimal | None:
+    """The weighted median of (price, weight), to the cent. With equal weights it is the ordinary median
+    (the mean of the two middle prices when they split the weight exactly in half)."""
+    pairs = sorted((Decimal(p), Decimal(w)) for p, w in pairs if w and w > 0)
+    if not pairs:
+        return None
+    half, running = sum(w for _p, w in pairs) / 2, Decimal("0")
+    for i, (price, weight) in enumerate(pairs):
+        running += weight
+        if running > half:
+            value = price
+            break
+        if running == half:
+            value = (price + pairs[i + 1][0]) / 2
+            break
+    return value.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+
+
+def _max_age_minutes() -> int:
+    from lending import selectors as lending_selectors
+
+    policy = lending_selectors.policy_current()
+    return policy.price_max_age_minutes if policy else 15
+
+
+def governed_prices(*, now=None, quotes=None) -> dict[str, Decimal]:
+    """The weighted median of the fresh quotes per asset, or the current reference where no source is
+    fresh: the price a manual override is measured against."""
+    from lending import selectors as lending_selectors
+
+    now = now or timezone.now()
+    max_age = timedelta(minutes=_max_age_minutes())
+    quotes = latest_quotes(now=now) if quotes is None else quotes
+    result = {a: q.price_hkd for a, q in lending_selectors.prices_current().items()}
+    for asset in ("BTC", "ETH"):
+        median = weighted_median([(q.price_hkd, q.source.weight) for q in quotes if q.asset == asset and q.as_of >= now - max_age])
+        if median:
+            result[asset] = median
+    return result
+
+
 def price_overview(*, now=None) -> dict:
     """Reference prices, each source's latest quote, overrides, open alarms and volatility (constant queries)."""
     from lending import selectors as lending_selectors
 
-    from .services import _latest_quotes
-
     now = now or timezone.now()
-    policy = lending_selectors.policy_current()
-    max_age = policy.price_max_age_minutes if policy else 15
+    max_age = _max_age_minutes()
     current = lending_selectors.prices_current(max_age_minutes=max_age, now=now)
-    quotes = _latest_quotes(now)
+    quotes = latest_quotes(now=now)
     numbers = risk_numbers()
     medians = {}
     for asset in ("BTC", "ETH"):
-        fresh = sorted(q.price_hkd for q in quotes if q.asset == asset and q.as_of >= now - timedelta(minutes=max_age))
-        if fresh:
-            import statistics
-
-            medians[asset] = Decimal(statistics.median(fresh)).quantize(Decimal("0.01"))
+        median = weighted_median([(q.price_hkd, q.source.weight) for q in quotes if q.asset == asset and q.as_of >= now - timedelta(minutes=max_age)])
+        if median:
+            medians[asset] = median
     rows = []
     for q in quotes:
         med = medians.get(q.asset)
@@ -260,13 +318,18 @@ def price_overview(*, now=None) -> dict:
             "quote": q, "fresh": q.as_of >= now - timedelta(minutes=max_age),
             "deviation": (abs(q.price_hkd - med) / med).quantize(Decimal("0.0001")) if med else None,
         })
+    overrides = list(PriceOverride.objects.select_related("set_by", "approved_by", "cancelled_by").order_by("-set_at")[:20])
+    for o in overrides:
+        o.is_in_force = o.in_force(now)
     return {
         "current": current,
+        "medians": medians,
         "max_age_minutes": max_age,
         "numbers": numbers,
         "quotes": rows,
         "sources": list(PriceSource.objects.order_by("code")),
-        "overrides": list(PriceOverride.objects.select_related("set_by", "cancelled_by").order_by("-set_at")[:20]),
+        "overrides": overrides,
+        "proposed_overrides": [o for o in overrides if o.status == "proposed"],
         "alarms": list(PriceAlarm.objects.filter(cleared_at__isnull=True).select_related("source").order_by("-raised_at")),
         "volatility": {v.asset: v for v in AssetVolatility.objects.all()},
         "now": now,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
+from lending import locks
 from lending.inputs import decimal_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
@@ -31,15 +32,17 @@ from .models import (
     CollateralTopUp,
     DailyClose,
     MarginCall,
+    OverrideStatus,
     PriceAlarm,
     PriceOverride,
     PriceQuote,
     PriceSource,
     Resolution,
     RiskPolicy,
+    SourceKind,
     StressReport,
 )
-from .revaluation import HK, book_lock, facility_flags_sync, revalue_book
+from .revaluation import HK, facility_flags_sync, revalue_book
 
 ASSETS = ("BTC", "ETH")
 CENT = Decimal("0.01")
@@ -79,6 +82,13 @@ def _validate_risk_numbers(numbers: dict) -> dict:
         if value > Decimal(floor):
             raise PortalError("stress_too_mild", _("%(key)s must be a fall of at least %(fall)s.") % {"key": key, "fall": f"{Decimal(floor):.0%}"}, {key: [_("At most %(floor)s.") % {"floor": floor}]})
         clean[key] = value
+    current = selectors.risk_numbers()
+    # Optional in a proposal (the version in force carries over): the quote band and the deviation
+    # above which an override needs a written justification.
+    clean["quote_band_max"] = decimal_input(numbers.get("quote_band_max") or current["quote_band_max"], "quote_band_max",
+                                            minimum=Decimal("0.01"), maximum=Decimal("0.90"))
+    clean["override_justification_level"] = decimal_input(numbers.get("override_justification_level") or current["override_justification_level"],
+                                                          "override_justification_level", minimum=Decimal("0.01"), maximum=Decimal("0.50"))
     return clean
 
 
@@ -121,87 +131,329 @@ def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") 
 
 
 # --- Price governance ----------------------------------------------------------------------------
+#
+# The one price authority: every price that can become a reference price is a quote from a named,
+# active source (a feed, the dealing desk, a price file), bounded on entry, and the reference is the
+# weighted median of the fresh quotes (or an approved manual override). Only ``reference_prices_refresh``
+# writes lending's reference prices, and it revalues the book in the same transaction.
+
+# A source's clock may run a little ahead of ours; anything later than this is "in the future".
+QUOTE_CLOCK_SKEW = timedelta(seconds=60)
+PRICE_MAX = Decimal("1000000000000")  # HK$1 trillion per coin: far above any price, far below the column
+OVERRIDE_MAX_DAYS = 7
+JUSTIFICATION_MIN_CHARS = 20
+
+
+def _ensure_may_manage_sources(actor) -> None:
+    """Credit managers (workbench and API) and administrators (Django admin) maintain price sources."""
+    if actor is SYSTEM:
+        return
+    if actor is not None and actor.is_authenticated and actor.is_portal_staff and actor.has_perm("risk.change_pricesource"):
+        return
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
+
+
+def _weight(value) -> Decimal:
+    return decimal_input(value, "weight", minimum=CENT, maximum=Decimal("100")).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def price_source_clean(*, code: str, name: str, kind: str, weight) -> dict:
+    """A new source's fields checked (also the Django admin form's validation)."""
+    code = (code or "").strip().lower()
+    if not code or len(code) > 40 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in code):
+        raise PortalError("validation_error", _("A source code is 1 to 40 letters, digits, hyphens or underscores."), {"code": [_("Letters, digits, - and _.")]})
+    if kind not in SourceKind.values:
+        raise PortalError("validation_error", _("Choose the kind of source."), {"kind": [_("One of %(items)s.") % {"items": ", ".join(SourceKind.values)}]})
+    if PriceSource.objects.filter(code=code).exists():
+        raise ConflictError("source_exists", _("A price source with the code %(code)s already exists.") % {"code": code}, {"code": [_("Already in use.")]})
+    return {"code": code, "name": _text(name, "name")[:100], "kind": kind, "weight": _weight(weight)}
 
 
 @transaction.atomic
-def source_ensure(*, code: str, name: str = "") -> PriceSource:
-    source, _created = PriceSource.objects.get_or_create(code=code[:40], defaults={"name": (name or code)[:100]})
+def price_source_create(*, actor, code: str, name: str, kind: str = SourceKind.FEED, weight="1") -> PriceSource:
+    """A new price source (audited). Its quotes count in the median from its first fresh quote."""
+    _ensure_may_manage_sources(actor)
+    clean = price_source_clean(code=code, name=name, kind=kind, weight=weight)
+    locks.book()
+    source = PriceSource.objects.create(**clean, created_by=None if actor is SYSTEM else actor)
+    audit_log(actor=actor, action="risk.price_source.created", obj=source, after=snapshot(source, PriceSource.FIELDS))
     return source
 
 
 @transaction.atomic
-def quote_record(*, actor, source_code: str, asset: str, price_hkd, as_of: datetime | None = None, refresh: bool = True) -> PriceQuote:
-    """One quote from one source (staff or a feed); the reference price is recomputed at once."""
-    if actor is not SYSTEM:
-        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
-    asset = _asset(asset)
-    price = decimal_input(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
-    now = timezone.now()
-    as_of = as_of or now
-    if timezone.is_naive(as_of):
-        as_of = timezone.make_aware(as_of)
-    if as_of > now + timedelta(minutes=5):
-        raise PortalError("validation_error", _("A quote cannot be dated in the future."), {"as_of": [_("In the future.")]})
-    source = PriceSource.objects.filter(code=source_code, active=True).first()
-    if source is None:
-        raise PortalError("validation_error", _("Unknown or inactive price source %(source_code)s.") % {"source_code": f"{source_code!r}"}, {"source": [_("Unknown source.")]})
-    quote = PriceQuote.objects.create(source=source, asset=asset, price_hkd=price, as_of=as_of, received_at=now,
-                                      entered_by=None if actor is SYSTEM else actor)
-    if actor is not SYSTEM:
-        audit_log(actor=actor, action="risk.quote.entered", obj=quote, after=snapshot(quote, ("source", "asset", "price_hkd", "as_of")))
-    if refresh:
-        reference_prices_refresh(now=now)
-    return quote
+def price_source_update(*, actor, source_id: int, name: str | None = None, weight=None, active: bool | None = None, reason: str = "") -> PriceSource:
+    """Rename, reweight, deactivate or reactivate a source (audited); the reference is recomputed at once."""
+    _ensure_may_manage_sources(actor)
+    locks.book()
+    found = locks.rows(locks.Level.PRICES, PriceSource.objects.all(), [source_id])
+    if not found:
+        raise NotFoundError("not_found", _("No such price source."))
+    source = found[0]
+    before = snapshot(source, PriceSource.FIELDS)
+    if name is not None:
+        source.name = _text(name, "name")[:100]
+    if weight is not None:
+        source.weight = _weight(weight)
+    if active is not None:
+        source.active = bool(active)
+    after = snapshot(source, PriceSource.FIELDS)
+    if after == before:
+        return source
+    source.save(update_fields=["name", "weight", "active"])
+    reference_prices_refresh()
+    audit_log(actor=actor, action="risk.price_source.updated", obj=source, before=before, after=after | {"reason": (reason or "").strip()})
+    return source
 
 
 @transaction.atomic
-def quotes_record(*, rows: list[dict]) -> list[PriceQuote]:
-    """A feed's batch of quotes (system actor), then one reference refresh."""
-    created = [quote_record(actor=SYSTEM, refresh=False, **row) for row in rows]
-    reference_prices_refresh()
+def source_ensure(*, code: str, name: str = "", kind: str = SourceKind.FEED) -> PriceSource:
+    """The demo's and the fixtures' sources: created (audited, by the system) when missing."""
+    source = PriceSource.objects.filter(code=code[:40]).first()
+    return source or price_source_create(actor=SYSTEM, code=code[:40], name=name or code, kind=kind)
+
+
+def _max_age() -> timedelta:
+    from lending import selectors as lending_selectors
+
+    policy = lending_selectors.policy_current()
+    return timedelta(minutes=policy.price_max_age_minutes if policy else 15)
+
+
+class QuoteRefused(PortalError):
+    pass
+
+
+def _quote_check(*, source: PriceSource, asset: str, price: Decimal, as_of: datetime, now: datetime, max_age: timedelta,
+                 reference: dict, band: Decimal) -> None:
+    """The bounds every quote meets: a time within the freshness limit and not in the future, and a
+    price within the policy band of the governed reference (an approved override moves the reference)."""
+    if as_of > now + QUOTE_CLOCK_SKEW:
+        raise QuoteRefused("quote_in_future", _("A quote cannot be dated in the future (%(as_of)s).") % {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M:%S HKT")}, {"as_of": [_("In the future.")]})
+    if as_of < now - max_age:
+        raise QuoteRefused("quote_stale", _("A quote dated %(as_of)s is older than the %(minutes)s-minute freshness limit.") % {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M HKT"), "minutes": int(max_age.total_seconds() // 60)}, {"as_of": [_("Too old.")]})
+    governed = reference.get(asset)
+    if governed is not None and governed.price_hkd:
+        deviation = abs(price / governed.price_hkd - 1)
+        if deviation > band:
+            raise QuoteRefused(
+                "quote_out_of_band",
+                _("%(source)s's %(asset)s quote of HK$%(price)s is %(deviation)s from the governed price HK$%(governed)s, beyond the policy band of %(band)s. A price that far needs a manual override approved by two credit managers.")
+                % {"source": source.name, "asset": asset, "price": f"{price:,}", "deviation": f"{deviation:.1%}", "governed": f"{governed.price_hkd:,}", "band": f"{band:.0%}"},
+                {"price_hkd": [_("Outside the policy band.")]},
+            )
+
+
+def _quote_prepare(*, actor, source_code: str, asset: str, price_hkd, as_of, now, sources: dict, max_age, reference, band) -> PriceQuote:
+    asset = _asset(asset)
+    price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
+    as_of = as_of or now
+    if isinstance(as_of, str):
+        from django.utils.dateparse import parse_datetime
+
+        parsed = parse_datetime(as_of)
+        if parsed is None:
+            raise PortalError("validation_error", _("as_of %(as_of)s is not an ISO date-time.") % {"as_of": f"{as_of!r}"}, {"as_of": [_("An ISO date-time.")]})
+        as_of = parsed
+    if timezone.is_naive(as_of):
+        as_of = timezone.make_aware(as_of)
+    source = sources.get(source_code)
+    if source is None or not source.active:
+        raise PortalError("validation_error", _("Unknown or inactive price source %(source_code)s.") % {"source_code": f"{source_code!r}"}, {"source": [_("Unknown source.")]})
+    if actor is not SYSTEM and source.kind == SourceKind.FEED:
+        raise PortalError("validation_error", _("%(source)s is a market data feed: only the feed itself quotes under its name. Enter desk prices under a desk source.") % {"source": source.name}, {"source": [_("A feed.")]})
+    _quote_check(source=source, asset=asset, price=price, as_of=as_of, now=now, max_age=max_age, reference=reference, band=band)
+    return PriceQuote(source=source, asset=asset, price_hkd=price, as_of=as_of, received_at=now, entered_by=None if actor is SYSTEM else actor)
+
+
+@transaction.atomic
+def quotes_record(*, actor=SYSTEM, rows: list[dict], strict: bool = False, label: str = "") -> list[PriceQuote]:
+    """Record quotes (``source_code``, ``asset``, ``price_hkd``, ``as_of``), then recompute the reference once.
+
+    ``strict`` (staff entry, price files): one bad row refuses them all, with its row number. A feed's
+    batch (not strict) stores the good quotes and raises a quote-refused alarm for each one outside the
+    bounds, so a market that jumps beyond the band is seen at once and waits for an approved override.
+    """
+    if actor is not SYSTEM:
+        ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
+    if not rows:
+        raise PortalError("invalid_file", _("No prices to record."))
+    if len(rows) > 10_000:
+        raise PortalError("invalid_file", _("At most 10,000 prices at once."))
+    from lending import selectors as lending_selectors
+
+    locks.book()
+    now = timezone.now()
+    sources = {s.code: s for s in PriceSource.objects.all()}
+    max_age, band = _max_age(), selectors.risk_numbers()["quote_band_max"]
+    reference = lending_selectors.prices_current()
+    prepared, refused = [], []
+    for number, row in enumerate(rows, start=1):
+        try:
+            prepared.append(_quote_prepare(actor=actor, source_code=row.get("source_code", ""), asset=row.get("asset", ""), price_hkd=row.get("price_hkd"),
+                                           as_of=row.get("as_of"), now=now, sources=sources, max_age=max_age, reference=reference, band=band))
+        except PortalError as exc:
+            if strict:
+                prefix = _("Row %(number)s: %(message)s") % {"number": number, "message": exc.message} if len(rows) > 1 else exc.message
+                raise type(exc)(exc.code, prefix, exc.fields) from None
+            refused.append((row, exc))
+    created = PriceQuote.objects.bulk_create(prepared)  # ids come back (RETURNING) on PostgreSQL and SQLite
+    reference_prices_refresh(now=now, refused=refused)
+    if actor is not SYSTEM:
+        audit_log(actor=actor, action="risk.quotes.entered", object_type="risk.pricequote",
+                  after={"label": label, "count": len(created), "quotes": [snapshot(q, ("source", "asset", "price_hkd", "as_of")) | {"id": q.pk} for q in created[:100]]})
     return created
 
 
 @transaction.atomic
-def override_set(*, actor, asset: str, price_hkd, expires_at: datetime, reason: str) -> PriceOverride:
-    """A credit manager puts a manual price in force until ``expires_at`` (at most 7 days)."""
+def quote_record(*, actor, source_code: str, asset: str, price_hkd, as_of: datetime | None = None) -> PriceQuote:
+    """One quote from one source (staff: a desk source; a feed: SYSTEM); the reference is recomputed at once."""
+    return quotes_record(actor=actor, rows=[{"source_code": source_code, "asset": asset, "price_hkd": price_hkd, "as_of": as_of}], strict=True)[0]
+
+
+def quotes_parse(*, content: str, fmt: str = "") -> list[dict]:
+    """Rows of source, asset, price_hkd, as_of from CSV (header row) or JSON (a list of objects)."""
+    import csv
+    import io
+    import json
+
+    text = (content or "").strip()
+    fmt = fmt or ("json" if text.startswith(("[", "{")) else "csv")
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PortalError("invalid_file", _("Not valid JSON: %(exc)s") % {"exc": exc}) from None
+        rows = data.get("prices", []) if isinstance(data, dict) else data
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    if not isinstance(rows, list) or not rows:
+        raise PortalError("invalid_file", _("The file holds no prices."))
+    parsed = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise PortalError("invalid_file", _("Row %(number)s is not an object.") % {"number": number})
+        if not str(row.get("as_of") or "").strip():
+            raise PortalError("invalid_file", _("Row %(number)s: give the time of the price (as_of, an ISO date-time).") % {"number": number})
+        parsed.append({"source_code": str(row.get("source") or "").strip(), "asset": str(row.get("asset", "")).upper().strip(),
+                       "price_hkd": row.get("price_hkd"), "as_of": str(row.get("as_of")).strip()})
+    return parsed
+
+
+def _override_preview(*, asset: str, price: Decimal) -> dict:
+    """What the book would look like at this price, from the stress engine (the other asset unchanged)."""
+    from lending import selectors as lending_selectors
+
+    current = lending_selectors.prices_current().get(asset)
+    if current is None or not current.price_hkd:
+        return {}
+    shock = (price / current.price_hkd - 1).quantize(Decimal("1e-12"))  # the stressed price is the override to the cent
+    shock = max(Decimal("-1"), min(Decimal("1"), shock))
+    try:
+        result = selectors.stress_test(btc=shock if asset == "BTC" else Decimal("0"), eth=shock if asset == "ETH" else Decimal("0"), securities=Decimal("0"), top=5)
+    except PortalError:
+        return {}
+    s = result["summary"]
+    return {"shock": str(shock), "from_price": str(current.price_hkd), "facilities": s["facilities"], "margin_call": s["margin_call"],
+            "close_out": s["close_out"], "newly_in_call": s["newly_in_call"], "watch": s["watch"], "shortfall": str(s["shortfall"] or Decimal("0.00"))}
+
+
+@transaction.atomic
+def override_propose(*, actor, asset: str, price_hkd, expires_at: datetime, reason: str, justification: str = "") -> PriceOverride:
+    """A credit manager proposes a manual price (price, reason, expiry); a different one must approve it.
+
+    The proposal records the governed price it departs from, the deviation and the stress engine's
+    preview of its effect; above the policy's deviation level a written justification is required.
+    """
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
     asset = _asset(asset)
-    price = decimal_input(price_hkd, "price_hkd", minimum=CENT).quantize(CENT, rounding=ROUND_HALF_UP)
+    price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
     reason = _text(reason, "reason")
+    justification = (justification or "").strip()
     now = timezone.now()
     if timezone.is_naive(expires_at):
         expires_at = timezone.make_aware(expires_at)
     if expires_at <= now:
         raise PortalError("validation_error", _("The override must expire in the future."), {"expires_at": [_("In the past.")]})
-    if expires_at > now + timedelta(days=7):
+    if expires_at > now + timedelta(days=OVERRIDE_MAX_DAYS):
         raise PortalError("validation_error", _("An override may last at most 7 days."), {"expires_at": [_("At most 7 days ahead.")]})
-    previous = list(PriceOverride.objects.select_for_update().filter(asset=asset, cancelled_at__isnull=True, expires_at__gt=now))
-    for old in previous:  # the new override replaces any in force
-        old.cancelled_at, old.cancelled_by = now, actor
-        old.save(update_fields=["cancelled_at", "cancelled_by"])
-    override = PriceOverride.objects.create(asset=asset, price_hkd=price, reason=reason, set_by=actor, set_at=now, expires_at=expires_at)
-    audit_log(actor=actor, action="risk.price_override.set", obj=override,
-              before={"replaced": [o.pk for o in previous]} if previous else None,
-              after=snapshot(override, ("asset", "price_hkd", "expires_at", "reason")))
+    governed = selectors.governed_prices(now=now).get(asset)
+    deviation = abs(price / governed - 1).quantize(Decimal("0.0001")) if governed else None
+    level = selectors.risk_numbers()["override_justification_level"]
+    if (deviation is None or deviation > level) and len(justification) < JUSTIFICATION_MIN_CHARS:
+        why = (_("%(deviation)s from the governed price HK$%(governed)s, beyond %(level)s") % {"deviation": f"{deviation:.1%}", "governed": f"{governed:,}", "level": f"{level:.0%}"}
+               if deviation is not None else _("there is no governed price to compare it with"))
+        raise PortalError("justification_required",
+                          _("This price is %(why)s: write a justification of at least %(n)s characters (what the market shows and why the sources cannot be used).") % {"why": why, "n": JUSTIFICATION_MIN_CHARS},
+                          {"justification": [_("Required above the policy deviation.")]})
+    override = PriceOverride.objects.create(
+        asset=asset, price_hkd=price, reason=reason, justification=justification, governed_price=governed, deviation=deviation,
+        preview=_override_preview(asset=asset, price=price), set_by=actor, set_at=now, expires_at=expires_at,
+    )
+    audit_log(actor=actor, action="risk.price_override.proposed", obj=override, after=snapshot(override, PriceOverride.FIELDS) | {"preview": override.preview})
+    return override
+
+
+def _lock_override(override_id: int) -> PriceOverride:
+    locks.book()
+    found = locks.rows(locks.Level.PRICES, PriceOverride.objects.select_related("set_by"), [override_id])
+    if not found:
+        raise NotFoundError("not_found", _("No such override."))
+    return found[0]
+
+
+def _override_save(override: PriceOverride) -> None:
+    try:
+        override.save()
+    except ConcurrentTransition:
+        raise ConflictError("concurrent_change", _("The override changed at the same moment; reload and try again.")) from None
+
+
+@transaction.atomic
+def override_decide(*, actor, override_id: int, approve: bool, note: str = "") -> PriceOverride:
+    """A second credit manager approves (the price is in force until it expires) or rejects a proposed override."""
+    ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
+    override = _lock_override(override_id)
+    ensure_four_eyes(maker=override.set_by, checker=actor)
+    if override.status != OverrideStatus.PROPOSED:
+        raise ConflictError("invalid_state", _("Override %(ref)s is %(status)s, not awaiting approval.") % {"ref": override.reference, "status": override.get_status_display().lower()})
+    now = timezone.now()
+    note = (note or "").strip()
+    before = snapshot(override, PriceOverride.FIELDS)
+    if not approve:
+        override.reject(by=actor, at=now, note=note)
+        _override_save(override)
+        audit_log(actor=actor, action="risk.price_override.rejected", obj=override, before=before, after=snapshot(override, PriceOverride.FIELDS))
+        return override
+    if override.expires_at <= now:
+        raise ConflictError("override_expired", _("Override %(ref)s expired before it was approved; propose it again.") % {"ref": override.reference})
+    replaced = [o for o in PriceOverride.objects.filter(asset=override.asset, status=OverrideStatus.APPROVED, cancelled_at__isnull=True, expires_at__gt=now)]
+    for old in locks.rows(locks.Level.PRICES, PriceOverride.objects.all(), [o.pk for o in replaced]):
+        old.cancel(by=actor, at=now)
+        _override_save(old)
+    override.approve(by=actor, at=now, note=note)
+    _override_save(override)
     reference_prices_refresh(now=now)
+    audit_log(actor=actor, action="risk.price_override.approved", obj=override, before=before,
+              after=snapshot(override, PriceOverride.FIELDS) | {"replaced": [o.pk for o in replaced]})
     return override
 
 
 @transaction.atomic
 def override_cancel(*, actor, override_id: int, reason: str = "") -> PriceOverride:
+    """Withdraw a proposal, or end an override in force before it expires (the median applies again at once)."""
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
-    try:
-        override = PriceOverride.objects.select_for_update().get(pk=override_id)
-    except PriceOverride.DoesNotExist:
-        raise NotFoundError("not_found", _("No such override.")) from None
+    override = _lock_override(override_id)
     now = timezone.now()
-    if not override.in_force(now):
+    was_in_force = override.in_force(now)
+    if not (was_in_force or override.status == OverrideStatus.PROPOSED):
         raise ConflictError("invalid_state", _("This override is no longer in force."))
-    override.cancelled_at, override.cancelled_by = now, actor
-    override.save(update_fields=["cancelled_at", "cancelled_by"])
-    audit_log(actor=actor, action="risk.price_override.cancelled", obj=override, before={"in_force": True}, after={"in_force": False, "reason": reason})
-    reference_prices_refresh(now=now)
+    before = snapshot(override, PriceOverride.FIELDS)
+    override.cancel(by=actor, at=now)
+    _override_save(override)
+    if was_in_force:
+        reference_prices_refresh(now=now)
+    audit_log(actor=actor, action="risk.price_override.cancelled", obj=override, before=before,
+              after=snapshot(override, PriceOverride.FIELDS) | {"reason": (reason or "").strip(), "was_in_force": was_in_force})
     return override
 
 
@@ -223,52 +475,50 @@ class _Alarms:
             alarm.message, alarm.details, alarm.updated_at = message, details, self.now
             alarm.save(update_fields=["message", "details", "updated_at"])
 
+    def keep(self, prefix: str) -> None:
+        """Keep the open alarms under ``prefix`` as they are (their condition is re-checked elsewhere)."""
+        self.seen.update(key for key in self.open if key.startswith(prefix))
+
     def clear_unseen(self, prefixes: tuple[str, ...]) -> None:
         stale = [a.pk for key, a in self.open.items() if key.startswith(prefixes) and key not in self.seen]
         if stale:
             PriceAlarm.objects.filter(pk__in=stale).update(cleared_at=self.now)
 
 
-def _latest_quotes(now) -> list[PriceQuote]:
-    """The newest quote per active source and asset (two queries)."""
-    newest = (
-        PriceQuote.objects.filter(source__active=True, as_of__lte=now + timedelta(minutes=5))
-        .values("source_id", "asset").annotate(latest=Max("as_of"))
-    )
-    match = Q(pk__in=[])
-    for row in newest:
-        match |= Q(source_id=row["source_id"], asset=row["asset"], as_of=row["latest"])
-    rows = PriceQuote.objects.filter(match).select_related("source").order_by("asset", "source__code", "-id")
-    seen, result = set(), []
-    for q in rows:
-        if (q.source_id, q.asset) not in seen:
-            seen.add((q.source_id, q.asset))
-            result.append(q)
-    return result
+def _reference_write(writes: list[dict], *, now) -> list:
+    """Store new reference prices: a history row each and the current row per asset (lending's tables).
+    Only ``reference_prices_refresh`` calls this, under the book lock."""
+    from lending.models import CurrentPrice, Price
 
-
-def _median(values: list[Decimal]) -> Decimal:
-    return Decimal(statistics.median(values)).quantize(CENT, rounding=ROUND_HALF_UP)
+    locks.writes(locks.Level.PRICES)
+    rows = Price.objects.bulk_create([Price(asset=w["asset"], price_hkd=w["price_hkd"], source=w["source"][:60], as_of=w["as_of"], created_at=now) for w in writes])
+    for row in rows:
+        updated = CurrentPrice.objects.filter(asset=row.asset, as_of__lte=row.as_of).update(price_hkd=row.price_hkd, source=row.source, as_of=row.as_of, price=row)
+        if not updated and not CurrentPrice.objects.filter(asset=row.asset).exists():
+            CurrentPrice.objects.create(asset=row.asset, price_hkd=row.price_hkd, source=row.source, as_of=row.as_of, price=row)
+    return rows
 
 
 @transaction.atomic
-def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
-    """Recompute each asset's reference price and alarms; write a changed reference into lending's prices.
+def reference_prices_refresh(*, now: datetime | None = None, refused: list | None = None) -> dict[str, dict]:
+    """Recompute each asset's reference price and alarms; a changed reference is stored and the book
+    revalued at it in this same transaction, whatever set it (a quote, an override, a source change).
 
-    Reference = a credit manager's override in force, else the median of the sources' fresh quotes
-    (fresher than lending's policy limit). With no fresh source the reference is left alone (it goes
-    stale, and lending refuses drawdowns on a stale price) and a stale-price alarm is raised.
+    Reference = an approved override in force, else the weighted median of the active sources' fresh
+    quotes (fresher than lending's policy limit). With no fresh source the reference is left alone (it
+    goes stale, and lending refuses drawdowns on a stale price) and a stale-price alarm is raised.
+    ``refused`` are a feed's quotes refused on entry (row, error): each raises a quote-refused alarm.
     """
     from lending import selectors as lending_selectors
-    from lending import services as lending_services
 
+    locks.book()
     now = now or timezone.now()
-    lending_policy = lending_selectors.policy_current()
-    max_age = timedelta(minutes=lending_policy.price_max_age_minutes if lending_policy else 15)
+    max_age = _max_age()
     numbers = selectors.risk_numbers()
     current = lending_selectors.prices_current()
-    quotes = _latest_quotes(now)
-    overrides = {o.asset: o for o in PriceOverride.objects.filter(cancelled_at__isnull=True, set_at__lte=now, expires_at__gt=now).order_by("set_at")}
+    quotes = selectors.latest_quotes(now=now)
+    overrides = {o.asset: o for o in PriceOverride.objects.filter(status=OverrideStatus.APPROVED, cancelled_at__isnull=True, approved_at__lte=now,
+                                                                   expires_at__gt=now).select_related("set_by", "approved_by").order_by("approved_at")}
     alarms = _Alarms(now)
     result, writes = {}, []
     for asset in ASSETS:
@@ -279,7 +529,7 @@ def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
                 alarms.hold(key=f"{asset}:source_stale:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_STALE, source=q.source,
                             message=f"{q.source.name}: last {asset} quote at {q.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT is older than {int(max_age.total_seconds() // 60)} minutes.",
                             details={"as_of": q.as_of.isoformat()})
-        median = _median([q.price_hkd for q in fresh]) if fresh else None
+        median = selectors.weighted_median([(q.price_hkd, q.source.weight) for q in fresh]) if fresh else None
         if median:
             for q in fresh:
                 deviation = abs(q.price_hkd - median) / median
@@ -289,9 +539,9 @@ def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
                                 details={"price": str(q.price_hkd), "median": str(median), "deviation": str(deviation.quantize(Decimal('0.0001')))})
         override = overrides.get(asset)
         if override:
-            price, source, as_of = override.price_hkd, f"override #{override.pk}", now
+            price, source, as_of = override.price_hkd, f"override {override.reference}", now
             alarms.hold(key=f"{asset}:override", asset=asset, kind=AlarmKind.OVERRIDE,
-                        message=f"Manual {asset} price HK${override.price_hkd:,} in force until {override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT ({override.set_by}).",
+                        message=f"Manual {asset} price HK${override.price_hkd:,} in force until {override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT (proposed by {override.set_by}, approved by {override.approved_by}).",
                         details={"override": override.pk})
         elif fresh:
             price, source, as_of = median, f"median of {len(fresh)} source{'s' if len(fresh) != 1 else ''}", max(q.as_of for q in fresh)
@@ -309,15 +559,23 @@ def reference_prices_refresh(*, now: datetime | None = None) -> dict[str, dict]:
         keep_fresh = now_price is not None and as_of is not None and as_of > now_price.as_of and (now - now_price.as_of) > max_age / 3
         if price is not None and (changed or keep_fresh) and (now_price is None or as_of >= now_price.as_of):
             writes.append({"asset": asset, "price_hkd": price, "source": source, "as_of": as_of})
+    if refused is None:
+        alarms.keep(tuple(f"{a}:quote_refused:" for a in ASSETS))
+    for row, exc in refused or []:
+        asset, code = str(row.get("asset", "")).upper(), str(row.get("source_code", ""))
+        alarms.hold(key=f"{asset}:quote_refused:{code}"[:80], asset=asset[:8], kind=AlarmKind.QUOTE_REFUSED, source=None,
+                    message=f"{code}: {asset} quote of HK${row.get('price_hkd')} refused: {exc.message}", details={"code": exc.code})
+    moved = [w for w in writes if current.get(w["asset"]) is None or current[w["asset"]].price_hkd != w["price_hkd"]]
     if writes:
-        lending_services.prices_load(actor=SYSTEM, rows=writes, source_label="risk-reference")
+        _reference_write(writes, now=now)
         _daily_closes_record(writes)
     _volatility_refresh(now=now, alarms=alarms, numbers=numbers)
     alarms.clear_unseen(tuple(f"{a}:" for a in ASSETS))
-    if any(current.get(w["asset"]) is None or current[w["asset"]].price_hkd != w["price_hkd"] for w in writes):
-        from .tasks import revalue_book_task
-
-        revalue_book_task.delay_on_commit("price")
+    if moved:
+        revalue_book(trigger="price")
+        audit_log(actor=SYSTEM, action="risk.reference_price.changed", object_type="lending.currentprice",
+                  before={w["asset"]: str(current[w["asset"]].price_hkd) if w["asset"] in current else None for w in moved},
+                  after={w["asset"]: {"price_hkd": str(w["price_hkd"]), "source": w["source"], "as_of": w["as_of"].isoformat()} for w in moved})
     return result
 
 
@@ -367,7 +625,6 @@ DEMO_SECONDS_PER_TICK = 3600
 DEMO_REVERSION = 0.01
 
 
-@transaction.atomic
 def demo_feed_tick(*, seconds: float = 30, rng=None) -> dict:
     """Demo only: every source quotes around a common random walk; occasional sharp moves, lags and strays."""
     import random
@@ -404,9 +661,18 @@ def demo_feed_tick(*, seconds: float = 30, rng=None) -> dict:
 # --- Margin calls --------------------------------------------------------------------------------
 
 
-def _lock_call(actor, call_id: int) -> MarginCall:
+def _lock_call(actor, call_id: int, *, with_facility: bool = False) -> MarginCall:
+    """The call locked; ``with_facility`` first takes the book and the call's facility row (lending.locks
+    order), for a change that also writes the facility (its call flag, a suspension)."""
+    if with_facility:
+        facility_id = MarginCall.objects.filter(pk=call_id).values_list("facility_id", flat=True).first()
+        if facility_id is not None:
+            from lending.models import Facility
+
+            locks.book()
+            locks.facility(facility_id, Facility.objects.all())
     try:
-        call = MarginCall.objects.select_for_update().select_related("client", "facility").get(pk=call_id)
+        call = locks.margin_call(call_id, MarginCall.objects.select_related("client", "facility"))
     except MarginCall.DoesNotExist:
         raise NotFoundError("not_found", _("No such margin call.")) from None
     ensure_not_own_record(actor=actor, client_user=call.client)
@@ -469,7 +735,7 @@ def margin_calls_escalate_due(*, now: datetime | None = None) -> int:
 def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
     """An officer records that a call is met (e.g. after the market recovered): refused unless utilisation is at or under the level now."""
     ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_MANAGE)
-    call = _lock_call(actor, call_id)
+    call = _lock_call(actor, call_id, with_facility=True)
     risk = selectors.facility_risk(facility_id=call.facility_id)
     if risk is None or risk["utilisation"] > risk["margin_call_level"]:
         util = f"{risk['utilisation']:.2%}" if risk else "unknown"
@@ -479,7 +745,7 @@ def margin_call_mark_met(*, actor, call_id: int, note: str = "") -> MarginCall:
     call.shortfall, call.utilisation, call.notified_at = Decimal("0"), risk["utilisation"], None
     call.resolution_note = (note or "").strip()
     _save(call)
-    facility_flags_sync()
+    facility_flags_sync(facility_ids=[call.facility_id])
     audit_log(actor=actor, action="risk.margin_call.met", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
     from .tasks import margin_calls_notify
 
@@ -509,7 +775,7 @@ def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") ->
     """The checker: a credit manager, not the proposer, approves the close-out or waiver (or sends it back)."""
     ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_RESOLVE)
     note = _text(note, "note") if approve else (note or "").strip()
-    call = _lock_call(actor, call_id)
+    call = _lock_call(actor, call_id, with_facility=True)
     if call.state != CallState.ESCALATED or not call.proposed_resolution:
         raise ConflictError("invalid_state", _("Margin call %(reference)s has no close-out or waiver awaiting approval.") % {"reference": call.reference})
     ensure_four_eyes(maker=call.proposed_by, checker=actor)
@@ -527,7 +793,7 @@ def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") ->
         _transition(call, lambda: call.waive(by=actor, at=now, note=note))
     call.notified_at = None
     _save(call)
-    facility_flags_sync()
+    facility_flags_sync(facility_ids=[call.facility_id])
     audit_log(actor=actor, action=f"risk.margin_call.{call.state}", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
     if call.state == CallState.CLOSED_OUT:
         # Liquidation happens at the dealing desk; no further advances on the facility meanwhile.
@@ -601,9 +867,9 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
 
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    book_lock()  # before the facility row (the lock order of a whole-book revaluation)
+    locks.book()
     try:
-        facility = Facility.objects.select_for_update().select_related("client").get(pk=facility_id)
+        facility = locks.facility(facility_id, Facility.objects.select_related("client"))
     except Facility.DoesNotExist:
         raise NotFoundError("not_found", _("No such facility.")) from None
     ensure_not_own_record(actor=actor, client_user=facility.client)
@@ -634,17 +900,11 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
                                             quantity=qty, market_value=mv if kind == CollateralKind.SECURITIES else None,
                                             reference=(reference or "")[:100], recorded_by=actor)
     book.coefficients_refresh(now=timezone.now(), facility_ids=[facility.pk])
+    revalue_book(trigger="top_up", facility_ids=[facility.pk])
     audit_log(actor=actor, action="risk.collateral.topped_up", obj=facility, after={
         "top_up": top_up.pk, "position": position.pk, "kind": kind, "asset": asset, "quantity": qty,
         "market_value": mv, "haircut": position.haircut, "reference": top_up.reference})
-    revalue_book(trigger="top_up", facility_ids=[facility.pk])
     return top_up
-
-
-def facility_lock_prepare() -> None:
-    """Lending calls this before it locks a facility row it will change and report through
-    ``facility_changed``: takes the revaluation lock first, so the two never deadlock."""
-    book_lock()
 
 
 @transaction.atomic
@@ -734,6 +994,7 @@ def stress_monthly_report(*, now=None) -> StressReport | None:
 
 __all__ = [
     "OPEN_CALL_STATES", "collateral_top_up", "facility_changed", "margin_call_decide", "margin_call_escalate", "margin_call_mark_met",
-    "margin_call_propose", "margin_calls_escalate_due", "override_cancel", "override_set", "quote_record", "reference_prices_refresh",
+    "margin_call_propose", "margin_calls_escalate_due", "override_cancel", "override_decide", "override_propose", "price_source_create",
+    "price_source_update", "quote_record", "quotes_parse", "quotes_record", "reference_prices_refresh",
     "risk_policy_decide", "risk_policy_propose", "snapshots_take", "stress_report_store",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib import messages
 from django.http import Http404
@@ -11,12 +12,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from lending.inputs import decimal_input, id_input
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.permissions import Perm
 
 from . import selectors, services
-from .models import CallState, MarginCall, Resolution, RiskPolicy, StressReport
+from .models import CallState, MarginCall, Resolution, RiskPolicy, SourceKind, StressReport
 
 
 def _page_number(request) -> int:
@@ -117,30 +119,60 @@ def stress_report(request, pk: int):
     return render(request, "risk/stress_report.html", {"report": report, "result": report.result})
 
 
+def _override_expiry(request):
+    expires = parse_datetime(request.POST.get("expires_at") or "")
+    if expires is not None:
+        return expires
+    hours = decimal_input(request.POST.get("hours") or "4", _("Expires after (hours)"), minimum=Decimal("0.25"), maximum=Decimal("168"))
+    return timezone.now() + timedelta(hours=float(hours))
+
+
+def _prices_post(request) -> None:
+    action = request.POST.get("action")
+    if action == "quote":
+        services.quote_record(actor=request.user, source_code=request.POST.get("source", ""), asset=request.POST.get("asset", ""),
+                              price_hkd=request.POST.get("price_hkd"))
+        messages.success(request, _("Quote recorded; the reference price is recomputed."))
+    elif action == "override":
+        services.override_propose(actor=request.user, asset=request.POST.get("asset", ""), price_hkd=request.POST.get("price_hkd"),
+                                  expires_at=_override_expiry(request), reason=request.POST.get("reason", ""),
+                                  justification=request.POST.get("justification", ""))
+        messages.success(request, _("Override proposed; a second credit manager must approve it before it is in force."))
+    elif action in ("approve_override", "reject_override"):
+        services.override_decide(actor=request.user, override_id=id_input(request.POST.get("override_id"), "override_id"),
+                                 approve=action == "approve_override", note=request.POST.get("note", ""))
+        messages.success(request, _("Override approved: it is in force until it expires.") if action == "approve_override" else _("Override rejected."))
+    elif action == "cancel_override":
+        services.override_cancel(actor=request.user, override_id=id_input(request.POST.get("override_id"), "override_id"), reason=request.POST.get("reason", ""))
+        messages.success(request, _("Override cancelled."))
+    elif action == "source_create":
+        services.price_source_create(actor=request.user, code=request.POST.get("code", ""), name=request.POST.get("name", ""),
+                                     kind=request.POST.get("kind", ""), weight=request.POST.get("weight") or "1")
+        messages.success(request, _("Price source added."))
+    elif action == "source_update":
+        active = request.POST.get("active")
+        services.price_source_update(actor=request.user, source_id=id_input(request.POST.get("source_id"), "source_id"),
+                                     weight=request.POST.get("weight") or None, active=None if active is None else active == "1",
+                                     reason=request.POST.get("reason", ""))
+        messages.success(request, _("Price source updated."))
+    else:
+        raise PortalError("unknown_action", _("Unknown action."))
+
+
 @staff_required(Perm.PRICE_MANAGE)
 def prices(request):
     if request.method == "POST":
-        action = request.POST.get("action")
         try:
-            if action == "quote":
-                services.quote_record(actor=request.user, source_code=request.POST.get("source", ""), asset=request.POST.get("asset", ""),
-                                      price_hkd=request.POST.get("price_hkd"))
-                messages.success(request, _("Quote recorded; the reference price is recomputed."))
-            elif action == "override":
-                hours = request.POST.get("hours") or "4"
-                expires = parse_datetime(request.POST.get("expires_at") or "") or timezone.now() + timedelta(hours=float(hours))
-                services.override_set(actor=request.user, asset=request.POST.get("asset", ""), price_hkd=request.POST.get("price_hkd"),
-                                      expires_at=expires, reason=request.POST.get("reason", ""))
-                messages.success(request, _("Manual price in force until it expires."))
-            elif action == "cancel_override":
-                services.override_cancel(actor=request.user, override_id=int(request.POST.get("override_id", 0)), reason=request.POST.get("reason", ""))
-                messages.success(request, _("Override cancelled."))
-        except (PortalError, ValueError) as exc:
-            messages.error(request, getattr(exc, "message", str(exc)))
+            _prices_post(request)
+        except PortalError as exc:
+            messages.error(request, exc.message)
         return redirect("risk:prices")
     history = list(selectors.quote_history()[:40])
-    return render(request, "risk/prices.html", {"o": selectors.price_overview(), "history": history,
-                                                "can_override": request.user.has_perm(Perm.PRICE_OVERRIDE)})
+    return render(request, "risk/prices.html", {
+        "o": selectors.price_overview(), "history": history, "source_kinds": SourceKind.choices,
+        "can_override": request.user.has_perm(Perm.PRICE_OVERRIDE),
+        "can_manage_sources": request.user.has_perm(Perm.PRICE_OVERRIDE),
+    })
 
 
 @staff_required(Perm.POLICY_PROPOSE)

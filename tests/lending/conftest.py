@@ -46,20 +46,22 @@ def policy(db, officer, credit_manager):
     return approved_policy(officer=officer, credit_manager=credit_manager)
 
 
-@pytest.fixture
-def prices(db):
-    from django.utils import timezone
-
-    from lending import services
+def set_prices(btc=BTC_PRICE, eth=ETH_PRICE):
+    """Quotes from the test feed, through the risk engine's governance: with it the only source, the
+    reference price is its quote (and the book is revalued at it)."""
+    from lending.risk import services
     from portal.audit import SYSTEM
 
-    return services.prices_load(
-        actor=SYSTEM,
-        rows=[
-            {"asset": "BTC", "price_hkd": BTC_PRICE, "source": "test", "as_of": timezone.now()},
-            {"asset": "ETH", "price_hkd": ETH_PRICE, "source": "test", "as_of": timezone.now()},
-        ],
-    )
+    services.source_ensure(code="test", name="Test feed")
+    return services.quotes_record(actor=SYSTEM, strict=True, rows=[
+        {"source_code": "test", "asset": "BTC", "price_hkd": btc},
+        {"source_code": "test", "asset": "ETH", "price_hkd": eth},
+    ])
+
+
+@pytest.fixture
+def prices(db):
+    return set_prices()
 
 
 class Facts:

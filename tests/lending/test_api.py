@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from lending import services
+from lending import selectors, services
 from lending.models import AppState, Facility, FacilityApplication, FacilityTransaction
 
 from .conftest import securities, va
@@ -121,11 +121,30 @@ def test_api_policy_with_va_haircut_under_floor_refused(api_client, officer, pol
     assert response.status_code == 400 and response.json()["error"]["code"] == "va_haircut_below_floor"
 
 
-def test_price_load_via_api(api_client, officer, policy):
+def test_price_load_via_api_records_quotes_from_a_named_source_into_the_governed_median(api_client, officer, policy, prices):
+    from django.utils import timezone
+
+    from lending.risk import services as risk_services
+    from portal.audit import SYSTEM
+
+    risk_services.price_source_create(actor=SYSTEM, code="file-a", name="Back-office file", kind="file")
     api_client.force_login(officer)
-    content = '[{"asset": "BTC", "price_hkd": "765000", "source": "feed-a", "as_of": "2026-01-01T00:00:00+08:00"}]'
+    content = f'[{{"asset": "BTC", "price_hkd": "770000", "source": "file-a", "as_of": "{timezone.now().isoformat()}"}}]'
     response = api_client.post(f"{API}/staff/prices/load/", {"content": content}, format="json")
     assert response.status_code == 201 and response.json()["loaded"] == 1
+    # One source among two: the reference is the median (760,000 and 770,000), not the file's price.
+    assert selectors.prices_current()["BTC"].price_hkd == Decimal("765000.00")
+
+
+def test_price_load_naming_an_unknown_source_or_an_old_date_loads_nothing(api_client, officer, policy, prices):
+    from lending.risk.models import PriceQuote
+
+    api_client.force_login(officer)
+    before = PriceQuote.objects.count()
+    content = '[{"asset": "BTC", "price_hkd": "765000", "source": "feed-a", "as_of": "2026-01-01T00:00:00+08:00"}]'
+    response = api_client.post(f"{API}/staff/prices/load/", {"content": content}, format="json")
+    assert response.status_code == 400 and "feed-a" in response.json()["error"]["message"]
+    assert PriceQuote.objects.count() == before
 
 
 def test_schema_documents_the_lending_api(api_client, officer):

@@ -93,12 +93,28 @@ def test_client_application_page_and_progress_endpoint_query_counts(client, revi
         assert client.get(f"/api/v1/lending/applications/{reviewed.pk}/progress/").status_code == 200
 
 
-def test_prices_page_records_a_price(client, officer, policy, prices):
+def test_prices_page_records_a_desk_quote_that_counts_as_one_source_in_the_median(client, officer, policy, prices):
+    from lending.risk import services as risk_services
+    from lending.selectors import prices_current
+    from portal.audit import SYSTEM
+
+    risk_services.price_source_create(actor=SYSTEM, code="desk", name="Dealing desk", kind="desk")
     client.force_login(officer)
     client.post("/lending/staff/prices/", {"asset": "ETH", "price_hkd": "28000", "source": "desk"})
-    from lending.selectors import prices_current
+    # The test feed's 27,000 and the desk's 28,000: the governed median, not the officer's price.
+    assert str(prices_current()["ETH"].price_hkd) == "27500.00"
 
-    assert str(prices_current()["ETH"].price_hkd) == "28000.00"
+
+def test_prices_page_refuses_an_officer_price_far_from_the_reference_and_changes_nothing(client, officer, policy, prices):
+    from lending.risk import services as risk_services
+    from lending.selectors import prices_current
+    from portal.audit import SYSTEM
+
+    risk_services.price_source_create(actor=SYSTEM, code="desk", name="Dealing desk", kind="desk")
+    client.force_login(officer)
+    response = client.post("/lending/staff/prices/", {"asset": "BTC", "price_hkd": "15000", "source": "desk"}, follow=True)
+    assert "policy band" in response.content.decode()
+    assert str(prices_current()["BTC"].price_hkd) == "760000.00"
 
 
 def test_policy_page_proposal_and_approval(client, officer, credit_manager, policy):

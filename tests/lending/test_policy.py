@@ -64,22 +64,18 @@ def test_lending_value_is_market_value_times_one_minus_haircut(policy):
     assert valuation.lending_value == Decimal("1000000") + Decimal("270000") * Decimal("0.35")
 
 
-def test_price_file_with_a_bad_row_loads_nothing(officer, policy):
-    rows = services.prices_parse(content="asset,price_hkd,source,as_of\nBTC,760000,x,2026-01-01T00:00:00+08:00\nDOGE,1,x,2026-01-01T00:00:00+08:00\n")
-    with pytest.raises(PortalError) as exc:
-        services.prices_load(actor=officer, rows=rows)
-    assert "Row 2" in exc.value.message
-    from lending.models import Price
-
-    assert not Price.objects.exists()
-
-
-def test_newer_price_moves_the_current_price_and_older_only_adds_history(officer, prices):
-    from datetime import timedelta
-
+def test_price_file_with_a_bad_row_loads_nothing(officer, policy, prices):
     from django.utils import timezone
 
-    services.price_record(actor=officer, asset="BTC", price_hkd="700000", source="old", as_of=timezone.now() - timedelta(hours=1))
-    assert selectors.prices_current()["BTC"].price_hkd == Decimal("760000.00")
-    services.price_record(actor=officer, asset="BTC", price_hkd="770000", source="new")
-    assert selectors.prices_current()["BTC"].price_hkd == Decimal("770000.00")
+    from lending.risk import services as risk_services
+    from lending.risk.models import PriceQuote
+    from portal.audit import SYSTEM
+
+    risk_services.price_source_create(actor=SYSTEM, code="desk", name="Dealing desk", kind="desk")
+    now = timezone.now().isoformat()
+    rows = risk_services.quotes_parse(content=f"source,asset,price_hkd,as_of\ndesk,BTC,760000,{now}\ndesk,DOGE,1,{now}\n")
+    before = PriceQuote.objects.count()
+    with pytest.raises(PortalError) as exc:
+        risk_services.quotes_record(actor=officer, rows=rows, strict=True)
+    assert "Row 2" in exc.value.message
+    assert PriceQuote.objects.count() == before

@@ -15,23 +15,26 @@ from tests.lending.conftest import BTC_PRICE as BTC  # noqa: E402
 from tests.lending.conftest import ETH_PRICE as ETH  # noqa: E402
 from tests.lending.conftest import approved_policy  # noqa: E402
 
+# Tests move prices far in one step (a crash to HK$100,000): the risk policy in force lets quotes move
+# up to 90% from the reference (the production default is 25%; tests of the band set their own).
+RISK_NUMBERS = {"source_deviation_max": "0.02", "volatility_alarm_level": "0.90", "stress_btc_shock": "-0.50",
+                "stress_eth_shock": "-0.60", "stress_securities_shock": "-0.30", "quote_band_max": "0.90",
+                "override_justification_level": "0.10"}
+
 
 @pytest.fixture
 def policy(db, officer, credit_manager):
+    from lending.risk import services
+
+    risk = services.risk_policy_propose(actor=officer, numbers=RISK_NUMBERS, reason="Test risk policy")
+    services.risk_policy_decide(actor=credit_manager, policy_id=risk.pk, approve=True)
     return approved_policy(officer=officer, credit_manager=credit_manager)
 
 
-def set_prices(btc=BTC, eth=ETH, when=None):
-    from django.utils import timezone
+def set_prices(btc=BTC, eth=ETH):
+    from tests.lending.conftest import set_prices as quote_test_feed
 
-    from lending import services
-    from portal.audit import SYSTEM
-
-    when = when or timezone.now()
-    return services.prices_load(actor=SYSTEM, rows=[
-        {"asset": "BTC", "price_hkd": btc, "source": "test", "as_of": when},
-        {"asset": "ETH", "price_hkd": eth, "source": "test", "as_of": when},
-    ])
+    return quote_test_feed(btc=btc, eth=eth)
 
 
 @pytest.fixture
@@ -80,6 +83,12 @@ def reload(facility):
 
 @pytest.fixture
 def sources(db):
+    """Three feeds; the fixtures' test feed is deactivated so the median is theirs alone."""
     from lending.risk import services
+    from lending.risk.models import PriceSource
+    from portal.audit import SYSTEM
 
+    test_feed = PriceSource.objects.filter(code="test").first()
+    if test_feed is not None:
+        services.price_source_update(actor=SYSTEM, source_id=test_feed.pk, active=False, reason="tests of the three-source median")
     return [services.source_ensure(code=c, name=c.upper()) for c in ("alpha", "beta", "gamma")]

@@ -141,13 +141,20 @@ def test_stress_api_runs_and_stores(api_client, setup, officer):
     assert api_client.get(f"/api/v1/risk/staff/stress/reports/{response.json()['report_id']}/").status_code == 200
 
 
-def test_credit_manager_sets_override_through_the_api(api_client, setup, credit_manager):
+def test_an_override_through_the_api_needs_a_second_credit_manager(api_client, setup, credit_manager, credit_manager2):
+    from lending.models import CurrentPrice
+
     api_client.force_login(credit_manager)
     response = api_client.post("/api/v1/risk/staff/prices/overrides/", {
         "asset": "BTC", "price_hkd": "700000", "expires_at": (timezone.now() + timedelta(hours=2)).isoformat(), "reason": "Feed outage"}, format="json")
-    assert response.status_code == 201 and response.json()["in_force"]
-    from lending.models import CurrentPrice
-
+    assert response.status_code == 201 and not response.json()["in_force"] and response.json()["status"] == "proposed"
+    assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
+    override = response.json()["id"]
+    refused = api_client.post(f"/api/v1/risk/staff/prices/overrides/{override}/approve/", {}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "four_eyes"
+    api_client.force_login(credit_manager2)
+    approved = api_client.post(f"/api/v1/risk/staff/prices/overrides/{override}/approve/", {"note": "Seen the OTC prints"}, format="json")
+    assert approved.status_code == 200 and approved.json()["in_force"]
     assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("700000.00")
 
 

@@ -46,7 +46,8 @@ def test_client_and_officer_are_told_in_app_and_by_email(in_call, alice, officer
 
 
 def test_repeated_crossings_keep_one_call_updated_and_no_more_messages(in_call, alice, django_capture_on_commit_callbacks):
-    for btc in ("1300000", "500000", "1300000", "450000"):  # out of the call band and back in, several times
+    # Out of the call band and back in, several times (in steps the quote band allows: 900,000 is still in call).
+    for btc in ("900000", "1300000", "500000", "900000", "1300000", "450000"):
         set_prices(btc=Decimal(btc))
         with django_capture_on_commit_callbacks(execute=True):
             revalue_book()

@@ -36,11 +36,12 @@ def test_reference_price_is_the_median_of_fresh_sources(book, sources):
 
 
 def test_stale_source_is_left_out_and_alarmed(book, sources):
-    quote("alpha", "BTC", "700000", minutes_ago=20)  # older than the 15-minute limit
-    quote("beta", "BTC", "761000")
-    quote("gamma", "BTC", "759000")
-    assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
-    assert open_alarms(AlarmKind.SOURCE_STALE) == ["BTC:source_stale:alpha"]
+    quote("alpha", "BTC", "700000")
+    with time_machine.travel(timezone.now() + timedelta(minutes=20), tick=False):  # alpha is now older than the 15-minute limit
+        quote("beta", "BTC", "761000")
+        quote("gamma", "BTC", "759000")
+        assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
+        assert open_alarms(AlarmKind.SOURCE_STALE) == ["BTC:source_stale:alpha"]
 
 
 def test_no_fresh_source_raises_a_stale_price_alarm_and_keeps_the_last_reference(book, sources):
@@ -48,10 +49,12 @@ def test_no_fresh_source_raises_a_stale_price_alarm_and_keeps_the_last_reference
     with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
         services.reference_prices_refresh()
         assert "ETH:stale_price" in open_alarms(AlarmKind.STALE_PRICE)
+        raised = PriceAlarm.objects.get(key="ETH:stale_price", cleared_at__isnull=True)
     assert CurrentPrice.objects.get(asset="ETH").price_hkd == Decimal("27000.00")
     quote("beta", "ETH", "27100")
     assert "ETH:stale_price" not in open_alarms(AlarmKind.STALE_PRICE)  # cleared once a source quotes again
-    assert PriceAlarm.objects.filter(kind=AlarmKind.STALE_PRICE, cleared_at__isnull=False).count() == 1
+    raised.refresh_from_db()
+    assert raised.cleared_at is not None
 
 
 def test_a_source_deviating_beyond_the_policy_percentage_is_alarmed(book, sources):
@@ -64,47 +67,58 @@ def test_a_source_deviating_beyond_the_policy_percentage_is_alarmed(book, source
     assert open_alarms(AlarmKind.SOURCE_DEVIATION) == []
 
 
-def test_manual_override_applies_until_it_expires(book, sources, credit_manager):
+def approved_override(maker, checker, *, asset="BTC", price="700000", minutes=60, reason="Exchange outage; OTC desk print"):
+    proposed = services.override_propose(actor=maker, asset=asset, price_hkd=price, expires_at=timezone.now() + timedelta(minutes=minutes),
+                                         reason=reason, justification="Two OTC desks printed 8% under the venues for an hour.")
+    return services.override_decide(actor=checker, override_id=proposed.pk, approve=True, note="Seen the prints")
+
+
+def test_manual_override_applies_from_its_approval_until_it_expires(book, sources, credit_manager, credit_manager2):
     quote("alpha", "BTC", "760000")
-    services.override_set(actor=credit_manager, asset="BTC", price_hkd="700000", expires_at=timezone.now() + timedelta(hours=1),
-                          reason="Exchange outage; OTC desk print")
+    approved_override(credit_manager, credit_manager2)
     assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("700000.00")
     with time_machine.travel(timezone.now() + timedelta(minutes=61), tick=False):
         quote("alpha", "BTC", "755000")  # a fresh quote after expiry: the median applies again
         assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("755000.00")
     from portal.models import AuditEvent
 
-    assert AuditEvent.objects.filter(action="risk.price_override.set").count() == 1
+    assert AuditEvent.objects.filter(action="risk.price_override.proposed").count() == 1
+    assert AuditEvent.objects.filter(action="risk.price_override.approved").count() == 1
 
 
-def test_expired_override_stops_on_the_periodic_refresh_too(book, sources, credit_manager):
+def test_expired_override_stops_on_the_periodic_refresh_too(book, sources, credit_manager, credit_manager2):
     quote("alpha", "BTC", "760000")
-    services.override_set(actor=credit_manager, asset="BTC", price_hkd="700000", expires_at=timezone.now() + timedelta(minutes=5), reason="x")
+    approved_override(credit_manager, credit_manager2, minutes=5)
     with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
         services.reference_prices_refresh()
         assert CurrentPrice.objects.get(asset="BTC").price_hkd == Decimal("760000.00")
 
 
-def test_only_credit_managers_set_overrides(book, officer):
+def test_only_credit_managers_propose_or_approve_overrides(book, officer, credit_manager):
     with pytest.raises(ForbiddenError):
-        services.override_set(actor=officer, asset="BTC", price_hkd="1", expires_at=timezone.now() + timedelta(hours=1), reason="x")
+        services.override_propose(actor=officer, asset="BTC", price_hkd="700000", expires_at=timezone.now() + timedelta(hours=1), reason="x",
+                                  justification="x" * 30)
+    proposed = services.override_propose(actor=credit_manager, asset="BTC", price_hkd="740000", expires_at=timezone.now() + timedelta(hours=1), reason="x")
+    with pytest.raises(ForbiddenError):
+        services.override_decide(actor=officer, override_id=proposed.pk, approve=True)
 
 
 def test_override_expiry_must_be_in_the_next_seven_days(book, credit_manager):
     with pytest.raises(PortalError):
-        services.override_set(actor=credit_manager, asset="BTC", price_hkd="1", expires_at=timezone.now() - timedelta(minutes=1), reason="x")
+        services.override_propose(actor=credit_manager, asset="BTC", price_hkd="740000", expires_at=timezone.now() - timedelta(minutes=1), reason="x")
     with pytest.raises(PortalError):
-        services.override_set(actor=credit_manager, asset="BTC", price_hkd="1", expires_at=timezone.now() + timedelta(days=8), reason="x")
+        services.override_propose(actor=credit_manager, asset="BTC", price_hkd="740000", expires_at=timezone.now() + timedelta(days=8), reason="x")
 
 
 def test_unknown_asset_and_source_are_refused_and_nothing_is_stored(book, sources, officer):
     from lending.risk.models import PriceQuote
 
+    before = PriceQuote.objects.count()
     with pytest.raises(PortalError):
-        services.quote_record(actor=officer, source_code="alpha", asset="DOGE", price_hkd="1")
+        services.quote_record(actor=SYSTEM, source_code="alpha", asset="DOGE", price_hkd="1")
     with pytest.raises(PortalError):
-        services.quote_record(actor=officer, source_code="nope", asset="BTC", price_hkd="1")
-    assert not PriceQuote.objects.exists()
+        services.quote_record(actor=officer, source_code="nope", asset="BTC", price_hkd="760000")
+    assert PriceQuote.objects.count() == before
 
 
 def test_thirty_day_realised_volatility_and_its_alarm(book, sources):

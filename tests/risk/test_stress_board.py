@@ -87,7 +87,7 @@ PAGE_QUERIES = {
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 12,
     "/risk/stress/reports/": 8,
-    "/risk/prices/": 16,
+    "/risk/prices/": 17,
 }
 
 

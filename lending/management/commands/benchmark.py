@@ -157,11 +157,13 @@ class Command(BaseCommand):
             proposed = services.policy_propose(actor=officer, numbers=POLICY_V1 | {"client_exposure_limit": "5000000000"}, reason="benchmark")
             services.policy_approve(actor=manager, policy_id=proposed.pk)
         prices_ensure()
-        from django.utils import timezone
+        from lending.risk import services as risk_services
+        from portal.audit import SYSTEM
 
-        services.prices_load(actor=__import__("portal.audit", fromlist=["SYSTEM"]).SYSTEM,
-                             rows=[{"asset": "BTC", "price_hkd": "760000", "source": "bench", "as_of": timezone.now()},
-                                   {"asset": "ETH", "price_hkd": "27000", "source": "bench", "as_of": timezone.now()}])
+        # Fresh quotes from the demo sources (the credit review values collateral at fresh prices only).
+        risk_services.quotes_record(actor=SYSTEM, rows=[{"source_code": code, "asset": asset, "price_hkd": price}
+                                                        for code, _name in risk_services.DEMO_SOURCES
+                                                        for asset, price in (("BTC", "760000"), ("ETH", "27000"))])
         clients = self._clients(applications, officer)
         with app.connection_for_write() as conn:
             conn.default_channel.queue_purge(app.conf.task_default_queue)

@@ -2,13 +2,17 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lending import services
+from lending.risk import services
 from portal.audit import SYSTEM
 from portal.errors import PortalError
 
 
 class Command(BaseCommand):
-    help = "Load BTC/ETH prices in HKD from a CSV (asset,price_hkd,source,as_of) or JSON file. One bad row loads nothing."
+    help = (
+        "Load BTC/ETH quotes in HKD from a CSV (source,asset,price_hkd,as_of) or JSON file into the risk engine's "
+        "price governance: each row names an active price source, and the reference price is recomputed from "
+        "the sources' fresh quotes. One bad row loads nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path")
@@ -18,8 +22,8 @@ class Command(BaseCommand):
         if not file.exists():
             raise CommandError(f"No such file: {path}")
         try:
-            rows = services.prices_parse(content=file.read_text(encoding="utf-8-sig"), fmt="json" if file.suffix == ".json" else "")
-            loaded = services.prices_load(actor=SYSTEM, rows=rows, source_label=file.name[:60])
+            rows = services.quotes_parse(content=file.read_text(encoding="utf-8-sig"), fmt="json" if file.suffix == ".json" else "")
+            loaded = services.quotes_record(actor=SYSTEM, rows=rows, strict=True, label=file.name[:60])
         except PortalError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(self.style.SUCCESS(f"Loaded {len(loaded)} prices."))
+        self.stdout.write(self.style.SUCCESS(f"Loaded {len(loaded)} quotes."))
