@@ -664,7 +664,6 @@ def current_questionnaire() -> Questionnaire:
     return questionnaire
 
 
-@transaction.atomic
 def _questionnaire_definition_check(definition: dict) -> None:
     scoring.question_map(definition)  # fails loudly on a malformed definition
     for key in ("steps", "risk_bands"):
@@ -677,6 +676,7 @@ def _questionnaire_next_version() -> int:
     return (last or 0) + 1
 
 
+@transaction.atomic
 def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Questionnaire:
     """Add a new questionnaire version. Earlier versions and the answers given to them are untouched."""
     _questionnaire_definition_check(definition)
