@@ -66,7 +66,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
 class StaffApplicationSerializer(ApplicationSerializer):
     client_email = serializers.EmailField(source="client.email", read_only=True)
     client_name = serializers.CharField(source="client.full_name", read_only=True)
-    decision_policy_version = serializers.IntegerField(source="decision_policy.version", read_only=True, default=None)
+    decision_policy_version = serializers.IntegerField(source="decision_policy.version", read_only=True, default=None, allow_null=True)
 
     class Meta(ApplicationSerializer.Meta):
         fields = [*ApplicationSerializer.Meta.fields, "client_email", "client_name", "score", "recommendation_reasons",
@@ -156,6 +156,7 @@ def _get_or_404(fn, **kwargs):
 
 
 class ApplicationListCreateApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [IsClient]
 
     class InputSerializer(serializers.Serializer):
@@ -323,6 +324,7 @@ class PreviewApi(APIView):
 
 
 class FacilityListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [IsClient]
 
     @extend_schema(responses=FacilitySerializer(many=True))
@@ -370,6 +372,7 @@ class CurrentPolicyApi(APIView):
 
 
 class StaffQueueApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.APPLICATION_DECIDE
 
@@ -473,6 +476,7 @@ class StaffReturnApi(APIView):
 
 
 class StaffFacilityListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.FACILITY_OPERATE
 
@@ -575,6 +579,7 @@ class QuoteOutputSerializer(serializers.Serializer):
 class StaffPriceApi(APIView):
     """Reference-price history; a POST records a quote from a named desk or file source, which counts in
     the risk engine's governed median like any other source (it never sets the reference by itself)."""
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
 
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
@@ -626,6 +631,7 @@ class StaffPriceLoadApi(APIView):
 
 
 class StaffPolicyListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.POLICY_PROPOSE
 
@@ -682,6 +688,7 @@ class StaffPolicyRejectApi(StaffPolicyDecideApi):
 
 
 class StaffWatchListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.WATCHLIST_MANAGE
 

@@ -117,6 +117,7 @@ class StaffImportApi(APIView):
 
 
 class StaffBatchListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.FACILITY_OPERATE
 
@@ -128,6 +129,7 @@ class StaffBatchListApi(APIView):
 
 
 class BreakListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.FACILITY_OPERATE
 
@@ -153,6 +155,7 @@ class BreakResolveApi(APIView):
 
 
 class InstrumentListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
     parser_classes = [JSONParser, PlainTextParser]

@@ -112,6 +112,7 @@ class ClientFacilityRiskApi(APIView):
 
 
 class ClientCallListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [IsClient]
 
     @extend_schema(responses=CallSerializer(many=True), summary="My margin calls")
@@ -171,6 +172,7 @@ class StaffFacilityRiskApi(APIView):
 
 
 class CallListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.MARGIN_CALL_MANAGE
 
@@ -409,6 +411,7 @@ class OverrideCancelApi(APIView):
 
 class PriceSourceListApi(APIView):
     """The price sources; credit managers add them (audited)."""
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
 
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
@@ -452,6 +455,7 @@ class PriceSourceApi(APIView):
 
 
 class AlarmListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.RISK_VIEW
 
@@ -506,6 +510,7 @@ class StressPresetsApi(APIView):
 
 
 class StressReportListApi(APIView):
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.STRESS_TEST_RUN
 
