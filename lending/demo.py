@@ -110,6 +110,9 @@ def policy_ensure(*, maker, checker):
     if policy is None:
         proposed = services.policy_propose(actor=maker, numbers=POLICY_V1, reason="Initial collateral policy (SMF Guidelines; SFC circular 26EC5).")
         policy = services.policy_approve(actor=checker, policy_id=proposed.pk, note="Approved for launch.")
+    from lending.servicing.demo import policy_ensure as servicing_policy_ensure
+
+    servicing_policy_ensure(maker=maker, checker=checker)  # facility letters state the rate and fees
     return policy
 
 

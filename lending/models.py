@@ -495,19 +495,79 @@ class CollateralPosition(models.Model):
 class TxnKind(models.TextChoices):
     DRAWDOWN = "drawdown", _("Drawdown")
     REPAYMENT = "repayment", _("Repayment")
+    INTEREST = "interest", _("Interest posted")
+    FEE = "fee", _("Fee")
+    SALE_PROCEEDS = "sale_proceeds", _("Sale proceeds applied")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    WRITE_OFF = "write_off", _("Written off")
+    RECOVERY = "recovery", _("Recovery after write-off")
+
+
+# How each kind moves the drawn balance: +1 adds to what the client owes, -1 reduces it.
+# An adjustment carries its own sign. A recovery is cash received on a debt already written
+# off: it is on the ledger (and the statement) but the written-off amount is no longer drawn.
+TXN_SIGN = {
+    TxnKind.DRAWDOWN: 1, TxnKind.INTEREST: 1, TxnKind.FEE: 1,
+    TxnKind.REPAYMENT: -1, TxnKind.SALE_PROCEEDS: -1, TxnKind.WRITE_OFF: -1,
+    TxnKind.RECOVERY: 0,
+}
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    """Ledger entries are immutable: corrections are new entries (an adjustment), never edits."""
+
+    def update(self, **kwargs):
+        raise ImmutableLedgerError("ledger entries are immutable: post an adjustment instead of an UPDATE")
+
+    def delete(self):
+        raise ImmutableLedgerError("ledger entries are immutable: they are never deleted")
+
+
+class ImmutableLedgerError(Exception):
+    pass
 
 
 class FacilityTransaction(models.Model):
+    """One immutable entry of a facility's ledger: the only way money moves on a facility.
+
+    ``delta`` is the signed change to the drawn balance and ``balance_after`` the drawn balance
+    once it is applied, so the drawn balance is always the sum of the facility's deltas (checked
+    by ``manage.py ledger_verify``). ``value_date`` is the Hong Kong business date the entry
+    counts from (interest accrues on the balance at the end of each day). Written only by
+    ``lending.ledger.ledger_post`` and the set-based interest posting, under the facility lock.
+    """
+
     facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="transactions")
-    kind = models.CharField(max_length=10, choices=TxnKind.choices)
+    kind = models.CharField(max_length=16, choices=TxnKind.choices)
     amount = models.DecimalField(**HKD, validators=[MinValueValidator(Decimal("0.01"))])
+    delta = models.DecimalField(**HKD, default=ZERO)
     balance_after = models.DecimalField(**HKD)
+    value_date = models.DateField(default=timezone.localdate, db_index=True)
     reference = models.CharField(max_length=100, blank=True)
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    narrative = models.CharField(max_length=200, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["facility", "value_date"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="ledger_amount_positive"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_not_negative"),
+            # One interest posting per facility and posting date: a rerun of the monthly posting never doubles.
+            models.UniqueConstraint(fields=["facility", "value_date"], condition=Q(kind="interest"), name="one_interest_posting_per_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ImmutableLedgerError("ledger entries are immutable: post an adjustment instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableLedgerError("ledger entries are immutable: they are never deleted")

@@ -16,6 +16,7 @@ from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
 from lending.inputs import decimal_input
+from lending.ledger import ledger_post
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, PortalError
@@ -678,12 +679,21 @@ def _letter(application: FacilityApplication, policy: CollateralPolicy) -> str:
         f"{policy.cure_days} Hong Kong business days; forced liquidation may begin at {policy.close_out_level:.0%}.",
         "- No further drawdowns while a margin call is open or a required risk disclosure is outstanding.",
         "- Client virtual assets pledged as collateral are not re-pledged.",
+        *_servicing_letter_section(application),
         "",
         "Virtual assets are highly volatile. You may lose more than the collateral you provide.",
     ])
 
 
+def _servicing_letter_section(application: FacilityApplication) -> list[str]:
+    from lending.servicing import services as servicing
+
+    return servicing.letter_section(terms=servicing.terms_offer(application=application))
+
+
 def _finalise_approval(application: FacilityApplication, policy: CollateralPolicy) -> None:
+    # The letter states the rate, how it is computed, when it is charged, fees and the review
+    # date (servicing terms, fixed here and attached to the facility when the client accepts).
     application.letter_text = _letter(application, policy)
     application.letter_sha256 = hashlib.sha256(application.letter_text.encode()).hexdigest()
 
@@ -899,10 +909,14 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
     CollateralPosition.objects.bulk_create(positions)
     _apply_valuation(facility, positions, policy, prices)
     facility.save()
+    from lending.servicing.services import terms_activate, terms_snapshot
+
+    terms = terms_activate(facility=facility, actor=user)
     _risk_facility_changed(facility.pk)
     audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
               after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
-    audit_log(actor=user, action="lending.facility.opened", obj=facility, after=snapshot(facility, FACILITY_FIELDS) | {"positions": len(positions)})
+    audit_log(actor=user, action="lending.facility.opened", obj=facility,
+              after=snapshot(facility, FACILITY_FIELDS) | {"positions": len(positions), "servicing_terms": terms_snapshot(terms)})
     if application.decided_by_id:
         from portal.notifications import notify
 
@@ -934,7 +948,7 @@ def facility_revalue(*, facility: Facility) -> Facility:
 
 
 @transaction.atomic
-def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -> FacilityTransaction:
+def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", value_date=None) -> FacilityTransaction:
     """Record a drawdown. Refused above the available amount, when suspended, during a margin call,
     or while a required risk disclosure is outstanding."""
     from disclosures.selectors import clients_with_outstanding
@@ -953,19 +967,18 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "") -
     if amount > facility.available:
         raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{facility.available:,}", "limit": f"{facility.limit:,}", "lending_value": f"{facility.lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
     before = snapshot(facility, FACILITY_FIELDS)
-    facility.drawn_balance += amount
+    txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date)
     policy = selectors.policy_current() or facility.policy
     facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else Decimal("99")
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)
     facility.save()
-    txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
     _risk_facility_changed(facility.pk)
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
 
 @transaction.atomic
-def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> FacilityTransaction:
+def facility_repay(*, actor, facility_id: int, amount, reference: str = "", value_date=None) -> FacilityTransaction:
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
@@ -974,12 +987,11 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "") -> F
     if amount > facility.drawn_balance:
         raise PortalError("above_drawn", _("HK$%(amount)s is more than the drawn balance of HK$%(drawn_balance)s.") % {"amount": f"{amount:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the drawn balance.")]})
     before = snapshot(facility, FACILITY_FIELDS)
-    facility.drawn_balance -= amount
+    txn = ledger_post(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, reference=reference, value_date=value_date)
     policy = selectors.policy_current() or facility.policy
     facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else ZERO
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)
     facility.save()
-    txn = FacilityTransaction.objects.create(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, balance_after=facility.drawn_balance, reference=(reference or "")[:100], recorded_by=actor)
     _risk_facility_changed(facility.pk)
     audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn

@@ -15,6 +15,7 @@ inline and never load anything from the network or the disk.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
@@ -24,6 +25,9 @@ from django.utils import translation
 # variant (not SC/JP forms); it covers Latin too, DejaVu is the last resort.
 FONT_STACK = "'Noto Sans CJK TC', 'Noto Sans TC', 'Noto Sans', 'DejaVu Sans', sans-serif"
 PDF_MEDIA_TYPE = "application/pdf"
+
+# WeasyPrint logs every rendering step at INFO; a statement run renders thousands.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "lending.risk",
     "lending.collateral",
     "lending.reporting",
+    "lending.servicing",
 ]
 
 MIDDLEWARE = [

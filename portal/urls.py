@@ -38,6 +38,7 @@ urlpatterns = [
     path("risk/", include("lending.risk.urls")),
     path("collateral/", include("lending.collateral.urls")),
     path("reporting/", include("lending.reporting.urls")),
+    path("servicing/", include("lending.servicing.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

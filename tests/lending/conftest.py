@@ -36,9 +36,12 @@ ETH_PRICE = Decimal("27000.00")
 def approved_policy(*, officer, credit_manager):
     """POLICY_NUMBERS proposed by an officer and approved by a credit manager: the policy in force."""
     from lending import services
+    from tests.servicing.helpers import servicing_policy_in_force
 
     proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
-    return services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    policy = services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    servicing_policy_in_force(officer=officer, credit_manager=credit_manager)  # the letter states rates and fees
+    return policy
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""Demo servicing: the servicing policy and base-rate fixings in force; interest accrued and posted on
+live facilities; monthly and activity statements in English and Chinese.
+
+``policy_ensure`` is called by lending's demo before any letter is written (letters state the rate).
+``seed`` runs after lending's and the risk engine's demos. Idempotent (keyed on the posting).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from portal.models import User
+
+from . import interest, selectors, services, statements
+from .models import StatementKind
+
+SERVICING_V1 = {
+    "base_rate": "hkd_prime",
+    "tier_margins": {"standard": "0.030000", "preferred": "0.020000", "private": "0.012500"},
+    "default_tier": "standard",
+    "overdue_margin": "0.040000",
+    "arrangement_fee": "0",
+    "liquidation_fee_rate": "0.0050",
+    "client_drawdown_auto_max": "500000",
+    "staff_four_eyes_above": "1000000",
+    "release_initial_level": "0.7500",
+    "whitelist_cooling_off_hours": 24,
+    "withdrawal_officer_above": "80000",
+    "withdrawal_second_above": "800000",
+    "review_months": 12,
+}
+
+
+def policy_ensure(*, maker, checker):
+    """Servicing policy v1 and confirmed HKD Prime and 1-month HIBOR fixings (entered by one person, confirmed by another)."""
+    policy = selectors.servicing_policy_current()
+    if policy is None:
+        proposed = services.servicing_policy_propose(actor=maker, numbers=SERVICING_V1, reason="Initial servicing terms: HKD Prime + tier margin.")
+        policy = services.servicing_policy_decide(actor=checker, policy_id=proposed.pk, approve=True, note="Approved for launch.")
+    if not selectors.fixings_in_effect():
+        start = timezone.localdate() - timedelta(days=120)
+        for base, rate, source in (("hkd_prime", "0.052500", "Demo: a note-issuing bank's HKD Prime announcement"),
+                                   ("hibor_1m", "0.036200", "Demo: HKAB 1-month HIBOR fixing")):
+            fixing = services.fixing_enter(actor=maker, base_rate=base, rate=rate, effective_date=start, source=source)
+            other = User.objects.filter(email="officer2@demo.vamargin.hk").first() or checker
+            services.fixing_decide(actor=other, fixing_id=fixing.pk, confirm=True)
+    return policy
+
+
+def seed(stdout) -> None:
+    """Facilities in the lending demo open today, so interest starts accruing tonight (the panel shows
+    today's accrual as it builds up); the first monthly statements follow on the 1st of next month.
+    Today's activity statements are issued now so the demo has statements in both languages."""
+    from .models import Statement
+
+    today = timezone.localdate()
+    if Statement.objects.exists():
+        stdout.write("  servicing demo already seeded")
+        return
+    policy = policy_ensure(maker=User.objects.get(email="officer@demo.vamargin.hk"), checker=User.objects.get(email="manager@demo.vamargin.hk"))
+    from lending.models import Facility
+
+    first = Facility.objects.order_by("id").select_related("client").first()
+    if first is not None:  # one borrower reads in Traditional Chinese
+        from portal.services import user_set_language
+
+        user_set_language(user=first.client, language="zh-hant")
+    interest.terms_ensure()
+    job, _created = statements.job_start(kind=StatementKind.ACTIVITY, period_start=today, period_end=today)
+    while statements.job_step(job_id=job.pk):
+        pass
+    stdout.write(f"  servicing policy v{policy.version}; activity statements issued: {Statement.objects.filter(language='en').count()} in English, "
+                 f"{Statement.objects.filter(language='zh-hant').count()} in Chinese")

@@ -1,0 +1,276 @@
+"""Daily interest for the whole book, set-based, and its monthly posting to the ledger.
+
+How interest is computed (stated in every facility letter and on every statement):
+
+* each calendar day's interest = the drawn balance at the end of that day (Hong Kong time)
+  × the annual rate ÷ 365 (actual/365 fixed, the Hong Kong dollar convention: a leap year's
+  29 February accrues one more day at the same ÷ 365), rounded half up to the cent;
+* the annual rate = the base rate fixing in effect that day + the margin of the facility's tier;
+* a margin-call shortfall still unmet after its cure deadline accrues, in addition, the overdue
+  margin on the shortfall, computed and rounded the same way;
+* the month's daily amounts are added to the drawn balance on the month's last day (one ledger
+  entry), after which they count in utilisation and themselves bear interest.
+
+One day for the whole book is one ``INSERT … SELECT`` into ``servicing_interestaccrual``, whose
+unique (facility, day) makes a rerun insert nothing; the balance is read from the ledger as of
+that day (the sum of entries with a value date up to it), so a missed day caught up later
+accrues on the balance that day had, not today's. The arithmetic is in integer cents and
+millionths of a percent point, so PostgreSQL and SQLite round identically.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import Max, Min, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.audit import SYSTEM, audit_log
+from portal.errors import PortalError
+
+from .models import AccrualDay, BaseRate, BaseRateFixing, FixingStatus, InterestAccrual, InterestPosting
+
+CENT = Decimal("0.01")
+DAYS_IN_YEAR = 365
+PPM = 1_000_000  # rates are carried as integer millionths (0.052500 → 52500)
+CATCH_UP_MAX_DAYS = 400
+
+
+def daily_interest(*, balance: Decimal, annual_rate: Decimal) -> Decimal:
+    """The pure statement of the rule (the SQL below is its set-based mirror; a test keeps them equal)."""
+    return (balance * annual_rate / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = timezone.make_aware(datetime.combine(day, dtime.min))
+    return start, start + timedelta(days=1)
+
+
+class MissingFixing(PortalError):
+    http_status = 409
+
+
+def base_rates_on(day: date) -> dict[str, Decimal]:
+    """The confirmed fixing of each base rate in effect on ``day`` (one query)."""
+    rates: dict[str, Decimal] = {}
+    rows = (BaseRateFixing.objects.filter(status=FixingStatus.CONFIRMED, effective_date__lte=day)
+            .order_by("base_rate", "-effective_date", "-id").values_list("base_rate", "rate"))
+    for name, rate in rows:
+        rates.setdefault(name, rate)
+    return rates
+
+
+def _sql_types() -> tuple[str, str]:
+    return ("BIGINT", "NUMERIC") if connection.vendor == "postgresql" else ("INTEGER", "REAL")
+
+
+def _cents(amount_sql: str, ppm_sql: str, integer: str) -> str:
+    # round half up of amount × ppm ÷ (365 × 10^6), in integer cents (amounts are never negative here)
+    half = DAYS_IN_YEAR * PPM // 2
+    return f"((CAST(ROUND({amount_sql} * 100) AS {integer}) * ({ppm_sql}) + {half}) / {DAYS_IN_YEAR * PPM})"
+
+
+def _execute(sql: str, params) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def terms_ensure(*, now: datetime | None = None) -> int:
+    """Every open facility has its terms row: link terms issued with the letter, and give a
+    facility that has none the default tier of the servicing policy in force (set-based)."""
+    from . import selectors
+
+    now = now or timezone.now()
+    linked = _execute(
+        "UPDATE servicing_facilityterms SET facility_id = (SELECT f.id FROM lending_facility f "
+        "WHERE f.application_id = servicing_facilityterms.application_id) "
+        "WHERE facility_id IS NULL AND application_id IN (SELECT application_id FROM lending_facility)", [])
+    policy = selectors.servicing_policy_current()
+    if policy is None:
+        return linked
+    margin = policy.margin_for(policy.default_tier)
+    created = _execute(
+        "INSERT INTO servicing_facilityterms (facility_id, application_id, policy_id, base_rate, tier, margin, overdue_margin, "
+        "arrangement_fee, liquidation_fee_rate, review_date, activity_statements_waiver_text, created_at) "
+        "SELECT f.id, NULL, %s, %s, %s, %s, %s, 0, %s, NULL, '', %s FROM lending_facility f "
+        "WHERE NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.facility_id = f.id) "
+        "AND NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.application_id = f.application_id)",
+        [policy.pk, policy.base_rate, policy.default_tier, margin, policy.overdue_margin, policy.liquidation_fee_rate, now])
+    return linked + created
+
+
+@transaction.atomic
+def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
+    """Accrue ``day``'s interest for every facility with a drawn balance (idempotent)."""
+    started = time.perf_counter()
+    now = now or timezone.now()
+    terms_ensure(now=now)
+    rates = base_rates_on(day)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT base_rate FROM servicing_facilityterms WHERE facility_id IS NOT NULL")
+        used = {row[0] for row in cursor.fetchall()}
+    missing = sorted(used - set(rates))
+    if missing:
+        raise MissingFixing(
+            "missing_fixing",
+            _("No confirmed %(names)s fixing is in effect on %(day)s; interest for that day waits until one is entered and confirmed.")
+            % {"names": ", ".join(str(BaseRate(m).label) for m in missing), "day": day.isoformat()},
+        )
+    integer, decimal = _sql_types()
+    base_case = "CASE t.base_rate " + " ".join(f"WHEN '{name}' THEN {int(rate * PPM)}" for name, rate in rates.items()) + " END"
+    day_end = _day_bounds(day)[1]
+    params = {"day": connection.ops.adapt_datefield_value(day), "day_end": day_end, "now": now}
+    rate_ppm = f"({base_case} + CAST(ROUND(t.margin * {PPM}) AS {integer}))"
+    overdue_ppm = f"CAST(ROUND(t.overdue_margin * {PPM}) AS {integer})"
+    sql = f"""
+        INSERT INTO servicing_interestaccrual
+            (facility_id, day, balance, annual_rate, amount, overdue_principal, overdue_amount, posted_on, created_at)
+        SELECT b.facility_id, %(day)s, b.balance, CAST({rate_ppm} AS {decimal}) / {PPM},
+               CAST({_cents("b.balance", rate_ppm, integer)} AS {decimal}) / 100,
+               COALESCE(c.shortfall, 0),
+               CAST({_cents("COALESCE(c.shortfall, 0)", overdue_ppm, integer)} AS {decimal}) / 100,
+               NULL, %(now)s
+        FROM (SELECT facility_id, SUM(delta) AS balance FROM lending_facilitytransaction
+              WHERE value_date <= %(day)s GROUP BY facility_id) b
+        JOIN servicing_facilityterms t ON t.facility_id = b.facility_id
+        LEFT JOIN (SELECT facility_id, MAX(shortfall) AS shortfall FROM risk_margincall
+                   WHERE opened_at < %(day_end)s AND cure_deadline < %(day_end)s
+                     AND (state IN ('open', 'escalated') OR COALESCE(met_at, resolved_at) >= %(day_end)s)
+                   GROUP BY facility_id) c ON c.facility_id = b.facility_id
+        WHERE ROUND(b.balance, 2) > 0
+        ON CONFLICT (facility_id, day) DO NOTHING
+    """  # noqa: S608 (only numbers computed here are interpolated)
+    _execute(sql, params)
+    totals = InterestAccrual.objects.filter(day=day).aggregate(amount=Sum("amount"), overdue=Sum("overdue_amount"))
+    total = (totals["amount"] or Decimal(0)) + (totals["overdue"] or Decimal(0))
+    count = InterestAccrual.objects.filter(day=day).count()
+    elapsed = int((time.perf_counter() - started) * 1000)
+    record, created = AccrualDay.objects.get_or_create(day=day, defaults={"facilities": count, "total": total, "duration_ms": elapsed, "created_at": now})
+    if created:
+        audit_log(actor=SYSTEM, action="servicing.interest.accrued", obj=record,
+                  after={"day": day.isoformat(), "facilities": count, "total": total, "base_rates": {k: str(v) for k, v in rates.items()}})
+    return record
+
+
+def accrual_start_day() -> date | None:
+    """The first day not yet accrued for the book: the day after the last accrued, or the first value date."""
+    last = AccrualDay.objects.aggregate(d=Max("day"))["d"]
+    if last:
+        return last + timedelta(days=1)
+    from lending.models import FacilityTransaction
+
+    return FacilityTransaction.objects.aggregate(d=Min("value_date"))["d"]
+
+
+def accrue_through(*, last_day: date, now: datetime | None = None) -> list[AccrualDay]:
+    """Accrue every day from the first missing one up to ``last_day``, a day per transaction."""
+    start = accrual_start_day()
+    done = []
+    if start is None:
+        return done
+    day = start
+    while day <= last_day and len(done) < CATCH_UP_MAX_DAYS:
+        done.append(accrue_day(day=day, now=now))
+        day += timedelta(days=1)
+    return done
+
+
+@dataclass
+class PostingResult:
+    period_end: date
+    facilities: int
+    total: Decimal
+
+
+@transaction.atomic
+def post_month(*, period_end: date, now: datetime | None = None) -> PostingResult | None:
+    """Post every unposted accrual up to ``period_end`` to the ledger: one ``interest`` entry per
+    facility dated ``period_end``, the drawn balance and utilisation moved by it, then the risk
+    engine revalues the book (interest counts in utilisation). Refused until the period is accrued."""
+    from lending import locks
+    from lending.risk.revaluation import revalue_book
+
+    now = now or timezone.now()
+    if not AccrualDay.objects.filter(day=period_end).exists():
+        raise PortalError("not_accrued", _("Interest up to %(day)s has not been accrued yet.") % {"day": period_end.isoformat()})
+    if InterestPosting.objects.filter(period_end=period_end).exists():
+        return None
+    locks.book()  # lending.locks: the book, then facility rows, the audit chain last
+    locks.writes(locks.Level.FACILITY)
+    if connection.vendor == "postgresql":
+        _execute("SELECT id FROM lending_facility WHERE id IN (SELECT DISTINCT facility_id FROM servicing_interestaccrual "
+                 "WHERE posted_on IS NULL AND day <= %s) ORDER BY id FOR UPDATE", [period_end])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM lending_facilitytransaction")
+        watermark = cursor.fetchone()[0]
+    reference = f"INT-{period_end:%Y%m}"
+    narrative = f"Interest to {period_end.isoformat()}"
+    p = {"end": connection.ops.adapt_datefield_value(period_end), "now": now, "ref": reference, "narr": narrative, "wm": watermark}
+    # Entries are inserted in facility order; each one's balance after is the facility's drawn
+    # balance (= the sum of its earlier entries) plus the month's interest.
+    _execute("""
+        INSERT INTO lending_facilitytransaction
+            (facility_id, kind, amount, delta, balance_after, value_date, reference, narrative, recorded_by_id, approved_by_id, created_at)
+        SELECT s.facility_id, 'interest', s.total, s.total, f.drawn_balance + s.total, %(end)s, %(ref)s, %(narr)s, NULL, NULL, %(now)s
+        FROM (SELECT facility_id, SUM(amount + overdue_amount) AS total FROM servicing_interestaccrual
+              WHERE posted_on IS NULL AND day <= %(end)s GROUP BY facility_id) s
+        JOIN lending_facility f ON f.id = s.facility_id
+        WHERE s.total > 0
+        ORDER BY s.facility_id
+        ON CONFLICT (facility_id, value_date) WHERE kind = 'interest' DO NOTHING
+    """, p)
+    _execute("""
+        UPDATE lending_facility SET
+            drawn_balance = drawn_balance + (SELECT e.delta FROM lending_facilitytransaction e
+                WHERE e.facility_id = lending_facility.id AND e.kind = 'interest' AND e.value_date = %(end)s AND e.id > %(wm)s)
+        WHERE id IN (SELECT facility_id FROM lending_facilitytransaction WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s)
+    """, p)
+    _execute("""
+        UPDATE lending_facility SET utilisation = CASE WHEN lending_value > 0 THEN ROUND(drawn_balance / lending_value, 4) ELSE 99 END
+        WHERE id IN (SELECT facility_id FROM lending_facilitytransaction WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s)
+    """, p)
+    _execute("UPDATE servicing_interestaccrual SET posted_on = %(end)s WHERE posted_on IS NULL AND day <= %(end)s", p)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM lending_facilitytransaction "
+                       "WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s", p)
+        count, total = cursor.fetchone()
+    total = Decimal(str(total)).quantize(CENT)
+    posting = InterestPosting.objects.create(period_end=period_end, facilities=count, total=total, created_at=now)
+    if count:
+        revalue_book(trigger="interest")  # bands and margin calls see the new balances in this commit
+    audit_log(actor=SYSTEM, action="servicing.interest.posted", obj=posting,
+              after={"period_end": period_end.isoformat(), "facilities": count, "total": total, "reference": reference})
+    return PostingResult(period_end=period_end, facilities=count, total=total)
+
+
+def months_to_post(*, through: date) -> list[date]:
+    """Month ends up to ``through`` with unposted accruals and no posting yet, oldest first."""
+    first = InterestAccrual.objects.filter(posted_on__isnull=True).aggregate(d=Min("day"))["d"]
+    ends = []
+    while first and month_end(first) <= through:
+        end = month_end(first)
+        if not InterestPosting.objects.filter(period_end=end).exists():
+            ends.append(end)
+        first = end + timedelta(days=1)
+    return ends
+
+
+def interest_run(*, now: datetime | None = None) -> dict:
+    """The periodic job: accrue every finished day not yet accrued, then post every finished month."""
+    now = now or timezone.now()
+    yesterday = timezone.localdate(now) - timedelta(days=1)
+    accrued = accrue_through(last_day=yesterday, now=now)
+    posted = [post_month(period_end=end, now=now) for end in months_to_post(through=yesterday)]
+    return {"accrued_days": [a.day.isoformat() for a in accrued], "posted": [p.period_end.isoformat() for p in posted if p]}

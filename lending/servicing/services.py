@@ -1,0 +1,247 @@
+"""Writes for servicing: the servicing policy (maker-checker), base-rate fixings (four-eyes), facility terms."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from lending.inputs import decimal_input
+from lending.services import NotFoundError, maker_checker_decide
+from portal.access import ensure_four_eyes, ensure_staff_permission
+from portal.audit import audit_log, snapshot
+from portal.errors import ConflictError, PortalError
+from portal.permissions import Perm
+
+from . import selectors
+from .models import BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, ServicingPolicy
+
+ZERO = Decimal("0")
+RATE_STEP = Decimal("0.000001")
+
+
+def _rate(value, field: str, *, maximum: Decimal = Decimal("0.5")) -> Decimal:
+    return decimal_input(value, field, minimum=ZERO, maximum=maximum).quantize(RATE_STEP)
+
+
+def _validate_numbers(numbers: dict) -> dict:
+    from lending import selectors as lending_selectors
+
+    clean: dict = {}
+    base = numbers.get("base_rate")
+    if base not in BaseRate.values:
+        raise PortalError("validation_error", _("Choose the base rate: HKD Prime or 1-month HIBOR."), {"base_rate": [_("One of %(items)s.") % {"items": ", ".join(BaseRate.values)}]})
+    clean["base_rate"] = base
+    tiers = numbers.get("tier_margins") or {}
+    if not isinstance(tiers, dict) or not tiers:
+        raise PortalError("validation_error", _("Give at least one pricing tier and its margin."), {"tier_margins": [_("Required.")]})
+    clean["tier_margins"] = {str(k)[:20]: str(_rate(v, f"margin of tier {k}", maximum=Decimal("0.3"))) for k, v in tiers.items()}
+    if numbers.get("default_tier") not in clean["tier_margins"]:
+        raise PortalError("validation_error", _("The default tier must be one of the tiers."), {"default_tier": [_("One of %(items)s.") % {"items": ", ".join(clean["tier_margins"])}]})
+    clean["default_tier"] = numbers["default_tier"]
+    clean["overdue_margin"] = _rate(numbers.get("overdue_margin"), "overdue_margin", maximum=Decimal("0.3"))
+    clean["arrangement_fee"] = decimal_input(numbers.get("arrangement_fee", "0"), "arrangement_fee", minimum=ZERO).quantize(Decimal("0.01"))
+    clean["liquidation_fee_rate"] = decimal_input(numbers.get("liquidation_fee_rate", "0"), "liquidation_fee_rate", minimum=ZERO, maximum=Decimal("0.05")).quantize(Decimal("0.0001"))
+    for key in ("client_drawdown_auto_max", "staff_four_eyes_above", "withdrawal_officer_above", "withdrawal_second_above"):
+        clean[key] = decimal_input(numbers.get(key), key, minimum=ZERO).quantize(Decimal("0.01"))
+    if clean["withdrawal_second_above"] < clean["withdrawal_officer_above"]:
+        raise PortalError("validation_error", _("The second-approval tier must be at or above the officer tier."), {"withdrawal_second_above": [_("At least the officer tier.")]})
+    level = decimal_input(numbers.get("release_initial_level"), "release_initial_level", minimum=Decimal("0.05"), maximum=Decimal("1")).quantize(Decimal("0.0001"))
+    collateral = lending_selectors.policy_current()
+    if collateral and level >= collateral.watch_level:
+        raise PortalError(
+            "release_level_not_below_watch",
+            _("The initial level for releases must be below the watch level of %(watch)s (26EC5: releases keep the facility clear of the monitoring levels).") % {"watch": f"{collateral.watch_level:.0%}"},
+            {"release_initial_level": [_("Below the watch level.")]},
+        )
+    clean["release_initial_level"] = level
+    clean["whitelist_cooling_off_hours"] = int(decimal_input(numbers.get("whitelist_cooling_off_hours", 24), "whitelist_cooling_off_hours", minimum=Decimal("1"), maximum=Decimal("720")))
+    clean["review_months"] = int(decimal_input(numbers.get("review_months", 12), "review_months", minimum=Decimal("1"), maximum=Decimal("12")))
+    return clean
+
+
+@transaction.atomic
+def servicing_policy_propose(*, actor, numbers: dict, reason: str) -> ServicingPolicy:
+    """Propose servicing terms; in force only once a different credit manager approves them."""
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
+    if not (reason or "").strip():
+        raise PortalError("validation_error", _("Give the reason for the change."), {"reason": [_("Required.")]})
+    clean = _validate_numbers(numbers)
+    current = selectors.servicing_policy_current()
+    version = (ServicingPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    try:
+        with transaction.atomic():
+            policy = ServicingPolicy.objects.create(version=version, proposed_by=actor, reason=reason.strip(), **clean)
+    except IntegrityError:
+        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
+    policy = ServicingPolicy.objects.get(pk=policy.pk)
+    audit_log(actor=actor, action="servicing.policy.proposed", obj=policy,
+              before=snapshot(current, ServicingPolicy.NUMBERS) | {"version": current.version} if current else None,
+              after=snapshot(policy, ServicingPolicy.NUMBERS) | {"version": version, "reason": policy.reason})
+    return policy
+
+
+@transaction.atomic
+def servicing_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") -> ServicingPolicy:
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
+    try:
+        policy = ServicingPolicy.objects.select_for_update().get(pk=policy_id)
+    except ServicingPolicy.DoesNotExist:
+        raise NotFoundError("not_found", _("No such servicing policy.")) from None
+    superseded = maker_checker_decide(policy, actor=actor, approve=approve, note=note,
+                                      not_awaiting=_("Servicing policy v%(version)s is %(status)s, not awaiting approval."))
+    audit_log(actor=actor, action=f"servicing.policy.{'approved' if approve else 'rejected'}", obj=policy,
+              before={"version_in_force": superseded.version} if superseded else None,
+              after={"version": policy.version, "status": policy.status, "note": note})
+    return policy
+
+
+# --- Base-rate fixings -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def fixing_enter(*, actor, base_rate: str, rate, effective_date: date, source: str) -> BaseRateFixing:
+    """Enter a published fixing with its effective date and source; a second person confirms it."""
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
+    if base_rate not in BaseRate.values:
+        raise PortalError("validation_error", _("Choose the base rate: HKD Prime or 1-month HIBOR."), {"base_rate": [_("Required.")]})
+    if not (source or "").strip():
+        raise PortalError("validation_error", _("Name the source of the fixing (e.g. the bank's announcement or HKAB)."), {"source": [_("Required.")]})
+    if not isinstance(effective_date, date):
+        raise PortalError("validation_error", _("Give the date the rate is effective from."), {"effective_date": [_("A date.")]})
+    value = _rate(rate, "rate", maximum=Decimal("0.3"))
+    fixing = BaseRateFixing.objects.create(base_rate=base_rate, rate=value, effective_date=effective_date, source=source.strip()[:200], entered_by=actor)
+    audit_log(actor=actor, action="servicing.fixing.entered", obj=fixing,
+              after={"base_rate": base_rate, "rate": value, "effective_date": effective_date.isoformat(), "source": fixing.source})
+    return fixing
+
+
+@transaction.atomic
+def fixing_decide(*, actor, fixing_id: int, confirm: bool) -> BaseRateFixing:
+    """A second person confirms the fixing against its source, or rejects it. A fixing never takes
+    effect on a day already accrued; a correction is a new fixing with a later effective date."""
+    ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
+    try:
+        fixing = BaseRateFixing.objects.select_for_update().get(pk=fixing_id)
+    except BaseRateFixing.DoesNotExist:
+        raise NotFoundError("not_found", _("No such fixing.")) from None
+    ensure_four_eyes(maker=fixing.entered_by, checker=actor)
+    if fixing.status != FixingStatus.ENTERED:
+        raise ConflictError("invalid_state", _("This fixing is already %(status)s.") % {"status": fixing.get_status_display().lower()})
+    if confirm and fixing.effective_date <= _last_accrued_day():
+        raise ConflictError("already_accrued", _("Interest has already been accrued for %(day)s; a fixing cannot take effect on a day already charged. Enter it with a later effective date.") % {"day": fixing.effective_date.isoformat()})
+    fixing.status = FixingStatus.CONFIRMED if confirm else FixingStatus.REJECTED
+    fixing.decided_by, fixing.decided_at = actor, timezone.now()
+    try:
+        with transaction.atomic():
+            fixing.save(update_fields=["status", "decided_by", "decided_at"])
+    except IntegrityError:
+        raise ConflictError("duplicate_fixing", _("A confirmed fixing for that base rate and date exists already.")) from None
+    audit_log(actor=actor, action=f"servicing.fixing.{fixing.status}", obj=fixing, before={"status": FixingStatus.ENTERED}, after={"status": fixing.status})
+    return fixing
+
+
+def _last_accrued_day() -> date:
+    from .models import AccrualDay
+
+    return AccrualDay.objects.aggregate(d=Max("day"))["d"] or date.min
+
+
+# --- Facility terms and the letter --------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def terms_offer(*, application, tier: str | None = None) -> FacilityTerms:
+    """The servicing terms of an application's facility letter, from the policy in force (called
+    when the letter is written, inside the approval's transaction)."""
+    policy = selectors.servicing_policy_current()
+    if policy is None:
+        raise PortalError("no_servicing_policy", _("No servicing policy (rates and fees) is in force; the facility letter cannot state its rate."))
+    tier = tier or policy.default_tier
+    margin = policy.margin_for(tier)
+    if margin is None:
+        raise PortalError("validation_error", _("Unknown pricing tier %(tier)s.") % {"tier": tier}, {"tier": [_("One of %(items)s.") % {"items": ", ".join(policy.tier_margins)}]})
+    values = {"policy": policy, "base_rate": policy.base_rate, "tier": tier, "margin": margin, "overdue_margin": policy.overdue_margin,
+              "arrangement_fee": policy.arrangement_fee, "liquidation_fee_rate": policy.liquidation_fee_rate}
+    terms, _created = FacilityTerms.objects.update_or_create(application=application, facility=None, defaults=values)
+    return terms
+
+
+def letter_section(*, terms: FacilityTerms) -> list[str]:
+    """The facility letter's interest, fees and review paragraphs (English: the letter's language)."""
+    policy = terms.policy
+    fixing = selectors.fixings_in_effect().get(terms.base_rate)
+    base_label = BaseRate(terms.base_rate).label
+    now_rate = f" (today {fixing.rate:.3%} + {terms.margin:.3%} = {fixing.rate + terms.margin:.3%} a year)" if fixing else ""
+    lines = [
+        "",
+        f"Interest (servicing policy version {policy.version}, pricing tier '{terms.tier}'):",
+        f"- Rate: {base_label} plus a margin of {terms.margin:.3%} a year{now_rate}. The rate follows {base_label} from the date each new fixing takes effect.",
+        "- How it is computed: each day, the drawn balance at the end of that day (Hong Kong time) × the annual rate ÷ 365 "
+        "(actual/365, also in leap years), rounded half up to the cent.",
+        "- When it is charged: the daily amounts are added to the drawn balance on the last day of each calendar month; "
+        "they then count in utilisation and bear interest. Accrued interest is shown on the facility page.",
+        f"- Overdue interest: a margin-call shortfall not met by its cure deadline bears a further {terms.overdue_margin:.3%} a year until met.",
+        "",
+        "Fees:",
+        f"- Arrangement fee: HK${terms.arrangement_fee:,}, added to the drawn balance when you accept this letter." if terms.arrangement_fee else "- Arrangement fee: none.",
+        f"- Liquidation fee: {terms.liquidation_fee_rate:.2%} of the proceeds of any forced sale of collateral." if terms.liquidation_fee_rate else "- Liquidation fee: none.",
+        "",
+        f"Review: the facility is reviewed every {policy.review_months} months from the date you accept it; the review date is shown on the facility page. "
+        "We may renew it, change the limit or give notice to close.",
+        "Statements: an activity statement after each drawdown, repayment, interest posting, collateral movement, margin call or disposal, "
+        "by the second business day after it; a monthly statement by the seventh business day of the next month.",
+    ]
+    return lines
+
+
+def terms_activate(*, facility, actor) -> FacilityTerms | None:
+    """The client accepted the letter: attach its terms to the facility, set the review date and charge
+    the arrangement fee to the ledger (inside the acceptance's transaction, facility row locked, before
+    the revaluation; the caller's audit row records ``terms_snapshot``)."""
+    from lending.ledger import ledger_post
+    from lending.models import TxnKind
+
+    terms = FacilityTerms.objects.select_for_update().filter(application_id=facility.application_id).select_related("policy").first()
+    if terms is None:
+        return None
+    terms.facility = facility
+    terms.review_date = add_months(timezone.localdate(), terms.policy.review_months)
+    terms.save(update_fields=["facility", "review_date"])
+    if terms.arrangement_fee > 0:
+        ledger_post(facility=facility, kind=TxnKind.FEE, amount=terms.arrangement_fee, actor=actor,
+                    reference=f"FEE-ARR-{facility.pk}", narrative="Arrangement fee")
+        facility.save(update_fields=["drawn_balance"])
+    return terms
+
+
+def terms_snapshot(terms: FacilityTerms | None) -> dict | None:
+    """The terms as the facility-opening audit row records them (written by lending after its revaluation)."""
+    if terms is None:
+        return None
+    return {"servicing_policy": terms.policy.version, "base_rate": terms.base_rate, "tier": terms.tier, "margin": terms.margin,
+            "overdue_margin": terms.overdue_margin, "arrangement_fee": terms.arrangement_fee,
+            "review_date": terms.review_date.isoformat() if terms.review_date else None}
+
+
+def next_business_day(day: date, n: int) -> date:
+    """The n-th Hong Kong business day after ``day`` (weekends and HK public holidays skipped)."""
+    import holidays
+
+    hk = holidays.country_holidays("HK", years=range(day.year, day.year + 2))
+    found = 0
+    while found < n:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in hk:
+            found += 1
+    return day

@@ -1,0 +1,20 @@
+"""``{% facility_servicing_panel facility staff_view %}``: rate, interest accrued to date, next posting, review date, statements."""
+
+from django import template
+
+from .. import selectors
+
+register = template.Library()
+
+
+@register.inclusion_tag("servicing/_facility_panel.html", takes_context=True)
+def facility_servicing_panel(context, facility, staff_view=False):
+    if not facility or not facility.pk:
+        return {"summary": None}
+    return {
+        "facility": facility,
+        "summary": selectors.facility_interest(facility=facility),
+        "statements": list(selectors.statements_for_staff(facility_id=facility.pk)[:6]),
+        "staff_view": staff_view,
+        "request": context.get("request"),
+    }

@@ -1,0 +1,182 @@
+"""Servicing pages: statements (client and staff), document PDFs, the rates page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+
+from portal.access import client_required, staff_required
+from portal.errors import PortalError
+from portal.files import private_file_response
+from portal.pdf import PDF_MEDIA_TYPE, render_document
+from portal.permissions import Perm
+
+from . import selectors, services
+from .models import AccrualDay, BaseRate, InterestPosting, Statement
+
+# --- statements ---------------------------------------------------------------------------------------
+
+
+@client_required
+def statements(request):
+    page = Paginator(selectors.statements_for_client(user=request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "servicing/statements.html", {"page": page, "staff_view": False})
+
+
+def _client_statement(request, pk) -> Statement:
+    try:
+        return selectors.statement_for_client(user=request.user, statement_id=pk)
+    except Statement.DoesNotExist:
+        raise Http404 from None
+
+
+def _staff_statement(pk) -> Statement:
+    try:
+        return Statement.objects.select_related("facility").get(pk=pk)
+    except Statement.DoesNotExist:
+        raise Http404 from None
+
+
+def _html(statement: Statement):
+    return private_file_response(statement.html.encode("utf-8"), content_type="text/html; charset=utf-8",
+                                 filename=f"{statement.number}.html", inline=True)
+
+
+def _pdf(statement: Statement):
+    return private_file_response(bytes(statement.pdf), content_type=PDF_MEDIA_TYPE, filename=f"{statement.number}.pdf")
+
+
+@client_required
+def statement_html(request, pk):
+    return _html(_client_statement(request, pk))
+
+
+@client_required
+def statement_pdf(request, pk):
+    return _pdf(_client_statement(request, pk))
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_statements(request):
+    facility_id = request.GET.get("facility")
+    qs = selectors.statements_for_staff(facility_id=int(facility_id) if (facility_id or "").isdigit() else None)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(request, "servicing/statements.html", {"page": page, "staff_view": True})
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_statement_html(request, pk):
+    return _html(_staff_statement(pk))
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_statement_pdf(request, pk):
+    return _pdf(_staff_statement(pk))
+
+
+# --- facility letter and disclosure receipts as PDF -------------------------------------------------------
+
+
+def _letter_response(facility):
+    application = facility.application
+    doc = render_document("servicing/letter_pdf.html", {"application": application, "facility": facility}, language="en")
+    return private_file_response(doc.pdf, content_type=PDF_MEDIA_TYPE, filename=f"{application.reference}-facility-letter.pdf")
+
+
+@client_required
+def letter_pdf(request, pk):
+    from lending.models import Facility
+
+    try:
+        facility = Facility.objects.select_related("application__client").get(pk=pk, client=request.user)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+    return _letter_response(facility)
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_letter_pdf(request, pk):
+    from lending.models import Facility
+
+    try:
+        facility = Facility.objects.select_related("application__client").get(pk=pk)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+    return _letter_response(facility)
+
+
+@client_required
+def receipt_pdf(request, pk):
+    """The client's disclosure acknowledgement receipt as a PDF: the text acknowledged, in its language."""
+    from disclosures import selectors as disclosure_selectors
+    from disclosures import text
+
+    ack = disclosure_selectors.acknowledgement_for(user=request.user, ack_id=pk)
+    if ack is None:
+        raise Http404
+    version = ack.version
+    context = {"ack": ack, "version": version, "title": version.document.title_in(ack.language), "html": version.html_in(ack.language),
+               "hash_verified": text.content_hash(version.body_in(ack.language)) == ack.content_hash}
+    doc = render_document("servicing/receipt_pdf.html", context, language=ack.language)
+    return private_file_response(doc.pdf, content_type=PDF_MEDIA_TYPE, filename=f"receipt-{ack.pk}.pdf")
+
+
+# --- rates and servicing policy (staff) ----------------------------------------------------------------------
+
+
+_NUMBER_FIELDS = ("overdue_margin", "arrangement_fee", "liquidation_fee_rate", "client_drawdown_auto_max", "staff_four_eyes_above",
+                  "release_initial_level", "whitelist_cooling_off_hours", "withdrawal_officer_above", "withdrawal_second_above", "review_months")
+
+
+def _tiers(raw: str) -> dict:
+    tiers = {}
+    for part in (raw or "").split(","):
+        if "=" in part:
+            name, value = part.split("=", 1)
+            tiers[name.strip()] = value.strip()
+    return tiers
+
+
+@staff_required(Perm.POLICY_PROPOSE)
+def staff_rates(request):
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "propose":
+                numbers = {k: request.POST.get(k, "") for k in _NUMBER_FIELDS}
+                numbers |= {"base_rate": request.POST.get("base_rate"), "tier_margins": _tiers(request.POST.get("tier_margins", "")),
+                            "default_tier": request.POST.get("default_tier", "").strip()}
+                services.servicing_policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""))
+            elif action in ("approve", "reject"):
+                services.servicing_policy_decide(actor=request.user, policy_id=int(request.POST.get("policy_id", 0)),
+                                                 approve=action == "approve", note=request.POST.get("note", ""))
+            elif action == "fixing":
+                effective = parse_date(request.POST.get("effective_date", "") or "")
+                services.fixing_enter(actor=request.user, base_rate=request.POST.get("base_rate", ""), rate=request.POST.get("rate", ""),
+                                      effective_date=effective, source=request.POST.get("source", ""))
+            elif action in ("confirm", "reject_fixing"):
+                services.fixing_decide(actor=request.user, fixing_id=int(request.POST.get("fixing_id", 0)), confirm=action == "confirm")
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+            messages.success(request, _("Recorded."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("servicing:staff-rates")
+    current = selectors.servicing_policy_current()
+    in_effect = selectors.fixings_in_effect()
+    return render(request, "servicing/rates.html", {
+        "current": current,
+        "policies": list(selectors.servicing_policies()[:20]),
+        "fixings": list(selectors.fixings(limit=30)),
+        "in_effect_rows": [(label, in_effect.get(code)) for code, label in BaseRate.choices],
+        "accrual_days": list(AccrualDay.objects.all()[:10]),
+        "postings": list(InterestPosting.objects.all()[:6]),
+        "base_rates": BaseRate.choices,
+        "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
+        "tiers_text": ", ".join(f"{k}={v}" for k, v in (current.tier_margins if current else {"standard": "0.030000"}).items()),
+        "number_fields": [(name, getattr(current, name, "") if current else "") for name in _NUMBER_FIELDS],
+    })

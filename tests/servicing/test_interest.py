@@ -1,0 +1,190 @@
+"""Daily interest: actual/365, half up to the cent, across month ends, leap years and rate changes; idempotent."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from lending.ledger import ledger_check
+from lending.models import Facility, FacilityTransaction
+from lending.servicing import interest
+from lending.servicing.models import AccrualDay, InterestAccrual, InterestPosting
+from tests.servicing.conftest import make_facility, post
+from tests.servicing.helpers import fixing
+
+pytestmark = pytest.mark.django_db
+
+
+def _days(start: date, end: date):
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+def _accrue(start: date, end: date):
+    for day in _days(start, end):
+        interest.accrue_day(day=day)
+
+
+def test_one_day_is_balance_times_rate_over_365_rounded_half_up(alice, prime):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "1000000.00", date(2025, 11, 3))
+    interest.accrue_day(day=date(2025, 11, 3))
+    row = InterestAccrual.objects.get(facility=facility, day=date(2025, 11, 3))
+    assert row.annual_rate == Decimal("0.082500")
+    assert row.balance == Decimal("1000000.00")
+    # 1,000,000 × 8.25% ÷ 365 = 226.027397…
+    assert row.amount == Decimal("226.03") == interest.daily_interest(balance=Decimal("1000000"), annual_rate=Decimal("0.0825"))
+
+
+def test_an_exact_half_cent_rounds_up_not_to_even(alice, book, officer, officer2):
+    # Prime 0.65% + 3% = 3.65%: HK$50 × 3.65% ÷ 365 = HK$0.005 exactly.
+    fixing(rate="0.006500", effective=date(2025, 1, 1), maker=officer, checker=officer2)
+    facility = make_facility(alice)
+    post(facility, "drawdown", "50.00", date(2025, 11, 3))
+    interest.accrue_day(day=date(2025, 11, 3))
+    assert InterestAccrual.objects.get(facility=facility).amount == Decimal("0.01")
+    assert interest.daily_interest(balance=Decimal("50"), annual_rate=Decimal("0.0365")) == Decimal("0.01")
+
+
+def test_the_sql_and_the_pure_rule_agree_on_many_balances(alice, charlie, prime):
+    balances = ["0.01", "1.00", "999.99", "123456.78", "5000000.00", "73.15", "987654321.09"]
+    facilities = []
+    for i, amount in enumerate(balances):
+        f = make_facility(alice if i % 2 else charlie)
+        post(f, "drawdown", amount, date(2025, 11, 3))
+        facilities.append((f, Decimal(amount)))
+    interest.accrue_day(day=date(2025, 11, 3))
+    for f, balance in facilities:
+        assert InterestAccrual.objects.get(facility=f).amount == interest.daily_interest(balance=balance, annual_rate=Decimal("0.0825"))
+
+
+def test_a_drawdown_accrues_from_its_value_date_and_a_repayment_stops_it(alice, prime):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 5))
+    post(facility, "repayment", "365000.00", date(2025, 11, 8))
+    _accrue(date(2025, 11, 1), date(2025, 11, 10))
+    days = list(InterestAccrual.objects.filter(facility=facility).order_by("day").values_list("day", "amount"))
+    # 365,000 × 8.25% ÷ 365 = 82.50 a day on 5, 6 and 7 November; nothing on the day it is repaid.
+    assert days == [(date(2025, 11, 5), Decimal("82.50")), (date(2025, 11, 6), Decimal("82.50")), (date(2025, 11, 7), Decimal("82.50"))]
+
+
+def test_month_end_posting_adds_the_month_to_the_balance_which_then_bears_interest(alice, prime):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "1000000.00", date(2025, 11, 1))
+    _accrue(date(2025, 11, 1), date(2025, 11, 30))
+    result = interest.post_month(period_end=date(2025, 11, 30))
+    assert result.facilities == 1 and result.total == Decimal("226.03") * 30
+    entry = FacilityTransaction.objects.get(facility=facility, kind="interest")
+    assert entry.value_date == date(2025, 11, 30) and entry.amount == Decimal("6780.90")
+    assert entry.balance_after == Decimal("1006780.90") == Facility.objects.get(pk=facility.pk).drawn_balance
+    interest.accrue_day(day=date(2025, 12, 1))
+    dec1 = InterestAccrual.objects.get(facility=facility, day=date(2025, 12, 1))
+    assert dec1.balance == Decimal("1006780.90") and dec1.amount == interest.daily_interest(balance=Decimal("1006780.90"), annual_rate=Decimal("0.0825"))
+    assert not InterestAccrual.objects.filter(posted_on__isnull=True, day__lte=date(2025, 11, 30)).exists()
+    assert ledger_check().ok
+
+
+def test_posted_interest_counts_in_utilisation_and_can_open_a_margin_call(alice, prime):
+    from lending.risk.models import MarginCall
+
+    facility = make_facility(alice, securities=(("1000000", "0.30"),))  # lending value 700,000
+    post(facility, "drawdown", "699000.00", date(2025, 11, 1))  # 99.86%: below the 100% call level
+    _accrue(date(2025, 11, 1), date(2025, 11, 30))
+    interest.post_month(period_end=date(2025, 11, 30))
+    facility.refresh_from_db()
+    assert facility.drawn_balance > Decimal("700000")
+    assert facility.band == "margin_call" and facility.has_open_margin_call
+    assert MarginCall.objects.filter(facility=facility, state="open").count() == 1
+
+
+def test_a_leap_year_february_has_29_days_each_at_365ths(alice, prime, time_machine):
+    time_machine.move_to("2028-03-02 09:00:00+08:00")
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2028, 2, 1))
+    _accrue(date(2028, 2, 1), date(2028, 2, 29))
+    assert InterestAccrual.objects.filter(facility=facility).count() == 29
+    result = interest.post_month(period_end=date(2028, 2, 29))
+    assert result.total == Decimal("82.50") * 29
+    assert FacilityTransaction.objects.get(facility=facility, kind="interest").value_date == date(2028, 2, 29)
+
+
+def test_a_rate_change_applies_from_its_effective_date(alice, prime, officer, officer2):
+    fixing(rate="0.057500", effective=date(2025, 11, 15), maker=officer, checker=officer2)  # prime +0.5%
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 1))
+    _accrue(date(2025, 11, 13), date(2025, 11, 16))
+    rows = dict(InterestAccrual.objects.filter(facility=facility).values_list("day", "amount"))
+    assert rows[date(2025, 11, 14)] == Decimal("82.50")  # 8.25%
+    assert rows[date(2025, 11, 15)] == Decimal("87.50")  # 8.75%
+    assert InterestAccrual.objects.get(facility=facility, day=date(2025, 11, 15)).annual_rate == Decimal("0.087500")
+
+
+def test_a_rerun_never_doubles_and_a_missed_day_catches_up_on_that_days_balance(alice, prime):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 1))
+    interest.accrue_through(last_day=date(2025, 11, 3))
+    interest.accrue_day(day=date(2025, 11, 3))  # a rerun of a day already done
+    assert InterestAccrual.objects.filter(facility=facility).count() == 3
+    # The job misses days 4–9; a repayment is value-dated 6 November meanwhile.
+    post(facility, "repayment", "182500.00", date(2025, 11, 6))
+    interest.accrue_through(last_day=date(2025, 11, 9))
+    rows = dict(InterestAccrual.objects.filter(facility=facility).values_list("day", "amount"))
+    assert rows[date(2025, 11, 5)] == Decimal("82.50") and rows[date(2025, 11, 6)] == Decimal("41.25")
+    assert AccrualDay.objects.count() == 9
+    interest.accrue_through(last_day=date(2025, 11, 9))
+    assert InterestAccrual.objects.filter(facility=facility).count() == 9
+
+
+def test_the_periodic_job_accrues_and_posts_once(alice, prime, time_machine):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 28))
+    time_machine.move_to("2025-12-02 01:00:00+08:00")
+    first = interest.interest_run()
+    assert first["posted"] == ["2025-11-30"]
+    second = interest.interest_run()
+    assert second == {"accrued_days": [], "posted": []}
+    assert InterestPosting.objects.count() == 1
+    assert FacilityTransaction.objects.filter(kind="interest").count() == 1
+    assert FacilityTransaction.objects.get(kind="interest").amount == Decimal("82.50") * 3  # 28, 29, 30 November
+    # A second posting for the same day is refused by the database too.
+    assert interest.post_month(period_end=date(2025, 11, 30)) is None
+
+
+def test_no_confirmed_fixing_means_no_accrual_and_a_clear_reason(alice, book, officer):
+    from lending.servicing import services
+
+    services.fixing_enter(actor=officer, base_rate="hkd_prime", rate="0.05", effective_date=date(2025, 1, 1), source="x")  # not confirmed
+    facility = make_facility(alice)
+    post(facility, "drawdown", "1000.00", date(2025, 11, 3))
+    with pytest.raises(interest.MissingFixing, match="HKD Prime"):
+        interest.accrue_day(day=date(2025, 11, 3))
+    assert not InterestAccrual.objects.exists() and not AccrualDay.objects.exists()
+
+
+def test_a_posting_is_refused_before_the_month_is_accrued(alice, prime):
+    from portal.errors import PortalError
+
+    with pytest.raises(PortalError, match="not been accrued"):
+        interest.post_month(period_end=date(2025, 11, 30))
+
+
+def test_overdue_margin_accrues_on_a_shortfall_past_its_cure_deadline(alice, prime):
+    from django.utils import timezone
+
+    from lending.risk.models import MarginCall
+
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 1))
+    opened = timezone.make_aware(timezone.datetime(2025, 11, 3, 10, 0))
+    MarginCall.objects.create(facility=facility, client=alice, opened_at=opened, cure_deadline=opened + timedelta(days=2),
+                              shortfall=Decimal("36500.00"), shortfall_at_open=Decimal("36500.00"), utilisation=Decimal("1.1"),
+                              utilisation_at_open=Decimal("1.1"), lending_value=Decimal("331818.18"), drawn_balance=Decimal("365000"), band="margin_call")
+    _accrue(date(2025, 11, 4), date(2025, 11, 6))
+    rows = {r.day: r for r in InterestAccrual.objects.filter(facility=facility)}
+    assert rows[date(2025, 11, 4)].overdue_amount == Decimal("0.00")  # within the cure period
+    assert rows[date(2025, 11, 5)].overdue_amount == Decimal("4.00")  # 36,500 × 4% ÷ 365, deadline passed during the day
+    assert rows[date(2025, 11, 6)].overdue_principal == Decimal("36500.00")

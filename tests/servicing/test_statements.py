@@ -1,0 +1,121 @@
+"""Statements of account: content checked in the PDF's own text, both languages, kept exactly, issued by a resumable job."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from lending.servicing import interest, statements
+from lending.servicing.models import FacilityTerms, Statement, StatementBatch, StatementJob
+from portal.pdf import pdf_text
+from tests.servicing.conftest import make_facility, old_facility, post
+
+pytestmark = pytest.mark.django_db
+
+NOV = (date(2025, 11, 1), date(2025, 11, 30))
+
+
+def _november(alice):
+    facility = make_facility(alice, securities=(("10000000", "0.30"),), btc="2")  # 7,000,000 + 2 × 760,000 × 40%
+    post(facility, "drawdown", "1000000.00", date(2025, 11, 3))
+    post(facility, "repayment", "250000.00", date(2025, 11, 20))
+    day = NOV[0]
+    while day <= NOV[1]:
+        interest.accrue_day(day=day)
+        day += timedelta(days=1)
+    interest.post_month(period_end=NOV[1])
+    return facility
+
+
+def test_a_monthly_statement_shows_balances_movements_collateral_totals_ratio_and_calls(alice, prime):
+    facility = _november(alice)
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    text = pdf_text(bytes(statement.pdf))
+    assert "Monthly statement of account" in text and statement.number in text
+    assert "Opening balance owed" in text and "HK$0.00" in text
+    for needle in ("Drawdown", "1,000,000.00", "Repayment", "250,000.00", "Interest posted", "INT-202511"):
+        assert needle in text, needle
+    # Each collateral: quantity, price, market value, haircut and margin value; totals and the margin ratio.
+    for needle in ("Bitcoin", "2.00000000", "760,000.00", "1,520,000.00", "60%", "608,000.00",
+                   "10,000,000.00", "30%", "7,000,000.00", "11,520,000.00", "7,608,000.00"):
+        assert needle in text, needle
+    closing = statement.closing_balance
+    interest_total = Decimal("226.03") * 17 + Decimal("169.52") * 11  # 3–19 Nov on 1m, 20–30 Nov on 750k
+    assert closing == Decimal("750000.00") + interest_total
+    ratio = (closing / Decimal("7608000.00") * 100).quantize(Decimal("0.01"))
+    assert f"{ratio}%" in text
+    assert "Margin calls" in text and "Disposals of collateral" in text
+    assert statement.due_by == date(2025, 12, 9)  # 7th HK business day of December 2025
+
+
+def test_the_statement_is_in_the_clients_language(alice, prime):
+    alice.preferred_language = "zh-hant"
+    alice.save(update_fields=["preferred_language"])
+    facility = _november(alice)
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    assert statement.language == "zh-hant"
+    text = pdf_text(bytes(statement.pdf))
+    assert "月結單" in text and "保證金比率" in text and "抵押品" in text
+    assert 'lang="zh-hant"' in statement.html
+
+
+def test_an_issued_statement_is_kept_exactly(alice, prime):
+    import hashlib
+
+    facility = _november(alice)
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    assert statement.pdf_sha256 == hashlib.sha256(bytes(statement.pdf)).hexdigest()
+    assert statement.html_sha256 == hashlib.sha256(statement.html.encode()).hexdigest()
+    with pytest.raises(ValueError):
+        statement.save()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE servicing_statement SET closing_balance = 0 WHERE id = %s", [statement.pk])
+    # Issuing again returns the one already issued.
+    assert statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1]).pk == statement.pk
+
+
+def test_activity_statements_go_to_facilities_with_activity_unless_a_pi_elected_out(alice, charlie, prime):
+    active = old_facility(alice)
+    quiet = old_facility(charlie)
+    waived = old_facility(charlie)
+    day = date(2025, 11, 3)
+    post(active, "drawdown", "1000.00", day)
+    post(waived, "drawdown", "1000.00", day)
+    interest.terms_ensure()
+    FacilityTerms.objects.filter(facility=waived).update(activity_statements_waived_at=timezone.now(), activity_statements_waiver_text="PI election")
+    assert statements.target_ids(kind="activity", period_start=day, period_end=day, after_id=0, limit=100) == [active.pk]
+    assert quiet.pk in statements.target_ids(kind="monthly", period_start=NOV[0], period_end=NOV[1], after_id=0, limit=100)
+    job, _ = statements.job_start(kind="activity", period_start=day, period_end=day)
+    while statements.job_step(job_id=job.pk):
+        pass
+    s = Statement.objects.get()
+    assert s.facility_id == active.pk and s.due_by == date(2025, 11, 5)
+    assert "Activity statement" in pdf_text(bytes(s.pdf))
+
+
+def test_the_job_issues_every_statement_once_and_resumes_after_a_dead_worker(alice, charlie, prime):
+    facilities = [old_facility(alice if i % 2 else charlie) for i in range(7)]
+    for f in facilities:
+        post(f, "drawdown", "1000.00", date(2025, 11, 3))
+    job, _ = statements.job_start(kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    # A worker claims the first batch and dies before writing it.
+    dead = statements._claim(StatementJob.objects.get(pk=job.pk), batch_size=3, now=timezone.now())
+    assert dead.pk and (dead.lo, dead.hi) == (0, facilities[2].pk)
+    # Others carry on; the dead batch is re-claimed once its lease expires.
+    while statements.job_step(job_id=job.pk, batch_size=3):
+        pass
+    assert Statement.objects.count() == 4
+    StatementBatch.objects.filter(pk=dead.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    while statements.job_step(job_id=job.pk, batch_size=3):
+        pass
+    job.refresh_from_db()
+    assert job.status == "done" and job.issued == 7
+    assert sorted(Statement.objects.values_list("facility_id", flat=True)) == sorted(f.pk for f in facilities)
+    assert StatementBatch.objects.get(pk=dead.pk).attempts == 2
+    # A rerun writes nothing more.
+    assert statements.job_step(job_id=job.pk) is False
+    assert Statement.objects.count() == 7
