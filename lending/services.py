@@ -410,6 +410,8 @@ def _review_claim_start(application_id: int, run: int) -> FacilityApplication | 
         if application.state == AppState.SUBMITTED:
             application.start_review()
             application.save(update_fields=["state", "updated_at"])
+            audit_log(actor=SYSTEM, action="lending.application.review_started", obj=application,
+                      before={"state": AppState.SUBMITTED}, after={"state": application.state, "run": run})
         return application if application.state == AppState.IN_REVIEW else None
 
 

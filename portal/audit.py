@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 
 from .context import current_request_meta
 from .models import AuditEvent
@@ -61,6 +61,39 @@ class System:
 SYSTEM = System()
 
 
+def _event(*, actor, action, object_type, object_id, object_repr, before, after, meta) -> AuditEvent:
+    is_user = actor is not None and not isinstance(actor, System)
+    return AuditEvent(
+        actor=actor if is_user else None,
+        actor_label=actor.email if is_user else (actor or SYSTEM).label,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        object_repr=object_repr[:200],
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        ip_address=meta.ip_address,
+        user_agent=meta.user_agent,
+    )
+
+
+def _chain(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Hash ``events`` onto the end of the chain and store them (three statements for any number)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_log must be called inside the transaction that makes the change")
+    _lock_chain()
+    last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS_HASH
+    for event in events:
+        event.prev_hash = last
+        event.hash = last = event.compute_hash()
+    if len(events) == 1:
+        events[0].save()
+        return events
+    # The queryset refuses bulk_create because it would skip the chain; this is the chain, so it
+    # calls the plain QuerySet method (the only place that may).
+    return QuerySet.bulk_create(AuditEvent.objects.all(), events)
+
+
 def audit_log(
     *,
     actor,
@@ -72,33 +105,32 @@ def audit_log(
     after: dict | None = None,
 ) -> AuditEvent:
     """Append one row to the audit trail. Must run inside the change's transaction."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit_log must be called inside the transaction that makes the change")
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
     if not object_type:
         raise ValueError("audit_log needs obj or object_type")
+    event = _event(actor=actor, action=action, object_type=object_type, object_id=object_id,
+                   object_repr=str(obj) if obj is not None else "", before=before, after=after, meta=current_request_meta())
+    return _chain([event])[0]
+
+
+def audit_log_many(*, actor, rows: list[dict]) -> list[AuditEvent]:
+    """Append one row per changed record in one INSERT: for set-based changes (a revaluation that opens,
+    escalates or meets many margin calls at once) whose rows must each carry their own history.
+
+    Each of ``rows`` has ``action``, ``object_type``, ``object_id`` and optionally ``object_repr``,
+    ``before``, ``after``. Must run inside the change's transaction.
+    """
+    if not rows:
+        return []
     meta = current_request_meta()
-    is_user = actor is not None and not isinstance(actor, System)
-    _lock_chain()
-    last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-    event = AuditEvent(
-        actor=actor if is_user else None,
-        actor_label=actor.email if is_user else (actor or SYSTEM).label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id or ""),
-        object_repr=str(obj)[:200] if obj is not None else "",
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        ip_address=meta.ip_address,
-        user_agent=meta.user_agent,
-        prev_hash=last or GENESIS_HASH,
-    )
-    event.hash = event.compute_hash()
-    event.save()
-    return event
+    events = [
+        _event(actor=actor, action=r["action"], object_type=r["object_type"], object_id=r["object_id"], object_repr=r.get("object_repr", ""),
+               before=r.get("before"), after=r.get("after"), meta=meta)
+        for r in rows
+    ]
+    return _chain(events)
 
 
 @dataclass(frozen=True)

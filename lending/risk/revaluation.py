@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from lending import locks
-from portal.audit import SYSTEM, audit_log
+from portal.audit import SYSTEM, audit_log_many
 
 from . import book
 from .models import CallState, RevaluationRun
@@ -105,7 +105,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         scan_where = f"{where} AND f.id = ANY(%(candidates)s)"
 
     # 1. Value the book; keep only the band changes.
-    changes = book.execute(
+    band_rows = book.fetch(
         f"""
         INSERT INTO risk_bandchange (run_id, facility_id, client_id, from_band, to_band, drawn_balance, market_value,
                                      va_market_value, lending_value, utilisation, at)
@@ -113,10 +113,12 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
                v.lv, v.util, %(now)s
         FROM ({book.live_sql(scan_where)}) v
         WHERE v.band <> v.old_band
+        RETURNING facility_id, from_band, to_band
         """,
         params,
     )
-    opened = escalated = 0
+    changes = len(band_rows)
+    opened_rows = breached_rows = escalated_rows = []
     if changes:
         # 2. Write the stored valuation of the facilities that changed band (and only those).
         book.execute(
@@ -131,7 +133,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         # 3. Open one call per facility that crossed into margin call; one open call per facility at most.
         deadline = cure_deadline(opened_at=now, business_days=policy.cure_days)
         gt = book.greatest()
-        opened = book.execute(
+        opened_rows = book.fetch(
             f"""
             INSERT INTO risk_margincall (facility_id, client_id, state, opened_at, cure_deadline, shortfall, shortfall_at_open,
                                          utilisation, utilisation_at_open, lending_value, drawn_balance, band, run_id,
@@ -145,17 +147,19 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
             FROM risk_bandchange bc
             WHERE bc.run_id = %(run)s AND bc.to_band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')
             ON CONFLICT (facility_id) WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') DO NOTHING
+            RETURNING id, facility_id, shortfall, utilisation, band, cure_deadline
             """,
             params | {"deadline": book.dt(deadline)},
         )
         # A facility that crossed again while its call is still open: the same call, counted.
-        book.execute(
+        breached_rows = book.fetch(
             f"""
             UPDATE risk_margincall SET breaches = breaches + 1
             WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') AND (run_id IS NULL OR run_id <> %(run)s)
               AND facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s
                                   AND to_band IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')
                                   AND from_band NOT IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}'))
+            RETURNING id, facility_id, breaches
             """,
             params,
         )
@@ -167,14 +171,16 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
                 params,
             )
         # At the close-out level a call goes straight to a credit manager.
-        escalated = book.execute(
+        escalated_rows = book.fetch(
             f"""
             UPDATE risk_margincall SET state = '{CallState.ESCALATED}', escalated_at = %(now)s, escalation_reason = 'close_out_level'
             WHERE state = '{CallState.OPEN}'
               AND facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s AND to_band = '{book.CLOSE_OUT}')
+            RETURNING id, facility_id
             """,
             params,
         )
+    opened, escalated = len(opened_rows), len(escalated_rows)
     # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
     # (Calls cured by a repayment are met by that beat, or at once through ``services.facility_changed``.)
@@ -184,18 +190,24 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         refresh_where = "AND f.id = ANY(%(candidates)s)"  # a superset of this run's band changes
     else:
         refresh_where = "AND f.id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
-    refreshed, met = _refresh_open_calls(params=params, where=refresh_where)
+    refreshed_rows, met_rows = _refresh_open_calls(params=params, where=refresh_where)
+    refreshed, met = len(refreshed_rows), len(met_rows)
     run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
     run.finished_at = timezone.now()
     run.duration_ms = int((time.perf_counter() - started) * 1000)
     run.save(update_fields=["band_changes", "calls_opened", "calls_escalated", "calls_met", "finished_at", "duration_ms"])
     if changes or met:
-        audit_log(
-            actor=SYSTEM, action="risk.book.revalued", obj=run,
-            after={"trigger": run.trigger, "btc": prices.get("BTC"), "eth": prices.get("ETH"), "policy_version": policy.version,
-                   "band_changes": changes, "calls_opened": opened, "calls_escalated": escalated, "calls_met": met,
-                   "calls_refreshed": refreshed},
-        )
+        # One audit row per call the run opened, breached again, escalated, moved between bands or met,
+        # and one for the run: all in one INSERT, so a tick's statement count does not grow with them.
+        rows = call_audit_rows(run=run, band_rows=band_rows, opened=opened_rows, breached=breached_rows, escalated=escalated_rows,
+                               refreshed=refreshed_rows, met=met_rows)
+        rows.append({
+            "action": "risk.book.revalued", "object_type": "risk.revaluationrun", "object_id": run.pk, "object_repr": str(run),
+            "after": {"trigger": run.trigger, "btc": prices.get("BTC"), "eth": prices.get("ETH"), "policy_version": policy.version,
+                      "band_changes": changes, "calls_opened": opened, "calls_escalated": escalated, "calls_met": met,
+                      "calls_refreshed": refreshed},
+        })
+        audit_log_many(actor=SYSTEM, rows=rows)
     if notify and (opened or escalated or met):
         from .tasks import margin_calls_notify
 
@@ -203,11 +215,57 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     return run
 
 
-def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
-    """Refresh the shortfall of every open call; meet those cured by a repayment or top-up since they opened."""
+def _money(value) -> str:
+    return str(Decimal(str(value)).quantize(Decimal("0.01"))) if value is not None else None
+
+
+def _ratio(value) -> str:
+    return str(Decimal(str(value)).quantize(Decimal("0.0001"))) if value is not None else None
+
+
+def call_audit_rows(*, run=None, band_rows=(), opened=(), breached=(), escalated=(), refreshed=(), met=()) -> list[dict]:
+    """The per-call audit rows of a set-based change, from the rows its statements RETURNed.
+
+    A refreshed call gets a row only when its facility changed band in this run (a move between margin
+    call and close-out, or back under the level while the call stays open); a shortfall that follows the
+    price within the same band is kept on the call itself. So the number of rows is bounded by the band
+    changes (plus the calls met), never by the number of open calls.
+    """
+    run_id = run.pk if run is not None else None
+    moved = {r["facility_id"]: r for r in band_rows}
+    seen: set[int] = set()
+    rows = []
+
+    def add(row, action, after, before=None):
+        rows.append({"action": action, "object_type": "risk.margincall", "object_id": row["id"], "object_repr": f"MC-{int(row['id']):06d}",
+                     "before": before, "after": after | {"facility": row["facility_id"], "run": run_id}})
+
+    for r in opened:
+        seen.add(r["id"])
+        add(r, "risk.margin_call.opened", {"state": CallState.OPEN, "shortfall": _money(r["shortfall"]), "utilisation": _ratio(r["utilisation"]),
+                                           "band": r["band"], "cure_deadline": str(r["cure_deadline"])})
+    for r in breached:
+        seen.add(r["id"])
+        change = moved.get(r["facility_id"], {})
+        add(r, "risk.margin_call.breached_again", {"breaches": r["breaches"], "band": change.get("to_band")}, {"band": change.get("from_band")})
+    for r in escalated:
+        add(r, "risk.margin_call.escalated", {"state": CallState.ESCALATED, "escalation_reason": "close_out_level"}, {"state": CallState.OPEN})
+    for r in refreshed:
+        change = moved.get(r["facility_id"])
+        if change is not None and r["id"] not in seen:
+            add(r, "risk.margin_call.updated", {"band": change["to_band"], "shortfall": _money(r["shortfall"]), "utilisation": _ratio(r["utilisation"])},
+                {"band": change["from_band"]})
+    for r in met:
+        add(r, "risk.margin_call.met", {"state": CallState.MET, "met_by": r["met_by"]}, None)
+    return rows
+
+
+def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[dict]]:
+    """Refresh the shortfall of every open call; meet those cured by a repayment or top-up since they opened.
+    Returns the rows each UPDATE changed (RETURNING)."""
     gt = book.greatest()
     # Only facilities flagged with an open call are valued here (index on the flag).
-    refreshed = book.execute(
+    refreshed = book.fetch(
         f"""
         UPDATE risk_margincall SET shortfall = v.shortfall, utilisation = v.util, lending_value = v.lv,
                drawn_balance = v.drawn, band = v.band, updated_at = %(now)s
@@ -217,12 +275,13 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
           AND risk_margincall.state IN ('{CallState.OPEN}', '{CallState.ESCALATED}')
           AND (risk_margincall.shortfall <> v.shortfall OR risk_margincall.utilisation <> v.util
                OR risk_margincall.drawn_balance <> v.drawn)
+        RETURNING risk_margincall.id, risk_margincall.facility_id, risk_margincall.shortfall, risk_margincall.utilisation, risk_margincall.band
         """,
         params,
     )
     # Cured: utilisation back at or under the margin-call level after money or collateral came in.
     # (A price recovery alone does not meet a call; an officer may mark it met — see services.)
-    met = book.execute(
+    met = book.fetch(
         f"""
         UPDATE risk_margincall SET state = '{CallState.MET}', met_at = %(now)s,
                met_by = CASE WHEN EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
@@ -233,6 +292,7 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[int, int]:
                        AND t.kind = 'repayment' AND t.created_at >= risk_margincall.opened_at)
                OR EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
                           AND t.created_at >= risk_margincall.opened_at))
+        RETURNING id, facility_id, met_by
         """,
         params,
     )
@@ -251,7 +311,10 @@ def open_calls_refresh() -> tuple[int, int]:
     if policy is None or not prices:
         return 0, 0
     params = book.Scenario.current(policy=policy, prices=prices).params() | {"now": book.dt(timezone.now())}
-    return _refresh_open_calls(params=params, where="")
+    refreshed, met = _refresh_open_calls(params=params, where="")
+    if met:
+        audit_log_many(actor=SYSTEM, rows=call_audit_rows(met=met))
+    return len(refreshed), len(met)
 
 
 def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:

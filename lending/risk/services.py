@@ -19,7 +19,7 @@ from lending import locks
 from lending.inputs import decimal_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
-from portal.audit import SYSTEM, audit_log, snapshot
+from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
 from portal.errors import ConflictError, PortalError
 from portal.permissions import Perm
 
@@ -715,16 +715,25 @@ def margin_call_escalate(*, actor, call_id: int, reason: str) -> MarginCall:
 def margin_calls_escalate_due(*, now: datetime | None = None) -> int:
     """Beat: open calls past their cure deadline, or at the close-out level, go to a credit manager (set-based)."""
     now = now or timezone.now()
-    count = book.execute(
+    locks.writes(locks.Level.MARGIN_CALL)
+    rows = book.fetch(
         f"""
         UPDATE risk_margincall SET state = '{CallState.ESCALATED}', escalated_at = %(now)s, notified_at = NULL,
                escalation_reason = CASE WHEN cure_deadline < %(now)s THEN 'overdue' ELSE 'close_out_level' END
         WHERE state = '{CallState.OPEN}' AND (cure_deadline < %(now)s OR band = '{book.CLOSE_OUT}')
+        RETURNING id, facility_id, escalation_reason, cure_deadline
         """,
         {"now": book.dt(now)},
     )
+    count = len(rows)
     if count:
-        audit_log(actor=SYSTEM, action="risk.margin_call.escalated_due", object_type="risk.margincall", after={"count": count, "at": now.isoformat()})
+        audit_log_many(actor=SYSTEM, rows=[
+            {"action": "risk.margin_call.escalated", "object_type": "risk.margincall", "object_id": r["id"], "object_repr": f"MC-{int(r['id']):06d}",
+             "before": {"state": CallState.OPEN},
+             "after": {"state": CallState.ESCALATED, "escalation_reason": r["escalation_reason"], "facility": r["facility_id"],
+                       "cure_deadline": str(r["cure_deadline"]), "at": now.isoformat()}}
+            for r in rows
+        ])
         from .tasks import margin_calls_notify
 
         margin_calls_notify.delay_on_commit(None)

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from lending.inputs import decimal_input, id_input
 from portal.access import client_required, staff_required
@@ -46,6 +47,19 @@ def calls(request):
     })
 
 
+CALL_EVENT_LABELS = {
+    "risk.margin_call.opened": gettext_lazy("Opened by the revaluation"),
+    "risk.margin_call.breached_again": gettext_lazy("Crossed into margin call again"),
+    "risk.margin_call.updated": gettext_lazy("Facility moved band"),
+    "risk.margin_call.escalated": gettext_lazy("Escalated to the credit managers"),
+    "risk.margin_call.met": gettext_lazy("Met"),
+    "risk.margin_call.resolution_proposed": gettext_lazy("Close-out or waiver proposed"),
+    "risk.margin_call.resolution_rejected": gettext_lazy("Proposal sent back"),
+    "risk.margin_call.closed_out": gettext_lazy("Close-out approved"),
+    "risk.margin_call.waived": gettext_lazy("Waiver approved"),
+}
+
+
 @staff_required(Perm.MARGIN_CALL_MANAGE)
 def call_detail(request, pk: int):
     try:
@@ -75,9 +89,10 @@ def call_detail(request, pk: int):
         return redirect("risk:call", pk=pk)
     from portal.selectors import audit_history
 
+    history = [(e, CALL_EVENT_LABELS.get(e.action, e.action)) for e in audit_history(obj=call).select_related("actor")[:100]]
     return render(request, "risk/call_detail.html", {
         "call": call, "risk": selectors.facility_risk(facility_id=call.facility_id),
-        "history": audit_history(obj=call), "resolutions": Resolution.choices,
+        "history": history, "resolutions": Resolution.choices,
         "can_resolve": request.user.has_perm(Perm.MARGIN_CALL_RESOLVE),
     })
 

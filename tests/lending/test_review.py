@@ -213,3 +213,14 @@ def test_only_the_step_being_run_shows_as_running(eligible_client, monkeypatch, 
         assert all(statuses[c] == StepStatus.DONE for c in order[:i]), code
         assert all(statuses[c] == StepStatus.PENDING for c in order[i + 1:]), code
     assert set(ReviewStep.objects.filter(application=app).values_list("attempts", flat=True)) == {1}
+
+
+def test_moving_an_application_into_review_writes_an_audit_row(reviewed):
+    from portal.models import AuditEvent
+
+    actions = list(AuditEvent.objects.filter(object_type="lending.facilityapplication", object_id=str(reviewed.pk))
+                   .order_by("id").values_list("action", "actor_label"))
+    assert [a for a, _by in actions] == ["lending.application.created", "lending.application.submitted",
+                                         "lending.application.review_started", "lending.application.review_completed"]
+    started = AuditEvent.objects.get(object_id=str(reviewed.pk), action="lending.application.review_started")
+    assert started.actor_label == "system" and started.before == {"state": "submitted"} and started.after["state"] == "in_review"
