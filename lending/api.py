@@ -15,8 +15,8 @@ from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
 from portal.permissions import Perm
 
 from . import selectors, services
+from .inputs import choice_param, facility_filters, queue_filters
 from .models import (
-    AppState,
     Asset,
     CollateralKind,
     CollateralPolicy,
@@ -27,6 +27,7 @@ from .models import (
     Price,
     ReviewStep,
     WatchListEntry,
+    client_decline_reasons,
 )
 
 # --- shared serializers -------------------------------------------------------------------
@@ -48,30 +49,44 @@ class StepSerializer(serializers.ModelSerializer):
         fields = ["code", "position", "status", "outcome", "reasons", "inputs", "result", "attempts", "started_at", "finished_at", "duration_ms"]
 
 
+class ClientDeclineReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    text = serializers.CharField()
+
+
 class ApplicationSerializer(serializers.ModelSerializer):
+    """The client's view: no review recommendation, no internal note, decline reasons from the vetted
+    client-facing list (never the internal codes), nothing about name screening."""
+
     reference = serializers.CharField(read_only=True)
     lines = LineSerializer(many=True, read_only=True)
     policy_version = serializers.IntegerField(source="policy.version", read_only=True, default=None)
+    decline_reasons = serializers.SerializerMethodField()
 
     class Meta:
         model = FacilityApplication
         fields = [
             "id", "reference", "state", "requested_limit", "purpose", "lines", "created_at", "submitted_at", "review_run",
-            "review_completed_at", "policy_version", "market_value", "lending_value", "va_share", "recommendation",
-            "recommended_limit", "approved_limit", "conditions", "decline_reasons", "questions", "client_response",
+            "review_completed_at", "policy_version", "market_value", "lending_value", "va_share",
+            "approved_limit", "conditions", "decline_reasons", "questions", "client_response",
             "letter_text", "letter_sha256",
         ]
+
+    @extend_schema_field(ClientDeclineReasonSerializer(many=True))
+    def get_decline_reasons(self, obj) -> list[dict]:
+        return client_decline_reasons(obj.decline_reasons)
 
 
 class StaffApplicationSerializer(ApplicationSerializer):
     client_email = serializers.EmailField(source="client.email", read_only=True)
     client_name = serializers.CharField(source="client.full_name", read_only=True)
     decision_policy_version = serializers.IntegerField(source="decision_policy.version", read_only=True, default=None, allow_null=True)
+    decline_reasons = serializers.ListField(child=serializers.ChoiceField(choices=DeclineReason.choices), read_only=True)
 
     class Meta(ApplicationSerializer.Meta):
-        fields = [*ApplicationSerializer.Meta.fields, "client_email", "client_name", "score", "recommendation_reasons",
-                  "decided_by", "decided_at", "second_approver", "second_decided_at", "second_approval_reasons",
-                  "decision_policy_version", "decision_note"]
+        fields = [*ApplicationSerializer.Meta.fields, "client_email", "client_name", "score", "recommendation", "recommended_limit",
+                  "recommendation_reasons", "decided_by", "decided_at", "second_approver", "second_decided_at", "second_approval_reasons",
+                  "decision_policy_version", "decision_note", "screening_status", "screening_decided_by", "screening_decided_at", "screening_note"]
 
 
 class QueueRowSerializer(serializers.ModelSerializer):
@@ -378,10 +393,7 @@ class StaffQueueApi(APIView):
 
     @extend_schema(responses=QueueRowSerializer(many=True))
     def get(self, request):
-        q = request.query_params
-        states = [s for s in q.getlist("state") if s in AppState.values] or None
-        qs = selectors.application_queue(states=states, search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"))
-        return _page(self, request, qs, QueueRowSerializer)
+        return _page(self, request, selectors.application_queue(**queue_filters(request.query_params)), QueueRowSerializer)
 
 
 class StaffApplicationApi(APIView):
@@ -482,8 +494,7 @@ class StaffFacilityListApi(APIView):
 
     @extend_schema(responses=FacilityRowSerializer(many=True))
     def get(self, request):
-        q = request.query_params
-        return _page(self, request, selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", "")), FacilityRowSerializer)
+        return _page(self, request, selectors.facilities_for_staff(**facility_filters(request.query_params)), FacilityRowSerializer)
 
 
 class StaffFacilityApi(APIView):
@@ -565,6 +576,57 @@ class StaffCloseApi(APIView):
         return Response(FacilitySerializer(selectors.facility_for_staff(facility_id=pk)).data)
 
 
+class ScreeningHitSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(read_only=True)
+    client_email = serializers.EmailField(source="client.email", read_only=True)
+    client_name = serializers.CharField(source="client.full_name", read_only=True)
+    hits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FacilityApplication
+        fields = ["id", "reference", "state", "client_email", "client_name", "review_completed_at", "screening_status",
+                  "screening_decided_by", "screening_decided_at", "screening_note", "hits"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_hits(self, obj) -> list[dict]:
+        step = self.context.get("steps", {}).get(obj.pk)
+        return (step.result or {}).get("hits", []) if step else []
+
+
+class StaffScreeningListApi(APIView):
+    """Applications whose name screening found a possible match (status=pending|cleared|confirmed), for compliance."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.SCREENING_REVIEW
+
+    @extend_schema(responses=ScreeningHitSerializer(many=True))
+    def get(self, request):
+        status_ = choice_param(request.query_params, "status", choices=("pending", "cleared", "confirmed"), default="pending")
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.screening_hits(status=status_), request, view=self)
+        data = ScreeningHitSerializer(page, many=True, context={"steps": selectors.screening_steps(applications=page)}).data
+        return paginator.get_paginated_response(data)
+
+
+class StaffScreeningDecideApi(APIView):
+    """Compliance clears a possible match (not the listed person) or confirms it (the application can then only be declined)."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.SCREENING_REVIEW
+
+    class InputSerializer(serializers.Serializer):
+        outcome = serializers.ChoiceField(choices=[("cleared", "cleared"), ("confirmed", "confirmed")])
+        note = serializers.CharField(max_length=5000)
+
+    @extend_schema(request=InputSerializer, responses=ScreeningHitSerializer)
+    def post(self, request, pk):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        application = services.application_screening_decide(actor=request.user, application_id=pk, confirmed=data.validated_data["outcome"] == "confirmed",
+                                                             note=data.validated_data["note"])
+        return Response(ScreeningHitSerializer(application, context={"steps": selectors.screening_steps(applications=[application])}).data)
+
+
 # --- staff: prices, policy, watch list ------------------------------------------------------------
 
 
@@ -592,7 +654,7 @@ class StaffPriceApi(APIView):
 
     @extend_schema(responses=PriceSerializer(many=True))
     def get(self, request):
-        return _page(self, request, selectors.price_history(asset=request.query_params.get("asset", "")), PriceSerializer)
+        return _page(self, request, selectors.price_history(asset=choice_param(request.query_params, "asset", choices=Asset.values)), PriceSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: QuoteOutputSerializer})
     @idempotent("lending.price.enter")

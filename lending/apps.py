@@ -22,6 +22,7 @@ class LendingConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Prices"), "lending:prices", Perm.PRICE_MANAGE, order=32))
         navigation.register_staff_nav(navigation.NavItem(_("Collateral policy"), "lending:policies", Perm.POLICY_PROPOSE, order=33))
         navigation.register_staff_nav(navigation.NavItem(_("Watch list"), "lending:watchlist", Perm.WATCHLIST_MANAGE, order=34))
+        navigation.register_staff_nav(navigation.NavItem(_("Screening hits"), "lending:screening", Perm.SCREENING_REVIEW, order=35))
         navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=30))
         navigation.register_staff_panel(navigation.Panel("lending-queue", panels.staff_panel, order=30, perm=Perm.APPLICATION_DECIDE))
         # Demo prices move only through the risk engine's governed multi-source feed

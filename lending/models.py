@@ -229,6 +229,39 @@ class DeclineReason(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+# What a declined client reads: a vetted, translated text per internal reason. Several internal reasons
+# share one text, and the screening reason reads like any other refusal: a client is never told they
+# matched a watch list (tipping-off), nor shown the officer's internal note.
+CLIENT_DECLINE_TEXTS = {
+    DeclineReason.NOT_ELIGIBLE: ("eligibility", _("You do not meet the eligibility requirements for this facility at present.")),
+    DeclineReason.UNSUITABLE: ("suitability", _("On your suitability assessment, this facility is not suitable for you at present.")),
+    DeclineReason.INSUFFICIENT_COLLATERAL: ("collateral", _("The collateral offered does not support the facility requested.")),
+    DeclineReason.CREDIT_SCORE: ("credit", _("The application does not meet our credit criteria.")),
+    DeclineReason.EXPOSURE_LIMIT: ("limits", _("The facility requested is above the limits we can offer you.")),
+    DeclineReason.INCOMPLETE: ("incomplete", _("The information provided was not complete enough for us to decide.")),
+    DeclineReason.SCREENING: ("general", _("We are unable to offer you this facility at present.")),
+    DeclineReason.OTHER: ("general", _("We are unable to offer you this facility at present.")),
+}
+
+
+def client_decline_reasons(codes) -> list[dict]:
+    """The client-facing reasons for internal decline codes, each text once, in a stable order."""
+    seen, result = set(), []
+    for code in codes or []:
+        client_code, text = CLIENT_DECLINE_TEXTS.get(code, CLIENT_DECLINE_TEXTS[DeclineReason.OTHER])
+        if client_code not in seen:
+            seen.add(client_code)
+            result.append({"code": client_code, "text": str(text)})
+    return result
+
+
+class ScreeningStatus(models.TextChoices):
+    NONE = "", _("No match")
+    PENDING = "pending", _("Possible match: awaiting compliance")
+    CLEARED = "cleared", _("Cleared by compliance (not the listed person)")
+    CONFIRMED = "confirmed", _("Match confirmed by compliance")
+
+
 class FacilityApplication(ConcurrentTransitionMixin, models.Model):
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="facility_applications")
     state = FSMField(default=AppState.DRAFT, choices=AppState.choices, protected=True, db_index=True)
@@ -268,6 +301,11 @@ class FacilityApplication(ConcurrentTransitionMixin, models.Model):
     letter_text = models.TextField(blank=True)
     letter_sha256 = models.CharField(max_length=64, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # A name-screening match blocks approval until compliance clears (false positive) or confirms it.
+    screening_status = models.CharField(max_length=10, choices=ScreeningStatus.choices, blank=True, default="", db_index=True)
+    screening_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    screening_decided_at = models.DateTimeField(null=True, blank=True)
+    screening_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -287,6 +325,7 @@ class FacilityApplication(ConcurrentTransitionMixin, models.Model):
         self.review_run += 1
         self.review_completed_at = None
         self.recommendation = ""
+        self.screening_status, self.screening_decided_by, self.screening_decided_at, self.screening_note = "", None, None, ""
 
     @transition(field=state, source=AppState.SUBMITTED, target=AppState.IN_REVIEW)
     def start_review(self):

@@ -20,6 +20,8 @@ from .models import (
     PolicyStatus,
     Price,
     ReviewStep,
+    ScreeningStatus,
+    StepCode,
     WatchListEntry,
 )
 
@@ -82,9 +84,14 @@ def application_for_client(*, user, application_id: int) -> FacilityApplication:
     )
 
 
-def application_steps(*, application: FacilityApplication) -> list[ReviewStep]:
-    """The steps of the latest review run, in order."""
-    return list(ReviewStep.objects.filter(application=application, run=application.review_run).order_by("position"))
+# Steps a client never sees: whether and how they were screened against the watch list (tipping-off).
+STAFF_ONLY_STEPS = (StepCode.SCREENING,)
+
+
+def application_steps(*, application: FacilityApplication, for_client: bool = False) -> list[ReviewStep]:
+    """The steps of the latest review run, in order (without the staff-only ones for the client)."""
+    qs = ReviewStep.objects.filter(application=application, run=application.review_run).order_by("position")
+    return list(qs.exclude(code__in=STAFF_ONLY_STEPS) if for_client else qs)
 
 
 def application_progress(*, application_id: int, user=None) -> dict:
@@ -94,6 +101,8 @@ def application_progress(*, application_id: int, user=None) -> dict:
         qs = qs.filter(client=user)
     app = qs.values("id", "state", "review_run", "recommendation", "review_completed_at").get()
     steps = ReviewStep.objects.filter(application_id=application_id, run=app["review_run"]).order_by("position")
+    if user is not None:  # the client's view
+        steps = steps.exclude(code__in=STAFF_ONLY_STEPS)
     return {
         "id": app["id"],
         "state": app["state"],
@@ -139,7 +148,7 @@ def application_queue(
     if search:
         term = search.strip()
         match = Q(client__email__icontains=term) | Q(client__full_name__icontains=term)
-        if term.upper().startswith("APP-") and term[4:].isdigit():
+        if term.upper().startswith("APP-") and term[4:].isascii() and term[4:].isdigit() and len(term) <= 15:
             match |= Q(pk=int(term[4:]))
         qs = qs.filter(match)
     return qs.order_by(*QUEUE_ORDERINGS.get(order, QUEUE_ORDERINGS["age"]))
@@ -248,3 +257,19 @@ def facility_valued_now(*, facility) -> list:
     if policy is not None:
         _apply_valuation(facility, positions, policy, prices)
     return positions
+
+
+def screening_hits(*, status: str = ScreeningStatus.PENDING) -> QuerySet[FacilityApplication]:
+    """Applications whose name screening found a possible match, for compliance (oldest first)."""
+    return (
+        FacilityApplication.objects.filter(screening_status=status)
+        .select_related("client", "screening_decided_by").order_by("review_completed_at", "id")
+    )
+
+
+def screening_steps(*, applications) -> dict[int, ReviewStep]:
+    """The screening step of each application's latest run (one query)."""
+    wanted = Q(pk__in=[])
+    for app in applications:
+        wanted |= Q(application_id=app.pk, run=app.review_run)
+    return {s.application_id: s for s in ReviewStep.objects.filter(wanted, code=StepCode.SCREENING)}

@@ -41,6 +41,7 @@ from .models import (
     PolicyStatus,
     Recommendation,
     ReviewStep,
+    ScreeningStatus,
     StepCode,
     StepOutcome,
     StepStatus,
@@ -156,7 +157,9 @@ def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaitin
 
 def _decide_collateral_policy(*, actor, policy_id: int, approve: bool, note: str):
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
-    policy = CollateralPolicy.objects.select_for_update().get(pk=policy_id)
+    policy = CollateralPolicy.objects.select_for_update().filter(pk=policy_id).first()
+    if policy is None:
+        raise NotFoundError("not_found", _("No such policy version."))
     superseded = maker_checker_decide(
         policy, actor=actor, approve=approve, note=note, not_awaiting=_("Policy v%(version)s is %(status)s, not awaiting approval.")
     )
@@ -198,7 +201,9 @@ def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanct
 @transaction.atomic
 def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchListEntry:
     ensure_staff_permission(actor=actor, perm=Perm.WATCHLIST_MANAGE)
-    entry = WatchListEntry.objects.select_for_update().get(pk=entry_id)
+    entry = WatchListEntry.objects.select_for_update().filter(pk=entry_id).first()
+    if entry is None:
+        raise NotFoundError("not_found", _("No such watch-list entry."))
     if entry.active:
         entry.active = False
         entry.save(update_fields=["active"])
@@ -620,13 +625,18 @@ def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | No
     application.recommendation_reasons = [
         f"{s.get_code_display()}: {s.reasons[0]}" for s in steps if s.outcome != StepOutcome.PASS and s.reasons
     ]
+    screening = by_code[StepCode.SCREENING]
+    if screening.outcome != StepOutcome.PASS:
+        # A possible match (or a screening that could not complete) blocks approval until compliance decides.
+        application.screening_status = ScreeningStatus.PENDING
     application.complete_review(at=timezone.now())
     application.save()
     audit_log(
         actor=SYSTEM, action="lending.application.review_completed", obj=application,
         before={"state": AppState.IN_REVIEW},
         after={"state": application.state, "run": run, "recommendation": recommendation, "recommended_limit": application.recommended_limit,
-               "lending_value": lending_value, "policy_version": application.policy.version if application.policy else None},
+               "lending_value": lending_value, "policy_version": application.policy.version if application.policy else None,
+               "screening_status": application.screening_status},
     )
     return True
 
@@ -700,6 +710,14 @@ def _finalise_approval(application: FacilityApplication, policy: CollateralPolic
     application.letter_sha256 = hashlib.sha256(application.letter_text.encode()).hexdigest()
 
 
+def _ensure_screening_allows_approval(application: FacilityApplication) -> None:
+    """A name-screening match blocks approval until compliance clears it; a confirmed match never approves."""
+    if application.screening_status == ScreeningStatus.PENDING:
+        raise ConflictError("screening_pending", _("Name screening found a possible watch-list match. Approval is blocked until compliance clears it or confirms it (Screening hits page)."))
+    if application.screening_status == ScreeningStatus.CONFIRMED:
+        raise ConflictError("screening_confirmed", _("Compliance confirmed the watch-list match: this application cannot be approved; decline it."))
+
+
 def _check_hard_limits(application: FacilityApplication, limit: Decimal, policy: CollateralPolicy) -> None:
     if application.lending_value is not None and limit > application.lending_value:
         raise PortalError(
@@ -728,6 +746,7 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
     """
     ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_DECIDE)
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION,))
+    _ensure_screening_allows_approval(application)
     policy = selectors.policy_current()
     if policy is None:
         raise PortalError("no_policy", _("No collateral policy is in force."))
@@ -764,6 +783,7 @@ def application_second_approve(*, actor, application_id: int, note: str = "") ->
     ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE)
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_SECOND_APPROVAL,))
     ensure_four_eyes(maker=application.decided_by, checker=actor)
+    _ensure_screening_allows_approval(application)
     policy = application.decision_policy or selectors.policy_current()
     _check_hard_limits(application, application.approved_limit, policy)
     before = snapshot(application, APPLICATION_FIELDS)
@@ -816,6 +836,33 @@ def application_return(*, actor, application_id: int, questions: str) -> Facilit
     _save_transition(application)
     audit_log(actor=actor, action="lending.application.returned", obj=application, before=before, after=snapshot(application, APPLICATION_FIELDS))
     _notify_decision(application)
+    return application
+
+
+@transaction.atomic
+def application_screening_decide(*, actor, application_id: int, confirmed: bool, note: str) -> FacilityApplication:
+    """Compliance decides a name-screening match: cleared (not the listed person: the officer may approve)
+    or confirmed (the listed person: the application can only be declined). Recorded and audited."""
+    ensure_staff_permission(actor=actor, perm=Perm.SCREENING_REVIEW)
+    if not (note or "").strip():
+        raise PortalError("validation_error", _("Record how the match was checked (identifiers compared, sources)."), {"note": [_("Required.")]})
+    application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_DECISION, AppState.AWAITING_SECOND_APPROVAL))
+    if application.screening_status != ScreeningStatus.PENDING:
+        raise ConflictError("invalid_state", _("Application %(ref)s has no screening match awaiting compliance.") % {"ref": application.reference})
+    before = snapshot(application, ("screening_status",))
+    application.screening_status = ScreeningStatus.CONFIRMED if confirmed else ScreeningStatus.CLEARED
+    application.screening_decided_by, application.screening_decided_at = actor, timezone.now()
+    application.screening_note = note.strip()[:5000]
+    application.save(update_fields=["screening_status", "screening_decided_by", "screening_decided_at", "screening_note", "updated_at"])
+    audit_log(actor=actor, action=f"lending.application.screening_{application.screening_status}", obj=application, before=before,
+              after=snapshot(application, ("screening_status", "screening_decided_by", "screening_note")))
+    officer = application.decided_by
+    if officer is not None:
+        from portal.notifications import notify
+
+        notify(user=officer, kind="lending.application.screening_decided", title=_("Screening decided on %(ref)s"),
+               body=_("Compliance recorded the name-screening match: %(outcome)s."),
+               params={"ref": application.reference, "outcome": application.screening_status}, link=f"/lending/staff/applications/{application.pk}/")
     return application
 
 

@@ -16,4 +16,5 @@ urlpatterns = [
     path("staff/prices/", views.prices, name="prices"),
     path("staff/policy/", views.policies, name="policies"),
     path("staff/watchlist/", views.watchlist, name="watchlist"),
+    path("staff/screening/", views.screening, name="screening"),
 ]

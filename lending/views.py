@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -18,7 +18,19 @@ from portal.errors import PortalError
 from portal.permissions import Perm
 
 from . import selectors, services
-from .models import AppState, Asset, Band, DeclineReason, Facility, FacilityApplication, FacilityState, Recommendation
+from .inputs import checked_params, facility_filters, id_input, page_param, queue_filters
+from .models import (
+    CLIENT_DECLINE_TEXTS,
+    AppState,
+    Asset,
+    Band,
+    DeclineReason,
+    Facility,
+    FacilityApplication,
+    FacilityState,
+    Recommendation,
+    client_decline_reasons,
+)
 from .valuation import policy_numbers
 
 
@@ -118,7 +130,8 @@ def application_detail(request, pk):
     facility = Facility.objects.filter(application=application).only("id").first() if application.state == AppState.ACTIVE else None
     return render(request, "lending/application_detail.html", {
         "application": application,
-        "steps": selectors.application_steps(application=application),
+        "steps": selectors.application_steps(application=application, for_client=True),
+        "decline_reasons": client_decline_reasons(application.decline_reasons) if application.state == AppState.DECLINED else [],
         "blockers": _blockers_or_message(request) if application.state in (AppState.DRAFT, AppState.RETURNED) else [],
         "facility": facility,
         "polling": application.state in (AppState.SUBMITTED, AppState.IN_REVIEW),
@@ -142,22 +155,14 @@ def facility_detail(request, pk):
 # --- staff pages ------------------------------------------------------------------------------
 
 
-def _decimal_or_none(raw):
-    try:
-        return Decimal(raw) if raw not in (None, "") else None
-    except InvalidOperation:
-        return None
-
-
 @staff_required(Perm.APPLICATION_DECIDE)
+@checked_params
 def queue(request):
     q = request.GET
-    states = [s for s in q.getlist("state") if s in AppState.values]
-    qs = selectors.application_queue(
-        states=states or None, min_limit=_decimal_or_none(q.get("min")), max_limit=_decimal_or_none(q.get("max")),
-        search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"),
-    )
-    page = Paginator(qs, 50).get_page(q.get("page"))
+    filters = queue_filters(q)
+    states = filters["states"] or []
+    qs = selectors.application_queue(**filters)
+    page = Paginator(qs, 50).get_page(page_param(q))
     query = q.copy()
     query.pop("page", None)
     return render(request, "lending/queue.html", {
@@ -203,7 +208,7 @@ def review(request, pk):
         "evidence": evidence,
         "acknowledgements": acknowledgements,
         "history": list(audit_history(obj=application)[:100]),
-        "decline_reasons": DeclineReason.choices,
+        "decline_reasons": [(code, label, CLIENT_DECLINE_TEXTS[code][1]) for code, label in DeclineReason.choices],
         "own_record": own,
         "authority": services.officer_authority(actor=request.user, policy=application.policy or selectors.policy_current()),
         "can_second": request.user.has_perm(Perm.APPLICATION_SECOND_APPROVE) and application.decided_by_id != request.user.pk,
@@ -271,10 +276,11 @@ def _acknowledgements(client):
 
 
 @staff_required(Perm.FACILITY_OPERATE)
+@checked_params
 def staff_facilities(request):
     q = request.GET
-    qs = selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", ""))
-    page = Paginator(qs, 50).get_page(q.get("page"))
+    qs = selectors.facilities_for_staff(**facility_filters(q))
+    page = Paginator(qs, 50).get_page(page_param(q))
     query = q.copy()
     query.pop("page", None)
     return render(request, "lending/staff_facilities.html", {"page": page, "query": query.urlencode(), "states": FacilityState.choices, "bands": Band.choices, "filters": q})
@@ -374,7 +380,7 @@ def policies(request):
                 if not request.user.has_perm(Perm.POLICY_APPROVE):
                     raise PermissionDenied
                 fn = services.policy_approve if action == "approve" else services.policy_reject
-                fn(actor=request.user, policy_id=int(request.POST.get("policy_id", "0")), note=request.POST.get("note", ""))
+                fn(actor=request.user, policy_id=id_input(request.POST.get("policy_id"), "policy_id"), note=request.POST.get("note", ""))
                 messages.success(request, _("Decision recorded."))
         except PortalError as exc:
             _fail(request, exc)
@@ -390,11 +396,12 @@ def policies(request):
 
 
 @staff_required(Perm.WATCHLIST_MANAGE)
+@checked_params
 def watchlist(request):
     if request.method == "POST":
         try:
             if request.POST.get("action") == "deactivate":
-                services.watchlist_deactivate(actor=request.user, entry_id=int(request.POST.get("entry_id", "0")), reason=request.POST.get("reason", ""))
+                services.watchlist_deactivate(actor=request.user, entry_id=id_input(request.POST.get("entry_id"), "entry_id"), reason=request.POST.get("reason", ""))
             else:
                 services.watchlist_add(actor=request.user, name=request.POST.get("name", ""), aliases=request.POST.get("aliases", ""),
                                        category=request.POST.get("category", "sanctions"), note=request.POST.get("note", ""))
@@ -402,5 +409,29 @@ def watchlist(request):
         except PortalError as exc:
             _fail(request, exc)
         return redirect("lending:watchlist")
-    page = Paginator(selectors.watchlist(include_inactive=True), 100).get_page(request.GET.get("page"))
+    page = Paginator(selectors.watchlist(include_inactive=True), 100).get_page(page_param(request.GET))
     return render(request, "lending/watchlist.html", {"page": page})
+
+
+@staff_required(Perm.SCREENING_REVIEW)
+@checked_params
+def screening(request):
+    """Compliance: possible watch-list matches waiting for a decision, and those decided."""
+    from .inputs import choice_param
+
+    if request.method == "POST":
+        try:
+            outcome = choice_param(request.POST, "outcome", choices=("cleared", "confirmed"))
+            if not outcome:
+                raise PortalError("validation_error", _("Choose cleared or confirmed."))
+            services.application_screening_decide(actor=request.user, application_id=id_input(request.POST.get("application_id"), "application_id"),
+                                                  confirmed=outcome == "confirmed", note=request.POST.get("note", ""))
+            messages.success(request, _("Screening decision recorded."))
+        except PortalError as exc:
+            _fail(request, exc)
+        return redirect("lending:screening")
+    status = choice_param(request.GET, "status", choices=("pending", "cleared", "confirmed"), default="pending")
+    page = Paginator(selectors.screening_hits(status=status), 50).get_page(page_param(request.GET))
+    steps = selectors.screening_steps(applications=page.object_list)
+    rows = [(app, (steps.get(app.pk).result or {}).get("hits", []) if steps.get(app.pk) else []) for app in page.object_list]
+    return render(request, "lending/screening.html", {"page": page, "rows": rows, "status": status})

@@ -55,6 +55,7 @@ class Perm(StrEnum):
     MARGIN_CALL_RESOLVE = "portal.resolve_margin_calls"
     RISK_VIEW = "portal.view_risk"
     STRESS_TEST_RUN = "portal.run_stress_test"
+    SCREENING_REVIEW = "portal.review_screening"
     REPORT_VIEW = "portal.view_compliance_reports"
     CAPITAL_VIEW = "portal.view_capital"
     CAPITAL_PROPOSE = "portal.propose_capital"
@@ -93,6 +94,7 @@ PERMISSION_LABELS = {
     Perm.MARGIN_CALL_RESOLVE: "Can approve margin-call close-outs and waivers",
     Perm.RISK_VIEW: "Can see the risk board",
     Perm.STRESS_TEST_RUN: "Can run stress tests",
+    Perm.SCREENING_REVIEW: "Can clear or confirm a name-screening match",
     Perm.REPORT_VIEW: "Can read the SMF control pack and compliance registers",
     Perm.CAPITAL_VIEW: "Can see the firm's liquid capital and loans-to-capital multiple",
     Perm.CAPITAL_PROPOSE: "Can enter the firm's liquid capital (maker)",
@@ -142,6 +144,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
         {
             Perm.WORKBENCH_ACCESS,
             Perm.AUDIT_VIEW,
+            Perm.SCREENING_REVIEW,
             Perm.SUITABILITY_REVIEW,
             Perm.ONBOARDING_REVIEW,
             Perm.DISCLOSURE_REPORT,

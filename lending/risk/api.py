@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lending.inputs import call_filters, choice_param, page_param
 from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
 from portal.permissions import Perm
 
@@ -146,11 +147,7 @@ class BoardApi(APIView):
 
     @extend_schema(responses=OutputSerializer, summary="Risk board: distribution, nearest thresholds, calls by age, concentration, alarms")
     def get(self, request):
-        try:
-            page = max(1, int(request.query_params.get("page", 1)))
-        except ValueError:
-            page = 1
-        data = selectors.board(page=page)
+        data = selectors.board(page=page_param(request.query_params))
         if data.get("empty"):
             return Response({"facilities": 0, "bands": {}, "histogram": [], "totals": {}, "va_share_market": 0, "va_share_lending": 0,
                              "book_utilisation": 0, "nearest": [], "by_client": [], "by_asset": [], "call_ages": [], "call_states": {},
@@ -178,7 +175,7 @@ class CallListApi(APIView):
 
     @extend_schema(responses=StaffCallSerializer(many=True), summary="Margin calls (state=open_all|open|escalated|met|closed_out|waived)")
     def get(self, request):
-        qs = selectors.margin_calls(state=request.query_params.get("state", ""), search=request.query_params.get("q", ""))
+        qs = selectors.margin_calls(**call_filters(request.query_params))
         return _page(self, request, qs, StaffCallSerializer)
 
 
@@ -461,7 +458,7 @@ class AlarmListApi(APIView):
 
     @extend_schema(responses=AlarmSerializer(many=True), summary="Price alarms (open; all=1 for cleared too)")
     def get(self, request):
-        return _page(self, request, selectors.price_alarms(include_cleared=request.query_params.get("all") == "1"), AlarmSerializer)
+        return _page(self, request, selectors.price_alarms(include_cleared=choice_param(request.query_params, "all", choices=("0", "1")) == "1"), AlarmSerializer)
 
 
 # --- Stress tests --------------------------------------------------------------------------------------
@@ -516,7 +513,7 @@ class StressReportListApi(APIView):
 
     @extend_schema(responses=StressReportSerializer(many=True), summary="Stored stress reports (kind=monthly|ad_hoc)")
     def get(self, request):
-        return _page(self, request, selectors.stress_reports(kind=request.query_params.get("kind", "")), StressReportSerializer)
+        return _page(self, request, selectors.stress_reports(kind=choice_param(request.query_params, "kind", choices=StressReport.Kind.values)), StressReportSerializer)
 
 
 class StressReportApi(APIView):

@@ -216,7 +216,7 @@ def margin_calls(*, state: str = "", search: str = "") -> QuerySet[MarginCall]:
         qs = qs.filter(state=state)
     if search:
         term = search.strip()
-        if term.upper().startswith("MC-") and term[3:].isdigit():
+        if term.upper().startswith("MC-") and term[3:].isascii() and term[3:].isdigit() and len(term) <= 15:
             qs = qs.filter(pk=int(term[3:]))
         else:
             qs = qs.filter(client__email__icontains=term)

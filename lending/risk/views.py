@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from lending.inputs import decimal_input, id_input
+from lending.inputs import call_filters, checked_params, choice_param, decimal_input, id_input, page_param
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.permissions import Perm
@@ -23,26 +23,25 @@ from .models import CallState, MarginCall, Resolution, RiskPolicy, SourceKind, S
 
 
 def _page_number(request) -> int:
-    try:
-        return max(1, int(request.GET.get("page", 1)))
-    except ValueError:
-        return 1
+    return page_param(request.GET)
 
 
 @staff_required(Perm.RISK_VIEW)
+@checked_params
 def board(request):
     data = selectors.board(page=_page_number(request))
     return render(request, "risk/board.html", {"b": data})
 
 
 @staff_required(Perm.MARGIN_CALL_MANAGE)
+@checked_params
 def calls(request):
-    state = request.GET.get("state", "open_all")
-    qs = selectors.margin_calls(state=state, search=request.GET.get("q", ""))
+    filters = call_filters(request.GET, default_state="open_all")
+    qs = selectors.margin_calls(**filters)
     page = _page_number(request)
     rows = list(qs[(page - 1) * 50: page * 50 + 1])
     return render(request, "risk/calls.html", {
-        "calls": rows[:50], "has_next": len(rows) > 50, "page": page, "state": state, "q": request.GET.get("q", ""),
+        "calls": rows[:50], "has_next": len(rows) > 50, "page": page, "state": filters["state"], "q": filters["search"],
         "states": [("open_all", _("Open or escalated")), *CallState.choices], "counts": selectors.margin_call_counts(),
     })
 
@@ -61,6 +60,7 @@ CALL_EVENT_LABELS = {
 
 
 @staff_required(Perm.MARGIN_CALL_MANAGE)
+@checked_params
 def call_detail(request, pk: int):
     try:
         call = selectors.margin_call(call_id=pk)
@@ -98,9 +98,10 @@ def call_detail(request, pk: int):
 
 
 @staff_required(Perm.STRESS_TEST_RUN)
+@checked_params
 def stress(request):
     result, form = None, {"btc": "-0.50", "eth": "-0.60", "securities": "-0.30"}
-    preset = request.GET.get("preset") or request.POST.get("preset")
+    preset = choice_param(request.GET, "preset", choices=[p["key"] for p in selectors.PRESETS]) or request.POST.get("preset")
     for p in selectors.PRESETS:
         if p["key"] == preset:
             form = {"btc": p["btc"], "eth": p["eth"], "securities": p["securities"]}
@@ -120,13 +121,15 @@ def stress(request):
 
 
 @staff_required(Perm.STRESS_TEST_RUN)
+@checked_params
 def stress_reports(request):
     page = _page_number(request)
-    rows = list(selectors.stress_reports(kind=request.GET.get("kind", ""))[(page - 1) * 50: page * 50 + 1])
+    rows = list(selectors.stress_reports(kind=choice_param(request.GET, "kind", choices=StressReport.Kind.values))[(page - 1) * 50: page * 50 + 1])
     return render(request, "risk/stress_reports.html", {"reports": rows[:50], "has_next": len(rows) > 50, "page": page})
 
 
 @staff_required(Perm.STRESS_TEST_RUN)
+@checked_params
 def stress_report(request, pk: int):
     report = StressReport.objects.select_related("created_by").filter(pk=pk).first()
     if report is None:
@@ -175,6 +178,7 @@ def _prices_post(request) -> None:
 
 
 @staff_required(Perm.PRICE_MANAGE)
+@checked_params
 def prices(request):
     if request.method == "POST":
         try:
@@ -191,6 +195,7 @@ def prices(request):
 
 
 @staff_required(Perm.POLICY_PROPOSE)
+@checked_params
 def policy(request):
     if request.method == "POST":
         try:
@@ -199,7 +204,7 @@ def policy(request):
                                              reason=request.POST.get("reason", ""))
                 messages.success(request, _("Proposal recorded; a credit manager other than you must approve it."))
             elif request.POST.get("action") in ("approve", "reject"):
-                services.risk_policy_decide(actor=request.user, policy_id=int(request.POST.get("policy_id", 0)),
+                services.risk_policy_decide(actor=request.user, policy_id=id_input(request.POST.get("policy_id"), "policy_id"),
                                             approve=request.POST.get("action") == "approve", note=request.POST.get("note", ""))
                 messages.success(request, _("Decision recorded."))
         except (PortalError, ValueError) as exc:
@@ -212,6 +217,7 @@ def policy(request):
 
 
 @client_required
+@checked_params
 def client_facility(request, pk: int):
     risk = selectors.facility_risk_for_client(user=request.user, facility_id=pk)
     if risk is None:

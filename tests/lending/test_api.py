@@ -28,7 +28,8 @@ def test_client_applies_submits_and_sees_progress_through_the_api(api_client, el
         response = api_client.post(f"{API}/applications/{pk}/submit/", {"confirm_terms": True}, format="json")
     assert response.status_code == 200
     progress = api_client.get(f"{API}/applications/{pk}/progress/").json()
-    assert progress["state"] == AppState.AWAITING_DECISION and len(progress["steps"]) == 7
+    assert progress["state"] == AppState.AWAITING_DECISION and len(progress["steps"]) == 6  # never the screening step
+    assert "screening" not in {s["code"] for s in progress["steps"]}
     assert all(s["status"] == "done" for s in progress["steps"])
 
 
