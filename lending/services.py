@@ -328,6 +328,16 @@ def submission_blockers(*, user) -> list[dict]:
     return blockers
 
 
+def requirements_text(items: list[dict]) -> str:
+    """Unmet requirements as one sentence: "Label — reason; Label — reason." (each reason's own full stop
+    dropped, so the list never reads "account number.; Complete profile")."""
+    parts = []
+    for item in items:
+        label, reason = str(item.get("label") or "").strip(), str(item.get("reason") or "").strip().rstrip(".;。 ")
+        parts.append(f"{label} — {reason}" if reason and label else (label or reason))
+    return "; ".join(p for p in parts if p) + "."
+
+
 def _begin_review(application: FacilityApplication) -> None:
     """Create the run's step rows (so progress shows at once) and enqueue the review after commit."""
     from .tasks import credit_review
@@ -351,7 +361,7 @@ def application_submit(*, user, application_id: int, confirm_terms: bool) -> Fac
     if blockers:
         raise PortalError(
             "not_eligible",
-            _("You cannot submit yet: %(missing)s") % {"missing": "; ".join(f"{b['label']} — {b['reason']}" for b in blockers)},
+            _("You cannot submit yet: %(missing)s") % {"missing": requirements_text(blockers)},
             {"requirements": blockers},
         )
     if not application.lines.exists():
@@ -375,7 +385,7 @@ def application_respond(*, user, application_id: int, response: str) -> Facility
         raise PortalError("validation_error", _("Answer the officer's questions."), {"response": [_("Required.")]})
     blockers = submission_blockers(user=user)
     if blockers:
-        raise PortalError("not_eligible", _("You cannot resubmit yet: %(missing)s") % {"missing": "; ".join(f"{b['label']} — {b['reason']}" for b in blockers)}, {"requirements": blockers})
+        raise PortalError("not_eligible", _("You cannot resubmit yet: %(missing)s") % {"missing": requirements_text(blockers)}, {"requirements": blockers})
     application.client_response = response.strip()
     application.submit(at=timezone.now())
     application.save()
@@ -1012,6 +1022,7 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
         raise ConflictError("margin_call_open", _("A margin call is open on this facility: further advances stop until it is met."))
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
         raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
+    _ensure_still_eligible(facility.client)
     facility_revalue(facility=facility)
     if amount > facility.available:
         raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{facility.available:,}", "limit": f"{facility.limit:,}", "lending_value": f"{facility.lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
@@ -1044,6 +1055,22 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "", valu
     _risk_facility_changed(facility.pk)
     audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
+
+
+def _ensure_still_eligible(client) -> None:
+    """A drawdown re-checks what the product requires (margin account, profile, suitability, knowledge,
+    disclosures) through onboarding's eligibility service, the same one the application was checked with."""
+    from onboarding.selectors import product_eligibility
+    from portal.products import Product
+
+    unmet = product_eligibility(user=client, product=Product.VA_MARGIN).unmet
+    if unmet:
+        raise ConflictError(
+            "client_not_eligible",
+            _("The client no longer meets the requirements for VA margin financing: %(missing)s No drawdowns until they do.")
+            % {"missing": requirements_text([{"label": r.label, "reason": r.reason} for r in unmet])},
+            {"requirements": [{"code": r.code, "label": str(r.label), "reason": str(r.reason or "")} for r in unmet]},
+        )
 
 
 def _risk_facility_changed(facility_id: int) -> None:

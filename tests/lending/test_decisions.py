@@ -171,3 +171,19 @@ def test_close_needs_a_zero_balance(facility, officer, credit_manager):
     assert Facility.objects.get(pk=facility.pk).state == FacilityState.CLOSED
     with pytest.raises(ConflictError):
         services.facility_reinstate(actor=credit_manager, facility_id=facility.pk)
+
+
+@pytest.mark.parametrize("lapse", [{"margin_account_confirmed": False}, {"unmet": ["suitability"]}, {"unmet": ["va_knowledge"]}])
+def test_every_drawdown_rechecks_the_products_eligibility(facility, officer, facts, eligible_client, lapse):
+    facts.set(eligible_client, **lapse)
+    with pytest.raises(ConflictError) as exc:
+        services.facility_drawdown(actor=officer, facility_id=facility.pk, amount="1000")
+    assert exc.value.code == "client_not_eligible" and exc.value.fields["requirements"]
+    assert ".;" not in exc.value.message and "No drawdowns until they do." in exc.value.message
+    assert Facility.objects.get(pk=facility.pk).drawn_balance == 0
+
+
+def test_unmet_requirements_read_as_one_sentence_without_doubled_punctuation():
+    text = services.requirements_text([{"label": "Securities margin client", "reason": "Give your margin account number."},
+                                       {"label": "Complete profile", "reason": "Add your date of birth."}])
+    assert text == "Securities margin client — Give your margin account number; Complete profile — Add your date of birth."

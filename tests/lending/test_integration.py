@@ -248,3 +248,24 @@ def test_a_refused_submission_reads_in_chinese_for_a_chinese_speaking_client(ali
     with translation.override("zh-hant"), pytest.raises(PortalError) as refused:
         services.application_submit(user=alice, application_id=app.pk, confirm_terms=False)
     assert refused.value.message == "請確認您已閱讀融資條款。"
+
+
+def test_a_drawdown_is_refused_once_the_suitability_assessment_has_lapsed(real_client, officer, django_capture_on_commit_callbacks):
+    """Onboarding's eligibility, not only open calls and disclosures: a year later the suitability assessment
+    has expired and the facility stops advancing."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from lending import services
+    from lending.models import Facility
+    from portal.errors import ConflictError
+
+    app = _submit(real_client, django_capture_on_commit_callbacks)
+    app = services.application_approve(actor=officer, application_id=app.pk, limit="2000000")
+    facility = services.application_accept(user=real_client, application_id=app.pk, letter_sha256=app.letter_sha256)
+    with time_machine.travel(timezone.now() + timedelta(days=400), tick=False), pytest.raises(ConflictError) as refused:
+        services.facility_drawdown(actor=officer, facility_id=facility.pk, amount="100000", reference="D1")
+    assert refused.value.code == "client_not_eligible"
+    assert Facility.objects.get(pk=facility.pk).drawn_balance == 0

@@ -92,7 +92,11 @@ def test_a_repayment_meets_the_call_at_once_and_drawdowns_are_allowed_again(in_c
     from lending import services as lending_services
     from lending.models import FacilityTransaction
 
+    from onboarding import selectors as onboarding_selectors
+
     monkeypatch.setattr(disclosure_selectors, "clients_with_outstanding", lambda **kw: set())  # disclosures current
+    monkeypatch.setattr(onboarding_selectors, "product_eligibility",  # and the client eligible
+                        lambda *, user, product, **kw: onboarding_selectors.Eligibility(product=str(product), requirements=[]))
 
     with django_capture_on_commit_callbacks(execute=True):
         # 8,000,000 − 400,000 = 7,600,000 of 7,702,500: utilisation 98.7% — no beat, no waiting.
