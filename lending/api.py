@@ -596,6 +596,7 @@ class ScreeningHitSerializer(serializers.ModelSerializer):
 class StaffScreeningListApi(APIView):
     """Applications whose name screening found a possible match (status=pending|cleared|confirmed), for compliance."""
 
+    pagination_class = Pagination  # GET answers a page (and the schema documents it as one)
     permission_classes = [StaffPermission]
     required_perm = Perm.SCREENING_REVIEW
 

@@ -335,6 +335,7 @@ SPECTACULAR_SETTINGS = {
         "MarginCallResolutionEnum": "lending.risk.models.Resolution",
         "PriceAlarmKindEnum": "lending.risk.models.AlarmKind",
         "PriceSourceKindEnum": "lending.risk.models.SourceKind",
+        "DeclineReasonEnum": "lending.models.DeclineReason",
         "PriceOverrideStatusEnum": "lending.risk.models.OverrideStatus",
     },
 }

@@ -91,7 +91,6 @@ def test_a_repayment_meets_the_call_at_once_and_drawdowns_are_allowed_again(in_c
     from disclosures import selectors as disclosure_selectors
     from lending import services as lending_services
     from lending.models import FacilityTransaction
-
     from onboarding import selectors as onboarding_selectors
 
     monkeypatch.setattr(disclosure_selectors, "clients_with_outstanding", lambda **kw: set())  # disclosures current
