@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lending', '0001_initial'),
+        ('lending', '0002_ledger'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
