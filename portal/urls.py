@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from . import api, views
 
@@ -18,6 +21,8 @@ api_v1 = [
 ]
 
 handler404 = "portal.views.page_not_found"
+
+_REDOC_CSP = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE], "style-src-elem": [CSP.SELF, CSP.UNSAFE_INLINE], "worker-src": [CSP.SELF, "blob:"]}
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -41,6 +46,9 @@ urlpatterns = [
     path("servicing/", include("lending.servicing.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Swagger UI's start-up script is a second request, so the page needs no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # Redoc writes its styles into <style> elements at run time and parses the schema in a
+    # blob: worker; only this page allows that.
+    path("api/redoc/", csp_override(_REDOC_CSP)(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
 ]
