@@ -105,3 +105,23 @@ def test_pages_work_under_the_policy(browser, live_server):
     # Redoc's "powered by" logo comes from its CDN: blocked on purpose, the portal makes no outside requests.
     violations = [v for v in violations if "cdn.redoc.ly" not in v]
     assert not violations, "\n".join(violations)
+
+
+def test_no_template_has_an_inline_script_style_or_handler_without_the_nonce():
+    """Pages fail silently under the policy otherwise: every inline <script>/<style> carries the nonce,
+    and no element carries an on…= handler (templates rendered only to PDF are exempt)."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    offending = []
+    for path in Path(settings.BASE_DIR).glob("**/templates/**/*.html"):
+        if ".venv" in path.parts or "pdf" in path.parts or "pdf" in path.stem:
+            continue
+        text = path.read_text()
+        for match in re.finditer(r"<(script|style)\b([^>]*)>", text):
+            tag, attrs = match.groups()
+            if "nonce=" not in attrs and not (tag == "script" and ("src=" in attrs or 'type="application/json"' in attrs)):
+                offending.append(f"{path.relative_to(settings.BASE_DIR)}: <{tag}{attrs}>")
+        offending += [f"{path.relative_to(settings.BASE_DIR)}: {m.group(0)}" for m in re.finditer(r"\son[a-z]+=\"", text)]
+    assert not offending, offending
