@@ -17,6 +17,7 @@ from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from lending import locks
 from lending.inputs import decimal_input
 from lending.ledger import ledger_post
+from lending.servicing.authorise import money_movement_authorised
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, PortalError
@@ -1007,13 +1008,14 @@ def facility_revalue(*, facility: Facility) -> Facility:
 
 
 @transaction.atomic
-def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", value_date=None) -> FacilityTransaction:
+def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", value_date=None, servicing_request=None) -> FacilityTransaction:
     """Record a drawdown. Refused above the available amount, when suspended, during a margin call,
     or while a required risk disclosure is outstanding."""
     from disclosures.selectors import clients_with_outstanding
     from portal.products import Product
 
-    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+    if servicing_request is None or actor is not SYSTEM:  # a client's approved request executes as the system
+        ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state != FacilityState.ACTIVE:
@@ -1027,7 +1029,9 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     if amount > facility.available:
         raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{facility.available:,}", "limit": f"{facility.limit:,}", "lending_value": f"{facility.lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
     before = snapshot(facility, FACILITY_FIELDS)
-    txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date)
+    # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
+    second = money_movement_authorised(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, request=servicing_request)
+    txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
     policy = selectors.policy_current() or facility.policy
     facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else Decimal("99")
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)
@@ -1038,8 +1042,9 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
 
 
 @transaction.atomic
-def facility_repay(*, actor, facility_id: int, amount, reference: str = "", value_date=None) -> FacilityTransaction:
-    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+def facility_repay(*, actor, facility_id: int, amount, reference: str = "", value_date=None, servicing_request=None) -> FacilityTransaction:
+    if servicing_request is None or actor is not SYSTEM:  # a client's approved request executes as the system
+        ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
     facility = _lock_facility(actor, facility_id)
     if facility.state == FacilityState.CLOSED:
@@ -1047,7 +1052,9 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "", valu
     if amount > facility.drawn_balance:
         raise PortalError("above_drawn", _("HK$%(amount)s is more than the drawn balance of HK$%(drawn_balance)s.") % {"amount": f"{amount:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the drawn balance.")]})
     before = snapshot(facility, FACILITY_FIELDS)
-    txn = ledger_post(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, reference=reference, value_date=value_date)
+    # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
+    second = money_movement_authorised(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, request=servicing_request)
+    txn = ledger_post(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
     policy = selectors.policy_current() or facility.policy
     facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else ZERO
     facility.band = band_for(utilisation=facility.utilisation, policy=policy)

@@ -227,6 +227,12 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "VA Margin Portal <no-reply@portal.invalid>")
+# Shown with every repayment notice ({reference} is the request's reference).
+SERVICING_PAYMENT_INSTRUCTIONS = os.environ.get(
+    "SERVICING_PAYMENT_INSTRUCTIONS",
+    "Pay in HKD by FPS or bank transfer to the firm's segregated client account (account name and number as in your "
+    "client agreement), quoting {reference}. Payments from third parties are not accepted.",
+)
 
 # --- Security ---------------------------------------------------------------
 SECURE = envbool("PORTAL_SECURE", not DEBUG)
@@ -356,6 +362,9 @@ SPECTACULAR_SETTINGS = {
         "FacilityStateEnum": "lending.models.FacilityState",
         "CollateralKindEnum": "lending.models.CollateralKind",
         "TransactionKindEnum": "lending.models.TxnKind",
+        "ServicingRequestKindEnum": "lending.servicing.models.RequestKind",
+        "ServicingRequestStateEnum": "lending.servicing.models.RequestState",
+        "ServicingRequestOriginEnum": "lending.servicing.models.RequestOrigin",
         "MarginCallStateEnum": "lending.risk.models.CallState",
         "MarginCallResolutionEnum": "lending.risk.models.Resolution",
         "PriceAlarmKindEnum": "lending.risk.models.AlarmKind",

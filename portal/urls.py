@@ -17,6 +17,7 @@ api_v1 = [
     path("disclosures/", include("disclosures.api_urls")),
     path("lending/", include("lending.api_urls")),
     path("risk/", include("lending.risk.api_urls")),
+    path("servicing/", include("lending.servicing.api_urls")),
     path("collateral/", include("lending.collateral.api_urls")),
 ]
 

@@ -8,6 +8,7 @@ live facilities; monthly and activity statements in English and Chinese.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ SERVICING_V1 = {
     "arrangement_fee": "0",
     "liquidation_fee_rate": "0.0050",
     "client_drawdown_auto_max": "500000",
-    "staff_four_eyes_above": "1000000",
+    "staff_four_eyes_above": "10000000",
     "release_initial_level": "0.7500",
     "whitelist_cooling_off_hours": 24,
     "withdrawal_officer_above": "80000",
@@ -68,8 +69,42 @@ def seed(stdout) -> None:
 
         user_set_language(user=first.client, language="zh-hant")
     interest.terms_ensure()
+    _requests_demo(stdout)
     job, _created = statements.job_start(kind=StatementKind.ACTIVITY, period_start=today, period_end=today)
     while statements.job_step(job_id=job.pk):
         pass
     stdout.write(f"  servicing policy v{policy.version}; activity statements issued: {Statement.objects.filter(language='en').count()} in English, "
                  f"{Statement.objects.filter(language='zh-hant').count()} in Chinese")
+
+
+def _requests_demo(stdout) -> None:
+    """A client drawdown request approved by an officer, one paid at once, a release refused for breaching
+    the initial level, and a whitelisted withdrawal address in cooling-off — all through the services."""
+    from lending.models import Facility, FacilityState
+    from portal.errors import PortalError
+
+    from . import requests
+
+    officer2 = User.objects.get(email="officer2@demo.vamargin.hk")
+    done = []
+    for facility in Facility.objects.filter(state=FacilityState.ACTIVE, has_open_margin_call=False).select_related("client").order_by("id"):
+        try:
+            if "approved" not in done and facility.available > Decimal("600000"):
+                req = requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="600000")
+                requests.request_approve(actor=officer2, request_id=req.pk)
+                requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="50000")
+                entry, token = requests.address_add(user=facility.client, asset="BTC", address="bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+                                                    label="Hardware wallet")
+                requests.address_confirm(user=facility.client, token=token)
+                done.append("approved")
+            elif "refused" not in done and facility.utilisation >= Decimal("0.75"):
+                position = facility.positions.filter(kind="securities").first()
+                if position is not None:
+                    requests.release_request(user=facility.client, facility_id=facility.pk, position_id=position.pk)
+                    done.append("refused")
+        except PortalError as exc:
+            stdout.write(f"  request demo skipped {facility.reference}: {exc.message}")
+        if len(done) == 2:
+            break
+    stdout.write("  requests: a drawdown approved by an officer and one paid at once, a release refused at the initial level, "
+                 "a withdrawal address cooling off" if len(done) == 2 else f"  requests demo: {done}")

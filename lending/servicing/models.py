@@ -8,6 +8,7 @@ as one ``interest`` entry per facility (``lending.models.FacilityTransaction``).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from lending.models import MakerCheckerPolicy
 
@@ -295,3 +297,146 @@ class StatementBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch ({self.lo}, {self.hi}] of job {self.job_id}"
+
+
+# --- Client requests and staff instructions ------------------------------------------------------------
+
+
+class RequestKind(models.TextChoices):
+    DRAWDOWN = "drawdown", _("Drawdown")
+    REPAYMENT = "repayment", _("Repayment notice")
+    TOP_UP = "top_up", _("Collateral top-up")
+    RELEASE = "release", _("Collateral release")
+
+
+class RequestOrigin(models.TextChoices):
+    CLIENT = "client", _("Client request")
+    STAFF = "staff", _("Recorded by staff")
+
+
+class RequestState(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    AWAITING_SECOND = "awaiting_second", _("Awaiting a second approval")
+    EXECUTED = "executed", _("Executed")
+    REFUSED = "refused", _("Refused")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class ServicingRequest(ConcurrentTransitionMixin, models.Model):
+    """A drawdown, repayment, collateral top-up or release asked for by the client (facility page or
+    API) or recorded by staff. requested → executed | refused | cancelled; above the policy amounts
+    requested → awaiting_second → executed | refused (a second, different person)."""
+
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="servicing_requests")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=RequestKind.choices)
+    origin = models.CharField(max_length=8, choices=RequestOrigin.choices)
+    state = FSMField(default=RequestState.REQUESTED, choices=RequestState.choices, protected=True, db_index=True)
+    amount = models.DecimalField(**HKD, null=True, blank=True)
+    # Top-up and release: what moves.
+    collateral_kind = models.CharField(max_length=20, blank=True)
+    asset = models.CharField(max_length=8, blank=True)
+    quantity = models.DecimalField(max_digits=24, decimal_places=8, null=True, blank=True)
+    haircut_class = models.CharField(max_length=8, blank=True)
+    market_value = models.DecimalField(**HKD, null=True, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    custody_reference = models.CharField(max_length=100, blank=True)
+    position_id = models.BigIntegerField(null=True, blank=True)
+    address = models.ForeignKey("WithdrawalAddress", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    utilisation_after = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    value_hkd = models.DecimalField(**HKD, null=True, blank=True)
+    note = models.TextField(blank=True)
+    needs_officer = models.BooleanField(default=True)
+    needs_second = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    stepup_at = models.DateTimeField(null=True, blank=True, help_text=_("When the client's fresh MFA step-up was checked."))
+    first_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    first_at = models.DateTimeField(null=True, blank=True)
+    second_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    second_at = models.DateTimeField(null=True, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    received_reference = models.CharField(max_length=100, blank=True)
+    ledger_entry_id = models.BigIntegerField(null=True, blank=True)
+    broadcast_reference = models.CharField(max_length=140, blank=True)
+    broadcast_at = models.DateTimeField(null=True, blank=True)
+    refused_reason = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    FIELDS = ("kind", "origin", "state", "amount", "asset", "quantity", "needs_officer", "needs_second", "utilisation_after", "refused_reason")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "kind"]), models.Index(fields=["facility", "-id"])]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"REQ-{self.pk:06d}" if self.pk else "REQ-new"
+
+    @transition(field=state, source=RequestState.REQUESTED, target=RequestState.AWAITING_SECOND)
+    def first_approve(self, *, by, at):
+        self.first_by, self.first_at = by, at
+
+    @transition(field=state, source=[RequestState.REQUESTED, RequestState.AWAITING_SECOND], target=RequestState.EXECUTED)
+    def execute(self, *, at):
+        self.executed_at = self.closed_at = at
+
+    @transition(field=state, source=[RequestState.REQUESTED, RequestState.AWAITING_SECOND], target=RequestState.REFUSED)
+    def refuse(self, *, reason, at):
+        self.refused_reason, self.closed_at = reason, at
+
+    @transition(field=state, source=RequestState.REQUESTED, target=RequestState.CANCELLED)
+    def cancel(self, *, at):
+        self.closed_at = at
+
+
+# --- VA withdrawal addresses (circular 26EC5, part 2) ---------------------------------------------------
+
+
+class AddressState(models.TextChoices):
+    ADDED = "added", _("Added — confirm by the email link")
+    COOLING_OFF = "cooling_off", _("Cooling off")
+    ACTIVE = "active", _("Active")
+    REVOKED = "revoked", _("Revoked")
+
+
+class WithdrawalAddress(ConcurrentTransitionMixin, models.Model):
+    """A wallet address the client registered for VA withdrawals: added → cooling_off (email link
+    confirmed) → active (after the policy's cooling-off) | revoked. VA leaves only to an active one."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawal_addresses")
+    asset = models.CharField(max_length=8)
+    address = models.CharField(max_length=120)
+    label = models.CharField(max_length=80, blank=True)
+    state = FSMField(default=AddressState.ADDED, choices=AddressState.choices, protected=True, db_index=True)
+    token_hash = models.CharField(max_length=64, blank=True)
+    added_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    active_from = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    cooling_off_hours = models.PositiveIntegerField(default=24)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "asset", "address"], condition=~Q(state="revoked"), name="one_live_address_per_client_asset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.address[:10]}… ({self.state})"
+
+    @transition(field=state, source=AddressState.ADDED, target=AddressState.COOLING_OFF)
+    def confirm(self, *, at, hours):
+        self.confirmed_at, self.active_from, self.cooling_off_hours, self.token_hash = at, at + timedelta(hours=hours), hours, ""
+
+    @transition(field=state, source=AddressState.COOLING_OFF, target=AddressState.ACTIVE)
+    def activate(self, *, at):
+        self.activated_at = at
+
+    @transition(field=state, source=[AddressState.ADDED, AddressState.COOLING_OFF, AddressState.ACTIVE], target=AddressState.REVOKED)
+    def revoke(self, *, at):
+        self.revoked_at = at

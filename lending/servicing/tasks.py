@@ -51,3 +51,11 @@ def statement_jobs_resume() -> int:
     for job_id in ids:
         statement_job_run.delay(job_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, **RETRY)
+def addresses_activate() -> int:
+    """Whitelisted addresses whose cooling-off is over become active (idempotent)."""
+    from .requests import addresses_activate_due
+
+    return addresses_activate_due()

@@ -15,8 +15,9 @@ from portal.files import private_file_response
 from portal.pdf import PDF_MEDIA_TYPE, render_document
 from portal.permissions import Perm
 
+from . import requests as requests_services
 from . import selectors, services
-from .models import AccrualDay, BaseRate, InterestPosting, Statement
+from .models import AccrualDay, BaseRate, InterestPosting, ServicingRequest, Statement, WithdrawalAddress
 
 # --- statements ---------------------------------------------------------------------------------------
 
@@ -179,4 +180,142 @@ def staff_rates(request):
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
         "tiers_text": ", ".join(f"{k}={v}" for k, v in (current.tier_margins if current else {"standard": "0.030000"}).items()),
         "number_fields": [(name, getattr(current, name, "") if current else "") for name in _NUMBER_FIELDS],
+    })
+
+
+# --- client requests, withdrawal addresses ----------------------------------------------------------------
+
+
+def _recent_mfa(request):
+    """When the client last passed an MFA step (this session, allauth's records), if within the step-up window."""
+    import time as _time
+    from datetime import UTC, datetime
+
+    from allauth.account.internal.flows.login import get_authentication_records
+
+    records = [r for r in get_authentication_records(request, request.user) if r.get("method") == "mfa"]
+    if not records:
+        return None
+    at = max(r["at"] for r in records)
+    if _time.time() - at > requests_services.STEPUP_MAX_AGE.total_seconds():
+        return None
+    return datetime.fromtimestamp(at, tz=UTC)
+
+
+@client_required
+def facility_requests(request, pk):
+    from django.urls import reverse
+
+    from lending.models import CollateralPosition, Facility
+
+    try:
+        facility = Facility.objects.get(pk=pk, client=request.user)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "drawdown":
+                req = requests_services.drawdown_request(user=request.user, facility_id=pk, amount=request.POST.get("amount", ""))
+                messages.success(request, _("Drawdown %(ref)s executed.") % {"ref": req.reference} if req.state == "executed"
+                                 else _("Drawdown %(ref)s sent to your account officer.") % {"ref": req.reference})
+            elif action == "repayment":
+                req = requests_services.repayment_notice(user=request.user, facility_id=pk, amount=request.POST.get("amount", ""), note=request.POST.get("note", ""))
+                messages.success(request, requests_services.payment_instructions(req))
+            elif action == "top_up":
+                req = requests_services.top_up_request(user=request.user, facility_id=pk, collateral_kind=request.POST.get("collateral_kind", ""),
+                                                       asset=request.POST.get("asset", ""), quantity=request.POST.get("quantity") or None,
+                                                       haircut_class=request.POST.get("haircut_class", ""), market_value=request.POST.get("market_value") or None,
+                                                       description=request.POST.get("description", ""), custody_reference=request.POST.get("custody_reference", ""))
+                messages.success(request, _("Top-up %(ref)s sent to your account officer.") % {"ref": req.reference})
+            elif action == "release":
+                position = CollateralPosition.objects.filter(pk=int(request.POST.get("position_id") or 0), facility=facility).first()
+                stepup = _recent_mfa(request)
+                if position is not None and position.kind == "virtual_asset" and stepup is None:
+                    messages.info(request, _("Confirm it is you with your authenticator, then send the withdrawal again."))
+                    return redirect(f"{reverse('mfa_reauthenticate')}?next={reverse('servicing:facility-requests', args=[pk])}")
+                req = requests_services.release_request(user=request.user, facility_id=pk, position_id=position.pk if position else 0,
+                                                        quantity=request.POST.get("quantity") or None,
+                                                        address_id=int(request.POST.get("address_id") or 0) or None, stepup_at=stepup)
+                if req.state == "refused":
+                    messages.error(request, req.refused_reason)
+                else:
+                    messages.success(request, _("Release %(ref)s: %(state)s.") % {"ref": req.reference, "state": req.get_state_display()})
+            elif action == "cancel":
+                requests_services.request_cancel(user=request.user, request_id=int(request.POST.get("request_id") or 0))
+                messages.success(request, _("Cancelled."))
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("servicing:facility-requests", pk=pk)
+    return render(request, "servicing/facility_requests.html", {
+        "facility": facility,
+        "positions": list(CollateralPosition.objects.filter(facility=facility).order_by("id")),
+        "addresses": list(WithdrawalAddress.objects.filter(client=request.user, state="active")),
+        "requests": list(ServicingRequest.objects.filter(facility=facility).select_related("address").order_by("-id")[:30]),
+        "blockers": requests_services.drawdown_blockers(facility=facility),
+        "instructions": requests_services.payment_instructions(),
+        "policy": selectors.servicing_policy_current(),
+    })
+
+
+@client_required
+def addresses(request):
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "revoke":
+                requests_services.address_revoke(user=request.user, address_id=int(request.POST.get("address_id") or 0))
+                messages.success(request, _("Address revoked."))
+            else:
+                requests_services.address_add(user=request.user, asset=request.POST.get("asset", ""), address=request.POST.get("address", ""),
+                                              label=request.POST.get("label", ""))
+                messages.success(request, _("Address added: open the link we emailed you to confirm it."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("servicing:addresses")
+    requests_services.addresses_activate_due()
+    return render(request, "servicing/addresses.html", {
+        "addresses": list(WithdrawalAddress.objects.filter(client=request.user).order_by("-id")[:50]),
+        "policy": selectors.servicing_policy_current(),
+    })
+
+
+@client_required
+def address_confirm(request, token):
+    if request.method == "POST":
+        try:
+            entry = requests_services.address_confirm(user=request.user, token=token)
+            messages.success(request, _("Confirmed. The address can be used from %(when)s.") % {"when": entry.active_from.astimezone().strftime("%Y-%m-%d %H:%M")})
+        except PortalError as exc:
+            messages.error(request, exc.message)
+        return redirect("servicing:addresses")
+    return render(request, "servicing/address_confirm.html", {"token": token})
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_requests(request):
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            rid = int(request.POST.get("request_id") or 0)
+            if action == "approve":
+                requests_services.request_approve(actor=request.user, request_id=rid, received_reference=request.POST.get("received_reference", ""))
+            elif action == "refuse":
+                requests_services.request_refuse(actor=request.user, request_id=rid, reason=request.POST.get("reason", ""))
+            elif action == "broadcast":
+                requests_services.withdrawal_broadcast(actor=request.user, request_id=rid, transfer_reference=request.POST.get("transfer_reference", ""))
+            elif action == "instruction":
+                requests_services.staff_instruction(actor=request.user, facility_id=int(request.POST.get("facility_id") or 0), kind=request.POST.get("kind", ""),
+                                                    amount=request.POST.get("amount", ""), reference=request.POST.get("reference", ""))
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+            messages.success(request, _("Recorded."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("servicing:staff-requests")
+    open_states = ("requested", "awaiting_second")
+    return render(request, "servicing/staff_requests.html", {
+        "open": list(ServicingRequest.objects.filter(state__in=open_states).select_related("client", "facility", "first_by", "address").order_by("id")[:100]),
+        "recent": list(ServicingRequest.objects.exclude(state__in=open_states).select_related("client", "facility", "first_by", "second_by").order_by("-id")[:50]),
     })

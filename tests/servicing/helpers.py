@@ -13,7 +13,7 @@ SERVICING_NUMBERS = {
     "arrangement_fee": "0",
     "liquidation_fee_rate": "0.0100",
     "client_drawdown_auto_max": "500000",
-    "staff_four_eyes_above": "1000000",
+    "staff_four_eyes_above": "5000000",
     "release_initial_level": "0.7000",
     "whitelist_cooling_off_hours": 24,
     "withdrawal_officer_above": "100000",

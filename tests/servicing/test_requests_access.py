@@ -1,0 +1,113 @@
+"""Request pages and API: the owner only, staff by permission, outsiders refused; errors in the portal's shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from lending.servicing import requests
+from lending.servicing.models import ServicingRequest
+from tests.servicing.conftest import make_facility
+
+pytestmark = pytest.mark.django_db
+CLIENT_PAGE_QUERIES = 11
+
+
+@pytest.fixture
+def live(alice, book, facts):
+    from lending.risk.revaluation import revalue_book
+
+    facility = make_facility(alice, securities=(("10000000", "0.30"),), btc="2")
+    revalue_book()
+    return facility
+
+
+def test_anonymous_is_refused_everywhere(client, api_client, live):
+    for path in [f"/servicing/facilities/{live.pk}/requests/", "/servicing/addresses/", "/servicing/addresses/confirm/x/", "/servicing/staff/requests/"]:
+        response = client.get(path)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], path
+    for path in [f"/api/v1/servicing/facilities/{live.pk}/drawdown-requests/", f"/api/v1/servicing/facilities/{live.pk}/repayment-notices/",
+                 f"/api/v1/servicing/facilities/{live.pk}/top-up-requests/", f"/api/v1/servicing/facilities/{live.pk}/release-requests/",
+                 "/api/v1/servicing/staff/requests/1/approve/", "/api/v1/servicing/staff/requests/1/refuse/"]:
+        assert api_client.post(path, {}, format="json").status_code in (401, 403), path
+    for path in [f"/api/v1/servicing/facilities/{live.pk}/requests/", "/api/v1/servicing/statements/", "/api/v1/servicing/staff/requests/"]:
+        assert api_client.get(path).status_code in (401, 403), path
+
+
+def test_another_client_cannot_touch_the_facility(client, api_client, live, charlie):
+    client.force_login(charlie)
+    assert client.get(f"/servicing/facilities/{live.pk}/requests/").status_code == 404
+    assert client.get("/servicing/staff/requests/").status_code == 403
+    api_client.force_login(charlie)
+    response = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/drawdown-requests/", {"amount": "1000"}, format="json")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert api_client.get(f"/api/v1/servicing/facilities/{live.pk}/requests/").json()["results"] == []
+    assert api_client.post("/api/v1/servicing/staff/requests/1/approve/", {}, format="json").status_code == 403
+    assert not ServicingRequest.objects.exists()
+
+
+def test_the_client_requests_a_drawdown_through_the_api_and_an_officer_approves_it(api_client, live, alice, officer, client):
+    api_client.force_login(alice)
+    bad = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/drawdown-requests/", {"amount": "-5"}, format="json")
+    assert bad.status_code == 400 and "amount" in bad.json()["error"]["fields"]
+    response = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/drawdown-requests/", {"amount": "750000"}, format="json",
+                               HTTP_IDEMPOTENCY_KEY="dd-1")
+    assert response.status_code == 201 and response.json()["state"] == "requested"
+    again = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/drawdown-requests/", {"amount": "750000"}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="dd-1")
+    assert again.json()["id"] == response.json()["id"] and ServicingRequest.objects.count() == 1
+    client.force_login(officer)
+    page = client.get("/servicing/staff/requests/").content.decode()
+    assert ServicingRequest.objects.get().reference in page
+    client.post("/servicing/staff/requests/", {"action": "approve", "request_id": response.json()["id"]})
+    assert ServicingRequest.objects.get().state == "executed"
+
+
+def test_a_release_breaching_the_initial_level_is_a_409_and_stays_on_record(api_client, live, alice, officer2):
+    requests.staff_instruction(actor=officer2, facility_id=live.pk, kind="drawdown", amount="5000000")
+    securities = live.positions.get(kind="securities")
+    api_client.force_login(alice)
+    response = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/release-requests/", {"position_id": securities.pk}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "release_above_initial_level"
+    assert ServicingRequest.objects.get(kind="release").state == "refused"
+    btc = live.positions.get(asset="BTC")
+    response = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/release-requests/", {"position_id": btc.pk, "quantity": "0.1"}, format="json")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "stepup_required"
+
+
+def test_the_facility_requests_page_sends_a_va_withdrawal_through_mfa_step_up(client, live, alice):
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{live.pk}/requests/")
+    assert page.status_code == 200 and "Request a drawdown" in page.content.decode()
+    btc = live.positions.get(asset="BTC")
+    response = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": "release", "position_id": btc.pk, "quantity": "0.1"})
+    assert response.status_code == 302 and "/accounts/2fa/reauthenticate/" in response["Location"]
+    assert not ServicingRequest.objects.exists()
+
+
+def test_addresses_page_adds_and_the_link_confirms_into_cooling_off(client, alice, book):
+    from lending.servicing.models import WithdrawalAddress
+
+    client.force_login(alice)
+    client.post("/servicing/addresses/", {"action": "add", "asset": "ETH", "address": "0x" + "b" * 40, "label": "Ledger"})
+    entry = WithdrawalAddress.objects.get()
+    assert entry.state == "added"
+    from portal.models import Notification
+
+    link = Notification.objects.filter(user=alice, kind="servicing.address.added").get().link
+    assert client.get(link).status_code == 200
+    client.post(link)
+    entry.refresh_from_db()
+    assert entry.state == "cooling_off"
+    assert "Cooling off" in client.get("/servicing/addresses/").content.decode()
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_request_pages_run_a_constant_number_of_queries(client, live, alice, officer, n, django_assert_num_queries):
+    for _ in range(n):
+        requests.top_up_request(user=alice, facility_id=live.pk, collateral_kind="virtual_asset", asset="ETH", quantity="1", custody_reference="C")
+    client.force_login(officer)
+    with django_assert_num_queries(9):
+        assert client.get("/servicing/staff/requests/").status_code == 200
+    client.force_login(alice)
+    with django_assert_num_queries(CLIENT_PAGE_QUERIES):
+        assert client.get(f"/servicing/facilities/{live.pk}/requests/").status_code == 200
