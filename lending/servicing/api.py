@@ -143,6 +143,7 @@ class ReleaseRequestApi(APIView):
 
 class StatementListApi(APIView):
     permission_classes = [IsClient]
+    pagination_class = Pagination
 
     @extend_schema(responses=StatementSerializer(many=True))
     def get(self, request):
@@ -175,6 +176,7 @@ class StaffRequestDecisionApi(APIView):
 
 class StaffRequestListApi(APIView):
     permission_classes = [StaffPermission]
+    pagination_class = Pagination
     required_perm = Perm.FACILITY_OPERATE
 
     @extend_schema(responses=RequestSerializer(many=True))
