@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,24 @@ def columns(*spec: tuple[Any, str | Callable[[Any], Any]]) -> list[Column]:
     return [Column(header, attrgetter(getter) if isinstance(getter, str) else getter) for header, getter in spec]
 
 
+_ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def hk_times(value: Any) -> Any:
+    """JSON as stored in the audit trail (times in UTC, ``…Z``) with every timestamp shown in Hong Kong time."""
+    if isinstance(value, dict):
+        return {k: hk_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [hk_times(v) for v in value]
+    if isinstance(value, str) and _ISO_UTC.match(value):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return timezone.localtime(moment).isoformat(timespec="seconds")
+    return value
+
+
 def neutralise(text: str) -> str:
     """A text cell a spreadsheet will show as text, never evaluate as a formula."""
     if text and text.startswith(FORMULA_PREFIXES):
@@ -74,7 +93,7 @@ def cell(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (dict, list)):
-        return neutralise(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+        return neutralise(json.dumps(hk_times(value), ensure_ascii=False, sort_keys=True, default=str))
     return neutralise(str(value))
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from . import navigation, notifications, selectors, services
 from .access import client_required, staff_required
+from .exports import hk_times
 from .forms import AuditFilterForm
 from .permissions import Perm
 
@@ -61,6 +62,8 @@ def audit_trail(request):
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     for event in page:
         event.link = selectors.record_link(event.object_type, event.object_id)
+        # Stored in UTC (the record); shown in Hong Kong time like every other time on the page.
+        event.before_hk, event.after_hk = hk_times(event.before), hk_times(event.after)
     return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": data.urlencode()})
 
 

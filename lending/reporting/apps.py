@@ -1,6 +1,22 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+RECORD_LINKS = {
+    "lending.facilityapplication": "lending:review",
+    "lending.facility": "lending:staff-facility",
+    "risk.margincall": "risk:call",
+    "risk.stressreport": "risk:stress-report",
+    "onboarding.piattestation": "onboarding:staff-attestation",
+    "onboarding.suitabilityassessment": "onboarding:staff-assessment",
+    "onboarding.perpetualsaccessrequest": "onboarding:staff-perpetuals",
+    "portal.user": "onboarding:staff-client",
+    "disclosures.acknowledgement": "disclosures:compliance-receipt",
+    "disclosures.documentversion": "disclosures:compliance-version",
+    "reporting.deviation": "reporting:deviation",
+    "reporting.complaint": "reporting:complaint",
+    "reporting.smfpack": "reporting:pack",
+}
+
 
 class ReportingConfig(AppConfig):
     """Compliance and management reporting: the SMF control pack, capital, deviations, complaints,
@@ -32,6 +48,12 @@ class ReportingConfig(AppConfig):
         nav(navigation.NavItem(_("Valuation snapshots"), "reporting:snapshots", Perm.RISK_VIEW, order=66))
         nav(navigation.NavItem(_("Band changes"), "reporting:band-changes", Perm.RISK_VIEW, order=67))
         navigation.register_client_nav(navigation.NavItem(_("Complaints"), "reporting:my-complaints", order=90))
+
+        # Each audit-trail row links to the staff page of its record.
+        from portal.selectors import register_record_link
+
+        for object_type, url_name in RECORD_LINKS.items():
+            register_record_link(object_type, url_name)
 
         # Daily; stores last month's pack once (the first run of each month), so a missed day catches up.
         schedule("reporting-smf-monthly", "lending.reporting.tasks.smf_pack_monthly", crontab(hour=7, minute=0))

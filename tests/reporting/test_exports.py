@@ -83,3 +83,24 @@ def test_export_headers_keep_the_file_private():
     assert response["Cache-Control"] == "private, no-store"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"] == 'attachment; filename="x.csv"'
+
+
+def test_each_staff_list_links_to_its_export_with_its_filters(client, officer):
+    client.force_login(officer)
+    queue = client.get("/lending/staff/queue/", {"search": "alice", "state": "approved"}).content.decode()
+    assert "/reporting/export/applications.csv?search=alice&amp;state=approved" in queue
+    facilities = client.get("/lending/staff/facilities/", {"band": "watch"}).content.decode()
+    assert "/reporting/export/facilities.xlsx?band=watch" in facilities
+    calls = client.get("/risk/margin-calls/", {"state": "met"}).content.decode()
+    assert "/reporting/export/margin-calls.csv?state=met" in calls
+
+
+def test_facility_export_applies_the_list_filters(client, officer, book, alice, charlie):
+    from tests.reporting.conftest import make_facility
+
+    make_facility(alice, drawn="100")
+    make_facility(charlie, drawn="200")
+    client.force_login(officer)
+    response = client.get("/reporting/export/facilities.csv", {"search": "charlie"})
+    rows = _csv_rows(response.streaming_content)
+    assert len(rows) == 2 and rows[1][1] == "charlie@example.com" and rows[1][5] == "200.00"

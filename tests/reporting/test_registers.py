@@ -184,9 +184,8 @@ def test_nobody_approves_their_own_deviation(compliance_user, compliance2, credi
 
 
 def _client_with_records(alice, admin_user, compliance_user):
-    from tests.disclosures.conftest import EN, ZH, acknowledge, publish_new
-
     from disclosures import services as disclosure_services
+    from tests.disclosures.conftest import EN, ZH, acknowledge, publish_new
 
     document = disclosure_services.document_create(actor=admin_user, code="arch", title_en="A", title_zh="甲", products=["va_margin"])
     version = publish_new(admin_user, document, en=EN, zh=ZH)
