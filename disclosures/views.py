@@ -230,7 +230,7 @@ def compliance_version_export(request, version_id: int, fmt: str):
         raise Http404
     acks = selectors.version_acknowledgements(version_id=version.pk)
     return exports.export_response(
-        fmt, acks.iterator(chunk_size=2000), exports.columns(*ACK_COLUMNS_SPEC),
+        fmt, acks, exports.columns(*ACK_COLUMNS_SPEC),
         basename=f"acknowledgements-{version.document.code}-v{version.number}", sheet_title=version.document.code,
     )
 

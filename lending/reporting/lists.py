@@ -26,6 +26,14 @@ class ExportList:
     sheet: object
 
 
+def _ref(prefix: str):
+    return lambda pk: f"{prefix}{pk}"
+
+
+def _facility(pk) -> str:
+    return f"FAC-{pk:06d}"
+
+
 def _decimal(raw):
     try:
         return Decimal(raw) if raw not in (None, "") else None
@@ -49,11 +57,11 @@ def _applications(q):
 
 def _application_columns():
     return columns(
-        (_("Application"), lambda a: f"APP-{a.pk}"), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
+        (_("Application"), "pk", _ref("APP-")), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
         (_("State"), "state"), (_("Requested limit (HKD)"), "requested_limit"), (_("Submitted"), "submitted_at"),
         (_("Recommendation"), "recommendation"), (_("Recommended limit (HKD)"), "recommended_limit"), (_("Score"), "score"),
         (_("Lending value (HKD)"), "lending_value"), (_("VA share"), "va_share"), (_("Approved limit (HKD)"), "approved_limit"),
-        (_("Decided by"), lambda a: a.decided_by.email if a.decided_by_id else ""), (_("Decided"), "decided_at"),
+        (_("Decided by"), "decided_by.email"), (_("Decided"), "decided_at"),
     )
 
 
@@ -68,7 +76,7 @@ def _facilities(q):
 
 def _facility_columns():
     return columns(
-        (_("Facility"), lambda f: f"FAC-{f.pk:06d}"), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
+        (_("Facility"), "pk", _facility), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
         (_("State"), "state"), (_("Limit (HKD)"), "limit"), (_("Drawn (HKD)"), "drawn_balance"),
         (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
         (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Band"), "band"),
@@ -88,14 +96,14 @@ def _calls(q):
 
 def _call_columns():
     return columns(
-        (_("Margin call"), lambda c: f"MC-{c.pk}"), (_("Facility"), lambda c: f"FAC-{c.facility_id:06d}"),
+        (_("Margin call"), "pk", _ref("MC-")), (_("Facility"), "facility_id", _facility),
         (_("Client email"), "client.email"), (_("State"), "state"), (_("Opened"), "opened_at"), (_("Cure deadline"), "cure_deadline"),
         (_("Shortfall at opening (HKD)"), "shortfall_at_open"), (_("Shortfall now (HKD)"), "shortfall"),
         (_("Utilisation at opening"), "utilisation_at_open"), (_("Utilisation"), "utilisation"), (_("Breaches"), "breaches"),
         (_("Escalated"), "escalated_at"), (_("Escalation reason"), "escalation_reason"), (_("Met"), "met_at"),
         (_("Met by"), "met_by"), (_("Resolution proposed"), "proposed_resolution"),
-        (_("Proposed by"), lambda c: c.proposed_by.email if c.proposed_by_id else ""),
-        (_("Resolved by"), lambda c: c.resolved_by.email if c.resolved_by_id else ""), (_("Resolved"), "resolved_at"),
+        (_("Proposed by"), "proposed_by.email"),
+        (_("Resolved by"), "resolved_by.email"), (_("Resolved"), "resolved_at"),
     )
 
 
@@ -149,7 +157,7 @@ def _snapshots(q):
 
 def _snapshot_columns():
     return columns(
-        (_("Day"), "day"), (_("Facility"), lambda s: f"FAC-{s.facility_id:06d}"), (_("Client email"), "client.email"),
+        (_("Day"), "day"), (_("Facility"), "facility_id", _facility), (_("Client email"), "client.email"),
         (_("Collateral"), "collateral_type"), (_("Quantity"), "quantity"), (_("Price (HKD)"), "price_hkd"),
         (_("Market value (HKD)"), "market_value"), (_("Lending value (HKD)"), "lending_value"),
         (_("Drawn (HKD)"), "drawn_balance"), (_("Utilisation"), "utilisation"), (_("Band"), "band"), (_("Recorded"), "created_at"),
@@ -165,7 +173,7 @@ def _band_changes(q):
 
 def _band_change_columns():
     return columns(
-        (_("Time (HKT)"), "at"), (_("Facility"), lambda b: f"FAC-{b.facility_id:06d}"), (_("Client email"), "client.email"),
+        (_("Time (HKT)"), "at"), (_("Facility"), "facility_id", _facility), (_("Client email"), "client.email"),
         (_("From band"), "from_band"), (_("To band"), "to_band"), (_("Drawn (HKD)"), "drawn_balance"),
         (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
         (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Revaluation run"), "run_id"),
@@ -183,9 +191,9 @@ def _complaints(q):
 
 def _complaint_columns():
     return columns(
-        (_("Complaint"), "reference"), (_("Received"), "received_at"), (_("Channel"), "channel"),
-        (_("Complainant"), "complainant_name"), (_("Client email"), lambda c: c.client.email if c.client_id else ""),
-        (_("Subject"), "subject"), (_("State"), "state"), (_("Assigned to"), lambda c: c.assigned_to.email if c.assigned_to_id else ""),
+        (_("Complaint"), "pk", _ref("CMP-")), (_("Received"), "received_at"), (_("Channel"), "channel"),
+        (_("Complainant"), "complainant_name"), (_("Client email"), "client.email"),
+        (_("Subject"), "subject"), (_("State"), "state"), (_("Assigned to"), "assigned_to.email"),
         (_("Acknowledge by"), "acknowledge_due"), (_("Acknowledged"), "acknowledged_at"), (_("Answer by"), "answer_due"),
         (_("Escalated"), "escalated_at"), (_("Closed"), "closed_at"), (_("Outcome"), "outcome"),
     )

@@ -65,8 +65,7 @@ def export(request, list_name: str, fmt: str):
     if not request.user.has_perm(spec.perm):
         raise PermissionDenied(_("You do not have permission to open this page."))
     services.export_record(actor=request.user, list_name=list_name, fmt=fmt, filters=dict(request.GET.lists()))
-    rows = spec.queryset(request.GET).iterator(chunk_size=2000)
-    return exports.export_response(fmt, rows, spec.columns(), basename=spec.basename, sheet_title=str(spec.sheet))
+    return exports.export_response(fmt, spec.queryset(request.GET), spec.columns(), basename=spec.basename, sheet_title=str(spec.sheet))
 
 
 # --- SMF packs ---------------------------------------------------------------------------------------------

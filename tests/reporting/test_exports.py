@@ -43,9 +43,8 @@ def test_csv_and_xlsx_write_the_same_safe_cells():
     cols = exports.columns(("Name", lambda r: r["name"]), ("User agent", lambda r: r["ua"]), ("Amount", lambda r: r["amount"]))
     parsed = _csv_rows(exports.csv_chunks(rows, cols))
     assert parsed == [["Name", "User agent", "Amount"], ["陳大文", "'=cmd|' /C calc'!A0", "1234.56"]]
-    buffer = io.BytesIO()
-    assert exports.xlsx_write(rows, cols, buffer, sheet_title="=Sheet") == 1
-    sheet = load_workbook(io.BytesIO(buffer.getvalue())).worksheets[0]
+    data = b"".join(exports.xlsx_chunks(rows, cols, sheet_title="=Sheet"))
+    sheet = load_workbook(io.BytesIO(data)).worksheets[0]
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     assert values[1][1] == "'=cmd|' /C calc'!A0"
     assert sheet.cell(2, 2).data_type == "s", "a string cell, never a formula"
@@ -104,3 +103,27 @@ def test_facility_export_applies_the_list_filters(client, officer, book, alice, 
     response = client.get("/reporting/export/facilities.csv", {"search": "charlie"})
     rows = _csv_rows(response.streaming_content)
     assert len(rows) == 2 and rows[1][1] == "charlie@example.com" and rows[1][5] == "200.00"
+
+
+def test_xlsx_continues_on_a_new_sheet_past_excels_row_limit(monkeypatch):
+    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 3)
+    rows = [{"n": i} for i in range(5)]
+    data = b"".join(exports.xlsx_chunks(rows, exports.columns(("N", lambda r: r["n"])), sheet_title="List"))
+    book = load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["List", "List 2", "List 3"]
+    assert [[c.value for c in r] for r in book["List"].iter_rows()] == [["N"], [0], [1]]
+    assert [c.value for c in book["List 3"]["A"]] == ["N", 4]
+
+
+def test_xlsx_drops_characters_xml_cannot_carry():
+    data = b"".join(exports.xlsx_chunks([{"t": "a\x00b\x1fc <&>"}], exports.columns(("T", lambda r: r["t"]))))
+    assert load_workbook(io.BytesIO(data)).worksheets[0]["A2"].value == "abc <&>"
+
+
+def test_queryset_exports_read_values_not_model_instances(django_assert_num_queries, officer):
+    from portal.models import AuditEvent
+
+    cols = exports.columns(("Id", "pk"), ("Actor", "actor.email"), ("Action", "action"), ("Record", "object_repr"))
+    with django_assert_num_queries(1):
+        body = b"".join(exports.csv_chunks(AuditEvent.objects.order_by("id"), cols)).decode("utf-8-sig")
+    assert "1,,user.created,Bob Officer" in body, "a null foreign key is an empty cell"
