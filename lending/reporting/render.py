@@ -94,7 +94,8 @@ L = {
     "securities": _("Securities haircuts"), "decided": _("Decided"), "reference": _("Reference"), "area": _("Control area"),
     "benchmark_departed": _("Benchmark"), "departure": _("Departure"), "control": _("Compensating control"),
     "approved_by": _("Approved by"), "review_date": _("Next review"), "age_days": _("Age (days)"), "count": _("Count"),
-    "not_recorded": _("Not recorded in the portal"),
+    "not_recorded": _("Not recorded in the portal"), "instrument": _("Instrument"), "issuer": _("Issuer"), "sector": _("Sector"),
+    "pledged": _("Quantity pledged"), "clients": _("Clients"),
 }
 
 
@@ -161,6 +162,9 @@ def pack_xlsx(data: dict) -> bytes:
 
     sheet("Clients", [L["client"], L["drawn"], L["share"], L["limits"]],
           [(r["email"], _d(r["drawn"]), r["share"] and _d(r["share"]), _d(r["limits"])) for r in data["client_concentration"]["top"]])
+    inst = cl.get("instruments") or {}
+    sheet("Instruments", [L["instrument"], L["issuer"], L["sector"], L["pledged"], L["clients"]],
+          [(r["code"] + " " + r["name"], r["issuer"], r["sector"], _d(r["pledged"]), r["clients"]) for r in inst.get("by_instrument", [])])
     sheet("Margin calls", [L["call"], L["client"], L["state"], L["opened_at"], L["shortfall"]],
           [(f"MC-{r['id']}", r["client"], r["state"], r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
     sheet("Call ages", [L["age_days"], L["count"]], [(r["days"], r["count"]) for r in mc["ages"]])

@@ -74,7 +74,7 @@ def compute(*, as_of: date, now: datetime | None = None) -> dict:
         "book_source": book["source"],
         "total_loans": _total_loans(book, capital),
         "credit_limits": _credit_limits(book, collateral_policy, as_of),
-        "collateral_concentration": _collateral(book, collateral_policy),
+        "collateral_concentration": _collateral(book, collateral_policy) | {"instruments": _instruments(end)},
         "client_concentration": _clients(book),
         "haircuts": _haircuts(collateral_policy, start, end),
         "margin_calls": _calls(start, end),
@@ -262,8 +262,42 @@ def _collateral(book: dict, collateral_policy) -> dict:
         "va_lending_value": money(va_lv),
         "va_share_of_lending_value": ratio(va_lv, rows.get("lv")),
         "va_share_cap": collateral_policy and str(collateral_policy.va_max_share),
-        "instrument_issuer_sector": None,  # needs the instrument master (issuer, sector), not in the portal yet
         "link": book["source"]["link"],
+    }
+
+
+def _instruments(end: datetime) -> dict:
+    """What is pledged to facilities as at ``end``, per instrument, issuer and sector, from the custody
+    ledger (pledges less releases). Quantities and clients only: the portal holds no security prices,
+    so per-instrument market values are not available."""
+    from django.db.models import Case, When
+
+    from lending.collateral.models import CustodyEntry, EntryKind
+
+    signed = Case(When(kind=EntryKind.RELEASE, then=-F("quantity")), default=F("quantity"), output_field=DecimalField(max_digits=24, decimal_places=8))
+    rows = list(
+        CustodyEntry.objects.filter(kind__in=[EntryKind.PLEDGE, EntryKind.RELEASE], created_at__lte=end)
+        .values("instrument_id", "instrument__code", "instrument__name_en", "instrument__issuer", "instrument__sector", "instrument__kind")
+        .annotate(pledged=Sum(signed), clients=Count("client_id", distinct=True))
+        .filter(pledged__gt=0).order_by("-clients", "instrument__code")
+    )
+    by_sector: dict[str, dict] = {}
+    by_issuer: dict[str, dict] = {}
+    for r in rows:
+        for key, table in ((r["instrument__sector"] or "—", by_sector), (r["instrument__issuer"] or r["instrument__name_en"], by_issuer)):
+            entry = table.setdefault(key, {"name": key, "instruments": 0, "clients": 0})
+            entry["instruments"] += 1
+            entry["clients"] += r["clients"]
+    top = lambda table: sorted(table.values(), key=lambda e: (-e["clients"], e["name"]))[:20]  # noqa: E731
+    return {
+        "by_instrument": [
+            {"code": r["instrument__code"], "name": r["instrument__name_en"], "issuer": r["instrument__issuer"], "sector": r["instrument__sector"],
+             "kind": r["instrument__kind"], "pledged": f"{r['pledged'].normalize():f}", "clients": r["clients"],
+             "link": _url("collateral:instruments", q=r["instrument__code"])} for r in rows[:20]
+        ],
+        "by_issuer": top(by_issuer),
+        "by_sector": top(by_sector),
+        "instruments_pledged": len(rows),
     }
 
 
@@ -350,7 +384,10 @@ def _calls(start: datetime, end: datetime) -> dict:
 
 
 def _stress(start: datetime, end: datetime) -> dict:
-    reports = list(StressReport.objects.filter(created_at__range=(start, end)).order_by("created_at", "id"))
+    # The month's stored results: those run in the period, and the month's scheduled report (by its period).
+    month = start.strftime("%Y-%m")
+    reports = list(StressReport.objects.filter(Q(created_at__range=(start, end)) | Q(kind=StressReport.Kind.MONTHLY, period=month))
+                   .order_by("created_at", "id"))
     rows = []
     for r in reports:
         s = (r.result or {}).get("summary", {})
@@ -361,7 +398,7 @@ def _stress(start: datetime, end: datetime) -> dict:
             "newly_in_call": s.get("newly_in_call"), "shortfall": s.get("shortfall"), "drawn": s.get("drawn"),
             "link": reverse("risk:stress-report", args=[r.pk]),
         })
-    return {"reports": rows, "monthly_done": any(r["kind"] == StressReport.Kind.MONTHLY for r in rows), "link": _url("risk:stress-reports")}
+    return {"reports": rows, "monthly_done": any(r["kind"] == StressReport.Kind.MONTHLY and r["period"] == month for r in rows), "link": _url("risk:stress-reports")}
 
 
 # --- Complaints and deviations (DESIGN: in the monthly pack) -----------------------------------------------

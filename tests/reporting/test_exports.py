@@ -127,3 +127,21 @@ def test_queryset_exports_read_values_not_model_instances(django_assert_num_quer
     with django_assert_num_queries(1):
         body = b"".join(exports.csv_chunks(AuditEvent.objects.order_by("id"), cols)).decode("utf-8-sig")
     assert "1,,user.created,Bob Officer" in body, "a null foreign key is an empty cell"
+
+
+def test_the_values_fast_path_neutralises_text_and_keeps_hong_kong_time(client, compliance_user):
+    from django.db import transaction
+
+    from portal.audit import audit_log
+
+    token = set_request_meta(RequestMeta(ip_address="203.0.113.9", user_agent="=1+2"))
+    try:
+        with transaction.atomic():
+            audit_log(actor=compliance_user, action="x.y", object_type="portal.user", object_id="1")
+    finally:
+        reset_request_meta(token)
+    client.force_login(compliance_user)
+    rows = _csv_rows(client.get("/reporting/export/audit.csv", {"action": "x.y"}).streaming_content)
+    header = rows[0]
+    assert rows[1][header.index("User agent")] == "'=1+2"
+    assert rows[1][header.index("Time (HKT)")].endswith("+08:00")

@@ -194,3 +194,26 @@ def test_pack_page_shows_the_figures_with_links_and_charts(client, smf_book, com
     assert xlsx.status_code == 200 and xlsx["X-Content-SHA256"] == pack.xlsx_sha256
     zh = client.get(f"/reporting/packs/{pack.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hant")
     assert zh.status_code == 200
+
+
+def test_collateral_pledged_by_instrument_issuer_and_sector_from_the_custody_ledger(alice, charlie, officer):
+    from django.utils import timezone
+
+    from lending.collateral import services as custody
+    from lending.collateral.models import Instrument
+    from lending.reporting import smf
+    from portal.audit import SYSTEM
+
+    tencent = Instrument.objects.get(code="00700")
+    btc = Instrument.objects.get(code="BTC")
+    custody.holding_set(client_id=alice.pk, instrument=tencent, quantity=Decimal("1000"))
+    custody.holding_set(client_id=charlie.pk, instrument=tencent, quantity=Decimal("500"))
+    custody.holding_set(client_id=alice.pk, instrument=btc, quantity=Decimal("2"))
+    custody.custody_pledge(client_id=alice.pk, instrument_id=tencent.pk, quantity="400", facility_id=None, actor=SYSTEM)
+    custody.custody_release(client_id=alice.pk, instrument_id=tencent.pk, quantity="100", facility_id=None, actor=SYSTEM)
+    custody.custody_pledge(client_id=charlie.pk, instrument_id=tencent.pk, quantity="200", facility_id=None, actor=SYSTEM)
+    custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=None, actor=SYSTEM)
+    inst = smf.compute(as_of=timezone.localdate())["collateral_concentration"]["instruments"]
+    assert [(r["code"], r["pledged"], r["clients"]) for r in inst["by_instrument"]] == [("00700", "500", 2), ("BTC", "1.5", 1)]
+    assert inst["by_instrument"][0]["sector"] == tencent.sector and inst["instruments_pledged"] == 2
+    assert {r["name"]: r["clients"] for r in inst["by_sector"]}[tencent.sector] == 2

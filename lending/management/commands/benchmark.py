@@ -25,6 +25,8 @@ Django building those statements; the broker costs one publish and one delivery/
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import secrets
 import statistics
@@ -54,7 +56,20 @@ class Command(BaseCommand):
         revaluation.add_argument("--naive-sample", type=int, default=5000)
         revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
 
+        export = sub.add_parser("export", help="Streamed CSV/XLSX export of the valuation-snapshot list (lending.reporting.benchmark).")
+        export.add_argument("--rows", type=int, default=1_000_000)
+        export.add_argument("--naive-sample", type=int, default=100_000)
+        export.add_argument("--measure", default="", help=argparse.SUPPRESS)
+
     def handle(self, *args, which, **options):
+        if which == "export":
+            from lending.reporting import benchmark
+
+            if options["measure"]:  # one measurement in a child process: print its figures as JSON
+                self.stdout.write(json.dumps(benchmark.measure(options["measure"], sample=options["naive_sample"])))
+            else:
+                benchmark.run(self.stdout, rows=options["rows"], naive_sample=options["naive_sample"])
+            return
         if which == "review":
             self.review(**options)
         elif which == "revaluation":
