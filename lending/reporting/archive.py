@@ -21,8 +21,8 @@ from django.utils import timezone
 
 MANIFEST = "manifest.json"
 USER_FIELDS = ["id", "email", "full_name", "preferred_language", "is_active", "date_joined", "last_login"]
-# What the portal does not hold yet, said in the manifest rather than silently missing.
-NOT_HELD = ["statements (no statement records are kept by the portal yet)"]
+# Said in the manifest rather than silently missing.
+NOT_HELD = ["related-client groups (no group register in the portal)"]
 
 
 def _rows(queryset, exclude=()) -> list[dict]:
@@ -118,6 +118,15 @@ def build(*, client, generated_by) -> tuple[bytes, str, int]:
     a.add_records("lending/collateral_positions.json", "lending.collateralposition",
                   CollateralPosition.objects.filter(facility__client=client).order_by("id"))
     a.add_records("lending/ledger.json", "lending.facilitytransaction", FacilityTransaction.objects.filter(facility__client=client).order_by("id"))
+    from lending.servicing.models import InterestAccrual, Statement
+
+    statements = Statement.objects.filter(client=client).order_by("id")
+    a.add_records("servicing/statements.json", "servicing.statement", statements, exclude=("html", "pdf"))
+    for st in statements:
+        # Exactly as issued (their SHA-256 is in statements.json and again in this manifest).
+        a.files[f"servicing/statements/{st.number}.pdf"] = bytes(st.pdf)
+        a.files[f"servicing/statements/{st.number}.html"] = st.html.encode("utf-8")
+    a.add_records("servicing/interest_accruals.json", "servicing.interestaccrual", InterestAccrual.objects.filter(facility__client=client).order_by("id"))
     a.add_records("risk/margin_calls.json", "risk.margincall", MarginCall.objects.filter(client=client).order_by("id"))
     a.add_records("risk/collateral_top_ups.json", "risk.collateraltopup", CollateralTopUp.objects.filter(facility__client=client).order_by("id"))
     a.add_records("risk/band_changes.json", "risk.bandchange", BandChange.objects.filter(client=client).order_by("id"))

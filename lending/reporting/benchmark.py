@@ -171,9 +171,8 @@ def measure(which: str, *, sample: int) -> dict:
         rows = _scalar("SELECT COUNT(*) FROM risk_valuationsnapshot")
     elif which == "floor-fetch":
         qs = spec.queryset(_request(user, "csv").GET)
-        rows = size = 0
-        for _values in qs.values_list(*[c.field for c in spec.columns()]).iterator(chunk_size=2000):
-            rows += 1
+        size = 0
+        rows = sum(1 for _values in qs.values_list(*[c.field for c in spec.columns()]).iterator(chunk_size=2000))
     elif which == "naive-csv":
         import csv
         import io

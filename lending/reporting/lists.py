@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext_lazy as _
 
@@ -34,25 +33,14 @@ def _facility(pk) -> str:
     return f"FAC-{pk:06d}"
 
 
-def _decimal(raw):
-    try:
-        return Decimal(raw) if raw not in (None, "") else None
-    except InvalidOperation:
-        return None
-
-
 # --- applications (lending:queue) ------------------------------------------------------------------------
 
 
 def _applications(q):
     from lending import selectors
-    from lending.models import AppState
+    from lending.inputs import queue_filters
 
-    states = [s for s in q.getlist("state") if s in AppState.values]
-    return selectors.application_queue(
-        states=states or None, min_limit=_decimal(q.get("min")), max_limit=_decimal(q.get("max")),
-        search=q.get("search", ""), recommendation=q.get("recommendation", ""), order=q.get("order", "age"),
-    )
+    return selectors.application_queue(**queue_filters(q))
 
 
 def _application_columns():
@@ -70,8 +58,9 @@ def _application_columns():
 
 def _facilities(q):
     from lending import selectors
+    from lending.inputs import facility_filters
 
-    return selectors.facilities_for_staff(state=q.get("state", ""), band=q.get("band", ""), search=q.get("search", ""))
+    return selectors.facilities_for_staff(**facility_filters(q))
 
 
 def _facility_columns():
@@ -89,9 +78,10 @@ def _facility_columns():
 
 
 def _calls(q):
+    from lending.inputs import call_filters
     from lending.risk import selectors
 
-    return selectors.margin_calls(state=q.get("state", "open_all"), search=q.get("q", ""))
+    return selectors.margin_calls(**call_filters(q, default_state="open_all"))
 
 
 def _call_columns():

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from lending.inputs import checked_params
 from lending.selectors import firm_exposure
 from portal import exports
 from portal.access import client_required, staff_required
@@ -58,14 +59,16 @@ def _page(request, qs, size=50):
 
 
 @staff_required()
+@checked_params
 def export(request, list_name: str, fmt: str):
     spec = lists.LISTS.get(list_name)
     if spec is None or fmt not in exports.FORMATS:
         raise Http404
     if not request.user.has_perm(spec.perm):
         raise PermissionDenied(_("You do not have permission to open this page."))
+    rows = spec.queryset(request.GET)  # the list's own filters: a bad one is a 400 before anything is recorded
     services.export_record(actor=request.user, list_name=list_name, fmt=fmt, filters=dict(request.GET.lists()))
-    return exports.export_response(fmt, spec.queryset(request.GET), spec.columns(), basename=spec.basename, sheet_title=str(spec.sheet))
+    return exports.export_response(fmt, rows, spec.columns(), basename=spec.basename, sheet_title=str(spec.sheet))
 
 
 # --- SMF packs ---------------------------------------------------------------------------------------------

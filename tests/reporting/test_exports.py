@@ -145,3 +145,12 @@ def test_the_values_fast_path_neutralises_text_and_keeps_hong_kong_time(client, 
     header = rows[0]
     assert rows[1][header.index("User agent")] == "'=1+2"
     assert rows[1][header.index("Time (HKT)")].endswith("+08:00")
+
+
+def test_a_bad_list_filter_is_a_400_and_nothing_is_exported(client, officer):
+    from portal.models import AuditEvent
+
+    client.force_login(officer)
+    response = client.get("/reporting/export/facilities.csv", {"band": "purple"})
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(action="reporting.export.downloaded").exists()
