@@ -38,8 +38,9 @@ class LineSerializer(serializers.Serializer):
     asset = serializers.ChoiceField(choices=Asset.choices, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=200)
     haircut_class = serializers.CharField(required=False, allow_blank=True, max_length=8)
-    market_value = serializers.DecimalField(max_digits=18, decimal_places=2, required=False, allow_null=True)
-    quantity = serializers.DecimalField(max_digits=24, decimal_places=8, required=False, allow_null=True)
+    # Any number here: lending.services bounds each line (the asset's supply, the HKD columns) with a clear, per-line error.
+    market_value = serializers.DecimalField(max_digits=None, decimal_places=None, required=False, allow_null=True)
+    quantity = serializers.DecimalField(max_digits=None, decimal_places=None, required=False, allow_null=True)
     custody_reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
 

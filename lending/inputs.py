@@ -164,3 +164,24 @@ def call_filters(params, *, default_state: str = "") -> dict:
         "state": choice_param(params, "state", choices=["open_all", *CallState.values], default=default_state),
         "search": text_param(params, "q", max_length=100),
     }
+
+
+# --- Amounts and quantities: what the columns and the business allow ------------------------------------------
+
+# More coins than exist cannot be pledged: bitcoin's supply is capped at 21 million; ether's is about
+# 120 million (bounded here at 200 million). Quantities are stored to 8 decimal places.
+QUANTITY_MAX = {"BTC": Decimal("21000000"), "ETH": Decimal("200000000")}
+QUANTITY_MIN = Decimal("0.00000001")
+
+
+def money_input(value, field: str, *, minimum: Decimal = Decimal("0.01"), maximum: Decimal = MONEY_MAX) -> Decimal:
+    """An HKD amount to the cent, within what an HKD column holds (and ``maximum`` when lower)."""
+    return decimal_input(value, field, minimum=minimum, maximum=min(maximum, MONEY_MAX)).quantize(Decimal("0.01"))
+
+
+def quantity_input(value, field: str, *, asset: str) -> Decimal:
+    """A BTC/ETH quantity, positive, to 8 decimal places, at most the asset's supply."""
+    number = decimal_input(value, field, minimum=QUANTITY_MIN, maximum=QUANTITY_MAX.get(asset, Decimal("0")))
+    if number != number.quantize(QUANTITY_MIN):
+        raise PortalError("validation_error", _("%(field)s has more than 8 decimal places.") % {"field": field}, {field: [_("At most 8 decimal places.")]})
+    return number

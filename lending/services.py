@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
-from lending.inputs import decimal_input
+from lending.inputs import MONEY_MAX, decimal_input, money_input, quantity_input
 from lending.ledger import ledger_post
 from lending.servicing.authorise import money_movement_authorised
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
@@ -233,7 +233,7 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
                 )
             clean.append(CollateralLine(
                 kind=kind, haircut_class=haircut_class, description=str(line.get("description") or "")[:200],
-                market_value=money(decimal_input(line.get("market_value"), f"Line {number} market value", minimum=Decimal("0.01"))),
+                market_value=money_input(line.get("market_value"), f"Line {number} market value"),
             ))
         elif kind == CollateralKind.VIRTUAL_ASSET:
             asset = str(line.get("asset") or "").upper()
@@ -245,14 +245,28 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
             custody = str(line.get("custody_reference") or "").strip()
             if not custody:
                 raise PortalError("validation_error", _("Line %(number)s: give the custody reference of the %(asset)s held with us.") % {"number": number, "asset": asset}, {field: [_("Custody reference required.")]})
-            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("0.00000001"))
+            quantity = quantity_input(line.get("quantity"), f"Line {number} quantity", asset=asset)
             clean.append(CollateralLine(
-                kind=kind, asset=asset, quantity=quantity.quantize(Decimal("0.00000001")), custody_reference=custody[:100],
+                kind=kind, asset=asset, quantity=quantity, custody_reference=custody[:100],
                 description=str(line.get("description") or "")[:200],
             ))
         else:
             raise PortalError("validation_error", _("Line %(number)s: kind must be securities or virtual_asset.") % {"number": number}, {field: [_("Unknown kind.")]})
+    _ensure_total_recordable(clean)
     return clean
+
+
+def _ensure_total_recordable(lines: list[CollateralLine]) -> None:
+    """The collateral's total market value at current prices must fit the HKD figures the review records."""
+    prices = selectors.prices_current()
+    total = sum(
+        (line.market_value or ZERO) if line.kind == CollateralKind.SECURITIES
+        else (line.quantity or ZERO) * (prices[line.asset].price_hkd if line.asset in prices else ZERO)
+        for line in lines
+    )
+    if total > MONEY_MAX:
+        raise PortalError("validation_error", _("The collateral's total market value (HK$%(total)s) is beyond what a facility can record (HK$%(max)s).") % {"total": f"{money(total):,}", "max": f"{MONEY_MAX:,}"},
+                          {"lines": [_("Total too large.")]})
 
 
 def _client_only(user) -> None:
@@ -263,7 +277,7 @@ def _client_only(user) -> None:
 @transaction.atomic
 def application_create(*, user, requested_limit, purpose: str, lines: list[dict]) -> FacilityApplication:
     _client_only(user)
-    limit = money(decimal_input(requested_limit, "requested_limit", minimum=Decimal("1")))
+    limit = money_input(requested_limit, "requested_limit", minimum=Decimal("1"))
     if not (purpose or "").strip():
         raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
     clean = _clean_lines(lines, selectors.policy_current())
@@ -290,7 +304,7 @@ def application_update(*, user, application_id: int, requested_limit=None, purpo
         raise ConflictError("invalid_state", _("Only a draft or a returned application can be changed."))
     before = snapshot(application, ("requested_limit", "purpose"))
     if requested_limit is not None:
-        application.requested_limit = money(decimal_input(requested_limit, "requested_limit", minimum=Decimal("1")))
+        application.requested_limit = money_input(requested_limit, "requested_limit", minimum=Decimal("1"))
     if purpose is not None:
         if not purpose.strip():
             raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
@@ -584,6 +598,30 @@ def _review_run(*, application_id: int, run: int) -> bool:
     return review_finish(application_id=application_id, run=run, steps=list(steps.values()), policy=policy)
 
 
+@transaction.atomic
+def review_give_up(*, application_id: int, run: int, reason: str) -> bool:
+    """The review run failed for good (retries spent, or an error outside the steps): every unfinished
+    step is recorded as not completed and the application goes to the officer with a referral, so it
+    never stays in review for ever. Idempotent (a finished run is left alone)."""
+    from .review import StepResult
+
+    application = locks.application(application_id)
+    if application.review_run != run or application.state not in (AppState.SUBMITTED, AppState.IN_REVIEW):
+        return False
+    if application.state == AppState.SUBMITTED:
+        application.start_review()
+        application.save(update_fields=["state", "updated_at"])
+    existing = {s.code: s for s in ReviewStep.objects.filter(application_id=application_id, run=run)}
+    missing = [ReviewStep(application=application, run=run, code=c, position=i) for i, c in enumerate(STEP_ORDER) if c not in existing]
+    ReviewStep.objects.bulk_create(missing, ignore_conflicts=True)
+    outcome = StepResult(StepOutcome.REFER, [f"This check could not be completed ({reason[:300]}); the officer must check it by hand."])
+    ReviewStep.objects.filter(application_id=application_id, run=run).exclude(status=StepStatus.DONE).update(
+        **_done_values(outcome, 0) | {"last_error": reason[:2000]})
+    steps = list(ReviewStep.objects.filter(application_id=application_id, run=run))
+    audit_log(actor=SYSTEM, action="lending.application.review_failed", obj=application, after={"run": run, "reason": reason[:500]})
+    return review_finish(application_id=application_id, run=run, steps=steps)
+
+
 def _step_error_outcome(exc, attempts):
     from .review import StepResult
 
@@ -623,11 +661,20 @@ def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | No
     exposure = by_code[StepCode.EXPOSURE].result or {}
     lending_value = Decimal(valuation.get("lending_value") or "0")
     recommended = Decimal(exposure.get("recommended_limit") or score.get("recommended_limit") or "0")
+    market_value = Decimal(valuation.get("market_value") or "0")
+    if max(lending_value, recommended, market_value) > MONEY_MAX:
+        # Figures no facility can record (collateral entered before the bounds on entry): end the review
+        # with a visible decline recommendation rather than fail storing them on every retry.
+        recommendation = Recommendation.DECLINE
+        lending_value = recommended = market_value = ZERO
+        valuation = {"va_share": "0"}
+        by_code[StepCode.VALUATION].reasons = ["The collateral's value is beyond what a facility can record; the application cannot be approved as entered."]
+        by_code[StepCode.VALUATION].outcome = StepOutcome.FAIL
     used_version = (by_code[StepCode.VALUATION].inputs or {}).get("policy_version")
     if policy is None or (used_version is not None and policy.version != used_version):
         policy = CollateralPolicy.objects.filter(version=used_version).first() if used_version is not None else selectors.policy_current()
     application.policy = policy
-    application.market_value = Decimal(valuation.get("market_value") or "0")
+    application.market_value = market_value
     application.lending_value = lending_value
     application.va_share = Decimal(valuation.get("va_share") or "0")
     application.score = score.get("score")
@@ -761,7 +808,7 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
     policy = selectors.policy_current()
     if policy is None:
         raise PortalError("no_policy", _("No collateral policy is in force."))
-    limit = money(decimal_input(limit, "limit", minimum=Decimal("1")))
+    limit = money_input(limit, "limit", minimum=Decimal("1"))
     _check_hard_limits(application, limit, policy)
     reasons = []
     authority = officer_authority(actor=actor, policy=policy)
@@ -1016,7 +1063,7 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
 
     if servicing_request is None or actor is not SYSTEM:  # a client's approved request executes as the system
         ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
+    amount = money_input(amount, "amount")
     facility = _lock_facility(actor, facility_id)
     if facility.state != FacilityState.ACTIVE:
         raise ConflictError("facility_not_active", _("The facility is %(state)s; no drawdowns.") % {"state": facility.get_state_display().lower()})
@@ -1045,7 +1092,7 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
 def facility_repay(*, actor, facility_id: int, amount, reference: str = "", value_date=None, servicing_request=None) -> FacilityTransaction:
     if servicing_request is None or actor is not SYSTEM:  # a client's approved request executes as the system
         ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    amount = money(decimal_input(amount, "amount", minimum=Decimal("0.01")))
+    amount = money_input(amount, "amount")
     facility = _lock_facility(actor, facility_id)
     if facility.state == FacilityState.CLOSED:
         raise ConflictError("facility_closed", _("The facility is closed."))

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
-from lending.inputs import decimal_input
+from lending.inputs import MONEY_MAX, decimal_input, money_input, quantity_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
@@ -868,6 +868,12 @@ def margin_calls_notify(*, run_id: int | None = None) -> int:
 # --- Collateral top-ups ----------------------------------------------------------------------------
 
 
+def _ensure_recordable(facility, added: Decimal) -> None:
+    if facility.market_value + added > MONEY_MAX:
+        raise PortalError("validation_error", _("With this collateral the facility's market value would be beyond what can be recorded (HK$%(max)s).") % {"max": f"{MONEY_MAX:,}"},
+                          {"quantity": [_("Too large.")], "market_value": [_("Too large.")]})
+
+
 @transaction.atomic
 def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", quantity=None, haircut_class: str = "",
                       market_value=None, description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
@@ -889,17 +895,19 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
         haircut = policy.securities_haircut(haircut_class)
         if haircut is None:
             raise PortalError("validation_error", _("Unknown securities haircut class %(haircut_class)s.") % {"haircut_class": f"{haircut_class!r}"}, {"haircut_class": [_("One of %(items)s.") % {"items": ', '.join(policy.securities_haircuts)}]})
-        mv = decimal_input(market_value, "market_value", minimum=CENT).quantize(CENT)
+        mv = money_input(market_value, "market_value")
+        _ensure_recordable(facility, mv)
         position = CollateralPosition.objects.create(facility=facility, kind=kind, description=(description or f"Securities class {haircut_class}")[:200],
                                                      haircut_class=haircut_class, market_value=mv, haircut=haircut)
         qty = None
     elif kind == CollateralKind.VIRTUAL_ASSET:
         asset = _asset(asset)
-        qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
+        qty = quantity_input(quantity, "quantity", asset=asset)
         if not (custody_reference or "").strip():
             raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
         price = lending_selectors.prices_current().get(asset)
         mv = (qty * price.price_hkd).quantize(CENT) if price else Decimal("0")
+        _ensure_recordable(facility, mv)
         position = CollateralPosition.objects.create(facility=facility, kind=kind, asset=asset, quantity=qty, market_value=mv,
                                                      haircut=policy.va_haircut(asset), custody_reference=custody_reference.strip()[:100],
                                                      description=(description or "")[:200])
