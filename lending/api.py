@@ -437,8 +437,12 @@ class StaffApproveApi(APIView):
         return Response(_staff_app(pk))
 
 
+class SecondApproverPermission(StaffPermission):
+    message = services.SECOND_APPROVAL_NEEDS_A_CREDIT_MANAGER
+
+
 class StaffSecondApproveApi(APIView):
-    permission_classes = [StaffPermission]
+    permission_classes = [SecondApproverPermission]
     required_perm = Perm.APPLICATION_SECOND_APPROVE
 
     class InputSerializer(serializers.Serializer):

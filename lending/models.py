@@ -212,6 +212,21 @@ class AppState(models.TextChoices):
     WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
+# The states in staff words (AppState's labels are the client's: "Approved — awaiting your acceptance").
+STAFF_STATE_LABELS = {
+    AppState.DRAFT: _("a draft"),
+    AppState.SUBMITTED: _("submitted, waiting for the credit review"),
+    AppState.IN_REVIEW: _("in the credit review"),
+    AppState.AWAITING_DECISION: _("awaiting a decision"),
+    AppState.AWAITING_SECOND_APPROVAL: _("awaiting a credit manager's second approval"),
+    AppState.RETURNED: _("returned to the client with questions"),
+    AppState.APPROVED: _("approved, waiting for the client to accept the facility letter"),
+    AppState.DECLINED: _("declined"),
+    AppState.ACTIVE: _("accepted by the client (the facility is open)"),
+    AppState.WITHDRAWN: _("withdrawn by the client"),
+}
+
+
 class Recommendation(models.TextChoices):
     APPROVE = "approve", _("Approve")
     REFER = "refer", _("Refer to officer")

@@ -25,6 +25,7 @@ from portal.permissions import Perm
 
 from . import selectors
 from .models import (
+    STAFF_STATE_LABELS,
     STEP_ORDER,
     VA_HAIRCUT_FLOOR,
     AppState,
@@ -710,10 +711,12 @@ def _lock_for_decision(*, actor, application_id: int, expected: tuple) -> Facili
         raise NotFoundError("not_found", _("No such application.")) from None
     ensure_not_own_record(actor=actor, client_user=application.client)
     if application.state not in expected:
-        who = _(" by %(person)s") % {"person": application.decided_by} if application.decided_by_id else ""
+        decider = application.second_approver if application.second_approver_id else application.decided_by
+        who = _(" (decided by %(person)s)") % {"person": decider} if decider is not None else ""
         raise ConflictError(
             "decision_conflict",
-            _("This application is now %(state)s%(who)s; your decision was not recorded. Reload the page.") % {"state": application.get_state_display(), "who": who},
+            _("Another decision was recorded first: the application is now %(state)s%(who)s. Yours was not recorded; reload the page.")
+            % {"state": STAFF_STATE_LABELS[application.state], "who": who},
         )
     return application
 
@@ -723,6 +726,10 @@ def _save_transition(application) -> None:
         application.save()
     except ConcurrentTransition:
         raise ConflictError("decision_conflict", _("Another decision was recorded at the same moment; yours was not. Reload the page.")) from None
+
+
+SECOND_APPROVAL_NEEDS_A_CREDIT_MANAGER = _("Only a credit manager can decide an application awaiting its second approval; ask a credit manager to review it.")
+SECOND_APPROVAL_BY_ANOTHER = _("You gave the first approval: a different credit manager must give the second.")
 
 
 def officer_authority(*, actor, policy) -> Decimal:
@@ -838,9 +845,9 @@ def application_approve(*, actor, application_id: int, limit, conditions: str = 
 @transaction.atomic
 def application_second_approve(*, actor, application_id: int, note: str = "") -> FacilityApplication:
     """A credit manager, not the first approver, gives the second approval."""
-    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE)
+    ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE, message=SECOND_APPROVAL_NEEDS_A_CREDIT_MANAGER)
     application = _lock_for_decision(actor=actor, application_id=application_id, expected=(AppState.AWAITING_SECOND_APPROVAL,))
-    ensure_four_eyes(maker=application.decided_by, checker=actor)
+    ensure_four_eyes(maker=application.decided_by, checker=actor, message=SECOND_APPROVAL_BY_ANOTHER)
     _ensure_screening_allows_approval(application)
     policy = application.decision_policy or selectors.policy_current()
     _check_hard_limits(application, application.approved_limit, policy)
@@ -867,8 +874,8 @@ def application_decline(*, actor, application_id: int, reason_codes: list[str], 
     before = snapshot(application, APPLICATION_FIELDS)
     now = timezone.now()
     if application.state == AppState.AWAITING_SECOND_APPROVAL:
-        ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE)
-        ensure_four_eyes(maker=application.decided_by, checker=actor)
+        ensure_staff_permission(actor=actor, perm=Perm.APPLICATION_SECOND_APPROVE, message=SECOND_APPROVAL_NEEDS_A_CREDIT_MANAGER)
+        ensure_four_eyes(maker=application.decided_by, checker=actor, message=SECOND_APPROVAL_BY_ANOTHER)
         application.second_approver, application.second_decided_at = actor, now
     else:
         application.decided_by, application.decided_at = actor, now

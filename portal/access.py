@@ -44,12 +44,13 @@ def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
     return decorator
 
 
-def ensure_staff_permission(*, actor, perm: Perm) -> None:
-    """Services' own check that ``actor`` is staff holding ``perm`` (views check too; services never trust them)."""
+def ensure_staff_permission(*, actor, perm: Perm, message=None) -> None:
+    """Services' own check that ``actor`` is staff holding ``perm`` (views check too; services never trust them).
+    ``message`` says who may, where the generic refusal would not help."""
     from .errors import ForbiddenError
 
     if not (actor is not None and actor.is_authenticated and actor.is_portal_staff and actor.has_perm(perm)):
-        raise ForbiddenError("permission_denied", _("You do not have permission to do this."))
+        raise ForbiddenError("permission_denied", message or _("You do not have permission to do this."))
 
 
 def ensure_not_own_record(*, actor, client_user) -> None:
@@ -60,9 +61,10 @@ def ensure_not_own_record(*, actor, client_user) -> None:
         raise ForbiddenError("own_record", _("Staff cannot act on their own client record."))
 
 
-def ensure_four_eyes(*, maker, checker) -> None:
-    """The person who proposed a change never approves it."""
+def ensure_four_eyes(*, maker, checker, message=None) -> None:
+    """The person who proposed a change never approves it. ``message`` names the maker's act when it
+    was not a proposal (a first approval, say)."""
     from .errors import ForbiddenError
 
     if maker is not None and checker is not None and maker.pk == checker.pk:
-        raise ForbiddenError("four_eyes", _("A second person must approve this; you proposed it."))
+        raise ForbiddenError("four_eyes", message or _("A second person must approve this; you proposed it."))
