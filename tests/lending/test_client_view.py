@@ -103,3 +103,16 @@ def test_the_officer_sees_the_screening_state_and_the_internal_note_label(client
     client.force_login(officer)
     page = client.get(f"/lending/staff/applications/{hit.pk}/").content.decode()
     assert "Possible match: awaiting compliance" in page and "Internal note (never shown to the client)" in page
+
+
+def test_client_facing_decline_reasons_and_new_refusals_are_translated_to_traditional_chinese():
+    from django.utils import translation
+
+    from lending.inputs import InvalidParameter, choice_param
+    from lending.models import client_decline_reasons
+
+    with translation.override("zh-hant"):
+        assert client_decline_reasons(["screening"])[0]["text"] == "本公司目前未能向閣下提供此融資。"
+        with pytest.raises(InvalidParameter) as exc:
+            choice_param({"state": "x"}, "state", choices=["a"])
+        assert "不是有效的" in exc.value.message
