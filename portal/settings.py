@@ -381,11 +381,11 @@ DEFAULT_OFFICER_AUTHORITY_LIMIT = Decimal(os.environ.get("DEFAULT_OFFICER_AUTHOR
 REQUIRE_SERVICES = envbool("PORTAL_REQUIRE_SERVICES", False)
 HEALTHZ_BROKER_TIMEOUT = 2.0
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# One JSON object per line in production (a log shipper reads them), plain lines in development.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+from portal.logs import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
