@@ -231,5 +231,33 @@ def seed(stdout) -> None:
                 services.facility_drawdown(actor=officer, facility_id=facility.pk, amount=(facility.available * Decimal("0.6")).quantize(Decimal("0.01")), reference="Initial drawdown")
                 if target == "active_suspended":
                     services.facility_suspend(actor=manager, facility_id=facility.pk, reason="Demo: client KYC refresh overdue.")
+    _screening_cleared(officer=officer)
     counts = selectors.queue_counts()
     stdout.write("  applications by state: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def _screening_cleared(*, officer) -> None:
+    """A borrower whose name matches a PEP-list namesake: the review refers it, compliance checks the
+    identifiers and clears the match, so the officer may now decide (Screening hits → Cleared)."""
+    from allauth.account.models import EmailAddress
+
+    from portal.demo import DEMO_PASSWORD
+    from portal.services import user_create
+
+    compliance = User.objects.get(email="compliance@demo.vamargin.hk")
+    email = "wingkei.ho@demo.vamargin.hk"  # a namesake of "HO, Wing Kei" on the demo watch list (PEP)
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = user_create(email=email, password=DEMO_PASSWORD, role=Role.CLIENT, full_name="Ho Wing Kei")
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    with transaction.atomic():
+        client_make_eligible(user=user, staff=officer, index=40)
+    app = services.application_create(user=user, requested_limit="2000000", purpose="Finance VA trading against my securities portfolio.", lines=_lines(12))
+    services.application_submit(user=user, application_id=app.pk, confirm_terms=True)
+    services.review_run(application_id=app.pk, run=1)
+    app = FacilityApplication.objects.get(pk=app.pk)
+    if app.state == AppState.AWAITING_DECISION and app.screening_status == "pending":
+        services.application_screening_decide(
+            actor=compliance, application_id=app.pk, confirmed=False,
+            note="Demo: the listed person was born in 1958 and holds a different HKID; the client is not the listed person.",
+        )
