@@ -98,7 +98,8 @@ def test_the_review_loads_the_clients_onboarding_and_disclosure_standing_once(re
         assert sum(f'FROM "{table}"' in sql for sql in sqls) == 1, table
     step_writes = [sql for sql in sqls if sql.startswith('UPDATE "lending_reviewstep"')]
     assert len(step_writes) == 8  # first claim, six "finish this step + claim the next", last finish
-    assert len(sqls) <= 36, "\n".join(sqls)
+    # 36, plus the audit row of the move into review (chain lock, last hash, insert; the lock is PostgreSQL's only).
+    assert len(sqls) <= 39, "\n".join(sqls)
 
 
 def test_submission_is_refused_with_reasons_and_links_while_the_margin_account_is_unconfirmed(alice, policy, prices):
