@@ -20,6 +20,7 @@ class ServicingConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Rates and servicing"), "servicing:staff-rates", Perm.POLICY_PROPOSE, order=35))
         navigation.register_staff_nav(navigation.NavItem(_("Statements"), "servicing:staff-statements", Perm.FACILITY_OPERATE, order=36))
         navigation.register_staff_nav(navigation.NavItem(_("Servicing requests"), "servicing:staff-requests", Perm.FACILITY_OPERATE, order=34))
+        navigation.register_staff_nav(navigation.NavItem(_("Annual reviews"), "servicing:staff-reviews", Perm.FACILITY_OPERATE, order=37))
         navigation.register_client_nav(navigation.NavItem(_("Statements"), "servicing:statements", None, order=35))
         navigation.register_client_nav(navigation.NavItem(_("Withdrawal addresses"), "servicing:addresses", None, order=36))
 

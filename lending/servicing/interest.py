@@ -101,10 +101,14 @@ def terms_ensure(*, now: datetime | None = None) -> int:
     if policy is None:
         return linked
     margin = policy.margin_for(policy.default_tier)
+    months = int(policy.review_months)
+    review = (f"CAST((f.opened_at AT TIME ZONE 'Asia/Hong_Kong') + INTERVAL '{months} months' AS DATE)" if connection.vendor == "postgresql"
+              else f"date(f.opened_at, '+8 hours', '+{months} months')")
     created = _execute(
-        "INSERT INTO servicing_facilityterms (facility_id, application_id, policy_id, base_rate, tier, margin, overdue_margin, "
-        "arrangement_fee, liquidation_fee_rate, review_date, activity_statements_waiver_text, created_at) "
-        "SELECT f.id, NULL, %s, %s, %s, %s, %s, 0, %s, NULL, '', %s FROM lending_facility f "
+        "INSERT INTO servicing_facilityterms (facility_id, application_id,"  # noqa: S608 (only a computed month count is interpolated)
+        " policy_id, base_rate, tier, margin, overdue_margin, "
+        "arrangement_fee, liquidation_fee_rate, review_date, activity_statements_waiver_text, notice_reason, created_at) "
+        f"SELECT f.id, NULL, %s, %s, %s, %s, %s, 0, %s, {review}, '', '', %s FROM lending_facility f "
         "WHERE NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.facility_id = f.id) "
         "AND NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.application_id = f.application_id)",
         [policy.pk, policy.base_rate, policy.default_tier, margin, policy.overdue_margin, policy.liquidation_fee_rate, now])

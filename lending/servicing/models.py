@@ -140,6 +140,11 @@ class FacilityTerms(models.Model):
     # A professional investor's written election not to receive activity statements (Cap. 571Q).
     activity_statements_waived_at = models.DateTimeField(null=True, blank=True)
     activity_statements_waiver_text = models.TextField(blank=True)
+    # Notice to close given by the firm at a review.
+    notice_given_at = models.DateTimeField(null=True, blank=True)
+    notice_close_by = models.DateField(null=True, blank=True)
+    notice_reason = models.TextField(blank=True)
+    last_reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -440,3 +445,30 @@ class WithdrawalAddress(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=[AddressState.ADDED, AddressState.COOLING_OFF, AddressState.ACTIVE], target=AddressState.REVOKED)
     def revoke(self, *, at):
         self.revoked_at = at
+
+
+class LimitChangeState(models.TextChoices):
+    PROPOSED = "proposed", _("Awaiting a credit manager")
+    APPLIED = "applied", _("Applied")
+    REJECTED = "rejected", _("Rejected")
+
+
+class LimitChange(models.Model):
+    """A change of a facility's limit at a review: applied at once within the officer's authority (or a
+    decrease), otherwise a different credit manager approves it (maker-checker)."""
+
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    old_limit = models.DecimalField(**HKD)
+    new_limit = models.DecimalField(**HKD)
+    reason = models.TextField()
+    state = models.CharField(max_length=10, choices=LimitChangeState.choices, default=LimitChangeState.PROPOSED)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id}: {self.old_limit} → {self.new_limit} ({self.state})"

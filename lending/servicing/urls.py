@@ -14,6 +14,7 @@ urlpatterns = [
     path("addresses/", views.addresses, name="addresses"),
     path("addresses/confirm/<str:token>/", views.address_confirm, name="address-confirm"),
     path("staff/requests/", views.staff_requests, name="staff-requests"),
+    path("staff/reviews/", views.staff_reviews, name="staff-reviews"),
     path("staff/rates/", views.staff_rates, name="staff-rates"),
     path("staff/statements/", views.staff_statements, name="staff-statements"),
     path("staff/statements/<int:pk>/", views.staff_statement_html, name="staff-statement"),

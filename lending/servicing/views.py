@@ -319,3 +319,40 @@ def staff_requests(request):
         "open": list(ServicingRequest.objects.filter(state__in=open_states).select_related("client", "facility", "first_by", "address").order_by("id")[:100]),
         "recent": list(ServicingRequest.objects.exclude(state__in=open_states).select_related("client", "facility", "first_by", "second_by").order_by("-id")[:50]),
     })
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_reviews(request):
+    from . import lifecycle
+    from .models import LimitChange
+
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            fid = int(request.POST.get("facility_id") or 0)
+            if action == "renew":
+                lifecycle.facility_renew(actor=request.user, facility_id=fid, note=request.POST.get("note", ""))
+            elif action == "limit":
+                change = lifecycle.facility_limit_change(actor=request.user, facility_id=fid, new_limit=request.POST.get("new_limit", ""),
+                                                         reason=request.POST.get("reason", ""))
+                if change.state == "proposed":
+                    messages.info(request, _("Above your authority: a credit manager approves the new limit."))
+            elif action in ("approve_limit", "reject_limit"):
+                lifecycle.limit_change_decide(actor=request.user, change_id=int(request.POST.get("change_id") or 0), approve=action == "approve_limit")
+            elif action == "notice":
+                lifecycle.facility_notice_to_close(actor=request.user, facility_id=fid, close_by=parse_date(request.POST.get("close_by", "") or ""),
+                                                   reason=request.POST.get("reason", ""))
+            elif action == "close":
+                lifecycle.facility_wind_up(actor=request.user, facility_id=fid)
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+            messages.success(request, _("Recorded."))
+        except (PortalError, ValueError) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+        return redirect("servicing:staff-reviews")
+    return render(request, "servicing/staff_reviews.html", {
+        "due": list(lifecycle.facilities_due(within_days=60)[:100]),
+        "pending": list(LimitChange.objects.filter(state="proposed").select_related("facility", "proposed_by")[:50]),
+        "can_second": request.user.has_perm(Perm.APPLICATION_SECOND_APPROVE),
+        "can_close": request.user.has_perm(Perm.FACILITY_SUSPEND),
+    })

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.lending.conftest import eligible_client, facts, policy, prices  # noqa: F401 (fixtures)
+from tests.lending.conftest import big_officer, eligible_client, facts, policy, prices  # noqa: F401 (fixtures)
 from tests.risk.conftest import make_facility as _risk_make_facility
 from tests.risk.conftest import set_prices
 from tests.servicing.helpers import fixing
