@@ -16,6 +16,7 @@ missing (statements are unique per facility, kind and period), so none is lost o
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -32,7 +33,8 @@ from portal.pdf import html_to_pdf, render_html
 from .models import FacilityTerms, InterestAccrual, JobStatus, Statement, StatementBatch, StatementJob, StatementKind
 
 BATCH_SIZE = 25
-LEASE = timedelta(minutes=5)
+# How long a claimed batch is a worker's before another may re-claim it (a batch renders in seconds).
+LEASE = timedelta(seconds=int(os.environ.get("SERVICING_STATEMENT_LEASE_SECONDS", "300")))
 TEMPLATE = "servicing/statement.html"
 CENT = Decimal("0.01")
 

@@ -56,6 +56,10 @@ class Command(BaseCommand):
         revaluation.add_argument("--naive-sample", type=int, default=5000)
         revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
 
+        interest = sub.add_parser("interest", help="Daily accrual for the whole book and statements by the job (lending.servicing.benchmark).")
+        interest.add_argument("--facilities", type=int, default=100_000)
+        interest.add_argument("--statements", type=int, default=10_000)
+        interest.add_argument("--naive-sample", type=int, default=2000)
         export = sub.add_parser("export", help="Streamed CSV/XLSX export of the valuation-snapshot list (lending.reporting.benchmark).")
         export.add_argument("--rows", type=int, default=1_000_000)
         export.add_argument("--naive-sample", type=int, default=100_000)
@@ -69,6 +73,11 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(benchmark.measure(options["measure"], sample=options["naive_sample"])))
             else:
                 benchmark.run(self.stdout, rows=options["rows"], naive_sample=options["naive_sample"])
+            return
+        if which == "interest":
+            from lending.servicing.benchmark import run as interest_run
+
+            interest_run(self.stdout, facilities=options["facilities"], statements_n=options["statements"], naive_sample=options["naive_sample"])
             return
         if which == "review":
             self.review(**options)
