@@ -64,8 +64,12 @@ def _test_settings(settings):
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     from django.core.cache import cache
+    from django.utils import translation
 
     cache.clear()
+    # A request as a zh-Hant user leaves Chinese active in this thread (LocaleMiddleware never
+    # deactivates): every test starts in the default language.
+    translation.activate(settings.LANGUAGE_CODE)
     yield
     app.conf.task_always_eager = False
 
