@@ -48,8 +48,13 @@ def _schedule_of(entry: dict):
 
 
 @transaction.atomic
-def schedules_sync() -> None:
-    """Make django-celery-beat's rows match the declared jobs. Idempotent; keeps an admin's pause."""
+def schedules_sync(*, beat_starting: bool = False) -> None:
+    """Make django-celery-beat's rows match the declared jobs. Idempotent; keeps an admin's pause.
+
+    When beat starts, a job that has never succeeded is judged from then: a deployment that
+    migrated an hour before starting beat is not overdue the moment beat comes up. A job that
+    ran keeps its last success as the reference, so a long outage still shows.
+    """
     from django_celery_beat.models import PeriodicTask
 
     from .models import JobHeartbeat
@@ -60,6 +65,8 @@ def schedules_sync() -> None:
         PeriodicTask.objects.update_or_create(name=name, defaults=fields)
         JobHeartbeat.objects.get_or_create(name=name, defaults={"task": entry["task"]})
         JobHeartbeat.objects.filter(name=name).exclude(task=entry["task"]).update(task=entry["task"])
+    if beat_starting:
+        JobHeartbeat.objects.filter(name__in=declared, last_success_at__isnull=True).update(registered_at=timezone.now())
     stale = PeriodicTask.objects.exclude(name__in=declared).exclude(name__startswith="celery.").filter(enabled=True)
     for task in stale:
         logger.warning("periodic job %s is no longer declared by the code; disabling it", task.name)
@@ -72,7 +79,7 @@ class DatabaseScheduler(schedulers.DatabaseScheduler):
     """django-celery-beat's database scheduler, synced with the declared jobs when beat starts."""
 
     def setup_schedule(self):
-        schedules_sync()
+        schedules_sync(beat_starting=True)
         self.install_default_entries(self.schedule)
 
 

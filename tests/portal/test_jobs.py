@@ -191,3 +191,20 @@ def test_the_admin_pauses_a_job_with_an_audit_row_and_cannot_add_one(client, adm
     assert PeriodicTask.objects.get(pk=task.pk).enabled is False
     assert AuditEvent.objects.filter(action="periodic_job.paused", object_id=str(task.pk)).count() == 1
     assert client.get("/admin/django_celery_beat/periodictask/add/").status_code == 403
+
+
+def test_a_job_never_run_is_judged_from_when_beat_starts_not_from_the_migrate(client, one_job):
+    start = timezone.now()
+    with time_machine.travel(start + datetime.timedelta(hours=1), tick=False):
+        assert client.get("/healthz").status_code == 503  # migrated an hour ago, beat never started
+        DatabaseScheduler(app=app)  # beat starts
+        assert client.get("/healthz").status_code == 200
+    with time_machine.travel(start + datetime.timedelta(hours=1, seconds=121), tick=False):
+        assert client.get("/healthz").status_code == 503  # and then never ran it
+
+
+def test_a_job_that_ran_keeps_its_last_success_when_beat_restarts(client, one_job):
+    _run_as_beat(one_job)
+    with time_machine.travel(timezone.now() + datetime.timedelta(hours=1), tick=False):
+        DatabaseScheduler(app=app)
+        assert client.get("/healthz").status_code == 503  # an hour without a run shows
