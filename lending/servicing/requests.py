@@ -305,7 +305,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
 
 def _lock_request(actor, request_id: int) -> ServicingRequest:
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    req = ServicingRequest.objects.select_for_update().select_related("client", "facility", "first_by").filter(pk=request_id).first()
+    req = ServicingRequest.objects.select_for_update(of=("self",)).select_related("client", "facility", "first_by").filter(pk=request_id).first()
     if req is None:
         raise NotFoundError("not_found", _("No such request."))
     ensure_not_own_record(actor=actor, client_user=req.client)
