@@ -49,7 +49,7 @@ def _locked(actor, facility_id: int, perm: Perm = Perm.FACILITY_OPERATE):
     ensure_not_own_record(actor=actor, client_user=facility.client)
     if facility.state == "closed":
         raise ConflictError("facility_closed", _("The facility is closed."))
-    terms = FacilityTerms.objects.select_for_update().filter(facility=facility).select_related("policy").first()
+    terms = FacilityTerms.objects.select_for_update(of=("self",)).filter(facility=facility).select_related("policy").first()
     return facility, terms
 
 

@@ -212,7 +212,7 @@ def terms_activate(*, facility, actor) -> FacilityTerms | None:
     from lending.ledger import ledger_post
     from lending.models import TxnKind
 
-    terms = FacilityTerms.objects.select_for_update().filter(application_id=facility.application_id).select_related("policy").first()
+    terms = FacilityTerms.objects.select_for_update(of=("self",)).filter(application_id=facility.application_id).select_related("policy").first()
     if terms is None:
         return None
     terms.facility = facility
