@@ -33,8 +33,16 @@ from .models import (
 # --- shared serializers -------------------------------------------------------------------
 
 
+class InstrumentCodeField(serializers.CharField):
+    """In: an instrument code; out: the line's instrument by its code."""
+
+    def to_representation(self, value):
+        return getattr(value, "code", None) or super().to_representation(value)
+
+
 class LineSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CollateralKind.choices)
+    instrument = InstrumentCodeField(required=False, allow_blank=True, max_length=12, help_text="Instrument code of a holding (e.g. 00700, BTC)")
     asset = serializers.ChoiceField(choices=Asset.choices, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=200)
     haircut_class = serializers.CharField(required=False, allow_blank=True, max_length=8)
@@ -138,6 +146,8 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class PriceSerializer(serializers.ModelSerializer):
+    asset = serializers.CharField(help_text="BTC, ETH or an HKEX stock code (5 digits)")
+
     class Meta:
         model = Price
         fields = ["id", "asset", "price_hkd", "source", "as_of"]
@@ -333,7 +343,7 @@ class PreviewApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(services.preview_valuation(lines=data.validated_data["lines"]))
+        return Response(services.preview_valuation(user=request.user, lines=data.validated_data["lines"]))
 
 
 # --- client: facilities, prices, policy ------------------------------------------------------
@@ -653,7 +663,7 @@ class StaffPriceApi(APIView):
     required_perm = Perm.PRICE_MANAGE
 
     class InputSerializer(serializers.Serializer):
-        asset = serializers.ChoiceField(choices=Asset.choices)
+        asset = serializers.CharField(max_length=12, help_text="BTC, ETH or an HKEX stock code (5 digits)")
         price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
         source = serializers.CharField(max_length=40)
         as_of = serializers.DateTimeField(required=False)

@@ -133,6 +133,9 @@ def prices_ensure() -> None:
                 {"source_code": code, "asset": "ETH", "price_hkd": (Decimal("27000") * drift).quantize(Decimal("0.01")), "as_of": now},
             ]
         risk_services.quotes_record(actor=SYSTEM, rows=rows)
+    from lending.collateral.demo import securities_prices_ensure
+
+    securities_prices_ensure()
 
 
 def _extra_client(i: int) -> User:
@@ -150,21 +153,19 @@ def _extra_client(i: int) -> User:
 
 
 def _lines(i: int) -> list[dict]:
-    securities = {"kind": "securities", "haircut_class": "AB"[i % 2], "market_value": str(4_000_000 + 750_000 * i), "description": ["HSBC 0005", "Tencent 0700", "AIA 1299", "HKEX 0388"][i % 4]}
-    lines = [securities]
-    if i % 3 != 2:
-        lines.append({"kind": "virtual_asset", "asset": "BTC", "quantity": str(Decimal("0.5") + Decimal(i) / 4), "custody_reference": f"CUST-BTC-{i:03d}"})
-    if i % 2 == 0:
-        lines.append({"kind": "virtual_asset", "asset": "ETH", "quantity": str(5 + i), "custody_reference": f"CUST-ETH-{i:03d}"})
-    return lines
+    """Collateral pledged from the borrower's holdings (lending.collateral.demo holds them)."""
+    from lending.collateral.demo import pledge_lines
+
+    return pledge_lines(i)
 
 
 def seed(stdout) -> None:
     officer = User.objects.get(email="officer@demo.vamargin.hk")
     officer2 = User.objects.get(email="officer2@demo.vamargin.hk")
     manager = User.objects.get(email="manager@demo.vamargin.hk")
-    with transaction.atomic():
-        policy = policy_ensure(maker=officer, checker=manager)
+    # Proposal and approval each in its own transaction: approval revalues the book, whose lock comes
+    # before any audit row of the same transaction (lending.locks).
+    policy = policy_ensure(maker=officer, checker=manager)
     prices_ensure()
     with transaction.atomic():
         if selectors.watchlist().exists():
@@ -192,6 +193,12 @@ def seed(stdout) -> None:
         with transaction.atomic():
             client_make_eligible(user=user, staff=officer, index=i)
         borrowers.append(user)
+    # The back office's end-of-day positions and the custody statement: what each borrower can pledge.
+    from lending.collateral import selectors as collateral_selectors
+    from lending.collateral.demo import holdings_load
+
+    holdings_load(accounts={collateral_selectors.margin_account_of(user_id=u.pk): i for i, u in enumerate(borrowers)
+                            if collateral_selectors.margin_account_of(user_id=u.pk)})
 
     # Applications in every state.
     plan = [

@@ -384,6 +384,9 @@ class CollateralLine(models.Model):
 
     application = models.ForeignKey(FacilityApplication, on_delete=models.CASCADE, related_name="lines")
     kind = models.CharField(max_length=20, choices=CollateralKind.choices)
+    # The holding offered (a security in the margin account, or BTC/ETH in custody): the client
+    # chooses a quantity of what the back office reports; price and haircut come from the book.
+    instrument = models.ForeignKey("collateral.Instrument", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     asset = models.CharField(max_length=8, choices=Asset.choices, blank=True)
     description = models.CharField(_("description"), max_length=200, blank=True)
     haircut_class = models.CharField(_("haircut class"), max_length=8, blank=True)
@@ -489,6 +492,8 @@ class Facility(ConcurrentTransitionMixin, models.Model):
     utilisation = models.DecimalField(max_digits=12, decimal_places=4, default=ZERO)
     band = models.CharField(max_length=12, choices=Band.choices, default=Band.HEALTHY, db_index=True)
     valued_at = models.DateTimeField(null=True, blank=True)
+    # The collateral-policy version whose haircuts valued the stored figures (written by the revaluation engine).
+    valued_policy_version = models.PositiveIntegerField(null=True, blank=True)
     # Owned by the monitoring issue (margin calls): True while a margin call is open.
     # Drawdowns are refused while it is set (lending.selectors.facility_has_open_margin_call).
     has_open_margin_call = models.BooleanField(default=False, db_index=True)
@@ -529,6 +534,9 @@ class CollateralPosition(models.Model):
 
     facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="positions")
     kind = models.CharField(max_length=20, choices=CollateralKind.choices)
+    # Positions pledged from the custody ledger name their instrument and are valued at its price
+    # (lines booked before the instrument master keep their recorded market value).
+    instrument = models.ForeignKey("collateral.Instrument", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     asset = models.CharField(max_length=8, choices=Asset.choices, blank=True, db_index=True)
     description = models.CharField(max_length=200, blank=True)
     haircut_class = models.CharField(max_length=8, blank=True)
@@ -540,7 +548,8 @@ class CollateralPosition(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["facility", "asset"])]
+        # By instrument: a price tick finds the facilities holding what moved without scanning the book.
+        indexes = [models.Index(fields=["facility", "asset"]), models.Index(fields=["instrument", "facility"], name="position_by_instrument")]
 
     def __str__(self) -> str:
         return f"{self.facility_id} {self.asset or self.description}"

@@ -158,15 +158,19 @@ def step_disclosures(ctx: ReviewContext) -> StepResult:
 
 def step_valuation(ctx: ReviewContext) -> StepResult:
     policy = ctx.policy
+    from lending.collateral.selectors import haircuts_by_code
+
     prices = {asset: q.price_hkd for asset, q in ctx.prices.items()}
-    valuation = value_collateral(lines=ctx.lines, policy=policy, prices=prices)
+    haircuts = haircuts_by_code(policy=policy)
+    valuation = value_collateral(lines=ctx.lines, policy=policy, prices=prices, haircuts=haircuts)
     inputs = {
         "policy_version": policy.version,
         "prices": {
             a: {"price_hkd": str(q.price_hkd), "source": q.source, "as_of": q.as_of.isoformat(), "fresh": q.fresh}
             for a, q in ctx.prices.items()
         },
-        "haircuts": {"BTC": str(policy.btc_haircut), "ETH": str(policy.eth_haircut), **{f"class {k}": str(v) for k, v in policy.securities_haircuts.items()}},
+        "haircuts": {"BTC": str(policy.btc_haircut), "ETH": str(policy.eth_haircut), **{f"class {k}": str(v) for k, v in policy.securities_haircuts.items()},
+                     **{line.instrument.code: str(haircuts.get(line.instrument.code)) for line in ctx.lines if line.instrument_id}},
         "va_max_share": str(policy.va_max_share),
     }
     result = valuation.as_dict()
@@ -175,7 +179,9 @@ def step_valuation(ctx: ReviewContext) -> StepResult:
     reasons, outcome = [], StepOutcome.PASS
     used_assets = {line.asset for line in ctx.lines if line.kind == CollateralKind.VIRTUAL_ASSET}
     for asset in sorted(used_assets):
-        quote = ctx.prices[asset]
+        quote = ctx.prices.get(asset)
+        if quote is None:
+            continue  # reported by the valuation as a problem
         if not quote.fresh:
             outcome = StepOutcome.REFER
             reasons.append(

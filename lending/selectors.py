@@ -242,20 +242,28 @@ def application_with_lines_prefetch() -> Prefetch:
 
 def facility_valued_now(*, facility) -> list:
     """For the facility pages: value ``facility`` and its positions at the current prices IN MEMORY
-    (nothing is saved), so the figures match the live risk panel rather than the last stored valuation.
-    Returns the positions (VA market values at current prices). Three queries."""
+    (nothing is saved), with ``lending.valuation``, so the figures match the live risk panel rather than
+    the last stored valuation. Returns the positions (market values at current prices). Three queries."""
+    from . import valuation
     from .models import CollateralKind
-    from .services import _apply_valuation
-    from .valuation import money
 
-    positions = list(facility.positions.all())
+    positions = list(facility.positions.select_related("instrument"))
     policy = policy_current() or facility.policy
-    prices = prices_current()
+    prices = {code: q.price_hkd for code, q in prices_current().items()}
+    inputs = []
     for p in positions:
-        if p.kind == CollateralKind.VIRTUAL_ASSET and p.asset in prices:
-            p.market_value = money((p.quantity or 0) * prices[p.asset].price_hkd)
+        code = p.asset if p.kind == CollateralKind.VIRTUAL_ASSET else (p.instrument.code if p.instrument_id else "")
+        price = prices.get(code) if code else None
+        if code:
+            p.price = price
+            p.market_value = valuation.money((p.quantity or 0) * (price or 0))
+        inputs.append(valuation.PositionValueInput(kind=p.kind, haircut=p.haircut, quantity=p.quantity, price=price if code else None,
+                                                   market_value=None if code else p.market_value))
     if policy is not None:
-        _apply_valuation(facility, positions, policy, prices)
+        v = valuation.value_facility(positions=inputs, drawn=facility.drawn_balance, max_share=policy.va_max_share,
+                                     watch=policy.watch_level, margin_call=policy.margin_call_level, close_out=policy.close_out_level)
+        facility.market_value, facility.va_market_value, facility.lending_value = v.market_value, v.va_market_value, v.lending_value
+        facility.utilisation, facility.band = v.utilisation, v.band
     return positions
 
 

@@ -126,10 +126,17 @@ def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
     except IntegrityError:
         raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
     policy = CollateralPolicy.objects.get(pk=policy.pk)  # the stored (quantised) numbers
+    from lending.collateral import selectors as collateral_selectors
+    from lending.collateral import services as collateral_services
+
+    listed = collateral_services.marginable_list_create(policy=policy, data=numbers.get("marginable"), current=current)
+    previous = collateral_selectors.marginable_list(policy=current) if current else None
     audit_log(
         actor=actor, action="lending.policy.proposed", obj=policy,
-        before=snapshot(current, CollateralPolicy.NUMBERS) | {"version": current.version} if current else None,
-        after=snapshot(policy, CollateralPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason},
+        before=snapshot(current, CollateralPolicy.NUMBERS) | {"version": current.version} | (
+            {"marginable": collateral_services.marginable_snapshot(previous)} if previous else {}) if current else None,
+        after=snapshot(policy, CollateralPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason,
+                                                            "marginable": collateral_services.marginable_snapshot(listed)},
     )
     return policy
 
@@ -171,11 +178,16 @@ def _decide_collateral_policy(*, actor, policy_id: int, approve: bool, note: str
 @transaction.atomic
 def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy:
     """A credit manager other than the proposer puts the version in force; the old one is superseded."""
+    from lending.risk.revaluation import policy_apply
+
+    locks.book()  # the approval revalues the whole book: the book lock first (lending.locks)
     policy, current = _decide_collateral_policy(actor=actor, policy_id=policy_id, approve=True, note=note)
+    # The new version reaches the live book in this transaction: every position at its haircuts, every facility revalued.
+    applied = policy_apply(policy=policy)
     audit_log(
         actor=actor, action="lending.policy.approved", obj=policy,
         before={"version_in_force": current.version if current else None},
-        after={"version_in_force": policy.version, "note": note, "proposed_by": policy.proposed_by.email},
+        after={"version_in_force": policy.version, "note": note, "proposed_by": policy.proposed_by.email} | applied,
     )
     return policy
 
@@ -216,43 +228,64 @@ def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchList
 # --- Applications ---------------------------------------------------------------------
 
 
-def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
+def _clean_lines(lines: list[dict], policy, user) -> list[CollateralLine]:
+    """Collateral lines as the client chose them from their holdings: an instrument and a quantity.
+
+    Securities come from the client's securities margin account and BTC/ETH from their custody balance
+    (the back office's figures, ``lending.collateral``); at most what is free may be offered. The client
+    never types a market value: the price and haircut come from the book when the lines are valued.
+    """
+    from lending.collateral import selectors as collateral
+
     if not lines:
         raise PortalError("validation_error", _("Add at least one collateral line."), {"lines": [_("Required.")]})
     if len(lines) > 50:
         raise PortalError("validation_error", _("At most 50 collateral lines."), {"lines": [_("Too many.")]})
-    clean = []
+    free = {h.instrument.code: h for h in collateral.custody_for_client(user=user)}
+    instruments = collateral.instruments_by_code(codes={_line_code(line) for line in lines})
+    clean, offered = [], {}
     for number, line in enumerate(lines, start=1):
         kind = line.get("kind")
         field = f"lines[{number}]"
-        if kind == CollateralKind.SECURITIES:
-            haircut_class = str(line.get("haircut_class") or "").strip()
-            if policy is not None and policy.securities_haircut(haircut_class) is None:
-                raise PortalError(
-                    "validation_error", _("Line %(number)s: unknown haircut class %(haircut_class)s.") % {"number": number, "haircut_class": f"{haircut_class!r}"},
-                    {field: [_("One of %(items)s.") % {"items": ', '.join(sorted(policy.securities_haircuts))}]},
-                )
-            clean.append(CollateralLine(
-                kind=kind, haircut_class=haircut_class, description=str(line.get("description") or "")[:200],
-                market_value=money_input(line.get("market_value"), f"Line {number} market value"),
-            ))
-        elif kind == CollateralKind.VIRTUAL_ASSET:
-            asset = str(line.get("asset") or "").upper()
-            if asset not in Asset.values:
-                raise PortalError(
-                    "validation_error", _("Line %(number)s: only bitcoin (BTC) and ether (ETH) are accepted as VA collateral.") % {"number": number},
-                    {field: [_("BTC or ETH.")]},
-                )
-            custody = str(line.get("custody_reference") or "").strip()
-            if not custody:
-                raise PortalError("validation_error", _("Line %(number)s: give the custody reference of the %(asset)s held with us.") % {"number": number, "asset": asset}, {field: [_("Custody reference required.")]})
-            quantity = quantity_input(line.get("quantity"), f"Line {number} quantity", asset=asset)
-            clean.append(CollateralLine(
-                kind=kind, asset=asset, quantity=quantity, custody_reference=custody[:100],
-                description=str(line.get("description") or "")[:200],
-            ))
-        else:
+        if kind not in (CollateralKind.SECURITIES, CollateralKind.VIRTUAL_ASSET):
             raise PortalError("validation_error", _("Line %(number)s: kind must be securities or virtual_asset.") % {"number": number}, {field: [_("Unknown kind.")]})
+        code = _line_code(line)
+        if kind == CollateralKind.VIRTUAL_ASSET and code not in Asset.values:
+            raise PortalError(
+                "validation_error", _("Line %(number)s: only bitcoin (BTC) and ether (ETH) are accepted as VA collateral.") % {"number": number},
+                {field: [_("BTC or ETH.")]},
+            )
+        if kind == CollateralKind.SECURITIES and not code:
+            raise PortalError(
+                "validation_error",
+                _("Line %(number)s: securities are pledged from the holdings of your margin account; choose a holding and a quantity.") % {"number": number},
+                {field: [_("Choose a holding.")]},
+            )
+        instrument = instruments.get(code)
+        if instrument is None or not instrument.active or (instrument.kind == "virtual_asset") != (kind == CollateralKind.VIRTUAL_ASSET):
+            raise PortalError("validation_error", _("Line %(number)s: %(code)s is not an instrument we accept.") % {"number": number, "code": code},
+                              {field: [_("Unknown instrument.")]})
+        if kind == CollateralKind.VIRTUAL_ASSET:
+            quantity = quantity_input(line.get("quantity"), f"Line {number} quantity", asset=code)
+        else:
+            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("1"), maximum=Decimal("1e12")).quantize(Decimal("0.00000001"))
+        if kind == CollateralKind.SECURITIES and quantity != quantity.to_integral_value():
+            raise PortalError("validation_error", _("Line %(number)s: a whole number of shares.") % {"number": number}, {field: [_("Whole shares.")]})
+        offered[code] = offered.get(code, ZERO) + quantity
+        holding = free.get(code)
+        available = holding.free if holding else ZERO
+        if offered[code] > available:
+            raise PortalError(
+                "above_free",
+                _("Line %(number)s: you have %(free)s %(code)s free to pledge; %(qty)s was offered.") % {
+                    "number": number, "free": f"{available.normalize():,f}", "code": code, "qty": f"{offered[code].normalize():,f}"},
+                {field: [_("At most %(free)s.") % {"free": f"{available.normalize():,f}"}]},
+            )
+        clean.append(CollateralLine(
+            kind=kind, instrument=instrument, asset=code if kind == CollateralKind.VIRTUAL_ASSET else "", quantity=quantity,
+            description=(instrument.name_en if kind == CollateralKind.SECURITIES else str(line.get("description") or ""))[:200],
+            custody_reference=str(line.get("custody_reference") or "").strip()[:100],
+        ))
     _ensure_total_recordable(clean)
     return clean
 
@@ -260,14 +293,16 @@ def _clean_lines(lines: list[dict], policy) -> list[CollateralLine]:
 def _ensure_total_recordable(lines: list[CollateralLine]) -> None:
     """The collateral's total market value at current prices must fit the HKD figures the review records."""
     prices = selectors.prices_current()
-    total = sum(
-        (line.market_value or ZERO) if line.kind == CollateralKind.SECURITIES
-        else (line.quantity or ZERO) * (prices[line.asset].price_hkd if line.asset in prices else ZERO)
-        for line in lines
-    )
+    total = sum(((line.quantity or ZERO) * (prices[line.instrument.code].price_hkd if line.instrument.code in prices else ZERO) for line in lines), ZERO)
     if total > MONEY_MAX:
         raise PortalError("validation_error", _("The collateral's total market value (HK$%(total)s) is beyond what a facility can record (HK$%(max)s).") % {"total": f"{money(total):,}", "max": f"{MONEY_MAX:,}"},
                           {"lines": [_("Total too large.")]})
+
+
+def _line_code(line: dict) -> str:
+    from lending.collateral.models import normalise_code
+
+    return normalise_code(line.get("instrument") or (line.get("asset") if line.get("kind") == CollateralKind.VIRTUAL_ASSET else ""))
 
 
 def _client_only(user) -> None:
@@ -281,7 +316,7 @@ def application_create(*, user, requested_limit, purpose: str, lines: list[dict]
     limit = money_input(requested_limit, "requested_limit", minimum=Decimal("1"))
     if not (purpose or "").strip():
         raise PortalError("validation_error", _("Tell us what the facility is for."), {"purpose": [_("Required.")]})
-    clean = _clean_lines(lines, selectors.policy_current())
+    clean = _clean_lines(lines, selectors.policy_current(), user)
     application = FacilityApplication.objects.create(client=user, requested_limit=limit, purpose=purpose.strip())
     for line in clean:
         line.application = application
@@ -312,7 +347,7 @@ def application_update(*, user, application_id: int, requested_limit=None, purpo
         application.purpose = purpose.strip()
     application.save(update_fields=["requested_limit", "purpose", "updated_at"])
     if lines is not None:
-        clean = _clean_lines(lines, selectors.policy_current())
+        clean = _clean_lines(lines, selectors.policy_current(), user)
         application.lines.all().delete()
         for line in clean:
             line.application = application
@@ -558,7 +593,7 @@ def _review_run(*, application_id: int, run: int) -> bool:
         raise TransientReviewError("No collateral policy in force.")
     ctx = ReviewContext(
         application=application,
-        lines=list(application.lines.all()),
+        lines=list(application.lines.select_related("instrument")),
         policy=policy,
         prices=selectors.prices_current(max_age_minutes=policy.price_max_age_minutes),
         earlier={code: s.result for code, s in steps.items() if s.status == StepStatus.DONE},
@@ -953,50 +988,35 @@ def _notify_decision(application: FacilityApplication) -> None:
 # --- Facilities ------------------------------------------------------------------------------
 
 
-def _position_rows(application: FacilityApplication, policy: CollateralPolicy, prices: dict) -> list[CollateralPosition]:
+def _position_rows(application: FacilityApplication, haircuts: dict[int, Decimal], prices: dict) -> list[CollateralPosition]:
+    """The facility's positions from the accepted lines, at the haircuts of the policy in force (by instrument)."""
     rows = []
-    for line in application.lines.all():
-        if line.kind == CollateralKind.SECURITIES:
-            rows.append(CollateralPosition(kind=line.kind, description=line.description, haircut_class=line.haircut_class,
-                                           market_value=line.market_value, haircut=policy.securities_haircut(line.haircut_class)))
-        else:
-            price = prices[line.asset].price_hkd if line.asset in prices else ZERO
-            rows.append(CollateralPosition(kind=line.kind, asset=line.asset, quantity=line.quantity, market_value=money(line.quantity * price),
-                                           haircut=policy.va_haircut(line.asset), custody_reference=line.custody_reference, description=line.description))
+    for line in application.lines.select_related("instrument"):
+        if line.instrument_id:
+            price = prices[line.instrument.code].price_hkd if line.instrument.code in prices else ZERO
+            rows.append(CollateralPosition(
+                kind=line.kind, instrument_id=line.instrument_id, asset=line.asset, quantity=line.quantity,
+                market_value=money(line.quantity * price), haircut=haircuts.get(line.instrument_id, Decimal("1")),
+                description=line.description, custody_reference=line.custody_reference,
+            ))
+        else:  # a line written before the instrument master (a recorded market value by haircut class)
+            policy = selectors.policy_current()
+            if line.kind == CollateralKind.SECURITIES:
+                haircut = policy.securities_haircut(line.haircut_class)
+                rows.append(CollateralPosition(kind=line.kind, description=line.description, haircut_class=line.haircut_class,
+                                               market_value=line.market_value, haircut=Decimal("1") if haircut is None else haircut))
+            else:
+                rows.append(CollateralPosition(kind=line.kind, asset=line.asset, quantity=line.quantity, market_value=ZERO,
+                                               haircut=policy.va_haircut(line.asset), custody_reference=line.custody_reference,
+                                               description=line.description))
     return rows
 
 
-def _apply_valuation(facility: Facility, positions, policy: CollateralPolicy, prices: dict) -> None:
-    """Value the facility's positions at current prices and set its stored valuation and band."""
-    sec_mv = sec_lv = va_mv = va_lv = ZERO
-    for p in positions:
-        if p.kind == CollateralKind.SECURITIES:
-            sec_mv += p.market_value
-            sec_lv += p.market_value * (1 - p.haircut)
-        else:
-            price = prices[p.asset].price_hkd if p.asset in prices else ZERO
-            mv = (p.quantity or ZERO) * price
-            va_mv += mv
-            va_lv += mv * (1 - p.haircut)
-    from .valuation import va_cap
-
-    lending_value = money(sec_lv + va_cap(sec_lv, va_lv, policy.va_max_share))
-    facility.market_value, facility.va_market_value, facility.lending_value = money(sec_mv + va_mv), money(va_mv), lending_value
-    facility.utilisation = (facility.drawn_balance / lending_value).quantize(Decimal("0.0001")) if lending_value else (Decimal("0") if not facility.drawn_balance else Decimal("99"))
-    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
-    facility.valued_at = timezone.now()
-
-
 def band_for(*, utilisation: Decimal, policy: CollateralPolicy) -> str:
-    from .models import Band
+    """Kept for callers of the old name; ``lending.valuation.band_for`` owns the rule."""
+    from .valuation import band_for as _band_for
 
-    if utilisation >= policy.close_out_level:
-        return Band.CLOSE_OUT
-    if utilisation > policy.margin_call_level:
-        return Band.MARGIN_CALL
-    if utilisation >= policy.watch_level:
-        return Band.WATCH
-    return Band.HEALTHY
+    return _band_for(utilisation=utilisation, policy=policy)
 
 
 @transaction.atomic
@@ -1008,7 +1028,10 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
         raise ConflictError("invalid_state", _("This application is %(state)s; only an approved one can be accepted.") % {"state": application.get_state_display()})
     if (letter_sha256 or "").strip().lower() != application.letter_sha256:
         raise PortalError("letter_changed", _("The facility letter you accepted is not the current one; reload the page and read it again."), {"letter_sha256": [_("Does not match.")]})
+    from lending.collateral import selectors as collateral_selectors
+    from lending.collateral import services as collateral_services
     policy = application.decision_policy or selectors.policy_current()
+    in_force = selectors.policy_current() or policy
     prices = selectors.prices_current()
     now = timezone.now()
     application.accept()
@@ -1017,16 +1040,21 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
         client=user, application=application, limit=application.approved_limit, conditions=application.conditions,
         policy=policy, letter_sha256=application.letter_sha256, accepted_at=now,
     )
-    positions = _position_rows(application, policy, prices)
+    positions = _position_rows(application, collateral_selectors.haircuts_for(policy=in_force), prices)
     for p in positions:
         p.facility = facility
     CollateralPosition.objects.bulk_create(positions)
-    _apply_valuation(facility, positions, policy, prices)
-    facility.save()
+    # The pledges: each moves the quantity from free to pledged in the custody ledger, or refuses the
+    # acceptance (rolled back whole) when the holding is no longer free, e.g. sold since the application.
+    for p in positions:
+        if p.instrument_id:
+            collateral_services.custody_pledge(client_id=user.pk, instrument_id=p.instrument_id, quantity=p.quantity,
+                                               facility_id=facility.pk, actor=user, reference=facility.reference)
     from lending.servicing.services import terms_activate, terms_snapshot
 
     terms = terms_activate(facility=facility, actor=user)
-    _risk_facility_changed(facility.pk)
+    _risk_facility_changed(facility.pk)  # the engine values the new facility and writes its stored valuation
+    facility.refresh_from_db()
     audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
               after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
     audit_log(actor=user, action="lending.facility.opened", obj=facility,
@@ -1049,15 +1077,23 @@ def _lock_facility(actor, facility_id: int) -> Facility:
     return facility
 
 
-def facility_revalue(*, facility: Facility) -> Facility:
-    """Bring one facility's stored valuation up to date at current prices (caller holds the lock)."""
+def _facility_valuation(facility: Facility) -> dict:
+    """The facility valued now (read only, through the revaluation engine's SQL); refused on a stale VA price."""
+    from lending.risk.revaluation import facility_valuation
+
     policy = selectors.policy_current() or facility.policy
     prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
-    positions = list(facility.positions.all())
-    stale = sorted({p.asset for p in positions if p.kind == CollateralKind.VIRTUAL_ASSET and (p.asset not in prices or not prices[p.asset].fresh)})
+    held = set(facility.positions.filter(kind=CollateralKind.VIRTUAL_ASSET).values_list("asset", flat=True))
+    stale = sorted(a for a in held if a not in prices or not prices[a].fresh)
     if stale:
         raise PortalError("stale_price", _("The price of %(items)s is older than the %(price_max_age_minutes)s-minute limit; the collateral cannot be valued.") % {"items": ', '.join(stale), "price_max_age_minutes": policy.price_max_age_minutes})
-    _apply_valuation(facility, positions, policy, prices)
+    return facility_valuation(facility_id=facility.pk)
+
+
+def facility_revalue(*, facility: Facility) -> Facility:
+    """The facility's valuation now, set on ``facility`` in memory only (the engine alone stores it); the caller holds the locks."""
+    value = _facility_valuation(facility)
+    facility.lending_value, facility.utilisation, facility.band = value["lv"], value["util"], value["band"]
     return facility
 
 
@@ -1067,6 +1103,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     or while a required risk disclosure is outstanding."""
     from disclosures.selectors import clients_with_outstanding
     from portal.products import Product
+
+    from .valuation import available
 
     if servicing_request is None or actor is not SYSTEM:  # a client's approved request executes as the system
         ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
@@ -1079,18 +1117,18 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
         raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
     _ensure_still_eligible(facility.client)
-    facility_revalue(facility=facility)
-    if amount > facility.available:
-        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{facility.available:,}", "limit": f"{facility.limit:,}", "lending_value": f"{facility.lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
+    # Valued once to check the amount; the engine then values and bands it with the new balance (and is the only writer).
+    lending_value = _facility_valuation(facility)["lv"]
+    can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=facility.drawn_balance)
+    if amount > can_draw:
+        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{can_draw:,}", "limit": f"{facility.limit:,}", "lending_value": f"{lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
     before = snapshot(facility, FACILITY_FIELDS)
     # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
     second = money_movement_authorised(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, request=servicing_request)
     txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
-    policy = selectors.policy_current() or facility.policy
-    facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else Decimal("99")
-    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
-    facility.save()
-    _risk_facility_changed(facility.pk)
+    facility.save(update_fields=["drawn_balance"])
+    _risk_facility_changed(facility.pk)  # the engine values and bands it with the new balance (the only writer)
+    facility.refresh_from_db()
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
@@ -1109,11 +1147,9 @@ def facility_repay(*, actor, facility_id: int, amount, reference: str = "", valu
     # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
     second = money_movement_authorised(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, request=servicing_request)
     txn = ledger_post(facility=facility, kind=TxnKind.REPAYMENT, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
-    policy = selectors.policy_current() or facility.policy
-    facility.utilisation = (facility.drawn_balance / facility.lending_value).quantize(Decimal("0.0001")) if facility.lending_value else ZERO
-    facility.band = band_for(utilisation=facility.utilisation, policy=policy)
-    facility.save()
-    _risk_facility_changed(facility.pk)
+    facility.save(update_fields=["drawn_balance"])
+    _risk_facility_changed(facility.pk)  # the engine values and bands it with the new balance (the only writer)
+    facility.refresh_from_db()
     audit_log(actor=actor, action="lending.facility.repayment", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
@@ -1180,12 +1216,15 @@ def facility_close(*, actor, facility_id: int) -> Facility:
     return _facility_transition(actor, facility_id, Perm.FACILITY_SUSPEND, "closed", apply)
 
 
-def preview_valuation(*, lines: list[dict]) -> dict:
+def preview_valuation(*, user, lines: list[dict]) -> dict:
     """Lending value of collateral lines as typed, at current prices and the policy in force (no writes)."""
     policy = selectors.policy_current()
     if policy is None:
         raise PortalError("no_policy", _("No collateral policy is in force yet."))
-    clean = _clean_lines(lines, policy) if lines else []
+    from lending.collateral import selectors as collateral_selectors
+
+    clean = _clean_lines(lines, policy, user) if lines else []
     prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
-    valuation = value_collateral(lines=clean, policy=policy, prices={a: q.price_hkd for a, q in prices.items()})
+    valuation = value_collateral(lines=clean, policy=policy, prices={a: q.price_hkd for a, q in prices.items()},
+                                 haircuts=collateral_selectors.haircuts_by_code(policy=policy))
     return valuation.as_dict() | {"policy_version": policy.version}

@@ -1,23 +1,147 @@
-"""Collateral valuation: pure arithmetic on collateral lines, a policy and prices.
+"""Collateral valuation: the one Python implementation of lending value, the VA cap, utilisation and band.
 
-lending value = Σ market value × (1 − haircut), with the virtual-asset part capped so it
-provides at most ``policy.va_max_share`` of the total (securities must be the main support).
-The same numbers are embedded in the application page so the client sees them as they type.
+    market value    = Σ quantity × price                (a line booked before the instrument master: its recorded value)
+    lending value   = Σ market value × (1 − haircut), the VA part capped so that it provides at most
+                      ``va_max_share`` of the total (securities must be the main support)
+    utilisation     = drawn ÷ lending value, rounded to 4 places; with no lending value at all it is
+                      ``NO_LENDING_VALUE_UTILISATION`` when something is drawn (so it bands as close-out) and 0 when not
+    band            = close-out at ≥ close-out level; margin call above the margin-call level; watch at ≥ watch level
+
+``lending.risk.book`` is this module's set-based SQL mirror for the whole book; ``tests/collateral/test_parity.py``
+values a grid of facilities both ways and requires the same figures to the cent. Pure: no database access.
+Arithmetic runs at 60 significant digits so no intermediate is rounded (as PostgreSQL's NUMERIC).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from .models import Asset, CollateralKind
 
 ZERO = Decimal("0")
+ONE = Decimal("1")
 CENT = Decimal("0.01")
+RATIO_PLACES = Decimal("0.0001")
+PRECISION = 60
+# Utilisation of a facility with something drawn and no lending value at all.
+NO_LENDING_VALUE_UTILISATION = Decimal("99")
+
+HEALTHY, WATCH, MARGIN_CALL, CLOSE_OUT = "healthy", "watch", "margin_call", "close_out"
 
 
 def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def va_counted(securities_lending_value: Decimal, va_lending_value: Decimal, max_share: Decimal) -> Decimal:
+    """The VA lending value that may count: VA / (securities + VA) ≤ max_share, i.e. VA ≤ securities × s / (1 − s).
+
+    The comparison is made without dividing (exact); only a binding cap divides.
+    """
+    with localcontext(prec=PRECISION):
+        if max_share >= 1:
+            return va_lending_value
+        if max_share <= 0:
+            return ZERO
+        if va_lending_value * (1 - max_share) <= securities_lending_value * max_share:
+            return va_lending_value
+        return securities_lending_value * max_share / (1 - max_share)
+
+
+def va_cap(securities_lending_value: Decimal, va_lending_value: Decimal, max_share: Decimal) -> Decimal:
+    """Kept for callers of the old name: the VA lending value that may count."""
+    return va_counted(securities_lending_value, va_lending_value, max_share)
+
+
+def lending_value(securities_lending_value: Decimal, va_lending_value: Decimal, max_share: Decimal) -> Decimal:
+    with localcontext(prec=PRECISION):
+        return money(securities_lending_value + va_counted(securities_lending_value, va_lending_value, max_share))
+
+
+def utilisation(*, drawn: Decimal, lending_value: Decimal) -> Decimal:
+    if lending_value > 0:
+        with localcontext(prec=PRECISION):
+            return (drawn / lending_value).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+    return NO_LENDING_VALUE_UTILISATION if drawn > 0 else ZERO
+
+
+def band(*, utilisation: Decimal, watch: Decimal, margin_call: Decimal, close_out: Decimal) -> str:
+    if utilisation >= close_out:
+        return CLOSE_OUT
+    if utilisation > margin_call:
+        return MARGIN_CALL
+    if utilisation >= watch:
+        return WATCH
+    return HEALTHY
+
+
+def band_for(*, utilisation: Decimal, policy) -> str:
+    return band(utilisation=utilisation, watch=policy.watch_level, margin_call=policy.margin_call_level, close_out=policy.close_out_level)
+
+
+def available(*, limit: Decimal, lending_value: Decimal, drawn: Decimal) -> Decimal:
+    """What may still be drawn: the smaller of limit and lending value, less what is drawn."""
+    return max(ZERO, min(limit, lending_value) - drawn)
+
+
+# --- Facilities (the engine's unit) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionValueInput:
+    """One position as the engine sees it: securities by quantity × price, or a recorded market value."""
+
+    kind: str  # CollateralKind
+    haircut: Decimal
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    market_value: Decimal | None = None  # a line booked before the instrument master (securities only)
+
+
+@dataclass(frozen=True)
+class FacilityValue:
+    securities_market_value: Decimal
+    securities_lending_value: Decimal
+    va_market_value: Decimal
+    va_lending_value_uncapped: Decimal
+    va_lending_value: Decimal
+    market_value: Decimal
+    lending_value: Decimal
+    utilisation: Decimal
+    band: str
+
+    @property
+    def va_capped(self) -> bool:
+        return self.va_lending_value < self.va_lending_value_uncapped
+
+
+def value_facility(*, positions, drawn: Decimal, max_share: Decimal, watch: Decimal, margin_call: Decimal, close_out: Decimal,
+                   securities_factor: Decimal = ONE) -> FacilityValue:
+    """Value one facility's positions (exact sums; money rounded at the end, as the SQL mirror does)."""
+    with localcontext(prec=PRECISION):
+        sec_mv = sec_lv = va_mv = va_lv = ZERO
+        for p in positions:
+            if p.kind == CollateralKind.SECURITIES:
+                mv = (p.quantity * p.price) if p.price is not None and p.quantity is not None else (p.market_value or ZERO)
+                mv *= securities_factor
+                sec_mv += mv
+                sec_lv += mv * (1 - p.haircut)
+            else:
+                mv = (p.quantity or ZERO) * (p.price or ZERO)
+                va_mv += mv
+                va_lv += mv * (1 - p.haircut)
+        counted = va_counted(sec_lv, va_lv, max_share)
+        lv = money(sec_lv + counted)
+        util = utilisation(drawn=drawn, lending_value=lv)
+        return FacilityValue(
+            securities_market_value=money(sec_mv), securities_lending_value=money(sec_lv), va_market_value=money(va_mv),
+            va_lending_value_uncapped=money(va_lv), va_lending_value=money(counted), market_value=money(sec_mv + va_mv),
+            lending_value=lv, utilisation=util, band=band(utilisation=util, watch=watch, margin_call=margin_call, close_out=close_out),
+        )
+
+
+# --- Collateral lines (the application form and the credit review) ------------------------------------
 
 
 @dataclass(frozen=True)
@@ -28,6 +152,7 @@ class LineInput:
     market_value: Decimal | None = None
     quantity: Decimal | None = None
     description: str = ""
+    instrument_code: str = ""
 
 
 @dataclass
@@ -38,6 +163,8 @@ class LineValue:
     haircut: Decimal
     lending_value: Decimal
     price: Decimal | None = None
+    instrument: str = ""
+    quantity: Decimal | None = None
 
 
 @dataclass
@@ -56,7 +183,7 @@ class Valuation:
 
     @property
     def lending_value(self) -> Decimal:
-        return self.securities_lending_value + self.va_lending_value
+        return money(self.securities_lending_value + self.va_lending_value)
 
     @property
     def va_capped(self) -> bool:
@@ -67,7 +194,8 @@ class Valuation:
         """Share of lending value provided by virtual assets (after the cap)."""
         if not self.lending_value:
             return ZERO
-        return (self.va_lending_value / self.lending_value).quantize(Decimal("0.0001"))
+        with localcontext(prec=PRECISION):
+            return (self.va_lending_value / self.lending_value).quantize(RATIO_PLACES)
 
     def as_dict(self) -> dict:
         return {
@@ -79,11 +207,13 @@ class Valuation:
             "va_lending_value": str(money(self.va_lending_value)),
             "va_capped": self.va_capped,
             "va_share": str(self.va_share),
-            "lending_value": str(money(self.lending_value)),
+            "lending_value": str(self.lending_value),
             "problems": self.problems,
             "lines": [
                 {
                     "label": line.label,
+                    "instrument": line.instrument,
+                    "quantity": str(line.quantity) if line.quantity is not None else None,
                     "market_value": str(money(line.market_value)),
                     "haircut": str(line.haircut),
                     "lending_value": str(money(line.lending_value)),
@@ -94,52 +224,63 @@ class Valuation:
         }
 
 
-def va_cap(securities_lending_value: Decimal, va_lending_value: Decimal, max_share: Decimal) -> Decimal:
-    """The VA lending value that may count: VA / (securities + VA) ≤ max_share."""
-    if max_share >= 1:
-        return va_lending_value
-    if max_share <= 0:
-        return ZERO
-    allowed = securities_lending_value * max_share / (1 - max_share)
-    return min(va_lending_value, allowed)
+def _line_code(line) -> str:
+    code = getattr(line, "instrument_code", "") or ""
+    if not code and getattr(line, "instrument_id", None):
+        code = line.instrument.code
+    return code
 
 
-def value_collateral(*, lines, policy, prices: dict[str, Decimal]) -> Valuation:
-    """Value ``lines`` (LineInput or CollateralLine) at ``prices`` ({asset: HKD}) under ``policy``."""
+def value_collateral(*, lines, policy, prices: dict[str, Decimal], haircuts: dict[str, Decimal] | None = None) -> Valuation:
+    """Value ``lines`` (LineInput or CollateralLine) at ``prices`` ({instrument code: HKD}) under ``policy``.
+
+    ``haircuts`` ({instrument code: haircut}, from the marginable list in force) values instrument lines;
+    a line without an instrument is a securities line by haircut class with its recorded market value.
+    """
+    haircuts = haircuts or {}
     result = Valuation()
-    for line in lines:
-        if line.kind == CollateralKind.SECURITIES:
-            haircut = policy.securities_haircut(line.haircut_class)
-            if haircut is None:
-                result.problems.append(f"Unknown securities haircut class {line.haircut_class!r}.")
-                continue
-            mv = line.market_value or ZERO
-            lv = mv * (1 - haircut)
-            result.securities_market_value += mv
-            result.securities_lending_value += lv
-            result.lines.append(LineValue(line.kind, line.description or f"Securities class {line.haircut_class}", mv, haircut, lv))
-        else:
-            price = prices.get(line.asset)
-            if price is None:
-                result.problems.append(f"No price for {line.asset}.")
-                continue
-            haircut = policy.va_haircut(line.asset)
-            mv = (line.quantity or ZERO) * price
-            lv = mv * (1 - haircut)
-            result.va_market_value += mv
-            result.va_lending_value_uncapped += lv
-            label = f"{line.quantity} {Asset(line.asset).label}" if line.asset in Asset.values else line.asset
-            result.lines.append(LineValue(line.kind, label, mv, haircut, lv, price))
-    result.va_lending_value = va_cap(result.securities_lending_value, result.va_lending_value_uncapped, policy.va_max_share)
+    with localcontext(prec=PRECISION):
+        for line in lines:
+            code = _line_code(line) or (line.asset if line.kind == CollateralKind.VIRTUAL_ASSET else "")
+            if code:
+                price = prices.get(code)
+                if price is None:
+                    result.problems.append(f"No price for {code}.")
+                    continue
+                haircut = haircuts.get(code)
+                if haircut is None:
+                    haircut = policy.va_haircut(code) if line.kind == CollateralKind.VIRTUAL_ASSET else ONE
+                qty = line.quantity or ZERO
+                mv = qty * price
+                lv = mv * (1 - haircut)
+                label = code if line.kind == CollateralKind.SECURITIES else (f"{qty} {Asset(code).label}" if code in Asset.values else code)
+                value = LineValue(line.kind, getattr(line, "description", "") or label, mv, haircut, lv, price, code, qty)
+            else:
+                haircut = policy.securities_haircut(line.haircut_class)
+                if haircut is None:
+                    result.problems.append(f"Unknown securities haircut class {line.haircut_class!r}.")
+                    continue
+                mv = line.market_value or ZERO
+                lv = mv * (1 - haircut)
+                value = LineValue(line.kind, line.description or f"Securities class {line.haircut_class}", mv, haircut, lv)
+            if line.kind == CollateralKind.SECURITIES:
+                result.securities_market_value += value.market_value
+                result.securities_lending_value += value.lending_value
+            else:
+                result.va_market_value += value.market_value
+                result.va_lending_value_uncapped += value.lending_value
+            result.lines.append(value)
+        result.va_lending_value = va_counted(result.securities_lending_value, result.va_lending_value_uncapped, policy.va_max_share)
     return result
 
 
-def policy_numbers(policy) -> dict:
+def policy_numbers(policy, *, haircuts: dict[str, Decimal] | None = None) -> dict:
     """The numbers the application page embeds to compute lending value live."""
     return {
         "version": policy.version,
         "btc_haircut": str(policy.btc_haircut),
         "eth_haircut": str(policy.eth_haircut),
         "securities_haircuts": {k: str(v) for k, v in policy.securities_haircuts.items()},
+        "haircuts": {k: str(v) for k, v in (haircuts or {}).items()},
         "va_max_share": str(policy.va_max_share),
     }

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -39,16 +40,37 @@ def _fail(request, exc: PortalError) -> None:
 
 
 def _lines_from_post(post) -> list[dict]:
-    """Rows of the collateral table: kind[], asset[], quantity[], … in parallel lists."""
+    """The holdings table: parallel lists line_instrument[], line_kind[], line_quantity[]; rows with a quantity."""
     lines = []
-    keys = ["kind", "asset", "description", "haircut_class", "market_value", "quantity", "custody_reference"]
-    columns = {k: post.getlist(f"line_{k}") for k in keys}
-    for i in range(len(columns["kind"])):
-        row = {k: (columns[k][i] if i < len(columns[k]) else "") for k in keys}
-        if not row["kind"] or not (row["market_value"] or row["quantity"]):
+    instruments, kinds, quantities = post.getlist("line_instrument"), post.getlist("line_kind"), post.getlist("line_quantity")
+    for i, code in enumerate(instruments):
+        qty = (quantities[i] if i < len(quantities) else "").strip()
+        if not code or not qty or qty in ("0", "0.0"):
             continue
-        lines.append({k: v for k, v in row.items() if v != ""})
+        kind = kinds[i] if i < len(kinds) else "securities"
+        lines.append({"kind": kind, "instrument": code, "quantity": qty})
     return lines
+
+
+def _holdings_rows(user, policy, quotes, chosen: dict[str, str]) -> list[dict]:
+    """The client's holdings to pledge from: quantity held and free, price, haircut, lending value of all that is free."""
+    from lending.collateral import selectors as collateral_selectors
+
+    haircuts = collateral_selectors.haircuts_by_code(policy=policy)
+    rows = []
+    for h in collateral_selectors.custody_for_client(user=user):
+        code = h.instrument.code
+        quote = quotes.get(code)
+        haircut = haircuts.get(code, Decimal("1"))
+        price = quote.price_hkd if quote else None
+        rows.append({
+            "instrument": h.instrument, "code": code, "name": h.instrument.name_for(translation.get_language()),
+            "kind": "virtual_asset" if h.instrument.is_virtual_asset else "securities", "held": h.held, "free": h.free, "pledged": h.pledged,
+            "price": price, "fresh": bool(quote and quote.fresh), "haircut": haircut,
+            "free_lending_value": (h.free * price * (1 - haircut)).quantize(Decimal("0.01")) if price is not None else None,
+            "chosen": chosen.get(code, ""),
+        })
+    return rows
 
 
 # --- client pages ---------------------------------------------------------------------------
@@ -89,14 +111,13 @@ def application_new(request):
             if "application" in locals():
                 return redirect("lending:application", pk=application.pk)
     quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
+    holdings = _holdings_rows(request.user, policy, quotes, {line["instrument"]: line["quantity"] for line in form["lines"]}) if policy else []
     return render(request, "lending/application_form.html", {
         "policy": policy,
         "policy_data": policy_numbers(policy) if policy else None,
-        "price_data": {a: str(q.price_hkd) for a, q in quotes.items()},
-        "quotes": quotes,
+        "holdings": holdings,
         "blockers": _blockers_or_message(request),
         "form": form,
-        "assets": Asset.choices,
     })
 
 
@@ -385,10 +406,16 @@ def policies(request):
         except PortalError as exc:
             _fail(request, exc)
         return redirect("lending:policies")
+    from lending.collateral import selectors as collateral_selectors
+
     current = selectors.policy_current()
+    rows = list(selectors.policies()[:30])
+    for p in rows:
+        # Shown before a credit manager approves: how the live book would move under the proposal.
+        p.preview = collateral_selectors.policy_preview(policy=p) if p.status == "proposed" else None
     return render(request, "lending/policies.html", {
         "current": current,
-        "policies": selectors.policies()[:30],
+        "policies": rows,
         "fields": [(f, getattr(current, f, "")) for f in POLICY_FORM_FIELDS],
         "securities_json": json.dumps(current.securities_haircuts) if current else '{"A": "0.30", "B": "0.50", "C": "0.70"}',
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),

@@ -25,3 +25,7 @@ class CollateralConfig(AppConfig):
         # The platform sends its custody statement overnight; this checks one arrived (per-line
         # differences are raised as each statement is imported).
         schedule("collateral-custody-reconcile", "lending.collateral.tasks.custody_reconcile_daily", crontab(hour=9, minute=0))
+        from django.conf import settings
+
+        if settings.DEMO:
+            schedule("collateral-demo-securities-feed", "lending.collateral.tasks.demo_securities_feed_tick", 30.0)

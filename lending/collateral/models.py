@@ -166,6 +166,7 @@ class ImportKind(models.TextChoices):
     POSITIONS_INTRADAY = "positions_intraday", _("Securities positions, intraday update")
     CUSTODY_STATEMENT = "custody_statement", _("VA custody statement")
     PRICES_EOD = "prices_eod", _("Securities prices, end of day")
+    PRICES_INTRADAY = "prices_intraday", _("Securities prices, intraday (market-data gateway)")
 
 
 class ImportStatus(models.TextChoices):
@@ -280,3 +281,72 @@ class MachineKey(models.Model):
     def label(self) -> str:
         """How the audit trail names this key."""
         return f"machine-key:{self.prefix} ({self.name})"
+
+
+# --- The marginable list (versioned inside the collateral policy) --------------------------------------
+
+VA_HAIRCUT_FLOOR = Decimal("0.60")  # SFC circular 26EC5 (also lending.models.VA_HAIRCUT_FLOOR)
+RATIO = {"max_digits": 7, "decimal_places": 4}
+
+
+class MarginableList(models.Model):
+    """The marginable-list part of one collateral-policy version (created with the proposal, approved with it).
+
+    A security's haircut: its entry's haircut if listed; else its margin class's haircut in the policy;
+    not marginable (100%) when neither applies or the entry says so. A suspended security is valued at
+    its last price with ``suspended_haircut`` (1.0000 = valued at zero).
+    """
+
+    policy = models.OneToOneField("lending.CollateralPolicy", on_delete=models.PROTECT, related_name="marginable")
+    suspended_haircut = models.DecimalField(_("haircut on a suspended security"), **RATIO, default=Decimal("1"))
+    instrument_concentration_max = models.DecimalField(_("largest share of a client's lending value from one instrument"), **RATIO, default=Decimal("0.50"))
+    issuer_concentration_max = models.DecimalField(_("largest share of a client's lending value from one issuer"), **RATIO, default=Decimal("0.50"))
+    firm_instrument_concentration_max = models.DecimalField(_("largest share of the firm's book from one instrument"), **RATIO, default=Decimal("0.25"))
+    firm_issuer_concentration_max = models.DecimalField(_("largest share of the firm's book from one issuer"), **RATIO, default=Decimal("0.25"))
+
+    NUMBERS = ("suspended_haircut", "instrument_concentration_max", "issuer_concentration_max",
+               "firm_instrument_concentration_max", "firm_issuer_concentration_max")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(suspended_haircut__gte=0, suspended_haircut__lte=1), name="suspended_haircut_is_a_ratio"),
+        ]
+
+    def __str__(self) -> str:
+        return f"marginable list of policy {self.policy_id}"
+
+
+class MarginableEntry(models.Model):
+    """A per-instrument line of the marginable list: a haircut override, or not marginable."""
+
+    marginable_list = models.ForeignKey(MarginableList, on_delete=models.PROTECT, related_name="entries")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    instrument_kind = models.CharField(max_length=16, choices=InstrumentKind.choices)
+    haircut = models.DecimalField(**RATIO)  # 1.0000 = not marginable
+
+    class Meta:
+        ordering = ["marginable_list", "instrument"]
+        constraints = [
+            models.UniqueConstraint(fields=["marginable_list", "instrument"], name="one_entry_per_instrument_per_list"),
+            models.CheckConstraint(condition=Q(haircut__gte=0, haircut__lte=1), name="marginable_haircut_is_a_ratio"),
+            # 26EC5: VA collateral carries a haircut of at least 60%, whatever the list says.
+            models.CheckConstraint(condition=~Q(instrument_kind="virtual_asset") | Q(haircut__gte=VA_HAIRCUT_FLOOR), name="marginable_va_at_least_60pct"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}: {self.haircut}"
+
+
+class BookPrice(models.Model):
+    """The price each instrument's positions are valued at in the per-facility sums of the book.
+
+    Written only by the revaluation engine, in the transaction that moves the sums by the price
+    delta (new reference − this price), so the sums always equal positions × these prices.
+    """
+
+    instrument = models.OneToOneField(Instrument, primary_key=True, on_delete=models.PROTECT, related_name="+")
+    price = models.DecimalField(max_digits=20, decimal_places=4)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} @ {self.price}"

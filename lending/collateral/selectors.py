@@ -141,3 +141,50 @@ def import_batch(*, batch_pk: int) -> ImportBatch:
 
 def machine_keys() -> QuerySet[MachineKey]:
     return MachineKey.objects.select_related("created_by", "revoked_by").order_by("-created_at", "-id")
+
+
+# --- The marginable list ------------------------------------------------------------------------------
+
+
+def marginable_list(*, policy):
+    from .models import MarginableList
+
+    return MarginableList.objects.filter(policy=policy).prefetch_related("entries__instrument").first()
+
+
+def _haircut_rows(*, policy, instrument_ids=None):
+    """Every instrument with its marginable-list entry and the list's suspended haircut: ONE query."""
+    from django.db.models import OuterRef, Subquery
+
+    from .models import MarginableEntry, MarginableList
+
+    qs = Instrument.objects.all() if instrument_ids is None else Instrument.objects.filter(pk__in=list(instrument_ids))
+    return qs.annotate(
+        entry_haircut=Subquery(MarginableEntry.objects.filter(marginable_list__policy=policy, instrument=OuterRef("pk")).values("haircut")[:1]),
+        list_suspended_haircut=Subquery(MarginableList.objects.filter(policy=policy).values("suspended_haircut")[:1]),
+    )
+
+
+def haircuts_for(*, policy, instrument_ids=None) -> dict[int, Decimal]:
+    """{instrument id: effective haircut} under ``policy`` (one query)."""
+    from .marginable import effective_haircut
+
+    return {i.pk: effective_haircut(instrument=i, policy=policy, entry_haircut=i.entry_haircut, suspended_haircut=i.list_suspended_haircut)
+            for i in _haircut_rows(policy=policy, instrument_ids=instrument_ids)}
+
+
+def haircuts_by_code(*, policy) -> dict[str, Decimal]:
+    """{instrument code: effective haircut} under ``policy`` (one query)."""
+    from .marginable import effective_haircut
+
+    return {i.code: effective_haircut(instrument=i, policy=policy, entry_haircut=i.entry_haircut, suspended_haircut=i.list_suspended_haircut)
+            for i in _haircut_rows(policy=policy)}
+
+
+def policy_preview(*, policy) -> dict:
+    """Before approval: how many active facilities would change band were ``policy`` in force now (one SELECT)."""
+    from lending.risk import book
+    from lending.selectors import prices_current
+
+    prices = {code: q.price_hkd for code, q in prices_current().items()}
+    return book.band_changes_under(policy_numbers=policy, haircuts=haircuts_for(policy=policy), prices=prices)

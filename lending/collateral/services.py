@@ -48,6 +48,7 @@ from .models import (
     Instrument,
     InstrumentKind,
     MachineKey,
+    MarginableList,
     ReconciliationBreak,
     normalise_code,
 )
@@ -339,7 +340,10 @@ COLUMNS = {
     ImportKind.POSITIONS_EOD: ("batch_id", "as_of", "account", "instrument", "quantity"),
     ImportKind.POSITIONS_INTRADAY: ("batch_id", "as_of", "account", "instrument", "quantity"),
     ImportKind.CUSTODY_STATEMENT: ("batch_id", "as_of", "account", "instrument", "held", "pledged"),
+    ImportKind.PRICES_EOD: ("batch_id", "as_of", "instrument", "price", "source"),
+    ImportKind.PRICES_INTRADAY: ("batch_id", "as_of", "instrument", "price", "source"),
 }
+PRICE_KINDS = (ImportKind.PRICES_EOD, ImportKind.PRICES_INTRADAY)
 
 
 @dataclass
@@ -565,7 +569,58 @@ def _rejected(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     return record
 
 
+def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
+    """Securities prices as quotes from their named sources, through the risk engine's price governance
+    (bounds, median, alarms, overrides); its reference refresh revalues the book in this transaction."""
+    from lending.risk import services as risk_services
+    from lending.risk.models import PriceSource
+
+    codes = {normalise_code(x.get("instrument")) for x in batch.lines}
+    instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes, kind=InstrumentKind.SECURITY, active=True)}
+    sources = {s.code: s for s in PriceSource.objects.filter(active=True)}
+    rows, seen = [], {}
+    for x in batch.lines:
+        n, ok = x["line"], True
+        code = normalise_code(x.get("instrument"))
+        if code not in instruments:
+            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not a listed security of the instrument master).") % {"code": code or "''"}))
+            ok = False
+        source = str(x.get("source") or "").strip()
+        if source not in sources:
+            batch.errors.append(_err(n, "source", "unknown_source", _("Unknown or inactive price source %(source)s.") % {"source": f"{source!r}"}))
+            ok = False
+        raw = str(x.get("price") or "").strip().replace(",", "")
+        try:
+            price = Decimal(raw)
+            if not price.is_finite() or price <= 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s is not a positive number.") % {"value": f"{raw!r}"}))
+            ok = False
+        if ok and (code, source) in seen:
+            batch.errors.append(_err(n, "instrument", "duplicate_line", _("%(code)s from %(source)s is already on line %(other)s.") % {"code": code, "source": source, "other": seen[(code, source)]}))
+            ok = False
+        if ok:
+            seen[(code, source)] = n
+            rows.append({"source_code": source, "asset": code, "price_hkd": price, "as_of": batch.as_of, "line": n})
+    if not batch.errors:
+        try:
+            with transaction.atomic():
+                risk_services.quotes_record(actor=SYSTEM, strict=True, rows=[{k: v for k, v in r.items() if k != "line"} for r in rows])
+        except PortalError as exc:
+            batch.errors.append(_err(0, "", exc.code, exc.message))
+    if batch.errors:
+        return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
+    record = _report(batch, status=ImportStatus.APPLIED, actor=actor, machine_key=machine_key, channel=channel, applied=len(rows),
+                     summary={"quotes": len(rows), "instruments": len({r["asset"] for r in rows})})
+    audit_log(actor=actor, action=f"collateral.import.{batch.kind}.applied", obj=record,
+              after={"batch_id": batch.batch_id, "as_of": batch.as_of, "quotes": len(rows)})
+    return record
+
+
 def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
+    if batch.kind in PRICE_KINDS:
+        return _prices_apply(batch, actor=actor, machine_key=machine_key, channel=channel)
     va = batch.kind == ImportKind.CUSTODY_STATEMENT
     clean = _validate_positions(batch, va=va)
     if batch.errors:
@@ -735,3 +790,63 @@ def machine_key_authenticate(token: str) -> MachineKey | None:
         return None
     MachineKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return key
+
+
+# --- The marginable list -------------------------------------------------------------------------------------
+
+
+def _ratio(value, label: str) -> Decimal:
+    try:
+        ratio = Decimal(str(value).strip())
+    except (InvalidOperation, AttributeError):
+        raise PortalError("validation_error", _("%(label)s must be a number between 0 and 1.") % {"label": label}, {label: [_("0 to 1.")]}) from None
+    if not ratio.is_finite() or not (0 <= ratio <= 1):
+        raise PortalError("validation_error", _("%(label)s must be a number between 0 and 1.") % {"label": label}, {label: [_("0 to 1.")]})
+    return ratio.quantize(Decimal("0.0001"))
+
+
+def marginable_list_create(*, policy, data: dict | None, current=None) -> MarginableList:
+    """The marginable list of a proposed policy version: the given numbers and entries, or a copy of the
+    version in force where the proposal leaves them out. VA entries below 60% are refused (26EC5)."""
+    from .models import VA_HAIRCUT_FLOOR, MarginableEntry, MarginableList
+
+    data = data or {}
+    base = MarginableList.objects.filter(policy=current).first() if current else None
+    numbers = {}
+    for name in MarginableList.NUMBERS:
+        raw = data.get(name)
+        if raw in (None, ""):
+            numbers[name] = getattr(base, name) if base else MarginableList._meta.get_field(name).default
+        else:
+            numbers[name] = _ratio(raw, name)
+    entries_in = data.get("entries")
+    if entries_in is None:
+        entries = dict(MarginableEntry.objects.filter(marginable_list=base).values_list("instrument_id", "haircut")) if base else {}
+    else:
+        if not isinstance(entries_in, dict):
+            raise PortalError("validation_error", _("entries must map instrument codes to haircuts."), {"entries": [_("An object.")]})
+        instruments = {i.code: i for i in Instrument.objects.filter(code__in=[normalise_code(c) for c in entries_in])}
+        entries = {}
+        for raw_code, raw_cut in entries_in.items():
+            code = normalise_code(raw_code)
+            instrument = instruments.get(code)
+            if instrument is None:
+                raise PortalError("validation_error", _("Unknown instrument %(code)s on the marginable list.") % {"code": code}, {"entries": [code]})
+            cut = _ratio(raw_cut, f"haircut of {code}")
+            if instrument.is_virtual_asset and cut < VA_HAIRCUT_FLOOR:
+                raise PortalError("va_haircut_below_floor", _("The haircut on %(code)s must be at least 60%% (SFC circular 26EC5).") % {"code": code}, {"entries": [code]})
+            entries[instrument.pk] = cut
+    listed = MarginableList.objects.create(policy=policy, **numbers)
+    kinds = dict(Instrument.objects.filter(pk__in=list(entries)).values_list("pk", "kind"))
+    MarginableEntry.objects.bulk_create([
+        MarginableEntry(marginable_list=listed, instrument_id=iid, instrument_kind=kinds[iid], haircut=cut) for iid, cut in sorted(entries.items())
+    ])
+    return listed
+
+
+def marginable_snapshot(listed) -> dict:
+    """For the policy's audit row: the list's numbers and entries by code."""
+    from .models import MarginableEntry
+
+    entries = {code: str(cut) for code, cut in MarginableEntry.objects.filter(marginable_list=listed).values_list("instrument__code", "haircut")}
+    return {name: str(getattr(listed, name)) for name in listed.NUMBERS} | {"entries": entries}

@@ -14,3 +14,11 @@ def custody_reconcile_daily() -> int:
     from .services import custody_reconcile_daily as reconcile
 
     return reconcile()
+
+
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=60, **RETRY)
+def demo_securities_feed_tick() -> dict:
+    """Demo only: the securities market moves (prices through lending's price service, then revaluation)."""
+    from .demo import securities_feed_tick
+
+    return securities_feed_tick()

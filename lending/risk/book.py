@@ -1,4 +1,12 @@
-"""SQL over the whole book: live valuation, revaluation, coefficients, snapshots.
+"""SQL over the whole book: live valuation, revaluation, coefficients, price moves, snapshots.
+
+The set-based mirror of ``lending.valuation`` (the one Python implementation of lending value, the VA
+cap, utilisation and band); ``tests/collateral/test_parity.py`` keeps the two equal to the cent.
+
+Per facility the book keeps its sums (``risk_facilitycoefficients``): the securities market and lending
+value at the instruments' book prices (``collateral_bookprice``), and the haircut-weighted BTC and ETH
+quantities. A securities price move is applied as a delta to the sums of only the facilities holding
+the instruments that moved (index on positions by instrument); a BTC/ETH move is a multiplication.
 
 Everything here is set-based: a fixed number of statements whatever the number of
 facilities. It runs on PostgreSQL and on SQLite ≥ 3.35 (UPDATE … FROM, RETURNING and
@@ -15,11 +23,13 @@ from decimal import Decimal
 
 from django.db import connection
 
+from lending import valuation as _valuation
+
 ACTIVE = "active"
 HEALTHY, WATCH, MARGIN_CALL, CLOSE_OUT = "healthy", "watch", "margin_call", "close_out"
 CALL_BANDS = (MARGIN_CALL, CLOSE_OUT)
-# A facility with something drawn and no lending value at all (as lending.services does).
-NO_LENDING_VALUE_UTILISATION = Decimal("99")
+# A facility with something drawn and no lending value at all (lending.valuation owns the rule).
+NO_LENDING_VALUE_UTILISATION = _valuation.NO_LENDING_VALUE_UTILISATION
 
 
 def least() -> str:
@@ -60,6 +70,7 @@ class Scenario:
     eth: Decimal
     securities_factor: Decimal
     cap: Decimal
+    share: Decimal
     watch: Decimal
     margin_call: Decimal
     close_out: Decimal
@@ -71,6 +82,7 @@ class Scenario:
             eth=Decimal(prices.get("ETH") or 0) * (1 + Decimal(eth_shock)),
             securities_factor=1 + Decimal(securities_shock),
             cap=va_cap_factor(policy.va_max_share),
+            share=Decimal(policy.va_max_share),
             watch=policy.watch_level,
             margin_call=policy.margin_call_level,
             close_out=policy.close_out_level,
@@ -80,6 +92,7 @@ class Scenario:
         half = Decimal("0.00005")  # utilisation is rounded to 4 places before it is banded
         return {
             "btc": num(self.btc), "eth": num(self.eth), "sec": num(self.securities_factor), "cap": num(self.cap),
+            "share": num(min(max(self.share, Decimal("0")), Decimal("1"))),
             "watch": num(self.watch), "mc": num(self.margin_call), "co": num(self.close_out),
             "active": ACTIVE, "nolv": num(NO_LENDING_VALUE_UTILISATION),
             # Floats for the prefilter (see live_sql).
@@ -130,7 +143,6 @@ def live_sql(where: str = "", *, changed_only: bool = False) -> str:
     ``changed_only`` (PostgreSQL) first narrows the book, with a float prefilter, to facilities whose
     band may have changed; callers still compare ``band`` with ``old_band`` on the exact values.
     """
-    lo = least()
     fence = _fence()
     if changed_only and connection.vendor == "postgresql":
         where = f"{where} AND f.id IN ({candidates_sql(where)})"
@@ -140,15 +152,22 @@ def live_sql(where: str = "", *, changed_only: bool = False) -> str:
                c.securities_mv * %(sec)s AS sec_mv, c.securities_lv * %(sec)s AS sec_lv,
                c.btc_qty AS btc_qty, c.eth_qty AS eth_qty, c.btc_weight AS btc_w, c.eth_weight AS eth_w,
                c.btc_qty * %(btc)s AS btc_mv, c.eth_qty * %(eth)s AS eth_mv,
-               {lo}(c.btc_weight * %(btc)s + c.eth_weight * %(eth)s, c.securities_lv * %(sec)s * %(cap)s) AS va_lv
+               c.btc_weight * %(btc)s + c.eth_weight * %(eth)s AS va_lv_uncapped
         FROM lending_facility f
         JOIN risk_facilitycoefficients c ON c.facility_id = f.id
         WHERE f.state = %(active)s {where} {fence}
     """
+    # The VA cap exactly as lending.valuation.va_counted: compared without dividing; only a binding cap divides.
+    capped = f"""
+        SELECT b.*, CASE WHEN %(share)s >= 1 THEN b.va_lv_uncapped
+                         WHEN b.va_lv_uncapped * (1 - %(share)s) <= b.sec_lv * %(share)s THEN b.va_lv_uncapped
+                         ELSE b.sec_lv * %(share)s / (1 - %(share)s) END AS va_lv
+        FROM ({base}) b {fence}
+    """
     valued = f"""
         SELECT b.*, b.btc_mv + b.eth_mv AS va_mv, b.sec_mv + b.btc_mv + b.eth_mv AS mv,
                ROUND(b.sec_lv + b.va_lv, 2) AS lv
-        FROM ({base}) b {fence}
+        FROM ({capped}) b {fence}
     """
     with_util = f"""
         SELECT x.*,
@@ -181,10 +200,13 @@ def execute(sql: str, params: dict | list | None = None) -> int:
 
 # --- Coefficients ------------------------------------------------------------------------
 
-_COEF_SELECT = """
+# A securities position with an instrument is valued at the instrument's book price (none yet: zero);
+# a line booked before the instrument master at its recorded market value.
+_SEC_MV = "COALESCE(p.quantity * bp.price, CASE WHEN p.instrument_id IS NULL THEN p.market_value END, 0)"
+_COEF_SELECT = f"""
     SELECT f.id, f.client_id,
-           COALESCE(SUM(CASE WHEN p.kind = 'securities' THEN p.market_value ELSE 0 END), 0),
-           COALESCE(SUM(CASE WHEN p.kind = 'securities' THEN p.market_value * (1 - p.haircut) ELSE 0 END), 0),
+           COALESCE(SUM(CASE WHEN p.kind = 'securities' THEN {_SEC_MV} ELSE 0 END), 0),
+           COALESCE(SUM(CASE WHEN p.kind = 'securities' THEN {_SEC_MV} * (1 - p.haircut) ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'BTC' THEN p.quantity ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'BTC' THEN p.quantity * (1 - p.haircut) ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'ETH' THEN p.quantity ELSE 0 END), 0),
@@ -192,7 +214,8 @@ _COEF_SELECT = """
            %(now)s, 0, 0, 0
     FROM lending_facility f
     LEFT JOIN lending_collateralposition p ON p.facility_id = f.id
-    WHERE {where}
+    LEFT JOIN collateral_bookprice bp ON bp.instrument_id = p.instrument_id AND p.kind = 'securities'
+    WHERE {{where}}
     GROUP BY f.id, f.client_id
 """
 _COEF_COLUMNS = ("(facility_id, client_id, securities_mv, securities_lv, btc_qty, btc_weight, eth_qty, eth_weight, updated_at, "
@@ -215,6 +238,7 @@ def coefficients_refresh(*, now, facility_ids: list[int] | None = None) -> int:
     """Recompute coefficients from lending's positions (GROUP BY): for the given facilities, or the whole book."""
     if facility_ids is not None and not facility_ids:
         return 0
+    book_prices_sync(now=now)
     params: dict = {"now": dt(now)}
     if facility_ids is None:
         where = "1 = 1"
@@ -241,7 +265,175 @@ def coefficients_sync_new(*, now) -> int:
         "AND NOT EXISTS (SELECT 1 FROM risk_facilitycoefficients c WHERE c.facility_id = f.id)"
     )
     sql = f"INSERT INTO risk_facilitycoefficients {_COEF_COLUMNS} {_COEF_SELECT.format(where=where)} ON CONFLICT (facility_id) DO NOTHING"
+    book_prices_sync(now=now)
     count = execute(sql, {"now": dt(now), "window": NEW_FACILITY_WINDOW})
     if count:
         execute(_COEF_FLOATS, {"now": dt(now)})
     return count
+
+
+
+# --- Securities price moves ----------------------------------------------------------------------------------
+#
+# Invariant: every facility's securities sums equal Σ quantity × book price (× (1 − haircut)). A move is
+# applied in one transaction under the book lock: the deltas of the instruments whose reference price
+# (lending's current price) differs from their book price are added to the sums of the facilities that
+# hold them (through the index on positions by instrument), and the book prices move to the reference.
+
+
+def book_prices_sync(*, now) -> int:
+    """Give every priced instrument without a book price one (at its reference price), before any sum uses it."""
+    return execute(
+        """
+        INSERT INTO collateral_bookprice (instrument_id, price, updated_at)
+        SELECT i.id, cp.price_hkd, %(now)s FROM collateral_instrument i JOIN lending_currentprice cp ON cp.asset = i.code
+        WHERE i.kind = 'security' AND NOT EXISTS (SELECT 1 FROM collateral_bookprice b WHERE b.instrument_id = i.id)
+        """,
+        {"now": dt(now)},
+    )
+
+
+def securities_moves() -> list[tuple[int, Decimal, Decimal]]:
+    """(instrument id, book price, reference price) of every security whose reference moved. One SELECT."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT b.instrument_id, b.price, cp.price_hkd
+            FROM collateral_bookprice b JOIN collateral_instrument i ON i.id = b.instrument_id
+            JOIN lending_currentprice cp ON cp.asset = i.code
+            WHERE cp.price_hkd <> b.price ORDER BY b.instrument_id
+            """
+        )
+        return [(row[0], Decimal(str(row[1])), Decimal(str(row[2]))) for row in cursor.fetchall()]
+
+
+def _moves_table(moves, params: dict) -> str:
+    """The moves as a derived table m(instrument_id, dp, new_price) (PostgreSQL: arrays; SQLite: VALUES)."""
+    if connection.vendor == "postgresql":
+        params |= {"m_ids": [m[0] for m in moves], "m_dp": [m[2] - m[1] for m in moves], "m_new": [m[2] for m in moves]}
+        return "(SELECT * FROM unnest(%(m_ids)s::bigint[], %(m_dp)s::numeric[], %(m_new)s::numeric[]) AS u(instrument_id, dp, new_price))"
+    rows = []
+    for k, (iid, old, new) in enumerate(moves or [(0, Decimal(0), Decimal(0))]):
+        params |= {f"m{k}i": iid, f"m{k}d": num(new - old), f"m{k}n": num(new)}
+        rows.append(f"SELECT %(m{k}i)s AS instrument_id, %(m{k}d)s AS dp, %(m{k}n)s AS new_price")
+    return "(" + " UNION ALL ".join(rows) + ")"
+
+
+def securities_moves_apply(*, moves, now) -> list[int]:
+    """Add the moves' deltas to the sums of the facilities holding the instruments; move the book prices.
+
+    Two statements whatever the size of the book or the number of instruments. Returns the ids of the
+    facilities whose sums changed (only those can change band).
+    """
+    params: dict = {"now": dt(now)}
+    table = _moves_table(moves, params)
+    float_cast = "DOUBLE PRECISION"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE risk_facilitycoefficients SET
+                securities_mv = risk_facilitycoefficients.securities_mv + d.dmv,
+                securities_lv = risk_facilitycoefficients.securities_lv + d.dlv,
+                securities_lv_f = CAST(risk_facilitycoefficients.securities_lv + d.dlv AS {float_cast}),
+                updated_at = %(now)s
+            FROM (SELECT p.facility_id, SUM(p.quantity * m.dp) AS dmv, SUM(p.quantity * m.dp * (1 - p.haircut)) AS dlv
+                  FROM lending_collateralposition p JOIN {table} m ON m.instrument_id = p.instrument_id
+                  WHERE p.kind = 'securities'
+                  GROUP BY p.facility_id) d
+            WHERE risk_facilitycoefficients.facility_id = d.facility_id
+            RETURNING risk_facilitycoefficients.facility_id
+            """,
+            params,
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"""
+            UPDATE collateral_bookprice SET price = m.new_price, updated_at = %(now)s
+            FROM {table} m WHERE collateral_bookprice.instrument_id = m.instrument_id
+            """,
+            params,
+        )
+    return ids
+
+
+# --- Haircuts of a policy version ------------------------------------------------------------------------
+
+
+def _haircut_table(haircuts: dict[int, Decimal], params: dict) -> str:
+    """{instrument id: haircut} as a derived table h(instrument_id, haircut)."""
+    items = sorted(haircuts.items())
+    if connection.vendor == "postgresql":
+        params |= {"h_ids": [k for k, _ in items], "h_cut": [v for _, v in items]}
+        return "(SELECT * FROM unnest(%(h_ids)s::bigint[], %(h_cut)s::numeric[]) AS u(instrument_id, haircut))"
+    rows = []
+    for k, (iid, cut) in enumerate(items or [(0, Decimal(1))]):
+        params |= {f"h{k}i": iid, f"h{k}c": num(cut)}
+        rows.append(f"SELECT %(h{k}i)s AS instrument_id, %(h{k}c)s AS haircut")
+    return "(" + " UNION ALL ".join(rows) + ")"
+
+
+def _class_case(policy, params: dict) -> str:
+    """A legacy securities line's haircut by class under ``policy`` (unknown class: not marginable)."""
+    parts = []
+    for k, (cls, value) in enumerate(sorted(policy.securities_haircuts.items())):
+        params |= {f"c{k}n": cls, f"c{k}v": num(Decimal(str(value)))}
+        parts.append(f"WHEN %(c{k}n)s THEN %(c{k}v)s")
+    return f"CASE p.haircut_class {' '.join(parts)} ELSE 1 END" if parts else "1"
+
+
+def position_haircuts_apply(*, policy, haircuts: dict[int, Decimal]) -> int:
+    """Put every position at the haircut of ``policy`` (instrument positions by the marginable list, legacy lines
+    by class, VA by the policy's VA haircut). One UPDATE; positions already at it are not written."""
+    params: dict = {"btc_h": num(policy.btc_haircut), "eth_h": num(policy.eth_haircut)}
+    table = _haircut_table(haircuts, params)
+    cls = _class_case(policy, params)
+    return execute(
+        f"""
+        UPDATE lending_collateralposition SET haircut = x.haircut
+        FROM (SELECT p.id, CASE WHEN p.instrument_id IS NOT NULL AND h.haircut IS NOT NULL THEN h.haircut
+                                WHEN p.kind = 'virtual_asset' AND p.asset = 'BTC' THEN %(btc_h)s
+                                WHEN p.kind = 'virtual_asset' AND p.asset = 'ETH' THEN %(eth_h)s
+                                WHEN p.kind = 'securities' AND p.instrument_id IS NULL THEN {cls}
+                                ELSE 1 END AS haircut
+              FROM lending_collateralposition p LEFT JOIN {table} h ON h.instrument_id = p.instrument_id) x
+        WHERE lending_collateralposition.id = x.id AND lending_collateralposition.haircut <> x.haircut
+        """,
+        params,
+    )
+
+
+def band_changes_under(*, policy_numbers, haircuts: dict[int, Decimal], prices: dict) -> dict:
+    """How many active facilities would change band if a proposed policy (its numbers and haircuts) were in
+    force now: the whole book valued from its positions at the book prices, in one SELECT (nothing written)."""
+    params: dict = {"btc_h": num(policy_numbers.btc_haircut), "eth_h": num(policy_numbers.eth_haircut),
+                    "btc": num(Decimal(prices.get("BTC") or 0)), "eth": num(Decimal(prices.get("ETH") or 0)),
+                    "share": num(min(max(Decimal(policy_numbers.va_max_share), Decimal(0)), Decimal(1))),
+                    "watch": num(policy_numbers.watch_level), "mc": num(policy_numbers.margin_call_level),
+                    "co": num(policy_numbers.close_out_level), "nolv": num(NO_LENDING_VALUE_UTILISATION), "active": ACTIVE}
+    table = _haircut_table(haircuts, params)
+    cls = _class_case(policy_numbers, params)
+    cut = (f"CASE WHEN p.instrument_id IS NOT NULL AND h.haircut IS NOT NULL THEN h.haircut WHEN p.asset = 'BTC' THEN %(btc_h)s "
+           f"WHEN p.asset = 'ETH' THEN %(eth_h)s WHEN p.instrument_id IS NULL THEN {cls} ELSE 1 END")
+    sql = f"""
+        SELECT v.old_band, v.band, COUNT(*) FROM (
+            SELECT u.old_band, CASE WHEN u.util >= %(co)s THEN '{CLOSE_OUT}' WHEN u.util > %(mc)s THEN '{MARGIN_CALL}'
+                                    WHEN u.util >= %(watch)s THEN '{WATCH}' ELSE '{HEALTHY}' END AS band
+            FROM (SELECT x.old_band, CASE WHEN x.lv > 0 THEN ROUND(x.drawn * 1.0 / x.lv, 4) WHEN x.drawn > 0 THEN %(nolv)s ELSE 0 END AS util
+                  FROM (SELECT s.old_band, s.drawn, ROUND(s.sec_lv + CASE WHEN %(share)s >= 1 THEN s.va_lv
+                                   WHEN s.va_lv * (1 - %(share)s) <= s.sec_lv * %(share)s THEN s.va_lv
+                                   ELSE s.sec_lv * %(share)s / (1 - %(share)s) END, 2) AS lv
+                        FROM (SELECT f.id, f.band AS old_band, f.drawn_balance AS drawn,
+                                     COALESCE(SUM(CASE WHEN p.kind = 'securities' THEN {_SEC_MV} * (1 - {cut}) ELSE 0 END), 0) AS sec_lv,
+                                     COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' THEN p.quantity * (1 - {cut})
+                                                       * CASE p.asset WHEN 'BTC' THEN %(btc)s ELSE %(eth)s END ELSE 0 END), 0) AS va_lv
+                              FROM lending_facility f
+                              LEFT JOIN lending_collateralposition p ON p.facility_id = f.id
+                              LEFT JOIN collateral_bookprice bp ON bp.instrument_id = p.instrument_id AND p.kind = 'securities'
+                              LEFT JOIN {table} h ON h.instrument_id = p.instrument_id
+                              WHERE f.state = %(active)s
+                              GROUP BY f.id, f.band, f.drawn_balance) s) x) u) v
+        WHERE v.band <> v.old_band GROUP BY v.old_band, v.band
+    """
+    rows = fetch(sql, params)
+    moves = [{"from": r["old_band"], "to": r["band"], "count": r[list(r)[2]]} for r in rows]
+    return {"facilities": sum(m["count"] for m in moves), "moves": moves}

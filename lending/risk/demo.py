@@ -52,9 +52,9 @@ def _near_level_facilities(officer, manager) -> int:
     made = 0
     for i, (user, target) in enumerate(zip(borrowers, NEAR_LEVEL_TARGETS, strict=False)):
         lines = [
-            {"kind": "securities", "haircut_class": "A", "description": "Tracker Fund 2800", "market_value": str(3_000_000 + 500_000 * i)},
-            {"kind": "virtual_asset", "asset": "BTC", "quantity": str(Decimal("1.5") + i), "custody_reference": f"DEMO-BTC-{i}"},
-            {"kind": "virtual_asset", "asset": "ETH", "quantity": str(20 + 5 * i), "custody_reference": f"DEMO-ETH-{i}"},
+            {"kind": "securities", "instrument": "00941", "quantity": str(35_000 + 6_000 * i)},  # from the borrower's holdings
+            {"kind": "virtual_asset", "asset": "BTC", "quantity": str(Decimal("1.5") + i)},
+            {"kind": "virtual_asset", "asset": "ETH", "quantity": str(20 + 5 * i)},
         ]
         app = lending.application_create(user=user, requested_limit=str(3_000_000 + 500_000 * i), purpose="Demo: facility near the monitoring levels", lines=lines)
         lending.application_submit(user=user, application_id=app.pk, confirm_terms=True)

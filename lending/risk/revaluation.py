@@ -86,16 +86,22 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     scenario = book.Scenario.current(policy=policy, prices=prices)
     if facility_ids is None:
         book.coefficients_sync_new(now=now)
-        where, extra = "", {}
-    else:
-        names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
-        where, extra = f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names)})", names
+    # Securities that moved: their deltas go into the sums of the facilities holding them (index on
+    # positions by instrument); only those facilities can change band because of them.
+    moved = book.securities_moves_apply(moves=book.securities_moves(), now=now)
+    last = RevaluationRun.objects.order_by("-id").values("btc_price", "eth_price").first()
+    va_moved = last is None or last["btc_price"] != prices.get("BTC") or last["eth_price"] != prices.get("ETH")
+    # A price tick that moved only securities looks only at their holders; anything else (a BTC/ETH move,
+    # the beat, a policy change, an explicit run) looks at the whole book.
+    whole_book = facility_ids is None and (va_moved or trigger not in MOVES_ONLY_TRIGGERS)
+    extra: dict = {}
+    where = "" if whole_book else _ids_where(sorted(set(moved) | {int(f) for f in facility_ids or ()}), extra)
     run = RevaluationRun.objects.create(
         started_at=now, trigger=trigger[:20], btc_price=prices.get("BTC"), eth_price=prices.get("ETH"), policy_version=policy.version,
     )
-    params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now)}
+    params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now), "policy_version": policy.version}
     scan_where = where
-    if connection.vendor == "postgresql":
+    if whole_book and connection.vendor == "postgresql":
         # 0. The float prefilter as a plain SELECT, which PostgreSQL runs with parallel workers (an
         # INSERT … SELECT never is): only the ids of facilities whose band may have changed come back,
         # a number bounded by the band transitions, not by the size of the book.
@@ -119,12 +125,25 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     )
     changes = len(band_rows)
     opened_rows = breached_rows = escalated_rows = []
+    if facility_ids is not None or trigger == "policy":
+        # A facility-level revaluation (opening, drawdown, repayment, top-up) stores the facility's valuation
+        # whatever its band: the pages and the available amount read it. So does a new policy version, for
+        # the whole book: every facility then records the version whose haircuts valued it.
+        book.execute(
+            f"""
+            UPDATE lending_facility SET utilisation = v.util, lending_value = v.lv, market_value = ROUND(v.mv, 2),
+                   va_market_value = ROUND(v.va_mv, 2), valued_at = %(now)s, valued_policy_version = %(policy_version)s
+            FROM ({book.live_sql(where)}) v WHERE lending_facility.id = v.facility_id
+            """,
+            params,
+        )
     if changes:
         # 2. Write the stored valuation of the facilities that changed band (and only those).
         book.execute(
             """
             UPDATE lending_facility SET band = bc.to_band, utilisation = bc.utilisation, lending_value = bc.lending_value,
-                   market_value = bc.market_value, va_market_value = bc.va_market_value, valued_at = bc.at
+                   market_value = bc.market_value, va_market_value = bc.va_market_value, valued_at = bc.at,
+                   valued_policy_version = %(policy_version)s
             FROM risk_bandchange bc
             WHERE bc.run_id = %(run)s AND lending_facility.id = bc.facility_id
             """,
@@ -184,7 +203,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
     # (Calls cured by a repayment are met by that beat, or at once through ``services.facility_changed``.)
-    if facility_ids is not None:
+    if not whole_book:
         refresh_where = where
     elif "candidates" in params:
         refresh_where = "AND f.id = ANY(%(candidates)s)"  # a superset of this run's band changes
@@ -213,6 +232,20 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
 
         margin_calls_notify.delay_on_commit(run.pk)
     return run
+
+
+# Ticks that may look only at the facilities holding what moved (reference-price changes).
+MOVES_ONLY_TRIGGERS = ("price",)
+
+
+def _ids_where(ids: list[int], params: dict) -> str:
+    """Restrict the book's statements to ``ids`` (PostgreSQL: one array parameter)."""
+    if connection.vendor == "postgresql":
+        params["ids"] = ids
+        return "AND f.id = ANY(%(ids)s)"
+    names = {f"f{i}": fid for i, fid in enumerate(ids)}
+    params.update(names)
+    return f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names) or 'NULL'})"
 
 
 def _money(value) -> str:
@@ -334,26 +367,48 @@ def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:
     )
 
 
+def policy_apply(*, policy) -> dict:
+    """A newly approved collateral policy reaches the live book (called in the approval's transaction):
+    every position at the haircut of the version in force, every facility's sums rebuilt, the whole
+    book banded (calls opened where it now breaches). Returns the counts for the approval's audit row."""
+    from lending.collateral.selectors import haircuts_for
+
+    locks.book()
+    locks.writes(locks.Level.FACILITY)
+    repriced = book.position_haircuts_apply(policy=policy, haircuts=haircuts_for(policy=policy))
+    book.coefficients_refresh(now=timezone.now())
+    run = revalue_book(trigger="policy")
+    return {"positions_rehaircut": repriced, "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
+
+
+def facility_valuation(*, facility_id: int) -> dict:
+    """One facility valued now (its sums rebuilt from its positions at the book prices, then the same SQL as
+    every tick); writes none of the facility's stored columns. Caller holds the book lock."""
+    policy, prices = current_inputs()
+    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
+    params = book.Scenario.current(policy=policy, prices=prices).params() | {"fid": int(facility_id)}
+    rows = book.fetch(book.live_sql("AND f.id = %(fid)s"), params)
+    if not rows:
+        return {"lv": Decimal("0"), "util": Decimal("0"), "band": "healthy"}
+    row = rows[0]
+    return {"lv": Decimal(str(row["lv"])).quantize(Decimal("0.01")), "util": Decimal(str(row["util"])), "band": row["band"]}
+
+
 def naive_revalue_facility(facility, *, policy, prices) -> bool:
-    """The per-facility ORM path the benchmark compares with (never used by the engine)."""
-    from lending.services import band_for
+    """The per-facility ORM path the benchmark compares with (never used by the engine): load the
+    positions, value them with ``lending.valuation`` at the reference prices, save the facility."""
+    from lending import valuation
 
-    from .book import va_cap_factor
-
-    sec_lv = sec_mv = va_mv = va_lv = Decimal("0")
+    inputs = []
     for p in facility.positions.all():
-        if p.kind == "securities":
-            sec_mv += p.market_value
-            sec_lv += p.market_value * (1 - p.haircut)
-        else:
-            mv = (p.quantity or 0) * prices[p.asset]
-            va_mv += mv
-            va_lv += mv * (1 - p.haircut)
-    lv = (sec_lv + min(va_lv, sec_lv * va_cap_factor(policy.va_max_share))).quantize(Decimal("0.01"))
-    util = (facility.drawn_balance / lv).quantize(Decimal("0.0001")) if lv else Decimal("99")
-    band = band_for(utilisation=util, policy=policy)
-    changed = band != facility.band
-    facility.market_value, facility.va_market_value = (sec_mv + va_mv).quantize(Decimal("0.01")), va_mv.quantize(Decimal("0.01"))
-    facility.lending_value, facility.utilisation, facility.band = lv, util, band
+        code = p.asset if p.kind == "virtual_asset" else (p.instrument.code if p.instrument_id else "")
+        price = prices.get(code) if code else None
+        inputs.append(valuation.PositionValueInput(kind=p.kind, haircut=p.haircut, quantity=p.quantity, price=price,
+                                                   market_value=None if p.instrument_id else p.market_value))
+    v = valuation.value_facility(positions=inputs, drawn=facility.drawn_balance, max_share=policy.va_max_share,
+                                 watch=policy.watch_level, margin_call=policy.margin_call_level, close_out=policy.close_out_level)
+    changed = v.band != facility.band
+    facility.market_value, facility.va_market_value = v.market_value, v.va_market_value
+    facility.lending_value, facility.utilisation, facility.band = v.lending_value, v.utilisation, v.band
     facility.save(update_fields=["market_value", "va_market_value", "lending_value", "utilisation", "band"])
     return changed

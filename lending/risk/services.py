@@ -61,11 +61,28 @@ def _text(value, field: str) -> str:
     return text
 
 
-def _asset(asset: str) -> str:
+def _asset(asset: str, *, securities: bool = False) -> str:
+    """BTC or ETH; with ``securities`` also an active security of the instrument master (5-digit code)."""
     asset = (asset or "").upper().strip()
-    if asset not in ASSETS:
-        raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
-    return asset
+    if asset in ASSETS:
+        return asset
+    if securities:
+        from lending.collateral.models import Instrument, normalise_code
+
+        code = normalise_code(asset)
+        if Instrument.objects.filter(code=code, kind="security", active=True).exists():
+            return code
+        raise PortalError("validation_error", _("Unknown asset %(asset)s: quote BTC, ETH or a security of the instrument master.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC, ETH or an instrument code.")]})
+    raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
+
+
+# A listed security's last price stays usable across a weekend and a holiday (the exchange is shut);
+# BTC and ETH trade around the clock and keep the collateral policy's freshness limit in minutes.
+SECURITIES_PRICE_MAX_AGE = timedelta(days=4)
+
+
+def _max_age_for(asset: str, max_age: timedelta) -> timedelta:
+    return max_age if asset in ASSETS else max(max_age, SECURITIES_PRICE_MAX_AGE)
 
 
 # --- Risk policy (maker-checker) ---------------------------------------------------------------
@@ -244,7 +261,8 @@ def _quote_check(*, source: PriceSource, asset: str, price: Decimal, as_of: date
 
 
 def _quote_prepare(*, actor, source_code: str, asset: str, price_hkd, as_of, now, sources: dict, max_age, reference, band) -> PriceQuote:
-    asset = _asset(asset)
+    asset = _asset(asset, securities=True)
+    max_age = _max_age_for(asset, max_age)
     price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
     as_of = as_of or now
     if isinstance(as_of, str):
@@ -521,7 +539,11 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
                                                                    expires_at__gt=now).select_related("set_by", "approved_by").order_by("approved_at")}
     alarms = _Alarms(now)
     result, writes = {}, []
-    for asset in ASSETS:
+    # BTC and ETH, and every security some source has quoted (lending.collateral's instrument master).
+    governed = (*ASSETS, *sorted({q.asset for q in quotes} - set(ASSETS)))
+    va_max_age = max_age
+    for asset in governed:
+        max_age = _max_age_for(asset, va_max_age)
         latest = [q for q in quotes if q.asset == asset]
         fresh = [q for q in latest if q.as_of >= now - max_age]
         for q in latest:
@@ -560,7 +582,7 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
         if price is not None and (changed or keep_fresh) and (now_price is None or as_of >= now_price.as_of):
             writes.append({"asset": asset, "price_hkd": price, "source": source, "as_of": as_of})
     if refused is None:
-        alarms.keep(tuple(f"{a}:quote_refused:" for a in ASSETS))
+        alarms.keep(tuple(f"{a}:quote_refused:" for a in governed))
     for row, exc in refused or []:
         asset, code = str(row.get("asset", "")).upper(), str(row.get("source_code", ""))
         alarms.hold(key=f"{asset}:quote_refused:{code}"[:80], asset=asset[:8], kind=AlarmKind.QUOTE_REFUSED, source=None,
@@ -570,7 +592,7 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
         _reference_write(writes, now=now)
         _daily_closes_record(writes)
     _volatility_refresh(now=now, alarms=alarms, numbers=numbers)
-    alarms.clear_unseen(tuple(f"{a}:" for a in ASSETS))
+    alarms.clear_unseen(tuple(f"{a}:" for a in governed))
     if moved:
         revalue_book(trigger="price")
         audit_log(actor=SYSTEM, action="risk.reference_price.changed", object_type="lending.currentprice",

@@ -155,3 +155,49 @@ def test_a_bad_instrument_row_refuses_the_whole_file(db):
         services.instruments_load(actor=SYSTEM, text="code,name_en,board_lot\n00700,Tencent,100\nABC,Bad,100\n")
     assert "Line 3" in exc.value.message
     assert Instrument.objects.get(code="00700").name_en == "Tencent Holdings"
+
+
+def _price_file(batch_id, lines, as_of=None):
+    from django.utils import timezone
+
+    as_of = as_of or timezone.now().isoformat()
+    return "\n".join(["batch_id,as_of,instrument,price,source"] + [f"{batch_id},{as_of},{c},{p},{s}" for c, p, s in lines]) + "\n"
+
+
+def test_end_of_day_price_file_becomes_reference_prices_through_the_price_authority(db, policy):
+    from lending import selectors as lending_selectors
+    from lending.risk import services as risk_services
+
+    risk_services.source_ensure(code="hkex-close", name="HKEX closing prices")
+    result = services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-1", [("00700", "482.60", "hkex-close"), ("5", "95.40", "hkex-close")]))
+    assert result.batch.status == "applied" and result.batch.applied_count == 2
+    current = lending_selectors.prices_current()
+    assert current["00700"].price_hkd == Decimal("482.60") and current["00005"].price_hkd == Decimal("95.40")
+
+
+def test_a_price_file_with_bad_lines_is_rejected_and_no_quote_is_recorded(db, policy):
+    from lending.risk import services as risk_services
+    from lending.risk.models import PriceQuote
+
+    risk_services.source_ensure(code="hkex-close", name="HKEX closing prices")
+    result = services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-2", [
+        ("00700", "482.60", "hkex-close"), ("BTC", "1", "hkex-close"), ("00005", "-1", "hkex-close"), ("00388", "350", "nobody")]))
+    assert result.batch.status == "rejected"
+    assert [e["code"] for e in result.batch.errors] == ["unknown_instrument", "invalid_price", "unknown_source"]
+    assert not PriceQuote.objects.exists()
+
+
+def test_a_market_data_gateway_pushes_intraday_prices_with_its_key(api_client, machine_key, policy):
+    from lending.risk import services as risk_services
+
+    risk_services.source_ensure(code="gateway", name="Market-data gateway")
+    response = api_client.post("/api/v1/collateral/imports/prices_intraday/", {
+        "batch_id": "GW-1", "as_of": timezone_now(), "lines": [{"instrument": "00700", "price": "480.20", "source": "gateway"}]},
+        format="json", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 201, response.content
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now().isoformat()

@@ -49,9 +49,15 @@ def policy(db, officer, credit_manager):
     return approved_policy(officer=officer, credit_manager=credit_manager)
 
 
-def set_prices(btc=BTC_PRICE, eth=ETH_PRICE):
+# The securities the tests pledge, one per haircut class, each priced at HK$100.00 (so a line's
+# market value is 100 × its quantity).
+CLASS_INSTRUMENT = {"A": "00005", "B": "00004", "C": "00303"}
+SECURITY_PRICE = Decimal("100.00")
+
+
+def set_prices(btc=BTC_PRICE, eth=ETH_PRICE, securities=None):
     """Quotes from the test feed, through the risk engine's governance: with it the only source, the
-    reference price is its quote (and the book is revalued at it)."""
+    reference price is its quote (and the book is revalued at it). Securities: {code: price}."""
     from lending.risk import services
     from portal.audit import SYSTEM
 
@@ -59,12 +65,25 @@ def set_prices(btc=BTC_PRICE, eth=ETH_PRICE):
     return services.quotes_record(actor=SYSTEM, strict=True, rows=[
         {"source_code": "test", "asset": "BTC", "price_hkd": btc},
         {"source_code": "test", "asset": "ETH", "price_hkd": eth},
+        *({"source_code": "test", "asset": code, "price_hkd": price} for code, price in (securities or {}).items()),
     ])
 
 
 @pytest.fixture
 def prices(db):
-    return set_prices()
+    return set_prices(securities={code: SECURITY_PRICE for code in CLASS_INSTRUMENT.values()})
+
+
+def give_holdings(user, *, shares=1_000_000, btc="100", eth="1000"):
+    """What the back office reports for ``user``: shares of each class's instrument, BTC and ETH in custody."""
+    from django.db import transaction
+
+    from lending.collateral import services as collateral
+    from lending.collateral.models import Instrument
+
+    with transaction.atomic():
+        for code, qty in [*((c, shares) for c in CLASS_INSTRUMENT.values()), ("BTC", btc), ("ETH", eth)]:
+            collateral.holding_set(client_id=user.pk, instrument=Instrument.objects.get(code=code), quantity=Decimal(str(qty)))
 
 
 class Facts:
@@ -137,7 +156,8 @@ def facts(monkeypatch):
 
 @pytest.fixture
 def eligible_client(alice, facts, policy, prices):
-    """alice, eligible for VA margin financing, with a policy in force and fresh prices."""
+    """alice, eligible for VA margin financing, with a policy in force, fresh prices and holdings to pledge."""
+    give_holdings(alice)
     return alice
 
 
@@ -146,8 +166,9 @@ def outsider(charlie, facts):
     return charlie
 
 
-def securities(value="10000000", cls="A", description="HSBC 0005"):
-    return {"kind": "securities", "haircut_class": cls, "market_value": value, "description": description}
+def securities(value="10000000", cls="A", description=""):
+    """A holding of the class's instrument worth ``value`` at the test price (HK$100 a share)."""
+    return {"kind": "securities", "instrument": CLASS_INSTRUMENT[cls], "quantity": str(Decimal(value) / SECURITY_PRICE)}
 
 
 def va(asset="BTC", quantity="1", custody="CUST-1"):
@@ -157,6 +178,7 @@ def va(asset="BTC", quantity="1", custody="CUST-1"):
 def draft(user, *, limit="3000000", lines=None):
     from lending import services
 
+    give_holdings(user)  # what the back office reports for the client (idempotent)
     return services.application_create(user=user, requested_limit=limit, purpose="Trade VA", lines=lines or [securities(), va()])
 
 

@@ -1,5 +1,7 @@
 """Pages: access, decisions through forms, and query counts pinned."""
 
+from decimal import Decimal
+
 import pytest
 
 from lending import services
@@ -34,21 +36,26 @@ def test_application_form_embeds_policy_numbers(client, eligible_client):
     client.force_login(eligible_client)
     response = client.get("/lending/apply/")
     assert response.status_code == 200
-    assert b'"btc_haircut": "0.6000"' in response.content and b"price-data" in response.content
+    assert b'"btc_haircut": "0.6000"' in response.content
+    # Each holding row carries its price and the haircut of the marginable list in force.
+    assert b'data-price="100.00" data-haircut="0.30"' in response.content and b'data-price="760000.00" data-haircut="0.6000"' in response.content
 
 
 def test_client_applies_through_the_form(client, eligible_client, django_capture_on_commit_callbacks):
     client.force_login(eligible_client)
+    page = client.get("/lending/apply/").content.decode()
+    assert 'data-testid="holdings"' in page and "00005" in page and 'name="line_market_value"' not in page
     data = {
         "requested_limit": "1000000", "purpose": "Trade", "submit": "1", "confirm_terms": "on",
-        "line_kind": ["securities", "virtual_asset"], "line_description": ["HSBC", ""], "line_haircut_class": ["A", "A"],
-        "line_market_value": ["5000000", ""], "line_asset": ["BTC", "ETH"], "line_quantity": ["", "3"], "line_custody_reference": ["", "C-9"],
+        "line_instrument": ["00005", "00004", "BTC", "ETH"], "line_kind": ["securities", "securities", "virtual_asset", "virtual_asset"],
+        "line_quantity": ["50000", "", "0", "3"],
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/lending/apply/", data)
     app = FacilityApplication.objects.get()
     assert response.status_code == 302 and app.state == AppState.AWAITING_DECISION
-    assert app.lines.count() == 2 and app.lines.get(asset="ETH").custody_reference == "C-9"
+    assert app.lines.count() == 2 and app.lines.get(asset="ETH").quantity == 3
+    assert app.lines.get(kind="securities").instrument.code == "00005" and app.lending_value == Decimal("3500000.00") + Decimal("28350.00")
 
 
 def test_officer_approves_on_the_review_page(client, reviewed, officer):

@@ -4,49 +4,25 @@
   function dec(v) { var n = parseFloat(v); return isFinite(n) ? n : 0; }
   function fmt(n) { return n.toLocaleString("en-HK", { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
 
-  // --- application form: compute from the policy numbers embedded in the page ---
+  // --- application form: the client's holdings, valued at the embedded prices and haircuts ---
+  // (display only: the server values the pledge again with lending.valuation)
   var form = document.getElementById("application-form");
   if (form) {
     var policy = JSON.parse(document.getElementById("policy-data").textContent);
-    var prices = JSON.parse(document.getElementById("price-data").textContent);
     var tbody = document.getElementById("lines");
-    var template = document.getElementById("line-template");
-    function addLine(kind) {
-      var row = template.content.firstElementChild.cloneNode(true);
-      row.querySelector("[name=line_kind]").value = kind;
-      row.classList.add(kind);
-      tbody.appendChild(row);
-      recompute();
-    }
-    document.getElementById("add-securities").addEventListener("click", function () { addLine("securities"); });
-    document.getElementById("add-va").addEventListener("click", function () { addLine("virtual_asset"); });
-    tbody.addEventListener("click", function (e) {
-      if (e.target.matches(".remove-line")) { e.target.closest("tr").remove(); recompute(); }
-    });
     function recompute() {
       if (!policy) { return; }
       var secMv = 0, secLv = 0, vaMv = 0, vaLv = 0;
-      tbody.querySelectorAll("tr").forEach(function (row) {
+      (tbody ? tbody.querySelectorAll("tr") : []).forEach(function (row) {
         var kind = row.querySelector("[name=line_kind]").value;
-        var lv = 0, mv = 0;
-        if (kind === "securities") {
-          var cls = row.querySelector("[name=line_haircut_class]").value;
-          var h = policy.securities_haircuts[cls];
-          mv = dec(row.querySelector("[name=line_market_value]").value);
-          if (h !== undefined) { lv = mv * (1 - dec(h)); }
-          secMv += mv; secLv += lv;
-        } else {
-          var asset = row.querySelector("[name=line_asset]").value;
-          var price = dec(prices[asset]);
-          var haircut = dec(asset === "BTC" ? policy.btc_haircut : policy.eth_haircut);
-          mv = dec(row.querySelector("[name=line_quantity]").value) * price;
-          lv = mv * (1 - haircut);
-          vaMv += mv; vaLv += lv;
-        }
+        var qty = dec(row.querySelector("[name=line_quantity]").value);
+        var mv = qty * dec(row.dataset.price);
+        var lv = mv * (1 - dec(row.dataset.haircut));
+        if (kind === "securities") { secMv += mv; secLv += lv; } else { vaMv += mv; vaLv += lv; }
         row.querySelector(".line-lv").textContent = fmt(lv);
       });
       var share = dec(policy.va_max_share);
-      var vaAllowed = share >= 1 ? vaLv : Math.min(vaLv, share > 0 ? secLv * share / (1 - share) : 0);
+      var vaAllowed = share >= 1 ? vaLv : (vaLv * (1 - share) <= secLv * share ? vaLv : (share > 0 ? secLv * share / (1 - share) : 0));
       var total = secLv + vaAllowed;
       document.getElementById("out-mv").textContent = fmt(secMv + vaMv);
       document.getElementById("out-sec-lv").textContent = fmt(secLv);
@@ -56,9 +32,17 @@
       var requested = dec(document.getElementById("id_requested_limit").value);
       document.getElementById("out-over").hidden = !(requested > total);
     }
+    if (tbody) {
+      tbody.addEventListener("click", function (e) {
+        if (e.target.matches(".pledge-all")) {
+          var row = e.target.closest("tr");
+          row.querySelector("[name=line_quantity]").value = row.dataset.free.replace(/\.?0+$/, "");
+          recompute();
+        }
+      });
+    }
     form.addEventListener("input", recompute);
     form.addEventListener("change", recompute);
-    if (!tbody.querySelector("tr")) { addLine("securities"); }
     recompute();
   }
 

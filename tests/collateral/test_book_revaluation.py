@@ -1,0 +1,140 @@
+"""The revaluation engine with per-instrument prices: a tick's work follows the instruments that moved."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from lending.collateral.models import BookPrice, Instrument
+from lending.models import CollateralPosition, Facility
+from lending.risk.models import FacilityCoefficients, MarginCall, RevaluationRun
+from lending.risk.revaluation import revalue_book
+from tests.collateral.conftest import book_facility, set_prices
+
+pytestmark = pytest.mark.django_db
+
+BASE = {"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00700": Decimal("400.00"), "00005": Decimal("80.00"),
+        "02800": Decimal("25.00")}
+
+
+@pytest.fixture
+def market(policy):
+    set_prices(BASE)
+    return policy
+
+
+def _tick(quotes=None):
+    """A price tick: quotes through the price authority, whose reference refresh revalues the book in the
+    same transaction (or, without quotes, a revaluation at unchanged prices). The run and the statements."""
+    with CaptureQueriesContext(connection) as ctx:
+        if quotes:
+            set_prices(quotes)
+        else:
+            revalue_book(trigger="price")
+    return RevaluationRun.objects.order_by("-id").first(), len(ctx.captured_queries)
+
+
+def test_a_security_move_revalues_only_the_facilities_holding_it(market, alice, charlie):
+    tencent = book_facility(alice, holdings={"00700": 1000}, drawn="250000")   # LV 400,000 × 0.7 = 280,000: util 0.8929
+    hsbc = book_facility(charlie, holdings={"00005": 5000}, drawn="250000")     # LV 400,000 × 0.7 = 280,000
+    revalue_book(trigger="beat")
+    before = {c.facility_id: c.updated_at for c in FacilityCoefficients.objects.all()}
+    run, _ = _tick({"00700": Decimal("340.00")})                                 # −15%: 238,000 → util 1.0504
+    coef = {c.facility_id: c for c in FacilityCoefficients.objects.all()}
+    assert coef[tencent.pk].securities_mv == Decimal("340000") and coef[tencent.pk].securities_lv == Decimal("238000")
+    assert coef[hsbc.pk].updated_at == before[hsbc.pk]                            # never touched
+    assert BookPrice.objects.get(instrument__code="00700").price == Decimal("340.0000")
+    assert run.band_changes == 1 and run.calls_opened == 1
+    call = MarginCall.objects.get()
+    assert call.facility_id == tencent.pk and call.shortfall == Decimal("12000.00")  # 250,000 − 238,000 × 1.00
+    again, _ = _tick()
+    assert again.band_changes == 0 and MarginCall.objects.count() == 1            # opened exactly once
+    assert Facility.objects.get(pk=tencent.pk).valued_policy_version == market.version
+
+
+def test_exact_sums_after_many_moves_equal_a_rebuild_from_positions(market, alice):
+    from django.utils import timezone
+
+    from lending.risk import book
+
+    f = book_facility(alice, holdings={"00700": 300, "00005": 1200, "02800": 4000, "BTC": "0.3"}, drawn="100000")
+    revalue_book(trigger="beat")
+    for p700, p5 in [("401.20", "80.05"), ("399.80", "79.95"), ("415.40", "81.35"), ("377.00", "78.10")]:
+        set_prices({"00700": Decimal(p700), "00005": Decimal(p5)})
+    incremental = FacilityCoefficients.objects.get(facility=f)
+    book.coefficients_refresh(now=timezone.now(), facility_ids=[f.pk])
+    rebuilt = FacilityCoefficients.objects.get(facility=f)
+    assert (incremental.securities_mv, incremental.securities_lv) == (rebuilt.securities_mv, rebuilt.securities_lv)
+    assert rebuilt.securities_mv == Decimal("377.00") * 300 + Decimal("78.10") * 1200 + Decimal("25.00") * 4000
+
+
+def test_statements_per_tick_do_not_grow_with_the_book_or_the_holders(market, alice):
+    for _ in range(3):
+        book_facility(alice, holdings={"00700": 100, "00005": 100})
+    revalue_book(trigger="beat")
+    _, small = _tick({"00700": Decimal("390.00"), "00005": Decimal("79.50")})
+    for _ in range(25):
+        book_facility(alice, holdings={"00700": 100, "00005": 100, "02800": 500})
+    revalue_book(trigger="beat")
+    _, large = _tick({"00700": Decimal("380.00"), "00005": Decimal("79.00")})
+    assert small == large
+
+
+def test_a_suspended_security_is_valued_by_policy(market, alice, credit_manager, officer):
+    from lending import services
+    from lending.collateral import services as collateral
+    from tests.lending.conftest import POLICY_NUMBERS
+
+    f = book_facility(alice, holdings={"00700": 1000})
+    collateral.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS | {"marginable": {"suspended_haircut": "0.80"}}, reason="Suspended at 80%")
+    services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    assert CollateralPosition.objects.get(facility=f).haircut == Decimal("0.8000")
+    assert FacilityCoefficients.objects.get(facility=f).securities_lv == Decimal("80000")  # 400,000 × 20%
+
+
+def test_an_approved_haircut_change_moves_the_live_book_and_the_preview_counted_it(market, alice, charlie, officer, credit_manager):
+    from lending import services
+    from lending.collateral.selectors import policy_preview
+    from tests.lending.conftest import POLICY_NUMBERS
+
+    risky = book_facility(alice, holdings={"00700": 1000}, drawn="250000")      # util 0.8929 healthy at 30%
+    safe = book_facility(charlie, holdings={"00005": 5000}, drawn="100000")
+    revalue_book(trigger="beat")
+    proposed = services.policy_propose(actor=officer, reason="Tencent concentration",
+                                       numbers=POLICY_NUMBERS | {"marginable": {"entries": {"00700": "0.45"}}})
+    preview = policy_preview(policy=proposed)
+    assert preview == {"facilities": 1, "moves": [{"from": "healthy", "to": "margin_call", "count": 1}]}  # 250,000 / 220,000 = 1.1364
+    services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    risky.refresh_from_db()
+    assert CollateralPosition.objects.get(facility=risky).haircut == Decimal("0.4500")
+    assert risky.lending_value == Decimal("220000.00") and risky.band == "margin_call" and risky.valued_policy_version == proposed.version
+    assert MarginCall.objects.filter(facility=risky).count() == 1
+    safe.refresh_from_db()
+    assert safe.band == "healthy"
+    assert RevaluationRun.objects.filter(trigger="policy").exists()
+
+
+def test_va_entries_below_sixty_percent_are_refused(market, officer):
+    from lending import services
+    from portal.errors import PortalError
+    from tests.lending.conftest import POLICY_NUMBERS
+
+    with pytest.raises(PortalError) as exc:
+        services.policy_propose(actor=officer, reason="x", numbers=POLICY_NUMBERS | {"marginable": {"entries": {"BTC": "0.55"}}})
+    assert exc.value.code == "va_haircut_below_floor"
+
+
+def test_database_refuses_a_va_marginable_entry_below_sixty_percent(market, officer):
+    from django.db import IntegrityError, transaction
+
+    from lending import services
+    from lending.collateral.models import MarginableEntry
+    from tests.lending.conftest import POLICY_NUMBERS
+
+    proposed = services.policy_propose(actor=officer, reason="x", numbers=POLICY_NUMBERS | {"marginable": {"entries": {"BTC": "0.70"}}})
+    entry = MarginableEntry.objects.get(marginable_list__policy=proposed)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MarginableEntry.objects.filter(pk=entry.pk).update(haircut=Decimal("0.59"))
+    assert Instrument.objects.get(code="BTC").pk == entry.instrument_id
