@@ -319,7 +319,7 @@ def _moves_table(moves, params: dict) -> str:
     return "(" + " UNION ALL ".join(rows) + ")"
 
 
-def securities_moves_apply(*, moves, now) -> list[int]:
+def securities_moves_apply(*, moves, now, returning: bool = True) -> list[int]:
     """Add the moves' deltas to the sums of the facilities holding the instruments; move the book prices.
 
     Two statements whatever the size of the book or the number of instruments. Returns the ids of the
@@ -341,11 +341,11 @@ def securities_moves_apply(*, moves, now) -> list[int]:
                   WHERE p.kind = 'securities'
                   GROUP BY p.facility_id) d
             WHERE risk_facilitycoefficients.facility_id = d.facility_id
-            RETURNING risk_facilitycoefficients.facility_id
+            {"RETURNING risk_facilitycoefficients.facility_id" if returning else ""}
             """,
             params,
         )
-        ids = [row[0] for row in cursor.fetchall()]
+        ids = [row[0] for row in cursor.fetchall()] if returning else []
         cursor.execute(
             f"""
             UPDATE collateral_bookprice SET price = m.new_price, updated_at = %(now)s

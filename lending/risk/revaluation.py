@@ -84,16 +84,20 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         return None
     now = timezone.now()
     scenario = book.Scenario.current(policy=policy, prices=prices)
-    if facility_ids is None:
-        book.coefficients_sync_new(now=now)
+    if facility_ids is None and trigger not in MOVES_ONLY_TRIGGERS:
+        book.coefficients_sync_new(now=now)  # the safety net for facilities lending opened (they report themselves)
     # Securities that moved: their deltas go into the sums of the facilities holding them (index on
-    # positions by instrument); only those facilities can change band because of them.
-    moved = book.securities_moves_apply(moves=book.securities_moves(), now=now)
+    # positions by instrument); only those facilities can change band because of them. When many
+    # instruments moved (an end-of-day file) their holders are most of the book: it is then banded as a
+    # whole book (the float prefilter) rather than by a list of ids.
+    moves = book.securities_moves()
+    many = len(moves) > MANY_MOVES
+    moved = book.securities_moves_apply(moves=moves, now=now, returning=not many)
     last = RevaluationRun.objects.order_by("-id").values("btc_price", "eth_price").first()
     va_moved = last is None or last["btc_price"] != prices.get("BTC") or last["eth_price"] != prices.get("ETH")
-    # A price tick that moved only securities looks only at their holders; anything else (a BTC/ETH move,
-    # the beat, a policy change, an explicit run) looks at the whole book.
-    whole_book = facility_ids is None and (va_moved or trigger not in MOVES_ONLY_TRIGGERS)
+    # A price tick that moved only a few securities looks only at their holders; anything else (a BTC/ETH
+    # move, many securities, the beat, a policy change, an explicit run) looks at the whole book.
+    whole_book = facility_ids is None and (va_moved or many or trigger not in MOVES_ONLY_TRIGGERS)
     extra: dict = {}
     where = "" if whole_book else _ids_where(sorted(set(moved) | {int(f) for f in facility_ids or ()}), extra)
     run = RevaluationRun.objects.create(
@@ -236,6 +240,8 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
 
 # Ticks that may look only at the facilities holding what moved (reference-price changes).
 MOVES_ONLY_TRIGGERS = ("price",)
+# Above this many securities moving at once the tick bands the whole book (float prefilter) instead of ids.
+MANY_MOVES = 20
 
 
 def _ids_where(ids: list[int], params: dict) -> str:
@@ -283,6 +289,7 @@ def call_audit_rows(*, run=None, band_rows=(), opened=(), breached=(), escalated
         add(r, "risk.margin_call.breached_again", {"breaches": r["breaches"], "band": change.get("to_band")}, {"band": change.get("from_band")})
     for r in escalated:
         add(r, "risk.margin_call.escalated", {"state": CallState.ESCALATED, "escalation_reason": "close_out_level"}, {"state": CallState.OPEN})
+    seen |= {r["id"] for r in met}  # a call met in this run has its "met" row; no separate band row
     for r in refreshed:
         change = moved.get(r["facility_id"])
         if change is not None and r["id"] not in seen:

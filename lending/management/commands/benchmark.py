@@ -55,6 +55,7 @@ class Command(BaseCommand):
         revaluation.add_argument("--ticks", type=int, default=8)
         revaluation.add_argument("--naive-sample", type=int, default=5000)
         revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
+        revaluation.add_argument("--holders", type=int, default=1000, help="Facilities holding the single security the one-security tick moves.")
 
         interest = sub.add_parser("interest", help="Daily accrual for the whole book and statements by the job (lending.servicing.benchmark).")
         interest.add_argument("--facilities", type=int, default=100_000)
@@ -85,7 +86,7 @@ class Command(BaseCommand):
             from lending.risk.benchmark import run
 
             run(self.stdout, facilities=options["facilities"], ticks=options["ticks"],
-                naive_sample=options["naive_sample"], statements_at=options["statements_at"])
+                naive_sample=options["naive_sample"], statements_at=options["statements_at"], holders=options["holders"])
 
     # --- set-up ---------------------------------------------------------------------------
 
