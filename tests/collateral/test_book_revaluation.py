@@ -138,3 +138,20 @@ def test_database_refuses_a_va_marginable_entry_below_sixty_percent(market, offi
     with pytest.raises(IntegrityError), transaction.atomic():
         MarginableEntry.objects.filter(pk=entry.pk).update(haircut=Decimal("0.59"))
     assert Instrument.objects.get(code="BTC").pk == entry.instrument_id
+
+
+def test_concentration_by_instrument_issuer_and_sector_with_the_firm_limit(market, alice, charlie, client, credit_manager):
+    from lending.collateral.selectors import concentration
+
+    book_facility(alice, holdings={"00700": 1000, "00005": 1000})   # LV 280,000 + 56,000
+    book_facility(charlie, holdings={"00700": 500, "BTC": "0.1"})    # LV 140,000 + 30,400 (VA)
+    c = concentration()
+    assert c["total_lending_value"] == Decimal("506400.00")
+    top = c["by_instrument"][0]
+    assert top["name"] == "00700" and top["lv"] == Decimal("420000.00") and top["facilities"] == 2
+    assert top["share"] == Decimal("0.8294") and top["over"] is True  # above the 25% firm limit
+    assert c["by_issuer"][0]["name"] == "Tencent Holdings Ltd"
+    assert {g["name"] for g in c["by_sector"]} == {"Information Technology", "Financials", "Virtual Assets"}
+    client.force_login(credit_manager)
+    body = client.get("/risk/board/").content.decode()
+    assert 'data-testid="collateral-concentration"' in body and "00700 Tencent Holdings" in body and "over limit" in body

@@ -83,7 +83,7 @@ def _book(n, alice, charlie):
 
 
 PAGE_QUERIES = {
-    "/risk/board/": 18,
+    "/risk/board/": 21,  # + collateral concentration by instrument, issuer and sector (policy, limits, one SELECT)
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 12,
     "/risk/stress/reports/": 8,
