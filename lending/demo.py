@@ -259,6 +259,10 @@ def _screening_cleared(*, officer) -> None:
         EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     with transaction.atomic():
         client_make_eligible(user=user, staff=officer, index=40)
+    from lending.collateral import selectors as collateral_selectors
+    from lending.collateral.demo import holdings_load
+
+    holdings_load(accounts={collateral_selectors.margin_account_of(user_id=user.pk): 40})
     app = services.application_create(user=user, requested_limit="2000000", purpose="Finance VA trading against my securities portfolio.", lines=_lines(12))
     services.application_submit(user=user, application_id=app.pk, confirm_terms=True)
     services.review_run(application_id=app.pk, run=1)

@@ -268,7 +268,7 @@ def _clean_lines(lines: list[dict], policy, user) -> list[CollateralLine]:
         if kind == CollateralKind.VIRTUAL_ASSET:
             quantity = quantity_input(line.get("quantity"), f"Line {number} quantity", asset=code)
         else:
-            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("1"), maximum=Decimal("1e12")).quantize(Decimal("0.00000001"))
+            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("1"), maximum=Decimal("1e15")).quantize(Decimal("0.00000001"))
         if kind == CollateralKind.SECURITIES and quantity != quantity.to_integral_value():
             raise PortalError("validation_error", _("Line %(number)s: a whole number of shares.") % {"number": number}, {field: [_("Whole shares.")]})
         offered[code] = offered.get(code, ZERO) + quantity

@@ -410,9 +410,11 @@ def policies(request):
 
     current = selectors.policy_current()
     rows = list(selectors.policies()[:30])
+    # Shown before a credit manager approves: how the live book would move under the newest proposal
+    # (one whole-book SELECT, so the page's cost does not grow with the number of proposals).
+    newest = next((p for p in rows if p.status == "proposed"), None)
     for p in rows:
-        # Shown before a credit manager approves: how the live book would move under the proposal.
-        p.preview = collateral_selectors.policy_preview(policy=p) if p.status == "proposed" else None
+        p.preview = collateral_selectors.policy_preview(policy=p) if p is newest else None
     return render(request, "lending/policies.html", {
         "current": current,
         "policies": rows,

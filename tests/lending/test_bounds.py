@@ -20,7 +20,7 @@ HUGE = "9999999999999999.99999999"
     (va(quantity=HUGE), "quantity"),
     (va(quantity="21000000.00000001"), "quantity"),  # more bitcoin than will ever exist
     (va(quantity="0.000000001"), "quantity"),  # below a satoshi
-    (securities(value="99999999999999999"), "market value"),
+    (securities(value="99999999999999999999"), "quantity"),  # holdings are chosen by quantity; no typed market value
 ])
 def test_an_application_with_an_impossible_quantity_or_value_is_refused_with_a_clear_error(api_client, eligible_client, line, field):
     api_client.force_login(eligible_client)
@@ -41,7 +41,10 @@ def test_a_requested_limit_beyond_the_column_is_refused(api_client, eligible_cli
 def test_the_total_collateral_value_must_fit_what_a_facility_records(eligible_client):
     from portal.errors import PortalError
 
-    lines = [securities(value="9000000000000000"), securities(value="9000000000000000")]
+    from .conftest import give_holdings
+
+    give_holdings(eligible_client, shares=10**15)
+    lines = [securities(value="90000000000000000"), securities(value="90000000000000000", cls="B")]
     with pytest.raises(PortalError) as exc:
         services.application_create(user=eligible_client, requested_limit="1000000", purpose="x", lines=lines)
     assert "beyond what a facility can record" in exc.value.message

@@ -73,11 +73,11 @@ def ctx(client, facts, policy, prices, officer, alice, credit_manager, complianc
 # (who, url, what grows, queries)
 PAGES = [
     ("alice", "/lending/", "client", 7),
-    ("alice", "/lending/facilities/{facility}/", "facility", 17),
-    ("manager", "/lending/staff/facilities/{facility}/", "facility", 21),
+    ("alice", "/lending/facilities/{facility}/", "facility", 18),  # + the positions' instruments (valued at their prices)
+    ("manager", "/lending/staff/facilities/{facility}/", "facility", 22),
     ("manager", "/lending/staff/facilities/", "facilities", 9),
     ("manager", "/lending/staff/prices/", "prices", 11),
-    ("manager", "/lending/staff/policy/", "policy", 9),
+    ("manager", "/lending/staff/policy/", "policy", 12),  # + the newest proposal's preview (haircuts, prices, one whole-book SELECT)
     ("manager", "/lending/staff/watchlist/", "watchlist", 9),
     ("compliance", "/lending/staff/screening/", "queue", 10),
     ("alice", "/api/v1/lending/applications/", "client", 6),
