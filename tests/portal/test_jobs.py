@@ -44,6 +44,15 @@ def one_job(beat_schedule):
     return "test-every-minute"
 
 
+@pytest.fixture(autouse=True)
+def _scheduler_keeps_the_test_connection(monkeypatch):
+    """Beat's scheduler closes "old" database connections before each read, which inside a test's
+    transaction (autocommit off) closes the test's own connection on PostgreSQL."""
+    from django_celery_beat import schedulers
+
+    monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
+
+
 def _run_as_beat(name: str):
     entry = app.conf.beat_schedule[name]
     return app.tasks[entry["task"]].apply(headers={"periodic_task_name": name})
