@@ -6,10 +6,28 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3 /usr/local/bin/python3.1[23] python3; do \
 	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$c; break; fi; done)
 
-.PHONY: install demo test lint check messages clean
+.PHONY: install system-deps demo test lint check messages clean
+
+# PDFs (statements, the SMF pack) are rendered by WeasyPrint, which needs pango, and Traditional
+# Chinese needs the Noto CJK fonts. On Debian/Ubuntu as root they are installed here; elsewhere
+# the message says what to install.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk
+system-deps:
+	@if command -v dpkg >/dev/null 2>&1; then \
+	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "Installing system packages for PDF documents: $$missing"; \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	    else \
+	      echo "PDF documents need these system packages: $$missing (sudo apt-get install $$missing)"; exit 1; \
+	    fi; \
+	  fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required (Django 6)."; exit 1; }
+	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,prod]'
