@@ -11,18 +11,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_client_applies_officer_and_credit_manager_approve_client_accepts(page, facts, policy, prices, officer, credit_manager):
     from lending.models import AppState, FacilityApplication
+    from tests.lending.conftest import CLASS_INSTRUMENT, give_holdings
 
     client_user = make_user("client", email="grace@example.com", full_name="Grace Client")
+    give_holdings(client_user)  # what the back office reports: shares of each class, BTC and ETH in custody
     browser_sign_in(page, client_user)
     page.goto("/lending/apply/")
     page.fill("#id_requested_limit", "6000000")
     page.fill("#id_purpose", "Trade bitcoin against my portfolio")
-    row = page.locator("#lines tr").first
-    row.locator("[name=line_market_value]").fill("12000000")
-    page.click("#add-va")
-    va_row = page.locator("#lines tr").nth(1)
-    va_row.locator("[name=line_quantity]").fill("1")
-    va_row.locator("[name=line_custody_reference]").fill("CUST-G-1")
+    for code in [*CLASS_INSTRUMENT.values(), "BTC", "ETH"]:
+        page.fill(f"[data-testid=qty-{code}]", "0")
+    page.fill(f"[data-testid=qty-{CLASS_INSTRUMENT['A']}]", "120000")  # HK$12,000,000 at HK$100 a share
+    page.fill("[data-testid=qty-BTC]", "1")
     # 12,000,000 × 0.7 + 760,000 × 0.4 — computed in the page as the client types.
     page.wait_for_function("document.querySelector('[data-testid=lending-value]').textContent.replace(/,/g, '') === '8704000.00'")
     page.check("[data-testid=confirm-terms]")

@@ -87,11 +87,11 @@ def test_acceptance_close_out_and_drawdowns_run_concurrently_with_whole_book_rev
     from lending.risk.models import CallState, MarginCall
     from lending.risk.revaluation import revalue_book
     from tests.helpers import make_user
-    from tests.lending.conftest import approved_policy, draft, set_prices
+    from tests.lending.conftest import CLASS_INSTRUMENT, SECURITY_PRICE, approved_policy, draft, set_prices
     from tests.risk.conftest import make_facility
 
     approved_policy(officer=officer, credit_manager=credit_manager)
-    set_prices()
+    set_prices(securities={code: SECURITY_PRICE for code in CLASS_INSTRUMENT.values()})  # the application pledges holdings
     mixed = {"securities": (("10000000", "0.30"),), "btc": "2", "eth": "10"}
     # 1. An application approved and waiting for the client's acceptance.
     app = draft(alice, limit="3000000")
