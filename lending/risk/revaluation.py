@@ -20,7 +20,7 @@ Notifications go out from a Celery task enqueued once per run after commit.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -44,18 +44,23 @@ def _hk_holidays(years):
     return holidays.country_holidays("HK", years=years, categories=("public", "optional"))
 
 
-def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
-    """The end (23:59:59 HKT) of the ``business_days``-th Hong Kong business day after ``opened_at``.
+def hk_business_day_after(day: date, business_days: int) -> date:
+    """The ``business_days``-th Hong Kong business day after ``day``: the one calendar for every deadline.
 
     Business days skip Saturdays, Sundays and Hong Kong general holidays (``holidays`` package).
     """
-    day = opened_at.astimezone(HK).date()
     hols = _hk_holidays(range(day.year, day.year + 2))
-    remaining = max(1, int(business_days))
-    while remaining:
+    remaining = int(business_days)
+    while remaining > 0:
         day += timedelta(days=1)
         if day.weekday() < 5 and day not in hols:
             remaining -= 1
+    return day
+
+
+def cure_deadline(*, opened_at: datetime, business_days: int) -> datetime:
+    """The end (23:59:59 HKT) of the ``business_days``-th Hong Kong business day after ``opened_at``."""
+    day = hk_business_day_after(opened_at.astimezone(HK).date(), max(1, int(business_days)))
     return datetime.combine(day, dtime(23, 59, 59), tzinfo=HK)
 
 

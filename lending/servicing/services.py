@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -235,13 +235,7 @@ def terms_snapshot(terms: FacilityTerms | None) -> dict | None:
 
 
 def next_business_day(day: date, n: int) -> date:
-    """The n-th Hong Kong business day after ``day`` (weekends and HK public holidays skipped)."""
-    import holidays
+    """The n-th Hong Kong business day after ``day``, on the risk engine's calendar (the one owner)."""
+    from lending.risk.revaluation import hk_business_day_after
 
-    hk = holidays.country_holidays("HK", years=range(day.year, day.year + 2))
-    found = 0
-    while found < n:
-        day += timedelta(days=1)
-        if day.weekday() < 5 and day not in hk:
-            found += 1
-    return day
+    return hk_business_day_after(day, n)

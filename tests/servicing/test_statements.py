@@ -119,3 +119,17 @@ def test_the_job_issues_every_statement_once_and_resumes_after_a_dead_worker(ali
     # A rerun writes nothing more.
     assert statements.job_step(job_id=job.pk) is False
     assert Statement.objects.count() == 7
+
+
+def test_statement_due_dates_skip_good_friday_like_margin_call_deadlines():
+    """One Hong Kong business-day calendar: Good Friday (a general holiday) is no business day for a
+    statement's due date any more than for a margin call's cure deadline."""
+    from datetime import date, datetime
+
+    from lending.risk.revaluation import HK, cure_deadline
+    from lending.servicing.services import next_business_day
+
+    # 2026-04-03 Good Friday, 04-04 Saturday, 04-05 Sunday (Ching Ming), 04-06 Easter Monday, 04-07 the
+    # day after Ching Ming: the next business day after 2 April is 8 April.
+    assert next_business_day(date(2026, 4, 2), 1) == date(2026, 4, 8)
+    assert cure_deadline(opened_at=datetime(2026, 4, 2, 12, tzinfo=HK), business_days=1).date() == date(2026, 4, 8)
