@@ -20,7 +20,7 @@ from lending.ledger import ledger_post
 from lending.servicing.authorise import money_movement_authorised
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
-from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import selectors
@@ -56,16 +56,11 @@ from .valuation import ZERO, money, value_collateral
 logger = logging.getLogger(__name__)
 
 
-class NotFoundError(PortalError):
-    http_status = 404
-
 APPLICATION_FIELDS = (
     "state", "requested_limit", "purpose", "review_run", "recommendation", "recommended_limit", "approved_limit",
     "conditions", "decided_by", "second_approver", "decline_reasons", "questions", "policy", "decision_policy",
 )
 FACILITY_FIELDS = ("state", "limit", "drawn_balance", "lending_value", "suspended_reason")
-
-
 
 
 # --- Collateral policy (maker-checker) ------------------------------------------------

@@ -25,3 +25,9 @@ class ForbiddenError(PortalError):
     """The caller may not do this to this record (own client record, own proposal)."""
 
     http_status = 403
+
+
+class NotFoundError(PortalError):
+    """No such record (or none the caller may see)."""
+
+    http_status = 404

@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.access import ensure_staff_permission
 from portal.audit import SYSTEM, System, audit_log, snapshot
-from portal.errors import ConflictError, PortalError
+from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import selectors
@@ -57,10 +57,6 @@ HK = ZoneInfo("Asia/Hong_Kong")
 SHIPPED_INSTRUMENTS = Path(__file__).parent / "data" / "instruments_hk.csv"
 QUANTUM = Decimal("0.00000001")
 MAX_LINES = 200_000
-
-
-class NotFoundError(PortalError):
-    http_status = 404
 
 
 def fmt_qty(value) -> str:

@@ -20,7 +20,7 @@ from lending.inputs import MONEY_MAX, decimal_input, money_input, quantity_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
-from portal.errors import ConflictError, PortalError
+from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import book, selectors
@@ -46,12 +46,6 @@ from .revaluation import HK, facility_flags_sync, revalue_book
 
 ASSETS = ("BTC", "ETH")
 CENT = Decimal("0.01")
-
-
-class NotFoundError(PortalError):
-    http_status = 404
-
-
 
 
 def _text(value, field: str) -> str:

@@ -18,15 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from lending.inputs import decimal_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import audit_log
-from portal.errors import ConflictError, PortalError
+from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from .models import FacilityTerms, LimitChange, LimitChangeState
 from .services import add_months
-
-
-class NotFoundError(PortalError):
-    http_status = 404
 
 
 def facilities_due(*, within_days: int = 30, today: date | None = None):

@@ -25,7 +25,7 @@ from django_fsm import ConcurrentTransition
 from lending.inputs import decimal_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
-from portal.errors import ConflictError, ForbiddenError, PortalError
+from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import selectors
@@ -37,10 +37,6 @@ ADDRESS_PATTERNS = {
     "BTC": re.compile(r"^(bc1[02-9ac-hj-np-z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,34})$"),
     "ETH": re.compile(r"^0x[0-9a-fA-F]{40}$"),
 }
-
-
-class NotFoundError(PortalError):
-    http_status = 404
 
 
 def _policy():

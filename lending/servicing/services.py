@@ -12,10 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from lending.inputs import decimal_input
-from lending.services import NotFoundError, maker_checker_decide
+from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_staff_permission
 from portal.audit import audit_log, snapshot
-from portal.errors import ConflictError, PortalError
+from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import selectors
