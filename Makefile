@@ -53,5 +53,15 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
 
+# Translations: each app keeps its own catalogue (nested apps are left to their own); run after
+# changing user-facing strings, fill the new msgstr entries, then run it again to compile.
+LOCALE_APPS := portal onboarding disclosures lending lending/collateral lending/risk lending/servicing lending/reporting
+messages: install
+	@for app in $(LOCALE_APPS); do \
+	  ignores=$$(for other in $(LOCALE_APPS); do case $$other in $$app/*) echo "--ignore=$${other#$$app/}/*";; esac; done); \
+	  (cd $$app && $(CURDIR)/$(PY) $(CURDIR)/manage.py makemessages -l zh_Hant --no-obsolete --no-wrap --no-location $$ignores -v0) || exit 1; \
+	done
+	$(PY) manage.py compilemessages -v0 --ignore=.venv
+
 clean:
 	rm -rf $(VENV) .data
