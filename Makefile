@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bi
 # PDFs (statements, the SMF pack) are rendered by WeasyPrint, which needs pango, and Traditional
 # Chinese needs the Noto CJK fonts. On Debian/Ubuntu as root they are installed here; elsewhere
 # the message says what to install.
-SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
 system-deps:
 	@if command -v dpkg >/dev/null 2>&1; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
