@@ -1,6 +1,9 @@
+from contextvars import ContextVar
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 from django.utils.translation import gettext_lazy as _
@@ -54,6 +57,30 @@ class UserCreationForm(BaseUserCreationForm):
         fields = ["email"]
 
 
+# The administrator on the password page: Django's admin builds that form with the user alone.
+_password_editor: ContextVar = ContextVar("portal_password_editor", default=None)
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    """Sets the password through the audited service; an administrator's own is refused here."""
+
+    def clean(self):
+        data = super().clean()
+        editor = _password_editor.get()
+        if editor is not None and editor.pk == self.user.pk:
+            raise forms.ValidationError(_("Change your own password on the password page, which asks for the current one."))
+        return data
+
+    def save(self, commit=True):
+        from . import services
+
+        if not self.cleaned_data.get("set_usable_password", True):
+            self.user.set_unusable_password()
+            self.user.save(update_fields=["password"])
+            return self.user
+        return services.user_password_set(user=self.user, password=self.cleaned_data["password1"], actor=_password_editor.get())
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     """Staff creation, role grants and removals, authority limits and MFA resets, each through an
@@ -61,6 +88,7 @@ class UserAdmin(BaseUserAdmin):
 
     form = UserChangeForm
     add_form = UserCreationForm
+    change_password_form = AuditedPasswordChangeForm
     ordering = ["email"]
     list_display = ["email", "full_name", "is_active", "is_staff", "last_login"]
     list_filter = ["groups", "is_active", "is_staff"]
@@ -106,6 +134,13 @@ class UserAdmin(BaseUserAdmin):
         )
         services.user_set_roles(user=user, roles=set(data["roles"]), actor=request.user)
         services.user_set_authority_limit(user=user, limit=data["authority_limit"], actor=request.user)
+
+    def user_change_password(self, request, id, form_url=""):
+        token = _password_editor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_editor.reset(token)
 
     def save_related(self, request, form, formsets, change):
         pass  # roles were saved by user_set_roles; nothing else is related

@@ -37,7 +37,23 @@ class PortalConfig(AppConfig):
         from .mfa import connect_signals
 
         connect_signals()
+        # Passwords users change or reset themselves are changed by allauth; the audit row is ours.
+        from allauth.account import signals as account_signals
+
+        for signal, how in ((account_signals.password_changed, "changed"), (account_signals.password_set, "set_by_user"),
+                            (account_signals.password_reset, "reset")):
+            signal.connect(_password_audit(how), weak=False, dispatch_uid=f"portal.password_{how}")
         navigation.register_staff_nav(navigation.NavItem(_("Workbench"), "workbench", order=0))
         navigation.register_staff_nav(navigation.NavItem(_("Audit trail"), "audit-trail", Perm.AUDIT_VIEW, order=900))
         navigation.register_client_nav(navigation.NavItem(_("Dashboard"), "dashboard", order=0))
         navigation.register_staff_panel(navigation.Panel("jobs", panels.jobs_panel, order=990, perm=Perm.WORKBENCH_ACCESS))
+
+
+def _password_audit(how: str):
+    def record(sender, request, user, **kwargs):
+        from .services import user_password_changed_record
+
+        user_password_changed_record(user=user, how=how)
+
+    return record
+

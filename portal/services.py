@@ -135,6 +135,22 @@ def _ensure_user_admin(actor, user: User | None = None) -> None:
         raise ForbiddenError("own_record", _("Another administrator must change your own roles, authority limit or sign-in factors."))
 
 
+@transaction.atomic
+def user_password_set(*, user: User, password: str, actor) -> User:
+    """An administrator sets another user's password (their own goes through the password page,
+    which asks for the current one). Audited without the password."""
+    _ensure_user_admin(actor, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_log(actor=actor, action="user.password_set", obj=user)
+    return user
+
+
+def user_password_changed_record(*, user: User, how: str) -> None:
+    """Audit a password the user changed or reset themselves (allauth's flows do the change)."""
+    audit_log(actor=user, action=f"user.password_{how}", obj=user)
+
+
 def _role_names(user: User) -> list[str]:
     return sorted(user.groups.values_list("name", flat=True))
 

@@ -126,3 +126,38 @@ def test_authenticators_and_tokens_have_no_raw_admin(client):
     client.force_login(User.objects.get(pk=root.pk))
     assert client.get("/admin/mfa/authenticator/").status_code == 404
     assert client.get("/admin/authtoken/tokenproxy/").status_code == 404
+
+
+def test_a_password_set_in_the_admin_is_audited_without_the_password(admin_client, admin_user, officer):
+    response = admin_client.post(
+        f"/admin/portal/user/{officer.pk}/password/",
+        {"password1": "Another-Sturdy-Phrase-88", "password2": "Another-Sturdy-Phrase-88", "set_usable_password": "true"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    officer = User.objects.get(pk=officer.pk)
+    assert officer.check_password("Another-Sturdy-Phrase-88")
+    [event] = _events(officer, "user.password_set")
+    assert event.actor == admin_user
+    assert "Another-Sturdy-Phrase-88" not in str(event.before) + str(event.after)
+
+
+def test_an_administrator_cannot_set_their_own_password_in_the_admin(admin_client, admin_user):
+    response = admin_client.post(
+        f"/admin/portal/user/{admin_user.pk}/password/",
+        {"password1": "Another-Sturdy-Phrase-88", "password2": "Another-Sturdy-Phrase-88", "set_usable_password": "true"},
+    )
+    assert response.status_code == 200
+    assert not User.objects.get(pk=admin_user.pk).check_password("Another-Sturdy-Phrase-88")
+    assert not _events(admin_user, "user.password_set")
+
+
+def test_a_password_the_user_changes_is_audited(client, alice):
+    client.force_login(alice)
+    response = client.post(
+        "/accounts/password/change/",
+        {"oldpassword": "Correct-Horse-42!", "password1": "Brand-New-Secret-99", "password2": "Brand-New-Secret-99"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert User.objects.get(pk=alice.pk).check_password("Brand-New-Secret-99")
+    [event] = _events(alice, "user.password_changed")
+    assert event.actor == alice and "Brand-New-Secret-99" not in str(event.after)

@@ -230,6 +230,8 @@ def test_password_reset_sends_an_email_and_the_new_password_works(client, alice)
     response = client.post(set_url, {"password1": "Brand-New-Secret-99", "password2": "Brand-New-Secret-99"})
     assert response.status_code == 302
     assert User.objects.get(pk=alice.pk).check_password("Brand-New-Secret-99")
+    [event] = AuditEvent.objects.filter(action="user.password_reset", object_id=str(alice.pk))
+    assert event.actor == alice
 
 
 def test_password_reset_for_an_unknown_email_sends_nothing_revealing(client):
