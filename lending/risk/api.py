@@ -273,11 +273,11 @@ class TopUpApi(APIView):
     required_perm = Perm.FACILITY_OPERATE
 
     class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=[("securities", "securities"), ("virtual_asset", "virtual_asset")])
+        instrument = serializers.CharField(required=False, allow_blank=True, default="", max_length=12,
+                                           help_text="HKEX stock code, BTC or ETH: pledged from the client's free holding")
+        kind = serializers.ChoiceField(choices=[("securities", "securities"), ("virtual_asset", "virtual_asset")], required=False)
         asset = serializers.CharField(required=False, allow_blank=True, default="")
-        quantity = serializers.DecimalField(max_digits=24, decimal_places=8, required=False, allow_null=True)
-        haircut_class = serializers.CharField(required=False, allow_blank=True, default="", max_length=8)
-        market_value = serializers.DecimalField(max_digits=18, decimal_places=2, required=False, allow_null=True)
+        quantity = serializers.DecimalField(max_digits=24, decimal_places=8)
         description = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
         custody_reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
         reference = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
-from lending.inputs import MONEY_MAX, decimal_input, money_input, quantity_input
+from lending.inputs import MONEY_MAX, decimal_input, quantity_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
@@ -891,10 +891,18 @@ def _ensure_recordable(facility, added: Decimal) -> None:
 
 
 @transaction.atomic
-def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", quantity=None, haircut_class: str = "",
-                      market_value=None, description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
-    """Record collateral added to a facility; the facility is revalued at once and an open call met if cured."""
+def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity=None, kind: str = "", asset: str = "",
+                      description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
+    """Pledge more of the client's holdings to a facility: ``quantity`` of ``instrument`` (an HKEX code, BTC or ETH;
+    ``asset`` is accepted for BTC/ETH) moves from free to pledged in the custody ledger, or the top-up is refused.
+
+    Securities come from the margin account the back office reports and BTC/ETH from the client's custody
+    balance; nobody types a market value. The position is valued at the price authority's reference price and
+    the haircut of the policy in force; the facility is revalued at once and an open call met if cured.
+    """
     from lending import selectors as lending_selectors
+    from lending.collateral import selectors as collateral_selectors
+    from lending.collateral import services as custody
     from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
 
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
@@ -906,37 +914,50 @@ def collateral_top_up(*, actor, facility_id: int, kind: str, asset: str = "", qu
     ensure_not_own_record(actor=actor, client_user=facility.client)
     if facility.state == FacilityState.CLOSED:
         raise ConflictError("facility_closed", _("The facility is closed."))
-    policy = lending_selectors.policy_current() or facility.policy
-    if kind == CollateralKind.SECURITIES:
-        haircut = policy.securities_haircut(haircut_class)
-        if haircut is None:
-            raise PortalError("validation_error", _("Unknown securities haircut class %(haircut_class)s.") % {"haircut_class": f"{haircut_class!r}"}, {"haircut_class": [_("One of %(items)s.") % {"items": ', '.join(policy.securities_haircuts)}]})
-        mv = money_input(market_value, "market_value")
-        _ensure_recordable(facility, mv)
-        position = CollateralPosition.objects.create(facility=facility, kind=kind, description=(description or f"Securities class {haircut_class}")[:200],
-                                                     haircut_class=haircut_class, market_value=mv, haircut=haircut)
-        qty = None
-    elif kind == CollateralKind.VIRTUAL_ASSET:
-        asset = _asset(asset)
-        qty = quantity_input(quantity, "quantity", asset=asset)
+    item = collateral_selectors.instrument_by_code(code=instrument or asset)
+    if item is None or not item.active:
+        raise PortalError("validation_error", _("Name the instrument to pledge from the client's holdings (an HKEX stock code, BTC or ETH)."),
+                          {"instrument" if instrument or not asset else "asset": [_("An instrument the client holds.")]})
+    position_kind = CollateralKind.VIRTUAL_ASSET if item.is_virtual_asset else CollateralKind.SECURITIES
+    if kind and kind != position_kind:
+        raise PortalError("validation_error", _("%(code)s is not %(kind)s collateral.") % {"code": item.code, "kind": kind}, {"kind": [_("Does not match the instrument.")]})
+    if item.is_virtual_asset:
+        qty = quantity_input(quantity, "quantity", asset=item.code)
         if not (custody_reference or "").strip():
             raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
-        price = lending_selectors.prices_current().get(asset)
-        mv = (qty * price.price_hkd).quantize(CENT) if price else Decimal("0")
-        _ensure_recordable(facility, mv)
-        position = CollateralPosition.objects.create(facility=facility, kind=kind, asset=asset, quantity=qty, market_value=mv,
-                                                     haircut=policy.va_haircut(asset), custody_reference=custody_reference.strip()[:100],
-                                                     description=(description or "")[:200])
     else:
-        raise PortalError("validation_error", _("kind must be securities or virtual_asset."), {"kind": [_("securities or virtual_asset.")]})
-    top_up = CollateralTopUp.objects.create(facility=facility, position_id=position.pk, kind=kind, asset=asset if kind != CollateralKind.SECURITIES else "",
-                                            quantity=qty, market_value=mv if kind == CollateralKind.SECURITIES else None,
-                                            reference=(reference or "")[:100], recorded_by=actor)
+        qty = decimal_input(quantity, "quantity", minimum=Decimal("1"), maximum=Decimal("1e15"))
+        if qty != qty.to_integral_value():
+            raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
+    qty = qty.quantize(Decimal("0.00000001"))
+    price = lending_selectors.prices_current().get(item.code)
+    if price is None:
+        raise ConflictError("no_price", _("%(code)s has no reference price yet; it cannot be valued as collateral.") % {"code": item.code})
+    mv = (qty * price.price_hkd).quantize(CENT)
+    _ensure_recordable(facility, mv)
+    policy = lending_selectors.policy_current() or facility.policy
+    haircut = collateral_selectors.haircuts_for(policy=policy, instrument_ids=[item.pk])[item.pk]
+    position = CollateralPosition.objects.select_for_update().filter(facility=facility, instrument=item).order_by("id").first()
+    if position is None:
+        position = CollateralPosition.objects.create(
+            facility=facility, kind=position_kind, instrument=item, asset=item.code if item.is_virtual_asset else "", quantity=qty,
+            market_value=mv, haircut=haircut, custody_reference=(custody_reference or "").strip()[:100],
+            description=(description or item.name_en)[:200])
+    else:
+        position.quantity = (position.quantity or Decimal("0")) + qty
+        position.market_value = (position.quantity * price.price_hkd).quantize(CENT)
+        position.haircut = haircut
+        position.save(update_fields=["quantity", "market_value", "haircut"])
+    top_up = CollateralTopUp.objects.create(facility=facility, position_id=position.pk, kind=position_kind, asset=item.code,
+                                            quantity=qty, market_value=mv, reference=(reference or "")[:100], recorded_by=actor)
+    # The pledge itself: refused (and the whole top-up rolled back) above what the client has free.
+    custody.custody_pledge(client_id=facility.client_id, instrument_id=item.pk, quantity=qty, facility_id=facility.pk,
+                           actor=actor, reference=top_up.reference or f"TOPUP-{top_up.pk}")
     book.coefficients_refresh(now=timezone.now(), facility_ids=[facility.pk])
     revalue_book(trigger="top_up", facility_ids=[facility.pk])
     audit_log(actor=actor, action="risk.collateral.topped_up", obj=facility, after={
-        "top_up": top_up.pk, "position": position.pk, "kind": kind, "asset": asset, "quantity": qty,
-        "market_value": mv, "haircut": position.haircut, "reference": top_up.reference})
+        "top_up": top_up.pk, "position": position.pk, "kind": position_kind, "instrument": item.code, "quantity": qty,
+        "price": price.price_hkd, "market_value": mv, "haircut": haircut, "reference": top_up.reference})
     return top_up
 
 

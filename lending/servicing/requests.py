@@ -161,25 +161,32 @@ def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> Servi
 
 
 @transaction.atomic
-def top_up_request(*, user, facility_id: int, collateral_kind: str, asset: str = "", quantity=None, haircut_class: str = "",
-                   market_value=None, description: str = "", custody_reference: str = "") -> ServicingRequest:
-    """A client asks to add collateral; an officer records it once the back office has it (risk's top-up service)."""
-    from lending.models import Asset, CollateralKind
+def top_up_request(*, user, facility_id: int, collateral_kind: str = "", instrument: str = "", asset: str = "", quantity=None,
+                   description: str = "", custody_reference: str = "") -> ServicingRequest:
+    """A client asks to pledge more of their holdings (a security of the margin account, BTC or ETH in custody);
+    an officer records it through the risk engine's top-up, which pledges it in the custody ledger."""
+    from lending.collateral import selectors as collateral_selectors
+    from lending.models import CollateralKind
 
     facility = _client_facility(user, facility_id)
-    values = {"collateral_kind": collateral_kind, "description": (description or "")[:200], "custody_reference": (custody_reference or "")[:100]}
-    if collateral_kind == CollateralKind.VIRTUAL_ASSET:
-        if asset not in Asset.values:
-            raise PortalError("validation_error", _("Bitcoin or ether only."), {"asset": [_("BTC or ETH.")]})
-        values |= {"asset": asset, "quantity": decimal_input(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))}
-    elif collateral_kind == CollateralKind.SECURITIES:
-        if facility.policy.securities_haircut(haircut_class) is None:
-            raise PortalError("validation_error", _("Unknown securities haircut class."), {"haircut_class": [_("One of %(items)s.") % {"items": ", ".join(facility.policy.securities_haircuts)}]})
-        values |= {"haircut_class": haircut_class, "market_value": _money(market_value, "market_value")}
-    else:
-        raise PortalError("validation_error", _("Securities or a virtual asset."), {"collateral_kind": [_("securities or virtual_asset.")]})
-    req = ServicingRequest.objects.create(facility=facility, client=user, kind=RequestKind.TOP_UP, origin=RequestOrigin.CLIENT,
-                                          requested_by=user, needs_officer=True, **values)
+    item = collateral_selectors.instrument_by_code(code=instrument or asset)
+    if item is None or not item.active:
+        raise PortalError("validation_error", _("Choose a holding of your margin account, bitcoin or ether."), {"instrument": [_("Unknown instrument.")]})
+    kind = CollateralKind.VIRTUAL_ASSET if item.is_virtual_asset else CollateralKind.SECURITIES
+    if collateral_kind and collateral_kind != kind:
+        raise PortalError("validation_error", _("Securities or a virtual asset."), {"collateral_kind": [_("Does not match the holding.")]})
+    qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001") if item.is_virtual_asset else Decimal("1")).quantize(Decimal("0.00000001"))
+    if not item.is_virtual_asset and qty != qty.to_integral_value():
+        raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
+    holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
+    free = holding.free if holding else Decimal(0)
+    if qty > free:
+        raise PortalError("above_free", _("You have %(free)s %(code)s free to pledge.") % {"free": f"{free.normalize():,f}", "code": item.code},
+                          {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
+    req = ServicingRequest.objects.create(
+        facility=facility, client=user, kind=RequestKind.TOP_UP, origin=RequestOrigin.CLIENT, requested_by=user, needs_officer=True,
+        collateral_kind=kind, asset=item.code, quantity=qty, description=(description or item.name_en)[:200],
+        custody_reference=(custody_reference or "")[:100])
     audit_log(actor=user, action="servicing.request.top_up", obj=req, after=snapshot(req, ServicingRequest.FIELDS))
     return req
 
@@ -188,23 +195,43 @@ def top_up_request(*, user, facility_id: int, collateral_kind: str, asset: str =
 
 
 def release_utilisation_after(*, facility, position, quantity: Decimal | None) -> tuple[Decimal, Decimal]:
-    """(lending value after the release, utilisation after it) at current prices (pure valuation)."""
+    """(lending value after the release, utilisation after it) at current prices and the haircuts the
+    positions carry (those of the policy in force), through ``lending.valuation``, the engine's own rules.
+    ``quantity`` None releases the whole line."""
     from lending import selectors as lending_selectors
-    from lending.valuation import LineInput, money, value_collateral
+    from lending.valuation import PositionValueInput, value_facility
 
+    policy = lending_selectors.policy_current() or facility.policy
     prices = {a: p.price_hkd for a, p in lending_selectors.prices_current().items()}
-    lines = []
-    for p in facility.positions.all():
-        qty, mv = p.quantity, p.market_value
+    inputs = []
+    for p in facility.positions.select_related("instrument"):
+        qty = p.quantity
         if p.pk == position.pk:
-            if p.kind == "securities":
-                continue
-            qty = (p.quantity or Decimal(0)) - quantity
-        lines.append(LineInput(kind=p.kind, asset=p.asset, haircut_class=p.haircut_class, market_value=mv, quantity=qty))
-    valuation = value_collateral(lines=lines, policy=facility.policy, prices=prices)
-    lv = money(valuation.securities_lending_value + valuation.va_lending_value)
-    util = (facility.drawn_balance / lv).quantize(Decimal("0.0001")) if lv else (Decimal(0) if not facility.drawn_balance else Decimal(99))
-    return lv, util
+            if p.instrument_id is None and p.kind == "securities":
+                continue  # a line booked by value before the instrument master is released whole
+            qty = (p.quantity or Decimal(0)) - (quantity if quantity is not None else (p.quantity or Decimal(0)))
+        code = p.asset if p.kind == "virtual_asset" else (p.instrument.code if p.instrument_id else "")
+        inputs.append(PositionValueInput(kind=p.kind, haircut=p.haircut, quantity=qty, price=prices.get(code) if code else None,
+                                         market_value=None if p.instrument_id else p.market_value))
+    value = value_facility(positions=inputs, drawn=facility.drawn_balance, max_share=policy.va_max_share, watch=policy.watch_level,
+                           margin_call=policy.margin_call_level, close_out=policy.close_out_level)
+    return value.lending_value, value.utilisation
+
+
+def _securities_release_quantity(position, quantity) -> Decimal | None:
+    """Whole shares, at most what the line holds (default: all of it); None for a line booked by value."""
+    if position.instrument_id is None:
+        return None
+    held = position.quantity or Decimal(0)
+    if quantity in (None, ""):
+        qty = held
+    else:
+        qty = decimal_input(quantity, "quantity", minimum=Decimal("1"))
+        if qty != qty.to_integral_value():
+            raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
+    if qty <= 0 or qty > held:
+        raise PortalError("validation_error", _("Only %(q)s is held on this line.") % {"q": f"{held.normalize():,f}"}, {"quantity": [_("Too much.")]})
+    return qty.quantize(Decimal("0.00000001"))
 
 
 def _fresh_stepup(stepup_at: datetime | None) -> bool:
@@ -238,9 +265,14 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
         values |= {"quantity": qty, "address": address, "value_hkd": value, "stepup_at": stepup_at,
                    "needs_officer": value > policy.withdrawal_officer_above, "needs_second": value > policy.withdrawal_second_above}
     else:
-        qty = None
-        values |= {"market_value": position.market_value, "value_hkd": position.market_value, "needs_officer": True,
-                   "needs_second": position.market_value > policy.staff_four_eyes_above, "description": position.description}
+        qty = _securities_release_quantity(position, quantity)
+        value = position.market_value
+        if qty is not None:
+            price = lending_selectors.prices_current().get(position.instrument.code)
+            value = (qty * price.price_hkd).quantize(CENT) if price else Decimal(0)
+        values |= {"quantity": qty, "asset": position.instrument.code if position.instrument_id else "", "market_value": value,
+                   "value_hkd": value, "needs_officer": True, "needs_second": value > policy.staff_four_eyes_above,
+                   "description": position.description}
     _lv, util = release_utilisation_after(facility=facility, position=position, quantity=qty)
     req = ServicingRequest.objects.create(facility=facility, client=user, kind=RequestKind.RELEASE, origin=RequestOrigin.CLIENT,
                                           requested_by=user, utilisation_after=util, **values)
@@ -263,6 +295,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
     """Release under the locks (book → facility), re-checking the initial level at current prices; the custody
     ledger frees exactly the quantity released."""
     from lending import locks
+    from lending import selectors as lending_selectors
     from lending.collateral import services as custody
     from lending.collateral.models import Instrument
     from lending.models import CollateralPosition, Facility
@@ -277,16 +310,19 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
     if util > policy.release_initial_level:
         raise ConflictError("release_above_initial_level", _("Utilisation after the release would now be %(after)s, above the initial level of %(level)s.")
                             % {"after": f"{util:.2%}", "level": f"{policy.release_initial_level:.2%}"})
-    if position.kind == "virtual_asset":
-        instrument = Instrument.objects.filter(code=position.asset).first()
+    if position.instrument_id is not None or position.kind == "virtual_asset":
+        # The custody ledger frees exactly what leaves the facility (refused above what this facility has pledged).
+        instrument = position.instrument if position.instrument_id else Instrument.objects.filter(code=position.asset).first()
         if instrument is None:
             raise ConflictError("no_instrument", _("The custody ledger has no %(asset)s instrument.") % {"asset": position.asset})
+        if qty is None or qty > (position.quantity or Decimal(0)):
+            raise ConflictError("above_position", _("Only %(q)s is held on this line.") % {"q": f"{(position.quantity or Decimal(0)).normalize():,f}"})
         custody.custody_release(client_id=facility.client_id, instrument_id=instrument.pk, quantity=qty, facility_id=facility.pk,
                                 actor=actor, reference=req.reference)
         position.quantity = (position.quantity or Decimal(0)) - qty
-        price = position.market_value / (position.quantity + qty) if (position.quantity + qty) else Decimal(0)
-        position.market_value = (position.quantity * price).quantize(CENT)
-    else:
+        price = lending_selectors.prices_current().get(instrument.code)
+        position.market_value = (position.quantity * price.price_hkd).quantize(CENT) if price else Decimal("0.00")
+    else:  # a line booked by value before the instrument master (never pledged in the ledger)
         position.market_value = Decimal("0.00")
         position.description = f"{position.description} (released {req.reference})"[:200]
     position.save()
@@ -340,9 +376,8 @@ def request_approve(*, actor, request_id: int, received_reference: str = "") -> 
         req.ledger_entry_id = lending_services.facility_repay(actor=actor, facility_id=req.facility_id, amount=req.amount,
                                                               reference=req.received_reference or req.reference, servicing_request=req).pk
     elif req.kind == RequestKind.TOP_UP:
-        risk_services.collateral_top_up(actor=actor, facility_id=req.facility_id, kind=req.collateral_kind, asset=req.asset, quantity=req.quantity,
-                                        haircut_class=req.haircut_class, market_value=req.market_value, description=req.description,
-                                        custody_reference=req.custody_reference, reference=req.reference)
+        risk_services.collateral_top_up(actor=actor, facility_id=req.facility_id, instrument=req.asset, quantity=req.quantity,
+                                        description=req.description, custody_reference=req.custody_reference, reference=req.reference)
     elif req.kind == RequestKind.RELEASE:
         _release_execute(req, actor=actor)
     if req.state != RequestState.EXECUTED:

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
+from lending.collateral import selectors as custody_selectors
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.files import private_file_response
@@ -223,9 +224,8 @@ def facility_requests(request, pk):
                 req = requests_services.repayment_notice(user=request.user, facility_id=pk, amount=request.POST.get("amount", ""), note=request.POST.get("note", ""))
                 messages.success(request, requests_services.payment_instructions(req))
             elif action == "top_up":
-                req = requests_services.top_up_request(user=request.user, facility_id=pk, collateral_kind=request.POST.get("collateral_kind", ""),
-                                                       asset=request.POST.get("asset", ""), quantity=request.POST.get("quantity") or None,
-                                                       haircut_class=request.POST.get("haircut_class", ""), market_value=request.POST.get("market_value") or None,
+                req = requests_services.top_up_request(user=request.user, facility_id=pk, instrument=request.POST.get("instrument", ""),
+                                                       quantity=request.POST.get("quantity") or None,
                                                        description=request.POST.get("description", ""), custody_reference=request.POST.get("custody_reference", ""))
                 messages.success(request, _("Top-up %(ref)s sent to your account officer.") % {"ref": req.reference})
             elif action == "release":
@@ -251,7 +251,8 @@ def facility_requests(request, pk):
         return redirect("servicing:facility-requests", pk=pk)
     return render(request, "servicing/facility_requests.html", {
         "facility": facility,
-        "positions": list(CollateralPosition.objects.filter(facility=facility).order_by("id")),
+        "positions": list(CollateralPosition.objects.filter(facility=facility).select_related("instrument").order_by("id")),
+        "holdings": [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0],
         "addresses": list(WithdrawalAddress.objects.filter(client=request.user, state="active")),
         "requests": list(ServicingRequest.objects.filter(facility=facility).select_related("address").order_by("-id")[:30]),
         "blockers": requests_services.drawdown_blockers(facility=facility),

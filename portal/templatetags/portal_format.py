@@ -17,3 +17,18 @@ def percent(value, places: int = 0) -> str:
     except InvalidOperation:
         return str(value)
     return f"{number:.{int(places)}f}%"
+
+
+@register.filter
+def quantity(value) -> str:
+    """A collateral quantity as people read it: whole shares without decimals (``1000.00000000`` → ``"1,000"``),
+    coins to at most their 8 places without trailing zeros (``0.50000000`` → ``"0.5"``)."""
+    if value in (None, ""):
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{number.quantize(Decimal(1)):,}"
+    return f"{number.normalize():,f}"

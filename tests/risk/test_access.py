@@ -108,7 +108,10 @@ def test_officer_escalates_and_two_credit_managers_close_out_through_the_api(api
     make_user  # noqa: B018 - imported for symmetry with the service tests
 
 
-def test_top_up_through_the_api_meets_the_call_and_is_idempotent(api_client, setup, officer):
+def test_top_up_through_the_api_meets_the_call_and_is_idempotent(api_client, setup, officer, alice):
+    from tests.lending.conftest import give_holdings
+
+    give_holdings(alice)  # 100 BTC in custody, free to pledge
     api_client.force_login(officer)
     url = f"/api/v1/risk/staff/facilities/{setup['facility']}/collateral/"
     body = {"kind": "virtual_asset", "asset": "BTC", "quantity": "1", "custody_reference": "CUST-9"}

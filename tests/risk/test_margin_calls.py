@@ -69,10 +69,19 @@ def test_drawdown_is_refused_while_a_call_is_open(in_call, officer):
     assert reload(in_call).drawn_balance == Decimal("8000000.00")
 
 
+def pledgeable(client, code="00005", price="100.00"):
+    """The back office reports holdings for ``client`` (1,000,000 shares of 00005 …, 100 BTC) and 00005 is quoted at HK$100."""
+    from tests.lending.conftest import give_holdings
+    from tests.lending.conftest import set_prices as quote
+
+    give_holdings(client)
+    quote(securities={code: Decimal(price)})
+
+
 def test_collateral_top_up_meets_the_call_and_drawdowns_resume(in_call, officer, alice, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="500000",
-                                   description="Tencent 0700", reference="TOPUP-1")
+    pledgeable(alice)
+    with django_capture_on_commit_callbacks(execute=True):  # 5,000 × HK$100 at 30%: lending value +350,000
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="5000", reference="TOPUP-1")
     call = MarginCall.objects.get(facility=in_call)
     assert call.state == CallState.MET and call.met_by == "top_up"
     facility = reload(in_call)
@@ -81,10 +90,54 @@ def test_collateral_top_up_meets_the_call_and_drawdowns_resume(in_call, officer,
     assert Notification.objects.filter(user=alice, kind="risk.margin_call.met").count() == 1
 
 
-def test_a_top_up_too_small_leaves_the_call_open_with_a_smaller_shortfall(in_call, officer):
-    services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="100000")
+def test_a_top_up_too_small_leaves_the_call_open_with_a_smaller_shortfall(in_call, officer, alice):
+    pledgeable(alice)
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="1000")
     call = MarginCall.objects.get(facility=in_call)
     assert call.state == CallState.OPEN and call.shortfall == Decimal("227500.00")
+
+
+def test_a_top_up_pledges_the_holding_in_the_custody_ledger(in_call, officer, alice):
+    from lending.collateral.models import CustodyBalance, CustodyEntry
+    from lending.models import CollateralPosition
+
+    pledgeable(alice)
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="5", quantity="3000", reference="TOPUP-A")
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="2000", reference="TOPUP-B")
+    balance = CustodyBalance.objects.get(client=alice, instrument__code="00005")
+    assert (balance.held, balance.pledged) == (Decimal("1000000"), Decimal("5000"))
+    entries = CustodyEntry.objects.filter(kind="pledge", facility=in_call).order_by("id")
+    assert [(e.quantity, e.reference) for e in entries] == [(Decimal("3000"), "TOPUP-A"), (Decimal("2000"), "TOPUP-B")]
+    position = CollateralPosition.objects.get(facility=in_call, instrument__code="00005")  # one line per instrument
+    assert position.quantity == Decimal("5000") and position.market_value == Decimal("500000.00") and position.haircut == Decimal("0.3000")
+
+
+def test_a_top_up_above_what_is_free_is_refused_and_changes_nothing(in_call, officer, alice):
+    from lending.collateral.models import CustodyBalance, CustodyEntry
+    from lending.models import CollateralPosition
+    from lending.risk.models import CollateralTopUp
+
+    pledgeable(alice)
+    positions, entries = CollateralPosition.objects.count(), CustodyEntry.objects.count()
+    with pytest.raises(ConflictError) as exc:
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="1000001")
+    assert exc.value.code == "insufficient_free" and "1,000,000" in exc.value.message
+    assert CollateralPosition.objects.count() == positions and CustodyEntry.objects.count() == entries
+    assert not CollateralTopUp.objects.exists() and CustodyBalance.objects.get(client=alice, instrument__code="00005").pledged == 0
+    assert MarginCall.objects.get(facility=in_call).state == CallState.OPEN
+
+
+def test_a_top_up_cannot_be_a_typed_market_value(in_call, officer, alice):
+    from portal.errors import PortalError
+
+    pledgeable(alice)
+    with pytest.raises(PortalError) as exc:
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", quantity="1")
+    assert exc.value.code == "validation_error" and "instrument" in exc.value.fields
+    with pytest.raises(PortalError, match="whole number"):
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="10.5")
+    with pytest.raises(PortalError, match="not securities"):
+        services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="BTC", kind="securities", quantity="1", custody_reference="C")
 
 
 def test_a_repayment_meets_the_call_at_once_and_drawdowns_are_allowed_again(in_call, officer, alice, django_capture_on_commit_callbacks, monkeypatch):
@@ -227,8 +280,9 @@ def test_staff_cannot_act_on_a_call_on_their_own_facility(book):
         services.margin_call_escalate(actor=staff_client, call_id=MarginCall.objects.get().pk, reason="mine")
 
 
-def test_a_new_breach_after_a_met_call_opens_a_new_call(in_call, officer):
-    services.collateral_top_up(actor=officer, facility_id=in_call.pk, kind="securities", haircut_class="A", market_value="500000")
+def test_a_new_breach_after_a_met_call_opens_a_new_call(in_call, officer, alice):
+    pledgeable(alice)
+    services.collateral_top_up(actor=officer, facility_id=in_call.pk, instrument="00005", quantity="5000")
     set_prices(btc=Decimal("100000"))
     revalue_book()
     assert list(MarginCall.objects.order_by("id").values_list("state", flat=True)) == [CallState.MET, CallState.OPEN]

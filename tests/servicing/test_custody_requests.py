@@ -1,0 +1,96 @@
+"""Collateral requests move holdings through the custody ledger: a securities release frees exactly the
+shares released, a top-up request pledges a holding the client has free (never a typed market value)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from lending.collateral.models import CustodyBalance, CustodyEntry
+from lending.servicing import requests
+from portal.errors import PortalError
+
+pytestmark = pytest.mark.django_db
+
+
+def _hsbc(facility):
+    return facility.positions.get(instrument__code="00005")
+
+
+def test_a_securities_release_frees_exactly_the_shares_released(opened, eligible_client, officer):
+    position = _hsbc(opened)  # 100,000 shares pledged on acceptance
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00005").pledged == Decimal("100000")
+    req = requests.release_request(user=eligible_client, facility_id=opened.pk, position_id=position.pk, quantity="40000")
+    assert req.state == "requested" and req.quantity == Decimal("40000") and req.value_hkd == Decimal("4000000.00")
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00005").pledged == Decimal("100000")  # not before it executes
+    req = requests.request_approve(actor=officer, request_id=req.pk)
+    assert req.state == "executed"
+    release = CustodyEntry.objects.get(kind="release", facility=opened)
+    assert (release.quantity, release.reference) == (Decimal("40000"), req.reference)
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00005").pledged == Decimal("60000")
+    position.refresh_from_db()
+    assert position.quantity == Decimal("60000") and position.market_value == Decimal("6000000.00")
+    opened.refresh_from_db()
+    assert opened.lending_value == Decimal("4504000.00")  # 60,000 × 100 × 70% + 1 BTC × 760,000 × 40%
+
+
+def test_a_securities_release_without_a_quantity_releases_the_whole_line(opened, eligible_client, officer, officer2):
+    position = _hsbc(opened)
+    req = requests.release_request(user=eligible_client, facility_id=opened.pk, position_id=position.pk)
+    assert req.quantity == Decimal("100000") and req.needs_second  # HK$10,000,000: above the four-eyes amount
+    assert requests.request_approve(actor=officer, request_id=req.pk).state == "awaiting_second"
+    assert requests.request_approve(actor=officer2, request_id=req.pk).state == "executed"
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00005").pledged == 0
+    position.refresh_from_db()
+    assert position.quantity == 0 and position.market_value == 0
+
+
+@pytest.mark.parametrize(("drawn", "allowed"), [("1682800.00", True), ("1683300.00", False)])
+def test_a_securities_release_is_allowed_only_within_the_initial_level(opened, eligible_client, officer2, drawn, allowed):
+    """Releasing 70,000 of 100,000 HSBC leaves 30,000 × 100 × 70% + 304,000 BTC = 2,404,000: 1,682,800 drawn is exactly 70.00%."""
+    requests.staff_instruction(actor=officer2, facility_id=opened.pk, kind="drawdown", amount=drawn)
+    req = requests.release_request(user=eligible_client, facility_id=opened.pk, position_id=_hsbc(opened).pk, quantity="70000")
+    if allowed:
+        assert req.state == "requested" and req.utilisation_after == Decimal("0.7000")
+    else:
+        assert req.state == "refused" and req.utilisation_after == Decimal("0.7002")
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00005").pledged == Decimal("100000")
+
+
+def test_a_release_above_the_line_or_in_part_shares_is_refused(opened, eligible_client):
+    position = _hsbc(opened)
+    with pytest.raises(PortalError, match="Only 100,000"):
+        requests.release_request(user=eligible_client, facility_id=opened.pk, position_id=position.pk, quantity="100001")
+    with pytest.raises(PortalError, match="whole number"):
+        requests.release_request(user=eligible_client, facility_id=opened.pk, position_id=position.pk, quantity="10.5")
+    assert not CustodyEntry.objects.filter(kind="release").exists()
+
+
+def test_a_top_up_request_pledges_a_free_holding_when_approved(opened, eligible_client, officer):
+    req = requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00004", quantity="20000")
+    assert (req.collateral_kind, req.asset, req.quantity) == ("securities", "00004", Decimal("20000"))
+    assert not CustodyEntry.objects.filter(kind="pledge", instrument__code="00004").exists()
+    requests.request_approve(actor=officer, request_id=req.pk)
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="00004").pledged == Decimal("20000")
+    position = opened.positions.get(instrument__code="00004")
+    assert position.quantity == Decimal("20000") and position.market_value == Decimal("2000000.00")
+
+
+def test_a_top_up_request_above_free_or_without_a_holding_is_refused(opened, eligible_client):
+    from lending.servicing.models import ServicingRequest
+
+    with pytest.raises(PortalError) as exc:  # 1,000,000 held, 100,000 already pledged
+        requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="900001")
+    assert exc.value.code == "above_free" and "900,000" in exc.value.message
+    with pytest.raises(PortalError):
+        requests.top_up_request(user=eligible_client, facility_id=opened.pk, collateral_kind="securities", quantity="1")
+    assert not ServicingRequest.objects.filter(kind="top_up").exists()
+
+
+def test_the_requests_page_offers_free_holdings_to_pledge(client, opened, eligible_client):
+    client.force_login(eligible_client)
+    body = client.get(f"/servicing/facilities/{opened.pk}/requests/").content.decode()
+    assert 'name="haircut_class"' not in body and 'name="market_value"' not in body
+    assert "00005 HSBC Holdings" in body and "900,000" in body  # free after the 100,000 pledged
+    assert "100,000 00005" in body  # the pledged line, in whole shares
