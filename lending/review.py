@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from .models import CollateralKind, StepCode, StepOutcome
 from .valuation import ZERO, money, value_collateral
@@ -59,6 +59,19 @@ class ReviewContext:
         from portal.products import Product
 
         return self._once("outstanding", lambda: outstanding_documents(user=self.client, product=Product.VA_MARGIN))
+
+    def marginable(self):
+        """The collateral-book numbers of the policy version (concentration limits, limit rounding), loaded once per run."""
+        from lending.collateral.selectors import marginable_numbers
+
+        return self._once("marginable", lambda: marginable_numbers(policy=self.policy))
+
+    def limit_rounding_unit(self) -> Decimal:
+        """The policy's unit recommended limits are rounded down to (e.g. HK$10,000)."""
+        from lending.collateral.selectors import DEFAULT_LIMIT_ROUNDING_UNIT
+
+        listed = self.marginable()
+        return listed.limit_rounding_unit if listed is not None else DEFAULT_LIMIT_ROUNDING_UNIT
 
     def snapshot(self) -> dict | None:
         from onboarding.selectors import client_snapshot
@@ -206,6 +219,16 @@ def step_valuation(ctx: ReviewContext) -> StepResult:
     return StepResult(outcome, reasons, inputs, result)
 
 
+def round_down_limit(value: Decimal, unit: Decimal) -> Decimal:
+    """A limit the review computes (a share of lending value, room under an exposure limit) rounded down to a
+    multiple of the policy's unit, so a recommendation reads HK$860,000, not HK$863,302.36. Never negative."""
+    if value <= 0:
+        return ZERO
+    if unit <= 0:
+        return money(value)
+    return money((value / unit).to_integral_value(rounding=ROUND_FLOOR) * unit)
+
+
 SCORE_BANDS = [  # (minimum score, share of lending value recommended, outcome)
     (70, Decimal("1.00"), StepOutcome.PASS),
     (50, Decimal("0.75"), StepOutcome.PASS),
@@ -248,10 +271,12 @@ def step_scorecard(ctx: ReviewContext) -> StepResult:
     requested = ctx.application.requested_limit
     score, points = scorecard(snap=snap, requested=requested, lending_value=lending_value, securities_lending_value=sec_lv)
     _, share, outcome = next(band for band in SCORE_BANDS if score >= band[0])
-    recommended = money(min(requested, lending_value * share))
-    # The recommended limit is never above the lending value, whatever the score.
-    recommended = max(ZERO, min(recommended, money(lending_value)))
-    reasons = [f"Score {score}/100: up to {share:.0%} of lending value may be lent.", f"Recommended limit HK${recommended:,}."]
+    # The recommended limit is never above the lending value, whatever the score; a share of lending value
+    # is rounded down by policy (what the client asked for is kept as asked when it is lower).
+    recommended = max(ZERO, min(requested, round_down_limit(min(lending_value * share, lending_value), ctx.limit_rounding_unit())))
+    unit = ctx.limit_rounding_unit()
+    reasons = [f"Score {score}/100: up to {share:.0%} of lending value may be lent.",
+               f"Recommended limit HK${recommended:,}" + (f" (rounded down to a multiple of HK${unit:,.0f})." if recommended < requested else ".")]
     if outcome == StepOutcome.FAIL:
         reasons.insert(0, f"Score {score} is below the policy minimum of 35.")
     elif outcome == StepOutcome.REFER:
@@ -259,7 +284,7 @@ def step_scorecard(ctx: ReviewContext) -> StepResult:
     return StepResult(
         outcome,
         reasons,
-        {"requested_limit": str(requested), "lending_value": str(lending_value)},
+        {"requested_limit": str(requested), "lending_value": str(lending_value), "limit_rounding_unit": str(unit)},
         {"score": score, "points": points, "share_of_lending_value": str(share), "recommended_limit": str(recommended)},
     )
 
@@ -271,8 +296,9 @@ def step_exposure(ctx: ReviewContext) -> StepResult:
     recommended = _dec((ctx.earlier.get(StepCode.SCORECARD) or {}).get("recommended_limit"))
     existing = client_exposure(user=ctx.client, exclude_application_id=ctx.application.pk)
     firm = firm_exposure()
-    client_room = max(ZERO, policy.client_exposure_limit - existing)
-    firm_room = max(ZERO, policy.firm_exposure_limit - firm)
+    unit = ctx.limit_rounding_unit()
+    client_room = round_down_limit(policy.client_exposure_limit - existing, unit)
+    firm_room = round_down_limit(policy.firm_exposure_limit - firm, unit)
     capped = min(recommended, client_room, firm_room)
     inputs = {
         "client_existing_limits": str(existing),
@@ -292,7 +318,34 @@ def step_exposure(ctx: ReviewContext) -> StepResult:
     if share > policy.client_concentration_max:
         outcome = StepOutcome.REFER
         reasons.append(f"This client would hold {share:.1%} of the firm's lending capacity (policy maximum {policy.client_concentration_max:.0%}).")
-    return StepResult(outcome, reasons, inputs, {"recommended_limit": str(capped), "client_share": str(share.quantize(Decimal("0.0001")))})
+    found, figures = _collateral_concentration(ctx)
+    inputs["concentration"] = figures
+    if found:
+        outcome = StepOutcome.REFER
+        reasons[:0] = [b.reason() for b in found]  # first: the recommendation quotes a step's first reason
+    elif figures.get("limits"):
+        reasons.append("Collateral concentration by instrument, issuer and sector within the policy's limits"
+                       + ("." if figures["firm_limits_apply"] else " (the firm-wide limits apply from a larger book)."))
+    return StepResult(outcome, reasons, inputs, {"recommended_limit": str(capped), "client_share": str(share.quantize(Decimal("0.0001"))),
+                                                 "concentration_breaches": [b.as_dict() for b in found]})
+
+
+def _collateral_concentration(ctx: ReviewContext):
+    """The collateral concentration limits of the marginable list: the client's whole position and the firm's
+    book once this facility's collateral (the valuation step's lending value, by line) is added."""
+    from lending.collateral.concentration import Name, review_concentration
+
+    valuation = ctx.earlier.get(StepCode.VALUATION) or {}
+    instruments = {line.instrument.code: line.instrument for line in ctx.lines
+                   if line.kind == CollateralKind.SECURITIES and line.instrument_id}
+    added: dict = {}
+    for line in valuation.get("lines") or []:
+        item = instruments.get(line.get("instrument") or "")
+        if item is not None:
+            added[item.pk] = added.get(item.pk, ZERO) + _dec(line.get("lending_value"))
+    return review_concentration(
+        client_id=ctx.client.pk, listed=ctx.marginable(), policy=ctx.policy, prices={a: q.price_hkd for a, q in ctx.prices.items()},
+        added_total=_dec(valuation.get("lending_value")), added=added, added_names={i.pk: Name.of(i) for i in instruments.values()})
 
 
 def normalise_name(name: str) -> str:

@@ -290,11 +290,19 @@ RATIO = {"max_digits": 7, "decimal_places": 4}
 
 
 class MarginableList(models.Model):
-    """The marginable-list part of one collateral-policy version (created with the proposal, approved with it).
+    """The collateral-book part of one collateral-policy version (created with the proposal, approved with it):
+    the marginable list, the concentration limits, how recommended limits are rounded and how long a
+    security's last price stays usable.
 
     A security's haircut: its entry's haircut if listed; else its margin class's haircut in the policy;
     not marginable (100%) when neither applies or the entry says so. A suspended security is valued at
     its last price with ``suspended_haircut`` (1.0000 = valued at zero).
+
+    Concentration (SMF Guidelines, collateral concentration) is measured in lending value: one instrument's,
+    issuer's or sector's securities lending value as a share of the client's total lending value (all their
+    active facilities), and of the firm's whole active book. The firm-wide limits apply once the book's
+    lending value reaches ``firm_concentration_min_book``: below that, the first facilities are always
+    "concentrated" and the share says nothing.
     """
 
     policy = models.OneToOneField("lending.CollateralPolicy", on_delete=models.PROTECT, related_name="marginable")
@@ -303,13 +311,27 @@ class MarginableList(models.Model):
     issuer_concentration_max = models.DecimalField(_("largest share of a client's lending value from one issuer"), **RATIO, default=Decimal("0.50"))
     firm_instrument_concentration_max = models.DecimalField(_("largest share of the firm's book from one instrument"), **RATIO, default=Decimal("0.25"))
     firm_issuer_concentration_max = models.DecimalField(_("largest share of the firm's book from one issuer"), **RATIO, default=Decimal("0.25"))
+    sector_concentration_max = models.DecimalField(_("largest share of a client's lending value from one sector"), **RATIO, default=Decimal("0.75"))
+    firm_sector_concentration_max = models.DecimalField(_("largest share of the firm's book from one sector"), **RATIO, default=Decimal("0.40"))
+    firm_concentration_min_book = models.DecimalField(
+        _("book lending value from which the firm-wide concentration limits apply (HKD)"), max_digits=18, decimal_places=2,
+        default=Decimal("100000000"))
+    limit_rounding_unit = models.DecimalField(
+        _("recommended limits rounded down to a multiple of (HKD)"), max_digits=18, decimal_places=2, default=Decimal("10000"))
+    securities_price_max_age_days = models.PositiveSmallIntegerField(
+        _("a security's last price stays usable for (days; the exchange closes at weekends and holidays)"), default=4)
 
-    NUMBERS = ("suspended_haircut", "instrument_concentration_max", "issuer_concentration_max",
-               "firm_instrument_concentration_max", "firm_issuer_concentration_max")
+    NUMBERS = ("suspended_haircut", "instrument_concentration_max", "issuer_concentration_max", "sector_concentration_max",
+               "firm_instrument_concentration_max", "firm_issuer_concentration_max", "firm_sector_concentration_max")
+    AMOUNTS = ("firm_concentration_min_book", "limit_rounding_unit")
+    DAYS = ("securities_price_max_age_days",)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(suspended_haircut__gte=0, suspended_haircut__lte=1), name="suspended_haircut_is_a_ratio"),
+            models.CheckConstraint(condition=Q(limit_rounding_unit__gte=Decimal("0.01")), name="limit_rounding_unit_positive"),
+            models.CheckConstraint(condition=Q(securities_price_max_age_days__gte=1, securities_price_max_age_days__lte=14),
+                                   name="securities_price_age_1_to_14_days"),
         ]
 
     def __str__(self) -> str:

@@ -152,6 +152,19 @@ def marginable_list(*, policy):
     return MarginableList.objects.filter(policy=policy).prefetch_related("entries__instrument").first()
 
 
+DEFAULT_LIMIT_ROUNDING_UNIT = Decimal("10000")
+DEFAULT_SECURITIES_PRICE_MAX_AGE_DAYS = 4
+
+
+def marginable_numbers(*, policy):
+    """The collateral-book numbers of a policy version (its ``MarginableList`` without the entries; one query):
+    concentration limits, how recommended limits are rounded, how long a security's last price stays usable.
+    None where the version has no list (the defaults above then apply)."""
+    from .models import MarginableList
+
+    return MarginableList.objects.filter(policy=policy).first() if policy is not None else None
+
+
 def _haircut_rows(*, policy, instrument_ids=None):
     """Every instrument with its marginable-list entry and the list's suspended haircut: ONE query."""
     from django.db.models import OuterRef, Subquery

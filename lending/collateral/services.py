@@ -801,6 +801,17 @@ def _ratio(value, label: str) -> Decimal:
     return ratio.quantize(Decimal("0.0001"))
 
 
+def _amount(value, label: str, *, minimum: Decimal, maximum: Decimal = Decimal("1e15"), whole: bool = False) -> Decimal:
+    try:
+        amount = Decimal(str(value).strip().replace(",", ""))
+    except (InvalidOperation, AttributeError):
+        amount = Decimal("NaN")
+    if not amount.is_finite() or not (minimum <= amount <= maximum) or (whole and amount != amount.to_integral_value()):
+        raise PortalError("validation_error", _("%(label)s must be a number from %(min)s to %(max)s.") % {
+            "label": label, "min": f"{minimum.normalize():,f}", "max": f"{maximum.normalize():,f}"}, {label: [_("Out of range.")]})
+    return amount.quantize(Decimal("1") if whole else Decimal("0.01"))
+
+
 def marginable_list_create(*, policy, data: dict | None, current=None) -> MarginableList:
     """The marginable list of a proposed policy version: the given numbers and entries, or a copy of the
     version in force where the proposal leaves them out. VA entries below 60% are refused (26EC5)."""
@@ -815,6 +826,18 @@ def marginable_list_create(*, policy, data: dict | None, current=None) -> Margin
             numbers[name] = getattr(base, name) if base else MarginableList._meta.get_field(name).default
         else:
             numbers[name] = _ratio(raw, name)
+    for name in MarginableList.AMOUNTS:
+        raw = data.get(name)
+        if raw in (None, ""):
+            numbers[name] = getattr(base, name) if base else MarginableList._meta.get_field(name).default
+        else:
+            numbers[name] = _amount(raw, name, minimum=Decimal("0.01") if name == "limit_rounding_unit" else Decimal("0"))
+    for name in MarginableList.DAYS:
+        raw = data.get(name)
+        if raw in (None, ""):
+            numbers[name] = getattr(base, name) if base else MarginableList._meta.get_field(name).default
+        else:
+            numbers[name] = int(_amount(raw, name, minimum=Decimal("1"), maximum=Decimal("14"), whole=True))
     entries_in = data.get("entries")
     if entries_in is None:
         entries = dict(MarginableEntry.objects.filter(marginable_list=base).values_list("instrument_id", "haircut")) if base else {}
@@ -845,4 +868,5 @@ def marginable_snapshot(listed) -> dict:
     from .models import MarginableEntry
 
     entries = {code: str(cut) for code, cut in MarginableEntry.objects.filter(marginable_list=listed).values_list("instrument__code", "haircut")}
-    return {name: str(getattr(listed, name)) for name in listed.NUMBERS} | {"entries": entries}
+    names = (*listed.NUMBERS, *listed.AMOUNTS, *listed.DAYS)
+    return {name: str(getattr(listed, name)) for name in names} | {"entries": entries}

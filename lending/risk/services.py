@@ -930,13 +930,18 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
         if qty != qty.to_integral_value():
             raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
     qty = qty.quantize(Decimal("0.00000001"))
-    price = lending_selectors.prices_current().get(item.code)
+    prices = lending_selectors.prices_current()
+    price = prices.get(item.code)
     if price is None:
         raise ConflictError("no_price", _("%(code)s has no reference price yet; it cannot be valued as collateral.") % {"code": item.code})
     mv = (qty * price.price_hkd).quantize(CENT)
     _ensure_recordable(facility, mv)
     policy = lending_selectors.policy_current() or facility.policy
     haircut = collateral_selectors.haircuts_for(policy=policy, instrument_ids=[item.pk])[item.pk]
+    from lending.collateral.concentration import ensure_pledge_within_limits
+
+    ensure_pledge_within_limits(client_id=facility.client_id, instrument=item, lending_value=mv * (1 - haircut), policy=policy,
+                                prices={a: q.price_hkd for a, q in prices.items()})
     position = CollateralPosition.objects.select_for_update().filter(facility=facility, instrument=item).order_by("id").first()
     if position is None:
         position = CollateralPosition.objects.create(

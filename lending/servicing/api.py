@@ -102,11 +102,11 @@ class TopUpRequestApi(APIView):
     permission_classes = [IsClient]
 
     class InputSerializer(serializers.Serializer):
-        collateral_kind = serializers.ChoiceField(choices=CollateralKind.choices)
+        instrument = serializers.CharField(max_length=12, required=False, allow_blank=True,
+                                           help_text="HKEX stock code of a holding in the margin account, BTC or ETH")
+        collateral_kind = serializers.ChoiceField(choices=CollateralKind.choices, required=False)
         asset = serializers.CharField(max_length=8, required=False, allow_blank=True)
-        quantity = serializers.DecimalField(max_digits=24, decimal_places=8, required=False)
-        haircut_class = serializers.CharField(max_length=8, required=False, allow_blank=True)
-        market_value = serializers.DecimalField(max_digits=18, decimal_places=2, required=False)
+        quantity = serializers.DecimalField(max_digits=24, decimal_places=8)
         description = serializers.CharField(max_length=200, required=False, allow_blank=True)
         custody_reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
 

@@ -27,6 +27,9 @@ POLICY_NUMBERS = {
     "client_exposure_limit": "50000000",
     "firm_exposure_limit": "5000000000",
     "client_concentration_max": "0.10",
+    # No per-client collateral concentration limit (100%) for the tests of other rules: their applications pledge
+    # one security. tests/collateral/test_concentration.py tests the limits with its own numbers.
+    "marginable": {"instrument_concentration_max": "1", "issuer_concentration_max": "1", "sector_concentration_max": "1"},
 }
 
 BTC_PRICE = Decimal("760000.00")

@@ -9,7 +9,7 @@ from lending.servicing.models import ServicingRequest
 from tests.servicing.conftest import make_facility
 
 pytestmark = pytest.mark.django_db
-CLIENT_PAGE_QUERIES = 11
+CLIENT_PAGE_QUERIES = 12  # … and the client's free holdings to pledge (one query)
 
 
 @pytest.fixture
@@ -103,6 +103,9 @@ def test_addresses_page_adds_and_the_link_confirms_into_cooling_off(client, alic
 
 @pytest.mark.parametrize("n", [1, 6])
 def test_request_pages_run_a_constant_number_of_queries(client, live, alice, officer, n, django_assert_num_queries):
+    from tests.lending.conftest import give_holdings
+
+    give_holdings(alice)  # ETH in custody to pledge
     for _ in range(n):
         requests.top_up_request(user=alice, facility_id=live.pk, collateral_kind="virtual_asset", asset="ETH", quantity="1", custody_reference="C")
     client.force_login(officer)
