@@ -226,7 +226,9 @@ def seed(stdout) -> None:
         elif target == "returned_to_client":
             services.application_return(actor=officer, application_id=app.pk, questions="Please confirm where the bitcoin is held and since when.")
         elif target == "awaiting_second_approval":
-            services.application_approve(actor=officer2, application_id=app.pk, limit=min(app.lending_value, Decimal("6500000")))
+            from lending.review import round_down_limit
+
+            services.application_approve(actor=officer2, application_id=app.pk, limit=min(round_down_limit(app.lending_value, Decimal("10000")), Decimal("6500000")))
         elif rec > 0:
             services.application_approve(actor=officer, application_id=app.pk, limit=rec, conditions="Quarterly collateral review.")
             app = FacilityApplication.objects.get(pk=app.pk)

@@ -62,7 +62,12 @@ def _near_level_facilities(officer, manager) -> int:
         app = FacilityApplication.objects.get(pk=app.pk)
         if app.state != AppState.AWAITING_DECISION:
             continue
-        lending.application_approve(actor=officer, application_id=app.pk, limit=app.lending_value, conditions="Demo facility near the monitoring levels.")
+        from lending.collateral.selectors import DEFAULT_LIMIT_ROUNDING_UNIT
+        from lending.review import round_down_limit
+
+        # Up to the lending value, rounded down as the policy rounds limits (no limit with cents).
+        limit = round_down_limit(app.lending_value, DEFAULT_LIMIT_ROUNDING_UNIT)
+        lending.application_approve(actor=officer, application_id=app.pk, limit=limit, conditions="Demo facility near the monitoring levels.")
         app = FacilityApplication.objects.get(pk=app.pk)
         if app.state == AppState.AWAITING_SECOND_APPROVAL:
             lending.application_second_approve(actor=manager, application_id=app.pk, note="Demo second approval.")
