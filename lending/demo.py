@@ -113,6 +113,9 @@ def policy_ensure(*, maker, checker):
     from lending.servicing.demo import policy_ensure as servicing_policy_ensure
 
     servicing_policy_ensure(maker=maker, checker=checker)  # facility letters state the rate and fees
+    from lending.recovery.demo import policy_ensure as recovery_policy_ensure
+
+    recovery_policy_ensure(maker=maker, checker=checker)  # close-outs are planned by it
     return policy
 
 

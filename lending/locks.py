@@ -1,6 +1,6 @@
 """Every lock lending and the risk engine take, in one order.
 
-    book  →  price rows  →  application rows  →  facility rows  →  margin-call rows  →  audit chain
+    book  →  price rows  →  application rows  →  facility rows  →  margin-call rows  →  recovery rows  →  audit chain
 
 * **book**: one transaction-scoped advisory lock for the whole book (PostgreSQL). Whole-book
   revaluations and reference-price changes hold it; so does anything that changes a facility it will
@@ -9,6 +9,8 @@
 * **application / facility / margin-call rows**: ``SELECT … FOR UPDATE``, several in id order. Facility
   rows are locked only under the book lock, so every writer of a facility is serialised with the
   whole-book revaluation; margin-call rows may be locked without it (an officer chasing a call).
+* **recovery rows**: liquidation plans, their amendments and debts after sale (``lending.recovery``),
+  locked after the facility (and the margin call a close-out decides) they belong to.
 * **audit chain**: ``portal.audit`` takes it for every audit row; it is always last, so a service writes
   its audit rows only after it has every other lock it will need.
 
@@ -35,6 +37,7 @@ class Level(IntEnum):
     APPLICATION = 30
     FACILITY = 40
     MARGIN_CALL = 50
+    RECOVERY = 60
     AUDIT = 90
 
 
@@ -96,7 +99,7 @@ def _enter(level: Level, ids=ALL) -> bool:
     if later:
         raise LockOrderError(
             f"{level.name} lock asked for after {max(later).name}: the order is book → prices → application → facility → "
-            "margin call → audit chain (see lending.locks)"
+            "margin call → recovery → audit chain (see lending.locks)"
         )
     if level in (Level.PRICES, Level.FACILITY) and Level.BOOK not in held:
         raise LockOrderError(f"{level.name.lower()} rows are locked only under the book lock: call lending.locks.book() first")

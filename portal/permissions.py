@@ -173,7 +173,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
 # regulated records are not hard-deleted), compliance reads everything. Role groups
 # and permissions themselves are read-only for everyone: a role's permissions are
 # this table, and people change roles only through the audited user services.
-ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "collateral", "reporting", "django_celery_beat")
+ADMIN_APPS = ("portal", "onboarding", "disclosures", "lending", "risk", "collateral", "reporting", "recovery", "django_celery_beat")
 READ_ONLY_ADMIN_APPS = ("auth",)
 ROLE_MODEL_ACTIONS: dict[Role, tuple[str, ...]] = {
     Role.ADMIN: ("add", "change", "view"),

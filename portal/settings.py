@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "lending.collateral",
     "lending.reporting",
     "lending.servicing",
+    "lending.recovery",
 ]
 
 MIDDLEWARE = [

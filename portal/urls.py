@@ -18,6 +18,7 @@ api_v1 = [
     path("lending/", include("lending.api_urls")),
     path("risk/", include("lending.risk.api_urls")),
     path("servicing/", include("lending.servicing.api_urls")),
+    path("recovery/", include("lending.recovery.api_urls")),
     path("collateral/", include("lending.collateral.api_urls")),
 ]
 
@@ -45,6 +46,7 @@ urlpatterns = [
     path("collateral/", include("lending.collateral.urls")),
     path("reporting/", include("lending.reporting.urls")),
     path("servicing/", include("lending.servicing.urls")),
+    path("recovery/", include("lending.recovery.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI's start-up script is a second request, so the page needs no inline script.

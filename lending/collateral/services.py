@@ -274,6 +274,21 @@ def custody_release(*, client_id: int, instrument_id: int, quantity, facility_id
     return _entry(balance, instrument, kind=EntryKind.RELEASE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference)
 
 
+def custody_dispose(*, client_id: int, instrument_id: int, quantity, facility_id: int, actor, reference: str) -> tuple[CustodyEntry, CustodyEntry]:
+    """Collateral sold in a close-out: the quantity is released from the facility's pledge and leaves the
+    holding (two entries), so what was sold can never be pledged again. The back office's next positions
+    report the same holding (an end-of-day file that still shows it before settlement raises a break)."""
+    release = custody_release(client_id=client_id, instrument_id=instrument_id, quantity=quantity, facility_id=facility_id,
+                              actor=actor, reference=reference)
+    balance = _balance_locked(client_id, instrument_id)
+    qty = release.quantity
+    balance.held -= qty
+    balance.updated_at = timezone.now()
+    balance.save(update_fields=["held", "updated_at"])
+    sold = _entry(balance, release.instrument, kind=EntryKind.HOLDING, quantity=-qty, facility_id=facility_id, actor=actor, reference=reference)
+    return release, sold
+
+
 def holding_set(*, client_id: int, instrument: Instrument, quantity: Decimal, batch=None, actor=SYSTEM) -> CustodyEntry | None:
     """Set the held quantity the back office reports; None when unchanged. Raises IntegrityError below pledged."""
     balance = _balance_locked(client_id, instrument.pk)

@@ -424,3 +424,46 @@ def naive_revalue_facility(facility, *, policy, prices) -> bool:
     facility.lending_value, facility.utilisation, facility.band = v.lending_value, v.utilisation, v.band
     facility.save(update_fields=["market_value", "va_market_value", "lending_value", "utilisation", "band"])
     return changed
+
+
+def facilities_under_close_out_revalue(*, facility_ids: list[int]) -> list[dict]:
+    """Value facilities being closed out (suspended: the ticks value active facilities only) with the same
+    SQL and store their valuation and band, recording a band change. Opens no call: the close-out is the
+    resolution of the facility's call. Caller holds the book and the facilities' locks."""
+    from lending.models import Facility
+
+    locks.book()
+    locks.writes(locks.Level.FACILITY, facility_ids)
+    policy, prices = current_inputs()
+    if policy is None or not facility_ids:
+        return []
+    now = timezone.now()
+    book.coefficients_refresh(now=now, facility_ids=facility_ids)
+    rows = []
+    states = dict(Facility.objects.filter(pk__in=facility_ids).values_list("pk", "state"))
+    for state in sorted(set(states.values())):
+        ids = sorted(pk for pk, s in states.items() if s == state)
+        params: dict = {}
+        where = _ids_where(ids, params)
+        # The engine's valuation of the book, selecting facilities in this state instead of active ones.
+        params = book.Scenario.current(policy=policy, prices=prices).params() | params | {"active": state, "now": book.dt(now),
+                                                                                           "policy_version": policy.version}
+        valued = book.fetch(book.live_sql(where), params)
+        for v in valued:
+            if v["band"] != v["old_band"]:
+                book.execute(
+                    "INSERT INTO risk_bandchange (run_id, facility_id, client_id, from_band, to_band, drawn_balance, market_value, "
+                    "va_market_value, lending_value, utilisation, at) VALUES (NULL, %(fid)s, %(cid)s, %(old)s, %(new)s, %(drawn)s, "
+                    "ROUND(%(mv)s, 2), ROUND(%(va_mv)s, 2), %(lv)s, %(util)s, %(now)s)",
+                    {"fid": v["facility_id"], "cid": v["client_id"], "old": v["old_band"], "new": v["band"], "drawn": v["drawn"],
+                     "mv": v["mv"], "va_mv": v["va_mv"], "lv": v["lv"], "util": v["util"], "now": params["now"]})
+        book.execute(
+            f"""
+            UPDATE lending_facility SET utilisation = v.util, lending_value = v.lv, market_value = ROUND(v.mv, 2),
+                   va_market_value = ROUND(v.va_mv, 2), band = v.band, valued_at = %(now)s, valued_policy_version = %(policy_version)s
+            FROM ({book.live_sql(where)}) v WHERE lending_facility.id = v.facility_id
+            """,
+            params,
+        )
+        rows.extend(valued)
+    return rows

@@ -791,7 +791,17 @@ def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) ->
     before = snapshot(call, MarginCall.FIELDS)
     call.proposed_resolution, call.proposal_reason, call.proposed_by, call.proposed_at = resolution, reason, actor, timezone.now()
     _save(call)
-    audit_log(actor=actor, action="risk.margin_call.resolution_proposed", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+    # A close-out comes with its liquidation plan, so the credit manager decides on what would be sold.
+    from lending.recovery import services as recovery
+
+    if resolution == Resolution.CLOSE_OUT:
+        plan = recovery.close_out_proposed(actor=actor, call=call)
+        after = snapshot(call, MarginCall.FIELDS) | {"plan": plan.pk, "plan_expected_utilisation": plan.expected_utilisation_after,
+                                                      "plan_expected_shortfall": plan.expected_shortfall}
+    else:
+        recovery.close_out_decided(actor=actor, call=call, approved=False)
+        after = snapshot(call, MarginCall.FIELDS)
+    audit_log(actor=actor, action="risk.margin_call.resolution_proposed", obj=call, before=before, after=after)
     return call
 
 
@@ -806,10 +816,13 @@ def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") ->
     ensure_four_eyes(maker=call.proposed_by, checker=actor)
     before = snapshot(call, MarginCall.FIELDS)
     now = timezone.now()
+    from lending.recovery import services as recovery
+
     if not approve:
         call.proposed_resolution, call.proposed_by, call.proposed_at = "", None, None
         call.resolution_note = note
         _save(call)
+        recovery.close_out_decided(actor=actor, call=call, approved=False)
         audit_log(actor=actor, action="risk.margin_call.resolution_rejected", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
         return call
     if call.proposed_resolution == Resolution.CLOSE_OUT:
@@ -819,9 +832,12 @@ def margin_call_decide(*, actor, call_id: int, approve: bool, note: str = "") ->
     call.notified_at = None
     _save(call)
     facility_flags_sync(facility_ids=[call.facility_id])
-    audit_log(actor=actor, action=f"risk.margin_call.{call.state}", obj=call, before=before, after=snapshot(call, MarginCall.FIELDS))
+    # The plan the approver saw on the proposal goes to the dealing desk (a waiver withdraws it).
+    plan = recovery.close_out_decided(actor=actor, call=call, approved=call.state == CallState.CLOSED_OUT)
+    audit_log(actor=actor, action=f"risk.margin_call.{call.state}", obj=call, before=before,
+              after=snapshot(call, MarginCall.FIELDS) | ({"plan": plan.pk} if plan else {}))
     if call.state == CallState.CLOSED_OUT:
-        # Liquidation happens at the dealing desk; no further advances on the facility meanwhile.
+        # The dealing desk sells by the approved plan; no further advances on the facility meanwhile.
         from lending import services as lending_services
         from lending.models import FacilityState
 

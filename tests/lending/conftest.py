@@ -44,6 +44,9 @@ def approved_policy(*, officer, credit_manager):
     proposed = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Initial policy")
     policy = services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
     servicing_policy_in_force(officer=officer, credit_manager=credit_manager)  # the letter states rates and fees
+    from tests.recovery.helpers import recovery_policy_in_force
+
+    recovery_policy_in_force(officer=officer, credit_manager=credit_manager)  # a close-out is planned by it
     return policy
 
 

@@ -7,7 +7,7 @@ from portal import demo
 
 # Each app may ship ``<app>/demo.py`` with ``seed(stdout)``; they run in this order,
 # because later apps' demo records build on earlier ones.
-APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo", "lending.risk.demo", "lending.collateral.demo", "lending.servicing.demo", "lending.reporting.demo"]
+APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo", "lending.risk.demo", "lending.collateral.demo", "lending.servicing.demo", "lending.recovery.demo", "lending.reporting.demo"]
 
 
 class Command(BaseCommand):
