@@ -32,7 +32,6 @@ from . import planning, selectors
 from .models import (
     LIQUIDATION_STEPS,
     LIVE_DEBT_STATES,
-    AmendmentState,
     Debt,
     DebtState,
     DunningNotice,
@@ -780,12 +779,13 @@ def debts_review(*, today: date | None = None) -> dict:
                 audit_rows.append({"action": "recovery.debt.repaid", "object_type": "recovery.debt", "object_id": debt.pk, "object_repr": debt.reference,
                                    "before": {"state": debt.state}, "after": {"state": DebtState.REPAID}})
             continue
-        if debt.state == DebtState.OPEN and dpd >= policy.collections_after_days:
-            if Debt.objects.filter(pk=debt.pk, state=DebtState.OPEN).update(state=DebtState.IN_COLLECTIONS, collections_at=now, updated_at=now):
-                done["collections"] += 1
-                audit_rows.append({"action": "recovery.debt.in_collections", "object_type": "recovery.debt", "object_id": debt.pk,
-                                   "object_repr": debt.reference, "before": {"state": DebtState.OPEN},
-                                   "after": {"state": DebtState.IN_COLLECTIONS, "days_past_due": dpd}})
+        moved = debt.state == DebtState.OPEN and dpd >= policy.collections_after_days and Debt.objects.filter(
+            pk=debt.pk, state=DebtState.OPEN).update(state=DebtState.IN_COLLECTIONS, collections_at=now, updated_at=now)
+        if moved:
+            done["collections"] += 1
+            audit_rows.append({"action": "recovery.debt.in_collections", "object_type": "recovery.debt", "object_id": debt.pk,
+                               "object_repr": debt.reference, "before": {"state": DebtState.OPEN},
+                               "after": {"state": DebtState.IN_COLLECTIONS, "days_past_due": dpd}})
         due_steps = [d for d in policy.dunning_days if d <= dpd]
         step = max(due_steps) if due_steps else 0
         if step > debt.dunning_step and Debt.objects.filter(pk=debt.pk, dunning_step=debt.dunning_step).update(dunning_step=step):

@@ -1,4 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "recovery"
-urlpatterns = []
+
+urlpatterns = [
+    path("plans/", views.plans, name="plans"),
+    path("plans/<int:pk>/", views.plan_detail, name="plan"),
+    path("collections/", views.collections, name="collections"),
+    path("debts/<int:pk>/", views.debt_detail, name="debt"),
+    path("register/", views.register, name="register"),
+    path("policy/", views.policy, name="policy"),
+    path("facility/<int:pk>/", views.client_facility, name="client-facility"),
+]

@@ -87,11 +87,12 @@ def call_detail(request, pk: int):
         except PortalError as exc:
             messages.error(request, exc.message)
         return redirect("risk:call", pk=pk)
+    from lending.recovery.selectors import plan_for_call
     from portal.selectors import audit_history
 
     history = [(e, CALL_EVENT_LABELS.get(e.action, e.action)) for e in audit_history(obj=call).select_related("actor")[:100]]
     return render(request, "risk/call_detail.html", {
-        "call": call, "risk": selectors.facility_risk(facility_id=call.facility_id),
+        "call": call, "risk": selectors.facility_risk(facility_id=call.facility_id), "plan": plan_for_call(call_id=call.pk),
         "history": history, "resolutions": Resolution.choices,
         "can_resolve": request.user.has_perm(Perm.MARGIN_CALL_RESOLVE),
     })

@@ -7,7 +7,8 @@ How interest is computed (stated in every facility letter and on every statement
   29 February accrues one more day at the same ÷ 365), rounded half up to the cent;
 * the annual rate = the base rate fixing in effect that day + the margin of the facility's tier;
 * a margin-call shortfall still unmet after its cure deadline accrues, in addition, the overdue
-  margin on the shortfall, computed and rounded the same way;
+  margin on the shortfall, computed and rounded the same way; so does the whole balance of a debt
+  left after a close-out sold every collateral (``lending.recovery``), from the day after it was due;
 * the month's daily amounts are added to the drawn balance on the month's last day (one ledger
   entry), after which they count in utilisation and themselves bear interest.
 
@@ -138,13 +139,14 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
     params = {"day": connection.ops.adapt_datefield_value(day), "day_end": day_end, "now": now}
     rate_ppm = f"({base_case} + CAST(ROUND(t.margin * {PPM}) AS {integer}))"
     overdue_ppm = f"CAST(ROUND(t.overdue_margin * {PPM}) AS {integer})"
+    overdue_sql = "CASE WHEN d.facility_id IS NOT NULL THEN b.balance ELSE COALESCE(c.shortfall, 0) END"
     sql = f"""
         INSERT INTO servicing_interestaccrual
             (facility_id, day, balance, annual_rate, amount, overdue_principal, overdue_amount, posted_on, created_at)
         SELECT b.facility_id, %(day)s, b.balance, CAST({rate_ppm} AS {decimal}) / {PPM},
                CAST({_cents("b.balance", rate_ppm, integer)} AS {decimal}) / 100,
-               COALESCE(c.shortfall, 0),
-               CAST({_cents("COALESCE(c.shortfall, 0)", overdue_ppm, integer)} AS {decimal}) / 100,
+               {overdue_sql},
+               CAST({_cents(overdue_sql, overdue_ppm, integer)} AS {decimal}) / 100,
                NULL, %(now)s
         FROM (SELECT facility_id, SUM(delta) AS balance FROM lending_facilitytransaction
               WHERE value_date <= %(day)s GROUP BY facility_id) b
@@ -153,6 +155,8 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
                    WHERE opened_at < %(day_end)s AND cure_deadline < %(day_end)s
                      AND (state IN ('open', 'escalated') OR COALESCE(met_at, resolved_at) >= %(day_end)s)
                    GROUP BY facility_id) c ON c.facility_id = b.facility_id
+        LEFT JOIN (SELECT facility_id FROM recovery_debt WHERE state IN ('open', 'in_collections') AND due_on < %(day)s) d
+               ON d.facility_id = b.facility_id
         WHERE ROUND(b.balance, 2) > 0
         ON CONFLICT (facility_id, day) DO NOTHING
     """  # noqa: S608 (only numbers computed here are interpolated)
