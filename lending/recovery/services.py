@@ -655,6 +655,11 @@ def debt_payment_record(*, actor, debt_id: int, amount, reference: str) -> Debt:
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     amount = money_input(amount, "amount")
     reference = _text(reference, "reference")
+    # The repayment revalues through the engine, which writes facility and margin-call rows set-based:
+    # those levels are taken before the debt's row (lending.locks order).
+    locks.book()
+    locks.writes(locks.Level.FACILITY)
+    locks.writes(locks.Level.MARGIN_CALL)
     debt = _lock_debt(actor, debt_id)
     if not debt.is_live:
         raise ConflictError("invalid_state", _("Debt %(ref)s is %(state)s; payments are recorded only on an open debt.") % {"ref": debt.reference, "state": debt.get_state_display().lower()})

@@ -1,0 +1,136 @@
+"""The debt left after a close-out sold everything: overdue interest, collections, payments, write-off by two
+people, recoveries, the compliance register."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from lending.models import Facility, FacilityTransaction
+from lending.recovery import selectors, services
+from lending.recovery.models import Debt, DebtState, LiquidationPlan, PlanState
+from lending.risk import services as risk
+from lending.risk.models import MarginCall
+from portal.errors import ConflictError, ForbiddenError, PortalError
+
+from .conftest import ledger_ok, pledged_facility, set_prices
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def debt(book, alice, officer, credit_manager, django_capture_on_commit_callbacks):
+    facility = pledged_facility(alice, holdings={"BTC": "1", "00005": "4000"}, drawn="600000", officer=officer)
+    with django_capture_on_commit_callbacks(execute=True):
+        set_prices(BTC="100000", s00005="50")
+    call = MarginCall.objects.get(facility_id=facility.pk)
+    risk.margin_call_propose(actor=officer, call_id=call.pk, resolution="close_out", reason="Close-out level")
+    risk.margin_call_decide(actor=credit_manager, call_id=call.pk, approve=True, note="Sell everything")
+    plan = LiquidationPlan.objects.get(call=call, state=PlanState.APPROVED)
+    services.execution_record(actor=officer, plan_id=plan.pk, instrument="BTC", quantity="1", price="100000", venue_reference="V-1")
+    services.execution_record(actor=officer, plan_id=plan.pk, instrument="00005", quantity="4000", price="50", venue_reference="V-2")
+    return Debt.objects.get(facility_id=facility.pk)
+
+
+def test_shortfall_after_everything_is_sold_is_a_debt(debt):
+    assert debt.state == DebtState.OPEN and debt.principal_at_open == Decimal("303000.00")  # 600,000 + fees 3,000 − 300,000
+    assert debt.due_on > debt.opened_at.date()
+
+
+def test_overdue_interest_accrues_on_the_debt_after_its_due_date(debt, officer, credit_manager):
+    from lending.servicing.interest import accrue_day
+    from lending.servicing.models import InterestAccrual
+    from tests.servicing.helpers import fixing
+
+    fixing(rate="0.052500", effective=debt.opened_at.date() - timedelta(days=1), maker=officer, checker=credit_manager)
+    accrue_day(day=debt.due_on)
+    on_due = InterestAccrual.objects.get(facility_id=debt.facility_id, day=debt.due_on)
+    assert on_due.overdue_amount == 0  # due that day: not yet overdue
+    accrue_day(day=debt.due_on + timedelta(days=1))
+    after = InterestAccrual.objects.get(facility_id=debt.facility_id, day=debt.due_on + timedelta(days=1))
+    assert after.overdue_principal == Decimal("303000.00")
+    assert after.overdue_amount == Decimal("33.21")  # 303,000 × 4% ÷ 365, rounded half up
+
+
+def test_a_payment_in_full_repays_the_debt(debt, officer, credit_manager):
+    services.debt_payment_record(actor=officer, debt_id=debt.pk, amount="303000", reference="CHATS 123")
+    debt.refresh_from_db()
+    assert debt.state == DebtState.REPAID and Facility.objects.get(pk=debt.facility_id).drawn_balance == 0
+    assert ledger_ok()
+    with pytest.raises(ConflictError):
+        services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="x")  # nothing is owed any more
+
+
+def test_write_off_rules(debt, officer, credit_manager, credit_manager2):
+    with pytest.raises(ForbiddenError):
+        services.write_off_propose(actor=officer, debt_id=debt.pk, reason="Client unreachable")  # an officer cannot propose
+    with pytest.raises(ConflictError):
+        services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="x")  # nothing proposed
+    with pytest.raises(ConflictError):
+        services.recovery_record(actor=officer, debt_id=debt.pk, amount="100", reference="R")  # not written off
+    with pytest.raises(PortalError):
+        services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason=" ")  # reasons are required
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Client deceased; estate insolvent")
+    with pytest.raises(ConflictError):
+        services.write_off_propose(actor=credit_manager2, debt_id=debt.pk, reason="again")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=False, note="Try the estate's executor first")
+    debt.refresh_from_db()
+    assert debt.state == DebtState.OPEN and debt.write_off_proposed_by is None
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Executor confirms no assets")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="Agreed")
+    debt.refresh_from_db()
+    assert debt.state == DebtState.WRITTEN_OFF
+    entries = FacilityTransaction.objects.count()
+    with pytest.raises(PortalError) as exc:
+        services.recovery_record(actor=officer, debt_id=debt.pk, amount="303000.01", reference="R")
+    assert exc.value.code == "above_written_off" and FacilityTransaction.objects.count() == entries
+    with pytest.raises(ConflictError):
+        services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="twice")
+
+
+def test_collections_queue_shows_days_past_due_and_buckets(client, debt, officer, django_assert_num_queries):
+    today = debt.due_on + timedelta(days=45)
+    services.debts_review(today=today)
+    debt.refresh_from_db()
+    assert debt.state == DebtState.IN_COLLECTIONS and debt.dunning_step == 30
+    assert [d.pk for d in selectors.debts(bucket="31-60", today=today)] == [debt.pk]
+    assert not list(selectors.debts(bucket="1-30", today=today))
+    client.force_login(officer)
+    page = client.get(reverse("recovery:collections")).content.decode()
+    assert debt.reference in page and "303,000.00" in page
+    assert client.get(reverse("recovery:collections") + "?bucket=nonsense").status_code == 400
+    assert client.get(reverse("recovery:debt", args=[debt.pk])).status_code == 200
+
+
+def test_register_csv_for_compliance(client, debt, credit_manager, credit_manager2, compliance_user):
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Irrecoverable")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="Agreed")
+    client.force_login(compliance_user)
+    page = client.get(reverse("recovery:register")).content.decode()
+    assert debt.reference in page and "Irrecoverable" in page
+    response = client.get(reverse("recovery:register") + "?format=csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert response.status_code == 200 and debt.reference in body and "303000.00" in body
+
+
+def test_debt_page_actions(client, debt, credit_manager, credit_manager2):
+    client.force_login(credit_manager)
+    url = reverse("recovery:debt", args=[debt.pk])
+    client.post(url, {"action": "write_off_propose", "note": "No assets"})
+    client.force_login(credit_manager2)
+    client.post(url, {"action": "write_off_approve", "note": "Agreed"})
+    client.post(url, {"action": "recovery", "amount": "1000", "reference": "R-1", "final": "1"})
+    debt.refresh_from_db()
+    assert debt.state == DebtState.RECOVERED and debt.recovered_total == Decimal("1000.00")
+
+
+def test_client_sees_the_sales_and_the_amount_owing(client, api_client, debt, alice):
+    client.force_login(alice)
+    page = client.get(reverse("recovery:client-facility", args=[debt.facility_id])).content.decode()
+    assert "V-2" in page and "303,000.00" in page
+    api_client.force_authenticate(alice)
+    data = api_client.get(f"/api/v1/recovery/facilities/{debt.facility_id}/close-out/").json()
+    assert len(data["sales"]) == 2 and data["debt"]["owed"] == "303000.00"
