@@ -55,7 +55,7 @@ lint: install
 
 # Translations: each app keeps its own catalogue (nested apps are left to their own); run after
 # changing user-facing strings, fill the new msgstr entries, then run it again to compile.
-LOCALE_APPS := portal onboarding disclosures lending lending/collateral lending/risk lending/servicing lending/reporting
+LOCALE_APPS := portal onboarding disclosures lending lending/collateral lending/risk lending/servicing lending/reporting lending/recovery
 messages: install
 	@for app in $(LOCALE_APPS); do \
 	  ignores=$$(for other in $(LOCALE_APPS); do case $$other in $$app/*) echo "--ignore=$${other#$$app/}/*";; esac; done); \
