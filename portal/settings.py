@@ -372,6 +372,10 @@ SPECTACULAR_SETTINGS = {
         "PriceSourceKindEnum": "lending.risk.models.SourceKind",
         "DeclineReasonEnum": "lending.models.DeclineReason",
         "PriceOverrideStatusEnum": "lending.risk.models.OverrideStatus",
+        "LiquidationPlanStateEnum": "lending.recovery.models.PlanState",
+        "LiquidationLineStatusEnum": "lending.recovery.models.LineStatus",
+        "ExecutionStatusEnum": "lending.recovery.models.ExecutionStatus",
+        "DebtStateEnum": "lending.recovery.models.DebtState",
     },
 }
 

@@ -5,7 +5,7 @@ plan (send an Idempotency-Key: a retried request never sells twice); collections
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +17,7 @@ from . import selectors, services
 from .models import Debt, DebtState, Execution, ExecutionStatus, LiquidationLine, LiquidationPlan, PlanState
 
 
-class LineSerializer(serializers.ModelSerializer):
+class PlanLineSerializer(serializers.ModelSerializer):
     class Meta:
         model = LiquidationLine
         fields = ["id", "sequence", "code", "kind", "lot", "held_at_plan", "planned_quantity", "filled_quantity", "price_at_plan", "haircut",
@@ -45,7 +45,7 @@ class PlanSerializer(serializers.ModelSerializer):
 
 
 class PlanDetailSerializer(PlanSerializer):
-    lines = LineSerializer(many=True, read_only=True)
+    lines = PlanLineSerializer(many=True, read_only=True)
     executions = ExecutionSerializer(many=True, read_only=True)
 
     class Meta(PlanSerializer.Meta):
@@ -64,11 +64,17 @@ class DebtSerializer(serializers.ModelSerializer):
         fields = ["id", "reference", "facility", "state", "principal_at_open", "owed", "due_on", "days_past_due", "bucket", "dunning_step",
                   "written_off_amount", "written_off_at", "recovered_total"]
 
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_days_past_due(self, obj):
         return selectors.days_past_due(obj.due_on) if obj.is_live else None
 
+    @extend_schema_field(serializers.CharField())
     def get_bucket(self, obj):
         return selectors.bucket_of(selectors.days_past_due(obj.due_on)) if obj.is_live else ""
+
+
+AMENDMENT = inline_serializer("PlanAmendmentResult", {"id": serializers.IntegerField(), "state": serializers.CharField(),
+                                                      "new_plan": serializers.IntegerField(required=False, allow_null=True)})
 
 
 class _Staff(APIView):
@@ -130,7 +136,7 @@ class AmendmentProposeApi(_Staff):
         quantities = serializers.DictField(child=serializers.CharField(max_length=40))
         reason = serializers.CharField(max_length=2000)
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses={201: AMENDMENT})
     def post(self, request, pk):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -146,7 +152,7 @@ class AmendmentDecideApi(_Staff):
         approve = serializers.BooleanField()
         note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=AMENDMENT)
     def post(self, request, pk):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -167,7 +173,7 @@ class DebtListApi(_Staff):
         return paginator.get_paginated_response(DebtSerializer(page, many=True).data)
 
 
-class _MoneyInput(serializers.Serializer):
+class DebtMoneyInput(serializers.Serializer):
     amount = serializers.CharField(max_length=40)
     reference = serializers.CharField(max_length=100)
 
@@ -175,10 +181,10 @@ class _MoneyInput(serializers.Serializer):
 class DebtPaymentApi(_Staff):
     required_perm = Perm.FACILITY_OPERATE
 
-    @extend_schema(request=_MoneyInput, responses=DebtSerializer)
+    @extend_schema(request=DebtMoneyInput, responses=DebtSerializer)
     @idempotent("recovery.debt.payment")
     def post(self, request, pk):
-        data = _MoneyInput(data=request.data)
+        data = DebtMoneyInput(data=request.data)
         data.is_valid(raise_exception=True)
         debt = services.debt_payment_record(actor=request.user, debt_id=pk, **data.validated_data)
         return Response(DebtSerializer(Debt.objects.select_related("facility").get(pk=debt.pk)).data)
@@ -216,7 +222,7 @@ class WriteOffDecideApi(_Staff):
 class RecoveryApi(_Staff):
     required_perm = Perm.FACILITY_OPERATE
 
-    class InputSerializer(_MoneyInput):
+    class InputSerializer(DebtMoneyInput):
         note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
         final = serializers.BooleanField(default=False)
 
@@ -234,6 +240,7 @@ class ClientCloseOutApi(APIView):
 
     permission_classes = [IsClient]
 
+    @extend_schema(responses=inline_serializer("ClientCloseOut", {"sales": ExecutionSerializer(many=True), "debt": DebtSerializer(allow_null=True)}))
     def get(self, request, pk):
         from lending.models import Facility
 

@@ -22,4 +22,4 @@ class RecoveryConfig(AppConfig):
         # Days past due move with the calendar: collections, dunning notices and repaid debts are reviewed hourly (idempotent).
         schedule("recovery-debts-review", "lending.recovery.tasks.debts_review", 3600.0)
         # Escalated calls at the close-out level get a liquidation plan to look at before anyone proposes the close-out.
-        schedule("recovery-plans-prepare", "lending.recovery.tasks.plans_prepare", 300.0)
+        schedule("recovery-plans-prepare", "lending.recovery.tasks.plans_prepare", 60.0)

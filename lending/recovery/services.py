@@ -295,20 +295,30 @@ def close_out_decided(*, actor, call, approved: bool) -> LiquidationPlan | None:
     return None
 
 
-@transaction.atomic
-def plans_prepare(*, limit: int = 20_000) -> int:
-    """Beat (and after a crash): every escalated call at the close-out level without a plan gets one, computed
-    in batches (a fixed number of queries per batch), so the credit manager sees what a close-out would sell."""
+def plans_due(*, call_ids: list[int] | None = None, limit: int = 100_000) -> list[int]:
+    """Escalated calls at the close-out level with no close-out proposed and no plan yet, in id order."""
     from lending.risk.models import CallState, MarginCall
+
+    qs = MarginCall.objects.filter(state=CallState.ESCALATED, band="close_out", proposed_resolution="")
+    if call_ids is not None:
+        qs = qs.filter(pk__in=call_ids)
+    live = LiquidationPlan.objects.filter(state__in=[PlanState.PROPOSED, PlanState.APPROVED, PlanState.EXECUTING]).values("call_id")
+    return list(qs.exclude(pk__in=live).order_by("id").values_list("pk", flat=True)[:limit])
+
+
+@transaction.atomic
+def plans_prepare(*, call_ids: list[int] | None = None, limit: int = 100_000) -> int:
+    """Beat (and after a crash): every escalated call at the close-out level without a plan gets one, computed
+    in batches (a fixed number of queries per batch), so the credit manager sees what a close-out would sell.
+    ``call_ids`` restricts it to one batch (the task fans a crash out over the workers)."""
+    from lending.risk.models import MarginCall
 
     if selectors.recovery_policy_current() is None:
         return 0
     inputs = _inputs()
     now = timezone.now()
     locks.writes(locks.Level.RECOVERY)
-    ids = list(MarginCall.objects.filter(state=CallState.ESCALATED, band="close_out", proposed_resolution="")
-               .exclude(pk__in=LiquidationPlan.objects.filter(state__in=[PlanState.PROPOSED, PlanState.APPROVED, PlanState.EXECUTING]).values("call_id"))
-               .order_by("id").values_list("pk", flat=True)[:limit])
+    ids = plans_due(call_ids=call_ids, limit=limit)
     made = 0
     for start in range(0, len(ids), PREPARE_BATCH):
         calls = list(MarginCall.objects.filter(pk__in=ids[start:start + PREPARE_BATCH]).select_related("facility").order_by("id"))

@@ -1,4 +1,4 @@
-"""``manage.py benchmark review --applications 1000`` and ``manage.py benchmark revaluation --facilities 100000``.
+"""``manage.py benchmark review --applications 1000``, ``manage.py benchmark revaluation --facilities 100000``, ``… crash`` (lending.recovery.benchmark).
 
 ``revaluation`` is the risk engine's whole-book revaluation benchmark (lending.risk.benchmark.run,
 described there). ``review`` is the credit review against PostgreSQL and Redis:
@@ -61,6 +61,9 @@ class Command(BaseCommand):
         interest.add_argument("--facilities", type=int, default=100_000)
         interest.add_argument("--statements", type=int, default=10_000)
         interest.add_argument("--naive-sample", type=int, default=2000)
+        crash = sub.add_parser("crash", help="A 30% BTC drop on the whole book: calls, close-out plans and notifications with two workers (lending.recovery.benchmark).")
+        crash.add_argument("--facilities", type=int, default=100_000)
+        crash.add_argument("--naive-sample", type=int, default=300)
         export = sub.add_parser("export", help="Streamed CSV/XLSX export of the valuation-snapshot list (lending.reporting.benchmark).")
         export.add_argument("--rows", type=int, default=1_000_000)
         export.add_argument("--naive-sample", type=int, default=100_000)
@@ -74,6 +77,11 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(benchmark.measure(options["measure"], sample=options["naive_sample"])))
             else:
                 benchmark.run(self.stdout, rows=options["rows"], naive_sample=options["naive_sample"])
+            return
+        if which == "crash":
+            from lending.recovery.benchmark import run as crash_run
+
+            crash_run(self.stdout, facilities=options["facilities"], naive_sample=options["naive_sample"])
             return
         if which == "interest":
             from lending.servicing.benchmark import run as interest_run
