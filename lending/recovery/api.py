@@ -83,6 +83,7 @@ class _Staff(APIView):
 
 
 class PlanListApi(_Staff):
+    pagination_class = Pagination
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request):
         from lending.inputs import choice_param
@@ -162,6 +163,7 @@ class AmendmentDecideApi(_Staff):
 
 
 class DebtListApi(_Staff):
+    pagination_class = Pagination
     @extend_schema(responses=DebtSerializer(many=True))
     def get(self, request):
         from lending.inputs import choice_param
