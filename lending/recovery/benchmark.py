@@ -93,7 +93,7 @@ def _close_out_tail(policy) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""UPDATE lending_facility SET drawn_balance = ROUND(v.lv * (1.20 + (v.facility_id %% 9) * 0.01), 2)
-                    FROM ({book.live_sql()}) v WHERE lending_facility.id = v.facility_id AND v.btc_qty > 0 AND v.facility_id %% 50 = 7""",  # noqa: S608
+                    FROM ({book.live_sql()}) v WHERE lending_facility.id = v.facility_id AND v.btc_qty > 0 AND v.facility_id %% 50 = 1""",  # noqa: S608
                 params)
         revalue_book(trigger="beat", notify=False)
 
