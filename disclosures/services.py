@@ -390,6 +390,9 @@ def acknowledgement_record(
         # A concurrent duplicate submission won the race: that row is the acknowledgement.
         return Acknowledgement.objects.get(client=user, version=version), False
     audit_log(actor=user, action="disclosures.acknowledgement.recorded", obj=ack, after=snapshot(ack, ACK_AUDIT_FIELDS))
+    from portal.notifications import notifications_resolve
+
+    notifications_resolve(user=user, task_key=acknowledge_task_key(version.pk))
     return ack, True
 
 
@@ -473,8 +476,14 @@ def fanout_process_batch(*, fanout_id: int, batch_size: int = FANOUT_BATCH_SIZE)
             "summary": version.change_summary or "-",
         },
         link=reverse("disclosures:read", args=[version.document.code]),
+        task_key=acknowledge_task_key(version.pk),
     )
     return True
+
+
+def acknowledge_task_key(version_id: int) -> str:
+    """The client's task after a material change: acknowledge the new version."""
+    return f"disclosures.acknowledge.{version_id}"
 
 
 def fanout_run(*, fanout_id: int, max_batches: int = 20, batch_size: int = FANOUT_BATCH_SIZE) -> bool:

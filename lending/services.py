@@ -977,7 +977,13 @@ def _notify_decision(application: FacilityApplication) -> None:
     notify(
         user=application.client, kind=f"lending.application.{application.state}", title=titles[application.state],
         body=bodies[application.state], params={"ref": application.reference}, link=f"/lending/applications/{application.pk}/",
+        task_key=application_task_key(application.pk) if application.state == AppState.APPROVED else "",
     )
+
+
+def application_task_key(application_id: int) -> str:
+    """The client's task once an application is approved: read and accept the facility letter."""
+    return f"lending.application.{application_id}.accept"
 
 
 # --- Facilities ------------------------------------------------------------------------------
@@ -1050,6 +1056,9 @@ def application_accept(*, user, application_id: int, letter_sha256: str) -> Faci
     terms = terms_activate(facility=facility, actor=user)
     _risk_facility_changed(facility.pk)  # the engine values the new facility and writes its stored valuation
     facility.refresh_from_db()
+    from portal.notifications import notifications_resolve
+
+    notifications_resolve(user=user, task_key=application_task_key(application.pk))
     audit_log(actor=user, action="lending.application.accepted", obj=application, before={"state": AppState.APPROVED},
               after={"state": application.state, "letter_sha256": application.letter_sha256, "facility": facility.pk})
     audit_log(actor=user, action="lending.facility.opened", obj=facility,

@@ -762,6 +762,10 @@ def _training_passed(client, module: str, since) -> TrainingAttempt | None:
     return TrainingAttempt.objects.filter(client=client, module=module, passed=True, created_at__gte=since).order_by("-created_at").first()
 
 
+# The client's task when staff ask for the questionnaire again: resolved by completing it.
+SUITABILITY_TASK_KEY = "onboarding.suitability.redo"
+
+
 @transaction.atomic
 def assessment_complete(*, assessment_id: int, actor) -> SuitabilityAssessment:
     assessment = SuitabilityAssessment.objects.select_for_update().select_related("questionnaire").get(pk=assessment_id)
@@ -799,6 +803,9 @@ def assessment_complete(*, assessment_id: int, actor) -> SuitabilityAssessment:
         older.supersede(at=now)
         older.save()
         audit_log(actor=actor, action="onboarding.assessment.superseded", obj=older, after={"superseded_by": assessment.pk})
+    from portal.notifications import notifications_resolve
+
+    notifications_resolve(user=actor, task_key=SUITABILITY_TASK_KEY)
     if result.warnings:
         _assessment_flag(assessment=assessment, reasons=result.warnings, actor=actor)
     if not assessment.derivative_knowledge:
@@ -842,7 +849,8 @@ def assessment_review(*, assessment_id: int, actor, outcome: str, note: str) -> 
     audit_log(actor=actor, action=f"onboarding.assessment.reviewed_{outcome}", obj=assessment, before=before, after=snapshot(assessment, ASSESSMENT_AUDITED))
     if outcome == ReviewOutcome.REASSESS:
         notify(user=assessment.client, kind="onboarding.assessment_redo", title=gettext_lazy("Please complete your suitability assessment again"),
-               body=gettext_lazy("Our staff reviewed your answers: %(note)s"), params={"note": note.strip()}, link="/onboarding/suitability/")
+               body=gettext_lazy("Our staff reviewed your answers: %(note)s"), params={"note": note.strip()}, link="/onboarding/suitability/",
+               task_key=SUITABILITY_TASK_KEY)
         perpetuals_lapse_for(client=assessment.client, reason=gettext_lazy("Suitability assessment must be redone."))
     return assessment
 

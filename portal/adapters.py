@@ -1,12 +1,64 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
 from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext
 
 from .permissions import Role
 
 
+@dataclass(frozen=True)
+class _PortalSite:
+    """What allauth's templates call ``current_site``: the portal's name and configured address,
+    never the host a request happened to arrive on (or none, from a worker)."""
+
+    name: str
+    domain: str
+
+
+def _rebase(url: str) -> str:
+    """``url`` on the configured site address (settings.PORTAL_BASE_URL), keeping its path and query."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
 class PortalAccountAdapter(DefaultAccountAdapter):
-    """Self sign-up creates clients only; staff accounts are made by an administrator."""
+    """Self sign-up creates clients only; staff accounts are made by an administrator.
+
+    allauth's emails (verification, password reset, security notices) carry the portal's name and
+    design, in the recipient's language, with links on the configured site address.
+    """
+
+    def format_email_subject(self, subject: str) -> str:
+        return "[%s] %s" % (gettext("VA Margin Portal"), subject)  # noqa: UP031 - same shape as notifications
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        user = context.get("user")
+        language = getattr(user, "preferred_language", None) or translation.get_language() or settings.LANGUAGE_CODE
+        with translation.override(language):
+            ctx = dict(context)
+            for key, value in context.items():
+                if key.endswith("_url") and isinstance(value, str) and value.startswith(("http://", "https://")):
+                    ctx[key] = _rebase(value)
+            site = _PortalSite(name=gettext("VA Margin Portal"), domain=urlsplit(settings.PORTAL_BASE_URL).netloc)
+            ctx.update({"email": email, "current_site": site, "site_url": settings.PORTAL_BASE_URL.rstrip("/") + "/",
+                        "language": language})
+            msg = self.render_mail(template_prefix, email, ctx)
+            if not getattr(msg, "alternatives", None):
+                # Every allauth message without its own HTML template: its text in the portal's design.
+                body = msg.body
+                html = render_to_string("portal/email/allauth.html", ctx | {"title": msg.subject, "text": body})
+                from django.core.mail import EmailMultiAlternatives
+
+                msg = EmailMultiAlternatives(msg.subject, body, msg.from_email, msg.to, headers=msg.extra_headers)
+                msg.attach_alternative(html, "text/html")
+            msg.send()
 
     def save_user(self, request, user, form, commit=True):
         from .services import user_assign_role

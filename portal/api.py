@@ -16,6 +16,7 @@ from .adapters import email_confirmed
 from .api_base import StaffPermission
 from .errors import ForbiddenError, PortalError
 from .mfa import user_has_mfa
+from .models import NotificationCategory
 from .permissions import Perm
 
 
@@ -84,21 +85,35 @@ class TokenObtainApi(APIView):
 
 
 class NotificationListApi(ListAPIView):
+    """The caller's notifications, newest first: ``title``/``body`` in the caller's current language,
+    ``sent_title``/``sent_body`` as they were sent; ``resolved_at`` once the task they ask for is done."""
+
     permission_classes = [IsAuthenticated]
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         kind = serializers.CharField()
-        title = serializers.CharField()
-        body = serializers.CharField()
+        category = serializers.CharField()
+        title = serializers.CharField(source="shown_title")
+        body = serializers.CharField(source="shown_body")
+        sent_title = serializers.CharField(source="title")
+        sent_body = serializers.CharField(source="body")
         link = serializers.CharField()
+        task_key = serializers.CharField()
         created_at = serializers.DateTimeField()
         read_at = serializers.DateTimeField(allow_null=True)
+        resolved_at = serializers.DateTimeField(allow_null=True)
 
     serializer_class = OutputSerializer
 
     def get_queryset(self):
         return selectors.notifications_for(user=self.request.user)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        for n in page if page is not None else ():
+            n.shown_title, n.shown_body = notifications.notification_text(n)
+        return page
 
 
 class NotificationsMarkReadApi(APIView):
@@ -113,6 +128,69 @@ class NotificationsMarkReadApi(APIView):
         data.is_valid(raise_exception=True)
         marked = notifications.notifications_mark_read(user=request.user, ids=data.validated_data.get("ids"))
         return Response({"marked": marked})
+
+
+_PREFERENCES = inline_serializer("NotificationPreferences", {
+    c: inline_serializer(f"NotificationPreferences_{c}", {"email": serializers.BooleanField(), "webhook": serializers.BooleanField()})
+    for c in NotificationCategory.values
+})
+
+
+class NotificationPreferencesApi(APIView):
+    """The caller's channels per category (``{"warning": {"email": false}}``; missing entries unchanged).
+    Margin calls always go to every channel: switching them off is refused (``margin_calls_always_sent``)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=_PREFERENCES)
+    def get(self, request):
+        return Response(selectors.notification_preferences(user=request.user))
+
+    @extend_schema(request=_PREFERENCES, responses=_PREFERENCES)
+    def put(self, request):
+        if not isinstance(request.data, dict):
+            raise PortalError("validation_error", _("Send an object of categories."))
+        return Response(notifications.notification_preferences_set(user=request.user, choices=dict(request.data)))
+
+    patch = put
+
+
+class _ChannelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    address = serializers.CharField()
+    active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class NotificationChannelsApi(APIView):
+    """The caller's addresses on the broker's SMS/push gateway (the signed webhook)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        label = serializers.CharField(max_length=80)
+        address = serializers.CharField(max_length=200)
+
+    @extend_schema(responses=_ChannelSerializer(many=True))
+    def get(self, request):
+        return Response(_ChannelSerializer(selectors.notification_channels(user=request.user), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: _ChannelSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        channel = notifications.notification_channel_add(user=request.user, **data.validated_data)
+        return Response(_ChannelSerializer(channel).data, status=201)
+
+
+class NotificationChannelDeactivateApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=_ChannelSerializer)
+    def post(self, request, channel_id: int):
+        return Response(_ChannelSerializer(notifications.notification_channel_deactivate(user=request.user, channel_id=channel_id)).data)
 
 
 class AuditEventListApi(ListAPIView):

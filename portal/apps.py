@@ -43,6 +43,10 @@ class PortalConfig(AppConfig):
         for signal, how in ((account_signals.password_changed, "changed"), (account_signals.password_set, "set_by_user"),
                             (account_signals.password_reset, "reset")):
             signal.connect(_password_audit(how), weak=False, dispatch_uid=f"portal.password_{how}")
+        from .celery import schedule
+
+        # Retries whose backoff has passed and deliveries whose task message was lost.
+        schedule("portal-notification-deliveries", "portal.tasks.notification_deliveries_sweep", 60.0)
         navigation.register_staff_nav(navigation.NavItem(_("Workbench"), "workbench", order=0))
         navigation.register_staff_nav(navigation.NavItem(_("Audit trail"), "audit-trail", Perm.AUDIT_VIEW, order=900))
         navigation.register_client_nav(navigation.NavItem(_("Dashboard"), "dashboard", order=0))

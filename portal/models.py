@@ -177,24 +177,138 @@ class AuditEvent(models.Model):
         return hashlib.sha256(self.canonical().encode()).hexdigest()
 
 
+class NotificationCategory(models.TextChoices):
+    """What a notification is about: the unit a client chooses channels for."""
+
+    MARGIN_CALL = "margin_call", _("Margin calls")
+    WARNING = "warning", _("Early warnings before a margin call")
+    CONFIRMATION = "confirmation", _("Confirmations of drawdowns, repayments and collateral movements")
+    STATEMENT = "statement", _("Statements")
+    ACCOUNT = "account", _("Account, applications and documents")
+
+
+class ChannelKind(models.TextChoices):
+    IN_APP = "in_app", _("In the portal")
+    EMAIL = "email", _("Email")
+    WEBHOOK = "webhook", _("SMS or push (broker gateway)")
+
+
+# Channels a client can switch per category; the portal inbox always keeps every notification.
+OPTIONAL_CHANNELS = (ChannelKind.EMAIL, ChannelKind.WEBHOOK)
+# Categories whose notifications go to every channel the user has, whatever the preferences say.
+ALWAYS_ALL_CHANNELS = (NotificationCategory.MARGIN_CALL,)
+
+
 class Notification(models.Model):
-    """An in-app notification; the email copy is sent by a task after commit."""
+    """An in-app notification and the record of what was sent (``title``/``body`` as rendered then).
+
+    ``title_source``/``body_source`` and ``params`` keep the untranslated text and its arguments, so the
+    inbox renders it in the reader's current language. Deliveries to other channels are
+    ``NotificationDelivery`` rows.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=60)
+    category = models.CharField(max_length=20, choices=NotificationCategory.choices, default=NotificationCategory.ACCOUNT)
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
+    title_source = models.JSONField(null=True, blank=True)
+    body_source = models.JSONField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)
     link = models.CharField(max_length=300, blank=True)
+    # The task the notification asks for ("lending.application.42.accept"); the service that completes
+    # the task resolves it.
+    task_key = models.CharField(max_length=120, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "read_at"])]
+        indexes = [
+            models.Index(fields=["user", "read_at"]),
+            models.Index(fields=["user", "task_key"], condition=~models.Q(task_key=""), name="notification_task_key"),
+        ]
 
     def __str__(self) -> str:
         return self.title
+
+
+class NotificationChannel(models.Model):
+    """A user's address on an external channel: the broker's SMS or push gateway (a signed webhook).
+
+    Deactivated, never deleted: deliveries keep pointing at the address they went to.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_channels")
+    kind = models.CharField(max_length=20, choices=[(ChannelKind.WEBHOOK.value, ChannelKind.WEBHOOK.label)], default=ChannelKind.WEBHOOK)
+    label = models.CharField(_("label"), max_length=80)
+    # What the gateway needs to reach the user: a phone number for SMS, a device token for push.
+    address = models.CharField(_("phone number or device"), max_length=200)
+    # Blank: the broker's gateway (settings.NOTIFICATION_WEBHOOK_URL).
+    url = models.URLField(_("gateway URL"), max_length=300, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["user", "active"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.address})"
+
+
+class NotificationPreference(models.Model):
+    """A user's choice for one category on one optional channel. No row: the channel is on."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences")
+    category = models.CharField(max_length=20, choices=NotificationCategory.choices)
+    channel = models.CharField(max_length=20, choices=ChannelKind.choices)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "category", "channel"], name="uniq_notification_preference")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.category}/{self.channel}={self.enabled}"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    DELIVERED = "delivered", _("Delivered")
+    RETRYING = "retrying", _("Retrying")
+    FAILED = "failed", _("Failed")
+
+
+class NotificationDelivery(models.Model):
+    """One notification on one external channel: claimed by a conditional UPDATE, so it is sent once."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20, choices=ChannelKind.choices)
+    endpoint = models.ForeignKey(NotificationChannel, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries")
+    state = models.CharField(max_length=12, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], condition=models.Q(endpoint__isnull=True), name="uniq_delivery_channel"),
+            models.UniqueConstraint(fields=["notification", "endpoint"], condition=models.Q(endpoint__isnull=False), name="uniq_delivery_endpoint"),
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} {self.channel} {self.state}"
 
 
 class IdempotencyKey(models.Model):

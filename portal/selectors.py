@@ -7,7 +7,16 @@ from datetime import date
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 
-from .models import AuditEvent, Notification
+from .models import (
+    ALWAYS_ALL_CHANNELS,
+    OPTIONAL_CHANNELS,
+    AuditEvent,
+    Notification,
+    NotificationCategory,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationPreference,
+)
 
 # Machine housekeeping the system writes many times an hour: price loads from the feeds and the
 # whole-book revaluation runs. Hidden from the audit trail unless asked for; a person's price entry
@@ -70,3 +79,43 @@ def audit_history(*, obj) -> QuerySet[AuditEvent]:
 
 def notifications_for(*, user) -> QuerySet[Notification]:
     return Notification.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def notifications_open_task(*, user, task_key: str) -> bool:
+    """Whether ``user`` still has an unresolved notification asking for ``task_key``."""
+    return Notification.objects.filter(user=user, task_key=task_key, resolved_at__isnull=True).exists()
+
+
+def notification_preferences(*, user) -> dict[str, dict[str, bool]]:
+    """{category: {channel: on}} for every category and optional channel (no row: on). One query."""
+    stored = {(c, ch): on for c, ch, on in NotificationPreference.objects.filter(user=user).values_list("category", "channel", "enabled")}
+    return {
+        category: {ch.value: True if category in ALWAYS_ALL_CHANNELS else stored.get((category, ch.value), True) for ch in OPTIONAL_CHANNELS}
+        for category in NotificationCategory.values
+    }
+
+
+def notification_preference_rows(*, user) -> list[dict]:
+    """The preferences page's table: each category with its label, whether it may be switched off, and
+    each optional channel's state. One query."""
+    prefs = notification_preferences(user=user)
+    return [
+        {"category": value, "label": label, "locked": value in ALWAYS_ALL_CHANNELS,
+         "channels": [{"channel": ch.value, "label": ch.label, "enabled": prefs[value][ch.value]} for ch in OPTIONAL_CHANNELS]}
+        for value, label in NotificationCategory.choices
+    ]
+
+
+def notification_channels(*, user, active_only: bool = False) -> QuerySet[NotificationChannel]:
+    qs = NotificationChannel.objects.filter(user=user)
+    return qs.filter(active=True) if active_only else qs.order_by("-active", "id")
+
+
+def notification_deliveries(*, user=None, state: str = "") -> QuerySet[NotificationDelivery]:
+    """Deliveries newest first, with their notification and address (for the inbox's delivery status)."""
+    qs = NotificationDelivery.objects.select_related("notification", "endpoint")
+    if user is not None:
+        qs = qs.filter(notification__user=user)
+    if state:
+        qs = qs.filter(state=state)
+    return qs.order_by("-id")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from . import navigation, notifications, selectors, services
 from .access import client_required, staff_required
+from .errors import PortalError
 from .exports import hk_times
 from .forms import AuditFilterForm
 from .permissions import Perm
@@ -69,7 +71,10 @@ def audit_trail(request):
 
 @login_required
 def notification_list(request):
-    page = Paginator(selectors.notifications_for(user=request.user), 25).get_page(request.GET.get("page"))
+    page = Paginator(selectors.notifications_for(user=request.user).prefetch_related("deliveries__endpoint"), 25).get_page(request.GET.get("page"))
+    for n in page:
+        # In the reader's language now; the stored text stays the record of what was sent.
+        n.shown_title, n.shown_body = notifications.notification_text(n)
     return render(request, "portal/notifications.html", {"page": page})
 
 
@@ -79,6 +84,60 @@ def notifications_read(request):
     ids = request.POST.getlist("id")
     notifications.notifications_mark_read(user=request.user, ids=[int(i) for i in ids if i.isdigit()] or None)
     return redirect("notifications")
+
+
+def _preferences_page(request, *, status=200, channel_form=None):
+    return render(request, "portal/notification_preferences.html", {
+        "rows": selectors.notification_preference_rows(user=request.user),
+        "channels": list(selectors.notification_channels(user=request.user)),
+        "channel_form": channel_form or {},
+    }, status=status)
+
+
+@login_required
+def notification_preferences(request):
+    """Each category's channels, chosen by the user; margin calls always go everywhere (shown, not editable)."""
+    if request.method != "POST":
+        return _preferences_page(request)
+    from .models import OPTIONAL_CHANNELS
+
+    # Only the categories the form listed: a locked category's boxes are disabled and never posted.
+    choices = {c: {ch.value: f"pref:{c}:{ch.value}" in request.POST for ch in OPTIONAL_CHANNELS} for c in request.POST.getlist("category")}
+    try:
+        notifications.notification_preferences_set(user=request.user, choices=choices)
+    except PortalError as exc:
+        messages.error(request, exc.message)
+        return _preferences_page(request, status=400)
+    messages.success(request, _("Your notification choices were saved."))
+    return redirect("notification-preferences")
+
+
+@login_required
+@require_POST
+def notification_channel_add(request):
+    form = {"label": request.POST.get("label", ""), "address": request.POST.get("address", "")}
+    try:
+        notifications.notification_channel_add(user=request.user, label=form["label"], address=form["address"])
+    except PortalError as exc:
+        messages.error(request, exc.message)
+        return _preferences_page(request, status=400, channel_form=form)
+    messages.success(request, _("The SMS or push address was added; new notifications go there too."))
+    return redirect("notification-preferences")
+
+
+@login_required
+@require_POST
+def notification_channel_deactivate(request, channel_id: int):
+    from django.http import Http404
+
+    from .errors import NotFoundError
+
+    try:
+        notifications.notification_channel_deactivate(user=request.user, channel_id=channel_id)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from None
+    messages.success(request, _("Nothing more will be sent to that address."))
+    return redirect("notification-preferences")
 
 
 @require_POST

@@ -25,7 +25,7 @@ def test_rendered_in_the_recipients_language_not_the_callers(django_capture_on_c
         note = notify(user=chinese, kind="test", title=TITLE, body=BODY, link="/dashboard/")
     note.refresh_from_db()
     assert (note.title, note.body) == ("通知", "主頁")
-    assert mail.outbox[0].subject == "[VA Margin Portal] 通知"
+    assert mail.outbox[0].subject == "[虛擬資產保證金融資平台] 通知"
 
 
 def test_english_recipient_reads_english(alice, django_capture_on_commit_callbacks):
@@ -62,21 +62,34 @@ def test_a_redelivered_task_sends_one_email(alice, django_capture_on_commit_call
     assert Notification.objects.get(pk=note.pk).emailed_at == first
 
 
-def test_a_failed_send_releases_the_claim_for_the_retry(alice, monkeypatch):
+def test_a_failed_send_is_retried_after_its_backoff_and_sent_once(alice, monkeypatch, django_capture_on_commit_callbacks):
     import smtplib
+    from datetime import timedelta
 
-    note = notify(user=alice, kind="test", title="Retry me", email=False)
+    from django.core.mail import EmailMultiAlternatives
 
-    def refuse(*args, **kwargs):
+    from portal.models import NotificationDelivery
+    from portal.notifications import delivery_send
+
+    original = EmailMultiAlternatives.send
+
+    def refuse(self, *args, **kwargs):
         raise smtplib.SMTPServerDisconnected("gone")
 
-    monkeypatch.setattr("django.core.mail.send_mail", refuse)
-    with pytest.raises(smtplib.SMTPServerDisconnected):
-        send_notification_email.run(note.pk)
+    monkeypatch.setattr(EmailMultiAlternatives, "send", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        note = notify(user=alice, kind="test", title="Retry me")
+    delivery = NotificationDelivery.objects.get(notification=note)
+    assert (delivery.state, delivery.attempts) == ("retrying", 1)
     assert Notification.objects.get(pk=note.pk).emailed_at is None
-    monkeypatch.undo()
-    assert send_notification_email.run(note.pk) is True
+    # Not due yet: a second task finds nothing to claim.
+    assert delivery_send(delivery_id=delivery.pk) == "skipped"
+    monkeypatch.setattr(EmailMultiAlternatives, "send", original)
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=delivery.next_attempt_at - timedelta(hours=1))
+    assert delivery_send(delivery_id=delivery.pk) == "delivered"
+    assert delivery_send(delivery_id=delivery.pk) == "skipped"
     assert len(mail.outbox) == 1
+    assert Notification.objects.get(pk=note.pk).emailed_at is not None
 
 
 def test_unread_count_in_the_header_and_marking_read(client, alice):

@@ -63,11 +63,14 @@ def test_audit_api(client, compliance_user, django_assert_num_queries, rows):
 
 @pytest.mark.parametrize("count", [3, 40])
 def test_notifications_list(client, alice, django_assert_num_queries, count):
+    from portal.notifications import notification_channel_add
+
+    notification_channel_add(user=alice, label="SMS", address="+852 9000 0001")
     for n in range(count):
-        notify(user=alice, kind="test", title=f"Note {n}", email=False)
+        notify(user=alice, kind="test", title=f"Note {n}")
     client.force_login(alice)
-    # + page count, + page rows
-    with django_assert_num_queries(SHELL + 2):
+    # + page count, + page rows, + their deliveries and addresses (one prefetch each)
+    with django_assert_num_queries(SHELL + 4):
         assert client.get("/notifications/").status_code == 200
 
 
