@@ -38,13 +38,17 @@ install: $(VENV)/.installed
 # Embedded set-up: SQLite file and Kombu's filesystem broker under .data/, one
 # Celery worker with embedded beat (django-celery-beat's database scheduler, so the
 # schedule lives in the same SQLite file) beside the development server.
+# The worker builds the links in emails and gateway messages from PORTAL_BASE_URL: both processes
+# get the address the web server really listens on (`make demo DEMO_PORT=8101`).
+DEMO_PORT ?= 8000
+demo: export PORTAL_BASE_URL ?= http://127.0.0.1:$(DEMO_PORT)
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	@echo "Starting the Celery worker (with beat) and the web server on http://127.0.0.1:8000 …"
+	@echo "Starting the Celery worker (with beat) and the web server on $(PORTAL_BASE_URL) …"
 	@trap 'kill 0' EXIT INT TERM; \
 	$(VENV)/bin/celery -A portal worker --beat --scheduler portal.scheduling:DatabaseScheduler --pool=solo --loglevel=INFO --logfile=.data/celery.log & \
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver 127.0.0.1:$(DEMO_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

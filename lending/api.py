@@ -721,6 +721,7 @@ class StaffPolicyListApi(APIView):
         price_max_age_minutes = serializers.IntegerField()
         officer_authority_default = serializers.DecimalField(max_digits=18, decimal_places=2)
         watch_level = serializers.DecimalField(max_digits=7, decimal_places=4)
+        warning_levels = serializers.ListField(child=serializers.DecimalField(max_digits=7, decimal_places=4), required=False, max_length=4)
         margin_call_level = serializers.DecimalField(max_digits=7, decimal_places=4)
         close_out_level = serializers.DecimalField(max_digits=7, decimal_places=4)
         cure_days = serializers.IntegerField()

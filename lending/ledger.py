@@ -49,11 +49,15 @@ def ledger_post(*, facility: Facility, kind: str, amount: Decimal, actor=None, r
     if value_date < timezone.localdate(facility.opened_at):
         raise PortalError("validation_error", _("A value date cannot be before the facility opened."), {"value_date": [_("Before the facility opened.")]})
     facility.drawn_balance = after
-    return FacilityTransaction.objects.create(
+    txn = FacilityTransaction.objects.create(
         facility=facility, kind=kind, amount=amount, delta=delta, balance_after=after,
         value_date=value_date, reference=(reference or "")[:100], narrative=(narrative or "")[:200],
         recorded_by=actor if getattr(actor, "pk", None) else None, approved_by=approved_by,
     )
+    from .confirmations import ledger_entry_confirm
+
+    ledger_entry_confirm(facility=facility, txn=txn)
+    return txn
 
 
 def _checked_value_date(value_date: date | None) -> date:

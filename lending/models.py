@@ -87,6 +87,15 @@ class MakerCheckerPolicy(ConcurrentTransitionMixin, models.Model):
         pass
 
 
+# Early warnings before a margin call unless a policy says otherwise (80% and 90% utilisation).
+DEFAULT_WARNING_LEVELS = ("0.8000", "0.9000")
+MAX_WARNING_LEVELS = 4
+
+
+def default_warning_levels() -> list[str]:
+    return list(DEFAULT_WARNING_LEVELS)
+
+
 class CollateralPolicy(MakerCheckerPolicy):
     """One version of the firm's collateral and credit policy."""
 
@@ -101,6 +110,9 @@ class CollateralPolicy(MakerCheckerPolicy):
     price_max_age_minutes = models.PositiveIntegerField(_("price freshness limit (minutes)"))
     officer_authority_default = models.DecimalField(_("default officer authority (HKD)"), **HKD)
     watch_level = models.DecimalField(_("watch level (utilisation)"), **RATIO)
+    # ["0.8000", "0.9000"]: utilisation levels below the margin-call level at which the client is warned, once per crossing.
+    warning_levels = models.JSONField(_("early-warning levels (utilisation)"), default=default_warning_levels, blank=True,
+                                      help_text=_("Levels below the margin-call level at which the client is warned, e.g. 0.80 and 0.90."))
     margin_call_level = models.DecimalField(_("margin-call level (utilisation)"), **RATIO)
     close_out_level = models.DecimalField(_("close-out level (utilisation)"), **RATIO)
     cure_days = models.PositiveSmallIntegerField(_("margin-call cure period (HK business days)"))
@@ -126,9 +138,13 @@ class CollateralPolicy(MakerCheckerPolicy):
 
     NUMBERS = (
         "btc_haircut", "eth_haircut", "securities_haircuts", "va_max_share", "price_max_age_minutes",
-        "officer_authority_default", "watch_level", "margin_call_level", "close_out_level", "cure_days",
+        "officer_authority_default", "watch_level", "warning_levels", "margin_call_level", "close_out_level", "cure_days",
         "client_exposure_limit", "firm_exposure_limit", "client_concentration_max",
     )
+
+    def warnings(self) -> list[Decimal]:
+        """The early-warning levels, ascending."""
+        return sorted(Decimal(str(v)) for v in (self.warning_levels or []))
 
     def va_haircut(self, asset: str) -> Decimal:
         return self.btc_haircut if asset == Asset.BTC else self.eth_haircut
@@ -497,6 +513,10 @@ class Facility(ConcurrentTransitionMixin, models.Model):
     # Owned by the monitoring issue (margin calls): True while a margin call is open.
     # Drawdowns are refused while it is set (lending.selectors.facility_has_open_margin_call).
     has_open_margin_call = models.BooleanField(default=False, db_index=True)
+    # The highest early-warning level (CollateralPolicy.warning_levels) the facility's utilisation is at or
+    # above and was warned about; 0 while below every level. Written only by the revaluation engine: a
+    # warning goes out when this rises, and it falls (re-arming the level) when utilisation falls back.
+    warned_level = models.DecimalField(**RATIO, default=ZERO)
     suspended_reason = models.TextField(blank=True)
 
     class Meta:

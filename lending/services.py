@@ -97,6 +97,7 @@ def _validate_policy_numbers(numbers: dict) -> dict:
             _("Monitoring levels must rise: watch < margin call < close-out."),
             {"margin_call_level": [_("Between the watch and close-out levels.")]},
         )
+    clean["warning_levels"] = _clean_warning_levels(numbers.get("warning_levels"), margin_call=clean["margin_call_level"])
     clean["cure_days"] = int(decimal_input(numbers.get("cure_days"), "cure_days", minimum=Decimal("1"), maximum=Decimal("10")))
     clean["client_exposure_limit"] = decimal_input(numbers.get("client_exposure_limit"), "client_exposure_limit", minimum=Decimal("1"))
     clean["firm_exposure_limit"] = decimal_input(numbers.get("firm_exposure_limit"), "firm_exposure_limit", minimum=Decimal("1"))
@@ -104,6 +105,27 @@ def _validate_policy_numbers(numbers: dict) -> dict:
         raise PortalError("validation_error", _("The client limit cannot exceed the firm-wide limit."), {"client_exposure_limit": [_("Above the firm limit.")]})
     clean["client_concentration_max"] = decimal_input(numbers.get("client_concentration_max"), "client_concentration_max", minimum=Decimal("0.001"), maximum=Decimal("1"))
     return clean
+
+
+def _clean_warning_levels(raw, *, margin_call: Decimal) -> list[str]:
+    """Early-warning levels: up to four utilisation levels, each below the margin-call level (a list or
+    "0.80, 0.90"). Not given: the default levels (80%, 90%) that lie below the margin-call level."""
+    from .models import DEFAULT_WARNING_LEVELS, MAX_WARNING_LEVELS
+
+    if raw is None:
+        return [v for v in DEFAULT_WARNING_LEVELS if Decimal(v) < margin_call]
+    items = [p for p in (raw.split(",") if isinstance(raw, str) else list(raw)) if str(p).strip()]
+    levels = sorted({decimal_input(v, "warning_levels", minimum=Decimal("0.05"), maximum=Decimal("1")).quantize(Decimal("0.0001")) for v in items})
+    if len(levels) > MAX_WARNING_LEVELS:
+        raise PortalError("validation_error", _("At most %(n)s early-warning levels.") % {"n": MAX_WARNING_LEVELS},
+                          {"warning_levels": [_("Too many levels.")]})
+    if levels and levels[-1] >= margin_call:
+        raise PortalError(
+            "validation_error",
+            _("Early-warning levels must be below the margin-call level of %(mc)s; %(level)s was proposed.") % {"mc": f"{margin_call:.0%}", "level": f"{levels[-1]:.0%}"},
+            {"warning_levels": [_("Below the margin-call level.")]},
+        )
+    return [str(v) for v in levels]
 
 
 @transaction.atomic

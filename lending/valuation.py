@@ -80,6 +80,41 @@ def band_for(*, utilisation: Decimal, policy) -> str:
     return band(utilisation=utilisation, watch=policy.watch_level, margin_call=policy.margin_call_level, close_out=policy.close_out_level)
 
 
+def warning_level(*, utilisation: Decimal, levels) -> Decimal:
+    """The highest early-warning level ``utilisation`` is at or above (0 below them all)."""
+    reached = [Decimal(str(v)) for v in levels if utilisation >= Decimal(str(v))]
+    return max(reached) if reached else ZERO
+
+
+def price_falls_to_level(*, securities_lv: Decimal, btc_weight: Decimal, eth_weight: Decimal, btc: Decimal, eth: Decimal,
+                         drawn: Decimal, level: Decimal) -> dict:
+    """How far BTC, ETH (or both together) can fall before utilisation passes ``level`` (the margin-call level).
+
+    LV = a + min(b·P_btc + c·P_eth, cap). The call comes when LV < drawn / level; solve for each price (the
+    cap only binds above the VA part the level needs, so the uncapped sum decides). Returns fractions
+    (0.25 = a 25% fall) to 4 places; None when the asset is not held; 1 when even a fall to zero keeps the
+    facility out of margin call.
+    """
+    a, b, c = Decimal(securities_lv), Decimal(btc_weight), Decimal(eth_weight)
+    if drawn <= 0:
+        return {"BTC": ONE if b else None, "ETH": ONE if c else None, "both": ONE if (b or c) else None}
+    with localcontext(prec=PRECISION):
+        va_needed = drawn / level - a  # what the VA part must still provide at the level
+
+        def fall(current_part, other_part):
+            if not current_part:
+                return None
+            if va_needed <= other_part:
+                return ONE  # not even a fall to zero brings the call
+            return max(ZERO, min(ONE, 1 - (va_needed - other_part) / current_part))
+
+        btc_part, eth_part = b * btc, c * eth
+        result = {"BTC": fall(btc_part, eth_part), "ETH": fall(eth_part, btc_part)}
+        total = btc_part + eth_part
+        result["both"] = None if not total else (ONE if va_needed <= 0 else max(ZERO, min(ONE, 1 - va_needed / total)))
+    return {k: (v.quantize(RATIO_PLACES) if v is not None else None) for k, v in result.items()}
+
+
 def available(*, limit: Decimal, lending_value: Decimal, drawn: Decimal) -> Decimal:
     """What may still be drawn: the smaller of limit and lending value, less what is drawn."""
     return max(ZERO, min(limit, lending_value) - drawn)

@@ -391,6 +391,7 @@ def policies(request):
         try:
             if action == "propose":
                 numbers = {f: request.POST.get(f, "") for f in POLICY_FORM_FIELDS}
+                numbers["warning_levels"] = request.POST.get("warning_levels", "")
                 try:
                     numbers["securities_haircuts"] = json.loads(request.POST.get("securities_haircuts") or "{}")
                 except json.JSONDecodeError:
@@ -419,6 +420,7 @@ def policies(request):
         "current": current,
         "policies": rows,
         "fields": [(f, getattr(current, f, "")) for f in POLICY_FORM_FIELDS],
+        "warning_levels": ", ".join(current.warning_levels) if current else "0.80, 0.90",
         "securities_json": json.dumps(current.securities_haircuts) if current else '{"A": "0.30", "B": "0.50", "C": "0.70"}',
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
     })

@@ -39,8 +39,14 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         return "[%s] %s" % (gettext("VA Margin Portal"), subject)  # noqa: UP031 - same shape as notifications
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        from allauth.core import context as allauth_context
+
+        # In a request: the language the person is using now (at sign-up, the sign-up language); from a
+        # worker: the recipient's preferred language.
         user = context.get("user")
-        language = getattr(user, "preferred_language", None) or translation.get_language() or settings.LANGUAGE_CODE
+        request = allauth_context.request
+        language = (getattr(request, "LANGUAGE_CODE", None) if request is not None else None) \
+            or getattr(user, "preferred_language", None) or settings.LANGUAGE_CODE
         with translation.override(language):
             ctx = dict(context)
             for key, value in context.items():

@@ -398,7 +398,8 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 # Notifications through the broker's SMS/push gateway: a signed webhook. The first secret signs;
 # listing the previous one after it keeps the gateway verifying during a rotation
 # (NOTIFICATION_WEBHOOK_SECRETS="new,old"), then drop the old one.
-NOTIFICATION_WEBHOOK_URL = os.environ.get("NOTIFICATION_WEBHOOK_URL", "")
+# The demo serves a stand-in gateway itself (portal.notification_demo), so its deliveries really go over HTTP.
+NOTIFICATION_WEBHOOK_URL = os.environ.get("NOTIFICATION_WEBHOOK_URL", f"{PORTAL_BASE_URL.rstrip('/')}/demo/gateway/" if DEMO else "")
 NOTIFICATION_WEBHOOK_SECRETS = envlist("NOTIFICATION_WEBHOOK_SECRETS", ["insecure-development-webhook-secret"] if DEBUG else [])
 NOTIFICATION_WEBHOOK_TIMEOUT = float(envint("NOTIFICATION_WEBHOOK_TIMEOUT", 10))
 if not DEBUG and "insecure-development-webhook-secret" in NOTIFICATION_WEBHOOK_SECRETS:

@@ -41,6 +41,7 @@ urlpatterns = [
     path("notifications/channels/", views.notification_channel_add, name="notification-channel-add"),
     path("notifications/channels/<int:channel_id>/deactivate/", views.notification_channel_deactivate, name="notification-channel-deactivate"),
     path("language/", views.language_switch, name="language-switch"),
+    path("demo/gateway/", views.demo_gateway, name="demo-gateway"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     # Before the admin's own URLs: its password-only sign-in form is never reachable.

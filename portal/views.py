@@ -5,13 +5,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import navigation, notifications, selectors, services
@@ -128,8 +129,6 @@ def notification_channel_add(request):
 @login_required
 @require_POST
 def notification_channel_deactivate(request, channel_id: int):
-    from django.http import Http404
-
     from .errors import NotFoundError
 
     try:
@@ -138,6 +137,24 @@ def notification_channel_deactivate(request, channel_id: int):
         raise Http404(exc.message) from None
     messages.success(request, _("Nothing more will be sent to that address."))
     return redirect("notification-preferences")
+
+
+@csrf_exempt
+@require_POST
+def demo_gateway(request):
+    """The demo's stand-in for the broker's SMS/push gateway (served only in demo mode)."""
+    import json
+
+    from .notification_demo import gateway_answer
+
+    if not settings.DEMO:
+        raise Http404
+    try:
+        address = json.loads(request.body)["address"]
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "bad payload"}, status=400)
+    status = gateway_answer(body=request.body, signature=request.headers.get("X-Portal-Signature", ""), address=str(address))
+    return JsonResponse({"accepted": status == 200}, status=status)
 
 
 @require_POST

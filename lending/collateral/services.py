@@ -214,11 +214,17 @@ def _balance_locked(client_id: int, instrument_id: int) -> CustodyBalance:
 
 
 def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, facility_id=None, batch=None, actor=None, reference="") -> CustodyEntry:
-    return CustodyEntry.objects.create(
+    entry = CustodyEntry.objects.create(
         balance=balance, client_id=balance.client_id, instrument=instrument, instrument_kind=instrument.kind, kind=kind,
         quantity=quantity, held_after=balance.held, pledged_after=balance.pledged, facility_id=facility_id, batch=batch,
         repledge_allowed=False, reference=(reference or "")[:100], actor=_user_or_none(actor), actor_label=_actor_label(actor)[:120],
     )
+    if kind != EntryKind.HOLDING:
+        from lending.confirmations import collateral_movement_confirm
+
+        collateral_movement_confirm(client=balance.client_id, facility_id=facility_id, movement=kind, quantity=quantity,
+                                    instrument=f"{instrument.code} {instrument.name_en}".strip(), reference=entry.reference)
+    return entry
 
 
 def _instrument(instrument_id: int) -> Instrument:

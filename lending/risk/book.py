@@ -74,6 +74,8 @@ class Scenario:
     watch: Decimal
     margin_call: Decimal
     close_out: Decimal
+    # Early-warning levels (ascending); only the revaluation's warning statement reads them.
+    warnings: tuple = ()
 
     @classmethod
     def current(cls, *, policy, prices: dict, btc_shock=Decimal("0"), eth_shock=Decimal("0"), securities_shock=Decimal("0")):
@@ -86,6 +88,7 @@ class Scenario:
             watch=policy.watch_level,
             margin_call=policy.margin_call_level,
             close_out=policy.close_out_level,
+            warnings=tuple(policy.warnings()) if hasattr(policy, "warnings") else (),
         )
 
     def params(self) -> dict:
@@ -98,7 +101,35 @@ class Scenario:
             # Floats for the prefilter (see live_sql).
             "f_btc": float(self.btc), "f_eth": float(self.eth), "f_sec": float(self.securities_factor), "f_cap": float(self.cap),
             "f_watch": float(self.watch - half), "f_mc": float(self.margin_call + half), "f_co": float(self.close_out - half),
-        }
+        } | warning_params(self.warnings)
+
+
+# Early-warning levels are bound into a fixed number of slots, so the SQL text is the same whatever the
+# policy says; an unused slot holds a level no utilisation reaches.
+WARNING_SLOTS = 4
+_UNREACHABLE = Decimal("1000000000")
+
+
+def warning_params(levels) -> dict:
+    half = Decimal("0.00005")
+    ordered = sorted((Decimal(str(v)) for v in levels), reverse=True)[:WARNING_SLOTS]
+    slots = [None] * (WARNING_SLOTS - len(ordered)) + ordered
+    params: dict = {}
+    for i, level in enumerate(slots):
+        params[f"w{i}"] = num(level if level is not None else _UNREACHABLE)
+        params[f"f_w{i}"] = float(level - half) if level is not None else float(_UNREACHABLE)
+        params[f"f_wl{i}"] = float(level) if level is not None else 0.0
+    return params
+
+
+def warn_sql(x: str) -> str:
+    """The highest early-warning level utilisation ``x`` is at or above, 0 below them all
+    (``lending.valuation.warning_level``)."""
+    return "CASE " + " ".join(f"WHEN {x} >= %(w{i})s THEN %(w{i})s" for i in range(WARNING_SLOTS)) + " ELSE 0 END"
+
+
+def _warn_f(x: str) -> str:
+    return "CASE " + " ".join(f"WHEN {x} >= %(f_w{i})s THEN %(f_wl{i})s" for i in range(WARNING_SLOTS)) + " ELSE 0 END"
 
 
 def _band_f(x: str) -> str:
@@ -117,27 +148,29 @@ def _fence() -> str:
 # the float error and the rounding of lending value to cents, bands the same as its stored band on both
 # sides: banding is monotone in utilisation, so its exact band is then the stored one. The candidates
 # are valued again exactly in NUMERIC; the exact values alone decide.
-def candidates_sql(where: str = "") -> str:
+def candidates_sql(where: str = "", *, warnings: bool = False) -> str:
+    """``warnings``: also the facilities whose early-warning level may have changed (same widening)."""
     # One fence: lending value (float) is computed once per facility; the rest is cheap float arithmetic.
     fence = _fence()
     eps = "(1e-9 + 0.006 / GREATEST(l.lvf, 1))"
     ulo, uhi = f"(l.d / l.lvf * (1 - {eps}))", f"(l.d / l.lvf * (1 + {eps}))"
+    warn = f" OR ({_warn_f(ulo)}) <> l.old_warn OR ({_warn_f(uhi)}) <> l.old_warn" if warnings else ""
     return f"""
         SELECT l.facility_id FROM (
-            SELECT f.id AS facility_id, f.band AS old_band, f.drawn_balance::float8 AS d,
+            SELECT f.id AS facility_id, f.band AS old_band, f.drawn_balance::float8 AS d, f.warned_level::float8 AS old_warn,
                    c.securities_lv_f * %(f_sec)s
                    + LEAST(c.btc_weight_f * %(f_btc)s + c.eth_weight_f * %(f_eth)s, c.securities_lv_f * %(f_sec)s * %(f_cap)s) AS lvf
             FROM lending_facility f JOIN risk_facilitycoefficients c ON c.facility_id = f.id
             WHERE f.state = %(active)s {where} {fence}
         ) l
-        WHERE l.lvf <= 1 OR ({_band_f(ulo)}) <> l.old_band OR ({_band_f(uhi)}) <> l.old_band
+        WHERE l.lvf <= 1 OR ({_band_f(ulo)}) <> l.old_band OR ({_band_f(uhi)}) <> l.old_band{warn}
     """
 
 
 def live_sql(where: str = "", *, changed_only: bool = False) -> str:
     """One row per active facility valued at the scenario: the subquery every reader builds on.
 
-    Columns: facility_id, client_id, drawn, old_band, has_call, sec_mv, sec_lv, btc_qty, eth_qty, btc_w,
+    Columns: facility_id, client_id, drawn, old_band, old_warn, has_call, sec_mv, sec_lv, btc_qty, eth_qty, btc_w,
     eth_w, btc_mv, eth_mv, va_mv, mv, va_lv, lv, util, band.
 
     ``changed_only`` (PostgreSQL) first narrows the book, with a float prefilter, to facilities whose
@@ -148,7 +181,7 @@ def live_sql(where: str = "", *, changed_only: bool = False) -> str:
         where = f"{where} AND f.id IN ({candidates_sql(where)})"
     base = f"""
         SELECT f.id AS facility_id, f.client_id AS client_id, f.drawn_balance AS drawn, f.band AS old_band,
-               f.has_open_margin_call AS has_call,
+               f.warned_level AS old_warn, f.has_open_margin_call AS has_call,
                c.securities_mv * %(sec)s AS sec_mv, c.securities_lv * %(sec)s AS sec_lv,
                c.btc_qty AS btc_qty, c.eth_qty AS eth_qty, c.btc_weight AS btc_w, c.eth_weight AS eth_w,
                c.btc_qty * %(btc)s AS btc_mv, c.eth_qty * %(eth)s AS eth_mv,

@@ -293,6 +293,8 @@ class RevaluationRun(models.Model):
     calls_opened = models.PositiveIntegerField(default=0)
     calls_escalated = models.PositiveIntegerField(default=0)
     calls_met = models.PositiveIntegerField(default=0)
+    # Early warnings the run queued (facilities that crossed a warning level upwards).
+    warnings = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True)
     notified_at = models.DateTimeField(null=True, blank=True)
 
@@ -324,6 +326,43 @@ class BandChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.facility_id}: {self.from_band} → {self.to_band}"
+
+
+class WarningCrossing(models.Model):
+    """A facility's utilisation crossing an early-warning level (up: a warning; down: the level re-armed).
+
+    Written set-based by the revaluation engine, only for facilities whose warning level changed;
+    ``notify`` marks the crossings that warn the client (upwards, below the margin-call level, no call
+    open), ``notified_at`` is set when the warning went out (claimed once, by a conditional UPDATE).
+    """
+
+    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+")
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    from_level = models.DecimalField(**RATIO)
+    to_level = models.DecimalField(**RATIO)
+    utilisation = models.DecimalField(max_digits=12, decimal_places=4)
+    band = models.CharField(max_length=12)
+    drawn_balance = models.DecimalField(**HKD)
+    lending_value = models.DecimalField(**HKD)
+    # The facility's coefficients at the crossing: the distance to the call in BTC/ETH terms is computed from them.
+    securities_lending_value = models.DecimalField(**COEF)
+    btc_weight = models.DecimalField(**COEF)
+    eth_weight = models.DecimalField(**COEF)
+    btc_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    eth_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    notify = models.BooleanField(default=False)
+    notice_batch = models.CharField(max_length=32, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["run", "notify"]), models.Index(fields=["facility", "-at"]),
+                   models.Index(fields=["notice_batch"], condition=~models.Q(notice_batch=""), name="warning_notice_batch")]
+
+    def __str__(self) -> str:
+        return f"{self.facility_id}: {self.from_level} → {self.to_level}"
 
 
 class CollateralType(models.TextChoices):

@@ -115,7 +115,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         # INSERT … SELECT never is): only the ids of facilities whose band may have changed come back,
         # a number bounded by the band transitions, not by the size of the book.
         with connection.cursor() as cursor:
-            cursor.execute(book.candidates_sql(where), params)
+            cursor.execute(book.candidates_sql(where, warnings=True), params)
             params["candidates"] = [row[0] for row in cursor.fetchall()]
         scan_where = f"{where} AND f.id = ANY(%(candidates)s)"
 
@@ -133,6 +133,8 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         params,
     )
     changes = len(band_rows)
+    warning_rows = _warning_crossings(params=params, where=scan_where)
+    warned = sum(1 for r in warning_rows if r["notify"])
     opened_rows = breached_rows = escalated_rows = []
     if facility_ids is not None or trigger == "policy":
         # A facility-level revaluation (opening, drawdown, repayment, top-up) stores the facility's valuation
@@ -221,10 +223,11 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     refreshed_rows, met_rows = _refresh_open_calls(params=params, where=refresh_where)
     refreshed, met = len(refreshed_rows), len(met_rows)
     run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
+    run.warnings = warned
     run.finished_at = timezone.now()
     run.duration_ms = int((time.perf_counter() - started) * 1000)
-    run.save(update_fields=["band_changes", "calls_opened", "calls_escalated", "calls_met", "finished_at", "duration_ms"])
-    if changes or met:
+    run.save(update_fields=["band_changes", "calls_opened", "calls_escalated", "calls_met", "warnings", "finished_at", "duration_ms"])
+    if changes or met or warning_rows:
         # One audit row per call the run opened, breached again, escalated, moved between bands or met,
         # and one for the run: all in one INSERT, so a tick's statement count does not grow with them.
         rows = call_audit_rows(run=run, band_rows=band_rows, opened=opened_rows, breached=breached_rows, escalated=escalated_rows,
@@ -233,14 +236,52 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
             "action": "risk.book.revalued", "object_type": "risk.revaluationrun", "object_id": run.pk, "object_repr": str(run),
             "after": {"trigger": run.trigger, "btc": prices.get("BTC"), "eth": prices.get("ETH"), "policy_version": policy.version,
                       "band_changes": changes, "calls_opened": opened, "calls_escalated": escalated, "calls_met": met,
-                      "calls_refreshed": refreshed},
+                      "calls_refreshed": refreshed, "warnings": warned, "warning_levels_rearmed": len(warning_rows) - warned},
         })
         audit_log_many(actor=SYSTEM, rows=rows)
     if notify and (opened or escalated or met):
         from .tasks import margin_calls_notify
 
         margin_calls_notify.delay_on_commit(run.pk)
+    if notify and warned:
+        from .tasks import warnings_notify
+
+        warnings_notify.delay_on_commit(run.pk)
     return run
+
+
+def _warning_crossings(*, params: dict, where: str) -> list[dict]:
+    """Record every facility whose early-warning level changed and store its new level: two statements.
+
+    Up through a level below the margin-call level, with no call open, is a warning to send (``notify``);
+    straight past the margin-call level the call's own notice speaks instead, and the level is still
+    recorded so the way back down sends nothing. Down is the level re-armed: crossing it again warns again.
+    """
+    rows = book.fetch(
+        f"""
+        INSERT INTO risk_warningcrossing (run_id, facility_id, client_id, from_level, to_level, utilisation, band, drawn_balance,
+                                          lending_value, securities_lending_value, btc_weight, eth_weight, btc_price, eth_price,
+                                          notify, notice_batch, notified_at, at)
+        SELECT %(run)s, v.facility_id, v.client_id, v.old_warn, v.warn, v.util, v.band, v.drawn, v.lv, v.sec_lv, v.btc_w, v.eth_w,
+               %(btc)s, %(eth)s,
+               CASE WHEN v.warn > v.old_warn AND v.band NOT IN ('{book.MARGIN_CALL}', '{book.CLOSE_OUT}') AND NOT v.has_call
+                    THEN TRUE ELSE FALSE END,
+               '', NULL, %(now)s
+        FROM (SELECT w.*, {book.warn_sql("w.util")} AS warn FROM ({book.live_sql(where)}) w) v
+        WHERE v.warn <> v.old_warn
+        RETURNING facility_id, notify
+        """,
+        params,
+    )
+    if rows:
+        book.execute(
+            """
+            UPDATE lending_facility SET warned_level = wc.to_level
+            FROM risk_warningcrossing wc WHERE wc.run_id = %(run)s AND lending_facility.id = wc.facility_id
+            """,
+            params,
+        )
+    return rows
 
 
 # Ticks that may look only at the facilities holding what moved (reference-price changes).

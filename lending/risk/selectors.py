@@ -82,30 +82,10 @@ def _inputs():
 
 
 def _fall_to_call(*, a, b, c, btc, eth, drawn, level) -> dict:
-    """How far BTC, ETH (or both together) can fall before utilisation passes the margin-call level.
+    """How far BTC, ETH (or both together) can fall before a margin call (lending.valuation owns the arithmetic)."""
+    from lending.valuation import price_falls_to_level
 
-    LV = a + min(b·P_btc + c·P_eth, cap). The call comes when LV < drawn / level; solve for each price.
-    Returns fractions (0.25 = a 25% fall); None when the asset is not held; 1 when even a fall to
-    zero keeps the facility out of margin call.
-    """
-    if drawn <= 0:
-        return {"BTC": Decimal("1") if b else None, "ETH": Decimal("1") if c else None, "both": Decimal("1") if (b or c) else None}
-    needed = drawn / level  # the lending value that keeps utilisation at the level
-    va_needed = needed - a  # what the VA part must still provide
-
-    def fall(current_part, other_part):
-        if not current_part:
-            return None
-        if va_needed <= other_part:
-            return Decimal("1")  # not even a fall to zero brings the call
-        target = va_needed - other_part
-        return max(Decimal("0"), min(Decimal("1"), 1 - target / current_part))
-
-    btc_part, eth_part = b * btc, c * eth
-    result = {"BTC": fall(btc_part, eth_part), "ETH": fall(eth_part, btc_part)}
-    total = btc_part + eth_part
-    result["both"] = None if not total else (Decimal("1") if va_needed <= 0 else max(Decimal("0"), min(Decimal("1"), 1 - va_needed / total)))
-    return {k: (v.quantize(Decimal("0.0001")) if v is not None else None) for k, v in result.items()}
+    return price_falls_to_level(securities_lv=a, btc_weight=b, eth_weight=c, btc=btc, eth=eth, drawn=drawn, level=level)
 
 
 def _pct(level) -> str:

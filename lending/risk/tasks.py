@@ -25,6 +25,14 @@ def margin_calls_notify(run_id: int | None = None) -> int:
     return notify(run_id=run_id)
 
 
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=360, **RETRY)
+def warnings_notify(run_id: int | None = None) -> int:
+    """Early warnings of one revaluation run (each crossing claimed once, then fanned out in bulk)."""
+    from .warnings import warnings_notify as notify
+
+    return notify(run_id=run_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90, **RETRY)
 def margin_calls_escalate_due() -> int:
     from .services import margin_calls_escalate_due as escalate

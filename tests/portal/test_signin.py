@@ -193,15 +193,28 @@ class TestSignUp:
         response = client.post("/accounts/login/", {"login": "dora@example.com", "password": "Sturdy-Passphrase-77"})
         assert _session_user_id(client) is None
 
-    def test_the_emailed_link_verifies_and_then_they_sign_in(self, client):
+    def test_the_emailed_link_verifies_and_then_they_sign_in(self, client, settings):
+        settings.PORTAL_BASE_URL = "https://portal.example"
         self._sign_up(client)
         assert len(mail.outbox) == 1
-        link = re.search(r"http://testserver(/accounts/confirm-email/[^\s]+/)", mail.outbox[0].body).group(1)
+        # On the configured site address, not the host the request came in on.
+        link = re.search(r"https://portal\.example(/accounts/confirm-email/[^\s]+/)", mail.outbox[0].body).group(1)
         response = client.post(link)
         assert response.status_code == 302
         assert EmailAddress.objects.get(email="dora@example.com").verified
         client.post("/accounts/login/", {"login": "dora@example.com", "password": "Sturdy-Passphrase-77"})
         assert client.get("/dashboard/").status_code == 200
+
+    def test_the_verification_email_carries_the_portals_name_and_design_in_the_signup_language(self, client, settings):
+        settings.PORTAL_BASE_URL = "https://portal.example"
+        client.post("/language/", {"language": "zh-hant", "next": "/"})
+        self._sign_up(client, email="wing.signup@example.com")
+        message = mail.outbox[0]
+        assert message.subject.startswith("[虛擬資產保證金融資平台] ")
+        assert "Hello from" not in message.body and "testserver" not in message.body
+        assert "虛擬資產保證金融資平台" in message.body
+        html = dict((mime, body) for body, mime in message.alternatives)["text/html"]
+        assert "虛擬資產保證金融資平台" in html and "https://portal.example/accounts/confirm-email/" in html
 
     def test_sign_up_cannot_choose_a_staff_role(self, client):
         client.post(

@@ -7,7 +7,9 @@ from portal import demo
 
 # Each app may ship ``<app>/demo.py`` with ``seed(stdout)``; they run in this order,
 # because later apps' demo records build on earlier ones.
-APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo", "lending.risk.demo", "lending.collateral.demo", "lending.servicing.demo", "lending.recovery.demo", "lending.reporting.demo"]
+# "module" runs module.seed(stdout); "module:function" runs that function instead.
+APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo", "portal.notification_demo", "lending.risk.demo", "lending.collateral.demo",
+               "lending.servicing.demo", "lending.recovery.demo", "lending.reporting.demo", "portal.notification_demo:seed_deliveries"]
 
 
 class Command(BaseCommand):
@@ -18,12 +20,13 @@ class Command(BaseCommand):
             raise CommandError("Demo data is only loaded with PORTAL_DEMO=1 (never in production).")
         self.stdout.write("Staff (sign in, then enter the code from an authenticator app, or use `manage.py demo_totp EMAIL`):")
         demo.seed_people(self.stdout)
-        for module_name in APP_SEEDERS:
+        for entry in APP_SEEDERS:
+            module_name, _sep, function = entry.partition(":")
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as exc:
                 if exc.name != module_name:
                     raise
                 continue
-            module.seed(self.stdout)
+            getattr(module, function or "seed")(self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
