@@ -30,6 +30,7 @@ POLICY_V1 = {
     "price_max_age_minutes": 15,
     "officer_authority_default": "5000000",
     "watch_level": "0.90",
+    "warning_levels": ["0.80", "0.90"],
     "margin_call_level": "1.00",
     "close_out_level": "1.30",
     "cure_days": 2,

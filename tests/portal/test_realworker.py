@@ -14,7 +14,7 @@ from django.db import connections, transaction
 from portal.celery import app
 from portal.models import Notification
 from portal.notifications import notify
-from portal.tasks import send_notification_email
+from portal.tasks import notification_deliveries_send
 from tests.helpers import need_postgres, need_redis
 
 pytestmark = [pytest.mark.realworker, pytest.mark.django_db(transaction=True)]
@@ -70,7 +70,8 @@ def test_a_task_enqueued_in_a_transaction_runs_only_after_commit(worker_runs, al
         assert mail.outbox == []
     wait_for(lambda: _done(worker_runs))
     (run,) = _done(worker_runs)
-    assert (run["task"], run["args"], run["retval"]) == ("portal.tasks.send_notification_email", (note.id,), True)
+    delivery = note.deliveries.get()
+    assert (run["task"], run["args"], run["retval"]) == ("portal.tasks.notification_deliveries_send", ([delivery.id],), {"delivered": 1})
     assert len(mail.outbox) == 1
     assert mail.outbox[0].subject == "[VA Margin Portal] After commit"
     assert Notification.objects.get(pk=note.pk).emailed_at is not None
@@ -87,22 +88,29 @@ def test_a_task_enqueued_in_a_rolled_back_transaction_never_runs(worker_runs, al
 
 
 def test_a_redelivered_task_has_no_second_effect(worker_runs, alice):
+    from portal.models import NotificationDelivery
+
     note = notify(user=alice, kind="test", title="Exactly once", email=False)
+    delivery = NotificationDelivery.objects.create(notification=note, channel="email")
     task_id = str(uuid.uuid4())
     # The same message twice, as the broker redelivers it when a worker dies before acking.
-    send_notification_email.apply_async((note.id,), task_id=task_id)
+    notification_deliveries_send.apply_async(([delivery.id],), task_id=task_id)
     wait_for(lambda: len(_done(worker_runs)) == 1)
     emailed_at = Notification.objects.get(pk=note.pk).emailed_at
     assert emailed_at is not None
-    send_notification_email.apply_async((note.id,), task_id=task_id)
+    notification_deliveries_send.apply_async(([delivery.id],), task_id=task_id)
     wait_for(lambda: len(_done(worker_runs)) == 2)
-    assert [r["retval"] for r in _done(worker_runs)] == [True, False]
+    assert [r["retval"] for r in _done(worker_runs)] == [{"delivered": 1}, {"skipped": 1}]
     assert len(mail.outbox) == 1
     assert Notification.objects.get(pk=note.pk).emailed_at == emailed_at
 
 
 def test_the_task_is_configured_for_safe_redelivery():
-    task = send_notification_email
-    assert task.acks_late is True
-    assert task.max_retries and task.retry_backoff
-    assert task.soft_time_limit < task.time_limit
+    from portal.notifications import backoff_seconds
+    from portal.tasks import notification_delivery_send
+
+    for task in (notification_deliveries_send, notification_delivery_send):
+        assert task.acks_late is True
+        assert task.soft_time_limit < task.time_limit
+    # Retries are scheduled per delivery at its own backoff (the claim refuses an early one).
+    assert [backoff_seconds(n) for n in (1, 2, 3)] == [30, 60, 120]
