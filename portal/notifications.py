@@ -58,6 +58,8 @@ _KIND_CATEGORIES = {
 
 # Deliveries enqueued per task message: a fan-out of 100,000 is 500 messages, not 100,000.
 DELIVERY_BATCH = 200
+# Rows per INSERT in a fan-out: keeps each statement's parameters well under PostgreSQL's 65,535.
+INSERT_BATCH = 2000
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
@@ -201,7 +203,7 @@ def notify_many(*, users, kind: str, title, body="", params: dict | None = None,
             params=r.params if r.params is not None else params, link=r.link if r.link is not None else link,
             task_key=r.task_key if r.task_key is not None else task_key, title_src=title_src, body_src=body_src,
         ))
-    created = Notification.objects.bulk_create(rows)
+    created = Notification.objects.bulk_create(rows, batch_size=INSERT_BATCH)
     if email and created:
         _deliveries_create(created, category=category)
     return created
@@ -235,7 +237,7 @@ def _deliveries_create(notifications: list[Notification], *, category: str) -> l
         if (n.user_id, ChannelKind.WEBHOOK) not in off:
             rows.extend(NotificationDelivery(notification=n, channel=ChannelKind.WEBHOOK, endpoint_id=e, next_attempt_at=now, created_at=now)
                         for e in endpoints.get(n.user_id, ()))
-    created = NotificationDelivery.objects.bulk_create(rows)
+    created = NotificationDelivery.objects.bulk_create(rows, batch_size=INSERT_BATCH)
     if created:
         from .tasks import notification_deliveries_send
 

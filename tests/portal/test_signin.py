@@ -232,7 +232,8 @@ class TestSignUp:
         assert not user.is_staff
 
 
-def test_password_reset_sends_an_email_and_the_new_password_works(client, alice):
+def test_password_reset_sends_an_email_and_the_new_password_works(client, alice, settings):
+    settings.PORTAL_BASE_URL = "http://testserver"  # links are built on the configured site address
     response = client.post("/accounts/password/reset/", {"email": alice.email})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
