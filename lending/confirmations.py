@@ -1,6 +1,6 @@
 """Confirmations to the client of every movement on their facility: drawdowns and repayments (from the
-ledger's one writer, ``ledger.ledger_post``) and collateral movements (pledges, releases and sales from
-the custody ledger's writer, top-ups from the risk engine's ``collateral_top_up``).
+ledger's one writer, ``ledger.ledger_post``) and collateral movements (from the custody ledger's one
+writer of entries: the pledges of an acceptance or a top-up, releases, sales).
 
 Called inside the transaction that records the movement, so a confirmation exists exactly when the
 movement does; sent through ``portal.notifications`` (category: confirmations, so each client chooses
@@ -38,16 +38,25 @@ _COLLATERAL = {
         _("Collateral released from facility %(ref)s"),
         _("%(quantity)s %(instrument)s were released from facility %(ref)s and are free in your account again (reference %(reference)s)."),
     ),
-    "top_up": (
-        _("Collateral added to facility %(ref)s"),
-        _("%(quantity)s %(instrument)s were added as collateral to facility %(ref)s (reference %(reference)s)."),
-    ),
     "sale": (
         _("Collateral sold from facility %(ref)s"),
         _("%(quantity)s %(instrument)s pledged to facility %(ref)s were sold (reference %(reference)s); "
           "the proceeds are applied to the loan."),
     ),
 }
+
+
+class InstrumentName:
+    """An instrument's code and name in the active language (confirmations render per reader)."""
+
+    def __init__(self, instrument):
+        self.code, self.en, self.zh = instrument.code, instrument.name_en, instrument.name_zh
+
+    def __str__(self) -> str:
+        from django.utils import translation
+
+        name = self.zh if (translation.get_language() or "").startswith("zh") and self.zh else self.en
+        return f"{self.code} {name}".strip() if name and name != self.code else self.code
 
 
 def _money(value: Decimal) -> str:
@@ -76,9 +85,9 @@ def ledger_entry_confirm(*, facility, txn) -> None:
 
 def collateral_movement_confirm(*, client, facility_id: int | None, movement: str, quantity: Decimal, instrument: str,
                                 reference: str = "") -> None:
-    """Confirm a collateral movement on a facility: ``movement`` is pledge, release, top_up or sale;
-    ``instrument`` names what moved ("00700 Tencent", "BTC"). A movement outside any facility (a holding
-    the back office reports) is not confirmed here."""
+    """Confirm a collateral movement on a facility: ``movement`` is pledge, release or sale; ``instrument``
+    names what moved (text, or an object whose ``str()`` follows the active language). A movement outside
+    any facility (a holding the back office reports) is not confirmed here."""
     if facility_id is None or movement not in _COLLATERAL:
         return
     from django.contrib.auth import get_user_model

@@ -220,10 +220,10 @@ def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, f
         repledge_allowed=False, reference=(reference or "")[:100], actor=_user_or_none(actor), actor_label=_actor_label(actor)[:120],
     )
     if kind != EntryKind.HOLDING:
-        from lending.confirmations import collateral_movement_confirm
+        from lending.confirmations import InstrumentName, collateral_movement_confirm
 
         collateral_movement_confirm(client=balance.client_id, facility_id=facility_id, movement=kind, quantity=quantity,
-                                    instrument=f"{instrument.code} {instrument.name_en}".strip(), reference=entry.reference)
+                                    instrument=InstrumentName(instrument), reference=entry.reference)
     return entry
 
 

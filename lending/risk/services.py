@@ -976,12 +976,6 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
                            actor=actor, reference=top_up.reference or f"TOPUP-{top_up.pk}")
     book.coefficients_refresh(now=timezone.now(), facility_ids=[facility.pk])
     revalue_book(trigger="top_up", facility_ids=[facility.pk])
-    from lending.confirmations import collateral_movement_confirm
-
-    collateral_movement_confirm(
-        client=facility.client, facility_id=facility.pk, movement="top_up", reference=top_up.reference,
-        quantity=qty if qty is not None else mv, instrument=asset if kind != CollateralKind.SECURITIES else _("HK$ of securities"),
-    )
     audit_log(actor=actor, action="risk.collateral.topped_up", obj=facility, after={
         "top_up": top_up.pk, "position": position.pk, "kind": position_kind, "instrument": item.code, "quantity": qty,
         "price": price.price_hkd, "market_value": mv, "haircut": haircut, "reference": top_up.reference})

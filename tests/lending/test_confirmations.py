@@ -53,15 +53,16 @@ def test_a_refused_drawdown_confirms_nothing(eligible_client, officer, django_ca
     assert len(_confirmations(eligible_client)) == before
 
 
-def test_a_top_up_is_confirmed(eligible_client, officer, django_capture_on_commit_callbacks):
+def test_a_top_up_is_confirmed_once_as_the_pledge_it_is(eligible_client, officer, django_capture_on_commit_callbacks):
     from lending.risk import services as risk_services
 
     _app, facility = _open(eligible_client, officer, django_capture_on_commit_callbacks)
-    risk_services.collateral_top_up(actor=officer, facility_id=facility.pk, kind="virtual_asset", asset="BTC", quantity="0.5",
+    before = len(_confirmations(eligible_client))
+    risk_services.collateral_top_up(actor=officer, facility_id=facility.pk, instrument="BTC", quantity="0.5",
                                     custody_reference="C-7", reference="TU-1")
-    note = _confirmations(eligible_client)[-1]
-    assert note.kind == "lending.confirmation.collateral_top_up"
-    assert "0.5 BTC" in note.body and "TU-1" in note.body
+    notes = _confirmations(eligible_client)[before:]
+    assert [n.kind for n in notes] == ["lending.confirmation.collateral_pledge"]
+    assert "0.5 BTC" in notes[0].body and "TU-1" in notes[0].body
 
 
 def test_the_facility_letter_notification_is_resolved_by_accepting(eligible_client, officer, django_capture_on_commit_callbacks):
