@@ -9,7 +9,7 @@ from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 from django.utils.translation import gettext_lazy as _
 
 from .admin_base import ReadOnlyAdmin
-from .models import AuditEvent, Notification, User
+from .models import AuditEvent, Notification, NotificationChannel, NotificationDelivery, User
 from .permissions import Role
 
 admin.site.site_header = _("VA Margin Portal administration")
@@ -168,16 +168,44 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "user", "kind", "title", "read_at", "emailed_at"]
-    list_filter = ["kind"]
+    list_display = ["created_at", "user", "category", "kind", "title", "read_at", "resolved_at", "emailed_at"]
+    list_filter = ["category", "kind"]
     search_fields = ["user__email", "title"]
-    readonly_fields = ["user", "kind", "title", "body", "link", "created_at", "read_at", "emailed_at"]
+    readonly_fields = ["user", "kind", "category", "title", "body", "link", "task_key", "created_at", "read_at", "resolved_at", "emailed_at"]
+    exclude = ["title_source", "body_source", "params"]
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    """Each notification on each external channel: state, attempts, the gateway's answer (sent by the workers)."""
+
+    list_display = ["id", "created_at", "channel", "endpoint", "state", "attempts", "response_status", "next_attempt_at", "delivered_at"]
+    list_filter = ["channel", "state"]
+    search_fields = ["notification__user__email", "last_error"]
+    list_select_related = ["endpoint"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(ReadOnlyAdmin):
+    """Clients' SMS/push addresses (they add and stop them on their preferences page)."""
+
+    list_display = ["id", "user", "label", "address", "url", "active", "created_at", "deactivated_at"]
+    list_filter = ["active"]
+    search_fields = ["user__email", "address"]
+    list_select_related = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
 
 # --- periodic jobs --------------------------------------------------------------------

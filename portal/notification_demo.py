@@ -27,11 +27,15 @@ PREFERENCES = {
 }
 
 
-def gateway_answer(*, body: bytes, signature: str, address: str) -> int:
-    """What the stand-in gateway answers a delivery (HTTP status)."""
+def signed(*, body: bytes, signature: str) -> bool:
     from .notifications import webhook_verify
 
-    if not any(webhook_verify(body=body, header=signature, secret=s) for s in settings.NOTIFICATION_WEBHOOK_SECRETS):
+    return bool(body) and any(webhook_verify(body=body, header=signature, secret=s) for s in settings.NOTIFICATION_WEBHOOK_SECRETS)
+
+
+def gateway_answer(*, body: bytes, signature: str, address: str) -> int:
+    """What the stand-in gateway answers a delivery (HTTP status)."""
+    if not signed(body=body, signature=signature):
         return 401
     if address.startswith("device:revoked"):
         return 410

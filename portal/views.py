@@ -142,18 +142,28 @@ def notification_channel_deactivate(request, channel_id: int):
 @csrf_exempt
 @require_POST
 def demo_gateway(request):
-    """The demo's stand-in for the broker's SMS/push gateway (served only in demo mode)."""
+    """The demo's stand-in for the broker's SMS/push gateway (served only in demo mode). Like a real
+    gateway it refuses anything not signed with the webhook secret (401)."""
     import json
 
-    from .notification_demo import gateway_answer
+    from django.http.request import RawPostDataException
+
+    from .notification_demo import gateway_answer, signed
 
     if not settings.DEMO:
         raise Http404
     try:
-        address = json.loads(request.body)["address"]
+        body = request.body
+    except RawPostDataException:  # a form post someone else's middleware already read: not a delivery
+        body = b""
+    signature = request.headers.get("X-Portal-Signature", "")
+    if not signed(body=body, signature=signature):
+        return JsonResponse({"error": "bad signature"}, status=401)
+    try:
+        address = str(json.loads(body)["address"])
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "bad payload"}, status=400)
-    status = gateway_answer(body=request.body, signature=request.headers.get("X-Portal-Signature", ""), address=str(address))
+    status = gateway_answer(body=body, signature=signature, address=address)
     return JsonResponse({"accepted": status == 200}, status=status)
 
 

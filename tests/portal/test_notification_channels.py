@@ -331,3 +331,21 @@ def test_deliveries_due_sweep_finds_retries_and_lost_messages(alice):
     assert d.pk in deliveries_due()
     NotificationDelivery.objects.filter(pk=d.pk).update(state=DeliveryState.DELIVERED)
     assert d.pk not in deliveries_due()
+
+
+def test_the_demo_gateway_checks_the_signature_like_a_real_one(client, alice, settings):
+    from portal import notifications
+
+    settings.DEMO = True
+    notification_channel_add(user=alice, label="SMS", address="+852 5550 0123")
+    note = notify(user=alice, kind="test", title="Through HTTP")
+    delivery = NotificationDelivery.objects.get(notification=note, channel="webhook")
+
+    def through_the_test_client(url, body, headers, timeout):
+        return client.post("/demo/gateway/", data=body, content_type="application/json",
+                           headers={"X-Portal-Signature": headers["X-Portal-Signature"]}).status_code
+
+    assert notifications.delivery_send(delivery_id=delivery.pk, transport=through_the_test_client) == "delivered"
+    assert client.post("/demo/gateway/", data=b'{"address": "+852 5550 0123"}', content_type="application/json",
+                       headers={"X-Portal-Signature": "sha256=forged"}).status_code == 401
+    assert client.post("/demo/gateway/").status_code == 401
