@@ -1,6 +1,7 @@
 """Confirmations to the client of every movement on their facility: drawdowns and repayments (from the
 ledger's one writer, ``ledger.ledger_post``) and collateral movements (from the custody ledger's one
-writer of entries: the pledges of an acceptance or a top-up, releases, sales).
+writer of entries: the pledges of an acceptance or a top-up, releases). A close-out sale is told by the
+close-out's own notice (``lending.recovery``), with its price and what it paid off.
 
 Called inside the transaction that records the movement, so a confirmation exists exactly when the
 movement does; sent through ``portal.notifications`` (category: confirmations, so each client chooses
@@ -37,11 +38,6 @@ _COLLATERAL = {
     "release": (
         _("Collateral released from facility %(ref)s"),
         _("%(quantity)s %(instrument)s were released from facility %(ref)s and are free in your account again (reference %(reference)s)."),
-    ),
-    "sale": (
-        _("Collateral sold from facility %(ref)s"),
-        _("%(quantity)s %(instrument)s pledged to facility %(ref)s were sold (reference %(reference)s); "
-          "the proceeds are applied to the loan."),
     ),
 }
 
@@ -85,9 +81,9 @@ def ledger_entry_confirm(*, facility, txn) -> None:
 
 def collateral_movement_confirm(*, client, facility_id: int | None, movement: str, quantity: Decimal, instrument: str,
                                 reference: str = "") -> None:
-    """Confirm a collateral movement on a facility: ``movement`` is pledge, release or sale; ``instrument``
-    names what moved (text, or an object whose ``str()`` follows the active language). A movement outside
-    any facility (a holding the back office reports) is not confirmed here."""
+    """Confirm a collateral movement on a facility: ``movement`` is the custody entry kind (pledge or release);
+    ``instrument`` names what moved (text, or an object whose ``str()`` follows the active language). A
+    movement outside any facility (a holding the back office reports) is not confirmed here."""
     if facility_id is None or movement not in _COLLATERAL:
         return
     from django.contrib.auth import get_user_model

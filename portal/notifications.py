@@ -54,6 +54,7 @@ _KIND_CATEGORIES = {
     "collateral.confirmation": NotificationCategory.CONFIRMATION,
     "servicing.statement": NotificationCategory.STATEMENT,
     "servicing.request": NotificationCategory.CONFIRMATION,
+    "recovery.execution": NotificationCategory.CONFIRMATION,
 }
 
 # Deliveries enqueued per task message: a fan-out of 100,000 is 500 messages, not 100,000.

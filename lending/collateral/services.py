@@ -213,13 +213,14 @@ def _balance_locked(client_id: int, instrument_id: int) -> CustodyBalance:
     return CustodyBalance.objects.select_for_update().get(client_id=client_id, instrument_id=instrument_id)
 
 
-def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, facility_id=None, batch=None, actor=None, reference="") -> CustodyEntry:
+def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, facility_id=None, batch=None, actor=None, reference="",
+           confirm: bool = True) -> CustodyEntry:
     entry = CustodyEntry.objects.create(
         balance=balance, client_id=balance.client_id, instrument=instrument, instrument_kind=instrument.kind, kind=kind,
         quantity=quantity, held_after=balance.held, pledged_after=balance.pledged, facility_id=facility_id, batch=batch,
         repledge_allowed=False, reference=(reference or "")[:100], actor=_user_or_none(actor), actor_label=_actor_label(actor)[:120],
     )
-    if kind != EntryKind.HOLDING:
+    if kind != EntryKind.HOLDING and confirm:
         from lending.confirmations import InstrumentName, collateral_movement_confirm
 
         collateral_movement_confirm(client=balance.client_id, facility_id=facility_id, movement=kind, quantity=quantity,
@@ -259,8 +260,10 @@ def custody_pledge(*, client_id: int, instrument_id: int, quantity, facility_id:
     return _entry(balance, instrument, kind=EntryKind.PLEDGE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference)
 
 
-def custody_release(*, client_id: int, instrument_id: int, quantity, facility_id: int | None, actor, reference: str = "") -> CustodyEntry:
-    """Release ``quantity`` pledged to ``facility_id`` back to free. Refused above what that facility has pledged."""
+def custody_release(*, client_id: int, instrument_id: int, quantity, facility_id: int | None, actor, reference: str = "",
+                    confirm: bool = True) -> CustodyEntry:
+    """Release ``quantity`` pledged to ``facility_id`` back to free. Refused above what that facility has pledged.
+    ``confirm=False``: the caller sends the client its own notice of the movement (a close-out sale)."""
     if not connection.in_atomic_block:
         raise RuntimeError("custody_release must run inside the transaction that records the release")
     qty = _quantity(quantity, "quantity")
@@ -277,15 +280,17 @@ def custody_release(*, client_id: int, instrument_id: int, quantity, facility_id
     if not updated:
         raise ConflictError("above_pledged", _("Less than %(qty)s %(code)s is pledged.") % {"qty": fmt_qty(qty), "code": instrument.code})
     balance = CustodyBalance.objects.get(client_id=client_id, instrument_id=instrument_id)
-    return _entry(balance, instrument, kind=EntryKind.RELEASE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference)
+    return _entry(balance, instrument, kind=EntryKind.RELEASE, quantity=qty, facility_id=facility_id, actor=actor, reference=reference,
+                  confirm=confirm)
 
 
 def custody_dispose(*, client_id: int, instrument_id: int, quantity, facility_id: int, actor, reference: str) -> tuple[CustodyEntry, CustodyEntry]:
     """Collateral sold in a close-out: the quantity is released from the facility's pledge and leaves the
     holding (two entries), so what was sold can never be pledged again. The back office's next positions
     report the same holding (an end-of-day file that still shows it before settlement raises a break)."""
+    # The close-out's own notice tells the client what was sold, at what price and what it paid off.
     release = custody_release(client_id=client_id, instrument_id=instrument_id, quantity=quantity, facility_id=facility_id,
-                              actor=actor, reference=reference)
+                              actor=actor, reference=reference, confirm=False)
     balance = _balance_locked(client_id, instrument_id)
     qty = release.quantity
     balance.held -= qty
