@@ -77,7 +77,10 @@ def _clear_recovery() -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("TRUNCATE recovery_execution, recovery_planamendment, recovery_dunningnotice, recovery_recovery, recovery_debt, "
                        "recovery_liquidationline, recovery_liquidationplan RESTART IDENTITY CASCADE")
-        cursor.execute("DELETE FROM portal_notification WHERE user_id IN (SELECT id FROM portal_user WHERE email LIKE '%%@bench.invalid')")
+        bench_users = "SELECT id FROM portal_user WHERE email LIKE '%%@bench.invalid'"
+        # A notification's deliveries first (the foreign key is checked at commit).
+        cursor.execute(f"DELETE FROM portal_notificationdelivery WHERE notification_id IN (SELECT id FROM portal_notification WHERE user_id IN ({bench_users}))")  # noqa: S608 - constant SQL
+        cursor.execute(f"DELETE FROM portal_notification WHERE user_id IN ({bench_users})")  # noqa: S608
 
 
 def _close_out_tail(policy) -> None:
