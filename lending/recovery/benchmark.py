@@ -117,14 +117,17 @@ def _naive_per_call(sample: int) -> tuple[float, int]:
     from lending.risk.models import MarginCall
     from portal.audit import SYSTEM
 
+    from .models import LiquidationPlan
     from .services import _build_plans, _inputs
 
     calls = list(MarginCall.objects.filter(state="escalated").select_related("facility").order_by("?")[:sample])
     if not calls:
         return 0.0, 0
-    start = time.perf_counter()
     try:
         with transaction.atomic():
+            # The crash's plans stand aside inside this rolled-back transaction, so the same calls are planned again.
+            LiquidationPlan.objects.filter(call_id__in=[c.pk for c in calls], state="proposed").update(state="withdrawn")
+            start = time.perf_counter()
             for call in calls:
                 _build_plans([call], actor=SYSTEM, inputs=_inputs(), now=timezone.now())
             elapsed = time.perf_counter() - start
