@@ -1,4 +1,5 @@
-"""Multi-factor sign-in for staff: the one place that says whether a session passed it.
+"""Multi-factor sign-in: the one place that says whether a session passed it, whether a client is
+enrolled, and whether a step-up code is valid.
 
 Staff (any portal staff role, and anyone the Django admin lets in) must have a
 TOTP authenticator, and the session must have completed the second factor in
@@ -57,3 +58,51 @@ def connect_signals() -> None:
     from allauth.mfa import signals
 
     signals.authenticator_added.connect(_enrolment_counts_as_second_factor, dispatch_uid="portal.mfa.enrolment")
+
+
+# --- Clients: enrolment before borrowing, step-up for withdrawals ------------------------------------
+
+
+def enrol_url() -> str:
+    """Where a client sets up an authenticator (allauth's TOTP activation page)."""
+    from django.urls import reverse
+
+    return reverse("mfa_activate_totp")
+
+
+def ensure_client_enrolled(user, *, action: str) -> None:
+    """Refuse ``action`` (already translated words, e.g. "a drawdown") until ``user`` has an authenticator.
+
+    Borrowing and taking collateral back move money and assets out of the firm's control; a password
+    alone must not be enough, so the client enrols first (the page and the API say where)."""
+    from django.utils.translation import gettext as _
+
+    from portal.errors import ForbiddenError
+
+    if user_has_mfa(user):
+        return
+    raise ForbiddenError(
+        "mfa_enrolment_required",
+        _("Set up an authenticator app for your sign-in before %(action)s: %(url)s") % {"action": action, "url": enrol_url()},
+        {"mfa": [enrol_url()]},
+    )
+
+
+def stepup_verify_code(user, code: str):
+    """A step-up given in the request itself (API clients have no session to re-authenticate): the
+    current code of ``user``'s authenticator, each code usable once (allauth marks it used). Returns
+    the time of the step-up, or raises ``stepup_invalid``."""
+    from allauth.mfa.totp.internal.auth import TOTP
+    from django.utils import timezone
+    from django.utils.translation import gettext as _
+
+    from portal.errors import ForbiddenError
+
+    authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if authenticator is None:
+        ensure_client_enrolled(user, action=_("a withdrawal"))
+    digits = "".join(ch for ch in str(code or "") if not ch.isspace())
+    if not (digits.isdigit() and len(digits) == 6) or not TOTP(authenticator).validate_code(digits):
+        raise ForbiddenError("stepup_invalid", _("That authenticator code is not valid (or was used already); enter the current code."),
+                             {"otp_code": [_("Not the current code.")]})
+    return timezone.now()

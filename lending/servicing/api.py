@@ -119,8 +119,9 @@ class TopUpRequestApi(APIView):
 
 
 class ReleaseRequestApi(APIView):
-    """A release of collateral. A VA withdrawal needs a fresh MFA step-up, so it is made on the facility
-    page (the API answers 403 stepup_required for virtual assets); securities releases work here."""
+    """A release of collateral. A VA withdrawal needs a fresh MFA step-up: an API client has no session
+    to re-authenticate, so it sends the current code of the client's authenticator as ``otp_code``
+    (checked by ``portal.mfa``, each code usable once); without it the API answers 403 stepup_required."""
 
     permission_classes = [IsClient]
 
@@ -128,13 +129,19 @@ class ReleaseRequestApi(APIView):
         position_id = serializers.IntegerField()
         quantity = serializers.DecimalField(max_digits=24, decimal_places=8, required=False)
         address_id = serializers.IntegerField(required=False)
+        otp_code = serializers.CharField(max_length=12, required=False, allow_blank=True, write_only=True)
 
     @extend_schema(request=InputSerializer, responses={201: RequestSerializer})
     @idempotent("servicing.request.release")
     def post(self, request, pk):
+        from portal.mfa import stepup_verify_code
+
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        req = svc.release_request(user=request.user, facility_id=pk, stepup_at=None, **data.validated_data)
+        values = dict(data.validated_data)
+        code = values.pop("otp_code", "")
+        stepup_at = stepup_verify_code(request.user, code) if code else None
+        req = svc.release_request(user=request.user, facility_id=pk, stepup_at=stepup_at, **values)
         if req.state == "refused":
             return Response({"error": {"code": "release_above_initial_level", "message": req.refused_reason,
                                        "fields": {"request": [req.reference]}}}, status=status.HTTP_409_CONFLICT)

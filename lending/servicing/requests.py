@@ -26,6 +26,7 @@ from lending.inputs import decimal_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
+from portal.mfa import ensure_client_enrolled
 from portal.permissions import Perm
 
 from . import selectors
@@ -108,6 +109,7 @@ def drawdown_request(*, user, facility_id: int, amount) -> ServicingRequest:
     from lending import services as lending_services
 
     facility = _client_facility(user, facility_id)
+    ensure_client_enrolled(user, action=_("a drawdown"))
     amount = _money(amount)
     blockers = drawdown_blockers(facility=facility)
     if blockers:
@@ -248,6 +250,7 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
     from lending.models import CollateralKind, CollateralPosition
 
     facility = _client_facility(user, facility_id)
+    ensure_client_enrolled(user, action=_("a release of collateral"))
     policy = _policy()
     position = CollateralPosition.objects.filter(pk=position_id, facility=facility).first()
     if position is None:
@@ -258,7 +261,7 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
         if qty > (position.quantity or 0):
             raise PortalError("validation_error", _("Only %(q)s is held on this line.") % {"q": position.quantity}, {"quantity": [_("Too much.")]})
         if not _fresh_stepup(stepup_at):
-            raise ForbiddenError("stepup_required", _("Confirm it is you with your authenticator (a fresh MFA step-up) before a withdrawal."))
+            raise ForbiddenError("stepup_required", _("Confirm it is you with your authenticator before a withdrawal: on the facility page, or with the current code as otp_code in an API request."))
         address = address_usable(user=user, address_id=address_id, asset=position.asset)
         price = lending_selectors.prices_current().get(position.asset)
         value = (qty * price.price_hkd).quantize(CENT) if price else Decimal(0)

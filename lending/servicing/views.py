@@ -13,6 +13,7 @@ from lending.collateral import selectors as custody_selectors
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.files import private_file_response
+from portal.mfa import user_has_mfa
 from portal.pdf import PDF_MEDIA_TYPE, render_document
 from portal.permissions import Perm
 
@@ -231,7 +232,7 @@ def facility_requests(request, pk):
             elif action == "release":
                 position = CollateralPosition.objects.filter(pk=int(request.POST.get("position_id") or 0), facility=facility).first()
                 stepup = _recent_mfa(request)
-                if position is not None and position.kind == "virtual_asset" and stepup is None:
+                if position is not None and position.kind == "virtual_asset" and stepup is None and user_has_mfa(request.user):
                     messages.info(request, _("Confirm it is you with your authenticator, then send the withdrawal again."))
                     return redirect(f"{reverse('mfa_reauthenticate')}?next={reverse('servicing:facility-requests', args=[pk])}")
                 req = requests_services.release_request(user=request.user, facility_id=pk, position_id=position.pk if position else 0,
@@ -258,6 +259,7 @@ def facility_requests(request, pk):
         "blockers": requests_services.drawdown_blockers(facility=facility),
         "instructions": requests_services.payment_instructions(),
         "policy": selectors.servicing_policy_current(),
+        "mfa_enrolled": user_has_mfa(request.user),
     })
 
 

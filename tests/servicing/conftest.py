@@ -66,3 +66,14 @@ def make_facility(client, **kwargs):
 
 
 old_facility = make_facility
+
+
+@pytest.fixture
+def alice(alice):
+    """The owner, enrolled in TOTP: drawdowns and releases need an authenticator (``portal.mfa``)."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(alice, secret)
+    alice.totp_secret = secret
+    return alice

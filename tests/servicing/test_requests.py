@@ -169,7 +169,7 @@ def test_a_withdrawal_needs_a_fresh_step_up_and_an_address_past_its_cooling_off(
     assert entry.state == "cooling_off" and entry.active_from == entry.confirmed_at + timedelta(hours=24)
     with pytest.raises(ConflictError, match="cooling off until"):
         requests.release_request(user=alice, facility_id=live.pk, position_id=position.pk, quantity="0.01", address_id=entry.pk, stepup_at=timezone.now())
-    with pytest.raises(ForbiddenError, match="step-up"):
+    with pytest.raises(ForbiddenError, match="Confirm it is you with your authenticator"):
         requests.release_request(user=alice, facility_id=live.pk, position_id=position.pk, quantity="0.01", address_id=entry.pk,
                                  stepup_at=timezone.now() - timedelta(minutes=6))
     time_machine.move_to(timezone.now() + timedelta(hours=24, seconds=1))

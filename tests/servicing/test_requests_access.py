@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from lending.servicing import requests
 from lending.servicing.models import ServicingRequest
 from tests.servicing.conftest import make_facility
+from tests.servicing.test_requests import _custody
 
 pytestmark = pytest.mark.django_db
-CLIENT_PAGE_QUERIES = 12  # … and the client's free holdings to pledge (one query)
+CLIENT_PAGE_QUERIES = 13  # … the client's free holdings to pledge (one query), and whether the client has an authenticator (portal.mfa)
 
 
 @pytest.fixture
@@ -75,13 +78,68 @@ def test_a_release_breaching_the_initial_level_is_a_409_and_stays_on_record(api_
 
 
 def test_the_facility_requests_page_sends_a_va_withdrawal_through_mfa_step_up(client, live, alice):
-    client.force_login(alice)
+    import time_machine
+    from django.utils import timezone
+
+    client.force_login(alice)  # a sign-in with the second factor, now
     page = client.get(f"/servicing/facilities/{live.pk}/requests/")
     assert page.status_code == 200 and "Request a drawdown" in page.content.decode()
+    assert 'data-testid="mfa-enrol-needed"' not in page.content.decode()
     btc = live.positions.get(asset="BTC")
-    response = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": "release", "position_id": btc.pk, "quantity": "0.1"})
+    with time_machine.travel(timezone.now() + timedelta(minutes=6)):  # the step-up window is 5 minutes
+        response = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": "release", "position_id": btc.pk, "quantity": "0.1"})
     assert response.status_code == 302 and "/accounts/2fa/reauthenticate/" in response["Location"]
     assert not ServicingRequest.objects.exists()
+
+
+def test_a_client_without_an_authenticator_is_sent_to_enrol_before_a_drawdown_or_release(client, api_client, book, facts):
+    from lending.models import Facility
+    from lending.risk.revaluation import revalue_book
+    from tests.helpers import make_user
+
+    dora = make_user("client", email="dora@example.com", full_name="Dora No-MFA")
+    facility = make_facility(dora, securities=(("10000000", "0.30"),), btc="2")
+    revalue_book()
+    client.force_login(dora)
+    page = client.get(f"/servicing/facilities/{facility.pk}/requests/").content.decode()
+    assert 'data-testid="mfa-enrol-needed"' in page and "/accounts/2fa/totp/activate/" in page
+    response = client.post(f"/servicing/facilities/{facility.pk}/requests/", {"action": "drawdown", "amount": "1000"}, follow=True)
+    assert "Set up an authenticator app for your sign-in before a drawdown" in response.content.decode()
+    btc = facility.positions.get(asset="BTC")
+    response = client.post(f"/servicing/facilities/{facility.pk}/requests/", {"action": "release", "position_id": btc.pk, "quantity": "0.1"})
+    assert "/reauthenticate/" not in response["Location"]  # nothing to re-authenticate with: enrol first
+    api_client.force_login(dora)
+    for path, body in ((f"/api/v1/servicing/facilities/{facility.pk}/drawdown-requests/", {"amount": "1000"}),
+                       (f"/api/v1/servicing/facilities/{facility.pk}/release-requests/", {"position_id": btc.pk, "quantity": "0.1"})):
+        response = api_client.post(path, body, format="json")
+        error = response.json()["error"]
+        assert response.status_code == 403 and error["code"] == "mfa_enrolment_required", path
+        assert error["fields"]["mfa"] == ["/accounts/2fa/totp/activate/"] and "/accounts/2fa/totp/activate/" in error["message"]
+    assert not ServicingRequest.objects.exists() and Facility.objects.get(pk=facility.pk).drawn_balance == 0
+
+
+def test_an_api_withdrawal_steps_up_with_a_one_time_authenticator_code(api_client, live, alice):
+    from lending.servicing.models import WithdrawalAddress
+    from tests.helpers import totp_code
+
+    entry, token = requests.address_add(user=alice, asset="BTC", address="bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq")
+    requests.address_confirm(user=alice, token=token)
+    WithdrawalAddress.objects.filter(pk=entry.pk).update(state="active")
+    _custody(alice, live)
+    btc = live.positions.get(asset="BTC")
+    api_client.force_login(alice)
+    url = f"/api/v1/servicing/facilities/{live.pk}/release-requests/"
+    body = {"position_id": btc.pk, "quantity": "0.1", "address_id": entry.pk}
+    bad = api_client.post(url, body | {"otp_code": "000000"}, format="json")
+    assert bad.status_code == 403 and bad.json()["error"]["code"] == "stepup_invalid" and not ServicingRequest.objects.exists()
+    code = totp_code(alice.totp_secret)
+    response = api_client.post(url, body | {"otp_code": code}, format="json")
+    assert response.status_code == 201, response.json()
+    req = ServicingRequest.objects.get()
+    assert req.stepup_at is not None and "otp_code" not in response.json()
+    replay = api_client.post(url, body | {"otp_code": code}, format="json")  # a code works once
+    assert replay.status_code == 403 and replay.json()["error"]["code"] == "stepup_invalid"
+    assert ServicingRequest.objects.count() == 1
 
 
 def test_addresses_page_adds_and_the_link_confirms_into_cooling_off(client, alice, book):
