@@ -85,11 +85,14 @@ def _requests_demo(stdout) -> None:
 
     from . import requests
 
+    from portal.demo import totp_ensure
+
     officer2 = User.objects.get(email="officer2@demo.vamargin.hk")
     done = []
     for facility in Facility.objects.filter(state=FacilityState.ACTIVE, has_open_margin_call=False).select_related("client").order_by("id"):
         try:
             if "approved" not in done and facility.available > Decimal("600000"):
+                totp_ensure(facility.client)  # drawdowns and releases need an enrolled client (demo_totp prints the code)
                 req = requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="600000")
                 requests.request_approve(actor=officer2, request_id=req.pk)
                 requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="50000")
@@ -100,6 +103,7 @@ def _requests_demo(stdout) -> None:
             elif "refused" not in done and facility.utilisation >= Decimal("0.75"):
                 position = facility.positions.filter(kind="securities").first()
                 if position is not None:
+                    totp_ensure(facility.client)
                     requests.release_request(user=facility.client, facility_id=facility.pk, position_id=position.pk)
                     done.append("refused")
         except PortalError as exc:
