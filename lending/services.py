@@ -792,32 +792,12 @@ def officer_authority(*, actor, policy) -> Decimal:
 
 
 def _letter(application: FacilityApplication, policy: CollateralPolicy) -> str:
-    client = application.client
-    return "\n".join([
-        f"FACILITY LETTER — {application.reference}",
-        "",
-        f"Borrower: {client.full_name or client.email}",
-        f"Facility: virtual-asset margin financing, limit HK${application.approved_limit:,}",
-        f"Conditions: {application.conditions or 'none beyond the standard terms'}",
-        "",
-        f"Collateral policy version {policy.version}:",
-        f"- Bitcoin haircut {policy.btc_haircut:.0%}; ether haircut {policy.eth_haircut:.0%} (at least 60% under SFC circular 26EC5).",
-        f"- Virtual assets provide at most {policy.va_max_share:.0%} of lending value; securities are the main support.",
-        "- Lending value = market value × (1 − haircut). Utilisation = drawn balance ÷ lending value.",
-        f"- Watch at {policy.watch_level:.0%} utilisation; margin call above {policy.margin_call_level:.0%}, to be met within "
-        f"{policy.cure_days} Hong Kong business days; forced liquidation may begin at {policy.close_out_level:.0%}.",
-        "- No further drawdowns while a margin call is open or a required risk disclosure is outstanding.",
-        "- Client virtual assets pledged as collateral are not re-pledged.",
-        *_servicing_letter_section(application),
-        "",
-        "Virtual assets are highly volatile. You may lose more than the collateral you provide.",
-    ])
-
-
-def _servicing_letter_section(application: FacilityApplication) -> list[str]:
+    # Servicing writes the letter (in the client's language) with the servicing terms it offers here;
+    # the text is what the client accepts by its hash.
+    from lending.servicing import letter
     from lending.servicing import services as servicing
 
-    return servicing.letter_section(terms=servicing.terms_offer(application=application))
+    return letter.letter_compose(application=application, policy=policy, terms=servicing.terms_offer(application=application))
 
 
 def _finalise_approval(application: FacilityApplication, policy: CollateralPolicy) -> None:

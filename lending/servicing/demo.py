@@ -81,11 +81,10 @@ def _requests_demo(stdout) -> None:
     """A client drawdown request approved by an officer, one paid at once, a release refused for breaching
     the initial level, and a whitelisted withdrawal address in cooling-off — all through the services."""
     from lending.models import Facility, FacilityState
+    from portal.demo import totp_ensure
     from portal.errors import PortalError
 
     from . import requests
-
-    from portal.demo import totp_ensure
 
     officer2 = User.objects.get(email="officer2@demo.vamargin.hk")
     done = []

@@ -177,34 +177,6 @@ def terms_offer(*, application, tier: str | None = None) -> FacilityTerms:
     return terms
 
 
-def letter_section(*, terms: FacilityTerms) -> list[str]:
-    """The facility letter's interest, fees and review paragraphs (English: the letter's language)."""
-    policy = terms.policy
-    fixing = selectors.fixings_in_effect().get(terms.base_rate)
-    base_label = BaseRate(terms.base_rate).label
-    now_rate = f" (today {fixing.rate:.3%} + {terms.margin:.3%} = {fixing.rate + terms.margin:.3%} a year)" if fixing else ""
-    lines = [
-        "",
-        f"Interest (servicing policy version {policy.version}, pricing tier '{terms.tier}'):",
-        f"- Rate: {base_label} plus a margin of {terms.margin:.3%} a year{now_rate}. The rate follows {base_label} from the date each new fixing takes effect.",
-        "- How it is computed: each day, the drawn balance at the end of that day (Hong Kong time) × the annual rate ÷ 365 "
-        "(actual/365, also in leap years), rounded half up to the cent.",
-        "- When it is charged: the daily amounts are added to the drawn balance on the last day of each calendar month; "
-        "they then count in utilisation and bear interest. Accrued interest is shown on the facility page.",
-        f"- Overdue interest: a margin-call shortfall not met by its cure deadline bears a further {terms.overdue_margin:.3%} a year until met.",
-        "",
-        "Fees:",
-        f"- Arrangement fee: HK${terms.arrangement_fee:,}, added to the drawn balance when you accept this letter." if terms.arrangement_fee else "- Arrangement fee: none.",
-        f"- Liquidation fee: {terms.liquidation_fee_rate:.2%} of the proceeds of any forced sale of collateral." if terms.liquidation_fee_rate else "- Liquidation fee: none.",
-        "",
-        f"Review: the facility is reviewed every {policy.review_months} months from the date you accept it; the review date is shown on the facility page. "
-        "We may renew it, change the limit or give notice to close.",
-        "Statements: an activity statement after each drawdown, repayment, interest posting, collateral movement, margin call or disposal, "
-        "by the second business day after it; a monthly statement by the seventh business day of the next month.",
-    ]
-    return lines
-
-
 def terms_activate(*, facility, actor) -> FacilityTerms | None:
     """The client accepted the letter: attach its terms to the facility, set the review date and charge
     the arrangement fee to the ledger (inside the acceptance's transaction, facility row locked, before

@@ -8,6 +8,7 @@ urlpatterns = [
     path("statements/", views.statements, name="statements"),
     path("statements/<int:pk>/", views.statement_html, name="statement"),
     path("statements/<int:pk>/pdf/", views.statement_pdf, name="statement-pdf"),
+    path("facilities/<int:pk>/letter/", views.letter, name="letter"),
     path("facilities/<int:pk>/letter.pdf", views.letter_pdf, name="letter-pdf"),
     path("receipts/<int:pk>/pdf/", views.receipt_pdf, name="receipt-pdf"),
     path("facilities/<int:pk>/requests/", views.facility_requests, name="facility-requests"),
@@ -19,5 +20,6 @@ urlpatterns = [
     path("staff/statements/", views.staff_statements, name="staff-statements"),
     path("staff/statements/<int:pk>/", views.staff_statement_html, name="staff-statement"),
     path("staff/statements/<int:pk>/pdf/", views.staff_statement_pdf, name="staff-statement-pdf"),
+    path("staff/facilities/<int:pk>/letter/", views.staff_letter, name="staff-letter"),
     path("staff/facilities/<int:pk>/letter.pdf", views.staff_letter_pdf, name="staff-letter-pdf"),
 ]

@@ -85,31 +85,51 @@ def staff_statement_pdf(request, pk):
 
 
 def _letter_response(facility):
+    """The letter as a PDF in the client's language: the accepted text as a document, with its hash."""
+    from .letter import letter_language
+
     application = facility.application
-    doc = render_document("servicing/letter_pdf.html", {"application": application, "facility": facility}, language="en")
+    doc = render_document("servicing/letter_pdf.html", {"application": application, "facility": facility},
+                          language=letter_language(application.client))
     return private_file_response(doc.pdf, content_type=PDF_MEDIA_TYPE, filename=f"{application.reference}-facility-letter.pdf")
+
+
+def _facility_with_letter(pk, client=None):
+    from lending.models import Facility
+
+    qs = Facility.objects.select_related("application__client")
+    try:
+        return qs.get(pk=pk, client=client) if client is not None else qs.get(pk=pk)
+    except Facility.DoesNotExist:
+        raise Http404 from None
+
+
+def _letter_page(request, facility, *, staff_view: bool):
+    import hashlib
+
+    verified = hashlib.sha256(facility.application.letter_text.encode()).hexdigest() == facility.letter_sha256
+    return render(request, "servicing/letter.html", {"facility": facility, "application": facility.application,
+                                                     "hash_verified": verified, "staff_view": staff_view})
+
+
+@client_required
+def letter(request, pk):
+    return _letter_page(request, _facility_with_letter(pk, client=request.user), staff_view=False)
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+def staff_letter(request, pk):
+    return _letter_page(request, _facility_with_letter(pk), staff_view=True)
 
 
 @client_required
 def letter_pdf(request, pk):
-    from lending.models import Facility
-
-    try:
-        facility = Facility.objects.select_related("application__client").get(pk=pk, client=request.user)
-    except Facility.DoesNotExist:
-        raise Http404 from None
-    return _letter_response(facility)
+    return _letter_response(_facility_with_letter(pk, client=request.user))
 
 
 @staff_required(Perm.FACILITY_OPERATE)
 def staff_letter_pdf(request, pk):
-    from lending.models import Facility
-
-    try:
-        facility = Facility.objects.select_related("application__client").get(pk=pk)
-    except Facility.DoesNotExist:
-        raise Http404 from None
-    return _letter_response(facility)
+    return _letter_response(_facility_with_letter(pk))
 
 
 @client_required

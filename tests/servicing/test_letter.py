@@ -56,3 +56,66 @@ def test_an_arrangement_fee_is_charged_to_the_ledger_on_acceptance(db, eligible_
     fee = FacilityTransaction.objects.get(facility=facility)
     assert fee.kind == "fee" and str(fee.amount) == "2500.00" and str(facility.drawn_balance) == "2500.00"
     assert ledger_check().ok
+
+
+def _lines(text):
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def test_the_formatted_letter_keeps_every_line_of_the_accepted_text(opened):
+    from lending.servicing.letter import letter_blocks
+
+    text = opened.application.letter_text
+    rebuilt = []
+    for block in letter_blocks(text):
+        if block.kind == "list":
+            rebuilt += [f"- {item}" for item in block.items]
+        elif block.kind == "labelled":
+            rebuilt.append(f"{block.label} {block.text}")
+        else:
+            rebuilt.append(block.text)
+    assert rebuilt == _lines(text)  # nothing added, dropped or reworded: the document is the accepted text
+    kinds = [b.kind for b in letter_blocks(text)]
+    assert kinds[0] == "title" and "heading" in kinds and "list" in kinds and "labelled" in kinds
+
+
+def test_a_chinese_client_reads_and_accepts_the_letter_in_chinese(db, alice, facts, policy, prices, officer, officer2,
+                                                                  django_capture_on_commit_callbacks):
+    from datetime import date
+
+    from lending import services
+    from portal.pdf import pdf_text
+    from portal.services import user_set_language
+    from tests.lending.conftest import give_holdings, submitted
+    from tests.servicing.helpers import fixing
+
+    user_set_language(user=alice, language="zh-hant")
+    give_holdings(alice)
+    fixing(rate="0.052500", effective=date(2025, 1, 1), maker=officer, checker=officer2)
+    app = submitted(alice, django_capture_on_commit_callbacks)
+    app = services.application_approve(actor=officer, application_id=app.pk, limit="3000000")
+    assert app.letter_text.startswith("融資函件") and "÷ 365" in app.letter_text and "HK$3,000,000.00" in app.letter_text
+    facility = services.application_accept(user=alice, application_id=app.pk, letter_sha256=app.letter_sha256)
+    assert facility.letter_sha256 == hashlib.sha256(app.letter_text.encode()).hexdigest()
+
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{facility.pk}/letter/").content.decode()
+    assert 'data-testid="letter-document"' in page and "<pre" not in page and "融資函件" in page
+    assert facility.letter_sha256 in page and "與上文相符" in page
+    text = pdf_text(b"".join(client.get(f"/servicing/facilities/{facility.pk}/letter.pdf").streaming_content))
+    assert "融資函件" in text and "接受" in text and facility.letter_sha256[:32] in text.replace("\n", "")
+
+
+def test_the_letter_page_is_the_owners_and_staffs_only(client, opened, eligible_client, charlie, officer):
+    client.force_login(charlie)
+    assert client.get(f"/servicing/facilities/{opened.pk}/letter/").status_code == 404
+    assert client.get(f"/servicing/staff/facilities/{opened.pk}/letter/").status_code == 403
+    client.force_login(officer)
+    page = client.get(f"/servicing/staff/facilities/{opened.pk}/letter/").content.decode()
+    assert "FACILITY LETTER" in page and opened.letter_sha256 in page
+    client.force_login(eligible_client)
+    facility_page = client.get(f"/lending/facilities/{opened.pk}/").content.decode()
+    assert f"/servicing/facilities/{opened.pk}/letter/" in facility_page

@@ -18,3 +18,11 @@ def facility_servicing_panel(context, facility, staff_view=False):
         "staff_view": staff_view,
         "request": context.get("request"),
     }
+
+
+@register.inclusion_tag("servicing/_letter.html")
+def facility_letter(application):
+    """The accepted (or offered) facility letter as a document, made from its stored text only."""
+    from ..letter import letter_blocks
+
+    return {"blocks": letter_blocks(application.letter_text), "application": application}
