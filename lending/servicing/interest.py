@@ -6,9 +6,14 @@ How interest is computed (stated in every facility letter and on every statement
   × the annual rate ÷ 365 (actual/365 fixed, the Hong Kong dollar convention: a leap year's
   29 February accrues one more day at the same ÷ 365), rounded half up to the cent;
 * the annual rate = the base rate fixing in effect that day + the margin of the facility's tier;
-* a margin-call shortfall still unmet after its cure deadline accrues, in addition, the overdue
-  margin on the shortfall, computed and rounded the same way; so does the whole balance of a debt
-  left after a close-out sold every collateral (``lending.recovery``), from the day after it was due;
+* a margin-call shortfall still unmet after its cure deadline, and interest posted to the balance
+  more than ``UNPAID_INTEREST_GRACE_DAYS`` ago and still unpaid, accrue in addition the overdue
+  margin on their sum, computed and rounded the same way. Repayments pay interest first, oldest
+  first, so the unpaid interest after the ledger's entries is the reflected running sum
+  U = S − min(0, min S_k) of S = posted interest − repayments (``unpaid_interest``), and the part
+  of it older than the grace period is U less the interest posted within it; the whole balance of
+  a debt left after a close-out sold every collateral (``lending.recovery``) bears the overdue
+  margin instead, from the day after it was due;
 * the month's daily amounts are added to the drawn balance on the month's last day (one ledger
   entry), after which they count in utilisation and themselves bear interest.
 
@@ -42,11 +47,33 @@ CENT = Decimal("0.01")
 DAYS_IN_YEAR = 365
 PPM = 1_000_000  # rates are carried as integer millionths (0.052500 → 52500)
 CATCH_UP_MAX_DAYS = 400
+# Interest posted at a month end and not paid within this many days is overdue (firm policy, stated in the letter).
+UNPAID_INTEREST_GRACE_DAYS = 30
 
 
 def daily_interest(*, balance: Decimal, annual_rate: Decimal) -> Decimal:
     """The pure statement of the rule (the SQL below is its set-based mirror; a test keeps them equal)."""
     return (balance * annual_rate / DAYS_IN_YEAR).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def unpaid_interest(entries) -> Decimal:
+    """Interest still unpaid after ``entries`` (ledger entries in order; repayments pay interest first):
+    the pure statement of the rule the accrual's SQL computes set-based."""
+    running = low = Decimal(0)
+    for e in entries:
+        if e.kind == "interest":
+            running += e.amount
+        elif e.delta < 0:
+            running += e.delta
+        low = min(low, running)
+    return running - low
+
+
+def overdue_interest_on(entries, *, day: date, grace_days: int = UNPAID_INTEREST_GRACE_DAYS) -> Decimal:
+    """The unpaid interest posted more than ``grace_days`` before ``day`` (entries valued up to ``day``)."""
+    upto = [e for e in entries if e.value_date <= day]
+    recent = sum((e.amount for e in upto if e.kind == "interest" and e.value_date > day - timedelta(days=grace_days)), Decimal(0))
+    return max(Decimal(0), unpaid_interest(upto) - recent)
 
 
 def month_end(day: date) -> date:
@@ -80,6 +107,24 @@ def _cents(amount_sql: str, ppm_sql: str, integer: str) -> str:
     # round half up of amount × ppm ÷ (365 × 10^6), in integer cents (amounts are never negative here)
     half = DAYS_IN_YEAR * PPM // 2
     return f"((CAST(ROUND({amount_sql} * 100) AS {integer}) * ({ppm_sql}) + {half}) / {DAYS_IN_YEAR * PPM})"
+
+
+# Per facility that has interest posted before the grace cutoff: the unpaid interest (reflected running
+# sum of interest less repayments, in ledger order) and the interest posted within the grace period.
+UNPAID_SQL = """
+    SELECT r.facility_id,
+           SUM(r.x) - (CASE WHEN MIN(r.s) < 0 THEN MIN(r.s) ELSE 0 END) AS unpaid,
+           SUM(CASE WHEN r.kind = 'interest' AND r.value_date > %(grace)s THEN r.x ELSE 0 END) AS recent
+    FROM (SELECT e.facility_id, e.kind, e.value_date,
+                 CASE WHEN e.kind = 'interest' THEN e.amount ELSE e.delta END AS x,
+                 SUM(CASE WHEN e.kind = 'interest' THEN e.amount ELSE e.delta END)
+                     OVER (PARTITION BY e.facility_id ORDER BY e.value_date, e.id ROWS UNBOUNDED PRECEDING) AS s
+          FROM lending_facilitytransaction e
+          WHERE e.value_date <= %(day)s AND (e.kind = 'interest' OR e.delta < 0)
+            AND e.facility_id IN (SELECT facility_id FROM lending_facilitytransaction
+                                  WHERE kind = 'interest' AND value_date <= %(grace)s)) r
+    GROUP BY r.facility_id
+"""
 
 
 def _execute(sql: str, params) -> int:
@@ -134,19 +179,23 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
             % {"names": ", ".join(str(BaseRate(m).label) for m in missing), "day": day.isoformat()},
         )
     integer, decimal = _sql_types()
+    overdue_interest = "(CASE WHEN COALESCE(u.unpaid, 0) - COALESCE(u.recent, 0) > 0 THEN COALESCE(u.unpaid, 0) - COALESCE(u.recent, 0) ELSE 0 END)"
     base_case = "CASE t.base_rate " + " ".join(f"WHEN '{name}' THEN {int(rate * PPM)}" for name, rate in rates.items()) + " END"
     day_end = _day_bounds(day)[1]
-    params = {"day": connection.ops.adapt_datefield_value(day), "day_end": day_end, "now": now}
+    params = {"day": connection.ops.adapt_datefield_value(day), "day_end": day_end, "now": now,
+              "grace": connection.ops.adapt_datefield_value(day - timedelta(days=UNPAID_INTEREST_GRACE_DAYS))}
     rate_ppm = f"({base_case} + CAST(ROUND(t.margin * {PPM}) AS {integer}))"
     overdue_ppm = f"CAST(ROUND(t.overdue_margin * {PPM}) AS {integer})"
     overdue_sql = "CASE WHEN d.facility_id IS NOT NULL THEN b.balance ELSE COALESCE(c.shortfall, 0) END"
+    # A debt's whole balance (unpaid interest included) already bears the overdue margin.
+    overdue_interest_sql = f"(CASE WHEN d.facility_id IS NOT NULL THEN 0 ELSE {overdue_interest} END)"
     sql = f"""
         INSERT INTO servicing_interestaccrual
-            (facility_id, day, balance, annual_rate, amount, overdue_principal, overdue_amount, posted_on, created_at)
+            (facility_id, day, balance, annual_rate, amount, overdue_principal, overdue_interest, overdue_amount, posted_on, created_at)
         SELECT b.facility_id, %(day)s, b.balance, CAST({rate_ppm} AS {decimal}) / {PPM},
                CAST({_cents("b.balance", rate_ppm, integer)} AS {decimal}) / 100,
-               {overdue_sql},
-               CAST({_cents(overdue_sql, overdue_ppm, integer)} AS {decimal}) / 100,
+               {overdue_sql}, {overdue_interest_sql},
+               CAST({_cents(f"({overdue_sql} + {overdue_interest_sql})", overdue_ppm, integer)} AS {decimal}) / 100,
                NULL, %(now)s
         FROM (SELECT facility_id, SUM(delta) AS balance FROM lending_facilitytransaction
               WHERE value_date <= %(day)s GROUP BY facility_id) b
@@ -157,6 +206,7 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
                    GROUP BY facility_id) c ON c.facility_id = b.facility_id
         LEFT JOIN (SELECT facility_id FROM recovery_debt WHERE state IN ('open', 'in_collections') AND due_on < %(day)s) d
                ON d.facility_id = b.facility_id
+        LEFT JOIN ({UNPAID_SQL}) u ON u.facility_id = b.facility_id
         WHERE ROUND(b.balance, 2) > 0
         ON CONFLICT (facility_id, day) DO NOTHING
     """  # noqa: S608 (only numbers computed here are interpolated)

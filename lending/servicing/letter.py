@@ -17,6 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from . import selectors
+from .interest import UNPAID_INTEREST_GRACE_DAYS
 from .models import BaseRate, FacilityTerms
 
 
@@ -90,10 +91,6 @@ def _servicing_section(terms: FacilityTerms) -> list[str]:
         _("Statements: an activity statement after each drawdown, repayment, interest posting, collateral movement, margin call or "
           "disposal, by the second business day after it; a monthly statement by the seventh business day of the next month."),
     ]
-
-
-# Interest posted at a month end and not repaid within this many days is overdue (firm policy, stated in the letter).
-UNPAID_INTEREST_GRACE_DAYS = 30
 
 
 # --- the stored text as a document ----------------------------------------------------------------------

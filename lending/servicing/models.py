@@ -164,6 +164,9 @@ class InterestAccrual(models.Model):
     annual_rate = models.DecimalField(**RATE)
     amount = models.DecimalField(**HKD)
     overdue_principal = models.DecimalField(**HKD, default=ZERO)
+    # Interest posted to the balance more than the grace period ago and still unpaid (repayments pay
+    # interest first, oldest first); it bears the overdue margin like an unmet shortfall.
+    overdue_interest = models.DecimalField(**HKD, default=ZERO)
     overdue_amount = models.DecimalField(**HKD, default=ZERO)
     # Set when the month's interest is posted to the ledger (the posting's value date).
     posted_on = models.DateField(null=True, blank=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_a_client_draws_down_sees_interest_accrue_and_downloads_a_chinese_statem
     with page.expect_download() as download_info:
         page.click("[data-testid=statement-pdf]")
     download = download_info.value
-    pdf = open(download.path(), "rb").read()
+    pdf = Path(download.path()).read_bytes()
     assert pdf.startswith(b"%PDF-") and pdf == bytes(statement.pdf)
     text = pdf_text(pdf)
     for words in ("交易結單", "陳美玲", "200,000.00", "45.21", statement.number):  # accrued to the statement date

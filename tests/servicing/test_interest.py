@@ -188,3 +188,29 @@ def test_overdue_margin_accrues_on_a_shortfall_past_its_cure_deadline(alice, pri
     assert rows[date(2025, 11, 4)].overdue_amount == Decimal("0.00")  # within the cure period
     assert rows[date(2025, 11, 5)].overdue_amount == Decimal("4.00")  # 36,500 × 4% ÷ 365, deadline passed during the day
     assert rows[date(2025, 11, 6)].overdue_principal == Decimal("36500.00")
+
+
+def test_interest_left_unpaid_past_the_grace_period_bears_the_overdue_margin(alice, prime):
+    facility = make_facility(alice)
+    post(facility, "drawdown", "365000.00", date(2025, 1, 1))
+    post(facility, "repayment", "1000.00", date(2025, 1, 15))  # paid before any interest was posted: it repays principal
+    _accrue(date(2025, 1, 1), date(2025, 1, 31))
+    interest.post_month(period_end=date(2025, 1, 31))
+    _accrue(date(2025, 2, 1), date(2025, 2, 28))
+    interest.post_month(period_end=date(2025, 2, 28))
+    january = FacilityTransaction.objects.get(facility=facility, kind="interest", value_date=date(2025, 1, 31)).amount
+    _accrue(date(2025, 3, 1), date(2025, 3, 2))
+    post(facility, "repayment", "1000.00", date(2025, 3, 3))  # pays the oldest interest first
+    _accrue(date(2025, 3, 3), date(2025, 3, 3))
+    rows = {a.day: a for a in InterestAccrual.objects.filter(facility=facility, day__gte=date(2025, 3, 1))}
+    assert rows[date(2025, 3, 1)].overdue_interest == 0  # January's interest is 29 days old: within the 30-day grace
+    assert rows[date(2025, 3, 2)].overdue_interest == january  # 30 days: overdue, all of it
+    assert rows[date(2025, 3, 2)].overdue_amount == interest.daily_interest(balance=january, annual_rate=Decimal("0.04"))
+    assert rows[date(2025, 3, 3)].overdue_interest == january - Decimal("1000.00")
+    entries = list(FacilityTransaction.objects.filter(facility=facility).order_by("value_date", "id"))
+    for day, row in rows.items():  # the SQL and the pure rule agree
+        assert row.overdue_interest == interest.overdue_interest_on(entries, day=day), day
+    post(facility, "repayment", "5000.00", date(2025, 3, 4))  # more than all the interest posted
+    _accrue(date(2025, 3, 4), date(2025, 3, 4))
+    assert InterestAccrual.objects.get(facility=facility, day=date(2025, 3, 4)).overdue_interest == 0
+    assert ledger_check().ok
