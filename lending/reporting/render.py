@@ -95,7 +95,8 @@ L = {
     "benchmark_departed": _("Benchmark"), "departure": _("Departure"), "control": _("Compensating control"),
     "approved_by": _("Approved by"), "review_date": _("Next review"), "age_days": _("Age (days)"), "count": _("Count"),
     "not_recorded": _("Not recorded in the portal"), "instrument": _("Instrument"), "issuer": _("Issuer"), "sector": _("Sector"),
-    "pledged": _("Quantity pledged"), "clients": _("Clients"),
+    "pledged": _("Quantity pledged"), "clients": _("Clients"), "price": _("Price (HKD)"), "market_value": _("Market value (HKD)"),
+    "limit_from": _("Limit before (HKD)"), "limit_to": _("Limit after (HKD)"), "by": _("Proposed by"), "reason": _("Reason"),
 }
 
 
@@ -163,8 +164,16 @@ def pack_xlsx(data: dict) -> bytes:
     sheet("Clients", [L["client"], L["drawn"], L["share"], L["limits"]],
           [(r["email"], _d(r["drawn"]), r["share"] and _d(r["share"]), _d(r["limits"])) for r in data["client_concentration"]["top"]])
     inst = cl.get("instruments") or {}
-    sheet("Instruments", [L["instrument"], L["issuer"], L["sector"], L["pledged"], L["clients"]],
-          [(r["code"] + " " + r["name"], r["issuer"], r["sector"], _d(r["pledged"]), r["clients"]) for r in inst.get("by_instrument", [])])
+    sheet("Instruments", [L["instrument"], L["issuer"], L["sector"], L["pledged"], L["price"], L["market_value"], L["share"], L["clients"]],
+          [(r["code"] + " " + r["name"], r["issuer"], r["sector"], _d(r["pledged"]), r.get("price") and _d(r["price"]),
+            r.get("market_value") and _d(r["market_value"]), r.get("share") and _d(r["share"]), r["clients"]) for r in inst.get("by_instrument", [])])
+    sheet("Sectors", [L["sector"], L["market_value"], L["share"], L["clients"]],
+          [(r["name"], r.get("market_value") and _d(r["market_value"]), r.get("share") and _d(r["share"]), r["clients"]) for r in inst.get("by_sector", [])])
+    sheet("Issuers", [L["issuer"], L["market_value"], L["share"], L["clients"]],
+          [(r["name"], r.get("market_value") and _d(r["market_value"]), r.get("share") and _d(r["share"]), r["clients"]) for r in inst.get("by_issuer", [])])
+    sheet("Limit changes", [L["reference"], L["state"], L["limit_from"], L["limit_to"], L["by"], L["decided"], L["reason"]],
+          [(r["facility"], r["state"], _d(r["old_limit"]), _d(r["new_limit"]), r["by"], r["decided_by"] or "", r["reason"])
+           for r in data["credit_limits"].get("changes", [])])
     sheet("Margin calls", [L["call"], L["client"], L["state"], L["opened_at"], L["shortfall"]],
           [(f"MC-{r['id']}", r["client"], r["state"], r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
     sheet("Call ages", [L["age_days"], L["count"]], [(r["days"], r["count"]) for r in mc["ages"]])

@@ -218,9 +218,21 @@ def _credit_limits(book: dict, collateral_policy, as_of: date) -> dict:
     open_then = Facility.objects.filter(opened_at__lte=end).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=end))
     client_max = collateral_policy.client_exposure_limit if collateral_policy else None
     firm_max = collateral_policy.firm_exposure_limit if collateral_policy else None
-    per_client = open_then.values("client_id", "client__email").annotate(limits=Sum("limit")).order_by("-limits", "client_id")
+    from lending.servicing.selectors import limit_at, limit_changes_between
+
+    # Limits as they stood at the end of the period (credit-limit history), not as they are today.
+    open_then = open_then.annotate(limit_then=limit_at(end))
+    per_client = open_then.values("client_id", "client__email").annotate(limits=Sum("limit_then")).order_by("-limits", "client_id")
     over_client = list(per_client.filter(limits__gt=client_max)[:50]) if client_max is not None else []
-    firm_limits = open_then.aggregate(s=Coalesce(Sum("limit"), Value(ZERO), output_field=MONEY))["s"]
+    firm_limits = open_then.aggregate(s=Coalesce(Sum("limit_then"), Value(ZERO), output_field=MONEY))["s"]
+    _first, start, _end = period_bounds(as_of)
+    changes = [
+        {"facility": e.facility_reference, "facility_id": e.facility_id, "state": e.state, "old_limit": money(e.old_limit),
+         "new_limit": money(e.new_limit), "reason": e.reason, "by": e.by.email, "at": e.at.isoformat(),
+         "decided_by": e.decided_by.email if e.decided_by else None, "decided_at": e.decided_at.isoformat() if e.decided_at else None,
+         "link": _url("lending:staff-facility", e.facility_id)}
+        for e in limit_changes_between(start=start, end=end)
+    ]
     return {
         "facilities_open": open_then.count(),
         "limits_total": money(firm_limits),
@@ -238,6 +250,7 @@ def _credit_limits(book: dict, collateral_policy, as_of: date) -> dict:
         "bands": book.get("bands", {}),
         "link": _url("lending:staff-facilities"),
         "suspended_now": Facility.objects.filter(state=FacilityState.SUSPENDED).count(),
+        "changes": changes,
     }
 
 
@@ -268,36 +281,51 @@ def _collateral(book: dict, collateral_policy) -> dict:
 
 def _instruments(end: datetime) -> dict:
     """What is pledged to facilities as at ``end``, per instrument, issuer and sector, from the custody
-    ledger (pledges less releases). Quantities and clients only: the portal holds no security prices,
-    so per-instrument market values are not available."""
-    from django.db.models import Case, When
+    ledger (pledges less releases), valued at each instrument's last governed price at or before ``end``
+    (the price authority's history; an instrument with no price by then shows no value)."""
+    from django.db.models import Case, OuterRef, Subquery, When
 
     from lending.collateral.models import CustodyEntry, EntryKind
+    from lending.models import Price
 
     signed = Case(When(kind=EntryKind.RELEASE, then=-F("quantity")), default=F("quantity"), output_field=DecimalField(max_digits=24, decimal_places=8))
+    price = Price.objects.filter(asset=OuterRef("instrument__code"), as_of__lte=end).order_by("-as_of", "-id").values("price_hkd")[:1]
     rows = list(
         CustodyEntry.objects.filter(kind__in=[EntryKind.PLEDGE, EntryKind.RELEASE], created_at__lte=end)
         .values("instrument_id", "instrument__code", "instrument__name_en", "instrument__issuer", "instrument__sector", "instrument__kind")
-        .annotate(pledged=Sum(signed), clients=Count("client_id", distinct=True))
-        .filter(pledged__gt=0).order_by("-clients", "instrument__code")
+        .annotate(pledged=Sum(signed), clients=Count("client_id", distinct=True), price=Subquery(price))
+        .filter(pledged__gt=0)
     )
+    for r in rows:
+        r["mv"] = (r["pledged"] * r["price"]).quantize(Decimal("0.01")) if r["price"] is not None else None
+    rows.sort(key=lambda r: (-(r["mv"] or ZERO), -r["clients"], r["instrument__code"]))
+    total = sum((r["mv"] or ZERO for r in rows), ZERO)
     by_sector: dict[str, dict] = {}
     by_issuer: dict[str, dict] = {}
     for r in rows:
         for key, table in ((r["instrument__sector"] or "—", by_sector), (r["instrument__issuer"] or r["instrument__name_en"], by_issuer)):
-            entry = table.setdefault(key, {"name": key, "instruments": 0, "clients": 0})
+            entry = table.setdefault(key, {"name": key, "instruments": 0, "clients": 0, "mv": ZERO})
             entry["instruments"] += 1
             entry["clients"] += r["clients"]
-    top = lambda table: sorted(table.values(), key=lambda e: (-e["clients"], e["name"]))[:20]  # noqa: E731
+            entry["mv"] += r["mv"] or ZERO
+
+    def top(table):
+        return [{"name": e["name"], "instruments": e["instruments"], "clients": e["clients"],
+                 "market_value": money(e["mv"]), "share": ratio(e["mv"], total)}
+                for e in sorted(table.values(), key=lambda e: (-e["mv"], -e["clients"], e["name"]))[:20]]
+
     return {
         "by_instrument": [
             {"code": r["instrument__code"], "name": r["instrument__name_en"], "issuer": r["instrument__issuer"], "sector": r["instrument__sector"],
              "kind": r["instrument__kind"], "pledged": f"{r['pledged'].normalize():f}", "clients": r["clients"],
+             "price": _opt(r["price"], money), "market_value": _opt(r["mv"], money), "share": ratio(r["mv"] or ZERO, total),
              "link": _url("collateral:instruments", q=r["instrument__code"])} for r in rows[:20]
         ],
         "by_issuer": top(by_issuer),
         "by_sector": top(by_sector),
         "instruments_pledged": len(rows),
+        "market_value": money(total),
+        "unpriced": [r["instrument__code"] for r in rows if r["price"] is None],
     }
 
 

@@ -88,7 +88,7 @@ def _book(stdout, n: int, *, own_clients: bool = False) -> None:
             _exec("TRUNCATE servicing_interestaccrual, servicing_accrualday, servicing_interestposting, servicing_statementbatch, "
                   "servicing_statement, servicing_statementjob, servicing_servicingrequest, servicing_facilityterms, servicing_limitchange "
                   "RESTART IDENTITY CASCADE")
-        _build(stdout, n, _servicing_in_force())
+        _build(stdout, n, _servicing_in_force(), holders=min(1000, max(1, n // 10)))
     finally:
         _exec("ALTER TABLE lending_facilitytransaction ENABLE TRIGGER lending_ledger_no_truncate")
     with transaction.atomic():

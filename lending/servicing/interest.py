@@ -41,7 +41,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.audit import SYSTEM, audit_log
 from portal.errors import PortalError
 
-from .models import AccrualDay, BaseRate, BaseRateFixing, FixingStatus, InterestAccrual, InterestPosting
+from .models import AccrualDay, BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, InterestAccrual, InterestPosting
 
 CENT = Decimal("0.01")
 DAYS_IN_YEAR = 365
@@ -139,6 +139,12 @@ def terms_ensure(*, now: datetime | None = None) -> int:
     from . import selectors
 
     now = now or timezone.now()
+    with connection.cursor() as cursor:
+        # Facility ids are unique in terms, so equal counts mean every facility has its terms: the usual
+        # case, answered by two index-only counts instead of anti-joins over the book.
+        cursor.execute("SELECT (SELECT COUNT(*) FROM lending_facility) - (SELECT COUNT(*) FROM servicing_facilityterms WHERE facility_id IS NOT NULL)")
+        if cursor.fetchone()[0] == 0:
+            return 0
     linked = _execute(
         "UPDATE servicing_facilityterms SET facility_id = (SELECT f.id FROM lending_facility f "
         "WHERE f.application_id = servicing_facilityterms.application_id) "
@@ -153,8 +159,8 @@ def terms_ensure(*, now: datetime | None = None) -> int:
     created = _execute(
         "INSERT INTO servicing_facilityterms (facility_id, application_id,"  # noqa: S608 (only a computed month count is interpolated)
         " policy_id, base_rate, tier, margin, overdue_margin, "
-        "arrangement_fee, liquidation_fee_rate, review_date, activity_statements_waiver_text, notice_reason, created_at) "
-        f"SELECT f.id, NULL, %s, %s, %s, %s, %s, 0, %s, {review}, '', '', %s FROM lending_facility f "
+        "arrangement_fee, liquidation_fee_rate, review_date, notice_reason, created_at) "
+        f"SELECT f.id, NULL, %s, %s, %s, %s, %s, 0, %s, {review}, '', %s FROM lending_facility f "
         "WHERE NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.facility_id = f.id) "
         "AND NOT EXISTS (SELECT 1 FROM servicing_facilityterms t WHERE t.application_id = f.application_id)",
         [policy.pk, policy.base_rate, policy.default_tier, margin, policy.overdue_margin, policy.liquidation_fee_rate, now])
@@ -166,12 +172,13 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
     """Accrue ``day``'s interest for every facility with a drawn balance (idempotent)."""
     started = time.perf_counter()
     now = now or timezone.now()
+    done = AccrualDay.objects.filter(day=day).first()
+    if done is not None:  # the day's rows were inserted with this record, in one transaction: nothing is missing
+        return done
     terms_ensure(now=now)
     rates = base_rates_on(day)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT base_rate FROM servicing_facilityterms WHERE facility_id IS NOT NULL")
-        used = {row[0] for row in cursor.fetchall()}
-    missing = sorted(used - set(rates))
+    missing = [name for name in BaseRate.values if name not in rates
+               and FacilityTerms.objects.filter(base_rate=name, facility_id__isnull=False).exists()]
     if missing:
         raise MissingFixing(
             "missing_fixing",
@@ -210,10 +217,18 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
         WHERE ROUND(b.balance, 2) > 0
         ON CONFLICT (facility_id, day) DO NOTHING
     """  # noqa: S608 (only numbers computed here are interpolated)
-    _execute(sql, params)
-    totals = InterestAccrual.objects.filter(day=day).aggregate(amount=Sum("amount"), overdue=Sum("overdue_amount"))
-    total = (totals["amount"] or Decimal(0)) + (totals["overdue"] or Decimal(0))
-    count = InterestAccrual.objects.filter(day=day).count()
+    if connection.vendor == "postgresql":  # the day's figures from the rows just inserted, not a second scan
+        with connection.cursor() as cursor:
+            totals_sql = (f"WITH ins AS ({sql} RETURNING amount, overdue_amount) "  # noqa: S608 (our SQL above)
+                          "SELECT COUNT(*), COALESCE(SUM(amount), 0) + COALESCE(SUM(overdue_amount), 0) FROM ins")
+            cursor.execute(totals_sql, params)
+            count, total = cursor.fetchone()
+        total = Decimal(total).quantize(CENT)
+    else:
+        _execute(sql, params)
+        totals = InterestAccrual.objects.filter(day=day).aggregate(amount=Sum("amount"), overdue=Sum("overdue_amount"))
+        total = (totals["amount"] or Decimal(0)) + (totals["overdue"] or Decimal(0))
+        count = InterestAccrual.objects.filter(day=day).count()
     elapsed = int((time.perf_counter() - started) * 1000)
     record, created = AccrualDay.objects.get_or_create(day=day, defaults={"facilities": count, "total": total, "duration_ms": elapsed, "created_at": now})
     if created:

@@ -137,9 +137,6 @@ class FacilityTerms(models.Model):
     arrangement_fee = models.DecimalField(**HKD, default=ZERO)
     liquidation_fee_rate = models.DecimalField(**RATIO, default=ZERO)
     review_date = models.DateField(null=True, blank=True, db_index=True)
-    # A professional investor's written election not to receive activity statements (Cap. 571Q).
-    activity_statements_waived_at = models.DateTimeField(null=True, blank=True)
-    activity_statements_waiver_text = models.TextField(blank=True)
     # Notice to close given by the firm at a review.
     notice_given_at = models.DateTimeField(null=True, blank=True)
     notice_close_by = models.DateField(null=True, blank=True)
@@ -213,6 +210,26 @@ class InterestPosting(models.Model):
 
 
 # --- Statements of account -------------------------------------------------------------------------
+
+
+class ActivityStatementElection(models.Model):
+    """A professional investor's written election not to receive activity statements (Cap. 571Q lets a
+    PI agree to go without them; monthly statements still come). Kept exactly as made, in the client's
+    language; revoking it stamps ``revoked_at`` and a new election is a new row, so the history stays."""
+
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activity_statement_elections")
+    text = models.TextField()
+    language = models.CharField(max_length=10)
+    elected_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-elected_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["client"], condition=Q(revoked_at__isnull=True), name="one_open_statement_election")]
+
+    def __str__(self) -> str:
+        return f"activity statements waived by {self.client_id} from {self.elected_at:%Y-%m-%d}"
+
 
 
 class StatementKind(models.TextChoices):

@@ -12,7 +12,15 @@ from django.utils import timezone
 from lending.models import PolicyStatus
 
 from .interest import daily_interest, month_end
-from .models import BaseRateFixing, FacilityTerms, FixingStatus, InterestAccrual, ServicingPolicy, Statement
+from .models import (
+    ActivityStatementElection,
+    BaseRateFixing,
+    FacilityTerms,
+    FixingStatus,
+    InterestAccrual,
+    ServicingPolicy,
+    Statement,
+)
 
 
 def servicing_policy_current() -> ServicingPolicy | None:
@@ -82,3 +90,72 @@ def statements_for_staff(*, facility_id: int | None = None):
 
 def statement_for_client(*, user, statement_id: int) -> Statement:
     return Statement.objects.select_related("facility").get(pk=statement_id, client=user)
+
+
+def activity_statement_elections(*, user):
+    """The client's elections not to receive activity statements, newest first (the open one, if any, first)."""
+    return ActivityStatementElection.objects.filter(client=user).order_by("-elected_at", "-id")
+
+
+@dataclass(frozen=True)
+class LimitEvent:
+    """One step in a facility's credit-limit history: who, when, why, from what to what."""
+
+    at: object
+    old_limit: Decimal | None
+    new_limit: Decimal
+    state: str  # "approved" (the limit the facility opened with), "applied", "proposed", "rejected"
+    reason: str
+    by: object  # the proposer
+    decided_by: object
+    decided_at: object
+    facility_id: int
+    facility_reference: str
+
+
+def _opening_event(facility) -> LimitEvent:
+    app = facility.application
+    return LimitEvent(at=facility.accepted_at or facility.opened_at, old_limit=None, new_limit=app.approved_limit or facility.limit,
+                      state="approved", reason=app.decision_note or "", by=app.decided_by,
+                      decided_by=app.second_approver or app.decided_by, decided_at=app.second_decided_at or app.decided_at,
+                      facility_id=facility.pk, facility_reference=facility.reference)
+
+
+def _change_event(change, facility) -> LimitEvent:
+    return LimitEvent(at=change.proposed_at, old_limit=change.old_limit, new_limit=change.new_limit, state=change.state,
+                      reason=change.reason, by=change.proposed_by, decided_by=change.decided_by, decided_at=change.decided_at,
+                      facility_id=facility.pk, facility_reference=facility.reference)
+
+
+def limit_history(*, facility) -> list[LimitEvent]:
+    """Every limit the facility has had and every change asked for: the limit approved at opening, then each
+    change at a review (applied, awaiting a credit manager, or rejected), oldest first. Two queries."""
+    from lending.models import Facility
+
+    from .models import LimitChange
+
+    facility = Facility.objects.select_related("application__decided_by", "application__second_approver").get(pk=facility.pk)
+    changes = LimitChange.objects.filter(facility_id=facility.pk).select_related("proposed_by", "decided_by").order_by("proposed_at", "id")
+    return [_opening_event(facility), *(_change_event(c, facility) for c in changes)]
+
+
+def limit_changes_between(*, start, end) -> list[LimitEvent]:
+    """Limit changes proposed in [start, end) across the book, oldest first (for the SMF pack's credit-limit area)."""
+    from .models import LimitChange
+
+    changes = (LimitChange.objects.filter(proposed_at__gte=start, proposed_at__lt=end)
+               .select_related("facility", "proposed_by", "decided_by").order_by("proposed_at", "id"))
+    return [_change_event(c, c.facility) for c in changes]
+
+
+def limit_at(end):
+    """An expression for a facility query: the facility's limit as it stood at ``end`` (the limit before
+    the first change applied after it, else today's limit)."""
+    from django.db.models import F, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    from .models import LimitChange, LimitChangeState
+
+    before = (LimitChange.objects.filter(facility_id=OuterRef("pk"), state=LimitChangeState.APPLIED, decided_at__gt=end)
+              .order_by("decided_at", "id").values("old_limit")[:1])
+    return Coalesce(Subquery(before), F("limit"))

@@ -8,18 +8,18 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from lending.inputs import decimal_input
 from lending.services import maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_staff_permission
 from portal.audit import audit_log, snapshot
-from portal.errors import ConflictError, NotFoundError, PortalError
+from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import selectors
-from .models import BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, ServicingPolicy
+from .models import ActivityStatementElection, BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, ServicingPolicy
 
 ZERO = Decimal("0")
 RATE_STEP = Decimal("0.000001")
@@ -211,3 +211,51 @@ def next_business_day(day: date, n: int) -> date:
     from lending.risk.revaluation import hk_business_day_after
 
     return hk_business_day_after(day, n)
+
+
+# --- A professional investor's election not to receive activity statements ---------------------------
+
+ELECTION_TEXT = _(
+    "I am a professional investor. I elect not to receive activity statements for my margin financing facilities. "
+    "I will still receive a monthly statement of account, and I may revoke this election at any time."
+)
+
+
+@transaction.atomic
+def activity_statements_elect(*, user, confirm: bool) -> ActivityStatementElection:
+    """A client whose professional-investor status is verified and current elects, in writing, not to
+    receive activity statements (Cap. 571Q); the statements job then skips them. Monthly statements go on."""
+    from onboarding.selectors import client_facts
+
+    from .statements import language_of
+
+    if not (user and user.is_authenticated and user.is_client):
+        raise ForbiddenError("permission_denied", _("Only the client can make this election."))
+    if not confirm:
+        raise PortalError("validation_error", _("Tick the box to confirm the election in writing."), {"confirm": [_("Required.")]})
+    facts = client_facts(user=user)
+    if facts is None or not facts.pi_valid:
+        raise ForbiddenError("not_professional_investor", _("Only a client whose professional-investor status is verified and current may "
+                                                            "elect not to receive activity statements."))
+    if ActivityStatementElection.objects.select_for_update().filter(client=user, revoked_at__isnull=True).exists():
+        raise ConflictError("already_elected", _("You have already elected not to receive activity statements."))
+    language = language_of(user)
+    with translation.override(language):
+        text = str(ELECTION_TEXT)
+    election = ActivityStatementElection.objects.create(client=user, text=text, language=language)
+    audit_log(actor=user, action="servicing.statements.activity_waived", obj=election,
+              after={"text": text, "language": language, "pi_expires_on": facts.verified.expires_on.isoformat()})
+    return election
+
+
+@transaction.atomic
+def activity_statements_resume(*, user) -> ActivityStatementElection:
+    """Revoke the election: activity statements are issued again from the next event on the account."""
+    election = ActivityStatementElection.objects.select_for_update().filter(client=user, revoked_at__isnull=True).first() if user.is_authenticated else None
+    if election is None:
+        raise NotFoundError("not_found", _("You have no election in force."))
+    election.revoked_at = timezone.now()
+    election.save(update_fields=["revoked_at"])
+    audit_log(actor=user, action="servicing.statements.activity_resumed", obj=election,
+              before={"elected_at": election.elected_at.isoformat()}, after={"revoked_at": election.revoked_at.isoformat()})
+    return election

@@ -30,7 +30,16 @@ from django.utils import timezone
 from portal.audit import SYSTEM, audit_log
 from portal.pdf import html_to_pdf, render_html
 
-from .models import FacilityTerms, InterestAccrual, JobStatus, Statement, StatementBatch, StatementJob, StatementKind
+from .models import (
+    ActivityStatementElection,
+    FacilityTerms,
+    InterestAccrual,
+    JobStatus,
+    Statement,
+    StatementBatch,
+    StatementJob,
+    StatementKind,
+)
 
 BATCH_SIZE = 25
 # How long a claimed batch is a worker's before another may re-claim it (a batch renders in seconds).
@@ -72,8 +81,8 @@ def target_ids(*, kind: str, period_start: date, period_end: date, after_id: int
             | Q(id__in=MarginCall.objects.filter(opened_at__gte=lo, opened_at__lt=hi).values("facility_id"))
         )
         # A professional investor's written election not to receive activity statements (Cap. 571Q).
-        waived = FacilityTerms.objects.filter(activity_statements_waived_at__isnull=False, facility_id__isnull=False).values("facility_id")
-        qs = qs.filter(had_activity).exclude(id__in=waived)
+        waived = ActivityStatementElection.objects.filter(revoked_at__isnull=True).values("client_id")
+        qs = qs.filter(had_activity).exclude(client_id__in=waived)
     return list(qs.order_by("id").values_list("id", flat=True)[:limit])
 
 

@@ -6,6 +6,7 @@ app_name = "servicing"
 
 urlpatterns = [
     path("statements/", views.statements, name="statements"),
+    path("statements/preferences/", views.statement_preferences, name="statement-preferences"),
     path("statements/<int:pk>/", views.statement_html, name="statement"),
     path("statements/<int:pk>/pdf/", views.statement_pdf, name="statement-pdf"),
     path("facilities/<int:pk>/letter/", views.letter, name="letter"),

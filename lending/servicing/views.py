@@ -30,6 +30,30 @@ def statements(request):
     return render(request, "servicing/statements.html", {"page": page, "staff_view": False})
 
 
+@client_required
+def statement_preferences(request):
+    """A professional investor's election not to receive activity statements: make it, or revoke it."""
+    from onboarding.selectors import client_facts
+
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "resume":
+                services.activity_statements_resume(user=request.user)
+                messages.success(request, _("Election revoked: activity statements will be sent again."))
+            else:
+                services.activity_statements_elect(user=request.user, confirm=bool(request.POST.get("confirm")))
+                messages.success(request, _("Election recorded: no activity statements; monthly statements continue."))
+        except PortalError as exc:
+            messages.error(request, exc.message)
+        return redirect("servicing:statement-preferences")
+    history = list(selectors.activity_statement_elections(user=request.user)[:20])
+    current = next((e for e in history if e.revoked_at is None), None)
+    facts = None if current else client_facts(user=request.user)
+    return render(request, "servicing/statement_preferences.html", {
+        "current": current, "history": history, "can_elect": bool(facts and facts.pi_valid), "election_text": services.ELECTION_TEXT,
+    })
+
+
 def _client_statement(request, pk) -> Statement:
     try:
         return selectors.statement_for_client(user=request.user, statement_id=pk)

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from lending.servicing import interest, statements
-from lending.servicing.models import FacilityTerms, Statement, StatementBatch, StatementJob
+from lending.servicing.models import ActivityStatementElection, Statement, StatementBatch, StatementJob
 from portal.pdf import pdf_text
 from tests.servicing.conftest import make_facility, old_facility, post
 
@@ -86,7 +86,7 @@ def test_activity_statements_go_to_facilities_with_activity_unless_a_pi_elected_
     post(active, "drawdown", "1000.00", day)
     post(waived, "drawdown", "1000.00", day)
     interest.terms_ensure()
-    FacilityTerms.objects.filter(facility=waived).update(activity_statements_waived_at=timezone.now(), activity_statements_waiver_text="PI election")
+    ActivityStatementElection.objects.create(client=charlie, text="PI election", language="en")  # services: test_statement_election
     assert statements.target_ids(kind="activity", period_start=day, period_end=day, after_id=0, limit=100) == [active.pk]
     assert quiet.pk in statements.target_ids(kind="monthly", period_start=NOV[0], period_end=NOV[1], after_id=0, limit=100)
     job, _ = statements.job_start(kind="activity", period_start=day, period_end=day)

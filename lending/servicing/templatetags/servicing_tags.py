@@ -15,6 +15,7 @@ def facility_servicing_panel(context, facility, staff_view=False):
         "facility": facility,
         "summary": selectors.facility_interest(facility=facility),
         "statements": list(selectors.statements_for_staff(facility_id=facility.pk)[:6]),
+        "limits": selectors.limit_history(facility=facility),
         "staff_view": staff_view,
         "request": context.get("request"),
     }
