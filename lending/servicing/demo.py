@@ -70,6 +70,7 @@ def seed(stdout) -> None:
         user_set_language(user=first.client, language="zh-hant")
     interest.terms_ensure()
     _requests_demo(stdout)
+    _limits_and_elections_demo(stdout)
     job, _created = statements.job_start(kind=StatementKind.ACTIVITY, period_start=today, period_end=today)
     while statements.job_step(job_id=job.pk):
         pass
@@ -111,3 +112,45 @@ def _requests_demo(stdout) -> None:
             break
     stdout.write("  requests: a drawdown approved by an officer and one paid at once, a release refused at the initial level, "
                  "a withdrawal address cooling off" if len(done) == 2 else f"  requests demo: {done}")
+
+
+def _limits_and_elections_demo(stdout) -> None:
+    """Credit-limit history (a decrease applied at a review, an increase above the officer's authority awaiting a
+    credit manager) and professional investors' elections about activity statements (one in force, one revoked)."""
+    from lending.models import Facility, FacilityState
+    from onboarding.selectors import client_facts
+    from portal.errors import PortalError
+
+    from . import lifecycle
+
+    officer = User.objects.get(email="officer@demo.vamargin.hk")
+    limits = []
+    for facility in Facility.objects.filter(state=FacilityState.ACTIVE).select_related("client").order_by("-id"):
+        try:
+            if not limits and facility.limit - facility.drawn_balance > Decimal("1000000"):
+                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=facility.limit - Decimal("500000"),
+                                                reason="Annual review: exposure to one issuer reduced.")
+                limits.append("decrease applied")
+            elif len(limits) == 1 and facility.lending_value > max(facility.limit, Decimal("5000000")) + Decimal("100000"):
+                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=(facility.lending_value // 100000) * 100000,
+                                                reason="Client asked for more headroom; collateral supports it.")
+                limits.append("increase awaiting a credit manager")
+        except PortalError as exc:
+            stdout.write(f"  limit demo skipped {facility.reference}: {exc.message}")
+        if len(limits) == 2:
+            break
+    elections = []
+    clients = User.objects.filter(pk__in=Facility.objects.values("client_id")).order_by("id")
+    for client in clients:
+        facts = client_facts(user=client)
+        if facts is None or not facts.pi_valid:
+            continue
+        services.activity_statements_elect(user=client, confirm=True)
+        if elections:  # the second changes their mind: revoked, kept on record
+            services.activity_statements_resume(user=client)
+        elections.append(client.email)
+        if len(elections) == 2:
+            break
+    stdout.write(f"  limit history: {', '.join(limits) or 'none'}; activity-statement elections: "
+                 f"{elections[0] + ' (in force)' if elections else 'none (no verified PI with a facility)'}"
+                 f"{', ' + elections[1] + ' (revoked)' if len(elections) > 1 else ''}")
