@@ -37,6 +37,9 @@ POLICY_V1 = {
     "client_exposure_limit": "50000000",
     "firm_exposure_limit": "5000000000",
     "client_concentration_max": "0.10",
+    # Collateral concentration per client: one instrument or issuer at most 70% of the client's lending value,
+    # one sector 85% (firm-wide limits as the marginable list's defaults).
+    "marginable": {"instrument_concentration_max": "0.70", "issuer_concentration_max": "0.70", "sector_concentration_max": "0.85"},
 }
 
 PROFILE = {

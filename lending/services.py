@@ -1083,16 +1083,21 @@ def _lock_facility(actor, facility_id: int) -> Facility:
     return facility
 
 
-def _facility_valuation(facility: Facility) -> dict:
-    """The facility valued now (read only, through the revaluation engine's SQL); refused on a stale VA price."""
-    from lending.risk.revaluation import facility_valuation
-
+def _ensure_prices_fresh(facility: Facility) -> None:
+    """Refused while the price of a virtual asset the facility holds is older than the policy's limit."""
     policy = selectors.policy_current() or facility.policy
     prices = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
     held = set(facility.positions.filter(kind=CollateralKind.VIRTUAL_ASSET).values_list("asset", flat=True))
     stale = sorted(a for a in held if a not in prices or not prices[a].fresh)
     if stale:
         raise PortalError("stale_price", _("The price of %(items)s is older than the %(price_max_age_minutes)s-minute limit; the collateral cannot be valued.") % {"items": ', '.join(stale), "price_max_age_minutes": policy.price_max_age_minutes})
+
+
+def _facility_valuation(facility: Facility) -> dict:
+    """The facility valued now (read only, through the revaluation engine's SQL); refused on a stale VA price."""
+    from lending.risk.revaluation import facility_valuation
+
+    _ensure_prices_fresh(facility)
     return facility_valuation(facility_id=facility.pk)
 
 
@@ -1123,18 +1128,22 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
         raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
     _ensure_still_eligible(facility.client)
-    # Valued once to check the amount; the engine then values and bands it with the new balance (and is the only writer).
-    lending_value = _facility_valuation(facility)["lv"]
-    can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=facility.drawn_balance)
-    if amount > can_draw:
-        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{can_draw:,}", "limit": f"{facility.limit:,}", "lending_value": f"{lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
+    _ensure_prices_fresh(facility)
     before = snapshot(facility, FACILITY_FIELDS)
+    drawn_before = facility.drawn_balance
     # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
     second = money_movement_authorised(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, request=servicing_request)
     txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
     facility.save(update_fields=["drawn_balance"])
-    _risk_facility_changed(facility.pk)  # the engine values and bands it with the new balance (the only writer)
+    # Valued once: the engine values and bands the facility with the new balance (the only writer); lending
+    # value does not depend on the balance, so the amount is checked against it afterwards and, above what
+    # was available, the whole drawdown (entry, revaluation, any call it opened) rolls back.
+    _risk_facility_changed(facility.pk)
     facility.refresh_from_db()
+    lending_value = facility.lending_value
+    can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=drawn_before)
+    if amount > can_draw:
+        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{can_draw:,}", "limit": f"{facility.limit:,}", "lending_value": f"{lending_value:,}", "drawn_balance": f"{drawn_before:,}"}, {"amount": [_("Above the available amount.")]})
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 
@@ -1179,9 +1188,9 @@ def _ensure_still_eligible(client) -> None:
 def _risk_facility_changed(facility_id: int) -> None:
     """Tell the risk engine, in this same transaction, that a facility's drawn balance or collateral
     changed: it revalues the facility and meets an open margin call cured by the change at once."""
-    from lending.risk.services import facility_changed
+    from lending.risk.revaluation import revalue_facility
 
-    facility_changed(facility_id=facility_id)
+    revalue_facility(facility_id=facility_id)
 
 
 def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) -> Facility:

@@ -313,7 +313,59 @@ def holding_set(*, client_id: int, instrument: Instrument, quantity: Decimal, ba
                   reference=batch.batch_id if batch else "")
 
 
+def _holdings_set_many(*, changes: list[tuple[int, Instrument, Decimal]], balances: dict, batch, actor) -> int:
+    """Set many held quantities in a fixed number of statements, whatever the number of lines: the missing
+    balance rows created and locked, the changed ones updated and their ledger entries inserted in bulk.
+    ``balances`` ({(client id, instrument id): locked balance}) is completed in place. The caller has checked
+    no new holding is below what is pledged (the CHECK constraint refuses it anyway)."""
+    missing = {(cid, item.pk) for cid, item, _qty in changes if (cid, item.pk) not in balances}
+    if missing:
+        CustodyBalance.objects.bulk_create([CustodyBalance(client_id=c, instrument_id=i) for c, i in sorted(missing)], ignore_conflicts=True)
+        rows = CustodyBalance.objects.select_for_update().filter(client_id__in={c for c, _i in missing}, instrument_id__in={i for _c, i in missing})
+        for b in rows:
+            balances.setdefault((b.client_id, b.instrument_id), b)
+    now, changed, entries = timezone.now(), [], []
+    label, user = _actor_label(actor)[:120], _user_or_none(actor)
+    for cid, item, qty in changes:
+        b = balances[(cid, item.pk)]
+        delta = qty - b.held
+        if not delta:
+            continue
+        b.held, b.updated_at = qty, now
+        changed.append(b)
+        entries.append(CustodyEntry(
+            balance=b, client_id=cid, instrument=item, instrument_kind=item.kind, kind=EntryKind.HOLDING, quantity=delta,
+            held_after=b.held, pledged_after=b.pledged, batch=batch, repledge_allowed=False,
+            reference=(batch.batch_id if batch else "")[:100], actor=user, actor_label=label, created_at=now))
+    CustodyBalance.objects.bulk_update(changed, ["held", "updated_at"], batch_size=500)
+    CustodyEntry.objects.bulk_create(entries, batch_size=500)
+    return len(changed)
+
+
 # --- Reconciliation breaks ----------------------------------------------------------------------------
+
+
+def _breaks_raise_many(items: list[dict]) -> int:
+    """``break_raise`` for many keys at once (one SELECT, then bulk writes): each dict has its fields."""
+    if not items:
+        return 0
+    keys = [i["key"][:120] for i in items]
+    open_ = {b.key: b for b in ReconciliationBreak.objects.filter(key__in=keys, resolved_at__isnull=True)}
+    new, refreshed = [], []
+    for i in items:
+        key = i["key"][:120]
+        current = open_.get(key)
+        if current is not None:
+            current.message, current.portal_quantity, current.external_quantity = i["message"], i.get("portal_quantity"), i.get("external_quantity")
+            current.batch = i.get("batch") or current.batch
+            refreshed.append(current)
+        else:
+            new.append(ReconciliationBreak(kind=i["kind"], key=key, message=i["message"], client_id=i.get("client_id"),
+                                           instrument_id=i.get("instrument_id"), portal_quantity=i.get("portal_quantity"),
+                                           external_quantity=i.get("external_quantity"), batch=i.get("batch")))
+    ReconciliationBreak.objects.bulk_update(refreshed, ["message", "portal_quantity", "external_quantity", "batch"], batch_size=500)
+    ReconciliationBreak.objects.bulk_create(new, batch_size=500)
+    return len(items)
 
 
 def break_raise(*, kind: str, key: str, message: str, client_id=None, instrument_id=None, portal_quantity=None,
@@ -673,9 +725,9 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
         return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
     record = _report(batch, status=ImportStatus.APPLIED, actor=actor, machine_key=machine_key, channel=channel)
     now = timezone.now()
-    changed, breaks = 0, 0
     prefix = f"{batch.kind}:"
     keep: set[str] = set()
+    raised: list[dict] = []
     for key, (instrument, qty, x) in targets.items():
         b = balances.get(key)
         before = b.held if b else Decimal("0")
@@ -683,33 +735,33 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             # The portal's holding (after the day's intraday updates) differs from the back office's close.
             k = f"positions_eod:{key[0]}:{instrument.pk}"
             keep.add(k)
-            break_raise(kind=BreakKind.POSITION_DIFFERENCE, key=k, client_id=key[0], instrument_id=instrument.pk,
-                        portal_quantity=before, external_quantity=qty, batch=record,
-                        message=f"{instrument.code} account {x['account'] if x else '?'}: portal held {fmt_qty(before)} before the end-of-day file, "
-                                f"which reports {fmt_qty(qty)}; the file's figure now applies.")
-            breaks += 1
+            raised.append({"kind": BreakKind.POSITION_DIFFERENCE, "key": k, "client_id": key[0], "instrument_id": instrument.pk,
+                           "portal_quantity": before, "external_quantity": qty, "batch": record,
+                           "message": f"{instrument.code} account {x['account'] if x else '?'}: portal held {fmt_qty(before)} before the end-of-day file, "
+                                      f"which reports {fmt_qty(qty)}; the file's figure now applies."})
         if va and x is not None:
             portal_pledged = b.pledged if b else Decimal("0")
             if portal_pledged != x["pledged"]:
                 k = f"custody_statement:{key[0]}:{instrument.pk}"
                 keep.add(k)
-                break_raise(kind=BreakKind.VA_PLEDGE_DIFFERENCE, key=k, client_id=key[0], instrument_id=instrument.pk,
-                            portal_quantity=portal_pledged, external_quantity=x["pledged"], batch=record,
-                            message=f"{instrument.code} account {x['account']}: the portal has {fmt_qty(portal_pledged)} pledged, "
-                                    f"the custody statement {fmt_qty(x['pledged'])}.")
-                breaks += 1
-        if holding_set(client_id=key[0], instrument=instrument, quantity=qty, batch=record, actor=actor) is not None:
-            changed += 1
+                raised.append({"kind": BreakKind.VA_PLEDGE_DIFFERENCE, "key": k, "client_id": key[0], "instrument_id": instrument.pk,
+                               "portal_quantity": portal_pledged, "external_quantity": x["pledged"], "batch": record,
+                               "message": f"{instrument.code} account {x['account']}: the portal has {fmt_qty(portal_pledged)} pledged, "
+                                          f"the custody statement {fmt_qty(x['pledged'])}."})
+    # Every holding of the batch in a fixed number of statements (not a few per line).
+    changed = _holdings_set_many(changes=[(key[0], instrument, qty) for key, (instrument, qty, _x) in targets.items()],
+                                 balances=balances, batch=record, actor=actor)
     if va:
         # Portal VA pledges of clients the statement does not list at all.
         listed = {x["client_id"] for x in clean}
         for b in CustodyBalance.objects.filter(instrument__kind=InstrumentKind.VIRTUAL_ASSET, pledged__gt=0).exclude(client_id__in=listed).select_related("instrument"):
             k = f"custody_statement:{b.client_id}:{b.instrument_id}"
             keep.add(k)
-            break_raise(kind=BreakKind.VA_PLEDGE_DIFFERENCE, key=k, client_id=b.client_id, instrument_id=b.instrument_id,
-                        portal_quantity=b.pledged, external_quantity=Decimal("0"), batch=record,
-                        message=f"{b.instrument.code}: the portal has {fmt_qty(b.pledged)} pledged for client #{b.client_id}, who is not on the custody statement.")
-            breaks += 1
+            raised.append({"kind": BreakKind.VA_PLEDGE_DIFFERENCE, "key": k, "client_id": b.client_id, "instrument_id": b.instrument_id,
+                           "portal_quantity": b.pledged, "external_quantity": Decimal("0"), "batch": record,
+                           "message": f"{b.instrument.code}: the portal has {fmt_qty(b.pledged)} pledged for client #{b.client_id}, who is not on the custody statement."})
+    breaks = _breaks_raise_many(raised)
+    if va:
         _breaks_clear(prefix=prefix, keep=keep, now=now)
         _breaks_clear(prefix="custody_missing:", keep=set(), now=now)
     record.applied_count = len(clean)

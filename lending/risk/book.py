@@ -352,6 +352,17 @@ def _moves_table(moves, params: dict) -> str:
     return "(" + " UNION ALL ".join(rows) + ")"
 
 
+def _holders_only(few: bool) -> str:
+    """For a few moved instruments (PostgreSQL): the holders' sums found by their primary key. The planner
+    estimates an instrument's holders from the average per instrument, not the instruments that moved, and
+    would hash-join the holders with a scan of every facility's sums (a cost that grows with the book); an
+    array of the holders, computed first, makes it probe just those rows."""
+    if not few or connection.vendor != "postgresql":
+        return ""
+    return ("AND risk_facilitycoefficients.facility_id = ANY(ARRAY(SELECT DISTINCT p2.facility_id FROM lending_collateralposition p2 "
+            "WHERE p2.instrument_id = ANY(%(m_ids)s) AND p2.kind = 'securities'))")
+
+
 def securities_moves_apply(*, moves, now, returning: bool = True) -> list[int]:
     """Add the moves' deltas to the sums of the facilities holding the instruments; move the book prices.
 
@@ -373,7 +384,7 @@ def securities_moves_apply(*, moves, now, returning: bool = True) -> list[int]:
                   FROM lending_collateralposition p JOIN {table} m ON m.instrument_id = p.instrument_id
                   WHERE p.kind = 'securities'
                   GROUP BY p.facility_id) d
-            WHERE risk_facilitycoefficients.facility_id = d.facility_id
+            WHERE risk_facilitycoefficients.facility_id = d.facility_id {_holders_only(returning)}
             {"RETURNING risk_facilitycoefficients.facility_id" if returning else ""}
             """,
             params,

@@ -117,7 +117,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         with connection.cursor() as cursor:
             cursor.execute(book.candidates_sql(where, warnings=True), params)
             params["candidates"] = [row[0] for row in cursor.fetchall()]
-        scan_where = f"{where} AND f.id = ANY(%(candidates)s)"
+        scan_where = f"{where} AND f.id = ANY(%(candidates)s) AND c.facility_id = ANY(%(candidates)s)"
 
     # 1. Value the book; keep only the band changes.
     band_rows = book.fetch(
@@ -215,9 +215,9 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
     # (Calls cured by a repayment are met by that beat, or at once through ``services.facility_changed``.)
     if not whole_book:
-        refresh_where = where
+        refresh_where = _flagged_where(where, "ids")
     elif "candidates" in params:
-        refresh_where = "AND f.id = ANY(%(candidates)s)"  # a superset of this run's band changes
+        refresh_where = _flagged_where("", "candidates")  # a superset of this run's band changes
     else:
         refresh_where = "AND f.id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
     refreshed_rows, met_rows = _refresh_open_calls(params=params, where=refresh_where)
@@ -290,14 +290,26 @@ MOVES_ONLY_TRIGGERS = ("price",)
 MANY_MOVES = 20
 
 
-def _ids_where(ids: list[int], params: dict) -> str:
-    """Restrict the book's statements to ``ids`` (PostgreSQL: one array parameter)."""
+def _ids_where(ids: list[int], params: dict, *, name: str = "ids") -> str:
+    """Restrict the book's valuation (``book.live_sql``) to ``ids`` (PostgreSQL: one array parameter).
+
+    Both sides of the facility ⋈ sums join are restricted, so PostgreSQL probes both primary keys instead
+    of scanning the whole of ``risk_facilitycoefficients`` (whose cost would grow with the book)."""
     if connection.vendor == "postgresql":
-        params["ids"] = ids
-        return "AND f.id = ANY(%(ids)s)"
+        params[name] = ids
+        return f"AND f.id = ANY(%({name})s) AND c.facility_id = ANY(%({name})s)"
     names = {f"f{i}": fid for i, fid in enumerate(ids)}
     params.update(names)
     return f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names) or 'NULL'})"
+
+
+def _flagged_where(where: str, name: str) -> str:
+    """The same restriction for the statements that also filter on the open-call flag. PostgreSQL reads the
+    flagged facilities by their index and would test each against the whole id array (cost: flagged × ids,
+    both growing with the book); as a semi-join on the unnested array each test is one hash probe."""
+    if connection.vendor == "postgresql":
+        return f"AND f.id IN (SELECT unnest(%({name})s::bigint[]))"
+    return where
 
 
 def _money(value) -> str:
@@ -432,6 +444,15 @@ def policy_apply(*, policy) -> dict:
     book.coefficients_refresh(now=timezone.now())
     run = revalue_book(trigger="policy")
     return {"positions_rehaircut": repriced, "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
+
+
+@transaction.atomic
+def revalue_facility(*, facility_id: int) -> None:
+    """A facility's drawn balance or collateral changed (opening, drawdown, repayment, top-up, release): its sums
+    are rebuilt from its positions and it is revalued at once, in the caller's transaction, so a call cured by
+    the change is met in the same commit. Lending services call this (the engine), never a risk workflow."""
+    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
+    revalue_book(trigger="facility", facility_ids=[facility_id])
 
 
 def facility_valuation(*, facility_id: int) -> dict:

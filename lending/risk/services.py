@@ -70,13 +70,12 @@ def _asset(asset: str, *, securities: bool = False) -> str:
     raise PortalError("validation_error", _("Unknown asset %(asset)s: only BTC and ETH are accepted as collateral.") % {"asset": f"{asset!r}"}, {"asset": [_("BTC or ETH.")]})
 
 
-# A listed security's last price stays usable across a weekend and a holiday (the exchange is shut);
-# BTC and ETH trade around the clock and keep the collateral policy's freshness limit in minutes.
-SECURITIES_PRICE_MAX_AGE = timedelta(days=4)
-
-
-def _max_age_for(asset: str, max_age: timedelta) -> timedelta:
-    return max_age if asset in ASSETS else max(max_age, SECURITIES_PRICE_MAX_AGE)
+def _max_age_for(asset: str, max_age) -> timedelta:
+    """``max_age`` from ``_max_age()``: BTC and ETH trade around the clock and keep the collateral policy's
+    freshness limit in minutes; a listed security's last price stays usable for the policy's number of days
+    (across a weekend and a holiday, when the exchange is shut)."""
+    va, securities = max_age
+    return va if asset in ASSETS else max(va, securities)
 
 
 # --- Risk policy (maker-checker) ---------------------------------------------------------------
@@ -223,11 +222,15 @@ def source_ensure(*, code: str, name: str = "", kind: str = SourceKind.FEED) -> 
     return source or price_source_create(actor=SYSTEM, code=code[:40], name=name or code, kind=kind)
 
 
-def _max_age() -> timedelta:
+def _max_age() -> tuple[timedelta, timedelta]:
+    """(BTC/ETH, securities) price freshness limits of the collateral policy in force (two queries)."""
     from lending import selectors as lending_selectors
+    from lending.collateral.selectors import DEFAULT_SECURITIES_PRICE_MAX_AGE_DAYS, marginable_numbers
 
     policy = lending_selectors.policy_current()
-    return timedelta(minutes=policy.price_max_age_minutes if policy else 15)
+    listed = marginable_numbers(policy=policy)
+    days = listed.securities_price_max_age_days if listed is not None else DEFAULT_SECURITIES_PRICE_MAX_AGE_DAYS
+    return timedelta(minutes=policy.price_max_age_minutes if policy else 15), timedelta(days=days)
 
 
 class QuoteRefused(PortalError):
@@ -535,9 +538,9 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
     result, writes = {}, []
     # BTC and ETH, and every security some source has quoted (lending.collateral's instrument master).
     governed = (*ASSETS, *sorted({q.asset for q in quotes} - set(ASSETS)))
-    va_max_age = max_age
+    ages = max_age
     for asset in governed:
-        max_age = _max_age_for(asset, va_max_age)
+        max_age = _max_age_for(asset, ages)
         latest = [q for q in quotes if q.asset == asset]
         fresh = [q for q in latest if q.as_of >= now - max_age]
         for q in latest:
@@ -982,13 +985,11 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
     return top_up
 
 
-@transaction.atomic
 def facility_changed(*, facility_id: int) -> None:
-    """Lending calls this, inside its own transaction, whenever a facility's drawn balance or collateral
-    changes (opening, drawdown, repayment): the facility's valuation coefficients are rebuilt from its
-    positions and it is revalued at once, so a call cured by a repayment is met in the same commit."""
-    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
-    revalue_book(trigger="facility", facility_ids=[facility_id])
+    """The engine's ``revalue_facility`` (kept for callers of this name)."""
+    from .revaluation import revalue_facility
+
+    revalue_facility(facility_id=facility_id)
 
 
 # --- Snapshots and stress reports ----------------------------------------------------------------------

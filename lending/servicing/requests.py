@@ -302,7 +302,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
     from lending.collateral import services as custody
     from lending.collateral.models import Instrument
     from lending.models import CollateralPosition, Facility
-    from lending.risk.services import facility_changed
+    from lending.risk.revaluation import revalue_facility
 
     policy = _policy()
     locks.book()
@@ -329,7 +329,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
         position.market_value = Decimal("0.00")
         position.description = f"{position.description} (released {req.reference})"[:200]
     position.save()
-    facility_changed(facility_id=facility.pk)  # coefficients rebuilt and the facility revalued in this commit
+    revalue_facility(facility_id=facility.pk)  # the engine rebuilds its sums and revalues it in this commit
     req.utilisation_after = util
     req.execute(at=timezone.now())
     _save(req)

@@ -201,3 +201,28 @@ def timezone_now():
     from django.utils import timezone
 
     return timezone.now().isoformat()
+
+
+def test_a_positions_batch_costs_the_same_statements_for_3_lines_as_for_30(accounts, alice, charlie):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    codes = list(Instrument.objects.filter(kind="security", active=True).order_by("code").values_list("code", flat=True)[:30])
+
+    def run(batch_id, account, lines):
+        with CaptureQueriesContext(connection) as ctx:
+            result = services.batch_import(kind="positions_eod", actor=SYSTEM, channel="command", content=positions_csv(batch_id, lines))
+        assert result.batch.status == "applied", result.batch.errors
+        return len(ctx.captured_queries)
+
+    # New holdings (balance rows created), then an end-of-day file that differs on every line (a break each).
+    small = run("EOD-S1", "M-1001", [("M-1001", c, 100) for c in codes[:3]])
+    large = run("EOD-L1", "M-2002", [("M-2002", c, 100) for c in codes])
+    assert small == large
+    small = run("EOD-S2", "M-1001", [("M-1001", c, 200) for c in codes[:3]])
+    large = run("EOD-L2", "M-2002", [("M-2002", c, 200) for c in codes])
+    assert small == large
+    assert ReconciliationBreak.objects.filter(client=charlie, resolved_at__isnull=True).count() == 30
+    assert CustodyBalance.objects.get(client=charlie, instrument__code=codes[-1]).held == Decimal("200")
+    held, _pledged = selectors.ledger_totals(client_id=charlie.pk, instrument_id=Instrument.objects.get(code=codes[-1]).pk)
+    assert held == Decimal("200")  # the balance is still the sum of its entries
