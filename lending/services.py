@@ -1128,22 +1128,18 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
         raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
     _ensure_still_eligible(facility.client)
-    _ensure_prices_fresh(facility)
+    # Valued once to check the amount; the engine then values and bands it with the new balance (and is the only writer).
+    lending_value = _facility_valuation(facility)["lv"]
+    can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=facility.drawn_balance)
+    if amount > can_draw:
+        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{can_draw:,}", "limit": f"{facility.limit:,}", "lending_value": f"{lending_value:,}", "drawn_balance": f"{facility.drawn_balance:,}"}, {"amount": [_("Above the available amount.")]})
     before = snapshot(facility, FACILITY_FIELDS)
-    drawn_before = facility.drawn_balance
     # Four-eyes above the servicing policy's amount; a client's request executes only as approved.
     second = money_movement_authorised(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, request=servicing_request)
     txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
     facility.save(update_fields=["drawn_balance"])
-    # Valued once: the engine values and bands the facility with the new balance (the only writer); lending
-    # value does not depend on the balance, so the amount is checked against it afterwards and, above what
-    # was available, the whole drawdown (entry, revaluation, any call it opened) rolls back.
-    _risk_facility_changed(facility.pk)
+    _risk_facility_changed(facility.pk)  # the engine values and bands it with the new balance (the only writer)
     facility.refresh_from_db()
-    lending_value = facility.lending_value
-    can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=drawn_before)
-    if amount > can_draw:
-        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s (limit HK$%(limit)s, lending value HK$%(lending_value)s, drawn HK$%(drawn_balance)s).") % {"amount": f"{amount:,}", "available": f"{can_draw:,}", "limit": f"{facility.limit:,}", "lending_value": f"{lending_value:,}", "drawn_balance": f"{drawn_before:,}"}, {"amount": [_("Above the available amount.")]})
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
 

@@ -95,21 +95,3 @@ def test_the_requests_page_offers_free_holdings_to_pledge(client, opened, eligib
     assert "00005 HSBC Holdings" in body and "900,000" in body  # free after the 100,000 pledged
     assert "100,000 00005" in body  # the pledged line, in whole shares
 
-
-def test_a_drawdown_values_the_facility_once_and_above_available_changes_nothing(opened, officer):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from lending import services as lending_services
-    from lending.models import FacilityTransaction
-
-    with CaptureQueriesContext(connection) as ctx:
-        lending_services.facility_drawdown(actor=officer, facility_id=opened.pk, amount="100000")
-    assert sum("INSERT INTO risk_facilitycoefficients" in q["sql"] for q in ctx.captured_queries) == 1
-    entries = FacilityTransaction.objects.count()
-    with pytest.raises(PortalError) as exc:  # limit 3,000,000: 2,900,000 still available
-        lending_services.facility_drawdown(actor=officer, facility_id=opened.pk, amount="2900000.01")
-    assert exc.value.code == "above_available" and "HK$2,900,000.00" in exc.value.message
-    assert FacilityTransaction.objects.count() == entries
-    opened.refresh_from_db()
-    assert opened.drawn_balance == Decimal("100000.00")
