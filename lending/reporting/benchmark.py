@@ -103,8 +103,8 @@ def build(stdout, rows: int) -> None:
                  FROM generate_series(1, %s) g""", [first, clients, FACILITIES])
         _exec("""INSERT INTO lending_facility (id, state, "limit", drawn_balance, conditions, letter_sha256, accepted_at, opened_at,
                      market_value, va_market_value, lending_value, utilisation, band, has_open_margin_call, suspended_reason,
-                     client_id, policy_id, application_id)
-                 SELECT g, 'active', 50000000, 0, '', '', now(), now(), 0, 0, 0, 0, 'healthy', FALSE, '', %s + (g %% %s), %s, g
+                     warned_level, client_id, policy_id, application_id)
+                 SELECT g, 'active', 50000000, 0, '', '', now(), now(), 0, 0, 0, 0, 'healthy', FALSE, '', 0, %s + (g %% %s), %s, g
                  FROM generate_series(1, %s) g""", [first, clients, policy.pk, FACILITIES])
         _exec("SELECT setval(pg_get_serial_sequence('lending_facility', 'id'), %s)", [FACILITIES])
         _exec("SELECT setval(pg_get_serial_sequence('lending_facilityapplication', 'id'), %s)", [FACILITIES])
