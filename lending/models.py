@@ -243,6 +243,21 @@ STAFF_STATE_LABELS = {
 }
 
 
+# The states as the credit queue names them (staff words, short enough for a filter and a column).
+STAFF_QUEUE_LABELS = {
+    AppState.DRAFT: _("Draft"),
+    AppState.SUBMITTED: _("Waiting for the credit review"),
+    AppState.IN_REVIEW: _("Credit review running"),
+    AppState.AWAITING_DECISION: _("Awaiting decision"),
+    AppState.AWAITING_SECOND_APPROVAL: _("Awaiting second approval"),
+    AppState.RETURNED: _("Returned to the client"),
+    AppState.APPROVED: _("Approved, awaiting the client's acceptance"),
+    AppState.DECLINED: _("Declined"),
+    AppState.ACTIVE: _("Facility opened"),
+    AppState.WITHDRAWN: _("Withdrawn by the client"),
+}
+
+
 class Recommendation(models.TextChoices):
     APPROVE = "approve", _("Approve")
     REFER = "refer", _("Refer to officer")

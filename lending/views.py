@@ -29,6 +29,7 @@ from .models import (
     Facility,
     FacilityApplication,
     FacilityState,
+    STAFF_QUEUE_LABELS,
     Recommendation,
     client_decline_reasons,
 )
@@ -186,9 +187,18 @@ def queue(request):
     page = Paginator(qs, 50).get_page(page_param(q))
     query = q.copy()
     query.pop("page", None)
+    # Each label translated once per request, not once per row and loop (the template only looks them up).
+    state_labels = {code: str(STAFF_QUEUE_LABELS[code]) for code in AppState.values}
+    recommendation_labels = {code: str(label) for code, label in Recommendation.choices}
+    for a in page.object_list:
+        a.state_label = state_labels[a.state]
+        a.recommendation_label = recommendation_labels.get(a.recommendation, "")
+    counts = selectors.queue_counts()
+    state_rows = [{"code": code, "label": state_labels[code], "count": counts.get(code, 0), "selected": code in states}
+                  for code in AppState.values if code != AppState.DRAFT]
     return render(request, "lending/queue.html", {
-        "page": page, "query": query.urlencode(), "counts": selectors.queue_counts(), "states": AppState.choices,
-        "selected_states": states, "recommendations": Recommendation.choices, "filters": q,
+        "page": page, "query": query.urlencode(), "state_rows": state_rows,
+        "recommendations": list(recommendation_labels.items()), "filters": q,
     })
 
 

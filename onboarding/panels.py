@@ -24,5 +24,5 @@ QUEUE_PERMS = (Perm.ONBOARDING_REVIEW, Perm.SUITABILITY_REVIEW, Perm.PERPETUALS_
 def staff_queue(request):
     if not any(request.user.has_perm(perm) for perm in QUEUE_PERMS):
         return None  # e.g. an administrator: nothing in this queue is theirs to act on, so "nothing is waiting" would mislead
-    items = selectors.onboarding_queue(user=request.user)
-    return "onboarding/panels/queue.html", {"items": items[:8], "total": len(items)}
+    return "onboarding/panels/queue.html", {"items": selectors.onboarding_queue(user=request.user, limit=8),
+                                            "total": selectors.onboarding_queue_total(user=request.user)}

@@ -330,30 +330,73 @@ class QueueItem:
     url: str
 
 
-def onboarding_queue(*, user, limit: int | None = None) -> list[QueueItem]:
+def _url_maker(name: str):
+    """One ``reverse()`` per page rather than per row: the URL with a placeholder id, filled in per item."""
+    template = reverse(name, args=[987654321])
+    return lambda pk: template.replace("987654321", str(pk))
+
+
+def _queue_sources(user):
+    """(kind, queryset, waiting-since field) for each kind of work ``user`` may act on, own record excluded."""
+    sources = []
+    if user.has_perm(Perm.ONBOARDING_REVIEW):
+        sources.append(("attestation", PIAttestation.objects.filter(state=PIState.SUBMITTED).exclude(client=user).select_related("client"), "submitted_at"))
+        sources.append(("margin_account", ClientProfile.objects.filter(margin_account_confirmed_at__isnull=True).exclude(margin_account_number="")
+                        .exclude(user=user).select_related("user"), "updated_at"))
+    if user.has_perm(Perm.SUITABILITY_REVIEW):
+        sources.append(("assessment", SuitabilityAssessment.objects.filter(review_status=ReviewStatus.FLAGGED, state=SuitabilityState.COMPLETED)
+                        .exclude(client=user).select_related("client"), "flagged_at"))
+    if user.has_perm(Perm.PERPETUALS_GRANT):
+        sources.append(("perpetuals", PerpetualsAccessRequest.objects.filter(state=PerpetualsState.REQUESTED).exclude(client=user).select_related("client"),
+                        "requested_at"))
+    return sources
+
+
+def onboarding_queue_total(*, user) -> int:
+    """How many items are waiting for ``user`` (one COUNT over the union)."""
+    sources = _queue_sources(user)
+    if not sources:
+        return 0
+    parts = [qs.order_by().values("pk") for _kind, qs, _field in sources]
+    return parts[0].union(*parts[1:], all=True).count() if len(parts) > 1 else parts[0].count()
+
+
+def onboarding_queue(*, user, limit: int | None = None, offset: int = 0) -> list[QueueItem]:
     """Work waiting for staff, oldest first: submitted PI attestations, flagged assessments,
     perpetual-contracts requests and unconfirmed margin accounts — what ``user`` may act on.
-    Four queries at most, whatever the length."""
+
+    With ``limit``, the page ``offset``…``offset + limit``: each kind reads at most that many rows
+    (its oldest), so a page costs the same however long the queue is. Four queries at most."""
     items: list[QueueItem] = []
+    wanted = offset + limit if limit else None
+    labels = {
+        "attestation": _("Professional-investor attestation"), "margin_account": _("Margin account to confirm"),
+        "assessment": _("Flagged suitability assessment"), "perpetuals": _("Perpetual-contracts access request"),
+    }
+    urls = {
+        "attestation": _url_maker("onboarding:staff-attestation"), "margin_account": _url_maker("onboarding:staff-client"),
+        "assessment": _url_maker("onboarding:staff-assessment"), "perpetuals": _url_maker("onboarding:staff-perpetuals"),
+    }
+    categories, bases = dict(PIAttestation._meta.get_field("category").flatchoices), dict(PIAttestation._meta.get_field("basis").flatchoices)
+    categories, bases = {k: str(v) for k, v in categories.items()}, {k: str(v) for k, v in bases.items()}
 
     def name(u):
         return u.full_name or u.email
 
-    can_onboard = user.has_perm(Perm.ONBOARDING_REVIEW)
-    if can_onboard:
-        for a in PIAttestation.objects.filter(state=PIState.SUBMITTED).exclude(client=user).select_related("client").order_by("submitted_at", "id"):
-            items.append(QueueItem("attestation", _("Professional-investor attestation"), a.pk, name(a.client), a.client.email, a.submitted_at,
-                                   f"{a.get_category_display()} · {a.get_basis_display()} · HK${a.declared_amount:,.2f}", reverse("onboarding:staff-attestation", args=[a.pk])))
-        for p in ClientProfile.objects.filter(margin_account_confirmed_at__isnull=True).exclude(margin_account_number="").exclude(user=user).select_related("user").order_by("updated_at", "id"):
-            items.append(QueueItem("margin_account", _("Margin account to confirm"), p.pk, name(p.user), p.user.email, p.updated_at,
-                                   p.margin_account_number, reverse("onboarding:staff-client", args=[p.user_id])))
-    if user.has_perm(Perm.SUITABILITY_REVIEW):
-        for s in SuitabilityAssessment.objects.filter(review_status=ReviewStatus.FLAGGED, state=SuitabilityState.COMPLETED).exclude(client=user).select_related("client").order_by("flagged_at", "id"):
-            items.append(QueueItem("assessment", _("Flagged suitability assessment"), s.pk, name(s.client), s.client.email, s.flagged_at,
-                                   "; ".join(s.flag_reasons)[:160], reverse("onboarding:staff-assessment", args=[s.pk])))
-    if user.has_perm(Perm.PERPETUALS_GRANT):
-        for r in PerpetualsAccessRequest.objects.filter(state=PerpetualsState.REQUESTED).exclude(client=user).select_related("client").order_by("requested_at", "id"):
-            items.append(QueueItem("perpetuals", _("Perpetual-contracts access request"), r.pk, name(r.client), r.client.email, r.requested_at,
-                                   "", reverse("onboarding:staff-perpetuals", args=[r.pk])))
+    for kind, qs, field_name in _queue_sources(user):
+        rows = qs.order_by(field_name, "id")
+        if wanted is not None:
+            rows = rows[:wanted]
+        label, url = labels[kind], urls[kind]
+        for r in rows:
+            if kind == "attestation":
+                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.submitted_at,
+                                       f"{categories.get(r.category, r.category)} · {bases.get(r.basis, r.basis)} · HK${r.declared_amount:,.2f}", url(r.pk)))
+            elif kind == "margin_account":
+                items.append(QueueItem(kind, label, r.pk, name(r.user), r.user.email, r.updated_at, r.margin_account_number, url(r.user_id)))
+            elif kind == "assessment":
+                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.flagged_at, "; ".join(r.flag_reasons)[:160], url(r.pk)))
+            else:
+                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.requested_at, "", url(r.pk)))
     items.sort(key=lambda i: (i.waiting_since, i.kind, i.pk))
-    return items[:limit] if limit else items
+    return items[offset:wanted] if wanted is not None else items

@@ -253,7 +253,16 @@ def perpetuals(request):
 
 @staff_required(Perm.WORKBENCH_ACCESS)
 def staff_queue(request):
-    return render(request, "onboarding/staff/queue.html", {"items": selectors.onboarding_queue(user=request.user)})
+    raw = request.GET.get("page", "1")
+    page = min(int(raw), 100_000) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+    rows = selectors.onboarding_queue(user=request.user, limit=QUEUE_PAGE + 1, offset=(page - 1) * QUEUE_PAGE)
+    return render(request, "onboarding/staff/queue.html", {
+        "items": rows[:QUEUE_PAGE], "page": page, "has_next": len(rows) > QUEUE_PAGE,
+        "total": selectors.onboarding_queue_total(user=request.user),
+    })
+
+
+QUEUE_PAGE = 50
 
 
 @staff_required(Perm.ONBOARDING_REVIEW)

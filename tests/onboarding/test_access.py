@@ -116,15 +116,35 @@ def test_queue_is_oldest_first_with_a_fixed_number_of_queries(client, officer, d
     make_profile(clients[0])
     client.force_login(officer)
     client.get("/onboarding/staff/")  # warm the session and permission caches
-    # session, user, groups, MFA, perms, unread count; 4 queue queries
-    with django_assert_num_queries(10):
+    # session, user, groups, MFA, perms, unread count; 4 queue queries and the total
+    with django_assert_num_queries(11):
         response = client.get("/onboarding/staff/")
     rows = [i.client_email for i in response.context["items"] if i.kind == "attestation"]
     assert rows == [c.email for c in clients]
     for i in range(3):
         submitted_attestation(make_user("client", email=f"more{i}@example.com"))
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         client.get("/onboarding/staff/")
+
+
+def test_the_onboarding_queue_is_paginated_oldest_first_at_a_fixed_cost(client, officer, django_assert_num_queries, monkeypatch):
+    from onboarding import views
+
+    monkeypatch.setattr(views, "QUEUE_PAGE", 3)
+    clients = [make_user("client", email=f"p{i}@example.com") for i in range(7)]
+    for c in clients:
+        submitted_attestation(c)
+    client.force_login(officer)
+    client.get("/onboarding/staff/")
+    with django_assert_num_queries(11):
+        first = client.get("/onboarding/staff/")
+    assert [i.client_email for i in first.context["items"]] == [c.email for c in clients[:3]]
+    assert first.context["has_next"] and first.context["total"] == 7
+    assert "7 items waiting" in first.content.decode()
+    with django_assert_num_queries(11):
+        last = client.get("/onboarding/staff/?page=3")
+    assert [i.client_email for i in last.context["items"]] == [clients[6].email] and not last.context["has_next"]
+    assert client.get("/onboarding/staff/?page=x").context["page"] == 1
 
 
 def test_dashboard_checklist_panel_has_a_fixed_number_of_queries(client, rf, alice, officer, django_assert_num_queries):
@@ -157,12 +177,12 @@ def test_workbench_queue_panel_has_a_fixed_number_of_queries(rf, officer, django
     request = rf.get("/workbench/")
     request.user = officer
     officer.has_perm("portal.review_onboarding")  # load the permission cache once
-    # attestations, margin accounts, perpetuals requests (an officer does not review suitability)
-    with django_assert_num_queries(3):
+    # the oldest attestations, margin accounts, perpetuals requests (an officer does not review suitability), and the total
+    with django_assert_num_queries(4):
         panels.staff_queue(request)
     for i in range(3):
         submitted_attestation(make_user("client", email=f"p{i}@example.com"))
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         _template, context = panels.staff_queue(request)
     assert context["total"] == 3
 
