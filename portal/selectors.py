@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datetime import date
 
 from django.db.models import Q, QuerySet
@@ -70,6 +72,45 @@ def audit_events(
     if until:
         qs = qs.filter(created_at__date__lte=until)
     return qs.order_by("-id")
+
+
+@dataclass
+class KeysetPage:
+    """One page of a newest-first list, found by id rather than by counting: the cost of a page
+    does not grow with the length of the trail (a COUNT(*) over a million rows would)."""
+
+    object_list: list
+    older_than: int | None  # the id to continue from ("Older"), if there is more
+    newer_than: int | None  # the id to go back from ("Newer"), unless this is the newest page
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self):
+        return len(self.object_list)
+
+    def __getitem__(self, i):
+        return self.object_list[i]
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.older_than is not None or self.newer_than is not None
+
+
+def keyset_page(qs: QuerySet, *, before: int | None = None, after: int | None = None, size: int = 50) -> KeysetPage:
+    """The page of ``qs`` (ordered newest first by id) just older than ``before``, or just newer than ``after``.
+    One query: ``size + 1`` rows tell whether there is more."""
+    if after is not None:
+        rows = list(qs.filter(id__gt=after).order_by("id")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        return KeysetPage(rows, rows[-1].id if rows else None, rows[0].id if rows and more_newer else None)
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs[: size + 1])
+    older = rows[size - 1].id if len(rows) > size else None
+    rows = rows[:size]
+    return KeysetPage(rows, older, rows[0].id if rows and before is not None else None)
 
 
 def audit_history(*, obj) -> QuerySet[AuditEvent]:

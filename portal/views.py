@@ -62,12 +62,19 @@ def audit_trail(request):
         events = selectors.audit_events().none()
     else:
         events = selectors.audit_events(**form.selector_filters())
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    data.pop("before", None)
+    data.pop("after", None)
+    page = selectors.keyset_page(events, before=_id_param(request.GET, "before"), after=_id_param(request.GET, "after"))
     for event in page:
         event.link = selectors.record_link(event.object_type, event.object_id)
         # Stored in UTC (the record); shown in Hong Kong time like every other time on the page.
         event.before_hk, event.after_hk = hk_times(event.before), hk_times(event.after)
     return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": data.urlencode()})
+
+
+def _id_param(params, name) -> int | None:
+    raw = params.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 19 else None
 
 
 @login_required
