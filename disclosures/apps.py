@@ -4,9 +4,14 @@ from django.utils.translation import gettext_lazy as _
 
 def _client_panel(request):
     """"Risk disclosures: N outstanding" on the client dashboard: one query."""
-    from . import selectors
+    try:
+        from onboarding.selectors import disclosure_statuses_for_request
 
-    by_product = selectors.statuses_by_product(user=request.user)
+        by_product = disclosure_statuses_for_request(request=request)  # shared with the checklist's eligibility
+    except ImportError:
+        from . import selectors
+
+        by_product = selectors.statuses_by_product(user=request.user)
     documents = {}
     for statuses in by_product.values():
         for status in statuses:

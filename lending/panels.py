@@ -10,7 +10,14 @@ def client_panel(request):
 
     summary = selectors.client_facility_summary(user=request.user)
     # "Apply" only for a client who may apply; otherwise what is missing, with links (constant queries).
-    return "lending/_client_panel.html", summary | {"blockers": submission_blockers(user=request.user)}
+    try:
+        from onboarding.selectors import eligibility_for_request
+        from portal.products import Product
+
+        eligibility = eligibility_for_request(request=request, product=Product.VA_MARGIN)
+    except ImportError:
+        eligibility = None
+    return "lending/_client_panel.html", summary | {"blockers": submission_blockers(user=request.user, eligibility=eligibility)}
 
 
 def staff_panel(request):

@@ -373,14 +373,15 @@ def application_update(*, user, application_id: int, requested_limit=None, purpo
     return application
 
 
-def submission_blockers(*, user) -> list[dict]:
-    """Why the client cannot submit yet: unmet eligibility and stale disclosures, each with a link to fix it."""
+def submission_blockers(*, user, eligibility=None) -> list[dict]:
+    """Why the client cannot submit yet: unmet eligibility and stale disclosures, each with a link to fix it.
+    ``eligibility`` is the client's VA-margin eligibility when the caller already has it."""
     from disclosures.selectors import outstanding_documents
     from onboarding.selectors import product_eligibility
     from portal.products import Product
 
     blockers = []
-    eligibility = product_eligibility(user=user, product=Product.VA_MARGIN)
+    eligibility = eligibility or product_eligibility(user=user, product=Product.VA_MARGIN)
     for req in eligibility.requirements:
         if not req.met:
             blockers.append({"code": req.code, "label": str(req.label), "reason": str(req.reason or ""), "fix_url": req.fix_url or ""})

@@ -9,11 +9,9 @@ from . import selectors
 
 
 def client_checklist(request):
-    user = request.user
-    facts = selectors.client_facts(user=user)
     products = [
-        (Product.VA_MARGIN.label, selectors.product_eligibility(user=user, product=Product.VA_MARGIN, facts=facts)),
-        (Product.PERPETUALS.label, selectors.product_eligibility(user=user, product=Product.PERPETUALS, facts=facts)),
+        (Product.VA_MARGIN.label, selectors.eligibility_for_request(request=request, product=Product.VA_MARGIN)),
+        (Product.PERPETUALS.label, selectors.eligibility_for_request(request=request, product=Product.PERPETUALS)),
     ]
     return "onboarding/panels/checklist.html", {"products": products}
 

@@ -244,6 +244,30 @@ def product_eligibility(*, user, product, facts: ClientFacts | None = None, outs
     return Eligibility(product=product.value, requirements=requirements)
 
 
+def disclosure_statuses_for_request(*, request) -> dict:
+    """The signed-in client's risk-disclosure statuses for every product, loaded once per request (one query)."""
+    memo = request.__dict__.setdefault("_portal_eligibility", {})
+    if "statuses" not in memo:
+        from disclosures.selectors import statuses_by_product
+
+        memo["statuses"] = statuses_by_product(user=request.user)
+    return memo["statuses"]
+
+
+def eligibility_for_request(*, request, product) -> Eligibility:
+    """``product_eligibility`` for the signed-in client, computed once per request: the dashboard's checklist,
+    lending panel and disclosures panel all ask, and each answer costs the client's facts and disclosures."""
+    memo = request.__dict__.setdefault("_portal_eligibility", {})
+    product = Product(product)
+    if product not in memo:
+        if "facts" not in memo:
+            memo["facts"] = client_facts(user=request.user)
+        statuses = disclosure_statuses_for_request(request=request)
+        outstanding = [s for s in statuses.get(product.value, []) if not s.acknowledged]
+        memo[product] = product_eligibility(user=request.user, product=product, facts=memo["facts"], outstanding=outstanding)
+    return memo[product]
+
+
 def client_snapshot(*, user, facts: ClientFacts | None = None) -> dict | None:
     """Facts for the credit review, JSON-safe; None if the client has no profile.
 

@@ -152,23 +152,25 @@ def test_dashboard_checklist_panel_has_a_fixed_number_of_queries(client, rf, ali
 
     request = rf.get("/dashboard/")
     request.user = alice
-    # profile, latest assessment, attestations, policy; disclosures: one query per product
-    with django_assert_num_queries(6):
+    # profile, latest assessment, attestations, policy; disclosures: one query for every product
+    with django_assert_num_queries(5):
         panels.client_checklist(request)
     make_profile(alice)
     complete_assessment(alice)
     submitted_attestation(alice)
-    with django_assert_num_queries(6):
+    request = rf.get("/dashboard/")  # a new request: eligibility is kept only for the request that computed it
+    request.user = alice
+    with django_assert_num_queries(5):
         template, context = panels.client_checklist(request)
     assert [e.product for _label, e in context["products"]] == ["va_margin", "perpetuals"]
     client.force_login(alice)
     client.get("/dashboard/")
     # + one query for the risk engine's client panel (open margin calls, a single sliced query)
-    # + six for the lending panel (applications, facilities, and its own VA-margin eligibility check)
-    with django_assert_num_queries(20) as captured:
+    # + the lending panel's applications and facilities (its eligibility is the checklist's, computed once)
+    with django_assert_num_queries(13) as captured:
         response = client.get("/dashboard/")
     assert 'data-requirement="suitability" data-met="yes"' in response.content.decode()
-    assert len(captured.captured_queries) == 20
+    assert len(captured.captured_queries) == 13
 
 
 def test_workbench_queue_panel_has_a_fixed_number_of_queries(rf, officer, django_assert_num_queries):
@@ -500,3 +502,21 @@ def test_admin_adds_a_policy_version_validated_against_the_statutory_floors(clie
     attestation = draft_attestation(alice, amount="8500000")
     assert [p["code"] for p in services.attestation_problems(attestation=attestation)] == ["below_threshold"]
     assert client.get("/admin/onboarding/questionnaire/1/change/").status_code == 200
+
+
+def test_the_dashboard_computes_eligibility_once_per_request(rf, alice):
+    from unittest import mock
+
+    from disclosures.apps import _client_panel as disclosures_panel
+    from lending import panels as lending_panels
+    from onboarding import panels, selectors
+
+    request = rf.get("/dashboard/")
+    request.user = alice
+    with mock.patch.object(selectors, "client_facts", wraps=selectors.client_facts) as facts, \
+         mock.patch.object(selectors, "product_eligibility", wraps=selectors.product_eligibility) as eligibility:
+        panels.client_checklist(request)
+        lending_panels.client_panel(request)
+        disclosures_panel(request)
+    assert facts.call_count == 1
+    assert sorted(str(c.kwargs["product"]) for c in eligibility.call_args_list) == ["perpetuals", "va_margin"]
