@@ -22,6 +22,7 @@ from . import selectors, services
 from .inputs import checked_params, facility_filters, id_input, page_param, queue_filters
 from .models import (
     CLIENT_DECLINE_TEXTS,
+    STAFF_QUEUE_LABELS,
     AppState,
     Asset,
     Band,
@@ -29,7 +30,6 @@ from .models import (
     Facility,
     FacilityApplication,
     FacilityState,
-    STAFF_QUEUE_LABELS,
     Recommendation,
     client_decline_reasons,
 )
