@@ -34,6 +34,7 @@ class RiskConfig(AppConfig):
         schedule("risk-revalue-book", "lending.risk.tasks.revalue_book_task", 60.0)
         schedule("risk-reference-prices", "lending.risk.tasks.reference_prices_refresh", 60.0)
         schedule("risk-refresh-calls", "lending.risk.tasks.open_calls_refresh", 60.0)
+        schedule("risk-book-summary", "lending.risk.tasks.book_summary_take", 60.0)
         schedule("risk-escalate-calls", "lending.risk.tasks.margin_calls_escalate_due", 300.0)
         schedule("risk-notify-calls", "lending.risk.tasks.margin_calls_notify", 300.0)
         schedule("risk-eod-snapshots", "lending.risk.tasks.snapshots_take", crontab(hour=23, minute=55))

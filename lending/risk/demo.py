@@ -153,6 +153,7 @@ def seed(stdout) -> None:
     _price_governance(officer, manager)
     with transaction.atomic():
         services.snapshots_take()
+    services.book_summary_take()  # the board's figures until the beat takes the next one
     if not StressReport.objects.filter(kind=StressReport.Kind.MONTHLY).exists():
         services.stress_monthly_report()
     services.stress_report_store(actor=SYSTEM, btc_shock="-0.30", eth_shock="-0.40", securities_shock="-0.10")

@@ -545,3 +545,22 @@ class StressReport(models.Model):
 
 
 ZERO = Decimal("0")
+
+
+class BookSummary(models.Model):
+    """The risk board's whole-book figures (utilisation distribution, bands, totals, exposure by client and asset,
+    the facilities nearest their thresholds, collateral concentration), taken after the engine's full revaluation
+    each minute. The board reads this one row instead of valuing the book again for every viewer."""
+
+    taken_at = models.DateTimeField(default=timezone.now)
+    policy_version = models.PositiveIntegerField(null=True)
+    btc_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    eth_price = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    data = models.JSONField(default=dict)
+    took_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "book summary"
+
+    def __str__(self) -> str:
+        return f"Book summary at {self.taken_at:%Y-%m-%d %H:%M:%S}"

@@ -331,16 +331,15 @@ def quote_history(*, asset: str = "") -> QuerySet[PriceQuote]:
 BUCKETS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 100), (100, 110), (110, 130), (130, None)]
 
 
-def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
-    """Everything on the risk board, aggregated in SQL: a fixed number of queries for any book size."""
-    from django.db.models import Count, Min
+# How many of the facilities nearest their thresholds the book summary keeps (the board pages through them).
+NEAREST_KEPT = 200
 
-    now = now or timezone.now()
-    policy, prices = _inputs()
-    numbers = risk_numbers()
-    result = {"policy": policy, "prices": prices, "numbers": numbers, "now": now}
-    if policy is None:
-        return result | {"empty": True}
+
+def book_figures(*, policy, prices, nearest_limit: int, nearest_offset: int = 0) -> dict:
+    """The board's whole-book figures valued live from the engine's per-facility coefficients: utilisation
+    distribution, bands, totals, VA shares, the facilities nearest their thresholds (highest utilisation first),
+    exposure by client and by asset. Three aggregate statements, each a pass over the whole book: the engine's
+    book summary takes them once a minute; the board reads that rather than running them per request."""
     params = book.Scenario.current(policy=policy, prices=prices).params()
     live = book.live_sql()
     # 1. Distribution of utilisation and book totals in one pass.
@@ -372,28 +371,27 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
             "height": round(counts[i] / peak * 100, 1) if peak else 0,
             "tone": "ok" if (hi or 999) <= 90 else ("warn" if (hi or 999) <= 100 else "bad"),
         })
-    result.update(
-        histogram=histogram, bands=bands, facilities=total_n,
-        totals={k: v.quantize(Decimal("0.01")) for k, v in totals.items()},
-        va_share_market=(totals["btc_mv"] + totals["eth_mv"]) / totals["mv"] if totals["mv"] else Decimal("0"),
-        va_share_lending=totals["va_lv"] / totals["lv"] if totals["lv"] else Decimal("0"),
-        book_utilisation=totals["drawn"] / totals["lv"] if totals["lv"] else Decimal("0"),
-    )
-    # 2. Nearest their thresholds: highest utilisation first (paginated).
-    page = max(1, int(page))
+    result = {
+        "histogram": histogram, "bands": bands, "facilities": total_n,
+        "totals": {k: v.quantize(Decimal("0.01")) for k, v in totals.items()},
+        "va_share_market": (totals["btc_mv"] + totals["eth_mv"]) / totals["mv"] if totals["mv"] else Decimal("0"),
+        "va_share_lending": totals["va_lv"] / totals["lv"] if totals["lv"] else Decimal("0"),
+        "book_utilisation": totals["drawn"] / totals["lv"] if totals["lv"] else Decimal("0"),
+    }
+    # 2. Nearest their thresholds: highest utilisation first.
     nearest = book.fetch(
         f"""SELECT v.facility_id, v.client_id, u.email, u.full_name, v.drawn, v.lv, v.util, v.band, v.old_band, v.has_call
             FROM ({live}) v JOIN portal_user u ON u.id = v.client_id
             ORDER BY v.util DESC, v.facility_id LIMIT %(limit)s OFFSET %(offset)s""",
-        params | {"limit": page_size, "offset": (page - 1) * page_size},
+        params | {"limit": nearest_limit, "offset": nearest_offset},
     )
     for r in nearest:
         r["util"] = Decimal(str(r["util"])).quantize(Decimal("0.0001"))
+        r["drawn"], r["lv"] = Decimal(str(r["drawn"] or 0)), Decimal(str(r["lv"] or 0))
         r["headroom"] = (policy.margin_call_level - r["util"]) if r["util"] <= policy.margin_call_level else Decimal("0")
         r["reference"] = f"FAC-{r['facility_id']:06d}"
+        r["has_call"] = bool(r["has_call"])
     result["nearest"] = nearest
-    result["page"] = page
-    result["pages"] = max(1, -(-total_n // page_size))
     # 3. Exposure concentration by client: top 10 by drawn balance.
     result["by_client"] = book.fetch(
         f"""SELECT v.client_id, u.email, u.full_name, COUNT(*) AS facilities, SUM(v.drawn) AS drawn, SUM(v.lv) AS lv,
@@ -403,7 +401,9 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
         params,
     )
     for r in result["by_client"]:
-        r["share"] = Decimal(str(r["drawn"] or 0)) / totals["drawn"] if totals["drawn"] else Decimal("0")
+        for k in ("drawn", "lv", "va_mv"):
+            r[k] = Decimal(str(r[k] or 0))
+        r["share"] = r["drawn"] / totals["drawn"] if totals["drawn"] else Decimal("0")
         r["share_pct"] = round(float(r["share"]) * 100, 1)
     # 4. Exposure by collateral asset.
     mv = totals["mv"] or Decimal("1")
@@ -412,6 +412,69 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
         {"asset": "BTC", "market_value": totals["btc_mv"], "share_pct": round(float(totals["btc_mv"] / mv) * 100, 1), "quantity": totals["btc_qty"]},
         {"asset": "ETH", "market_value": totals["eth_mv"], "share_pct": round(float(totals["eth_mv"] / mv) * 100, 1), "quantity": totals["eth_qty"]},
     ]
+    return result
+
+
+def summary_encode(data):
+    """JSON for the book summary, Decimals kept exact (tagged) so the board reads back what was computed."""
+    if isinstance(data, Decimal):
+        return {"__d": str(data)}
+    if isinstance(data, dict):
+        return {k: summary_encode(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [summary_encode(v) for v in data]
+    return data
+
+
+def summary_decode(data):
+    if isinstance(data, dict):
+        if len(data) == 1 and "__d" in data:
+            return Decimal(data["__d"])
+        return {k: summary_decode(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [summary_decode(v) for v in data]
+    return data
+
+
+def book_summary(*, policy_version: int | None = None):
+    """The engine's latest book summary (one row), or None when there is none for ``policy_version``."""
+    from .models import BookSummary
+
+    summary = BookSummary.objects.order_by("-taken_at", "-id").first()
+    if summary is None or (policy_version is not None and summary.policy_version != policy_version):
+        return None
+    return summary
+
+
+def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
+    """Everything on the risk board in a fixed number of queries, none of which grows with the book: the
+    whole-book figures come from the engine's book summary (taken after each minute's full revaluation);
+    margin calls, alarms and volatility are read live. Before the first summary (a new installation, a new
+    policy version) the figures are valued live, a page at a time."""
+    from django.db.models import Count, Min
+
+    now = now or timezone.now()
+    policy, prices = _inputs()
+    numbers = risk_numbers()
+    result = {"policy": policy, "prices": prices, "numbers": numbers, "now": now}
+    if policy is None:
+        return result | {"empty": True}
+    page = max(1, int(page))
+    summary = book_summary(policy_version=policy.version)
+    if summary is not None:
+        figures = summary_decode(summary.data)
+        kept = figures.pop("nearest")
+        result.update(figures)
+        result["nearest"] = kept[(page - 1) * page_size: page * page_size]
+        result["pages"] = max(1, -(-min(len(kept), result["facilities"]) // page_size))
+        result["as_of"] = summary.taken_at
+        result["valued_at_prices"] = {"BTC": summary.btc_price, "ETH": summary.eth_price}
+    else:
+        result.update(book_figures(policy=policy, prices=prices, nearest_limit=page_size, nearest_offset=(page - 1) * page_size))
+        result["pages"] = max(1, -(-result["facilities"] // page_size))
+        result["concentration"] = None  # the panel values it live
+        result["valued_at_prices"] = {"BTC": prices.get("BTC"), "ETH": prices.get("ETH")}
+    result["page"] = page
     # 5. Open calls by age (one grouped query) and the oldest few.
     ages = [(0, 1), (1, 2), (2, 5), (5, None)]
     age_rows = (

@@ -1031,6 +1031,31 @@ def snapshots_take(*, day=None, now=None) -> int:
 
 
 @transaction.atomic
+def book_summary_take(*, now=None):
+    """Take the risk board's whole-book figures once (after the minute's full revaluation) and keep them in the
+    one summary row: the board then costs the same for any book size and any number of viewers. Derived
+    figures only (nothing regulated changes), so no audit row."""
+    import time
+
+    from lending.collateral.selectors import concentration
+
+    from .models import BookSummary
+    from .revaluation import current_inputs
+
+    started = time.perf_counter()
+    policy, prices = current_inputs()
+    if policy is None or not prices:
+        return None
+    figures = selectors.book_figures(policy=policy, prices=prices, nearest_limit=selectors.NEAREST_KEPT)
+    figures["concentration"] = concentration()
+    summary, _created = BookSummary.objects.update_or_create(pk=1, defaults={
+        "taken_at": now or timezone.now(), "policy_version": policy.version, "btc_price": prices.get("BTC"), "eth_price": prices.get("ETH"),
+        "data": selectors.summary_encode(figures), "took_ms": int((time.perf_counter() - started) * 1000),
+    })
+    return summary
+
+
+@transaction.atomic
 def stress_report_store(*, actor, btc_shock, eth_shock, securities_shock, kind: str = StressReport.Kind.AD_HOC, period: str = "") -> StressReport:
     """Run a stress scenario over the whole book and keep the result on record."""
     if actor is not SYSTEM:

@@ -17,6 +17,15 @@ def revalue_book_task(trigger: str = "beat") -> int | None:
     return run.pk if run else None
 
 
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, **RETRY)
+def book_summary_take() -> int | None:
+    """The risk board's whole-book figures, once a minute. Idempotent: it replaces the one summary row."""
+    from .services import book_summary_take as take
+
+    summary = take()
+    return summary.pk if summary else None
+
+
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180, **RETRY)
 def margin_calls_notify(run_id: int | None = None) -> int:
     """Tell clients, officers and credit managers about new, escalated and settled calls (claims each call first)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from lending.risk import selectors, services
 from lending.risk.models import StressReport, ValuationSnapshot
@@ -83,7 +85,7 @@ def _book(n, alice, charlie):
 
 
 PAGE_QUERIES = {
-    "/risk/board/": 21,  # + collateral concentration by instrument, issuer and sector (policy, limits, one SELECT)
+    "/risk/board/": 22,  # before the first book summary (looked up: one query): the book valued live + collateral concentration
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 12,
     "/risk/stress/reports/": 8,
@@ -102,7 +104,7 @@ def test_page_query_count_is_constant_in_the_number_of_facilities(client, book, 
 
 
 API_QUERIES = {
-    "/api/v1/risk/staff/board/": 17,
+    "/api/v1/risk/staff/board/": 18,
     "/api/v1/risk/staff/margin-calls/?state=open_all": 8,
     "/api/v1/risk/staff/stress/reports/": 8,
     "/api/v1/risk/staff/alarms/": 7,
@@ -116,3 +118,39 @@ def test_api_query_count_is_constant_in_the_number_of_facilities(api_client, boo
     api_client.force_login(credit_manager)
     with django_assert_num_queries(API_QUERIES[path]):
         assert api_client.get(path).status_code == 200
+
+
+def test_the_board_reads_the_engines_book_summary_instead_of_valuing_the_book(client, book, alice, charlie, credit_manager, django_assert_num_queries):
+    make_facility(alice, drawn="7000000", **MIXED)
+    make_facility(alice, drawn="8000000", **MIXED)
+    make_facility(charlie, drawn="1000000", **MIXED)
+    revalue_book()
+    live = selectors.board()
+    assert services.book_summary_take() is not None
+    stored = selectors.board()
+    for key in ("facilities", "bands", "histogram", "totals", "va_share_market", "book_utilisation", "by_client", "by_asset"):
+        assert stored[key] == live[key], key
+    assert stored["nearest"] == live["nearest"] and stored["nearest"][0]["util"] == Decimal("1.0386")
+    assert stored["as_of"] is not None and "by_instrument" in stored["concentration"]
+    client.force_login(credit_manager)
+    client.get("/risk/board/")
+    with CaptureQueriesContext(connection) as few:
+        body = client.get("/risk/board/").content.decode()
+    assert "Book figures as of" in body and 'data-testid="collateral-concentration"' in body
+    for i in range(6):
+        make_facility(charlie, drawn="1000000", **MIXED)
+    revalue_book()
+    services.book_summary_take()
+    with django_assert_num_queries(len(few.captured_queries)):
+        client.get("/risk/board/")
+    # No whole-book statement on the page: the summary is one row.
+    assert not any("lending_collateralposition" in q["sql"] or "risk_facilitycoefficients" in q["sql"] for q in few.captured_queries)
+
+
+def test_a_summary_under_another_policy_version_is_not_used(book, alice):
+    make_facility(alice, drawn="7000000", **MIXED)
+    revalue_book()
+    summary = services.book_summary_take()
+    summary.policy_version = summary.policy_version + 1
+    summary.save()
+    assert "as_of" not in selectors.board()
