@@ -137,7 +137,7 @@ def test_the_board_reads_the_engines_book_summary_instead_of_valuing_the_book(cl
     with CaptureQueriesContext(connection) as few:
         body = client.get("/risk/board/").content.decode()
     assert "Book figures as of" in body and 'data-testid="collateral-concentration"' in body
-    for i in range(6):
+    for _i in range(6):
         make_facility(charlie, drawn="1000000", **MIXED)
     revalue_book()
     services.book_summary_take()
