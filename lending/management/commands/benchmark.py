@@ -1,4 +1,4 @@
-"""``manage.py benchmark review --applications 1000``, ``manage.py benchmark revaluation --facilities 100000``, ``… crash`` (lending.recovery.benchmark).
+"""``manage.py benchmark review --applications 1000``, ``manage.py benchmark revaluation --facilities 100000``, ``… crash`` (lending.recovery.benchmark), ``manage.py benchmark pages`` (portal.benchmark_pages).
 
 ``revaluation`` is the risk engine's whole-book revaluation benchmark (lending.risk.benchmark.run,
 described there). ``review`` is the credit review against PostgreSQL and Redis:
@@ -68,8 +68,16 @@ class Command(BaseCommand):
         export.add_argument("--rows", type=int, default=1_000_000)
         export.add_argument("--naive-sample", type=int, default=100_000)
         export.add_argument("--measure", default="", help=argparse.SUPPRESS)
+        pages = sub.add_parser("pages", help="Main pages and list APIs at a broker's volume, beside a bare view (portal.benchmark_pages).")
+        pages.add_argument("--scale", type=float, default=1.0, help="Fraction of the full volume (100,000 facilities, 10,000 applications, 1,000,000 audit rows).")
+        pages.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
 
     def handle(self, *args, which, **options):
+        if which == "pages":
+            from portal.benchmark_pages import run as pages_run
+
+            pages_run(self.stdout, scale=options["scale"], requests=options["requests"])
+            return
         if which == "export":
             from lending.reporting import benchmark
 
