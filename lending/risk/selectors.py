@@ -332,7 +332,7 @@ BUCKETS = [(0, 50), (50, 70), (70, 80), (80, 90), (90, 100), (100, 110), (110, 1
 
 
 # How many of the facilities nearest their thresholds the book summary keeps (the board pages through them).
-NEAREST_KEPT = 200
+NEAREST_KEPT = 100
 
 
 def book_figures(*, policy, prices, nearest_limit: int, nearest_offset: int = 0) -> dict:
@@ -462,10 +462,10 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
     page = max(1, int(page))
     summary = book_summary(policy_version=policy.version)
     if summary is not None:
-        figures = summary_decode(summary.data)
-        kept = figures.pop("nearest")
-        result.update(figures)
-        result["nearest"] = kept[(page - 1) * page_size: page * page_size]
+        data = dict(summary.data)
+        kept = data.pop("nearest")
+        result.update(summary_decode(data))
+        result["nearest"] = summary_decode(kept[(page - 1) * page_size: page * page_size])  # only the rows shown
         result["pages"] = max(1, -(-min(len(kept), result["facilities"]) // page_size))
         result["as_of"] = summary.taken_at
         result["valued_at_prices"] = {"BTC": summary.btc_price, "ETH": summary.eth_price}
