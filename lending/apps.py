@@ -25,5 +25,9 @@ class LendingConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Screening hits"), "lending:screening", Perm.SCREENING_REVIEW, order=35))
         navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=30))
         navigation.register_staff_panel(navigation.Panel("lending-queue", panels.staff_panel, order=30, perm=Perm.APPLICATION_DECIDE))
+        from portal.celery import schedule
+
+        # Collateral, risk and servicing policy versions approved for a later day come into force on it.
+        schedule("lending-policies-take-effect", "lending.tasks.policies_take_effect", 900.0)
         # Demo prices move only through the risk engine's governed multi-source feed
         # (lending.risk: quotes → median reference price → revaluation); staff still enter and load prices here.

@@ -48,6 +48,7 @@ class CollateralKind(models.TextChoices):
 
 class PolicyStatus(models.TextChoices):
     PROPOSED = "proposed", _("Proposed")
+    SCHEDULED = "scheduled", _("Approved, takes effect on its date")
     APPROVED = "approved", _("In force")
     REJECTED = "rejected", _("Rejected")
     SUPERSEDED = "superseded", _("Superseded")
@@ -70,6 +71,9 @@ class MakerCheckerPolicy(ConcurrentTransitionMixin, models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
+    # The Hong Kong day from which an approved version is in force; empty: from its approval. An approval
+    # before that day schedules the version; the take-effect job puts it in force on the day.
+    effective_from = models.DateField(_("takes effect on"), null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -77,6 +81,14 @@ class MakerCheckerPolicy(ConcurrentTransitionMixin, models.Model):
     @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.APPROVED)
     def approve(self, *, by, at, note=""):
         self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.SCHEDULED)
+    def schedule(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=status, source=PolicyStatus.SCHEDULED, target=PolicyStatus.APPROVED)
+    def take_effect(self):
+        pass
 
     @transition(field=status, source=PolicyStatus.PROPOSED, target=PolicyStatus.REJECTED)
     def reject(self, *, by, at, note=""):

@@ -129,12 +129,14 @@ def _clean_warning_levels(raw, *, margin_call: Decimal) -> list[str]:
 
 
 @transaction.atomic
-def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
-    """Propose a new policy version. It takes effect only when a different credit manager approves it."""
+def policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) -> CollateralPolicy:
+    """Propose a new policy version. It takes effect only when a different credit manager approves it, and not
+    before ``effective_from`` (a Hong Kong day) when one is given."""
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     if not (reason or "").strip():
         raise PortalError("validation_error", _("Give the reason for the change."), {"reason": [_("Required.")]})
     clean = _validate_policy_numbers(numbers)
+    clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.policy_current()
     next_version = (CollateralPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
     try:
@@ -152,7 +154,7 @@ def policy_propose(*, actor, numbers: dict, reason: str) -> CollateralPolicy:
         actor=actor, action="lending.policy.proposed", obj=policy,
         before=snapshot(current, CollateralPolicy.NUMBERS) | {"version": current.version} | (
             {"marginable": collateral_services.marginable_snapshot(previous)} if previous else {}) if current else None,
-        after=snapshot(policy, CollateralPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason,
+        after=snapshot(policy, CollateralPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason, "effective_from": policy.effective_from,
                                                             "marginable": collateral_services.marginable_snapshot(listed)},
     )
     return policy
@@ -169,7 +171,9 @@ def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaitin
     if policy.status != PolicyStatus.PROPOSED:
         raise ConflictError("invalid_state", not_awaiting % {"version": policy.version, "status": policy.get_status_display()})
     superseded = None
-    if approve:
+    if approve and policy.effective_from and policy.effective_from > timezone.localdate():
+        policy.schedule(by=actor, at=timezone.now(), note=note)  # in force from its day (maker_checker_take_effect)
+    elif approve:
         superseded = type(policy).objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
         if superseded:
             superseded.supersede()
@@ -179,6 +183,74 @@ def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaitin
         policy.reject(by=actor, at=timezone.now(), note=note)
     policy.save()
     return superseded
+
+
+def effective_from_input(value):
+    """A proposal's effective date: empty (from its approval), or today or later (Hong Kong day)."""
+    from datetime import date
+
+    from django.utils.dateparse import parse_date
+
+    if value in (None, ""):
+        return None
+    day = value if isinstance(value, date) else parse_date(str(value).strip()) if str(value).strip()[:4].isdigit() else None
+    if day is None:
+        raise PortalError("validation_error", _("Give the effective date as a date (YYYY-MM-DD)."), {"effective_from": [_("A date.")]})
+    if day < timezone.localdate():
+        raise PortalError("validation_error", _("The effective date cannot be in the past."), {"effective_from": [_("Today or later.")]})
+    return day
+
+
+def maker_checker_take_effect(model, *, today=None) -> list[tuple]:
+    """Put in force every approved version of ``model`` whose effective day has come (oldest version first), each
+    superseding the version then in force. Returns [(policy, superseded)] for the callers' side effects and audit."""
+    today = today or timezone.localdate()
+    done = []
+    for policy in model.objects.select_for_update().filter(status=PolicyStatus.SCHEDULED, effective_from__lte=today).order_by("version"):
+        superseded = model.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+        if superseded:
+            superseded.supersede()
+            superseded.save()
+        policy.take_effect()
+        policy.save()
+        done.append((policy, superseded))
+    return done
+
+
+@transaction.atomic
+def policies_take_effect(*, today=None) -> int:
+    """The take-effect job: collateral, risk and servicing policy versions approved for a later day come into force
+    on that day (the collateral policy reaches the live book at once, as on an approval). Audited per version."""
+    from lending.risk.revaluation import policy_apply
+
+    count = 0
+    if CollateralPolicy.objects.filter(status=PolicyStatus.SCHEDULED, effective_from__lte=today or timezone.localdate()).exists():
+        locks.book()  # the book lock first (lending.locks): the new version revalues the whole book
+        for policy, superseded in maker_checker_take_effect(CollateralPolicy, today=today):
+            applied = policy_apply(policy=policy)
+            audit_log(actor=SYSTEM, action="lending.policy.took_effect", obj=policy,
+                      before={"version_in_force": superseded.version if superseded else None},
+                      after={"version_in_force": policy.version, "effective_from": policy.effective_from} | applied)
+            count += 1
+    others = []
+    try:
+        from lending.risk.models import RiskPolicy
+
+        others.append((RiskPolicy, "risk.policy.took_effect"))
+    except ImportError:
+        pass
+    try:
+        from lending.servicing.models import ServicingPolicy
+
+        others.append((ServicingPolicy, "servicing.policy.took_effect"))
+    except ImportError:
+        pass
+    for model, action in others:
+        for policy, superseded in maker_checker_take_effect(model, today=today):
+            audit_log(actor=SYSTEM, action=action, obj=policy, before={"version_in_force": superseded.version if superseded else None},
+                      after={"version_in_force": policy.version, "effective_from": policy.effective_from})
+            count += 1
+    return count
 
 
 def _decide_collateral_policy(*, actor, policy_id: int, approve: bool, note: str):
@@ -199,6 +271,10 @@ def policy_approve(*, actor, policy_id: int, note: str = "") -> CollateralPolicy
 
     locks.book()  # the approval revalues the whole book: the book lock first (lending.locks)
     policy, current = _decide_collateral_policy(actor=actor, policy_id=policy_id, approve=True, note=note)
+    if policy.status == PolicyStatus.SCHEDULED:
+        audit_log(actor=actor, action="lending.policy.approved", obj=policy, before={"status": "proposed"},
+                  after={"status": policy.status, "effective_from": policy.effective_from, "note": note, "proposed_by": policy.proposed_by.email})
+        return policy
     # The new version reaches the live book in this transaction: every position at its haircuts, every facility revalued.
     applied = policy_apply(policy=policy)
     audit_log(

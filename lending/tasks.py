@@ -39,3 +39,9 @@ def credit_review(self, application_id: int, run: int) -> bool:
         reason = f"{type(exc).__name__}: {exc}"
     return services.review_give_up(application_id=application_id, run=run, reason=reason)
 
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180, autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, max_retries=5)
+def policies_take_effect() -> int:
+    """Policy versions approved for a later day come into force on it. Idempotent: a version in force is not scheduled."""
+    return services.policies_take_effect()

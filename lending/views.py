@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from django.contrib import messages
@@ -388,14 +387,12 @@ def prices(request):
     })
 
 
-POLICY_FORM_FIELDS = [
-    "btc_haircut", "eth_haircut", "va_max_share", "price_max_age_minutes", "officer_authority_default", "watch_level",
-    "margin_call_level", "close_out_level", "cure_days", "client_exposure_limit", "firm_exposure_limit", "client_concentration_max",
-]
-
-
 @staff_required(Perm.POLICY_PROPOSE)
 def policies(request):
+    from . import policy_forms as pf
+    from .models import CollateralPolicy
+
+    posted = None
     if request.method == "POST":
         action = request.POST.get("action")
         try:
@@ -407,16 +404,24 @@ def policies(request):
                 except json.JSONDecodeError:
                     raise PortalError("validation_error", _("Securities haircut classes must be JSON, e.g. {\"A\": \"0.30\"}.")) from None
                 services.policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""))
+                numbers = pf.numbers_from_post(pf.COLLATERAL_FIELDS, request.POST)
+                numbers["securities_haircuts"] = pf.haircut_classes_from_post(request.POST)
+                services.policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""),
+                                        effective_from=request.POST.get("effective_from", ""))
                 messages.success(request, _("Policy change proposed; a credit manager must approve it."))
-            elif action in ("approve", "reject"):
+                return redirect("lending:policies")
+            if action in ("approve", "reject"):
                 if not request.user.has_perm(Perm.POLICY_APPROVE):
                     raise PermissionDenied
                 fn = services.policy_approve if action == "approve" else services.policy_reject
                 fn(actor=request.user, policy_id=id_input(request.POST.get("policy_id"), "policy_id"), note=request.POST.get("note", ""))
                 messages.success(request, _("Decision recorded."))
+            return redirect("lending:policies")
         except PortalError as exc:
             _fail(request, exc)
-        return redirect("lending:policies")
+            if action != "propose":
+                return redirect("lending:policies")
+            posted = request.POST  # the form again, with what was typed
     from lending.collateral import selectors as collateral_selectors
 
     current = selectors.policy_current()
@@ -426,14 +431,28 @@ def policies(request):
     newest = next((p for p in rows if p.status == "proposed"), None)
     for p in rows:
         p.preview = collateral_selectors.policy_preview(policy=p) if p is newest else None
+        p.numbers = [(label, pf.show(f, getattr(p, f.name))) for f, label in _policy_columns(pf, CollateralPolicy)]
+        p.classes = [(c, f"{pf.pct(v)}%") for c, v in sorted((p.securities_haircuts or {}).items())]
+        p.changes = (pf.changes(CollateralPolicy, pf.COLLATERAL_FIELDS, p, current) + pf.haircut_class_changes(p, current)
+                     if p.status in ("proposed", "scheduled") else [])
     return render(request, "lending/policies.html", {
         "current": current,
         "policies": rows,
         "fields": [(f, getattr(current, f, "")) for f in POLICY_FORM_FIELDS],
         "warning_levels": ", ".join(current.warning_levels) if current else "0.80, 0.90",
         "securities_json": json.dumps(current.securities_haircuts) if current else '{"A": "0.30", "B": "0.50", "C": "0.70"}',
+        "fields": pf.form_rows(CollateralPolicy, pf.COLLATERAL_FIELDS, current, posted),
+        "classes": pf.haircut_class_rows(current, posted),
+        "posted": posted,
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
     })
+
+
+def _policy_columns(pf, model):
+    """The numbers each version shows in the table (labelled as the form labels them)."""
+    wanted = ("btc_haircut", "eth_haircut", "va_max_share", "watch_level", "margin_call_level", "close_out_level", "cure_days")
+    fields = {f.name: f for f in pf.COLLATERAL_FIELDS}
+    return [(fields[n], pf.field_label(model, n)) for n in wanted]
 
 
 @staff_required(Perm.WATCHLIST_MANAGE)

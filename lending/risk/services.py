@@ -103,10 +103,14 @@ def _validate_risk_numbers(numbers: dict) -> dict:
 
 
 @transaction.atomic
-def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
+def risk_policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) -> RiskPolicy:
+    """In force once a credit manager other than the proposer approves it, and not before ``effective_from``."""
+    from lending.services import effective_from_input
+
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     reason = _text(reason, "reason")
     clean = _validate_risk_numbers(numbers)
+    clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.risk_policy_current()
     version = (RiskPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
     try:
@@ -118,7 +122,7 @@ def risk_policy_propose(*, actor, numbers: dict, reason: str) -> RiskPolicy:
     audit_log(
         actor=actor, action="risk.policy.proposed", obj=policy,
         before=snapshot(current, RiskPolicy.NUMBERS) | {"version": current.version} if current else None,
-        after=snapshot(policy, RiskPolicy.NUMBERS) | {"version": policy.version, "reason": reason},
+        after=snapshot(policy, RiskPolicy.NUMBERS) | {"version": policy.version, "reason": reason, "effective_from": policy.effective_from},
     )
     return policy
 

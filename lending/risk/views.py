@@ -198,22 +198,39 @@ def prices(request):
 @staff_required(Perm.POLICY_PROPOSE)
 @checked_params
 def policy(request):
+    from types import SimpleNamespace
+
+    from lending import policy_forms as pf
+
+    posted = None
     if request.method == "POST":
+        action = request.POST.get("action")
         try:
-            if request.POST.get("action") == "propose":
-                services.risk_policy_propose(actor=request.user, numbers={k: request.POST.get(k) for k in RiskPolicy.NUMBERS},
-                                             reason=request.POST.get("reason", ""))
+            if action == "propose":
+                services.risk_policy_propose(actor=request.user, numbers=pf.numbers_from_post(pf.RISK_FIELDS, request.POST),
+                                             reason=request.POST.get("reason", ""), effective_from=request.POST.get("effective_from", ""))
                 messages.success(request, _("Proposal recorded; a credit manager other than you must approve it."))
-            elif request.POST.get("action") in ("approve", "reject"):
+            elif action in ("approve", "reject"):
                 services.risk_policy_decide(actor=request.user, policy_id=id_input(request.POST.get("policy_id"), "policy_id"),
-                                            approve=request.POST.get("action") == "approve", note=request.POST.get("note", ""))
+                                            approve=action == "approve", note=request.POST.get("note", ""))
                 messages.success(request, _("Decision recorded."))
+            return redirect("risk:policy")
         except (PortalError, ValueError) as exc:
             messages.error(request, getattr(exc, "message", str(exc)))
-        return redirect("risk:policy")
+            if action != "propose":
+                return redirect("risk:policy")
+            posted = request.POST
+    rows = list(selectors.risk_policies()[:20])
+    current = selectors.risk_policy_current()
+    in_force = current or SimpleNamespace(**selectors.risk_numbers())  # the defaults until a version is approved
+    columns = [(f, pf.field_label(RiskPolicy, f.name)) for f in pf.RISK_FIELDS]
+    for p in rows:
+        p.numbers = [pf.show(f, getattr(p, f.name)) for f, _label in columns]
+        p.changes = pf.changes(RiskPolicy, pf.RISK_FIELDS, p, in_force) if p.status in ("proposed", "scheduled") else []
     return render(request, "risk/policy.html", {
-        "policies": list(selectors.risk_policies()[:20]), "numbers": selectors.risk_numbers(),
-        "can_approve": request.user.has_perm(Perm.POLICY_APPROVE), "fields": RiskPolicy.NUMBERS,
+        "policies": rows, "columns": [label for _f, label in columns],
+        "can_approve": request.user.has_perm(Perm.POLICY_APPROVE), "fields": pf.form_rows(RiskPolicy, pf.RISK_FIELDS, in_force, posted),
+        "posted": posted,
     })
 
 

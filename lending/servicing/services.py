@@ -66,12 +66,16 @@ def _validate_numbers(numbers: dict) -> dict:
 
 
 @transaction.atomic
-def servicing_policy_propose(*, actor, numbers: dict, reason: str) -> ServicingPolicy:
-    """Propose servicing terms; in force only once a different credit manager approves them."""
+def servicing_policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) -> ServicingPolicy:
+    """Propose servicing terms; in force only once a different credit manager approves them, and not before
+    ``effective_from`` when one is given."""
+    from lending.services import effective_from_input
+
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     if not (reason or "").strip():
         raise PortalError("validation_error", _("Give the reason for the change."), {"reason": [_("Required.")]})
     clean = _validate_numbers(numbers)
+    clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.servicing_policy_current()
     version = (ServicingPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
     try:

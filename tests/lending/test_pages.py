@@ -126,14 +126,21 @@ def test_prices_page_refuses_an_officer_price_far_from_the_reference_and_changes
 
 def test_policy_page_proposal_and_approval(client, officer, credit_manager, policy):
     client.force_login(officer)
-    form = {"action": "propose", "btc_haircut": "0.65", "eth_haircut": "0.65", "va_max_share": "0.3", "price_max_age_minutes": "15",
-            "officer_authority_default": "5000000", "watch_level": "0.9", "margin_call_level": "1", "close_out_level": "1.3", "cure_days": "2",
-            "client_exposure_limit": "50000000", "firm_exposure_limit": "5000000000", "client_concentration_max": "0.1",
-            "securities_haircuts": '{"A": "0.3"}', "reason": "Tighten"}
+    form = {"action": "propose", "btc_haircut": "65", "eth_haircut": "65%", "va_max_share": "30", "price_max_age_minutes": "15",
+            "officer_authority_default": "5,000,000", "watch_level": "90", "margin_call_level": "100", "close_out_level": "130", "cure_days": "2",
+            "client_exposure_limit": "50000000", "firm_exposure_limit": "5000000000", "client_concentration_max": "10",
+            "class_name": ["A", "b", ""], "class_haircut": ["30", "55", ""], "reason": "Tighten"}
     client.post("/lending/staff/policy/", form)
     from lending.models import CollateralPolicy
 
     proposed = CollateralPolicy.objects.get(version=2)
+    assert (proposed.btc_haircut, proposed.eth_haircut, proposed.va_max_share, proposed.close_out_level) == (
+        Decimal("0.65"), Decimal("0.65"), Decimal("0.30"), Decimal("1.30"))
+    assert proposed.securities_haircuts == {"A": "0.30", "B": "0.55"} and proposed.effective_from is None
+    page = client.get("/lending/staff/policy/").content.decode()
+    assert 'Bitcoin haircut (%)</label><input id="id_btc_haircut" name="btc_haircut" value="60"' in page  # starts from the version in force
+    assert '<td>Bitcoin haircut</td><td class="num">60%</td><td class="num">65%</td>' in page  # the change against v1
+    assert "btc_haircut</label>" not in page and "securities_haircuts" not in page
     client.force_login(credit_manager)
     client.post("/lending/staff/policy/", {"action": "approve", "policy_id": proposed.pk})
     assert CollateralPolicy.objects.get(version=2).status == "approved"
@@ -160,3 +167,42 @@ def test_review_page_folds_each_steps_inputs_so_the_reasons_stay_readable(client
     html = client.get(f"/lending/staff/applications/{reviewed.pk}/").content.decode()
     assert html.count('<td class="step-inputs"><details><summary>Show</summary>') >= 5
     assert 'td class="step-reasons"' in html
+
+
+def test_a_proposal_with_a_bad_number_shows_the_form_again_with_what_was_typed(client, officer, policy):
+    client.force_login(officer)
+    response = client.post("/lending/staff/policy/", {"action": "propose", "btc_haircut": "50", "eth_haircut": "65", "reason": "Too low",
+                                                      "class_name": ["A"], "class_haircut": ["30"]})
+    body = response.content.decode()
+    assert response.status_code == 200 and "at least 60%" in body and 'value="50"' in body and "Too low" in body
+    from lending.models import CollateralPolicy
+
+    assert CollateralPolicy.objects.count() == 1
+
+
+def test_an_approved_policy_with_a_later_effective_date_comes_into_force_on_that_day(officer, credit_manager, policy, prices):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lending import selectors, services
+    from lending.demo import POLICY_V1
+    from lending.models import PolicyStatus
+    from portal.errors import PortalError
+    from portal.models import AuditEvent
+
+    today = timezone.localdate()
+    with pytest.raises(PortalError, match="past"):
+        services.policy_propose(actor=officer, numbers=POLICY_V1, reason="Backdated", effective_from=today - timedelta(days=1))
+    proposed = services.policy_propose(actor=officer, numbers=POLICY_V1 | {"cure_days": 3}, reason="Longer cure from next week",
+                                       effective_from=(today + timedelta(days=7)).isoformat())
+    services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    proposed.refresh_from_db()
+    assert proposed.status == PolicyStatus.SCHEDULED and selectors.policy_current().pk == policy.pk  # still v1 in force
+    assert services.policies_take_effect(today=today + timedelta(days=6)) == 0
+    assert services.policies_take_effect(today=today + timedelta(days=7)) == 1
+    assert selectors.policy_current().pk == proposed.pk and selectors.policy_current().cure_days == 3
+    policy.refresh_from_db()
+    assert policy.status == PolicyStatus.SUPERSEDED
+    assert AuditEvent.objects.filter(action="lending.policy.took_effect", object_id=str(proposed.pk)).exists()
+    assert services.policies_take_effect(today=today + timedelta(days=8)) == 0  # once
