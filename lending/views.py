@@ -242,6 +242,7 @@ def review(request, pk):
         "own_record": own,
         "authority": services.officer_authority(actor=request.user, policy=application.policy or selectors.policy_current()),
         "can_second": request.user.has_perm(Perm.APPLICATION_SECOND_APPROVE) and application.decided_by_id != request.user.pk,
+        "second_reasons": second_approval_reasons(application.second_approval_reasons),
         "polling": application.state in (AppState.SUBMITTED, AppState.IN_REVIEW),
     })
 
@@ -254,13 +255,63 @@ def _onboarding_evidence(client):
     snap = client_snapshot(user=client)
     if not snap:
         return None
+    words = _evidence_words(snap)
     rows = []
     for key, label in EVIDENCE_LABELS:
         if key in snap:
-            rows.append((label, _evidence_value(snap[key])))
+            rows.append((label, words[key] if key in words else _evidence_value(snap[key])))
     known = {k for k, _label in EVIDENCE_LABELS}
     rows += [(key.replace("_", " ").capitalize(), _evidence_value(value)) for key, value in sorted(snap.items()) if key not in known]
     return rows
+
+
+def _evidence_words(snap: dict) -> dict:
+    """The snapshot's codes and figures as an officer reads them: labels for codes, HK$ for money, % for a share."""
+    from onboarding.models import RISK_PROFILE_LABELS, ClientType, KnowledgeBasis
+
+    words = {}
+    bases = dict(KnowledgeBasis.choices)
+    if snap.get("client_type"):
+        words["client_type"] = dict(ClientType.choices).get(snap["client_type"], snap["client_type"])
+    for key in ("va_knowledge_basis", "derivative_knowledge_basis"):
+        if snap.get(key):
+            words[key] = bases.get(snap[key], snap[key])
+    if snap.get("risk_profile"):
+        words["risk_profile_label"] = RISK_PROFILE_LABELS.get(snap["risk_profile"], snap.get("risk_profile_label"))
+    for key in ("annual_income", "liquid_assets", "net_worth"):
+        if snap.get(key) not in (None, ""):
+            try:
+                words[key] = f"HK${Decimal(str(snap[key])):,.2f}"
+            except ArithmeticError:
+                pass
+    if snap.get("va_exposure_limit_pct") not in (None, ""):
+        words["va_exposure_limit_pct"] = f"{Decimal(str(snap['va_exposure_limit_pct'])).normalize():f}%"
+    return words
+
+
+# The second approval's reasons as the approval stored them (English, with figures) → a sentence in the reader's language.
+SECOND_APPROVAL_REASONS = [
+    (r"^limit HK\$([\d,.]+) above the officer's authority of HK\$([\d,.]+)$",
+     gettext_lazy("the limit of HK$%(a)s is above the approving officer's authority of HK$%(b)s")),
+    (r"^overrides the review's recommendation to (.+)$", gettext_lazy("it overrides the credit review's recommendation (%(a)s)")),
+    (r"^limit above the recommended HK\$([\d,.]+)$", gettext_lazy("the limit is above the recommended HK$%(a)s")),
+]
+
+
+def second_approval_reasons(reasons) -> list[str]:
+    import re
+
+    out = []
+    for reason in reasons or []:
+        for pattern, text in SECOND_APPROVAL_REASONS:
+            m = re.match(pattern, str(reason))
+            if m:
+                groups = m.groups()
+                out.append(str(text) % {"a": groups[0], "b": groups[1] if len(groups) > 1 else ""})
+                break
+        else:
+            out.append(str(reason))
+    return out
 
 
 # The onboarding snapshot's facts, in the order an officer reads them, named in words.
@@ -269,8 +320,8 @@ EVIDENCE_LABELS = [
     ("client_type", gettext_lazy("Client type")), ("date_of_birth", gettext_lazy("Date of birth")),
     ("nationality", gettext_lazy("Nationality")), ("margin_account_number", gettext_lazy("Securities margin account")),
     ("margin_account_confirmed", gettext_lazy("Margin account confirmed by staff")),
-    ("annual_income", gettext_lazy("Annual income (HKD)")), ("liquid_assets", gettext_lazy("Liquid assets (HKD)")),
-    ("net_worth", gettext_lazy("Net worth (HKD)")), ("risk_profile", gettext_lazy("Risk profile (1–5)")),
+    ("annual_income", gettext_lazy("Annual income")), ("liquid_assets", gettext_lazy("Liquid assets")),
+    ("net_worth", gettext_lazy("Net worth")), ("risk_profile", gettext_lazy("Risk profile (1–5)")),
     ("risk_profile_label", gettext_lazy("Risk profile")), ("suitability_valid_until", gettext_lazy("Suitability valid until")),
     ("va_knowledge", gettext_lazy("Virtual-asset knowledge")), ("va_knowledge_basis", gettext_lazy("Basis of VA knowledge")),
     ("va_exposure_limit_pct", gettext_lazy("VA exposure limit (% of net worth)")),

@@ -91,8 +91,12 @@ def call_detail(request, pk: int):
     from portal.selectors import audit_history
 
     history = [(e, CALL_EVENT_LABELS.get(e.action, e.action)) for e in audit_history(obj=call).select_related("actor")[:100]]
+    # Who escalated: the officer named (from the audit row), or the engine at the close-out level.
+    escalation = next((e for e, _label in history if e.action == "risk.margin_call.escalated"), None)
+    escalated_by = (escalation.actor.full_name or escalation.actor.email) if escalation and escalation.actor else None
     return render(request, "risk/call_detail.html", {
         "call": call, "risk": selectors.facility_risk(facility_id=call.facility_id), "plan": plan_for_call(call_id=call.pk),
+        "escalated_by": escalated_by,
         "history": history, "resolutions": Resolution.choices,
         "can_resolve": request.user.has_perm(Perm.MARGIN_CALL_RESOLVE),
     })
