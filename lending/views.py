@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 
 from django.contrib import messages
@@ -280,10 +281,8 @@ def _evidence_words(snap: dict) -> dict:
         words["risk_profile_label"] = RISK_PROFILE_LABELS.get(snap["risk_profile"], snap.get("risk_profile_label"))
     for key in ("annual_income", "liquid_assets", "net_worth"):
         if snap.get(key) not in (None, ""):
-            try:
+            with contextlib.suppress(ArithmeticError):  # a figure that is not a number is shown as it is
                 words[key] = f"HK${Decimal(str(snap[key])):,.2f}"
-            except ArithmeticError:
-                pass
     if snap.get("va_exposure_limit_pct") not in (None, ""):
         words["va_exposure_limit_pct"] = f"{Decimal(str(snap['va_exposure_limit_pct'])).normalize():f}%"
     return words
