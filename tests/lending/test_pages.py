@@ -162,10 +162,10 @@ def test_decision_refused_on_page_for_own_record_shows_message(client, facts, po
 
 
 def test_review_page_folds_each_steps_inputs_so_the_reasons_stay_readable(client, reviewed, officer):
-    """QA: the raw inputs JSON squeezed the reasons column to a few characters; it is now behind 'Show'."""
+    """QA: the raw inputs JSON squeezed the reasons column to a few characters; it is behind 'Inputs and timing', with the step's time."""
     client.force_login(officer)
     html = client.get(f"/lending/staff/applications/{reviewed.pk}/").content.decode()
-    assert html.count('<td class="step-inputs"><details><summary>Show</summary>') >= 5
+    assert html.count('<td class="step-inputs"><details><summary>Inputs and timing</summary>') >= 5  # timings too, only on demand
     assert 'td class="step-reasons"' in html
 
 
