@@ -219,7 +219,7 @@ def maker_checker_take_effect(model, *, today=None) -> list[tuple]:
 
 @transaction.atomic
 def policies_take_effect(*, today=None) -> int:
-    """The take-effect job: collateral, risk and servicing policy versions approved for a later day come into force
+    """The take-effect job: collateral, risk, servicing and recovery policy versions approved for a later day come into force
     on that day (the collateral policy reaches the live book at once, as on an approval). Audited per version."""
     from lending.risk.revaluation import policy_apply
 
@@ -243,6 +243,12 @@ def policies_take_effect(*, today=None) -> int:
         from lending.servicing.models import ServicingPolicy
 
         others.append((ServicingPolicy, "servicing.policy.took_effect"))
+    except ImportError:
+        pass
+    try:
+        from lending.recovery.models import RecoveryPolicy
+
+        others.append((RecoveryPolicy, "recovery.policy.took_effect"))
     except ImportError:
         pass
     for model, action in others:

@@ -119,10 +119,13 @@ def _validate_numbers(numbers: dict) -> dict:
 
 
 @transaction.atomic
-def recovery_policy_propose(*, actor, numbers: dict, reason: str) -> RecoveryPolicy:
+def recovery_policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) -> RecoveryPolicy:
+    from lending.services import effective_from_input
+
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     reason = _text(reason, "reason")
     clean = _validate_numbers(numbers)
+    clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.recovery_policy_current()
     version = (RecoveryPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
     try:

@@ -134,3 +134,13 @@ def test_client_sees_the_sales_and_the_amount_owing(client, api_client, debt, al
     api_client.force_authenticate(alice)
     data = api_client.get(f"/api/v1/recovery/facilities/{debt.facility_id}/close-out/").json()
     assert len(data["sales"]) == 2 and data["debt"]["owed"] == "303000.00"
+
+
+def test_the_proposer_of_a_write_off_sees_no_approve_button(client, debt, credit_manager, credit_manager2):
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Client deceased; estate insolvent")
+    url = reverse("recovery:debt", args=[debt.pk])
+    client.force_login(credit_manager)
+    body = client.get(url).content.decode()
+    assert 'data-testid="write-off-approve"' not in body and 'data-testid="write-off-awaiting"' in body
+    client.force_login(credit_manager2)
+    assert 'data-testid="write-off-approve"' in client.get(url).content.decode()
