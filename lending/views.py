@@ -447,15 +447,11 @@ def policies(request):
         action = request.POST.get("action")
         try:
             if action == "propose":
-                numbers = {f: request.POST.get(f, "") for f in POLICY_FORM_FIELDS}
-                numbers["warning_levels"] = request.POST.get("warning_levels", "")
-                try:
-                    numbers["securities_haircuts"] = json.loads(request.POST.get("securities_haircuts") or "{}")
-                except json.JSONDecodeError:
-                    raise PortalError("validation_error", _("Securities haircut classes must be JSON, e.g. {\"A\": \"0.30\"}.")) from None
-                services.policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""))
                 numbers = pf.numbers_from_post(pf.COLLATERAL_FIELDS, request.POST)
                 numbers["securities_haircuts"] = pf.haircut_classes_from_post(request.POST)
+                if "warning_levels" in request.POST:  # in % like the rest; empty: the default levels
+                    numbers["warning_levels"] = ", ".join(pf.from_form(pf.Field("warning_levels", pf.PCT), v)
+                                                          for v in request.POST["warning_levels"].split(",") if v.strip()) or None
                 services.policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""),
                                         effective_from=request.POST.get("effective_from", ""))
                 messages.success(request, _("Policy change proposed; a credit manager must approve it."))
@@ -483,14 +479,13 @@ def policies(request):
         p.preview = collateral_selectors.policy_preview(policy=p) if p is newest else None
         p.numbers = [(label, pf.show(f, getattr(p, f.name))) for f, label in _policy_columns(pf, CollateralPolicy)]
         p.classes = [(c, f"{pf.pct(v)}%") for c, v in sorted((p.securities_haircuts or {}).items())]
+        p.warning_pct = ", ".join(f"{pf.pct(v)}%" for v in (getattr(p, "warning_levels", None) or []))
         p.changes = (pf.changes(CollateralPolicy, pf.COLLATERAL_FIELDS, p, current) + pf.haircut_class_changes(p, current)
                      if p.status in ("proposed", "scheduled") else [])
     return render(request, "lending/policies.html", {
         "current": current,
         "policies": rows,
-        "fields": [(f, getattr(current, f, "")) for f in POLICY_FORM_FIELDS],
-        "warning_levels": ", ".join(current.warning_levels) if current else "0.80, 0.90",
-        "securities_json": json.dumps(current.securities_haircuts) if current else '{"A": "0.30", "B": "0.50", "C": "0.70"}',
+        "warning_levels": posted.get("warning_levels", "") if posted else ", ".join(pf.pct(v) for v in (current.warning_levels if current else ["0.80", "0.90"])),
         "fields": pf.form_rows(CollateralPolicy, pf.COLLATERAL_FIELDS, current, posted),
         "classes": pf.haircut_class_rows(current, posted),
         "posted": posted,
