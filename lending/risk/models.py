@@ -472,7 +472,7 @@ class MarginCall(ConcurrentTransitionMixin, models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(blank=True)
     met_at = models.DateTimeField(null=True, blank=True)
-    met_by = models.CharField(max_length=20, blank=True)  # "repayment", "top_up", "officer"
+    met_by = models.CharField(max_length=20, blank=True)  # "repayment", "top_up", "market", "officer" (revaluation.MET_BY_*)
 
     FIELDS = ("state", "shortfall", "utilisation", "cure_deadline", "proposed_resolution", "proposal_reason",
               "proposed_by", "resolved_by", "resolution_note", "met_by", "escalation_reason")

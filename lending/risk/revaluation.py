@@ -10,7 +10,8 @@ the target machine, so a tick never writes every row. Instead:
    into margin call or close-out (the partial unique index allows one open call per facility, so a
    facility crossing again the same day keeps its one call);
 4. a few small UPDATEs: the lending ``has_open_margin_call`` flag, escalation at the close-out
-   level, the open calls' shortfall, and calls cured by a repayment or collateral top-up.
+   level, the open calls' shortfall, and calls with no shortfall left (cured by a repayment, a
+   collateral top-up or the market), after which drawdowns reopen.
 
 Notifications go out from a Celery task enqueued once per run after commit.
 """
@@ -213,7 +214,6 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     opened, escalated = len(opened_rows), len(escalated_rows)
     # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
-    # (Calls cured by a repayment are met by that beat, or at once through ``services.facility_changed``.)
     if not whole_book:
         refresh_where = _flagged_where(where, "ids")
     elif "candidates" in params:
@@ -358,8 +358,12 @@ def call_audit_rows(*, run=None, band_rows=(), opened=(), breached=(), escalated
     return rows
 
 
+# How a call was met (``MarginCall.met_by``): the engine records the first three; an officer the last.
+MET_BY_TOP_UP, MET_BY_REPAYMENT, MET_BY_MARKET, MET_BY_OFFICER = "top_up", "repayment", "market", "officer"
+
+
 def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[dict]]:
-    """Refresh the shortfall of every open call; meet those cured by a repayment or top-up since they opened.
+    """Refresh the shortfall of every open call; meet those with no shortfall left (by a repayment, a top-up or the market).
     Returns the rows each UPDATE changed (RETURNING)."""
     gt = book.greatest()
     # Only facilities flagged with an open call are valued here (index on the flag).
@@ -377,19 +381,19 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[d
         """,
         params,
     )
-    # Cured: utilisation back at or under the margin-call level after money or collateral came in.
-    # (A price recovery alone does not meet a call; an officer may mark it met — see services.)
+    # Cured: utilisation back at or under the margin-call level (no shortfall left), whatever cured it.
+    # What cured it is recorded: a top-up or a repayment since the call opened, otherwise the market.
+    # Drawdowns stop only while a call is open, so a call the market cured must not stay open at HK$0.
     met = book.fetch(
         f"""
         UPDATE risk_margincall SET state = '{CallState.MET}', met_at = %(now)s,
                met_by = CASE WHEN EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
-                                          AND t.created_at >= risk_margincall.opened_at) THEN 'top_up' ELSE 'repayment' END,
+                                          AND t.created_at >= risk_margincall.opened_at) THEN '{MET_BY_TOP_UP}'
+                             WHEN EXISTS (SELECT 1 FROM lending_facilitytransaction t WHERE t.facility_id = risk_margincall.facility_id
+                                          AND t.kind = 'repayment' AND t.created_at >= risk_margincall.opened_at) THEN '{MET_BY_REPAYMENT}'
+                             ELSE '{MET_BY_MARKET}' END,
                notified_at = NULL
         WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') AND utilisation <= %(mc)s
-          AND (EXISTS (SELECT 1 FROM lending_facilitytransaction t WHERE t.facility_id = risk_margincall.facility_id
-                       AND t.kind = 'repayment' AND t.created_at >= risk_margincall.opened_at)
-               OR EXISTS (SELECT 1 FROM risk_collateraltopup t WHERE t.facility_id = risk_margincall.facility_id
-                          AND t.created_at >= risk_margincall.opened_at))
         RETURNING id, facility_id, met_by
         """,
         params,
@@ -401,7 +405,7 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[d
 
 @transaction.atomic
 def open_calls_refresh() -> tuple[int, int]:
-    """Beat: refresh every open call's shortfall at the current prices; meet those cured since they opened."""
+    """Beat: refresh every open call's shortfall at the current prices; meet those with no shortfall left."""
     locks.book()
     locks.writes(locks.Level.FACILITY)
     locks.writes(locks.Level.MARGIN_CALL)

@@ -863,11 +863,11 @@ def margin_calls_notify(*, run_id: int | None = None) -> int:
     from portal.notifications import notify, notify_many
     from portal.permissions import Role
 
+    sent = margin_calls_met_by_market_notify()
     pending = MarginCall.objects.filter(notified_at__isnull=True).select_related("client", "facility__application__decided_by")
     if run_id is not None:
         pending = pending.filter(Q(run_id=run_id) | ~Q(state=CallState.OPEN))
     managers = None
-    sent = 0
     for call in pending.order_by("id")[:2000]:
         with transaction.atomic():
             if not MarginCall.objects.filter(pk=call.pk, notified_at__isnull=True).update(notified_at=timezone.now()):
@@ -902,6 +902,32 @@ def margin_calls_notify(*, run_id: int | None = None) -> int:
                        body=_("Your account officer will contact you with the details."), params=params, link=f"/risk/facility/{call.facility_id}/")
             sent += 1
     return sent
+
+
+@transaction.atomic
+def margin_calls_met_by_market_notify(*, now: datetime | None = None) -> int:
+    """Tell each client whose call the market cured (set-based: one conditional UPDATE claims the calls,
+    one bulk insert tells their clients, each in their own language). Returns the calls claimed."""
+    from portal.models import User
+    from portal.notifications import notify_many
+
+    from .revaluation import MET_BY_MARKET
+
+    rows = book.fetch(
+        f"""
+        UPDATE risk_margincall SET notified_at = %(now)s
+        WHERE state = '{CallState.MET}' AND met_by = '{MET_BY_MARKET}' AND notified_at IS NULL
+        RETURNING id, client_id
+        """,
+        {"now": book.dt(now or timezone.now())},
+    )
+    if rows:
+        clients = User.objects.filter(pk__in={r["client_id"] for r in rows}).order_by("pk")
+        notify_many(users=list(clients), kind="risk.margin_call.met_by_market", title=_("Your margin call is met: prices recovered"),
+                    body=_("Prices rose enough to bring your facility back within the margin-call level, so the call is met and "
+                           "drawdowns are possible again. Prices can fall again: keep an eye on your utilisation."),
+                    link="/")
+    return len(rows)
 
 
 # --- Collateral top-ups ----------------------------------------------------------------------------

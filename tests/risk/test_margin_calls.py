@@ -45,19 +45,30 @@ def test_client_and_officer_are_told_in_app_and_by_email(in_call, alice, officer
     assert sorted(m.to[0] for m in mailoutbox) == [alice.email, officer.email]
 
 
-def test_repeated_crossings_keep_one_call_updated_and_no_more_messages(in_call, alice, django_capture_on_commit_callbacks):
-    # Out of the call band and back in, several times (in steps the quote band allows: 900,000 is still in call).
-    for btc in ("900000", "1300000", "500000", "900000", "1300000", "450000"):
-        set_prices(btc=Decimal(btc))
+def test_crossings_within_the_call_bands_keep_one_call_updated_and_no_more_messages(in_call, alice, django_capture_on_commit_callbacks):
+    # Deeper into the call, back up (still above the level), to close-out and back: one call throughout.
+    from lending.risk.revaluation import open_calls_refresh
+
+    for btc in ("500000", "900000", "300000", "450000"):
         with django_capture_on_commit_callbacks(execute=True):
-            revalue_book()
+            set_prices(btc=Decimal(btc))
+    open_calls_refresh()  # the beat refreshes the shortfall of calls whose band did not change
     calls = list(MarginCall.objects.filter(facility=in_call))
     assert len(calls) == 1
     call = calls[0]
-    assert call.breaches == 3  # opened, then crossed back in twice
     # refreshed at BTC 450,000: LV 7,000,000 + 2 × 450,000 × 0.4 + 94,500 = 7,454,500
     assert call.shortfall == Decimal("545500.00")
     assert Notification.objects.filter(user=alice, kind="risk.margin_call.opened").count() == 1
+
+
+def test_a_recovery_meets_the_call_and_a_new_fall_opens_a_new_one(in_call, alice, django_capture_on_commit_callbacks):
+    for btc in ("1300000", "450000"):
+        with django_capture_on_commit_callbacks(execute=True):
+            set_prices(btc=Decimal(btc))
+    assert list(MarginCall.objects.filter(facility=in_call).order_by("id").values_list("state", "met_by")) == [
+        (CallState.MET, "market"), (CallState.OPEN, "")]
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.opened").count() == 2
+    assert Notification.objects.filter(user=alice, kind="risk.margin_call.met_by_market").count() == 1
 
 
 def test_drawdown_is_refused_while_a_call_is_open(in_call, officer):
@@ -193,17 +204,15 @@ def test_an_accepted_facility_is_known_to_the_risk_engine_at_once(book, alice):
     assert FacilityCoefficients.objects.filter(facility_id=facility.pk).exists()
 
 
-def test_price_recovery_alone_does_not_meet_a_call_but_an_officer_may_record_it(in_call, officer):
+def test_an_officer_cannot_record_a_call_met_while_utilisation_is_above_the_level(in_call, officer):
+    from lending.risk.revaluation import open_calls_refresh
+
     set_prices(btc=Decimal("1000000"))  # LV 7,894,500 … still above: not yet
-    revalue_book()
     with pytest.raises(ConflictError):
         services.margin_call_mark_met(actor=officer, call_id=MarginCall.objects.get().pk)
-    set_prices(btc=Decimal("1200000"))  # LV 8,054,500: utilisation 0.9932
-    revalue_book()
+    open_calls_refresh()
     call = MarginCall.objects.get()
-    assert call.state == CallState.OPEN and call.shortfall == Decimal("0.00")
-    services.margin_call_mark_met(actor=officer, call_id=call.pk, note="Market recovered")
-    assert MarginCall.objects.get().state == CallState.MET and not reload(in_call).has_open_margin_call
+    assert call.state == CallState.OPEN and call.shortfall == Decimal("105500.00")  # 8,000,000 − 7,894,500
 
 
 def test_cure_deadline_counts_hong_kong_business_days():

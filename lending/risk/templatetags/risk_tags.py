@@ -20,6 +20,7 @@ _CALL_CODES = {
     "close_out_level": _("at the close-out level"),
     "repayment": _("by a repayment"),
     "top_up": _("by a collateral top-up"),
+    "market": _("by the market (prices recovered)"),
 }
 
 
