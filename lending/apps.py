@@ -23,7 +23,7 @@ class LendingConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Collateral policy"), "lending:policies", Perm.POLICY_PROPOSE, order=33))
         navigation.register_staff_nav(navigation.NavItem(_("Watch list"), "lending:watchlist", Perm.WATCHLIST_MANAGE, order=34))
         navigation.register_staff_nav(navigation.NavItem(_("Screening hits"), "lending:screening", Perm.SCREENING_REVIEW, order=35))
-        navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=30))
+        navigation.register_client_panel(navigation.Panel("lending", panels.client_panel, order=2))
         navigation.register_staff_panel(navigation.Panel("lending-queue", panels.staff_panel, order=30, perm=Perm.APPLICATION_DECIDE))
         from portal.celery import schedule
 

@@ -6,9 +6,12 @@ from . import selectors
 
 
 def client_panel(request):
+    """The client's account first: total drawn, available, utilisation across facilities, interest accrued,
+    any call and its deadline, the next thing due; then the facilities (live) and open applications."""
     from .services import submission_blockers
 
     summary = selectors.client_facility_summary(user=request.user)
+    context = summary | {"account": _account(request.user) if summary["facilities"] else None}
     # "Apply" only for a client who may apply; otherwise what is missing, with links (constant queries).
     try:
         from onboarding.selectors import eligibility_for_request
@@ -17,7 +20,31 @@ def client_panel(request):
         eligibility = eligibility_for_request(request=request, product=Product.VA_MARGIN)
     except ImportError:
         eligibility = None
-    return "lending/_client_panel.html", summary | {"blockers": submission_blockers(user=request.user, eligibility=eligibility)}
+    return "lending/_client_panel.html", context | {"blockers": submission_blockers(user=request.user, eligibility=eligibility)}
+
+
+def _account(user) -> dict:
+    from datetime import datetime
+
+    from django.utils import timezone
+    from django.utils.translation import gettext_lazy as _
+
+    from lending.risk import selectors as risk_selectors
+    from lending.servicing import selectors as servicing_selectors
+    from lending.servicing.interest import month_end
+    from lending.servicing.models import StatementKind
+    from lending.servicing.statements import due_by
+
+    book = risk_selectors.client_book(user=user)
+    interest = servicing_selectors.client_interest(user=user, facility_ids=[r["facility"].pk for r in book["rows"]])
+    due = [(c["cure_deadline"], _("Margin call %(ref)s: respond by") % {"ref": c["reference"]}, True) for c in book["calls"]]
+    if interest["next_posting"]:
+        due.append((interest["next_posting"], _("Interest charged to the balance"), False))
+    due.append((due_by(kind=StatementKind.MONTHLY, period_end=month_end(timezone.localdate())), _("Monthly statement issued by"), False))
+    if interest["review_date"]:
+        due.append((interest["review_date"], _("Facility review"), False))
+    due.sort(key=lambda d: (timezone.localtime(d[0]).date() if isinstance(d[0], datetime) else d[0], not d[2]))
+    return book | {"interest": interest, "due": due}
 
 
 def staff_panel(request):

@@ -120,6 +120,72 @@ def available(*, limit: Decimal, lending_value: Decimal, drawn: Decimal) -> Deci
     return max(ZERO, min(limit, lending_value) - drawn)
 
 
+def shortfall(*, drawn: Decimal, lending_value: Decimal, margin_call: Decimal) -> Decimal:
+    """What must be repaid to bring utilisation back to the margin-call level: drawn − lending value × level, at least 0."""
+    with localcontext(prec=PRECISION):
+        return money(max(ZERO, drawn - lending_value * margin_call))
+
+
+@dataclass(frozen=True)
+class Cure:
+    """What cures a margin call: repay ``repay``, or add any one of the collateral amounts instead.
+
+    A VA amount is None when that asset alone cannot cure the call: the VA cap (securities must be the
+    main support) stops VA lending value counting beyond ``securities × share / (1 − share)``.
+    """
+
+    repay: Decimal
+    lending_value_needed: Decimal  # lending value to add with no change to the VA cap
+    securities_lending_value: Decimal  # securities lending value to add (it also raises the VA cap)
+    btc_quantity: Decimal | None
+    eth_quantity: Decimal | None
+
+    @property
+    def needed(self) -> bool:
+        return self.repay > 0
+
+
+QUANTITY_PLACES = Decimal("0.00000001")
+
+
+def cure(*, drawn: Decimal, securities_lending_value: Decimal, va_lending_value_uncapped: Decimal, max_share: Decimal,
+         margin_call: Decimal, prices: dict[str, Decimal], haircuts: dict[str, Decimal]) -> Cure:
+    """The ways back to the margin-call level at ``prices``: repay, or add securities, BTC or ETH.
+
+    The target is the lending value at which utilisation equals the level (drawn ÷ level); amounts to add
+    are rounded up (to the cent, to the satoshi / 10⁻⁸ ETH) so that adding them is always enough.
+    """
+    from decimal import ROUND_CEILING
+
+    a, v = securities_lending_value, va_lending_value_uncapped
+    with localcontext(prec=PRECISION):
+        lv = money(a + va_counted(a, v, max_share))
+        repay = shortfall(drawn=drawn, lending_value=lv, margin_call=margin_call)
+        if repay <= 0 or margin_call <= 0:
+            return Cure(repay=ZERO, lending_value_needed=ZERO, securities_lending_value=ZERO, btc_quantity=ZERO, eth_quantity=ZERO)
+        target = drawn / margin_call
+        up = lambda x: max(ZERO, x).quantize(CENT, rounding=ROUND_CEILING)  # noqa: E731
+        if max_share >= 1:
+            k = None  # no cap
+            securities = target - a - v
+        else:
+            k = max(ZERO, max_share) / (1 - max(ZERO, max_share))
+            # At the target the cap binds when the VA lending value reaches target × k / (1 + k).
+            securities = target / (1 + k) - a if v * (1 + k) >= target * k else target - a - v
+        va_target = target - a  # what the VA part must provide after adding only VA
+
+        def quantity(asset: str) -> Decimal | None:
+            price, haircut = prices.get(asset), haircuts.get(asset)
+            if not price or haircut is None or haircut >= 1:
+                return None
+            if k is not None and va_target > a * k:
+                return None
+            return (max(ZERO, va_target - v) / (price * (1 - haircut))).quantize(QUANTITY_PLACES, rounding=ROUND_CEILING)
+
+        return Cure(repay=repay, lending_value_needed=up(target - lv), securities_lending_value=up(securities),
+                    btc_quantity=quantity("BTC"), eth_quantity=quantity("ETH"))
+
+
 # --- Facilities (the engine's unit) -------------------------------------------------------------------
 
 

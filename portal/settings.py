@@ -235,6 +235,9 @@ SERVICING_PAYMENT_INSTRUCTIONS = os.environ.get(
     "client agreement), quoting {reference}. Payments from third parties are not accepted.",
 )
 
+# The margin desk's phone, shown with the account officer on every margin call ("" shows none).
+MARGIN_DESK_PHONE = os.environ.get("MARGIN_DESK_PHONE", "+852 3000 0000 (demo)" if DEMO else "")
+
 # --- Security ---------------------------------------------------------------
 SECURE = envbool("PORTAL_SECURE", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE

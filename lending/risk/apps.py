@@ -27,7 +27,7 @@ class RiskConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Margin calls"), "risk:calls", Perm.MARGIN_CALL_MANAGE, order=41))
         navigation.register_staff_nav(navigation.NavItem(_("Stress tests"), "risk:stress", Perm.STRESS_TEST_RUN, order=42))
         navigation.register_staff_nav(navigation.NavItem(_("Price governance"), "risk:prices", Perm.PRICE_MANAGE, order=43))
-        navigation.register_client_panel(navigation.Panel("risk-facilities", panels.client_panel, order=31))
+        navigation.register_client_panel(navigation.Panel("risk-facilities", panels.client_panel, order=1))
         navigation.register_staff_panel(navigation.Panel("risk-board", panels.staff_panel, order=29, perm=Perm.RISK_VIEW))
 
         # VA trades around the clock, so monitoring runs 24/7.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from . import selectors
-from .models import OPEN_CALL_STATES, MarginCall
 
 
 def client_panel(request):
-    """The client's open margin calls, if any (one query)."""
-    calls = list(MarginCall.objects.filter(client=request.user, state__in=OPEN_CALL_STATES).select_related("facility").order_by("opened_at")[:5])
+    """The client's open margin calls, first on the dashboard: what cures each, by when, whom to call, what
+    the client has done (one query without a call, five with any number of them)."""
+    calls = selectors.client_calls(user=request.user)
     if not calls:
         return None
-    return "risk/_client_panel.html", {"calls": calls}
+    return "risk/_client_panel.html", {"calls": calls, **selectors.call_contact()}
 
 
 def staff_panel(request):

@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from lending import valuation
 from lending.models import Band, PolicyStatus
 from portal.errors import PortalError
 
@@ -116,6 +117,7 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
     va_uncapped = b * btc + c * eth
     call = MarginCall.objects.filter(facility_id=facility_id, state__in=OPEN_CALL_STATES).first()
     util = Decimal(d["util"]).quantize(Decimal("0.0001"))
+    lending_value, drawn = Decimal(d["lv"]).quantize(Decimal("0.01")), Decimal(d["drawn"]).quantize(Decimal("0.01"))
     return {
         "facility_id": row["facility_id"],
         "client_id": row["client_id"],
@@ -129,8 +131,8 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
         "market_value": Decimal(d["mv"]).quantize(Decimal("0.01")),
         "va_lending_value": min(va_uncapped, cap).quantize(Decimal("0.01")),
         "va_capped": va_uncapped > cap,
-        "lending_value": Decimal(d["lv"]).quantize(Decimal("0.01")),
-        "drawn_balance": Decimal(d["drawn"]).quantize(Decimal("0.01")),
+        "lending_value": lending_value,
+        "drawn_balance": drawn,
         "utilisation": util,
         "band": row["band"],
         "band_label": Band(row["band"]).label,
@@ -143,6 +145,103 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
         "fall_to_call": _fall_to_call(a=a, b=b, c=c, btc=btc, eth=eth, drawn=Decimal(d["drawn"]), level=policy.margin_call_level),
         "open_call": call,
         "gauge": gauge(util, policy),
+        # Repay this much, or add one of these, to be back at the margin-call level at today's prices.
+        "cure": valuation.cure(drawn=drawn, securities_lending_value=a, va_lending_value_uncapped=va_uncapped,
+                               max_share=policy.va_max_share, margin_call=policy.margin_call_level, prices={"BTC": btc, "ETH": eth},
+                               haircuts={"BTC": policy.va_haircut("BTC"), "ETH": policy.va_haircut("ETH")}),
+    }
+
+
+def _live_rows(*, policy, prices, facility_ids: list[int], client_id: int | None = None) -> dict[int, dict]:
+    """The given facilities (active or suspended) valued now from the engine's stored coefficients, with
+    the cure of each at today's prices (one query, whatever the number of ids)."""
+    if not facility_ids:
+        return {}
+    scenario = book.Scenario.current(policy=policy, prices=prices)
+    names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
+    where = f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names)})" + (" AND f.client_id = %(cid)s" if client_id is not None else "")
+    sql = book.live_sql(where).replace("WHERE f.state = %(active)s", "WHERE f.state IN (%(active)s, 'suspended')", 1)
+    btc, eth = Decimal(prices.get("BTC") or 0), Decimal(prices.get("ETH") or 0)
+    haircuts = {"BTC": policy.va_haircut("BTC"), "ETH": policy.va_haircut("ETH")}
+    result = {}
+    for row in book.fetch(f'SELECT v.*, f."limit" AS f_limit, f.state AS f_state FROM ({sql}) v JOIN lending_facility f ON f.id = v.facility_id',
+                          scenario.params() | names | {"cid": client_id}):
+        lv = Decimal(str(row["lv"])).quantize(Decimal("0.01"))
+        drawn = Decimal(str(row["drawn"])).quantize(Decimal("0.01"))
+        a = Decimal(str(row["sec_lv"] or 0))
+        va = Decimal(str(row["btc_w"] or 0)) * btc + Decimal(str(row["eth_w"] or 0)) * eth
+        result[row["facility_id"]] = {
+            "facility_id": row["facility_id"], "state": row["f_state"], "limit": Decimal(str(row["f_limit"])).quantize(Decimal("0.01")),
+            "lending_value": lv, "drawn_balance": drawn, "utilisation": Decimal(str(row["util"])).quantize(Decimal("0.0001")),
+            "band": row["band"], "band_label": Band(row["band"]).label,
+            "available": valuation.available(limit=Decimal(str(row["f_limit"])), lending_value=lv, drawn=drawn),
+            "cure": valuation.cure(drawn=drawn, securities_lending_value=a, va_lending_value_uncapped=va, max_share=policy.va_max_share,
+                                   margin_call=policy.margin_call_level, prices={"BTC": btc, "ETH": eth}, haircuts=haircuts),
+        }
+    return result
+
+
+# How often a page polls the live figures (the engine revalues on every new reference price).
+LIVE_POLL_MS = 5000
+
+
+def call_contact() -> dict:
+    """What every margin call shows beside the account officer: the margin desk's phone; the poll interval."""
+    from django.conf import settings
+
+    return {"desk_phone": getattr(settings, "MARGIN_DESK_PHONE", ""), "live_every_ms": LIVE_POLL_MS}
+
+
+def client_calls(*, user, facility_id: int | None = None, call_id: int | None = None) -> list[dict]:
+    """The client's margin calls as the client sees them: open ones (or the one ``call_id``, in any state),
+    each with its facility valued now, what cures it, the officer to contact and what the client has done
+    about it (repayment notices, top-up requests since it opened). Constant queries: five at most."""
+    from lending.servicing import selectors as servicing_selectors
+
+    qs = MarginCall.objects.filter(client=user).select_related("facility__application__decided_by").order_by("opened_at", "id")
+    qs = qs.filter(pk=call_id) if call_id is not None else qs.filter(state__in=OPEN_CALL_STATES)
+    if facility_id is not None:
+        qs = qs.filter(facility_id=facility_id)
+    calls = list(qs[:10])
+    if not calls:
+        return []
+    policy, prices = _inputs()
+    live = _live_rows(policy=policy, prices=prices, facility_ids=[c.facility_id for c in calls], client_id=user.pk) if policy else {}
+    responses = servicing_selectors.call_responses(facility_ids=[c.facility_id for c in calls], since=min(c.opened_at for c in calls))
+    result = []
+    for c in calls:
+        officer = c.facility.application.decided_by
+        result.append({
+            "call": c, "live": live.get(c.facility_id), "officer": officer,
+            "responses": [r for r in responses if r.facility_id == c.facility_id and r.requested_at >= c.opened_at],
+            "margin_call_pct": _pct(policy.margin_call_level) if policy else "",
+        })
+    return result
+
+
+def client_book(*, user) -> dict:
+    """The client's live facilities valued now, and their totals: drawn, available, utilisation across
+    them (drawn ÷ lending value of all of them). Constant queries (four)."""
+    from lending.models import Facility, FacilityState
+
+    facilities = list(Facility.objects.filter(client=user).exclude(state=FacilityState.CLOSED).select_related("application__decided_by")
+                      .order_by("-id")[:20])
+    policy, prices = (_inputs() if facilities else (None, {}))
+    live = _live_rows(policy=policy, prices=prices, facility_ids=[f.pk for f in facilities], client_id=user.pk) if policy else {}
+    drawn = sum((f.drawn_balance for f in facilities), Decimal("0"))
+    lending_value = sum((live[f.pk]["lending_value"] for f in facilities if f.pk in live), Decimal("0"))
+    # Only an active facility without an open call can be drawn on.
+    available = sum((live[f.pk]["available"] for f in facilities
+                     if f.pk in live and f.state == FacilityState.ACTIVE and not f.has_open_margin_call), Decimal("0"))
+    rows = [{"facility": f, "live": live.get(f.pk)} for f in facilities]
+    calls = list(MarginCall.objects.filter(client=user, state__in=OPEN_CALL_STATES).order_by("cure_deadline")
+                 .values("id", "facility_id", "cure_deadline")) if any(f.has_open_margin_call for f in facilities) else []
+    for c in calls:
+        c["reference"] = f"MC-{c['id']:06d}"
+    return {
+        "rows": rows, "calls": calls, "drawn": drawn, "lending_value": lending_value, "available": valuation.money(available),
+        "utilisation": valuation.utilisation(drawn=drawn, lending_value=lending_value) if facilities else None,
+        "policy": policy,
     }
 
 
@@ -177,7 +276,7 @@ def gauge(util: Decimal, policy) -> dict:
         "call": arc(policy.margin_call_level, policy.close_out_level),
         "close": arc(policy.close_out_level, top),
         "needle_x": nx, "needle_y": ny,
-        "percent": (util * 100).quantize(Decimal("0.1")),
+        "utilisation": util,
     }
 
 

@@ -904,6 +904,46 @@ def margin_calls_notify(*, run_id: int | None = None) -> int:
     return sent
 
 
+def _client_open_call(user, call_id: int) -> MarginCall:
+    call = MarginCall.objects.select_related("facility").filter(pk=call_id, client=user).first() if user and user.is_authenticated else None
+    if call is None:
+        raise NotFoundError("not_found", _("No such margin call."))
+    if not call.is_open:
+        raise ConflictError("invalid_state", _("Margin call %(reference)s is %(state)s; nothing more is needed.") % {"reference": call.reference, "state": call.get_state_display().lower()})
+    return call
+
+
+@transaction.atomic
+def margin_call_repayment_notice(*, user, call_id: int, amount, note: str = ""):
+    """The client answers an open call with notice of a repayment: servicing's repayment notice (matched when
+    the back office confirms receipt, which then meets the call), recorded on the call's audit trail too."""
+    from lending.servicing import requests as servicing_requests
+
+    call = _client_open_call(user, call_id)
+    req = servicing_requests.repayment_notice(user=user, facility_id=call.facility_id, amount=amount, note=note)
+    audit_log(actor=user, action="risk.margin_call.repayment_notice", obj=call,
+              after={"request": req.reference, "amount": str(req.amount), "state": call.state})
+    return req
+
+
+@transaction.atomic
+def margin_call_top_up_request(*, user, call_id: int, collateral_kind: str, asset: str = "", quantity=None, haircut_class: str = "",
+                               market_value=None, description: str = "", custody_reference: str = ""):
+    """The client answers an open call by offering collateral: servicing's top-up request (an officer records it
+    once the back office holds it, which revalues the facility and meets the call if cured), on the call's trail too."""
+    from lending.servicing import requests as servicing_requests
+
+    call = _client_open_call(user, call_id)
+    req = servicing_requests.top_up_request(user=user, facility_id=call.facility_id, collateral_kind=collateral_kind, asset=asset,
+                                            quantity=quantity, haircut_class=haircut_class, market_value=market_value,
+                                            description=description, custody_reference=custody_reference)
+    audit_log(actor=user, action="risk.margin_call.top_up_requested", obj=call,
+              after={"request": req.reference, "collateral_kind": req.collateral_kind, "asset": req.asset,
+                     "quantity": str(req.quantity) if req.quantity is not None else None,
+                     "market_value": str(req.market_value) if req.market_value is not None else None})
+    return req
+
+
 @transaction.atomic
 def margin_calls_met_by_market_notify(*, now: datetime | None = None) -> int:
     """Tell each client whose call the market cured (set-based: one conditional UPDATE claims the calls,

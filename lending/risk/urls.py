@@ -14,4 +14,6 @@ urlpatterns = [
     path("prices/", views.prices, name="prices"),
     path("policy/", views.policy, name="policy"),
     path("facility/<int:pk>/", views.client_facility, name="client-facility"),
+    path("facility/<int:pk>/live/", views.facility_live, name="facility-live"),
+    path("calls/<int:pk>/", views.client_call, name="client-call"),
 ]

@@ -56,6 +56,8 @@ CALL_EVENT_LABELS = {
     "risk.margin_call.resolution_rejected": gettext_lazy("Proposal sent back"),
     "risk.margin_call.closed_out": gettext_lazy("Close-out approved"),
     "risk.margin_call.waived": gettext_lazy("Waiver approved"),
+    "risk.margin_call.repayment_notice": gettext_lazy("Client gave notice of a repayment"),
+    "risk.margin_call.top_up_requested": gettext_lazy("Client asked to add collateral"),
 }
 
 
@@ -244,4 +246,86 @@ def client_facility(request, pk: int):
     risk = selectors.facility_risk_for_client(user=request.user, facility_id=pk)
     if risk is None:
         raise Http404
-    return render(request, "risk/client_facility.html", {"risk": risk})
+    return render(request, "risk/client_facility.html", {"risk": risk, "calls": selectors.client_calls(user=request.user, facility_id=pk),
+                                                         **selectors.call_contact()})
+
+
+@client_required
+def client_call(request, pk: int):
+    """The client's margin call: what cures it, by when, whom to call; notice of a repayment or a top-up request."""
+    from lending.servicing import requests as servicing_requests
+
+    calls = selectors.client_calls(user=request.user, call_id=pk)
+    if not calls:
+        raise Http404
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "repayment":
+                req = services.margin_call_repayment_notice(user=request.user, call_id=pk, amount=request.POST.get("amount", ""),
+                                                            note=request.POST.get("note", ""))
+                messages.success(request, _("Notice %(ref)s received. %(instructions)s") % {
+                    "ref": req.reference, "instructions": servicing_requests.payment_instructions(req)})
+            elif action == "top_up":
+                req = services.margin_call_top_up_request(
+                    user=request.user, call_id=pk, collateral_kind=request.POST.get("collateral_kind", ""), asset=request.POST.get("asset", ""),
+                    quantity=request.POST.get("quantity") or None, haircut_class=request.POST.get("haircut_class", ""),
+                    market_value=request.POST.get("market_value") or None, custody_reference=request.POST.get("custody_reference", ""))
+                messages.success(request, _("Top-up %(ref)s sent to your account officer.") % {"ref": req.reference})
+            else:
+                raise PortalError("unknown_action", _("Unknown action."))
+        except PortalError as exc:
+            messages.error(request, exc.message)
+        return redirect("risk:client-call", pk=pk)
+    c = calls[0]
+    return render(request, "risk/client_call.html", {
+        "c": c, "call": c["call"], "risk": selectors.facility_risk_for_client(user=request.user, facility_id=c["call"].facility_id),
+        "instructions": servicing_requests.payment_instructions(None), **selectors.call_contact(),
+    })
+
+
+def facility_live(request, pk: int):
+    """The small JSON the facility, call and dashboard pages poll: the facility valued now from the engine's
+    stored coefficients (never the book), its utilisation as every page shows it, and its open call.
+    The owner, or staff who may see the facility; anyone else gets 404 (nothing says it exists)."""
+    from django.http import JsonResponse
+
+    from .templatetags.risk_tags import utilisation_text
+
+    user = request.user
+    if not user.is_authenticated:
+        return JsonResponse({"code": "not_authenticated", "message": _("Sign in first.")}, status=403)
+    risk = selectors.facility_risk(facility_id=pk, client_id=user.pk) if user.is_client else None
+    if risk is None and user.is_portal_staff and any(user.has_perm(p) for p in STAFF_FACILITY_VIEW):
+        risk = selectors.facility_risk(facility_id=pk)
+    if risk is None:
+        return JsonResponse({"code": "not_found", "message": _("No such facility.")}, status=404)
+    call, cure = risk["open_call"], risk["cure"]
+
+    def money(value):
+        return f"{value:,.2f}" if value is not None else None
+
+    body = {
+        "facility_id": risk["facility_id"],
+        "utilisation": str(risk["utilisation"]), "utilisation_text": utilisation_text(risk["utilisation"]),
+        "band": risk["band"], "band_label": str(risk["band_label"]),
+        "lending_value": money(risk["lending_value"]), "drawn_balance": money(risk["drawn_balance"]),
+        "market_value": money(risk["market_value"]),
+        "prices": {k: money(v) for k, v in risk["prices"].items()},
+        "needle": {"x": risk["gauge"]["needle_x"], "y": risk["gauge"]["needle_y"]},
+        "call": None if call is None else {
+            "reference": call.reference, "state": call.state, "state_label": str(call.get_state_display()),
+            "deadline": call.cure_deadline.isoformat(),
+            "repay": money(cure.repay), "securities_lending_value": money(cure.securities_lending_value),
+            "btc": f"{cure.btc_quantity:f}" if cure.btc_quantity is not None else None,
+            "eth": f"{cure.eth_quantity:f}" if cure.eth_quantity is not None else None,
+        },
+        "now": timezone.now().isoformat(),
+    }
+    response = JsonResponse(body)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# Staff who may see any facility's figures (the workbench pages that show them).
+STAFF_FACILITY_VIEW = (Perm.RISK_VIEW, Perm.MARGIN_CALL_MANAGE, Perm.FACILITY_OPERATE)

@@ -159,3 +159,25 @@ def limit_at(end):
     before = (LimitChange.objects.filter(facility_id=OuterRef("pk"), state=LimitChangeState.APPLIED, decided_at__gt=end)
               .order_by("decided_at", "id").values("old_limit")[:1])
     return Coalesce(Subquery(before), F("limit"))
+
+def call_responses(*, facility_ids: list[int], since):
+    """What a client did about a margin call on these facilities: repayment notices and top-up requests
+    made since ``since``, newest first, each with its state (requested → executed | refused | cancelled)."""
+    from .models import RequestKind, ServicingRequest
+
+    if not facility_ids:
+        return []
+    return list(ServicingRequest.objects.filter(facility_id__in=facility_ids, kind__in=[RequestKind.REPAYMENT, RequestKind.TOP_UP],
+                                                requested_at__gte=since).order_by("-requested_at", "-id")[:50])
+
+
+def client_interest(*, user, facility_ids: list[int]) -> dict:
+    """Across a client's facilities: interest accrued and not yet posted, the next posting day and the next
+    facility review (two queries, whatever the number of facilities)."""
+    if not facility_ids:
+        return {"accrued": Decimal("0.00"), "next_posting": None, "review_date": None}
+    unposted = InterestAccrual.objects.filter(facility_id__in=facility_ids, facility__client=user, posted_on__isnull=True).aggregate(
+        amount=Sum("amount"), overdue=Sum("overdue_amount"), first=Min("day"))
+    review = FacilityTerms.objects.filter(facility_id__in=facility_ids, review_date__isnull=False).aggregate(d=Min("review_date"))["d"]
+    accrued = ((unposted["amount"] or Decimal(0)) + (unposted["overdue"] or Decimal(0))).quantize(Decimal("0.01"))
+    return {"accrued": accrued, "next_posting": month_end(unposted["first"] or timezone.localdate()), "review_date": review}
