@@ -294,7 +294,9 @@ def facility_live(request, pk: int):
 
     user = request.user
     if not user.is_authenticated:
-        return JsonResponse({"code": "not_authenticated", "message": _("Sign in first.")}, status=403)
+        from django.contrib.auth.views import redirect_to_login
+
+        return redirect_to_login(request.get_full_path())
     risk = selectors.facility_risk(facility_id=pk, client_id=user.pk) if user.is_client else None
     if risk is None and user.is_portal_staff and any(user.has_perm(p) for p in STAFF_FACILITY_VIEW):
         risk = selectors.facility_risk(facility_id=pk)

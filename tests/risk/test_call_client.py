@@ -235,7 +235,7 @@ def test_a_met_call_takes_no_more_notices(in_call, alice):
 
 def test_the_live_endpoint_is_for_the_owner_and_staff_who_may_see_the_facility(client, in_call, alice, charlie, officer, compliance_user, admin_user):
     url = f"/risk/facility/{in_call.pk}/live/"
-    assert client.get(url).status_code == 403  # signed out
+    assert client.get(url).status_code == 302  # signed out: to the sign-in page
     client.force_login(alice)
     body = client.get(url).json()
     assert body["utilisation_text"] == "103.86%" and body["call"]["repay"] == "297,500.00" and body["call"]["btc"] == "0.97861843"

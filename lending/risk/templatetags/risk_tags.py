@@ -105,6 +105,7 @@ def facility_calls(context, facility):
     if not (facility and facility.pk and user and user.is_authenticated):
         return {"calls": []}
     if facility.client_id == user.pk:
-        return {"calls": selectors.client_calls(user=user, facility_id=facility.pk), "actions": True, **selectors.call_contact()}
+        calls = selectors.client_calls(user=user, facility_id=facility.pk) if facility.has_open_margin_call else []
+        return {"calls": calls, "actions": True, **selectors.call_contact()}
     call = selectors.open_call_for_facility(facility_id=facility.pk) if facility.has_open_margin_call else None
     return {"staff_call": call, "live_every_ms": selectors.LIVE_POLL_MS}

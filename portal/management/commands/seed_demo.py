@@ -9,7 +9,7 @@ from portal import demo
 # because later apps' demo records build on earlier ones.
 # "module" runs module.seed(stdout); "module:function" runs that function instead.
 APP_SEEDERS = ["onboarding.demo", "disclosures.demo", "lending.demo", "portal.notification_demo", "lending.risk.demo", "lending.collateral.demo",
-               "lending.servicing.demo", "lending.recovery.demo", "lending.reporting.demo", "portal.notification_demo:seed_deliveries"]
+               "lending.servicing.demo", "lending.risk.demo_calls", "lending.recovery.demo", "lending.reporting.demo", "portal.notification_demo:seed_deliveries"]
 
 
 class Command(BaseCommand):
