@@ -119,7 +119,7 @@ def seed(stdout) -> None:
         user, _f = made["top_up_request"]
         c = selectors.client_calls(user=user, call_id=calls["top_up_request"].pk)[0]
         qty = c["live"]["cure"].btc_quantity or Decimal("1")
-        req = services.margin_call_top_up_request(user=user, call_id=c["call"].pk, collateral_kind="virtual_asset", asset="BTC",
+        req = services.margin_call_top_up_request(user=user, call_id=c["call"].pk, instrument="BTC",
                                                   quantity=qty.quantize(Decimal("0.0001")) + Decimal("0.0001"), custody_reference="DEMO-CUST-BTC-0808")
         done.append(f"{c['call'].reference} top-up {req.reference} requested")
     if calls.get("repayment_confirmed"):

@@ -927,20 +927,17 @@ def margin_call_repayment_notice(*, user, call_id: int, amount, note: str = ""):
 
 
 @transaction.atomic
-def margin_call_top_up_request(*, user, call_id: int, collateral_kind: str, asset: str = "", quantity=None, haircut_class: str = "",
-                               market_value=None, description: str = "", custody_reference: str = ""):
-    """The client answers an open call by offering collateral: servicing's top-up request (an officer records it
-    once the back office holds it, which revalues the facility and meets the call if cured), on the call's trail too."""
+def margin_call_top_up_request(*, user, call_id: int, instrument: str = "", quantity=None, custody_reference: str = ""):
+    """The client answers an open call by pledging more of their holdings: servicing's top-up request (an officer
+    records it, which pledges it in the custody ledger, revalues the facility and meets the call if cured), on the
+    call's trail too."""
     from lending.servicing import requests as servicing_requests
 
     call = _client_open_call(user, call_id)
-    req = servicing_requests.top_up_request(user=user, facility_id=call.facility_id, collateral_kind=collateral_kind, asset=asset,
-                                            quantity=quantity, haircut_class=haircut_class, market_value=market_value,
-                                            description=description, custody_reference=custody_reference)
+    req = servicing_requests.top_up_request(user=user, facility_id=call.facility_id, instrument=instrument, quantity=quantity,
+                                            custody_reference=custody_reference)
     audit_log(actor=user, action="risk.margin_call.top_up_requested", obj=call,
-              after={"request": req.reference, "collateral_kind": req.collateral_kind, "asset": req.asset,
-                     "quantity": str(req.quantity) if req.quantity is not None else None,
-                     "market_value": str(req.market_value) if req.market_value is not None else None})
+              after={"request": req.reference, "instrument": req.asset, "quantity": str(req.quantity) if req.quantity is not None else None})
     return req
 
 

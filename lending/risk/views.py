@@ -267,18 +267,20 @@ def client_call(request, pk: int):
                 messages.success(request, _("Notice %(ref)s received. %(instructions)s") % {
                     "ref": req.reference, "instructions": servicing_requests.payment_instructions(req)})
             elif action == "top_up":
-                req = services.margin_call_top_up_request(
-                    user=request.user, call_id=pk, collateral_kind=request.POST.get("collateral_kind", ""), asset=request.POST.get("asset", ""),
-                    quantity=request.POST.get("quantity") or None, haircut_class=request.POST.get("haircut_class", ""),
-                    market_value=request.POST.get("market_value") or None, custody_reference=request.POST.get("custody_reference", ""))
+                req = services.margin_call_top_up_request(user=request.user, call_id=pk, instrument=request.POST.get("instrument", ""),
+                                                          quantity=request.POST.get("quantity") or None,
+                                                          custody_reference=request.POST.get("custody_reference", ""))
                 messages.success(request, _("Top-up %(ref)s sent to your account officer.") % {"ref": req.reference})
             else:
                 raise PortalError("unknown_action", _("Unknown action."))
         except PortalError as exc:
             messages.error(request, exc.message)
         return redirect("risk:client-call", pk=pk)
+    from lending.collateral import selectors as custody_selectors
+
     c = calls[0]
     return render(request, "risk/client_call.html", {
+        "holdings": [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0] if c["call"].is_open else [],
         "c": c, "call": c["call"], "risk": selectors.facility_risk_for_client(user=request.user, facility_id=c["call"].facility_id),
         "instructions": servicing_requests.payment_instructions(None), **selectors.call_contact(),
     })

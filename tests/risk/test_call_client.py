@@ -194,11 +194,13 @@ def test_a_repayment_notice_from_the_call_is_tracked_until_the_back_office_confi
 def test_a_top_up_request_from_the_call_is_tracked_and_meets_the_call_when_recorded(client, in_call, alice, officer):
     from lending.servicing import requests as servicing_requests
     from lending.servicing.models import ServicingRequest
+    from tests.lending.conftest import give_holdings
 
+    give_holdings(alice, btc="5")  # what the back office holds for her, free to pledge
     call = MarginCall.objects.get(facility=in_call)
     client.force_login(alice)
-    client.post(f"/risk/calls/{call.pk}/", {"action": "top_up", "collateral_kind": "virtual_asset", "asset": "BTC", "quantity": "1",
-                                            "custody_reference": "CUST-BTC-9"})
+    assert "free 5 " in client.get(f"/risk/calls/{call.pk}/").content.decode() or "(free 5" in client.get(f"/risk/calls/{call.pk}/").content.decode()
+    client.post(f"/risk/calls/{call.pk}/", {"action": "top_up", "instrument": "BTC", "quantity": "1", "custody_reference": "CUST-BTC-9"})
     req = ServicingRequest.objects.get()
     assert req.kind == "top_up" and req.quantity == Decimal("1.00000000")
     assert "Waiting for the back office to confirm" in client.get(f"/risk/calls/{call.pk}/").content.decode()
@@ -214,9 +216,10 @@ def test_bad_input_on_the_call_page_says_so_and_changes_nothing(client, in_call,
     client.force_login(alice)
     html = client.post(f"/risk/calls/{call.pk}/", {"action": "repayment", "amount": "-5"}, follow=True).content.decode()
     assert "messages" in html and not ServicingRequest.objects.exists()
-    html = client.post(f"/risk/calls/{call.pk}/", {"action": "top_up", "collateral_kind": "virtual_asset", "asset": "DOGE", "quantity": "1"},
-                       follow=True).content.decode()
-    assert "Bitcoin or ether only." in html and not ServicingRequest.objects.exists()
+    html = client.post(f"/risk/calls/{call.pk}/", {"action": "top_up", "instrument": "DOGE", "quantity": "1"}, follow=True).content.decode()
+    assert "Choose a holding of your margin account, bitcoin or ether." in html and not ServicingRequest.objects.exists()
+    html = client.post(f"/risk/calls/{call.pk}/", {"action": "top_up", "instrument": "BTC", "quantity": "1"}, follow=True).content.decode()
+    assert "free to pledge" in html and not ServicingRequest.objects.exists()  # she holds no free bitcoin
 
 
 def test_a_met_call_takes_no_more_notices(in_call, alice):
