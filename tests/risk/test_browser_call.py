@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_clients_call_page_updates_live_when_the_price_moves(page, book, alice, officer):
+    from playwright.sync_api import expect
+
     from lending.risk import views
     from lending.risk.models import CallState, MarginCall
     from lending.risk.revaluation import revalue_book
@@ -35,7 +37,7 @@ def test_the_clients_call_page_updates_live_when_the_price_moves(page, book, ali
     # The price authority takes a new BTC quote; the engine revalues the book (a whole-book tick).
     set_prices(btc=Decimal("900000"))  # lending value 7,814,500: 102.37%, repay 185,500
     revalue_book()
-    page.wait_for_function("document.querySelector('[data-testid=call-utilisation]').textContent === '102.37%'", timeout=20_000)
+    expect(banner.locator("[data-testid=call-utilisation]")).to_have_text("102.37%", timeout=20_000)
     assert banner.locator("[data-testid=call-repay]").text_content() == "HK$185,500.00"
     assert page.locator("[data-testid=risk-utilisation] [data-live=utilisation]").text_content() == "102.37%"
     assert page.evaluate("window.__notReloaded") is True  # no reload: the same document
@@ -44,5 +46,5 @@ def test_the_clients_call_page_updates_live_when_the_price_moves(page, book, ali
     set_prices(btc=Decimal("1200000"))
     revalue_book()
     assert MarginCall.objects.get(pk=call.pk).state == CallState.MET
-    page.wait_for_selector("[data-live-show=met]:not([hidden])", timeout=20_000)
+    expect(banner.locator("[data-live-show=met]")).to_be_visible(timeout=20_000)
     assert page.evaluate("window.__notReloaded") is True
