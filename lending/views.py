@@ -323,7 +323,7 @@ EVIDENCE_LABELS = [
     ("net_worth", gettext_lazy("Net worth")), ("risk_profile", gettext_lazy("Risk profile (1–5)")),
     ("risk_profile_label", gettext_lazy("Risk profile")), ("suitability_valid_until", gettext_lazy("Suitability valid until")),
     ("va_knowledge", gettext_lazy("Virtual-asset knowledge")), ("va_knowledge_basis", gettext_lazy("Basis of VA knowledge")),
-    ("va_exposure_limit_pct", gettext_lazy("VA exposure limit (% of net worth)")),
+    ("va_exposure_limit_pct", gettext_lazy("VA exposure limit (share of net worth)")),
     ("derivative_knowledge", gettext_lazy("Derivative knowledge")), ("derivative_knowledge_basis", gettext_lazy("Basis of derivative knowledge")),
     ("professional_investor", gettext_lazy("Professional investor")), ("pi_valid_until", gettext_lazy("PI status valid until")),
 ]
