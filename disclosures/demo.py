@@ -34,7 +34,7 @@ Because virtual assets trade around the clock, we revalue your virtual-asset col
 """
 V2_SECTION_ZH = """## 非營業時間的估值及追加保證金通知
 
-由於虛擬資產全天候交易，本公司全年每日最少每五分鐘一次，以認可價格來源的中位數重新評估你的虛擬資產抵押品價值。因此，追加保證金通知可在任何時間發出，包括晚間、週末及公眾假期。補足期限仍以香港營業日計算，但如你的使用率達到本公司的平倉水平，本公司可無須等待期限屆滿而即時出售抵押品。
+由於虛擬資產全天候交易，本公司全年每日最少每五分鐘一次，以認可價格來源的中位數重新評估您的虛擬資產抵押品價值。因此，追加保證金通知可在任何時間發出，包括晚間、週末及公眾假期。補足期限仍以香港營業日計算，但如您的使用率達到本公司的平倉水平，本公司可無須等待期限屆滿而即時出售抵押品。
 
 """
 DRAFT_NOTE_EN = "\n*Terms such as \"virtual asset\" have the meaning given in our client agreement.*\n"

@@ -98,10 +98,17 @@ def application_new(request):
     policy = selectors.policy_current()
     form = {"requested_limit": "", "purpose": "", "lines": []}
     if request.method == "POST":
-        form = {"requested_limit": request.POST.get("requested_limit", ""), "purpose": request.POST.get("purpose", ""), "lines": _lines_from_post(request.POST)}
+        form = {"requested_limit": request.POST.get("requested_limit", ""), "purpose": request.POST.get("purpose", ""), "lines": _lines_from_post(request.POST),
+                "confirm_terms": request.POST.get("confirm_terms") == "on"}
+        submitting = request.POST.get("submit") == "1"
         try:
+            if submitting and not form["confirm_terms"]:
+                # Refused before anything is written: the form comes back with the terms, the
+                # figures and the client's entries, instead of a draft on another page.
+                raise PortalError("terms_not_confirmed", _("Confirm that you have read the facility terms: tick the box below them, then submit again."),
+                                  {"confirm_terms": [_("Tick this box to submit.")]})
             application = services.application_create(user=request.user, requested_limit=form["requested_limit"], purpose=form["purpose"], lines=form["lines"])
-            if request.POST.get("submit") == "1":
+            if submitting:
                 services.application_submit(user=request.user, application_id=application.pk, confirm_terms=request.POST.get("confirm_terms") == "on")
                 messages.success(request, _("Application submitted. The credit review has started."))
             else:
@@ -111,6 +118,7 @@ def application_new(request):
             _fail(request, exc)
             if "application" in locals():
                 return redirect("lending:application", pk=application.pk)
+            form["errors"] = exc.fields or {}
     quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
     holdings = _holdings_rows(request.user, policy, quotes, {line["instrument"]: line["quantity"] for line in form["lines"]}) if policy else []
     return render(request, "lending/application_form.html", {

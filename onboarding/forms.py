@@ -89,6 +89,8 @@ class StepForm(forms.Form):
     """One questionnaire step, built from the version's definition in the client's language."""
 
     def __init__(self, *args, step: dict, language: str, **kwargs):
+        # Every label is a question ending in its own question mark: a colon after it ("？：") is noise.
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.step = step
         for q in step["questions"]:

@@ -50,6 +50,8 @@ class OnboardingPolicy(models.Model):
     va_exposure_limit_pct_growth = models.DecimalField(_("VA exposure limit, growth profile (percent of net worth)"), max_digits=5, decimal_places=2)
     va_exposure_limit_pct_aggressive = models.DecimalField(_("VA exposure limit, aggressive profile (percent of net worth)"), max_digits=5, decimal_places=2)
     training_pass_mark_pct = models.PositiveSmallIntegerField(_("training quiz pass mark (percent)"))
+    # Firm service level, stated to the client when they submit: how long verification takes.
+    pi_review_business_days = models.PositiveSmallIntegerField(_("PI verification turnaround (Hong Kong business days)"), default=2)
     note = models.TextField(_("reason for this version"), blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -79,6 +81,8 @@ class OnboardingPolicy(models.Model):
             errors["derivative_min_transactions"] = _("At least five derivative transactions are required.")
         if self.va_margin_min_risk_profile is not None and not 1 <= self.va_margin_min_risk_profile <= 5:
             errors["va_margin_min_risk_profile"] = _("A risk profile is between 1 and 5.")
+        if self.pi_review_business_days is not None and not 1 <= self.pi_review_business_days <= 20:
+            errors["pi_review_business_days"] = _("The verification turnaround is between 1 and 20 business days.")
         if self.training_pass_mark_pct is not None and not 50 <= self.training_pass_mark_pct <= 100:
             errors["training_pass_mark_pct"] = _("The pass mark is between 50 and 100 percent.")
         if errors:

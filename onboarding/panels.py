@@ -9,11 +9,14 @@ from . import selectors
 
 
 def client_checklist(request):
-    products = [
-        (Product.VA_MARGIN.label, selectors.eligibility_for_request(request=request, product=Product.VA_MARGIN)),
-        (Product.PERPETUALS.label, selectors.eligibility_for_request(request=request, product=Product.PERPETUALS)),
-    ]
-    return "onboarding/panels/checklist.html", {"products": products}
+    """One checklist with its progress and next step; once every VA margin requirement is met it
+    folds away (the dashboard moves folded panels below the account). Eligibility is the request's,
+    computed once for every dashboard panel."""
+    checklist = selectors.onboarding_checklist(
+        va_margin=selectors.eligibility_for_request(request=request, product=Product.VA_MARGIN),
+        perpetuals=selectors.eligibility_for_request(request=request, product=Product.PERPETUALS),
+    )
+    return "onboarding/panels/checklist.html", {"checklist": checklist, "folded": checklist.complete}
 
 
 QUEUE_PERMS = (Perm.ONBOARDING_REVIEW, Perm.SUITABILITY_REVIEW, Perm.PERPETUALS_GRANT)

@@ -47,6 +47,8 @@ DEFAULTS = {
     "va_exposure_limit_pct_growth": Decimal("20.00"),
     "va_exposure_limit_pct_aggressive": Decimal("30.00"),
     "training_pass_mark_pct": 80,
+    # Firm service level told to a client who submits a PI attestation.
+    "pi_review_business_days": 2,
 }
 
 

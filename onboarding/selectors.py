@@ -268,6 +268,49 @@ def eligibility_for_request(*, request, product) -> Eligibility:
     return memo[product]
 
 
+@dataclass(frozen=True)
+class Checklist:
+    """The client's one onboarding checklist: the VA margin requirements in the order that works
+    (profile, margin account, questionnaire and what it decides, disclosures), then what perpetual
+    contracts add for a professional investor, which is optional."""
+
+    steps: list[Requirement]
+    optional: list[Requirement]
+
+    @property
+    def done(self) -> int:
+        return sum(1 for r in self.steps if r.met)
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def next_step(self) -> Requirement | None:
+        """The first requirement the client can act on now (waiting ones are our staff's)."""
+        return next((r for r in self.steps + self.optional if not r.met and not r.waiting), None)
+
+    @property
+    def waiting(self) -> list[Requirement]:
+        return [r for r in self.steps + self.optional if r.waiting]
+
+
+CHECKLIST_ORDER = ["profile_complete", "margin_account", "suitability", "risk_profile", "va_knowledge", "disclosures"]
+
+
+def onboarding_checklist(*, va_margin: Eligibility, perpetuals: Eligibility) -> Checklist:
+    """One checklist from the two products' eligibility, each requirement once."""
+    by_code = {r.code: r for r in va_margin.requirements}
+    steps = [by_code[code] for code in CHECKLIST_ORDER if code in by_code]
+    steps += [r for r in va_margin.requirements if r.code not in CHECKLIST_ORDER]
+    optional = [r for r in perpetuals.requirements if r.code not in by_code or r.code == "disclosures"]
+    return Checklist(steps=steps, optional=optional)
+
+
 def client_snapshot(*, user, facts: ClientFacts | None = None) -> dict | None:
     """Facts for the credit review, JSON-safe; None if the client has no profile.
 
@@ -311,6 +354,17 @@ def latest_perpetuals_request(*, user) -> PerpetualsAccessRequest | None:
 
 
 # --- client's own records ------------------------------------------------------------------
+
+
+def pi_verification_due(*, attestation: PIAttestation, policy=None) -> date | None:
+    """The day by which our staff aim to verify a submitted attestation (firm service level, in
+    Hong Kong business days from the day it was submitted)."""
+    if attestation.submitted_at is None:
+        return None
+    from lending.risk.revaluation import hk_business_day_after
+
+    policy = policy or current_policy()
+    return hk_business_day_after(timezone.localdate(attestation.submitted_at), policy.pi_review_business_days)
 
 
 def attestations_for(*, user) -> QuerySet[PIAttestation]:

@@ -22,6 +22,7 @@ from portal.selectors import audit_history
 from . import scoring, selectors, services, training
 from .forms import AttestationForm, DecisionForm, EvidenceForm, ProfileForm, QuizForm, ReasonForm, ReviewForm, StepForm
 from .models import (
+    RISK_PROFILE_LABELS,
     ClientProfile,
     PerpetualsAccessRequest,
     PIAttestation,
@@ -47,14 +48,19 @@ def _form_errors(form, exc: PortalError) -> None:
 # --- client pages ---------------------------------------------------------------------
 
 
+def _checklist(request) -> selectors.Checklist:
+    """The client's one checklist; each onboarding page shows its next step, so every save ends
+    with where to go next."""
+    facts = selectors.client_facts(user=request.user)
+    return selectors.onboarding_checklist(
+        va_margin=selectors.product_eligibility(user=request.user, product=Product.VA_MARGIN, facts=facts),
+        perpetuals=selectors.product_eligibility(user=request.user, product=Product.PERPETUALS, facts=facts),
+    )
+
+
 @client_required
 def overview(request):
-    facts = selectors.client_facts(user=request.user)
-    products = [
-        (Product.VA_MARGIN.label, selectors.product_eligibility(user=request.user, product=Product.VA_MARGIN, facts=facts)),
-        (Product.PERPETUALS.label, selectors.product_eligibility(user=request.user, product=Product.PERPETUALS, facts=facts)),
-    ]
-    return render(request, "onboarding/overview.html", {"facts": facts, "products": products, "policy": current_policy()})
+    return render(request, "onboarding/overview.html", {"checklist": _checklist(request), "policy": current_policy()})
 
 
 @client_required
@@ -71,7 +77,7 @@ def profile(request):
             return redirect("onboarding:profile")
     if form.errors:  # a long form: say at the top that something below needs correcting
         messages.error(request, _("Your profile was not saved. Please correct the highlighted fields."))
-    return render(request, "onboarding/profile.html", {"form": form, "profile": instance})
+    return render(request, "onboarding/profile.html", {"form": form, "profile": instance, "checklist": _checklist(request)})
 
 
 def _pi_context(request, attestation, form=None, evidence_form=None):
@@ -88,6 +94,8 @@ def _pi_context(request, attestation, form=None, evidence_form=None):
         "policy": policy,
         "history": selectors.attestations_for(user=request.user).prefetch_related("evidence")[:10],
         "verified": next((a for a in selectors.attestations_for(user=request.user).filter(state=PIState.VERIFIED)[:1]), None),
+        "checklist": _checklist(request),
+        "verification_due": selectors.pi_verification_due(attestation=attestation, policy=policy) if attestation and attestation.state == PIState.SUBMITTED else None,
     }
 
 
@@ -169,7 +177,9 @@ def suitability(request):
         return redirect("onboarding:suitability-step", step=min(assessment.current_step, len(assessment.questionnaire.steps) - 1) + 1)
     reasons, warnings = (scoring.explain(latest.questionnaire.definition, latest.answers) if latest else ([], []))
     return render(request, "onboarding/suitability.html", {"in_progress": in_progress, "latest": latest, "history": assessments, "policy": current_policy(),
-                                                           "reasons": reasons, "warnings": warnings})
+                                                           "reasons": reasons, "warnings": warnings,
+                                                           "min_profile_label": RISK_PROFILE_LABELS[current_policy().va_margin_min_risk_profile],
+                                                           "checklist": _checklist(request)})
 
 
 @client_required
@@ -231,7 +241,7 @@ def training_module(request, module: str):
                 messages.success(request, _("You passed with %(score)s%%. This is recorded as the basis of your knowledge.") % {"score": attempt.score_pct})
                 return redirect("onboarding:overview")
             messages.error(request, _("You scored %(score)s%%; the pass mark is %(mark)s%%. Read the text again and retry.") % {"score": attempt.score_pct, "mark": attempt.pass_mark_pct})
-    return render(request, "onboarding/training.html", {"module": definition, "form": form, "policy": current_policy()})
+    return render(request, "onboarding/training.html", {"module": definition, "form": form, "policy": current_policy(), "checklist": _checklist(request)})
 
 
 @client_required

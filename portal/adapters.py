@@ -67,12 +67,31 @@ class PortalAccountAdapter(DefaultAccountAdapter):
             msg.send()
 
     def save_user(self, request, user, form, commit=True):
+        from django.conf import settings
+        from django.utils import translation
+
         from .services import user_assign_role
 
+        # The language the client signed up in is the one they read: without this the profile kept
+        # the default and the first sign-in on another device came up in English.
+        language = translation.get_language()
+        if language in dict(settings.LANGUAGES):
+            user.preferred_language = language
         user = super().save_user(request, user, form, commit=commit)
         if commit:
             user_assign_role(user=user, role=Role.CLIENT, actor=user)
         return user
+
+    def login(self, request, user):
+        """From this point of the sign-in request on, speak the user's language (as
+        ``UserLanguageMiddleware`` does on later requests), so the sign-in message is in it too."""
+        from django.conf import settings
+        from django.utils import translation
+
+        super().login(request, user)
+        if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES and user.preferred_language in dict(settings.LANGUAGES):
+            translation.activate(user.preferred_language)
+            request.LANGUAGE_CODE = user.preferred_language
 
 
 def email_confirmed(user) -> bool:

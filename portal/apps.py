@@ -50,6 +50,7 @@ class PortalConfig(AppConfig):
         navigation.register_staff_nav(navigation.NavItem(_("Workbench"), "workbench", order=0))
         navigation.register_staff_nav(navigation.NavItem(_("Audit trail"), "audit-trail", Perm.AUDIT_VIEW, order=900))
         navigation.register_client_nav(navigation.NavItem(_("Dashboard"), "dashboard", order=0))
+        navigation.register_client_panel(navigation.Panel("mfa-prompt", panels.mfa_prompt, order=5))
         navigation.register_staff_panel(navigation.Panel("jobs", panels.jobs_panel, order=990, perm=Perm.WORKBENCH_ACCESS))
 
 

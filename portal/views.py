@@ -38,8 +38,9 @@ def _panels(request, registry):
         result = panel.render(request)
         if result is not None:
             template, context = result
-            rendered.append({"key": panel.key, "template": template, "context": context})
-    return rendered
+            rendered.append({"key": panel.key, "template": template, "context": context, "folded": bool(context.get("folded"))})
+    # A panel with nothing left to do (a completed checklist) folds away below the others.
+    return sorted(rendered, key=lambda p: p["folded"])
 
 
 @client_required

@@ -162,15 +162,18 @@ def test_dashboard_checklist_panel_has_a_fixed_number_of_queries(client, rf, ali
     request.user = alice
     with django_assert_num_queries(5):
         template, context = panels.client_checklist(request)
-    assert [e.product for _label, e in context["products"]] == ["va_margin", "perpetuals"]
+    checklist = context["checklist"]
+    assert [r.code for r in checklist.steps] == ["profile_complete", "margin_account", "suitability", "risk_profile", "va_knowledge", "disclosures"]
+    assert [r.code for r in checklist.optional] == ["professional_investor", "derivative_knowledge", "disclosures"]
     client.force_login(alice)
     client.get("/dashboard/")
     # + one query for the risk engine's client panel (open margin calls, a single sliced query)
     # + the lending panel's applications and facilities (its eligibility is the checklist's, computed once)
-    with django_assert_num_queries(13) as captured:
+    # + one for the MFA prompt (has the client an authenticator?)
+    with django_assert_num_queries(14) as captured:
         response = client.get("/dashboard/")
     assert 'data-requirement="suitability" data-met="yes"' in response.content.decode()
-    assert len(captured.captured_queries) == 13
+    assert len(captured.captured_queries) == 14
 
 
 def test_workbench_queue_panel_has_a_fixed_number_of_queries(rf, officer, django_assert_num_queries):
