@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for c in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3 /usr/local/bin/python3.1[23] python3; do \
 	if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$c; break; fi; done)
 
-.PHONY: install system-deps demo test lint check messages clean
+.PHONY: install system-deps demo test lint check messages screenshots clean
 
 # PDFs (statements, the SMF pack) are rendered by WeasyPrint, which needs pango, and Traditional
 # Chinese needs the Noto CJK fonts. On Debian/Ubuntu as root they are installed here; elsewhere
@@ -56,6 +56,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
+
+# Screenshots of every client and staff page (desktop and 390 px, English and Traditional Chinese),
+# walked in Chromium over the demo data, into test-artifacts/screenshots/ (not committed).
+screenshots: install
+	PORTAL_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_every_page.py -k screenshots -q -p no:randomly
 
 # Translations: each app keeps its own catalogue (nested apps are left to their own); run after
 # changing user-facing strings, fill the new msgstr entries, then run it again to compile.

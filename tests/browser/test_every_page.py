@@ -70,6 +70,11 @@ DATA_FIELDS = {
     "collateral.Instrument": ["name_en", "name_zh", "issuer", "sector"],
     "lending.Facility": ["suspended_reason"],
     "lending.FacilityTransaction": ["reference", "narrative"],
+    "lending.FacilityApplication": ["purpose"],
+    "onboarding.PIAttestation": ["decision_reason", "return_questions"],
+    "onboarding.PerpetualsAccessRequest": ["decision_reason", "lapse_reason"],
+    "disclosures.Serving": ["user_agent"],
+    "disclosures.Acknowledgement": ["user_agent"],
 }
 
 

@@ -126,6 +126,7 @@ _ALLOWED_PATTERNS = [
     r"https?://\S+",
     r"\b[A-Z][A-Z0-9]*(?:[-_/.][A-Z0-9]+)*\b",  # codes, tickers, references, acronyms
     r"\b[0-9A-Fa-f]{16,}\b",  # hashes
+    r"\b\w*\d\w*\b",  # anything with a digit in it: references, hash fragments, sizes
     r"\bHK\$",
     r"\bv\d+\b",  # document versions
     r"\b\d+(?:[.,:]\d+)*\s*(?:px|ms|s|x|bp)?\b",
@@ -149,9 +150,14 @@ def english_left(text: str, allowed_phrases: list[str]) -> list[str]:
 
 
 def visible_text(page) -> str:
-    """What a reader sees and hears: the text of the page plus labels that are not in it."""
+    """What a reader sees and hears: the text of the page plus labels that are not in it. Text an
+    element declares to be in another language (``lang="en"``: the English text a client
+    acknowledged, a "Read in English" link) is what it says it is, and is left out."""
     return page.evaluate(
-        """() => { const bits = [document.title, document.body.innerText];
+        """() => { const other = [...document.body.querySelectorAll('[lang]')].filter(el => !el.lang.toLowerCase().startsWith('zh'));
+        const saved = other.map(el => el.style.display); other.forEach(el => { el.style.display = 'none'; });
+        const bits = [document.title, document.body.innerText];
+        other.forEach((el, i) => { el.style.display = saved[i]; });
         for (const el of document.querySelectorAll('[aria-label], [title], [placeholder], [alt], input[type=submit][value], input[type=button][value]')) {
           for (const a of ['aria-label', 'title', 'placeholder', 'alt']) { if (el.hasAttribute(a)) bits.push(el.getAttribute(a)); }
           if (el.matches('input[type=submit], input[type=button]')) bits.push(el.value);
