@@ -73,7 +73,7 @@ def test_va_margin_statement_states_the_regulated_numbers():
     version = DocumentVersion.objects.get(document__code=loader.VA_MARGIN_FINANCING, number=1)
     for phrase in ("bitcoin (BTC) and ether (ETH)", "never less than 60%", "two Hong Kong business days", "not** re-pledge"):
         assert phrase in version.body_en
-    for phrase in ("比特幣", "以太幣", "60%", "兩個香港營業日", "扣減率", "追加保證金通知", "不會**將你質押的虛擬資產再質押"):
+    for phrase in ("比特幣", "以太幣", "60%", "兩個香港營業日", "扣減率", "追加保證金通知", "不會**將您質押的虛擬資產再質押"):
         assert phrase in version.body_zh
 
 

@@ -112,7 +112,7 @@ def test_client_facing_decline_reasons_and_new_refusals_are_translated_to_tradit
     from lending.models import client_decline_reasons
 
     with translation.override("zh-hant"):
-        assert client_decline_reasons(["screening"])[0]["text"] == "本公司目前未能向閣下提供此融資。"
+        assert client_decline_reasons(["screening"])[0]["text"] == "本公司目前未能向您提供此融資。"
         with pytest.raises(InvalidParameter) as exc:
             choice_param({"state": "x"}, "state", choices=["a"])
         assert "不是有效的" in exc.value.message

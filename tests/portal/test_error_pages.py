@@ -19,7 +19,7 @@ def test_403_page_in_traditional_chinese(client, alice):
     client.post("/language/", {"language": "zh-hant", "next": "/"})
     response = client.get("/workbench/")
     assert response.status_code == 403
-    assert "閣下無法開啟此頁面" in response.content.decode()
+    assert "您無法開啟此頁面" in response.content.decode()
 
 
 def test_unknown_page_uses_the_portal_404_page(client, alice):
