@@ -72,18 +72,20 @@ def walk(page, start: str, *, seen_routes: set | None = None, limit: int = 80, v
             continue
         seen_urls.add(url)
         route = route_of(urlsplit(url).path)
-        if route is None or route in seen_routes:
+        # The start page is always loaded for its links, even when another user's walk measured it.
+        if route is None or (route in seen_routes and url != start):
             continue
         response = page.goto(url)
         if response is None or "text/html" not in (response.headers.get("content-type") or ""):
             continue
-        seen_routes.add(route)
         page.wait_for_load_state("load")
-        csp = response.headers.get("content-security-policy") or ""
-        record = Visit(url=url, route=route, status=response.status, sandboxed="sandbox" in csp and "allow-scripts" not in csp)
-        if visit is not None:
-            visit(page, record)
-        visits.append(record)
+        if route not in seen_routes:
+            seen_routes.add(route)
+            csp = response.headers.get("content-security-policy") or ""
+            record = Visit(url=url, route=route, status=response.status, sandboxed="sandbox" in csp and "allow-scripts" not in csp)
+            if visit is not None:
+                visit(page, record)
+            visits.append(record)
         queue.extend(link for link in page_links(page) if link not in seen_urls)
     return visits
 
@@ -128,6 +130,7 @@ _ALLOWED_PATTERNS = [
     r"\b[0-9A-Fa-f]{16,}\b",  # hashes
     r"\b\w*\d\w*\b",  # anything with a digit in it: references, hash fragments, sizes
     r"\bHK\$",
+    r"\b(?:zh-hant|en)\b",  # language codes
     r"\bv\d+\b",  # document versions
     r"\b\d+(?:[.,:]\d+)*\s*(?:px|ms|s|x|bp)?\b",
 ]
