@@ -131,6 +131,7 @@ _ALLOWED_PATTERNS = [
     r"\b\w*\d\w*\b",  # anything with a digit in it: references, hash fragments, sizes
     r"\bHK\$",
     r"\b(?:zh-hant|en)\b",  # language codes
+    r"\b[a-z]+(?:-[a-z]+){2,}\b",  # document codes (va-margin-financing-risk)
     r"\bv\d+\b",  # document versions
     r"\b\d+(?:[.,:]\d+)*\s*(?:px|ms|s|x|bp)?\b",
 ]
