@@ -98,14 +98,14 @@ class DocumentVersionAdmin(_ServiceErrorMixin, admin.ModelAdmin):
         return super().get_queryset(request).select_related("document")
 
     def get_fields(self, request, obj=None):
-        editable = ["document", "body_en", "body_zh", "change_summary", "material", "effective_date"]
+        editable = ["document", "body_en", "body_zh", "change_summary", "change_summary_zh", "material", "effective_date"]
         if obj is None:
             return editable
         return [*editable, *self.readonly_fields]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != VersionStatus.DRAFT:
-            return ["document", "body_en", "body_zh", "change_summary", "material", "effective_date", *self.readonly_fields]
+            return ["document", "body_en", "body_zh", "change_summary", "change_summary_zh", "material", "effective_date", *self.readonly_fields]
         return self.readonly_fields
 
     @admin.display(description=_("Next step"))
@@ -128,7 +128,7 @@ class DocumentVersionAdmin(_ServiceErrorMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        fields = {k: data[k] for k in ("body_en", "body_zh", "change_summary", "material", "effective_date")}
+        fields = {k: data[k] for k in ("body_en", "body_zh", "change_summary", "change_summary_zh", "material", "effective_date")}
         if change:
             saved = services.version_update_draft(actor=request.user, version_id=obj.pk, **fields)
         else:

@@ -70,6 +70,7 @@ class VersionOutputSerializer(serializers.Serializer):
     material = serializers.BooleanField()
     effective_date = serializers.DateField()
     change_summary = serializers.CharField()
+    change_summary_zh = serializers.CharField()
     language = serializers.CharField()
     body_markdown = serializers.CharField()
     body_html = serializers.CharField()

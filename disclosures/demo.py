@@ -109,6 +109,7 @@ def _seed(stdout) -> None:
             body_en=v1.body_en.replace("## Forced sale", V2_SECTION_EN + "## Forced sale"),
             body_zh=v1.body_zh.replace("## 強制出售", V2_SECTION_ZH + "## 強制出售"),
             change_summary="Adds how virtual-asset collateral is valued outside business hours and that margin calls may be issued at any hour.",
+            change_summary_zh="新增非辦公時間如何為虛擬資產抵押品估值，以及追收保證金通知可於任何時間發出。",
             material=True,
         )
         # …then the material update makes their acknowledgements stale.
@@ -132,6 +133,7 @@ def _seed(stdout) -> None:
             body_en=current.body_en + DRAFT_NOTE_EN,
             body_zh=current.body_zh + DRAFT_NOTE_ZH,
             change_summary="Clarifies that defined terms follow the client agreement (no change in substance).",
+            change_summary_zh="澄清釋義詞語以客戶協議為準（內容並無實質改變）。",
             material=False,
         )
         stdout.write("  a non-material draft of the general VA statement is waiting in the admin for preview and publishing")

@@ -82,6 +82,7 @@ FROZEN_COLUMNS = (
     "html_en",
     "html_zh",
     "change_summary",
+    "change_summary_zh",
     "material",
     "effective_date",
 )
@@ -100,7 +101,8 @@ class DocumentVersion(ConcurrentTransitionMixin, models.Model):
     # depends on a later Markdown or sanitiser upgrade.
     html_en = models.TextField(blank=True, editable=False)
     html_zh = models.TextField(blank=True, editable=False)
-    change_summary = models.TextField(_("summary of changes"), blank=True)
+    change_summary = models.TextField(_("summary of changes (English)"), blank=True)
+    change_summary_zh = models.TextField(_("summary of changes (Traditional Chinese)"), blank=True)
     material = models.BooleanField(
         _("material change"),
         default=True,
@@ -136,6 +138,16 @@ class DocumentVersion(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.document.code} v{self.number}"
+
+    def change_summary_in(self, language: str | None = None) -> str:
+        """The summary of changes in ``language`` (the active one by default); English where no Chinese was written."""
+        if language_or_default(language) == DisclosureLanguage.TRADITIONAL_CHINESE and self.change_summary_zh:
+            return self.change_summary_zh
+        return self.change_summary
+
+    @property
+    def change_summary_current(self) -> str:
+        return self.change_summary_in()
 
     def body_in(self, language: str) -> str:
         return self.body_zh if language == DisclosureLanguage.TRADITIONAL_CHINESE else self.body_en

@@ -130,6 +130,7 @@ def version_create_draft(
     body_en: str,
     body_zh: str,
     change_summary: str = "",
+    change_summary_zh: str = "",
     material: bool = True,
     effective_date: date | None = None,
 ) -> DocumentVersion:
@@ -145,6 +146,7 @@ def version_create_draft(
         document=document,
         number=last + 1,
         change_summary=change_summary.strip(),
+        change_summary_zh=change_summary_zh.strip(),
         material=material,
         effective_date=effective_date or timezone.localdate(),
         created_by=None if isinstance(actor, System) else actor,
@@ -165,6 +167,7 @@ def version_update_draft(
     change_summary: str,
     material: bool,
     effective_date: date,
+    change_summary_zh: str = "",
 ) -> DocumentVersion:
     _ensure_manager(actor)
     version = DocumentVersion.objects.select_for_update().select_related("document").get(id=version_id)
@@ -176,6 +179,7 @@ def version_update_draft(
     before = snapshot(version, VERSION_AUDIT_FIELDS)
     _fill_text(version, body_en=body_en, body_zh=body_zh)
     version.change_summary = change_summary.strip()
+    version.change_summary_zh = change_summary_zh.strip()
     version.material = material
     version.effective_date = effective_date
     version.save()
@@ -202,6 +206,7 @@ def preview_fingerprint(*, version: DocumentVersion, current: DocumentVersion | 
             str(version.material),
             str(version.effective_date),
             version.change_summary,
+            version.change_summary_zh,
             str(current.pk if current else 0),
         ]
     )
@@ -409,6 +414,16 @@ class _Title:
         return self.document.title_in(translation.get_language())
 
 
+class _Summary:
+    """A version's summary of changes whose ``str()`` is in the active language."""
+
+    def __init__(self, version: DocumentVersion):
+        self.version = version
+
+    def __str__(self) -> str:
+        return self.version.change_summary_in(translation.get_language()) or "-"
+
+
 def _fanout_start(*, version: DocumentVersion) -> ReacknowledgementFanout:
     from .tasks import reacknowledgement_fanout
 
@@ -473,7 +488,7 @@ def fanout_process_batch(*, fanout_id: int, batch_size: int = FANOUT_BATCH_SIZE)
             "title": _Title(version.document),
             "number": version.number,
             "effective": version.effective_date.isoformat(),
-            "summary": version.change_summary or "-",
+            "summary": _Summary(version),
         },
         link=reverse("disclosures:read", args=[version.document.code]),
         task_key=acknowledge_task_key(version.pk),

@@ -89,7 +89,7 @@ def test_published_text_cannot_be_changed_through_the_service(admin_user, v1):
     assert DocumentVersion.objects.get(pk=v1.pk).body_en == text.canonicalize(EN)
 
 
-@pytest.mark.parametrize("column", ["body_en", "body_zh", "hash_en", "hash_zh", "html_zh", "material"])
+@pytest.mark.parametrize("column", ["body_en", "body_zh", "hash_en", "hash_zh", "html_zh", "change_summary", "change_summary_zh", "material"])
 def test_database_refuses_a_direct_update_of_published_text(v1, column):
     value = False if column == "material" else "tampered"
     with pytest.raises(DatabaseError), transaction.atomic():
