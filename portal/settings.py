@@ -234,9 +234,14 @@ SERVICING_PAYMENT_INSTRUCTIONS = os.environ.get(
     "Pay in HKD by FPS or bank transfer to the firm's segregated client account (account name and number as in your "
     "client agreement), quoting {reference}. Payments from third parties are not accepted.",
 )
+SERVICING_PAYMENT_INSTRUCTIONS_ZH_HANT = os.environ.get(
+    "SERVICING_PAYMENT_INSTRUCTIONS_ZH_HANT",
+    "請以港元經轉數快或銀行轉帳存入本公司的客戶獨立帳戶（帳戶名稱及號碼載於您的客戶協議），並註明 {reference}。"
+    "本公司不接受第三方付款。",
+)
 
 # The margin desk's phone, shown with the account officer on every margin call ("" shows none).
-MARGIN_DESK_PHONE = os.environ.get("MARGIN_DESK_PHONE", "+852 3000 0000 (demo)" if DEMO else "")
+MARGIN_DESK_PHONE = os.environ.get("MARGIN_DESK_PHONE", "+852 3000 0000" if DEMO else "")
 
 # --- Security ---------------------------------------------------------------
 SECURE = envbool("PORTAL_SECURE", not DEBUG)

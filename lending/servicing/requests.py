@@ -138,7 +138,10 @@ def drawdown_request(*, user, facility_id: int, amount) -> ServicingRequest:
 
 
 def payment_instructions(req: ServicingRequest | None = None) -> str:
-    text = settings.SERVICING_PAYMENT_INSTRUCTIONS
+    from django.utils import translation
+
+    chinese = (translation.get_language() or "").lower().startswith("zh")
+    text = settings.SERVICING_PAYMENT_INSTRUCTIONS_ZH_HANT if chinese else settings.SERVICING_PAYMENT_INSTRUCTIONS
     return text.replace("{reference}", req.reference if req else "REQ-…")
 
 

@@ -68,9 +68,10 @@ DATA_FIELDS = {
     "portal.User": ["full_name", "email"],
     "onboarding.ClientProfile": ["legal_name", "nationality", "residential_address", "employer", "occupation", "source_of_wealth"],
     "collateral.Instrument": ["name_en", "name_zh", "issuer", "sector"],
-    "lending.Facility": ["suspended_reason"],
+    "lending.Facility": ["suspended_reason", "conditions"],
+    "servicing.FacilityTerms": ["tier"],  # pricing-tier names as the rates policy names them
     "lending.FacilityTransaction": ["reference", "narrative"],
-    "lending.FacilityApplication": ["purpose"],
+    "lending.FacilityApplication": ["purpose", "conditions"],
     "onboarding.PIAttestation": ["decision_reason", "return_questions"],
     "onboarding.PerpetualsAccessRequest": ["decision_reason", "lapse_reason"],
     "disclosures.Serving": ["user_agent"],

@@ -24,6 +24,10 @@ def facility_servicing_panel(context, facility, staff_view=False):
 @register.inclusion_tag("servicing/_letter.html")
 def facility_letter(application):
     """The accepted (or offered) facility letter as a document, made from its stored text only."""
+    import re
+
     from ..letter import letter_blocks
 
-    return {"blocks": letter_blocks(application.letter_text), "application": application}
+    # The letter stays in the language it was written (and accepted) in, whatever the reader's is now.
+    language = "zh-hant" if re.search("[\u4e00-\u9fff]", application.letter_text or "") else "en"
+    return {"blocks": letter_blocks(application.letter_text), "application": application, "language": language}
