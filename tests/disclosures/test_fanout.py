@@ -79,7 +79,8 @@ def test_fanout_over_10000_clients_runs_in_batches_with_bounded_queries_and_reru
     # by its 999-parameter limit; PostgreSQL does one): never one per client.
     full_batches = per_batch[: CLIENTS // BATCH]
     assert len(set(full_batches)) == 1, per_batch
-    assert max(per_batch) <= (20 if connection.vendor == "sqlite" else 10), per_batch
+    # (+1 since notifications carry their channel deliveries: one bulk INSERT per batch)
+    assert max(per_batch) <= (20 if connection.vendor == "sqlite" else 11), per_batch
 
     # Rerunning (a redelivered task, a second worker) notifies nobody again.
     with django_capture_on_commit_callbacks(execute=False):
