@@ -43,7 +43,7 @@ CASES = [
     ({"03690": 20_000}, "0.95", "written_off"),
     ({"03690": 20_000}, "0.95", "recovered"),
 ]
-FIRST_INDEX = 40
+FIRST_INDEX = 60  # margin accounts M-700060…: 0–11 are the book's borrowers, 40 is Wing Kei Ho (lending.demo)
 
 
 def _borrower(i: int, officer):
