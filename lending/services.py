@@ -138,13 +138,7 @@ def policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) ->
     clean = _validate_policy_numbers(numbers)
     clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.policy_current()
-    next_version = (CollateralPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
-    try:
-        with transaction.atomic():
-            policy = CollateralPolicy.objects.create(version=next_version, proposed_by=actor, reason=reason.strip(), **clean)
-    except IntegrityError:
-        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
-    policy = CollateralPolicy.objects.get(pk=policy.pk)  # the stored (quantised) numbers
+    policy = maker_checker_create(CollateralPolicy, actor=actor, reason=reason.strip(), numbers=clean)
     from lending.collateral import selectors as collateral_selectors
     from lending.collateral import services as collateral_services
 
@@ -158,6 +152,18 @@ def policy_propose(*, actor, numbers: dict, reason: str, effective_from=None) ->
                                                             "marginable": collateral_services.marginable_snapshot(listed)},
     )
     return policy
+
+
+def maker_checker_create(model, *, actor, reason: str, numbers: dict) -> MakerCheckerPolicy:
+    """Store a proposal as the next version of ``model`` (collateral, risk, servicing, recovery); two
+    proposals at once get a conflict, not the same number. Re-read, so callers audit the stored numbers."""
+    version = (model.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    try:
+        with transaction.atomic():
+            policy = model.objects.create(version=version, proposed_by=actor, reason=reason, **numbers)
+    except IntegrityError:
+        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
+    return model.objects.get(pk=policy.pk)
 
 
 def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaiting) -> MakerCheckerPolicy | None:

@@ -21,7 +21,7 @@ from lending import locks
 from lending.inputs import decimal_input, money_input
 from lending.ledger import ledger_post
 from lending.models import CollateralKind, CollateralPosition, Facility, TxnKind
-from lending.services import maker_checker_decide
+from lending.services import maker_checker_create, maker_checker_decide
 from lending.valuation import money
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
@@ -127,13 +127,7 @@ def recovery_policy_propose(*, actor, numbers: dict, reason: str, effective_from
     clean = _validate_numbers(numbers)
     clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.recovery_policy_current()
-    version = (RecoveryPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
-    try:
-        with transaction.atomic():
-            policy = RecoveryPolicy.objects.create(version=version, proposed_by=actor, reason=reason, **clean)
-    except IntegrityError:
-        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
-    policy = RecoveryPolicy.objects.get(pk=policy.pk)
+    policy = maker_checker_create(RecoveryPolicy, actor=actor, reason=reason, numbers=clean)
     audit_log(actor=actor, action="recovery.policy.proposed", obj=policy,
               before=snapshot(current, RecoveryPolicy.NUMBERS) | {"version": current.version} if current else None,
               after=snapshot(policy, RecoveryPolicy.NUMBERS) | {"version": policy.version, "reason": reason})

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
 from lending.inputs import MONEY_MAX, decimal_input, quantity_input
-from lending.services import maker_checker_decide
+from lending.services import maker_checker_create, maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
 from portal.errors import ConflictError, NotFoundError, PortalError
@@ -112,13 +112,7 @@ def risk_policy_propose(*, actor, numbers: dict, reason: str, effective_from=Non
     clean = _validate_risk_numbers(numbers)
     clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.risk_policy_current()
-    version = (RiskPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
-    try:
-        with transaction.atomic():
-            policy = RiskPolicy.objects.create(version=version, proposed_by=actor, reason=reason, **clean)
-    except IntegrityError:
-        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
-    policy = RiskPolicy.objects.get(pk=policy.pk)
+    policy = maker_checker_create(RiskPolicy, actor=actor, reason=reason, numbers=clean)
     audit_log(
         actor=actor, action="risk.policy.proposed", obj=policy,
         before=snapshot(current, RiskPolicy.NUMBERS) | {"version": current.version} if current else None,

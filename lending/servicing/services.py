@@ -12,7 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from lending.inputs import decimal_input
-from lending.services import maker_checker_decide
+from lending.services import maker_checker_create, maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_staff_permission
 from portal.audit import audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
@@ -77,16 +77,10 @@ def servicing_policy_propose(*, actor, numbers: dict, reason: str, effective_fro
     clean = _validate_numbers(numbers)
     clean["effective_from"] = effective_from_input(effective_from)
     current = selectors.servicing_policy_current()
-    version = (ServicingPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
-    try:
-        with transaction.atomic():
-            policy = ServicingPolicy.objects.create(version=version, proposed_by=actor, reason=reason.strip(), **clean)
-    except IntegrityError:
-        raise ConflictError("policy_version_conflict", _("Another proposal was made at the same moment; reload and try again.")) from None
-    policy = ServicingPolicy.objects.get(pk=policy.pk)
+    policy = maker_checker_create(ServicingPolicy, actor=actor, reason=reason.strip(), numbers=clean)
     audit_log(actor=actor, action="servicing.policy.proposed", obj=policy,
               before=snapshot(current, ServicingPolicy.NUMBERS) | {"version": current.version} if current else None,
-              after=snapshot(policy, ServicingPolicy.NUMBERS) | {"version": version, "reason": policy.reason})
+              after=snapshot(policy, ServicingPolicy.NUMBERS) | {"version": policy.version, "reason": policy.reason})
     return policy
 
 
