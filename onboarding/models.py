@@ -213,6 +213,14 @@ class ClientProfile(models.Model):
     class Meta:
         verbose_name = _("client profile")
         verbose_name_plural = _("client profiles")
+        constraints = [
+            # A securities margin account is one client's: once an officer has confirmed it for one
+            # profile it cannot be confirmed for another (back-office positions are matched by it).
+            models.UniqueConstraint(
+                fields=["margin_account_number"], condition=models.Q(margin_account_confirmed_at__isnull=False),
+                name="onboarding_margin_account_confirmed_once",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.legal_name or self.user.email

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 import filetype
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -205,6 +205,12 @@ def profile_update(*, user, data: dict) -> ClientProfile:
     return profile
 
 
+def _margin_account_taken(number: str) -> ConflictError:
+    return ConflictError("margin_account_taken", _(
+        "Margin account %(number)s is already confirmed for another client. Check the number with the back office "
+        "before confirming it.") % {"number": number})
+
+
 @transaction.atomic
 def profile_confirm_margin_account(*, profile_id: int, actor) -> ClientProfile:
     """Staff confirm the client holds the securities margin account they named."""
@@ -214,10 +220,19 @@ def profile_confirm_margin_account(*, profile_id: int, actor) -> ClientProfile:
         raise PortalError("no_margin_account", _("The client has not given a securities margin account number."))
     if profile.margin_account_confirmed_at:
         raise ConflictError("already_confirmed", _("This margin account is already confirmed."))
+    if ClientProfile.objects.filter(margin_account_number=profile.margin_account_number,
+                                    margin_account_confirmed_at__isnull=False).exclude(pk=profile.pk).exists():
+        # The database constraint is the guarantee; this says why before it would be hit.
+        raise _margin_account_taken(profile.margin_account_number)
     before = snapshot(profile, ["margin_account_number", "margin_account_confirmed_at", "margin_account_confirmed_by"])
     profile.margin_account_confirmed_at = _now()
     profile.margin_account_confirmed_by = actor
-    profile.save(update_fields=["margin_account_confirmed_at", "margin_account_confirmed_by"])
+    try:
+        with transaction.atomic():
+            profile.save(update_fields=["margin_account_confirmed_at", "margin_account_confirmed_by"])
+    except IntegrityError:
+        # Another officer confirmed the same number for someone else in the same moment.
+        raise _margin_account_taken(profile.margin_account_number) from None
     audit_log(actor=actor, action="onboarding.profile.margin_account_confirmed", obj=profile, before=before,
               after=snapshot(profile, ["margin_account_number", "margin_account_confirmed_at", "margin_account_confirmed_by"]))
     notify(user=profile.user, kind="onboarding.margin_account_confirmed",

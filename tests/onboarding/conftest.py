@@ -93,9 +93,16 @@ def acknowledge(user, product) -> None:
 
 
 def make_profile(user, **overrides):
+    """The standard profile; a second client in the same test gets a margin account number of their own,
+    since a confirmed number belongs to one client."""
     from onboarding import services
+    from onboarding.models import ClientProfile
 
-    return services.profile_update(user=user, data={**PROFILE, **overrides})
+    data = {**PROFILE, **overrides}
+    if "margin_account_number" not in overrides and ClientProfile.objects.filter(
+            margin_account_number=PROFILE["margin_account_number"]).exclude(user=user).exists():
+        data["margin_account_number"] = f"M-1{user.pk:05d}"
+    return services.profile_update(user=user, data=data)
 
 
 def complete_assessment(user, steps=None):

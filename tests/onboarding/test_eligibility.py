@@ -143,3 +143,21 @@ def test_client_snapshot_for_the_credit_review(alice, charlie, officer):
     assert snap["derivative_knowledge_basis"] == "trading_experience"
     assert snap["professional_investor"] is True and snap["pi_valid_until"]
     assert snap["va_exposure_limit_pct"] == "20.00"
+
+
+def test_a_margin_account_confirmed_for_one_client_cannot_be_confirmed_for_another(alice, charlie, officer):
+    from django.db import IntegrityError, transaction
+
+    from onboarding.models import ClientProfile
+
+    make_profile(alice, margin_account_number="M-555001")
+    make_profile(charlie, margin_account_number="M-555001")
+    services.profile_confirm_margin_account(profile_id=alice.client_profile.pk, actor=officer)
+    with pytest.raises(ConflictError) as refused:
+        services.profile_confirm_margin_account(profile_id=charlie.client_profile.pk, actor=officer)
+    assert refused.value.code == "margin_account_taken"
+    assert "M-555001 is already confirmed for another client" in str(refused.value.message)
+    assert ClientProfile.objects.get(user=charlie).margin_account_confirmed_at is None
+    # The database holds the rule too, not only the service.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ClientProfile.objects.filter(user=charlie).update(margin_account_confirmed_at=ClientProfile.objects.get(user=alice).margin_account_confirmed_at)
