@@ -103,9 +103,15 @@ def statuses_by_product(*, user, products=None) -> dict[str, list[DocumentStatus
     return _statuses_query(user=user, products=[Product(p) for p in (products or Product.values)])
 
 
+_TEXTS = ("body_en", "body_zh", "html_en", "html_zh", "change_summary", "change_summary_zh", "withdrawn_reason")
+
+
 def _statuses_query(*, user, products) -> dict[str, list[DocumentStatus]]:
     versions = (
         _current_versions(products)
+        # A status needs the number and the title, not the texts: each version's Markdown and rendered
+        # HTML in two languages is most of the row, fetched on every dashboard otherwise.
+        .defer(*_TEXTS)
         .annotate(
             required_for=F("document__requirements__product"),
             acked_number=_last_ack(user, "version__number"),
