@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -175,6 +175,14 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
     done = AccrualDay.objects.filter(day=day).first()
     if done is not None:  # the day's rows were inserted with this record, in one transaction: nothing is missing
         return done
+    # The day's record is inserted first: a concurrent run of the same day waits on its unique index and,
+    # once this commits, finds the day done. So the rows need no per-row conflict probe; the unique
+    # (facility, day) key still refuses any second row.
+    try:
+        with transaction.atomic():
+            record = AccrualDay.objects.create(day=day, created_at=now)
+    except IntegrityError:
+        return AccrualDay.objects.get(day=day)
     terms_ensure(now=now)
     rates = base_rates_on(day)
     missing = [name for name in BaseRate.values if name not in rates
@@ -215,25 +223,17 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
                ON d.facility_id = b.facility_id
         LEFT JOIN ({UNPAID_SQL}) u ON u.facility_id = b.facility_id
         WHERE ROUND(b.balance, 2) > 0
-        ON CONFLICT (facility_id, day) DO NOTHING
     """  # noqa: S608 (only numbers computed here are interpolated)
-    if connection.vendor == "postgresql":  # the day's figures from the rows just inserted, not a second scan
-        with connection.cursor() as cursor:
-            totals_sql = (f"WITH ins AS ({sql} RETURNING amount, overdue_amount) "  # noqa: S608 (our SQL above)
-                          "SELECT COUNT(*), COALESCE(SUM(amount), 0) + COALESCE(SUM(overdue_amount), 0) FROM ins")
-            cursor.execute(totals_sql, params)
-            count, total = cursor.fetchone()
-        total = Decimal(total).quantize(CENT)
-    else:
-        _execute(sql, params)
-        totals = InterestAccrual.objects.filter(day=day).aggregate(amount=Sum("amount"), overdue=Sum("overdue_amount"))
-        total = (totals["amount"] or Decimal(0)) + (totals["overdue"] or Decimal(0))
-        count = InterestAccrual.objects.filter(day=day).count()
-    elapsed = int((time.perf_counter() - started) * 1000)
-    record, created = AccrualDay.objects.get_or_create(day=day, defaults={"facilities": count, "total": total, "duration_ms": elapsed, "created_at": now})
-    if created:
-        audit_log(actor=SYSTEM, action="servicing.interest.accrued", obj=record,
-                  after={"day": day.isoformat(), "facilities": count, "total": total, "base_rates": {k: str(v) for k, v in rates.items()}})
+    count = _execute(sql, params)
+    # The day's total from its rows, still unposted, through the index of unposted days: the pages just
+    # written, read again from memory (cheaper than RETURNING them through a materialised CTE).
+    totals = InterestAccrual.objects.filter(day=day, posted_on__isnull=True).aggregate(amount=Sum("amount"), overdue=Sum("overdue_amount"))
+    total = ((totals["amount"] or Decimal(0)) + (totals["overdue"] or Decimal(0))).quantize(CENT)
+    record.facilities, record.total = count, total
+    record.duration_ms = int((time.perf_counter() - started) * 1000)
+    record.save(update_fields=["facilities", "total", "duration_ms"])
+    audit_log(actor=SYSTEM, action="servicing.interest.accrued", obj=record,
+              after={"day": day.isoformat(), "facilities": count, "total": total, "base_rates": {k: str(v) for k, v in rates.items()}})
     return record
 
 

@@ -155,7 +155,12 @@ class InterestAccrual(models.Model):
     """A day's interest on one facility: balance at the end of the day × annual rate ÷ 365,
     rounded half up to the cent; plus overdue interest on an unmet margin-call shortfall."""
 
-    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    # No database foreign key and no index of its own: the daily INSERT … SELECT writes a row per facility
+    # of the book, and a foreign key would check (and FOR KEY SHARE lock, dirtying) every facility row each
+    # day. Every facility id inserted comes from the join with its terms (whose foreign key is enforced)
+    # and its ledger entries, and the append-only ledger's enforced foreign key already keeps such a
+    # facility from being deleted. The unique (facility, day) index serves per-facility reads.
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
     day = models.DateField()
     balance = models.DecimalField(**HKD)
     annual_rate = models.DecimalField(**RATE)
@@ -172,7 +177,10 @@ class InterestAccrual(models.Model):
     class Meta:
         ordering = ["facility", "day"]
         constraints = [models.UniqueConstraint(fields=["facility", "day"], name="one_accrual_per_facility_day")]
-        indexes = [models.Index(fields=["posted_on", "facility"])]
+        # The unposted rows by day, for the monthly posting: a day's rows arrive together and in day order, so
+        # each lands at the index's right edge (a b-tree led by posted_on and the facility took them scattered
+        # through it), and posted rows leave it.
+        indexes = [models.Index(fields=["day"], condition=Q(posted_on__isnull=True), name="accrual_unposted_day")]
 
     def __str__(self) -> str:
         return f"{self.facility_id} {self.day} {self.amount}"

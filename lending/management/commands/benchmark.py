@@ -61,7 +61,7 @@ class Command(BaseCommand):
         interest.add_argument("--facilities", type=int, default=100_000)
         interest.add_argument("--statements", type=int, default=10_000)
         interest.add_argument("--naive-sample", type=int, default=2000)
-        crash = sub.add_parser("crash", help="A 30% BTC drop on the whole book: calls, close-out plans and notifications with two workers (lending.recovery.benchmark).")
+        crash = sub.add_parser("crash", help="A 30%% BTC drop on the whole book: calls, close-out plans and notifications with two workers (lending.recovery.benchmark).")
         crash.add_argument("--facilities", type=int, default=100_000)
         crash.add_argument("--naive-sample", type=int, default=300)
         export = sub.add_parser("export", help="Streamed CSV/XLSX export of the valuation-snapshot list (lending.reporting.benchmark).")
