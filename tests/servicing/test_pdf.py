@@ -34,3 +34,52 @@ def test_render_document_uses_the_base_template_and_hashes_what_it_returns(tmp_p
     assert 'lang="zh-hant"' in doc.html and "Noto Sans CJK TC" in doc.html
     assert len(doc.pdf_sha256) == 64 and len(doc.html_sha256) == 64
     assert doc.pdf.startswith(b"%PDF-")
+
+
+def _font_names(pdf: bytes) -> set[str]:
+    import io
+
+    from pypdf import PdfReader
+
+    fonts = set()
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            fonts.add(str(font.get_object()["/BaseFont"]).split("+", 1)[-1])
+    return fonts
+
+
+def test_the_shared_style_is_parsed_once_and_still_applies(monkeypatch):
+    import weasyprint
+
+    parsed = []
+    real = weasyprint.CSS
+
+    def counting(*args, **kwargs):
+        parsed.append(kwargs.get("string"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(weasyprint, "CSS", counting)
+    style = "p.secret { display: none } /* test_the_shared_style_is_parsed_once */"
+    for name in ("first", "second"):
+        pdf = html_to_pdf(f"<html><head><style>{style}</style></head><body><p class='secret'>hidden</p><p>{name} shown</p></body></html>")
+        text = pdf_text(pdf)
+        assert f"{name} shown" in text and "hidden" not in text
+    assert parsed.count(style) == 1
+
+
+def test_an_import_in_the_shared_style_is_refused_too():
+    with pytest.raises(FatalURLFetchingError):
+        html_to_pdf("<html><head><style>@import url(file:///etc/passwd); p { color: red }</style></head><body>x</body></html>")
+
+
+def test_a_chinese_document_embeds_one_weight_of_the_cjk_font(tmp_path, settings):
+    (tmp_path / "weights.html").write_text(
+        '{% extends "pdf/base.html" %}{% block body %}<h1>月結單</h1><table><tr><th>持倉</th></tr>'
+        '<tr class="total"><td>總計</td></tr></table><dl class="facts"><dt>客戶</dt><dd>陳大文</dd></dl>{% endblock %}'
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [*settings.TEMPLATES[0]["DIRS"], tmp_path]}]
+    zh = render_document("weights.html", {}, language="zh-hant")
+    assert _font_names(zh.pdf) == {"Noto-Sans-CJK-TC"}
+    assert "月結單" in pdf_text(zh.pdf)
+    en = render_document("weights.html", {}, language="en")  # English keeps its bold headings
+    assert any(name.endswith("Bold") for name in _font_names(en.pdf))
