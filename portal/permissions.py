@@ -67,6 +67,8 @@ class Perm(StrEnum):
     RECORD_REQUEST = "portal.request_client_records"
     DISPOSAL_REQUEST = "portal.request_disposal"
     DISPOSAL_APPROVE = "portal.approve_disposal"
+    CLIENT_GROUP_PROPOSE = "portal.propose_client_group"
+    CLIENT_GROUP_APPROVE = "portal.approve_client_group"
 
     @property
     def codename(self) -> str:
@@ -106,6 +108,8 @@ PERMISSION_LABELS = {
     Perm.RECORD_REQUEST: "Can produce and download a client's record archive",
     Perm.DISPOSAL_REQUEST: "Can request disposal of records past retention",
     Perm.DISPOSAL_APPROVE: "Can approve a disposal request (second person)",
+    Perm.CLIENT_GROUP_PROPOSE: "Can record a related-client group or propose a change to its members (maker)",
+    Perm.CLIENT_GROUP_APPROVE: "Can approve a change to a related-client group's members (checker)",
 }
 
 _OFFICER = {
@@ -138,6 +142,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.CAPITAL_PROPOSE,
             Perm.DEVIATION_PROPOSE,
             Perm.DEVIATION_APPROVE,
+            # Related-client groups: credit managers see the links in applications and compliance monitors
+            # concentration; account officers, who act for the clients, do not set their clients' groups.
+            Perm.CLIENT_GROUP_PROPOSE,
+            Perm.CLIENT_GROUP_APPROVE,
         }
     ),
     Role.COMPLIANCE: frozenset(
@@ -154,6 +162,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.CAPITAL_APPROVE,
             Perm.DEVIATION_PROPOSE,
             Perm.DEVIATION_APPROVE,
+            Perm.CLIENT_GROUP_PROPOSE,
+            Perm.CLIENT_GROUP_APPROVE,
             Perm.COMPLAINT_LOG,
             Perm.COMPLAINT_HANDLE,
             Perm.RECORD_REQUEST,

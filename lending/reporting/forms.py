@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from lending.models import Band
 from lending.risk.models import CollateralType
 
-from .models import ComplaintChannel, ComplaintOutcome, ControlArea, RecordRequest
+from .models import ComplaintChannel, ComplaintOutcome, ControlArea, GroupBasis, RecordRequest
 
 DATE = {"widget": forms.DateInput(attrs={"type": "date"})}
 
@@ -72,3 +72,16 @@ class BandChangeFilterForm(forms.Form):
     to_band = forms.ChoiceField(label=_("Into band"), choices=[("", _("All")), *Band.choices], required=False)
     search = forms.CharField(label=_("Client"), required=False)
     facility = forms.IntegerField(label=_("Facility number"), required=False, min_value=1)
+
+
+class ClientGroupForm(forms.Form):
+    name = forms.CharField(label=_("Group name"), max_length=200)
+    basis = forms.ChoiceField(label=_("Basis"), choices=GroupBasis.choices)
+    description = forms.CharField(label=_("Why these clients are one risk"), widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class GroupMemberForm(forms.Form):
+    client_email = forms.EmailField(label=_("Client's email"))
+    relationship = forms.CharField(label=_("Relationship"), max_length=200, help_text=_("e.g. director and 60% shareholder; spouse; guarantor of the facility"))
+    reason = forms.CharField(label=_("Evidence and reason"), widget=forms.Textarea(attrs={"rows": 2}))
+    effective_from = forms.DateField(label=_("In the group from"), **DATE)

@@ -189,6 +189,32 @@ def _complaint_columns():
     )
 
 
+# --- related-client groups (this app) ----------------------------------------------------------------------
+
+
+def _group_members(q):
+    from django.db.models import Q
+
+    from . import selectors
+
+    qs = selectors.group_memberships()
+    term = (q.get("q") or "").strip()
+    if term:
+        qs = qs.filter(Q(group__name__icontains=term) | Q(client__email__icontains=term) | Q(client__full_name__icontains=term))
+    return qs
+
+
+def _group_member_columns():
+    return columns(
+        (_("Group"), "group_id", _ref("GRP-")), (_("Group name"), "group.name"), (_("Basis"), "group.basis"),
+        (_("Client email"), "client.email"), (_("Client name"), "client.full_name"), (_("Relationship"), "relationship"),
+        (_("Reason"), "reason"), (_("In the group from"), "effective_from"), (_("State"), "state"), (_("Left on"), "end_on"),
+        (_("Proposed by"), "proposed_by.email"), (_("Proposed"), "proposed_at"), (_("Approved by"), "decided_by.email"),
+        (_("Decided"), "decided_at"), (_("End proposed by"), "end_proposed_by.email"), (_("End approved by"), "end_decided_by.email"),
+        (_("End approved"), "end_decided_at"),
+    )
+
+
 LISTS: dict[str, ExportList] = {
     "applications": ExportList(Perm.APPLICATION_DECIDE, _applications, _application_columns, "applications", _("Applications")),
     "facilities": ExportList(Perm.FACILITY_OPERATE, _facilities, _facility_columns, "facilities", _("Facilities")),
@@ -197,4 +223,5 @@ LISTS: dict[str, ExportList] = {
     "snapshots": ExportList(Perm.RISK_VIEW, _snapshots, _snapshot_columns, "valuation-snapshots", _("Valuation snapshots")),
     "band-changes": ExportList(Perm.RISK_VIEW, _band_changes, _band_change_columns, "band-changes", _("Band changes")),
     "complaints": ExportList(Perm.COMPLAINT_HANDLE, _complaints, _complaint_columns, "complaints", _("Complaints")),
+    "group-members": ExportList(Perm.RISK_VIEW, _group_members, _group_member_columns, "related-client-groups", _("Related-client groups")),
 }

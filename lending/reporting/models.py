@@ -302,3 +302,90 @@ class DisposalRequest(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=DisposalState.REQUESTED, target=DisposalState.REJECTED)
     def reject(self, *, by, at, note=""):
         self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+
+class GroupBasis(models.TextChoices):
+    COMMON_CONTROL = "common_control", _("Common control")
+    FAMILY = "family", _("Family")
+    CORPORATE_GROUP = "corporate_group", _("Corporate group")
+    GUARANTOR = "guarantor", _("Guarantor or security provider")
+    OTHER = "other", _("Other economic connection")
+
+
+class RelatedClientGroup(models.Model):
+    """Clients the firm treats as one exposure for concentration (SMF Guidelines: a client and its related
+    clients). The group itself counts nothing: only its approved memberships, each dated."""
+
+    name = models.CharField(_("group name"), max_length=200, unique=True)
+    basis = models.CharField(_("basis"), max_length=20, choices=GroupBasis.choices)
+    description = models.TextField(_("why these clients are one risk"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("related-client group")
+        verbose_name_plural = _("related-client groups")
+
+    def __str__(self) -> str:
+        return f"GRP-{self.pk} {self.name}"
+
+    @property
+    def reference(self) -> str:
+        return f"GRP-{self.pk}"
+
+
+class MembershipState(models.TextChoices):
+    PROPOSED = "proposed", _("Awaiting approval")
+    ACTIVE = "active", _("In the group")
+    REJECTED = "rejected", _("Rejected")
+    ENDED = "ended", _("Left the group")
+
+
+class GroupMembership(ConcurrentTransitionMixin, models.Model):
+    """One client in one group from a date: proposed by one person, approved by another (maker-checker);
+    leaving is proposed and approved the same way. A membership counts in a report of day D when it was
+    approved by the end of D, took effect on or before D, and had not ended (approved) on or before D."""
+
+    group = models.ForeignKey(RelatedClientGroup, on_delete=models.PROTECT, related_name="memberships")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    relationship = models.CharField(_("relationship"), max_length=200, help_text=_("e.g. director and 60% shareholder; spouse; guarantor of the facility"))
+    reason = models.TextField(_("evidence and reason"))
+    effective_from = models.DateField(_("in the group from"))
+    state = FSMField(default=MembershipState.PROPOSED, choices=MembershipState.choices, protected=True, db_index=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    end_on = models.DateField(_("left the group on"), null=True, blank=True)
+    end_reason = models.TextField(_("why the link ended"), blank=True)
+    end_proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    end_proposed_at = models.DateTimeField(null=True, blank=True)
+    end_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    end_decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["group_id", "effective_from", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "client"], condition=Q(state__in=["proposed", "active"]), name="one_live_membership_per_client_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"GRP-{self.group_id} client {self.client_id} ({self.state})"
+
+    @property
+    def end_pending(self) -> bool:
+        return self.state == MembershipState.ACTIVE and self.end_proposed_at is not None
+
+    @transition(field=state, source=MembershipState.PROPOSED, target=MembershipState.ACTIVE)
+    def approve(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=state, source=MembershipState.PROPOSED, target=MembershipState.REJECTED)
+    def reject(self, *, by, at, note=""):
+        self.decided_by, self.decided_at, self.decision_note = by, at, note
+
+    @transition(field=state, source=MembershipState.ACTIVE, target=MembershipState.ENDED)
+    def end(self, *, by, at):
+        self.end_decided_by, self.end_decided_at = by, at

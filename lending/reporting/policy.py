@@ -17,6 +17,7 @@ COMPLAINT_ANSWER_BUSINESS_DAYS = 20
 # SMF Guidelines benchmark: total margin loans at most 5 × the firm's liquid capital.
 LOANS_TO_CAPITAL_BENCHMARK = Decimal("5")
 TOP_CLIENTS = 10
+TOP_GROUPS = 10
 
 
 def hk_business_days_after(start: datetime, days: int) -> datetime:

@@ -96,6 +96,11 @@ L = {
     "approved_by": _("Approved by"), "review_date": _("Next review"), "age_days": _("Age (days)"), "count": _("Count"),
     "not_recorded": _("Not recorded in the portal"), "instrument": _("Instrument"), "issuer": _("Issuer"), "sector": _("Sector"),
     "pledged": _("Quantity pledged"), "clients": _("Clients"), "price": _("Price (HKD)"), "market_value": _("Market value (HKD)"),
+    "group": _("Related-client group"), "members": _("Members"), "lending_value": _("Lending value (HKD)"),
+    "share_loans": _("Share of loans"), "share_limits": _("Share of limits"), "share_lv": _("Share of lending value"),
+    "capacity_share": _("Share of the firm's lending capacity"), "within_client_limit": _("Limits within the client limit"),
+    "within_share_max": _("Within the largest share for one client"), "groups_in_force": _("Related-client groups in force"),
+    "relationship": _("Relationship"),
     "limit_from": _("Limit before (HKD)"), "limit_to": _("Limit after (HKD)"), "by": _("Proposed by"), "reason": _("Reason"),
 }
 
@@ -138,6 +143,7 @@ def pack_xlsx(data: dict) -> bytes:
         (both(L["va_cap"]), cl["va_share_cap"] and _d(cl["va_share_cap"])),
         (both(ControlArea.CLIENT_CONCENTRATION.label), ""),
         (both(L["top_share"]), data["client_concentration"]["top_share"] and _d(data["client_concentration"]["top_share"])),
+        (both(L["groups_in_force"]), data["client_concentration"].get("groups_in_force", "")),
         (both(ControlArea.HAIRCUTS.label), ""),
         (both(L["version"]), data["haircuts"]["in_force"] and data["haircuts"]["in_force"]["version"]),
         (both(ControlArea.MARGIN_CALLS.label), ""),
@@ -163,6 +169,12 @@ def pack_xlsx(data: dict) -> bytes:
 
     sheet("Clients", [L["client"], L["drawn"], L["share"], L["limits"]],
           [(r["email"], _d(r["drawn"]), r["share"] and _d(r["share"]), _d(r["limits"])) for r in data["client_concentration"]["top"]])
+    sheet("Groups", [L["group"], L["members"], L["drawn"], L["share_loans"], L["limits"], L["share_limits"], L["lending_value"],
+                     L["share_lv"], L["capacity_share"], L["within_client_limit"], L["within_share_max"]],
+          [(f"{g['reference']} {g['name']}", "; ".join(f"{m['email']} ({m['relationship']}): {m['drawn']}" for m in g["members"]),
+            _d(g["drawn"]), g["share_of_loans"] and _d(g["share_of_loans"]), _d(g["limits"]), g["share_of_limits"] and _d(g["share_of_limits"]),
+            _d(g["lending_value"]), g["share_of_lending_value"] and _d(g["share_of_lending_value"]), g["capacity_share"] and _d(g["capacity_share"]),
+            _yes(g["within_client_limit"]), _yes(g["within_concentration_max"])) for g in data["client_concentration"].get("groups") or []])
     inst = cl.get("instruments") or {}
     sheet("Instruments", [L["instrument"], L["issuer"], L["sector"], L["pledged"], L["price"], L["market_value"], L["share"], L["clients"]],
           [(r["code"] + " " + r["name"], r["issuer"], r["sector"], _d(r["pledged"]), r.get("price") and _d(r["price"]),

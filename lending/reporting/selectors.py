@@ -13,7 +13,18 @@ from django.db.models import Q, QuerySet
 from lending.models import PolicyStatus
 from lending.risk.models import BandChange, ValuationSnapshot
 
-from .models import CapitalEntry, Complaint, ComplaintState, Deviation, DisposalRequest, RecordRequest, SmfPack
+from .models import (
+    CapitalEntry,
+    Complaint,
+    ComplaintState,
+    Deviation,
+    DisposalRequest,
+    GroupMembership,
+    MembershipState,
+    RecordRequest,
+    RelatedClientGroup,
+    SmfPack,
+)
 
 # --- Capital ---------------------------------------------------------------------------------------------
 
@@ -141,6 +152,90 @@ def record_request(*, request_id: int) -> RecordRequest:
 
 def disposal_requests() -> QuerySet[DisposalRequest]:
     return DisposalRequest.objects.select_related("requested_by", "decided_by").order_by("-requested_at", "-id")
+
+
+# --- Related-client groups ------------------------------------------------------------------------------
+
+
+def client_groups(*, search: str = "") -> QuerySet[RelatedClientGroup]:
+    """Groups with their live member count (in force, and awaiting approval), for the register."""
+    from django.db.models import Count
+
+    qs = RelatedClientGroup.objects.select_related("created_by").annotate(
+        members=Count("memberships", filter=Q(memberships__state=MembershipState.ACTIVE), distinct=True),
+        pending=Count("memberships", filter=Q(memberships__state=MembershipState.PROPOSED) | Q(memberships__end_proposed_at__isnull=False,
+                                                                                            memberships__state=MembershipState.ACTIVE), distinct=True),
+    )
+    if search:
+        term = search.strip()
+        qs = qs.filter(Q(name__icontains=term) | Q(memberships__client__email__icontains=term) | Q(memberships__client__full_name__icontains=term)).distinct()
+    return qs.order_by("name", "id")
+
+
+def client_group(*, group_id: int) -> RelatedClientGroup:
+    return RelatedClientGroup.objects.select_related("created_by").get(pk=group_id)
+
+
+def group_memberships(*, group_id: int | None = None, client_id: int | None = None) -> QuerySet[GroupMembership]:
+    qs = GroupMembership.objects.select_related("group", "client", "proposed_by", "decided_by", "end_proposed_by", "end_decided_by")
+    if group_id is not None:
+        qs = qs.filter(group_id=group_id)
+    if client_id is not None:
+        qs = qs.filter(client_id=client_id)
+    return qs.order_by("group__name", "state", "effective_from", "id")
+
+
+def group_history(*, group: RelatedClientGroup, membership_ids: list[int]):
+    """The audit rows of a group and of its memberships, newest first (one query)."""
+    from portal.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        Q(object_type=RelatedClientGroup._meta.label_lower, object_id=str(group.pk))
+        | Q(object_type=GroupMembership._meta.label_lower, object_id__in=[str(i) for i in membership_ids])
+    ).order_by("-id")
+
+
+def group_live_figures(*, client_ids: list[int]) -> dict:
+    """Today's drawn balance, limits and lending value of the members in force, per client and in total,
+    from the open facilities (the live figures; packs use the stored snapshots)."""
+    from django.db.models import Count, Sum
+
+    from lending.models import Facility, FacilityState
+
+    zero = Decimal("0")
+    if not client_ids:
+        return {"per_client": {}, "drawn": zero, "limits": zero, "lending_value": zero, "facilities": 0}
+    rows = (Facility.objects.exclude(state=FacilityState.CLOSED).filter(client_id__in=client_ids).values("client_id")
+            .annotate(drawn=Sum("drawn_balance"), limits=Sum("limit"), lending_value=Sum("lending_value"), facilities=Count("id")))
+    per_client = {r["client_id"]: r for r in rows}
+    return {
+        "per_client": per_client,
+        "drawn": sum((r["drawn"] for r in per_client.values()), zero),
+        "limits": sum((r["limits"] for r in per_client.values()), zero),
+        "lending_value": sum((r["lending_value"] for r in per_client.values()), zero),
+        "facilities": sum(r["facilities"] for r in per_client.values()),
+    }
+
+
+def client_groups_for(*, client_id: int) -> list[GroupMembership]:
+    """The client's memberships (in force, awaiting approval, or ended), for the client's staff record."""
+    return list(group_memberships(client_id=client_id).exclude(state=MembershipState.REJECTED))
+
+
+def memberships_at(*, day: date) -> list[GroupMembership]:
+    """Memberships in force on ``day`` as the register stood at the end of it (HKT): approved by then, in
+    effect on or before it, and not ended by an approval made by then with a leaving date on or before it.
+    A past pack therefore re-derives exactly, whatever was recorded later."""
+    from datetime import datetime, time
+
+    from lending.risk.revaluation import HK
+
+    end = datetime.combine(day, time.max, tzinfo=HK)
+    ended = Q(state=MembershipState.ENDED, end_decided_at__lte=end, end_on__lte=day)
+    return list(
+        GroupMembership.objects.filter(state__in=[MembershipState.ACTIVE, MembershipState.ENDED], decided_at__lte=end, effective_from__lte=day)
+        .exclude(ended).select_related("group", "client").order_by("group_id", "client_id")
+    )
 
 
 # --- SMF packs ------------------------------------------------------------------------------------------

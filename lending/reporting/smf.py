@@ -65,17 +65,20 @@ def last_month_end(today: date) -> date:
 def compute(*, as_of: date, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     start_day, start, end = period_bounds(as_of)
-    book = _book(as_of=as_of, now=now)
+    memberships = selectors.memberships_at(day=as_of)
+    book = _book(as_of=as_of, now=now, member_ids=sorted({m.client_id for m in memberships}))
     collateral_policy = _policy_at(end)
     capital = selectors.capital_at(day=as_of)
+    credit_limits = _credit_limits(book, collateral_policy, as_of)
     return {
         "as_of": as_of.isoformat(),
         "period_start": start_day.isoformat(),
         "book_source": book["source"],
         "total_loans": _total_loans(book, capital),
-        "credit_limits": _credit_limits(book, collateral_policy, as_of),
+        "credit_limits": credit_limits,
         "collateral_concentration": _collateral(book, collateral_policy) | {"instruments": _instruments(end)},
-        "client_concentration": _clients(book),
+        "client_concentration": _clients(book, memberships=memberships, collateral_policy=collateral_policy, as_of=as_of,
+                                         limits_total=Decimal(credit_limits["limits_total"])),
         "haircuts": _haircuts(collateral_policy, start, end),
         "margin_calls": _calls(start, end),
         "stress_testing": _stress(start, end),
@@ -87,13 +90,21 @@ def compute(*, as_of: date, now: datetime | None = None) -> dict:
 # --- The book as at the date -------------------------------------------------------------------------
 
 
-def _book(*, as_of: date, now: datetime) -> dict:
+def _per_member(qs, member_ids: list[int], *, drawn: str, lv: str) -> dict[int, dict]:
+    """Drawn balance, lending value and facilities of each related-group member, from the same book."""
+    if not member_ids:
+        return {}
+    rows = qs.filter(client_id__in=member_ids).values("client_id").annotate(drawn=Sum(drawn), lv=Sum(lv), facilities=Count("id"))
+    return {r["client_id"]: r for r in rows}
+
+
+def _book(*, as_of: date, now: datetime, member_ids: list[int] = ()) -> dict:
     day = ValuationSnapshot.objects.filter(day__lte=as_of).aggregate(d=Max("day"))["d"]
     today = now.astimezone(HK).date()
     if as_of >= today and day != as_of:
-        return _live_book()
+        return _live_book(member_ids=member_ids)
     if day is None:
-        return {"source": {"kind": "none", "day": None, "link": _url("reporting:snapshots")}, "facilities": 0, "rows": None}
+        return {"source": {"kind": "none", "day": None, "link": _url("reporting:snapshots")}, "facilities": 0, "rows": None, "by_member": {}}
     rows = ValuationSnapshot.objects.filter(day=day)
     totals = rows.filter(collateral_type="total")
     securities_lv = Subquery(
@@ -123,11 +134,12 @@ def _book(*, as_of: date, now: datetime) -> dict:
         "rows": agg,
         "per_type": {k: {"mv": v["mv"] or ZERO, "lv": v["lv"] or ZERO} for k, v in per_type.items()},
         "by_client": by_client,
+        "by_member": _per_member(totals, list(member_ids), drawn="drawn_balance", lv="lending_value"),
         "bands": bands,
     }
 
 
-def _live_book() -> dict:
+def _live_book(*, member_ids: list[int] = ()) -> dict:
     from lending.models import CollateralKind, CollateralPosition, FacilityState
 
     live = Facility.objects.exclude(state=FacilityState.CLOSED)
@@ -165,6 +177,7 @@ def _live_book() -> dict:
     return {
         "source": {"kind": "live", "day": None, "link": _url("lending:staff-facilities")},
         "facilities": agg["facilities"], "rows": agg, "per_type": per_type, "by_client": by_client, "bands": bands,
+        "by_member": _per_member(live, list(member_ids), drawn="drawn_balance", lv="lending_value"),
     }
 
 
@@ -332,17 +345,69 @@ def _instruments(end: datetime) -> dict:
 # --- 4. Client concentration -------------------------------------------------------------------------------
 
 
-def _clients(book: dict) -> dict:
+def _limits_at(as_of: date, client_ids) -> dict[int, Decimal]:
+    """Each client's facility limits as they stood at the end of ``as_of`` (credit-limit history), the
+    measure the credit-limits area uses."""
+    from lending.servicing.selectors import limit_at
+
+    if not client_ids:
+        return {}
+    end = datetime.combine(as_of, time.max, tzinfo=HK)
+    open_then = Facility.objects.filter(opened_at__lte=end, client_id__in=client_ids).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=end))
+    return {r["client_id"]: r["limits"] or ZERO for r in open_then.annotate(limit_then=limit_at(end)).values("client_id").annotate(limits=Sum("limit_then"))}
+
+
+def _clients(book: dict, *, memberships: list, collateral_policy, as_of: date, limits_total: Decimal) -> dict:
+    """Top clients, and top related-client groups counted as one exposure: drawn, limits and lending value
+    against the firm's book, and the group's limits against the policy's per-client limits (the SMF
+    Guidelines treat a client and its related clients as one)."""
     rows = book["rows"] or {}
     total = rows.get("drawn") or ZERO
+    total_lv = rows.get("lv") or ZERO
+    by_client = book.get("by_client") or []
+    limits = _limits_at(as_of, {r["client_id"] for r in by_client} | {m.client_id for m in memberships})
     top = [
         {"client_id": r["client_id"], "email": r["client__email"], "name": r["client__full_name"], "facilities": r["facilities"],
-         "drawn": money(r["drawn"]), "limits": money(r["limits"]), "share": ratio(r["drawn"], total),
+         "drawn": money(r["drawn"]), "limits": money(limits.get(r["client_id"], ZERO)), "share": ratio(r["drawn"], total),
          "link": _url("lending:staff-facilities", search=r["client__email"])}
-        for r in book.get("by_client") or []
+        for r in by_client
     ]
     top_share = ratio(sum((Decimal(r["drawn"]) for r in top), ZERO), total)
-    return {"top": top, "top_share": top_share, "total_loans": money(total), "related_groups": None}
+    client_max = collateral_policy.client_exposure_limit if collateral_policy else None
+    share_max = collateral_policy.client_concentration_max if collateral_policy else None
+    capacity = collateral_policy.firm_exposure_limit if collateral_policy else None
+    per_member = book.get("by_member") or {}
+    groups: dict[int, dict] = {}
+    for m in memberships:
+        g = groups.setdefault(m.group_id, {"id": m.group_id, "reference": m.group.reference, "name": m.group.name, "basis": m.group.basis,
+                                           "members": [], "facilities": 0, "drawn": ZERO, "limits": ZERO, "lv": ZERO})
+        figures = per_member.get(m.client_id) or {}
+        drawn, lv, lim = figures.get("drawn") or ZERO, figures.get("lv") or ZERO, limits.get(m.client_id, ZERO)
+        g["members"].append({"client_id": m.client_id, "email": m.client.email, "name": m.client.full_name, "relationship": m.relationship,
+                             "since": m.effective_from.isoformat(), "facilities": figures.get("facilities") or 0, "drawn": money(drawn),
+                             "limits": money(lim), "lending_value": money(lv), "link": _url("lending:staff-facilities", search=m.client.email)})
+        g["facilities"] += figures.get("facilities") or 0
+        g["drawn"] += drawn
+        g["limits"] += lim
+        g["lv"] += lv
+    out = []
+    for g in sorted(groups.values(), key=lambda g: (-g["drawn"], -g["limits"], g["name"], g["id"])):
+        capacity_share = (g["limits"] / capacity).quantize(Decimal("0.0001")) if capacity else None
+        out.append({
+            "id": g["id"], "reference": g["reference"], "name": g["name"], "basis": g["basis"], "members": g["members"],
+            "facilities": g["facilities"], "drawn": money(g["drawn"]), "limits": money(g["limits"]), "lending_value": money(g["lv"]),
+            "share_of_loans": ratio(g["drawn"], total), "share_of_limits": ratio(g["limits"], limits_total),
+            "share_of_lending_value": ratio(g["lv"], total_lv),
+            "capacity_share": _opt(capacity_share, str),
+            "within_client_limit": None if client_max is None else g["limits"] <= client_max,
+            "within_concentration_max": None if share_max is None or capacity_share is None else capacity_share <= share_max,
+            "link": reverse("reporting:group", args=[g["id"]]),
+        })
+    return {
+        "top": top, "top_share": top_share, "total_loans": money(total), "limits_total": money(limits_total), "lending_value_total": money(total_lv),
+        "groups": out[: policy.TOP_GROUPS], "groups_in_force": len(out), "group_limit_max": _opt(client_max, money),
+        "group_share_max": _opt(share_max, str), "groups_link": _url("reporting:groups"),
+    }
 
 
 # --- 5. Haircuts ---------------------------------------------------------------------------------------------

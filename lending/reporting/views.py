@@ -27,14 +27,16 @@ from .forms import (
     BandChangeFilterForm,
     CapitalForm,
     ClientComplaintForm,
+    ClientGroupForm,
     CloseComplaintForm,
     DeviationForm,
+    GroupMemberForm,
     PackForm,
     RecordRequestForm,
     SnapshotFilterForm,
     StaffComplaintForm,
 )
-from .models import Complaint, ComplaintState, Deviation, DeviationState, DisposalState, SmfPack
+from .models import Complaint, ComplaintState, Deviation, DeviationState, DisposalState, RelatedClientGroup, SmfPack
 
 
 def _fail(request, exc: PortalError, form=None) -> None:
@@ -363,6 +365,82 @@ def retention_report(request):
         "rows": retention.due_report(as_of=today), "today": today, "categories": retention.CATEGORY_LABELS,
         "requests": list(selectors.disposal_requests()[:50]), "requested": DisposalState.REQUESTED,
     })
+
+
+# --- Related-client groups -----------------------------------------------------------------------------------
+
+
+@staff_required(Perm.RISK_VIEW)
+def client_groups(request):
+    form = ClientGroupForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.has_perm(Perm.CLIENT_GROUP_PROPOSE):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                group = services.client_group_create(actor=request.user, **form.cleaned_data)
+            except PortalError as exc:
+                _fail(request, exc, form)
+            else:
+                messages.success(request, _("Group %(ref)s recorded; add its members.") % {"ref": group.reference})
+                return redirect("reporting:group", pk=group.pk)
+    q = request.GET.get("q", "")
+    return render(request, "reporting/groups.html", {
+        "form": form, "page": _page(request, selectors.client_groups(search=q)), "q": q, "query": _query(request),
+    })
+
+
+@staff_required(Perm.RISK_VIEW)
+def client_group(request, pk: int):
+    try:
+        group = selectors.client_group(group_id=pk)
+    except RelatedClientGroup.DoesNotExist:
+        raise Http404 from None
+    form = GroupMemberForm(request.POST if request.POST.get("action") == "propose" else None)
+    if request.method == "POST":
+        action, note = request.POST.get("action"), request.POST.get("note", "")
+        membership_id = int(request.POST.get("membership") or 0) if (request.POST.get("membership") or "0").isdigit() else 0
+        try:
+            if action == "propose":
+                if form.is_valid():
+                    data = form.cleaned_data
+                    client = User.objects.filter(email=data["client_email"].lower()).first()
+                    services.client_group_member_propose(actor=request.user, group_id=pk, client=client, relationship=data["relationship"],
+                                                         reason=data["reason"], effective_from=data["effective_from"])
+                    messages.success(request, _("Membership proposed; a second person must approve it."))
+                    return redirect("reporting:group", pk=pk)
+            elif action in ("approve", "reject"):
+                services.client_group_member_decide(actor=request.user, membership_id=membership_id, approve=action == "approve", note=note)
+                messages.success(request, _("Membership decided."))
+                return redirect("reporting:group", pk=pk)
+            elif action == "end":
+                end_on = checked_date(request.POST.get("end_on", ""))
+                services.client_group_member_end_propose(actor=request.user, membership_id=membership_id, end_on=end_on, reason=note)
+                messages.success(request, _("End of membership proposed; a second person must approve it."))
+                return redirect("reporting:group", pk=pk)
+            elif action in ("end_approve", "end_reject"):
+                services.client_group_member_end_decide(actor=request.user, membership_id=membership_id, approve=action == "end_approve", note=note)
+                messages.success(request, _("End of membership decided."))
+                return redirect("reporting:group", pk=pk)
+        except PortalError as exc:
+            _fail(request, exc, form if action == "propose" else None)
+    memberships = list(selectors.group_memberships(group_id=pk))
+    history = list(selectors.group_history(group=group, membership_ids=[m.pk for m in memberships])[:100])
+    figures = selectors.group_live_figures(client_ids=[m.client_id for m in memberships if m.state == "active"])
+    for m in memberships:
+        m.live = figures["per_client"].get(m.client_id) if m.state == "active" else None
+    return render(request, "reporting/group.html", {
+        "group": group, "memberships": memberships, "form": form, "history": history, "figures": figures, "today": timezone.localdate(),
+    })
+
+
+def checked_date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PortalError("validation_error", _("Enter a date."), {"end_on": [_("Enter a date.")]}) from None
 
 
 # --- The risk engine's stored records ----------------------------------------------------------------------------

@@ -12,6 +12,13 @@ from .complaints import (
 )
 from .deviations import deviation_approve, deviation_propose, deviation_reject, deviation_retire
 from .exports import export_record
+from .groups import (
+    client_group_create,
+    client_group_member_decide,
+    client_group_member_end_decide,
+    client_group_member_end_propose,
+    client_group_member_propose,
+)
 from .packs import smf_pack_generate, smf_pack_monthly
 from .records import record_request_create, record_request_download
 from .retention import disposal_approve, disposal_reject, disposal_request
@@ -23,6 +30,8 @@ __all__ = [
     "deviation_approve", "deviation_propose", "deviation_reject", "deviation_retire",
     "disposal_approve", "disposal_reject", "disposal_request",
     "export_record",
+    "client_group_create", "client_group_member_decide", "client_group_member_end_decide", "client_group_member_end_propose",
+    "client_group_member_propose",
     "record_request_create", "record_request_download",
     "smf_pack_generate", "smf_pack_monthly",
 ]

@@ -62,3 +62,13 @@ def area_label(value):
         return ControlArea(value).label
     except ValueError:
         return value
+
+
+@register.inclusion_tag("reporting/_client_groups.html", takes_context=True)
+def client_groups(context, client):
+    """The client's related-client groups on the client's staff record (one query)."""
+    from lending.reporting.selectors import client_groups_for
+    from portal.permissions import Perm
+
+    user = context["request"].user
+    return {"memberships": client_groups_for(client_id=client.pk), "can_record": user.has_perm(Perm.CLIENT_GROUP_PROPOSE)}
