@@ -24,6 +24,7 @@ api_v1 = [
     path("servicing/", include("lending.servicing.api_urls")),
     path("recovery/", include("lending.recovery.api_urls")),
     path("collateral/", include("lending.collateral.api_urls")),
+    path("reporting/", include("lending.reporting.api_urls")),
 ]
 
 handler404 = "portal.views.page_not_found"

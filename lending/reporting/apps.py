@@ -15,6 +15,11 @@ RECORD_LINKS = {
     "reporting.deviation": "reporting:deviation",
     "reporting.complaint": "reporting:complaint",
     "reporting.smfpack": "reporting:pack",
+    "reporting.relatedclientgroup": "reporting:group",
+    "reporting.groupmembership": "reporting:membership",
+    "reporting.capitalentry": "reporting:capital-entry",
+    "reporting.recordrequest": "reporting:record-request",
+    "reporting.disposalrequest": "reporting:disposal",
 }
 
 
@@ -45,6 +50,7 @@ class ReportingConfig(AppConfig):
         nav(navigation.NavItem(_("Complaints"), "reporting:complaints", Perm.COMPLAINT_LOG, order=63))
         nav(navigation.NavItem(_("Record requests"), "reporting:record-requests", Perm.RECORD_REQUEST, order=64))
         nav(navigation.NavItem(_("Retention"), "reporting:retention", Perm.REPORT_VIEW, order=65))
+        nav(navigation.NavItem(_("Related-client groups"), "reporting:groups", Perm.RISK_VIEW, order=66))
         nav(navigation.NavItem(_("Valuation snapshots"), "reporting:snapshots", Perm.RISK_VIEW, order=66))
         nav(navigation.NavItem(_("Band changes"), "reporting:band-changes", Perm.RISK_VIEW, order=67))
         navigation.register_client_nav(navigation.NavItem(_("Complaints"), "reporting:my-complaints", order=90))

@@ -1,6 +1,7 @@
 """Demo reporting data, made through the services: last month's SMF pack (as the monthly job stores it)
 and today's on demand, a capital entry approved and one awaiting approval, a deviation, complaints
-open, acknowledged, escalated and closed, and a client record archive.
+open, acknowledged, escalated and closed, a client record archive, and related-client groups (members in force,
+awaiting approval, leaving and left).
 
 Run by ``manage.py seed_demo`` after the risk demo. Idempotent (keyed on the deviations register).
 """
@@ -17,7 +18,7 @@ from lending.risk.revaluation import HK
 from portal.models import User
 
 from . import selectors, services, smf
-from .models import Deviation
+from .models import Deviation, RelatedClientGroup
 
 
 def _complaint(*, logger, client, subject, details, channel="portal", hours_ago=0):
@@ -29,14 +30,48 @@ def _complaint(*, logger, client, subject, details, channel="portal", hours_ago=
                                   received_at=received, subject=subject, details=details)
 
 
+def _seed_groups(*, manager, compliance, clients: list) -> str:
+    """Two related-client groups made through the services (maker: the credit manager; checker: compliance)."""
+    if RelatedClientGroup.objects.exists() or len(clients) < 6:
+        return "groups already seeded" if len(clients) >= 6 else "no groups (too few demo borrowers)"
+    today = timezone.localdate()
+    since = today - timedelta(days=120)
+
+    def member(group, client, relationship, *, approve=True):
+        m = services.client_group_member_propose(actor=manager, group_id=group.pk, client=client, relationship=relationship,
+                                                 reason="Seen in the KYC file and the account-opening documents.", effective_from=since)
+        if approve:
+            services.client_group_member_decide(actor=compliance, membership_id=m.pk, approve=True, note="Checked against the KYC file.")
+        return m
+
+    with transaction.atomic():
+        family = services.client_group_create(actor=manager, name="Chan family", basis="family",
+                                              description="Spouses and an adult child with joint bank accounts: one household's wealth backs all three.")
+        member(family, clients[0], "head of household")
+        member(family, clients[1], "spouse")
+        member(family, clients[2], "adult child", approve=False)  # awaiting the checker
+        corporate = services.client_group_create(actor=compliance, name="Kowloon Holdings group", basis="corporate_group",
+                                                 description="Investment companies under one parent; the same director signs for each.")
+        member(corporate, clients[3], "subsidiary, 100% owned")
+        left = member(corporate, clients[4], "former associate, 30% owned")
+        services.client_group_member_end_propose(actor=compliance, membership_id=left.pk, end_on=today - timedelta(days=10),
+                                                 reason="Parent sold its stake (share transfer seen).")
+        services.client_group_member_end_decide(actor=manager, membership_id=left.pk, approve=True, note="Transfer form checked.")
+        leaving = member(corporate, clients[5], "sister company, common director")
+        services.client_group_member_end_propose(actor=manager, membership_id=leaving.pk, end_on=today, reason="Director resigned today.")
+    return f"related-client groups {family.reference} (2 in force, 1 awaiting approval) and {corporate.reference} (1 left, 1 leaving)"
+
+
 def seed(stdout) -> None:
     from lending.risk import services as risk_services
 
-    if Deviation.objects.exists():
-        stdout.write("  reporting demo already seeded")
-        return
     compliance = User.objects.get(email="compliance@demo.vamargin.hk")
     manager = User.objects.get(email="manager@demo.vamargin.hk")
+    borrowers = list(User.objects.filter(groups__name="client", email__startswith="borrower").order_by("email")[:12])
+    groups = _seed_groups(manager=manager, compliance=compliance, clients=borrowers[6:12] if len(borrowers) >= 12 else borrowers[:6])
+    if Deviation.objects.exists():
+        stdout.write(f"  reporting demo already seeded; {groups}")
+        return
     officer = User.objects.get(email="officer@demo.vamargin.hk")
     today = timezone.localdate()
     month_end = smf.last_month_end(today)
@@ -95,5 +130,5 @@ def seed(stdout) -> None:
     stdout.write(
         f"  SMF pack for {month_end} (monthly{'' if monthly else ', already stored'}) and as at {today} (on demand, v{today_pack.version}); "
         f"capital HK${capital:,} approved, one entry awaiting approval; deviation {deviation.reference}; complaints {', '.join(states)}; "
-        f"{'record archive REQ-' + str(request.pk) if request else 'no record archive'}"
+        f"{'record archive REQ-' + str(request.pk) if request else 'no record archive'}; {groups}"
     )

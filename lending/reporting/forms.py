@@ -82,6 +82,6 @@ class ClientGroupForm(forms.Form):
 
 class GroupMemberForm(forms.Form):
     client_email = forms.EmailField(label=_("Client's email"))
-    relationship = forms.CharField(label=_("Relationship"), max_length=200, help_text=_("e.g. director and 60% shareholder; spouse; guarantor of the facility"))
+    relationship = forms.CharField(label=_("Relationship"), max_length=200, help_text=_("e.g. director and majority shareholder; spouse; guarantor of the facility"))
     reason = forms.CharField(label=_("Evidence and reason"), widget=forms.Textarea(attrs={"rows": 2}))
     effective_from = forms.DateField(label=_("In the group from"), **DATE)

@@ -349,7 +349,7 @@ class GroupMembership(ConcurrentTransitionMixin, models.Model):
 
     group = models.ForeignKey(RelatedClientGroup, on_delete=models.PROTECT, related_name="memberships")
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    relationship = models.CharField(_("relationship"), max_length=200, help_text=_("e.g. director and 60% shareholder; spouse; guarantor of the facility"))
+    relationship = models.CharField(_("relationship"), max_length=200, help_text=_("e.g. director and majority shareholder; spouse; guarantor of the facility"))
     reason = models.TextField(_("evidence and reason"))
     effective_from = models.DateField(_("in the group from"))
     state = FSMField(default=MembershipState.PROPOSED, choices=MembershipState.choices, protected=True, db_index=True)

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -432,6 +433,39 @@ def client_group(request, pk: int):
     return render(request, "reporting/group.html", {
         "group": group, "memberships": memberships, "form": form, "history": history, "figures": figures, "today": timezone.localdate(),
     })
+
+
+@staff_required(Perm.RISK_VIEW)
+def membership_record(request, pk: int):
+    """An audit row about a membership links here: the membership's group page."""
+    membership = selectors.group_memberships().filter(pk=pk).first()
+    if membership is None:
+        raise Http404
+    return redirect(f"{reverse('reporting:group', args=[membership.group_id])}#membership-{pk}")
+
+
+@staff_required(Perm.CAPITAL_VIEW)
+def capital_entry_record(request, pk: int):
+    """An audit row about a capital entry links here: the capital page, at the entry."""
+    if not selectors.capital_entries().filter(pk=pk).exists():
+        raise Http404
+    return redirect(f"{reverse('reporting:capital')}#entry-{pk}")
+
+
+@staff_required(Perm.RECORD_REQUEST)
+def record_request_record(request, pk: int):
+    """An audit row about a record request links here: the register, at the request (no download)."""
+    if not selectors.record_requests().filter(pk=pk).exists():
+        raise Http404
+    return redirect(f"{reverse('reporting:record-requests')}#request-{pk}")
+
+
+@staff_required(Perm.REPORT_VIEW)
+def disposal_record(request, pk: int):
+    """An audit row about a disposal request links here: the retention page, at the request."""
+    if not selectors.disposal_requests().filter(pk=pk).exists():
+        raise Http404
+    return redirect(f"{reverse('reporting:retention')}#disposal-{pk}")
 
 
 def checked_date(value: str):

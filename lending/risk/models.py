@@ -165,7 +165,8 @@ class PriceOverride(ConcurrentTransitionMixin, models.Model):
         indexes = [models.Index(fields=["asset", "expires_at"])]
 
     def __str__(self) -> str:
-        return f"{self.asset} override HK${self.price_hkd} until {self.expires_at:%Y-%m-%d %H:%M}"
+        # Hong Kong time, as on every page: loaded from the database the value is UTC.
+        return f"{self.asset} override HK${self.price_hkd} until {timezone.localtime(self.expires_at):%Y-%m-%d %H:%M} HKT"
 
     @property
     def reference(self) -> str:

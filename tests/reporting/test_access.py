@@ -10,7 +10,8 @@ COMPLIANCE_PAGES = [
     "/reporting/packs/", "/reporting/capital/", "/reporting/deviations/", "/reporting/complaints/", "/reporting/complaints/new/",
     "/reporting/record-requests/", "/reporting/retention/", "/reporting/snapshots/", "/reporting/band-changes/",
     "/reporting/export/audit.csv", "/reporting/export/audit.xlsx", "/reporting/export/snapshots.csv",
-    "/reporting/export/band-changes.xlsx", "/reporting/export/complaints.csv",
+    "/reporting/export/band-changes.xlsx", "/reporting/export/complaints.csv", "/reporting/groups/",
+    "/reporting/export/group-members.csv", "/reporting/export/group-members.xlsx",
 ]
 # Pages an account officer must not open (compliance's registers, record requests, audit exports).
 OFFICER_REFUSED = [

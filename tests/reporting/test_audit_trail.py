@@ -88,3 +88,43 @@ def test_audit_trail_query_count_is_constant(client, compliance_user, officer):
     _write(60, actor=officer, action="lending.watchlist.added", object_type="lending.facility")
     large = _queries(client, "/workbench/audit/")
     assert small == large == 8
+
+
+def test_a_price_overrides_record_name_reads_hong_kong_time():
+    """The override's name (the audit row's Record column, the admin) read UTC when loaded from the
+    database while its page read HKT: the same expiry now reads the same everywhere."""
+    from decimal import Decimal
+
+    from lending.risk.models import PriceOverride
+
+    override = PriceOverride(asset="BTC", price_hkd=Decimal("750000.00"), expires_at=datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    assert str(override) == "BTC override HK$750000.00 until 2026-12-01 10:00 HKT"
+
+
+def test_audit_rows_of_every_reporting_register_link_to_their_record(client, alice, credit_manager, compliance_user, compliance2):
+    from datetime import date
+
+    from lending.reporting import services
+    from portal.selectors import record_link
+
+    entry = services.capital_propose(actor=credit_manager, as_of=date(2026, 11, 30), liquid_capital="1000000", source_reference="FRR", reason="r")
+    group = services.client_group_create(actor=credit_manager, name="G", basis="family", description="d")
+    member = services.client_group_member_propose(actor=credit_manager, group_id=group.pk, client=alice, relationship="r", reason="r",
+                                                  effective_from=date(2026, 11, 1))
+    from lending.reporting.models import DisposalRequest
+
+    disposal = DisposalRequest.objects.create(record_type="risk.margincall", record_ids=[1], reason="past retention", requested_by=compliance_user)
+    client.force_login(compliance_user)
+    for object_type, pk, lands in (
+        ("reporting.capitalentry", entry.pk, f"/reporting/capital/#entry-{entry.pk}"),
+        ("reporting.relatedclientgroup", group.pk, f"/reporting/groups/{group.pk}/"),
+        ("reporting.groupmembership", member.pk, f"/reporting/groups/{group.pk}/#membership-{member.pk}"),
+        ("reporting.disposalrequest", disposal.pk, f"/reporting/retention/#disposal-{disposal.pk}"),
+    ):
+        link = record_link(object_type, str(pk))
+        assert link, object_type
+        response = client.get(link)
+        if response.status_code == 302:
+            assert response["Location"] == lands, object_type
+        else:
+            assert link == lands and response.status_code == 200, object_type

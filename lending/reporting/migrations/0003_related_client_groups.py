@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             name='GroupMembership',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('relationship', models.CharField(help_text='e.g. director and 60% shareholder; spouse; guarantor of the facility', max_length=200, verbose_name='relationship')),
+                ('relationship', models.CharField(help_text='e.g. director and majority shareholder; spouse; guarantor of the facility', max_length=200, verbose_name='relationship')),
                 ('reason', models.TextField(verbose_name='evidence and reason')),
                 ('effective_from', models.DateField(verbose_name='in the group from')),
                 ('state', django_fsm.FSMField(choices=[('proposed', 'Awaiting approval'), ('active', 'In the group'), ('rejected', 'Rejected'), ('ended', 'Left the group')], db_index=True, default='proposed', max_length=50, protected=True)),
