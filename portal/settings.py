@@ -384,6 +384,16 @@ SPECTACULAR_SETTINGS = {
         "LiquidationLineStatusEnum": "lending.recovery.models.LineStatus",
         "ExecutionStatusEnum": "lending.recovery.models.ExecutionStatus",
         "DebtStateEnum": "lending.recovery.models.DebtState",
+        "PolicyStatusEnum": "lending.models.PolicyStatus",
+        "SmfPackKindEnum": "lending.reporting.models.SmfPack.Kind",
+        "ComplaintStateEnum": "lending.reporting.models.ComplaintState",
+        "ComplaintChannelEnum": "lending.reporting.models.ComplaintChannel",
+        "ComplaintOutcomeEnum": "lending.reporting.models.ComplaintOutcome",
+        "DeviationStateEnum": "lending.reporting.models.DeviationState",
+        "GroupMembershipStateEnum": "lending.reporting.models.MembershipState",
+        "RelatedGroupBasisEnum": "lending.reporting.models.GroupBasis",
+        "RecordRequestBasisEnum": "lending.reporting.models.RecordRequest.Basis",
+        "PIBasisEnum": "onboarding.models.PIBasis",
     },
 }
 

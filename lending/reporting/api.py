@@ -665,7 +665,7 @@ class MembershipEndRejectApi(_MembershipActionApi):
 class RetentionRowSerializer(serializers.Serializer):
     record_type = serializers.CharField(help_text="app_label.model")
     name = serializers.CharField()
-    category = serializers.ChoiceField(choices=list(retention.CATEGORY_LABELS))
+    category = serializers.CharField(help_text="client, collateral, margin or due_diligence")
     years = serializers.IntegerField()
     counted_from = serializers.ChoiceField(choices=["record_date", "relationship_end"])
     due = serializers.IntegerField(help_text="Records past their retention period today")
