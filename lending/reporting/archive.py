@@ -21,8 +21,8 @@ from django.utils import timezone
 
 MANIFEST = "manifest.json"
 USER_FIELDS = ["id", "email", "full_name", "preferred_language", "is_active", "date_joined", "last_login"]
-# Said in the manifest rather than silently missing.
-NOT_HELD = ["related-client groups (no group register in the portal)"]
+# Records about the client the portal does not hold, said in the manifest rather than silently missing.
+NOT_HELD: list[str] = []
 
 
 def _rows(queryset, exclude=()) -> list[dict]:
@@ -76,7 +76,7 @@ def build(*, client, generated_by) -> tuple[bytes, str, int]:
     )
     from portal.models import AuditEvent
 
-    from .models import Complaint
+    from .models import Complaint, GroupMembership, RelatedClientGroup
 
     a = _Archive()
     user = type(client).objects.filter(pk=client.pk)
@@ -132,6 +132,10 @@ def build(*, client, generated_by) -> tuple[bytes, str, int]:
     a.add_records("risk/band_changes.json", "risk.bandchange", BandChange.objects.filter(client=client).order_by("id"))
     a.add_records("risk/valuation_snapshots.json", "risk.valuationsnapshot", ValuationSnapshot.objects.filter(client=client).order_by("day", "id"))
     a.add_records("reporting/complaints.json", "reporting.complaint", Complaint.objects.filter(client=client).order_by("id"))
+    # The client's own memberships and the groups they were put in; other members are other clients' records.
+    a.add_records("reporting/group_memberships.json", "reporting.groupmembership", GroupMembership.objects.filter(client=client).order_by("id"))
+    a.add_records("reporting/related_client_groups.json", "reporting.relatedclientgroup",
+                  RelatedClientGroup.objects.filter(memberships__client=client).distinct().order_by("id"))
 
     # Every audit row about any of those records, and every row the client wrote themselves.
     about = Q(actor=client)

@@ -51,6 +51,7 @@ RULES = [
     Rule("lending.facilitytransaction", _("Ledger entries"), CLIENT, 7, date_field="created_at"),
     Rule("disclosures.acknowledgement", _("Risk-disclosure acknowledgements"), CLIENT, 7, date_field="acknowledged_at"),
     Rule("reporting.complaint", _("Complaints"), CLIENT, 7, date_field="received_at"),
+    Rule("reporting.groupmembership", _("Related-client group memberships"), CLIENT, 7, date_field="proposed_at"),
     Rule("servicing.statement", _("Statements of account"), CLIENT, 7, date_field="issued_at"),
     Rule("lending.collateralposition", _("Collateral positions"), COLLATERAL, 7, date_field="facility__opened_at"),
     Rule("risk.valuationsnapshot", _("End-of-day valuation snapshots"), COLLATERAL, 7, date_field="created_at"),

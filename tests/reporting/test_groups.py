@@ -262,3 +262,37 @@ def test_group_members_export_as_csv(client, groups_book, compliance_user):
     response = client.get("/reporting/export/group-members.csv?q=wong")
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     assert response.status_code == 200 and body.count("Wong family") == 2 and "Chan guarantee" not in body
+
+
+def test_the_clients_archive_holds_their_memberships_but_not_the_other_members(groups_book, alice, charlie, compliance_user):
+    import json
+    import zipfile
+
+    from lending.reporting import services
+    from lending.reporting.archive import archive_verify
+
+    made = services.record_request_create(actor=compliance_user, client=charlie, basis="client", reference="DAR-G")
+    assert archive_verify(bytes(made.archive), manifest_sha256=made.manifest_sha256).ok
+    with zipfile.ZipFile(io.BytesIO(bytes(made.archive))) as zf:
+        memberships = json.loads(zf.read("reporting/group_memberships.json"))
+        groups = json.loads(zf.read("reporting/related_client_groups.json"))
+        audit = json.loads(zf.read("audit/audit_events.json"))
+        manifest = json.loads(zf.read("manifest.json"))
+    assert sorted((m["group_id"], m["state"]) for m in memberships) == sorted(
+        [(groups_book["family"].pk, "active"), (groups_book["guarantee"].pk, "proposed")])
+    assert {m["client_id"] for m in memberships} == {charlie.pk}
+    assert sorted(g["name"] for g in groups) == ["Chan guarantee", "Wong family"]
+    assert {a["action"] for a in audit if a["object_type"] == "reporting.groupmembership"} == {
+        "reporting.client_group.member_proposed", "reporting.client_group.member_approved"}
+    assert manifest["not_held"] == []
+
+
+def test_memberships_carry_a_seven_year_retention_rule(groups_book):
+    from lending.reporting import retention
+
+    rule = retention.RULES_BY_LABEL["reporting.groupmembership"]
+    assert (rule.category, rule.years, rule.after_relationship) == ("client", 7, False)
+    row = next(r for r in retention.due_report(as_of=AS_OF) if r["rule"].label == "reporting.groupmembership")
+    assert row["due"] == 0
+    later = next(r for r in retention.due_report(as_of=date(2033, 12, 1)) if r["rule"].label == "reporting.groupmembership")
+    assert later["due"] == 5

@@ -39,7 +39,7 @@ def _grow(n, *, alice, credit_manager, compliance_user, compliance2):
 # The retention report runs two aggregates per retention rule (a fixed list), whatever the data size.
 PAGES = {
     "/reporting/complaints/": 10, "/reporting/capital/": 12, "/reporting/deviations/": 9, "/reporting/record-requests/": 9,
-    "/reporting/retention/": 34, "/reporting/snapshots/": 8, "/reporting/band-changes/": 8,
+    "/reporting/retention/": 36, "/reporting/snapshots/": 8, "/reporting/band-changes/": 8,
     "/reporting/export/complaints.csv": 11,
 }
 # The export's audit row takes the audit chain's advisory lock: one statement more on PostgreSQL.
