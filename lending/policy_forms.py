@@ -21,6 +21,7 @@ class Field:
     name: str
     kind: str  # PCT (stored as a ratio), MONEY (HKD), WHOLE (a whole number: minutes, days)
     unit: str = ""
+    places: int = 4  # decimal places of the stored ratio (interest rates and margins keep 6: 1.125% = 0.011250)
 
 
 def field_label(model, name: str) -> str:
@@ -63,7 +64,7 @@ def from_form(field: Field, raw: str) -> str:
     except InvalidOperation:
         return text
     cents = ratio.quantize(Decimal("0.01"))
-    return str(cents if cents == ratio else ratio.quantize(Decimal("0.0001")))
+    return str(cents if cents == ratio else ratio.quantize(Decimal(1).scaleb(-field.places)))
 
 
 def form_rows(model, fields, current, posted=None) -> list[dict]:

@@ -31,6 +31,7 @@ SERVICING_V1 = {
     "withdrawal_officer_above": "80000",
     "withdrawal_second_above": "800000",
     "review_months": 12,
+    "unpaid_interest_grace_days": 30,
 }
 
 
@@ -52,8 +53,9 @@ def policy_ensure(*, maker, checker):
 
 def seed(stdout) -> None:
     """Facilities in the lending demo open today, so interest starts accruing tonight (the panel shows
-    today's accrual as it builds up); the first monthly statements follow on the 1st of next month.
-    Today's activity statements are issued now so the demo has statements in both languages."""
+    today's accrual as it builds up). Two of them are given a history of two past months (``_history_demo``)
+    so the demo has interest accrued and posted and monthly statements in English and Chinese; today's
+    activity statements are issued too."""
     from .models import Statement
 
     today = timezone.localdate()
@@ -71,6 +73,7 @@ def seed(stdout) -> None:
     interest.terms_ensure()
     _requests_demo(stdout)
     _limits_and_elections_demo(stdout)
+    _history_demo(stdout, today=today)
     job, _created = statements.job_start(kind=StatementKind.ACTIVITY, period_start=today, period_end=today)
     while statements.job_step(job_id=job.pk):
         pass
@@ -88,12 +91,14 @@ def _requests_demo(stdout) -> None:
     from . import requests
 
     officer2 = User.objects.get(email="officer2@demo.vamargin.hk")
+    # Above what a client's drawdown executes at once, so an officer approves it.
+    large = selectors.servicing_policy_current().client_drawdown_auto_max + Decimal("10000")
     done = []
     for facility in Facility.objects.filter(state=FacilityState.ACTIVE, has_open_margin_call=False).select_related("client").order_by("id"):
         try:
-            if "approved" not in done and facility.available > Decimal("600000"):
+            if "approved" not in done and facility.available >= large + Decimal("50000"):
                 totp_ensure(facility.client)  # drawdowns and releases need an enrolled client (demo_totp prints the code)
-                req = requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="600000")
+                req = requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount=str(large))
                 requests.request_approve(actor=officer2, request_id=req.pk)
                 requests.drawdown_request(user=facility.client, facility_id=facility.pk, amount="50000")
                 entry, token = requests.address_add(user=facility.client, asset="BTC", address="bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
@@ -127,14 +132,15 @@ def _limits_and_elections_demo(stdout) -> None:
     limits = []
     for facility in Facility.objects.filter(state=FacilityState.ACTIVE).select_related("client").order_by("-id"):
         try:
-            if not limits and facility.limit - facility.drawn_balance > Decimal("1000000"):
-                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=facility.limit - Decimal("500000"),
-                                                reason="Annual review: exposure to one issuer reduced.")
-                limits.append("decrease applied")
-            elif len(limits) == 1 and facility.lending_value > max(facility.limit, Decimal("5000000")) + Decimal("100000"):
-                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=(facility.lending_value // 100000) * 100000,
+            headroom = facility.limit - facility.drawn_balance
+            if "increase awaiting a credit manager" not in limits and facility.lending_value > max(facility.limit + Decimal("20000"), Decimal("5000000")):
+                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=(facility.lending_value // 10000) * 10000,
                                                 reason="Client asked for more headroom; collateral supports it.")
                 limits.append("increase awaiting a credit manager")
+            elif "decrease applied" not in limits and headroom > Decimal("100000"):  # still leaves room above the drawn balance
+                lifecycle.facility_limit_change(actor=officer, facility_id=facility.pk, new_limit=facility.limit - (headroom / 2 // 10000) * 10000,
+                                                reason="Annual review: exposure to one issuer reduced.")
+                limits.append("decrease applied")
         except PortalError as exc:
             stdout.write(f"  limit demo skipped {facility.reference}: {exc.message}")
         if len(limits) == 2:
@@ -154,3 +160,58 @@ def _limits_and_elections_demo(stdout) -> None:
     stdout.write(f"  limit history: {', '.join(limits) or 'none'}; activity-statement elections: "
                  f"{elections[0] + ' (in force)' if elections else 'none (no verified PI with a facility)'}"
                  f"{', ' + elections[1] + ' (revoked)' if len(elections) > 1 else ''}")
+
+
+HISTORY_MONTHS = 2
+
+
+def _history_demo(stdout, *, today) -> None:
+    """Two facilities (a Chinese reader's and an English reader's) with the last two calendar months behind them.
+
+    Demo only: their opening is moved back to the first day of the month two months ago, the one step no
+    service offers (a facility opens when its letter is accepted). Everything after it goes through the real
+    services in value-date order, as a late booking would: a drawdown early in the first month and a
+    repayment in the second (``facility_drawdown`` / ``facility_repay`` with past value dates, which the
+    ledger accepts while no interest has been accrued for those days), then the interest job accrues every
+    day up to yesterday and posts each finished month, and the monthly statement job issues both months.
+    """
+    from datetime import datetime
+    from datetime import time as dtime
+
+    from lending import services as lending_services
+    from lending.models import Facility, FacilityState
+
+    first_day = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    for _i in range(HISTORY_MONTHS - 1):
+        first_day = (first_day - timedelta(days=1)).replace(day=1)
+    officer = User.objects.get(email="officer@demo.vamargin.hk")
+    candidates = list(Facility.objects.filter(state=FacilityState.ACTIVE, has_open_margin_call=False)
+                      .select_related("client").order_by("id"))
+    chosen = []
+    for language in ("zh-hant", "en"):
+        match = next((f for f in candidates if statements.language_of(f.client) == language and f not in chosen), None)
+        if match is not None:
+            chosen.append(match)
+    opened = timezone.make_aware(datetime.combine(first_day, dtime(10, 0)))
+    Facility.objects.filter(pk__in=[f.pk for f in chosen]).update(opened_at=opened)  # the demo-only step
+    second_month = month_start = first_day
+    for _i in range(HISTORY_MONTHS - 1):
+        second_month = (interest.month_end(second_month) + timedelta(days=1))
+    for facility in chosen:
+        lending_services.facility_drawdown(actor=officer, facility_id=facility.pk, amount="200000",
+                                           reference="DEMO-HIST-DD", value_date=month_start + timedelta(days=1))
+        lending_services.facility_repay(actor=officer, facility_id=facility.pk, amount="50000",
+                                        reference="DEMO-HIST-RP", value_date=second_month + timedelta(days=14))
+    result = interest.interest_run()
+    issued = []
+    month = first_day
+    while month < today.replace(day=1):
+        end = interest.month_end(month)
+        job, _created = statements.job_start(kind=StatementKind.MONTHLY, period_start=month, period_end=end)
+        while statements.job_step(job_id=job.pk):
+            pass
+        issued.append(f"{end:%Y-%m}")
+        month = end + timedelta(days=1)
+    stdout.write(f"  history: {', '.join(f.reference for f in chosen)} opened {first_day}; interest accrued for "
+                 f"{len(result['accrued_days'])} days and posted for {', '.join(result['posted']) or 'no month'}; "
+                 f"monthly statements for {', '.join(issued)}")

@@ -7,7 +7,8 @@ How interest is computed (stated in every facility letter and on every statement
   29 February accrues one more day at the same ÷ 365), rounded half up to the cent;
 * the annual rate = the base rate fixing in effect that day + the margin of the facility's tier;
 * a margin-call shortfall still unmet after its cure deadline, and interest posted to the balance
-  more than ``UNPAID_INTEREST_GRACE_DAYS`` ago and still unpaid, accrue in addition the overdue
+  more than the grace period of the facility's servicing policy (``unpaid_interest_grace_days``, stated
+  in its letter) ago and still unpaid, accrue in addition the overdue
   margin on their sum, computed and rounded the same way. Repayments pay interest first, oldest
   first, so the unpaid interest after the ledger's entries is the reflected running sum
   U = S − min(0, min S_k) of S = posted interest − repayments (``unpaid_interest``), and the part
@@ -41,14 +42,12 @@ from django.utils.translation import gettext_lazy as _
 from portal.audit import SYSTEM, audit_log
 from portal.errors import PortalError
 
-from .models import AccrualDay, BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, InterestAccrual, InterestPosting
+from .models import AccrualDay, BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, InterestAccrual, InterestPosting, ServicingPolicy
 
 CENT = Decimal("0.01")
 DAYS_IN_YEAR = 365
 PPM = 1_000_000  # rates are carried as integer millionths (0.052500 → 52500)
 CATCH_UP_MAX_DAYS = 400
-# Interest posted at a month end and not paid within this many days is overdue (firm policy, stated in the letter).
-UNPAID_INTEREST_GRACE_DAYS = 30
 
 
 def daily_interest(*, balance: Decimal, annual_rate: Decimal) -> Decimal:
@@ -69,7 +68,7 @@ def unpaid_interest(entries) -> Decimal:
     return running - low
 
 
-def overdue_interest_on(entries, *, day: date, grace_days: int = UNPAID_INTEREST_GRACE_DAYS) -> Decimal:
+def overdue_interest_on(entries, *, day: date, grace_days: int) -> Decimal:
     """The unpaid interest posted more than ``grace_days`` before ``day`` (entries valued up to ``day``)."""
     upto = [e for e in entries if e.value_date <= day]
     recent = sum((e.amount for e in upto if e.kind == "interest" and e.value_date > day - timedelta(days=grace_days)), Decimal(0))
@@ -110,21 +109,32 @@ def _cents(amount_sql: str, ppm_sql: str, integer: str) -> str:
 
 
 # Per facility that has interest posted before the grace cutoff: the unpaid interest (reflected running
-# sum of interest less repayments, in ledger order) and the interest posted within the grace period.
+# sum of interest less repayments, in ledger order) and the interest posted within the grace period of
+# the facility's policy. ``grace`` is the earliest cutoff of any policy (a cheap first filter); ``cutoff``
+# the facility's own, from its terms' policy.
 UNPAID_SQL = """
     SELECT r.facility_id,
            SUM(r.x) - (CASE WHEN MIN(r.s) < 0 THEN MIN(r.s) ELSE 0 END) AS unpaid,
-           SUM(CASE WHEN r.kind = 'interest' AND r.value_date > %(grace)s THEN r.x ELSE 0 END) AS recent
-    FROM (SELECT e.facility_id, e.kind, e.value_date,
+           SUM(CASE WHEN r.kind = 'interest' AND r.value_date > r.cutoff THEN r.x ELSE 0 END) AS recent
+    FROM (SELECT e.facility_id, e.kind, e.value_date, g.cutoff,
                  CASE WHEN e.kind = 'interest' THEN e.amount ELSE e.delta END AS x,
                  SUM(CASE WHEN e.kind = 'interest' THEN e.amount ELSE e.delta END)
                      OVER (PARTITION BY e.facility_id ORDER BY e.value_date, e.id ROWS UNBOUNDED PRECEDING) AS s
           FROM lending_facilitytransaction e
+          JOIN (SELECT t.facility_id, {cutoff} AS cutoff FROM servicing_facilityterms t
+                JOIN servicing_servicingpolicy p ON p.id = t.policy_id) g ON g.facility_id = e.facility_id
           WHERE e.value_date <= %(day)s AND (e.kind = 'interest' OR e.delta < 0)
             AND e.facility_id IN (SELECT facility_id FROM lending_facilitytransaction
                                   WHERE kind = 'interest' AND value_date <= %(grace)s)) r
     GROUP BY r.facility_id
 """
+
+
+def _cutoff_sql() -> str:
+    # the day less the policy's grace days, as a date each database compares with value_date
+    if connection.vendor == "postgresql":
+        return "(CAST(%(day)s AS DATE) - p.unpaid_interest_grace_days)"
+    return "date(%(day)s, '-' || p.unpaid_interest_grace_days || ' days')"
 
 
 def _execute(sql: str, params) -> int:
@@ -197,8 +207,9 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
     overdue_interest = "(CASE WHEN COALESCE(u.unpaid, 0) - COALESCE(u.recent, 0) > 0 THEN COALESCE(u.unpaid, 0) - COALESCE(u.recent, 0) ELSE 0 END)"
     base_case = "CASE t.base_rate " + " ".join(f"WHEN '{name}' THEN {int(rate * PPM)}" for name, rate in rates.items()) + " END"
     day_end = _day_bounds(day)[1]
+    shortest = ServicingPolicy.objects.aggregate(d=Min("unpaid_interest_grace_days"))["d"] or 1
     params = {"day": connection.ops.adapt_datefield_value(day), "day_end": day_end, "now": now,
-              "grace": connection.ops.adapt_datefield_value(day - timedelta(days=UNPAID_INTEREST_GRACE_DAYS))}
+              "grace": connection.ops.adapt_datefield_value(day - timedelta(days=shortest))}
     rate_ppm = f"({base_case} + CAST(ROUND(t.margin * {PPM}) AS {integer}))"
     overdue_ppm = f"CAST(ROUND(t.overdue_margin * {PPM}) AS {integer})"
     overdue_sql = "CASE WHEN d.facility_id IS NOT NULL THEN b.balance ELSE COALESCE(c.shortfall, 0) END"
@@ -221,7 +232,7 @@ def accrue_day(*, day: date, now: datetime | None = None) -> AccrualDay:
                    GROUP BY facility_id) c ON c.facility_id = b.facility_id
         LEFT JOIN (SELECT facility_id FROM recovery_debt WHERE state IN ('open', 'in_collections') AND due_on < %(day)s) d
                ON d.facility_id = b.facility_id
-        LEFT JOIN ({UNPAID_SQL}) u ON u.facility_id = b.facility_id
+        LEFT JOIN ({UNPAID_SQL.format(cutoff=_cutoff_sql())}) u ON u.facility_id = b.facility_id
         WHERE ROUND(b.balance, 2) > 0
     """  # noqa: S608 (only numbers computed here are interpolated)
     count = _execute(sql, params)

@@ -17,7 +17,6 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from . import selectors
-from .interest import UNPAID_INTEREST_GRACE_DAYS
 from .models import BaseRate, FacilityTerms
 
 
@@ -78,7 +77,7 @@ def _servicing_section(terms: FacilityTerms) -> list[str]:
                  "they then count in utilisation and bear interest. Accrued interest is shown on the facility page."),
         "- " + _("Overdue interest: a margin-call shortfall not met by its cure deadline, and interest posted to the balance and "
                  "left unpaid for more than %(days)s days, bear a further %(rate)s a year until paid.")
-        % {"rate": f"{terms.overdue_margin:.3%}", "days": UNPAID_INTEREST_GRACE_DAYS},
+        % {"rate": f"{terms.overdue_margin:.3%}", "days": policy.unpaid_interest_grace_days},
         "",
         _("Fees:"),
         "- " + (_("Arrangement fee: HK$%(fee)s, added to the drawn balance when you accept this letter.") % {"fee": f"{terms.arrangement_fee:,}"}

@@ -64,11 +64,15 @@ class ServicingPolicy(MakerCheckerPolicy):
     withdrawal_officer_above = models.DecimalField(_("VA withdrawal needs an officer above (HKD)"), **HKD)
     withdrawal_second_above = models.DecimalField(_("VA withdrawal needs a second approver above (HKD)"), **HKD)
     review_months = models.PositiveSmallIntegerField(_("annual review every (months)"), default=12)
+    unpaid_interest_grace_days = models.PositiveSmallIntegerField(
+        _("interest unpaid for more than this many days is overdue"), default=30,
+        help_text=_("Interest posted to the balance and still unpaid after this many days bears the overdue margin as well."),
+    )
 
     NUMBERS = (
         "base_rate", "tier_margins", "default_tier", "overdue_margin", "arrangement_fee", "liquidation_fee_rate",
         "client_drawdown_auto_max", "staff_four_eyes_above", "release_initial_level", "whitelist_cooling_off_hours",
-        "withdrawal_officer_above", "withdrawal_second_above", "review_months",
+        "withdrawal_officer_above", "withdrawal_second_above", "review_months", "unpaid_interest_grace_days",
     )
 
     class Meta:

@@ -62,6 +62,11 @@ def _validate_numbers(numbers: dict) -> dict:
     clean["release_initial_level"] = level
     clean["whitelist_cooling_off_hours"] = int(decimal_input(numbers.get("whitelist_cooling_off_hours", 24), "whitelist_cooling_off_hours", minimum=Decimal("1"), maximum=Decimal("720")))
     clean["review_months"] = int(decimal_input(numbers.get("review_months", 12), "review_months", minimum=Decimal("1"), maximum=Decimal("12")))
+    grace = decimal_input(numbers.get("unpaid_interest_grace_days", 30), "unpaid_interest_grace_days", minimum=Decimal("1"), maximum=Decimal("90"))
+    if grace != grace.to_integral_value():
+        raise PortalError("validation_error", _("Give the grace period for unpaid interest in whole days."),
+                          {"unpaid_interest_grace_days": [_("Whole days.")]})
+    clean["unpaid_interest_grace_days"] = int(grace)
     return clean
 
 

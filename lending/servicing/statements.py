@@ -67,13 +67,15 @@ def statement_number(*, kind: str, facility_id: int, period_end: date) -> str:
 # --- Who gets a statement ------------------------------------------------------------------------
 
 
-def target_ids(*, kind: str, period_start: date, period_end: date, after_id: int, limit: int) -> list[int]:
-    """Facility ids owed a statement for the period, in id order, after ``after_id``."""
+def target_ids(*, kind: str, period_start: date, period_end: date, after_id: int, limit: int, upto: int | None = None) -> list[int]:
+    """Facility ids owed a statement for the period, in id order, after ``after_id`` (and up to ``upto``)."""
     from lending.models import Facility, FacilityTransaction
     from lending.risk.models import CollateralTopUp, MarginCall
 
     lo, hi = _bounds(period_start, period_end)
     qs = Facility.objects.filter(id__gt=after_id, opened_at__lt=hi).filter(Q(closed_at__isnull=True) | Q(closed_at__gte=lo))
+    if upto is not None:
+        qs = qs.filter(id__lte=upto)
     if kind == StatementKind.ACTIVITY:
         had_activity = (
             Q(id__in=FacilityTransaction.objects.filter(Q(value_date__range=(period_start, period_end)) | Q(created_at__gte=lo, created_at__lt=hi)).values("facility_id"))
@@ -256,8 +258,8 @@ def _claim(job: StatementJob, *, batch_size: int, now: datetime) -> StatementBat
 
 
 def _process(batch: StatementBatch, job: StatementJob, now: datetime) -> int:
-    ids = target_ids(kind=job.kind, period_start=job.period_start, period_end=job.period_end, after_id=batch.lo, limit=10_000)
-    ids = [i for i in ids if i <= batch.hi]
+    ids = target_ids(kind=job.kind, period_start=job.period_start, period_end=job.period_end, after_id=batch.lo,
+                     limit=max(batch.hi - batch.lo, 1), upto=batch.hi)  # (lo, hi] holds at most hi − lo ids
     existing = set(Statement.objects.filter(facility_id__in=ids, kind=job.kind, period_end=job.period_end).values_list("facility_id", flat=True))
     todo = [i for i in ids if i not in existing]
     rows = _rows(build(facility_ids=todo, kind=job.kind, period_start=job.period_start, period_end=job.period_end), job, now)

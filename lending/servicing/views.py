@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -19,7 +21,15 @@ from portal.permissions import Perm
 
 from . import requests as requests_services
 from . import selectors, services
-from .models import AccrualDay, BaseRate, InterestPosting, ServicingRequest, Statement, WithdrawalAddress
+from .models import (
+    AccrualDay,
+    BaseRate,
+    InterestPosting,
+    ServicingPolicy,
+    ServicingRequest,
+    Statement,
+    WithdrawalAddress,
+)
 
 # --- statements ---------------------------------------------------------------------------------------
 
@@ -175,57 +185,125 @@ def receipt_pdf(request, pk):
 # --- rates and servicing policy (staff) ----------------------------------------------------------------------
 
 
-_NUMBER_FIELDS = ("overdue_margin", "arrangement_fee", "liquidation_fee_rate", "client_drawdown_auto_max", "staff_four_eyes_above",
-                  "release_initial_level", "whitelist_cooling_off_hours", "withdrawal_officer_above", "withdrawal_second_above", "review_months")
+def _servicing_fields():
+    from lending import policy_forms as pf
+
+    return [
+        pf.Field("overdue_margin", pf.PCT, places=6), pf.Field("arrangement_fee", pf.MONEY), pf.Field("liquidation_fee_rate", pf.PCT),
+        pf.Field("client_drawdown_auto_max", pf.MONEY), pf.Field("staff_four_eyes_above", pf.MONEY), pf.Field("release_initial_level", pf.PCT),
+        pf.Field("whitelist_cooling_off_hours", pf.WHOLE, _("hours")), pf.Field("withdrawal_officer_above", pf.MONEY),
+        pf.Field("withdrawal_second_above", pf.MONEY), pf.Field("review_months", pf.WHOLE, _("months")),
+        pf.Field("unpaid_interest_grace_days", pf.WHOLE, _("days")),
+    ]
 
 
-def _tiers(raw: str) -> dict:
+def _tier_margin_field():
+    from lending import policy_forms as pf
+
+    return pf.Field("tier_margin", pf.PCT, places=6)
+
+
+def _tiers_from_post(post) -> dict:
+    """The tier table (tier_name[] and tier_margin[] in percent a year, blank rows ignored) as the service expects it."""
+    from lending import policy_forms as pf
+
     tiers = {}
-    for part in (raw or "").split(","):
-        if "=" in part:
-            name, value = part.split("=", 1)
-            tiers[name.strip()] = value.strip()
+    for name, value in zip(post.getlist("tier_name"), post.getlist("tier_margin"), strict=False):
+        name = (name or "").strip()
+        if name:
+            tiers[name] = pf.from_form(_tier_margin_field(), value)
     return tiers
+
+
+def _tier_rows(current, posted=None, blank: int = 2) -> list[dict]:
+    from lending import policy_forms as pf
+
+    if posted is not None:
+        rows = [{"name": n, "margin": v} for n, v in zip(posted.getlist("tier_name"), posted.getlist("tier_margin"), strict=False) if n or v]
+    else:
+        tiers = (current.tier_margins if current is not None else None) or {"standard": "0.030000"}
+        rows = [{"name": n, "margin": pf.pct(v)} for n, v in tiers.items()]
+    return rows + [{"name": "", "margin": ""} for _i in range(blank)]
+
+
+def _servicing_changes(proposal, current) -> list[dict]:
+    """What a proposal changes against the version in force, in words and percentages: the base rate, each
+    tier's margin, the default tier, then every number (``lending.policy_forms``)."""
+    from lending import policy_forms as pf
+
+    out = []
+    if current is None or proposal.base_rate != current.base_rate:
+        out.append({"label": pf.field_label(ServicingPolicy, "base_rate"),
+                    "before": current.get_base_rate_display() if current else "—", "after": proposal.get_base_rate_display()})
+    new, old = proposal.tier_margins or {}, (current.tier_margins if current is not None else {}) or {}
+    for tier in sorted(set(new) | set(old)):
+        before, after = old.get(tier), new.get(tier)
+        if before is None or after is None or Decimal(str(before)) != Decimal(str(after)):
+            out.append({"label": _("Margin of tier %(t)s") % {"t": tier}, "before": f"{pf.pct(before)}%" if before is not None else "—",
+                        "after": f"{pf.pct(after)}%" if after is not None else _("removed")})
+    if current is None or proposal.default_tier != current.default_tier:
+        out.append({"label": pf.field_label(ServicingPolicy, "default_tier"),
+                    "before": current.default_tier if current else "—", "after": proposal.default_tier})
+    return out + pf.changes(ServicingPolicy, _servicing_fields(), proposal, current)
 
 
 @staff_required(Perm.POLICY_PROPOSE)
 def staff_rates(request):
+    from lending import policy_forms as pf
+
+    posted = None
     if request.method == "POST":
         action = request.POST.get("action")
         try:
             if action == "propose":
-                numbers = {k: request.POST.get(k, "") for k in _NUMBER_FIELDS}
-                numbers |= {"base_rate": request.POST.get("base_rate"), "tier_margins": _tiers(request.POST.get("tier_margins", "")),
+                numbers = pf.numbers_from_post(_servicing_fields(), request.POST)
+                numbers |= {"base_rate": request.POST.get("base_rate"), "tier_margins": _tiers_from_post(request.POST),
                             "default_tier": request.POST.get("default_tier", "").strip()}
-                services.servicing_policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""))
+                services.servicing_policy_propose(actor=request.user, numbers=numbers, reason=request.POST.get("reason", ""),
+                                                  effective_from=request.POST.get("effective_from", ""))
             elif action in ("approve", "reject"):
                 services.servicing_policy_decide(actor=request.user, policy_id=int(request.POST.get("policy_id", 0)),
                                                  approve=action == "approve", note=request.POST.get("note", ""))
             elif action == "fixing":
                 effective = parse_date(request.POST.get("effective_date", "") or "")
-                services.fixing_enter(actor=request.user, base_rate=request.POST.get("base_rate", ""), rate=request.POST.get("rate", ""),
+                rate = pf.from_form(pf.Field("rate", pf.PCT, places=6), request.POST.get("rate", ""))
+                services.fixing_enter(actor=request.user, base_rate=request.POST.get("base_rate", ""), rate=rate,
                                       effective_date=effective, source=request.POST.get("source", ""))
             elif action in ("confirm", "reject_fixing"):
                 services.fixing_decide(actor=request.user, fixing_id=int(request.POST.get("fixing_id", 0)), confirm=action == "confirm")
             else:
                 raise PortalError("unknown_action", _("Unknown action."))
             messages.success(request, _("Recorded."))
+            return redirect("servicing:staff-rates")
         except (PortalError, ValueError) as exc:
             messages.error(request, getattr(exc, "message", str(exc)))
-        return redirect("servicing:staff-rates")
+            if action != "propose":
+                return redirect("servicing:staff-rates")
+            posted = request.POST  # the form keeps what was typed
     current = selectors.servicing_policy_current()
     in_effect = selectors.fixings_in_effect()
+    fields = _servicing_fields()
+    columns = [(f, pf.field_label(ServicingPolicy, f.name)) for f in fields]
+    policies = list(selectors.servicing_policies()[:20])
+    for p in policies:
+        p.tiers_shown = [(tier, f"{pf.pct(margin)}%", tier == p.default_tier) for tier, margin in (p.tier_margins or {}).items()]
+        p.numbers = [pf.show(f, getattr(p, f.name)) for f, _label in columns]
+        p.changes = _servicing_changes(p, current) if p.status in ("proposed", "scheduled") else []
     return render(request, "servicing/rates.html", {
         "current": current,
-        "policies": list(selectors.servicing_policies()[:20]),
+        "policies": policies,
+        "columns": [label for _f, label in columns],
         "fixings": list(selectors.fixings(limit=30)),
         "in_effect_rows": [(label, in_effect.get(code)) for code, label in BaseRate.choices],
         "accrual_days": list(AccrualDay.objects.all()[:10]),
         "postings": list(InterestPosting.objects.all()[:6]),
         "base_rates": BaseRate.choices,
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
-        "tiers_text": ", ".join(f"{k}={v}" for k, v in (current.tier_margins if current else {"standard": "0.030000"}).items()),
-        "number_fields": [(name, getattr(current, name, "") if current else "") for name in _NUMBER_FIELDS],
+        "fields": pf.form_rows(ServicingPolicy, fields, current, posted),
+        "tier_rows": _tier_rows(current, posted),
+        "posted": posted,
+        "base_rate_value": posted.get("base_rate") if posted is not None else (current.base_rate if current else ""),
+        "default_tier_value": posted.get("default_tier") if posted is not None else (current.default_tier if current else "standard"),
     })
 
 

@@ -209,8 +209,50 @@ def test_interest_left_unpaid_past_the_grace_period_bears_the_overdue_margin(ali
     assert rows[date(2025, 3, 3)].overdue_interest == january - Decimal("1000.00")
     entries = list(FacilityTransaction.objects.filter(facility=facility).order_by("value_date", "id"))
     for day, row in rows.items():  # the SQL and the pure rule agree
-        assert row.overdue_interest == interest.overdue_interest_on(entries, day=day), day
+        assert row.overdue_interest == interest.overdue_interest_on(entries, day=day, grace_days=30), day
     post(facility, "repayment", "5000.00", date(2025, 3, 4))  # more than all the interest posted
     _accrue(date(2025, 3, 4), date(2025, 3, 4))
     assert InterestAccrual.objects.get(facility=facility, day=date(2025, 3, 4)).overdue_interest == 0
     assert ledger_check().ok
+
+
+def test_the_grace_for_unpaid_interest_is_the_facility_policy_number(alice, prime, officer, credit_manager):
+    """A policy with 45 days: January's interest, posted on 31 January, is not overdue on 2 March (30 days)
+    but is on 17 March (45 days); the SQL and the pure rule agree on every day."""
+    from tests.servicing.helpers import servicing_policy_in_force
+
+    policy = servicing_policy_in_force(officer=officer, credit_manager=credit_manager, unpaid_interest_grace_days=45)
+    assert policy.unpaid_interest_grace_days == 45
+    facility = make_facility(alice)
+    interest.terms_ensure()
+    from lending.servicing.models import FacilityTerms
+
+    assert FacilityTerms.objects.get(facility_id=facility.pk).policy_id == policy.pk
+    post(facility, "drawdown", "365000.00", date(2025, 1, 1))
+    _accrue(date(2025, 1, 1), date(2025, 1, 31))
+    interest.post_month(period_end=date(2025, 1, 31))
+    _accrue(date(2025, 2, 1), date(2025, 2, 28))
+    interest.post_month(period_end=date(2025, 2, 28))
+    _accrue(date(2025, 3, 1), date(2025, 3, 18))
+    january = FacilityTransaction.objects.get(facility=facility, kind="interest", value_date=date(2025, 1, 31)).amount
+    rows = {a.day: a for a in InterestAccrual.objects.filter(facility=facility, day__gte=date(2025, 3, 1))}
+    assert rows[date(2025, 3, 2)].overdue_interest == 0  # overdue after 30 days under the old terms, not these
+    assert rows[date(2025, 3, 16)].overdue_interest == 0  # 44 days
+    assert rows[date(2025, 3, 17)].overdue_interest == january  # 45 days
+    entries = list(FacilityTransaction.objects.filter(facility=facility).order_by("value_date", "id"))
+    for day, row in rows.items():
+        assert row.overdue_interest == interest.overdue_interest_on(entries, day=day, grace_days=45), day
+
+
+@pytest.mark.parametrize("days", ["0", "91", "30.5", "thirty"])
+def test_a_grace_period_outside_whole_days_1_to_90_is_refused(book, officer, days):
+    from lending.servicing import services
+    from lending.servicing.models import ServicingPolicy
+    from portal.errors import PortalError
+    from tests.servicing.helpers import SERVICING_NUMBERS
+
+    before = ServicingPolicy.objects.count()
+    with pytest.raises(PortalError) as exc:
+        services.servicing_policy_propose(actor=officer, numbers={**SERVICING_NUMBERS, "unpaid_interest_grace_days": days}, reason="grace")
+    assert "unpaid_interest_grace_days" in exc.value.fields
+    assert ServicingPolicy.objects.count() == before

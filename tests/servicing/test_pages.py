@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -97,9 +98,9 @@ def test_rates_page_enters_and_confirms_a_fixing_with_two_people(client, book, o
 
     client.force_login(officer)
     assert client.get("/servicing/staff/rates/").status_code == 200
-    client.post("/servicing/staff/rates/", {"action": "fixing", "base_rate": "hibor_1m", "rate": "0.0412", "effective_date": "2025-11-01", "source": "HKAB"})
+    client.post("/servicing/staff/rates/", {"action": "fixing", "base_rate": "hibor_1m", "rate": "4.12", "effective_date": "2025-11-01", "source": "HKAB"})
     fixing = BaseRateFixing.objects.get()
-    assert fixing.status == "entered"
+    assert fixing.status == "entered" and fixing.rate == Decimal("0.041200")  # typed as a percentage, stored as a ratio
     client.post("/servicing/staff/rates/", {"action": "confirm", "fixing_id": fixing.pk})
     assert BaseRateFixing.objects.get().status == "entered"  # the same person cannot confirm
     client.force_login(officer2)
@@ -123,3 +124,54 @@ def test_statement_lists_run_a_constant_number_of_queries(client, alice, officer
     client.force_login(officer)
     with django_assert_num_queries(9):
         assert client.get("/servicing/staff/statements/").status_code == 200
+
+
+def _proposal(**overrides):
+    """The rates form as a member of staff fills it: percentages, whole Hong Kong dollars, labelled tier rows."""
+    form = {"action": "propose", "base_rate": "hkd_prime", "tier_name": ["standard", "preferred", ""], "tier_margin": ["3.125", "1.5", ""],
+            "default_tier": "standard", "overdue_margin": "4", "arrangement_fee": "0", "liquidation_fee_rate": "1",
+            "client_drawdown_auto_max": "500000", "staff_four_eyes_above": "5000000", "release_initial_level": "70",
+            "whitelist_cooling_off_hours": "24", "withdrawal_officer_above": "100000", "withdrawal_second_above": "1000000",
+            "review_months": "12", "unpaid_interest_grace_days": "45", "effective_from": "", "reason": "Preferred tier cheaper"}
+    return form | overrides
+
+
+def test_servicing_policy_form_reads_percentages_and_shows_the_change_against_the_version_in_force(client, book, officer, credit_manager):
+    from lending.servicing import selectors
+    from lending.servicing.models import ServicingPolicy
+
+    client.force_login(officer)
+    page = client.get("/servicing/staff/rates/").content.decode()
+    assert 'name="release_initial_level" value="70"' in page  # the version in force, as a percentage
+    assert 'value="3"' in page and "Interest unpaid for more than this many days is overdue (days)" in page
+    client.post("/servicing/staff/rates/", _proposal())
+    proposed = ServicingPolicy.objects.get(status="proposed")
+    assert proposed.tier_margins == {"standard": "0.031250", "preferred": "0.015000"}
+    assert proposed.release_initial_level == Decimal("0.7000") and proposed.liquidation_fee_rate == Decimal("0.0100")
+    assert proposed.overdue_margin == Decimal("0.040000") and proposed.unpaid_interest_grace_days == 45
+    client.force_login(credit_manager)
+    page = client.get("/servicing/staff/rates/").content.decode()
+    changes = page.split(f'data-testid="changes-{proposed.version}"')[1].split("</details>")[0]
+    assert "Margin of tier standard" in changes and "3%" in changes and "3.125%" in changes
+    assert "Interest unpaid for more than this many days is overdue" in changes and "30 days" in changes and "45 days" in changes
+    assert "Initial level for collateral releases" not in changes  # unchanged numbers are not listed
+    assert selectors.servicing_policy_current().release_initial_level == Decimal("0.7000")
+
+
+def test_a_scheduled_servicing_proposal_carries_its_effective_date(client, book, officer):
+    from lending.servicing.models import ServicingPolicy
+
+    client.force_login(officer)
+    client.post("/servicing/staff/rates/", _proposal(effective_from="2099-01-01"))
+    assert ServicingPolicy.objects.get(status="proposed").effective_from == date(2099, 1, 1)
+
+
+def test_a_bad_servicing_proposal_changes_nothing_and_keeps_what_was_typed(client, book, officer):
+    from lending.servicing.models import ServicingPolicy
+
+    client.force_login(officer)
+    before = ServicingPolicy.objects.count()
+    response = client.post("/servicing/staff/rates/", _proposal(unpaid_interest_grace_days="0", reason="typo"), follow=True)
+    assert ServicingPolicy.objects.count() == before
+    page = response.content.decode()
+    assert 'name="unpaid_interest_grace_days" value="0"' in page and 'value="3.125"' in page and ">typo</textarea>" in page
