@@ -1217,7 +1217,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     if clients_with_outstanding(product=Product.VA_MARGIN, user_ids=[facility.client_id]):
         raise ConflictError("disclosure_outstanding", _("The client has a required risk disclosure to acknowledge at its current version; no drawdowns until they do."))
     _ensure_still_eligible(facility.client)
-    # Valued once to check the amount; the engine then values and bands it with the new balance (and is the only writer).
+    # Valued once to check the amount (the refusals above come first, as users see them); the engine then bands it
+    # with the new balance from the same sums (and is the only writer).
     lending_value = _facility_valuation(facility)["lv"]
     can_draw = available(limit=facility.limit, lending_value=lending_value, drawn=facility.drawn_balance)
     if amount > can_draw:
@@ -1227,7 +1228,8 @@ def facility_drawdown(*, actor, facility_id: int, amount, reference: str = "", v
     second = money_movement_authorised(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, request=servicing_request)
     txn = ledger_post(facility=facility, kind=TxnKind.DRAWDOWN, amount=amount, actor=actor, reference=reference, value_date=value_date, approved_by=second)
     facility.save(update_fields=["drawn_balance"])
-    _risk_facility_changed(facility.pk)  # the engine values and bands it with the new balance (the only writer)
+    # The engine values and bands it with the new balance (the only writer), from the sums the check just rebuilt.
+    _risk_facility_changed(facility.pk, sums_current=True)
     facility.refresh_from_db()
     audit_log(actor=actor, action="lending.facility.drawdown", obj=facility, before=before, after=snapshot(facility, FACILITY_FIELDS) | {"amount": amount, "transaction": txn.pk})
     return txn
@@ -1270,12 +1272,13 @@ def _ensure_still_eligible(client) -> None:
         )
 
 
-def _risk_facility_changed(facility_id: int) -> None:
+def _risk_facility_changed(facility_id: int, *, sums_current: bool = False) -> None:
     """Tell the risk engine, in this same transaction, that a facility's drawn balance or collateral
-    changed: it revalues the facility and meets an open margin call cured by the change at once."""
+    changed: it revalues the facility and meets an open margin call cured by the change at once.
+    ``sums_current``: only the drawn balance changed since ``_facility_valuation`` in this transaction."""
     from lending.risk.revaluation import revalue_facility
 
-    revalue_facility(facility_id=facility_id)
+    revalue_facility(facility_id=facility_id, sums_current=sums_current)
 
 
 def _facility_transition(actor, facility_id: int, perm: Perm, verb: str, apply) -> Facility:
