@@ -148,22 +148,26 @@ def _fence() -> str:
 # the float error and the rounding of lending value to cents, bands the same as its stored band on both
 # sides: banding is monotone in utilisation, so its exact band is then the stored one. The candidates
 # are valued again exactly in NUMERIC; the exact values alone decide.
-def candidates_sql(where: str = "", *, warnings: bool = False) -> str:
-    """``warnings``: also the facilities whose early-warning level may have changed (same widening)."""
+def candidates_sql(where: str = "", *, warnings: bool = False, sums: str = "risk_facilitycoefficients", flag: bool = False) -> str:
+    """``warnings``: also the facilities whose early-warning level may have changed (same widening).
+
+    ``sums``: where the per-facility sums are read (a CTE that has just updated them: its RETURNING rows).
+    ``flag``: every facility of ``sums`` comes back, with a ``candidate`` column, instead of the candidates only."""
     # One fence: lending value (float) is computed once per facility; the rest is cheap float arithmetic.
     fence = _fence()
     eps = "(1e-9 + 0.006 / GREATEST(l.lvf, 1))"
     ulo, uhi = f"(l.d / l.lvf * (1 - {eps}))", f"(l.d / l.lvf * (1 + {eps}))"
     warn = f" OR ({_warn_f(ulo)}) <> l.old_warn OR ({_warn_f(uhi)}) <> l.old_warn" if warnings else ""
+    condition = f"l.lvf <= 1 OR ({_band_f(ulo)}) <> l.old_band OR ({_band_f(uhi)}) <> l.old_band{warn}"
     return f"""
-        SELECT l.facility_id FROM (
+        SELECT l.facility_id{f", ({condition}) AS candidate" if flag else ""} FROM (
             SELECT f.id AS facility_id, f.band AS old_band, f.drawn_balance::float8 AS d, f.warned_level::float8 AS old_warn,
                    c.securities_lv_f * %(f_sec)s
                    + LEAST(c.btc_weight_f * %(f_btc)s + c.eth_weight_f * %(f_eth)s, c.securities_lv_f * %(f_sec)s * %(f_cap)s) AS lvf
-            FROM lending_facility f JOIN risk_facilitycoefficients c ON c.facility_id = f.id
+            FROM lending_facility f JOIN {sums} c ON c.facility_id = f.id
             WHERE f.state = %(active)s {where} {fence}
         ) l
-        WHERE l.lvf <= 1 OR ({_band_f(ulo)}) <> l.old_band OR ({_band_f(uhi)}) <> l.old_band{warn}
+        {"" if flag else f"WHERE {condition}"}
     """
 
 
@@ -363,18 +367,23 @@ def _holders_only(few: bool) -> str:
             "WHERE p2.instrument_id = ANY(%(m_ids)s) AND p2.kind = 'securities'))")
 
 
-def securities_moves_apply(*, moves, now, returning: bool = True) -> list[int]:
+def securities_moves_apply(*, moves, now, returning: bool = True, prefilter: dict | None = None,
+                           candidates_only: bool = False) -> list:
     """Add the moves' deltas to the sums of the facilities holding the instruments; move the book prices.
 
     Two statements whatever the size of the book or the number of instruments. Returns the ids of the
     facilities whose sums changed (only those can change band).
+
+    ``prefilter`` (PostgreSQL; the scenario's parameters): the same UPDATE, in a CTE, also runs the float
+    prefilter (``candidates_sql``) over the rows it has just written, so the facilities it changed are read
+    once; returns (facility id, candidate) pairs, or with ``candidates_only`` the candidates' ids alone (an
+    end-of-day file moves most of the book, and only the few whose band may change come back).
     """
-    params: dict = {"now": dt(now)}
+    params: dict = {"now": dt(now)} | (prefilter or {})
     table = _moves_table(moves, params)
     float_cast = "DOUBLE PRECISION"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
+    few = returning and not candidates_only
+    update = f"""
             UPDATE risk_facilitycoefficients SET
                 securities_mv = risk_facilitycoefficients.securities_mv + d.dmv,
                 securities_lv = risk_facilitycoefficients.securities_lv + d.dlv,
@@ -384,12 +393,19 @@ def securities_moves_apply(*, moves, now, returning: bool = True) -> list[int]:
                   FROM lending_collateralposition p JOIN {table} m ON m.instrument_id = p.instrument_id
                   WHERE p.kind = 'securities'
                   GROUP BY p.facility_id) d
-            WHERE risk_facilitycoefficients.facility_id = d.facility_id {_holders_only(returning)}
-            {"RETURNING risk_facilitycoefficients.facility_id" if returning else ""}
-            """,
-            params,
-        )
-        ids = [row[0] for row in cursor.fetchall()] if returning else []
+            WHERE risk_facilitycoefficients.facility_id = d.facility_id {_holders_only(few)}
+            """
+    with connection.cursor() as cursor:
+        if prefilter is not None:
+            returned = ("RETURNING risk_facilitycoefficients.facility_id, risk_facilitycoefficients.securities_lv_f, "
+                        "risk_facilitycoefficients.btc_weight_f, risk_facilitycoefficients.eth_weight_f")
+            cursor.execute(f"WITH moved AS ({update} {returned}) {candidates_sql(warnings=True, sums='moved', flag=not candidates_only)}",
+                           params)
+            rows = cursor.fetchall()
+            ids = [row[0] for row in rows] if candidates_only else [(row[0], bool(row[1])) for row in rows]
+        else:
+            cursor.execute(f"{update} {'RETURNING risk_facilitycoefficients.facility_id' if returning else ''}", params)
+            ids = [row[0] for row in cursor.fetchall()] if returning else []
         cursor.execute(
             f"""
             UPDATE collateral_bookprice SET price = m.new_price, updated_at = %(now)s

@@ -20,6 +20,7 @@ Notifications go out from a Celery task enqueued once per run after commit.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -38,11 +39,14 @@ from .models import CallState, RevaluationRun
 HK = ZoneInfo("Asia/Hong_Kong")
 
 
-def _hk_holidays(years):
+@functools.lru_cache(maxsize=8)
+def _hk_holidays(first_year: int, last_year: int):
+    """Built once per span of years: every tick that opens a call needs its deadline, and building the
+    calendar costs more than the tick's SQL."""
     import holidays
 
     # Public and "optional" (the general holidays banks close for: Good Friday, the day after, …).
-    return holidays.country_holidays("HK", years=years, categories=("public", "optional"))
+    return holidays.country_holidays("HK", years=range(first_year, last_year + 1), categories=("public", "optional"))
 
 
 def hk_business_day_after(day: date, business_days: int) -> date:
@@ -50,7 +54,7 @@ def hk_business_day_after(day: date, business_days: int) -> date:
 
     Business days skip Saturdays, Sundays and Hong Kong general holidays (``holidays`` package).
     """
-    hols = _hk_holidays(range(day.year, day.year + 2))
+    hols = _hk_holidays(day.year, day.year + 2)
     remaining = int(business_days)
     while remaining > 0:
         day += timedelta(days=1)
@@ -93,17 +97,33 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     if facility_ids is None and trigger not in MOVES_ONLY_TRIGGERS:
         book.coefficients_sync_new(now=now)  # the safety net for facilities lending opened (they report themselves)
     # Securities that moved: their deltas go into the sums of the facilities holding them (index on
-    # positions by instrument); only those facilities can change band because of them. When many
-    # instruments moved (an end-of-day file) their holders are most of the book: it is then banded as a
-    # whole book (the float prefilter) rather than by a list of ids.
+    # positions by instrument); only those facilities can change band because of them.
     moves = book.securities_moves()
     many = len(moves) > MANY_MOVES
-    moved = book.securities_moves_apply(moves=moves, now=now, returning=not many)
     last = RevaluationRun.objects.order_by("-id").values("btc_price", "eth_price").first()
     va_moved = last is None or last["btc_price"] != prices.get("BTC") or last["eth_price"] != prices.get("ETH")
+    # A tick that moved securities only (PostgreSQL): the UPDATE of the holders' sums also runs the float
+    # prefilter over the rows it wrote, so only the facilities whose band or warning level may have changed
+    # are valued exactly, and the sums are read once. An end-of-day file moves most of the book: only those
+    # candidates come back, not every holder.
+    prefilter = (connection.vendor == "postgresql" and facility_ids is None and trigger in MOVES_ONLY_TRIGGERS
+                 and not va_moved)
+    if many and connection.vendor == "postgresql":
+        # An end-of-day file sums every position by facility: room for that aggregate in memory (PostgreSQL's
+        # default would spill it to disk in batches). For this transaction only.
+        book.execute(f"SET LOCAL work_mem = '{MANY_MOVES_WORK_MEM}'")
+    moved_rows = book.securities_moves_apply(moves=moves, now=now, returning=not many or prefilter,
+                                             prefilter=scenario.params() if prefilter else None, candidates_only=many)
+    candidates = None
+    if prefilter and many:
+        moved = candidates = moved_rows
+    elif prefilter:
+        moved, candidates = [r[0] for r in moved_rows], [r[0] for r in moved_rows if r[1]]
+    else:
+        moved = moved_rows
     # A price tick that moved only a few securities looks only at their holders; anything else (a BTC/ETH
-    # move, many securities, the beat, a policy change, an explicit run) looks at the whole book.
-    whole_book = facility_ids is None and (va_moved or many or trigger not in MOVES_ONLY_TRIGGERS)
+    # move, many securities without the prefilter, the beat, a policy change, an explicit run) looks at the whole book.
+    whole_book = facility_ids is None and (va_moved or (many and not prefilter) or trigger not in MOVES_ONLY_TRIGGERS)
     extra: dict = {}
     where = "" if whole_book else _ids_where(sorted(set(moved) | {int(f) for f in facility_ids or ()}), extra)
     run = RevaluationRun.objects.create(
@@ -111,7 +131,9 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     )
     params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now), "policy_version": policy.version}
     scan_where = where
-    if whole_book and connection.vendor == "postgresql":
+    if candidates is not None:
+        scan_where = _ids_where(sorted(candidates), params, name="candidates")
+    elif whole_book and connection.vendor == "postgresql":
         # 0. The float prefilter as a plain SELECT, which PostgreSQL runs with parallel workers (an
         # INSERT … SELECT never is): only the ids of facilities whose band may have changed come back,
         # a number bounded by the band transitions, not by the size of the book.
@@ -215,12 +237,12 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
     if not whole_book:
-        refresh_where = _flagged_where(where, "ids")
+        calls_where = _open_calls_where(where, "ids")
     elif "candidates" in params:
-        refresh_where = _flagged_where("", "candidates")  # a superset of this run's band changes
+        calls_where = _open_calls_where("", "candidates")  # a superset of this run's band changes
     else:
-        refresh_where = "AND f.id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
-    refreshed_rows, met_rows = _refresh_open_calls(params=params, where=refresh_where)
+        calls_where = "AND m.facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
+    refreshed_rows, met_rows = _refresh_open_calls(params=params, calls_where=calls_where)
     refreshed, met = len(refreshed_rows), len(met_rows)
     run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
     run.warnings = warned
@@ -286,8 +308,10 @@ def _warning_crossings(*, params: dict, where: str) -> list[dict]:
 
 # Ticks that may look only at the facilities holding what moved (reference-price changes).
 MOVES_ONLY_TRIGGERS = ("price",)
-# Above this many securities moving at once the tick bands the whole book (float prefilter) instead of ids.
+# Above this many securities moving at once, most of the book holds one of them: the tick then asks the
+# database for the candidates only (float prefilter), not for every holder's id.
 MANY_MOVES = 20
+MANY_MOVES_WORK_MEM = "64MB"
 
 
 def _ids_where(ids: list[int], params: dict, *, name: str = "ids") -> str:
@@ -303,13 +327,13 @@ def _ids_where(ids: list[int], params: dict, *, name: str = "ids") -> str:
     return f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names) or 'NULL'})"
 
 
-def _flagged_where(where: str, name: str) -> str:
-    """The same restriction for the statements that also filter on the open-call flag. PostgreSQL reads the
-    flagged facilities by their index and would test each against the whole id array (cost: flagged × ids,
-    both growing with the book); as a semi-join on the unnested array each test is one hash probe."""
+def _open_calls_where(where: str, name: str) -> str:
+    """The open calls of the facilities in the array (or, on SQLite, the id list) ``name``, as a condition on
+    ``risk_margincall m``: PostgreSQL probes the one-open-call-per-facility index once per facility, so the
+    cost follows the facilities the tick looked at, not the number of open calls in the book."""
     if connection.vendor == "postgresql":
-        return f"AND f.id IN (SELECT unnest(%({name})s::bigint[]))"
-    return where
+        return f"AND m.facility_id = ANY(%({name})s)"
+    return f"AND m.facility_id IN (SELECT f.id FROM lending_facility f WHERE 1 = 1 {where})"
 
 
 def _money(value) -> str:
@@ -362,19 +386,28 @@ def call_audit_rows(*, run=None, band_rows=(), opened=(), breached=(), escalated
 MET_BY_TOP_UP, MET_BY_REPAYMENT, MET_BY_MARKET, MET_BY_OFFICER = "top_up", "repayment", "market", "officer"
 
 
-def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[dict]]:
-    """Refresh the shortfall of every open call; meet those with no shortfall left (by a repayment, a top-up or the market).
+def _refresh_open_calls(*, params: dict, calls_where: str) -> tuple[list[dict], list[dict]]:
+    """Refresh the shortfall of the open calls ``calls_where`` selects (a condition on ``risk_margincall m``;
+    empty: every open call); meet those with no shortfall left (by a repayment, a top-up or the market).
     Returns the rows each UPDATE changed (RETURNING)."""
     gt = book.greatest()
-    # Only facilities flagged with an open call are valued here (index on the flag).
+    open_states = f"('{CallState.OPEN}', '{CallState.ESCALATED}')"
+    # The facilities valued here are found through the open calls (the one-open-call-per-facility index), so a
+    # tick that looked at a thousand facilities reads at most their calls, whatever the number open in the book.
+    calls = f"SELECT m.facility_id FROM risk_margincall m WHERE m.state IN {open_states} {calls_where}"
+    where = f"AND f.id IN ({calls})"
+    if connection.vendor == "postgresql":
+        # As an array computed first: PostgreSQL then probes both primary keys for just those facilities (as a
+        # semi-join it estimates the calls from the book's average and scans every facility's sums).
+        where = f"AND f.id = ANY(ARRAY({calls})) AND c.facility_id = ANY(ARRAY({calls}))"
     refreshed = book.fetch(
         f"""
         UPDATE risk_margincall SET shortfall = v.shortfall, utilisation = v.util, lending_value = v.lv,
                drawn_balance = v.drawn, band = v.band, updated_at = %(now)s
         FROM (SELECT facility_id, util, lv, drawn, band, ROUND({gt}(drawn - lv * %(mc)s, 0), 2) AS shortfall
-              FROM ({book.live_sql(where + " AND f.has_open_margin_call")}) l) v
+              FROM ({book.live_sql(where)}) l) v
         WHERE risk_margincall.facility_id = v.facility_id
-          AND risk_margincall.state IN ('{CallState.OPEN}', '{CallState.ESCALATED}')
+          AND risk_margincall.state IN {open_states}
           AND (risk_margincall.shortfall <> v.shortfall OR risk_margincall.utilisation <> v.util
                OR risk_margincall.drawn_balance <> v.drawn)
         RETURNING risk_margincall.id, risk_margincall.facility_id, risk_margincall.shortfall, risk_margincall.utilisation, risk_margincall.band
@@ -384,6 +417,7 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[d
     # Cured: utilisation back at or under the margin-call level (no shortfall left), whatever cured it.
     # What cured it is recorded: a top-up or a repayment since the call opened, otherwise the market.
     # Drawdowns stop only while a call is open, so a call the market cured must not stay open at HK$0.
+    # Only the calls just refreshed can have come under the level (the same index path).
     met = book.fetch(
         f"""
         UPDATE risk_margincall SET state = '{CallState.MET}', met_at = %(now)s,
@@ -393,13 +427,14 @@ def _refresh_open_calls(*, params: dict, where: str) -> tuple[list[dict], list[d
                                           AND t.kind = 'repayment' AND t.created_at >= risk_margincall.opened_at) THEN '{MET_BY_REPAYMENT}'
                              ELSE '{MET_BY_MARKET}' END,
                notified_at = NULL
-        WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') AND utilisation <= %(mc)s
+        WHERE state IN {open_states} AND utilisation <= %(mc)s
+          AND facility_id {"= ANY(ARRAY(" + calls + "))" if connection.vendor == "postgresql" else "IN (" + calls + ")"}
         RETURNING id, facility_id, met_by
         """,
         params,
     )
     if met:
-        facility_flags_sync()
+        facility_flags_sync(facility_ids=sorted({r["facility_id"] for r in met}))
     return refreshed, met
 
 
@@ -413,7 +448,7 @@ def open_calls_refresh() -> tuple[int, int]:
     if policy is None or not prices:
         return 0, 0
     params = book.Scenario.current(policy=policy, prices=prices).params() | {"now": book.dt(timezone.now())}
-    refreshed, met = _refresh_open_calls(params=params, where="")
+    refreshed, met = _refresh_open_calls(params=params, calls_where="")
     if met:
         audit_log_many(actor=SYSTEM, rows=call_audit_rows(met=met))
     return len(refreshed), len(met)
@@ -423,8 +458,16 @@ def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:
     """Clear ``has_open_margin_call`` where no call is open any more (only flagged rows are looked at;
     only ``facility_ids`` when given — the caller holds their locks)."""
     locks.writes(locks.Level.FACILITY, facility_ids if facility_ids is not None else locks.ALL)
-    names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids or [])}
-    only = f"AND id IN ({', '.join('%(' + k + ')s' for k in names)})" if facility_ids else ("AND 1 = 0" if facility_ids is not None else "")
+    if facility_ids is not None and not facility_ids:
+        return 0
+    names: dict = {}
+    only = ""
+    if facility_ids and connection.vendor == "postgresql":
+        names["flag_ids"] = sorted({int(f) for f in facility_ids})
+        only = "AND id = ANY(%(flag_ids)s)"
+    elif facility_ids:
+        names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
+        only = f"AND id IN ({', '.join('%(' + k + ')s' for k in names)})"
     return book.execute(
         f"""
         UPDATE lending_facility SET has_open_margin_call = FALSE
@@ -451,11 +494,15 @@ def policy_apply(*, policy) -> dict:
 
 
 @transaction.atomic
-def revalue_facility(*, facility_id: int) -> None:
+def revalue_facility(*, facility_id: int, sums_current: bool = False) -> None:
     """A facility's drawn balance or collateral changed (opening, drawdown, repayment, top-up, release): its sums
     are rebuilt from its positions and it is revalued at once, in the caller's transaction, so a call cured by
-    the change is met in the same commit. Lending services call this (the engine), never a risk workflow."""
-    book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
+    the change is met in the same commit. Lending services call this (the engine), never a risk workflow.
+
+    ``sums_current``: the caller valued the facility with ``facility_valuation`` in this transaction, under the
+    book lock, and changed only its drawn balance since: its sums are the ones just rebuilt, not rebuilt again."""
+    if not sums_current:
+        book.coefficients_refresh(now=timezone.now(), facility_ids=[facility_id])
     revalue_book(trigger="facility", facility_ids=[facility_id])
 
 

@@ -981,8 +981,8 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
     the haircut of the policy in force; the facility is revalued at once and an open call met if cured.
     """
     from lending import selectors as lending_selectors
+    from lending.collateral import custody
     from lending.collateral import selectors as collateral_selectors
-    from lending.collateral import services as custody
     from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
 
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)

@@ -12,7 +12,8 @@ def test_benchmark_revaluation_dispatches_to_the_risk_engine_benchmark():
     with mock.patch("lending.risk.benchmark.run") as run:
         call_command("benchmark", "revaluation", "--facilities", "1234", "--ticks", "3", "--naive-sample", "50", "--statements-at", "100")
     assert run.call_count == 1
-    assert run.call_args.kwargs == {"facilities": 1234, "ticks": 3, "naive_sample": 50, "statements_at": 100, "holders": 1000}
+    assert run.call_args.kwargs == {"facilities": 1234, "ticks": 3, "naive_sample": 50, "statements_at": 100, "holders": 1000,
+                                    "reuse": False}
 
 
 @pytest.mark.django_db

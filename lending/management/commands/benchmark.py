@@ -56,6 +56,7 @@ class Command(BaseCommand):
         revaluation.add_argument("--naive-sample", type=int, default=5000)
         revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
         revaluation.add_argument("--holders", type=int, default=1000, help="Facilities holding the single security the one-security tick moves.")
+        revaluation.add_argument("--reuse", action="store_true", help="Tick the book an earlier run built (same size and holders) instead of building it again.")
 
         interest = sub.add_parser("interest", help="Daily accrual for the whole book and statements by the job (lending.servicing.benchmark).")
         interest.add_argument("--facilities", type=int, default=100_000)
@@ -102,7 +103,8 @@ class Command(BaseCommand):
             from lending.risk.benchmark import run
 
             run(self.stdout, facilities=options["facilities"], ticks=options["ticks"],
-                naive_sample=options["naive_sample"], statements_at=options["statements_at"], holders=options["holders"])
+                naive_sample=options["naive_sample"], statements_at=options["statements_at"], holders=options["holders"],
+                reuse=options["reuse"])
 
     # --- set-up ---------------------------------------------------------------------------
 
