@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -16,6 +17,7 @@ from portal.audit import SYSTEM
 from portal.errors import ForbiddenError, PortalError
 
 pytestmark = pytest.mark.django_db
+HK = ZoneInfo("Asia/Hong_Kong")
 
 
 def quote(code, asset, price, minutes_ago=0):
@@ -122,7 +124,8 @@ def test_unknown_asset_and_source_are_refused_and_nothing_is_stored(book, source
 
 
 def test_thirty_day_realised_volatility_and_its_alarm(book, sources):
-    today = timezone.now().date()
+    # Closes are kept by Hong Kong day: from 16:00 UTC the UTC date is the day before Hong Kong's.
+    today = timezone.now().astimezone(HK).date()
     # Alternating ±10% days: far above a 90% annualised alarm level.
     price = Decimal("700000")
     for i in range(30, 0, -1):
