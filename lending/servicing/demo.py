@@ -198,9 +198,13 @@ def _history_demo(stdout, *, today) -> None:
     for _i in range(HISTORY_MONTHS - 1):
         second_month = (interest.month_end(second_month) + timedelta(days=1))
     for facility in chosen:
-        lending_services.facility_drawdown(actor=officer, facility_id=facility.pk, amount="200000",
+        # Sized to what the facility may still draw after the other demos (at most HK$200,000); a quarter repaid.
+        amount = min(Decimal("200000"), facility.available / 2 // 1000 * 1000)
+        if amount < Decimal("4000"):
+            continue
+        lending_services.facility_drawdown(actor=officer, facility_id=facility.pk, amount=str(amount),
                                            reference="DEMO-HIST-DD", value_date=month_start + timedelta(days=1))
-        lending_services.facility_repay(actor=officer, facility_id=facility.pk, amount="50000",
+        lending_services.facility_repay(actor=officer, facility_id=facility.pk, amount=str(amount / 4),
                                         reference="DEMO-HIST-RP", value_date=second_month + timedelta(days=14))
     result = interest.interest_run()
     issued = []
