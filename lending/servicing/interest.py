@@ -42,7 +42,16 @@ from django.utils.translation import gettext_lazy as _
 from portal.audit import SYSTEM, audit_log
 from portal.errors import PortalError
 
-from .models import AccrualDay, BaseRate, BaseRateFixing, FacilityTerms, FixingStatus, InterestAccrual, InterestPosting, ServicingPolicy
+from .models import (
+    AccrualDay,
+    BaseRate,
+    BaseRateFixing,
+    FacilityTerms,
+    FixingStatus,
+    InterestAccrual,
+    InterestPosting,
+    ServicingPolicy,
+)
 
 CENT = Decimal("0.01")
 DAYS_IN_YEAR = 365
