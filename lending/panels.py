@@ -20,7 +20,13 @@ def client_panel(request):
         eligibility = eligibility_for_request(request=request, product=Product.VA_MARGIN)
     except ImportError:
         eligibility = None
-    return "lending/_client_panel.html", context | {"blockers": submission_blockers(user=request.user, eligibility=eligibility)}
+    blockers = submission_blockers(user=request.user, eligibility=eligibility)
+    # The onboarding checklist on the same dashboard already lists every unmet eligibility requirement with
+    # its link: the panel points there and lists only what the checklist does not (a missing collateral policy).
+    on_checklist = {r.code for r in eligibility.requirements} if eligibility is not None else set()
+    onboarding_left = sum(1 for b in blockers if b["code"] in on_checklist)
+    return "lending/_client_panel.html", context | {
+        "blockers": [b for b in blockers if b["code"] not in on_checklist], "onboarding_left": onboarding_left}
 
 
 def _account(user) -> dict:
