@@ -55,7 +55,7 @@ class LineSerializer(serializers.Serializer):
 class StepSerializer(serializers.ModelSerializer):
     class Meta:
         model = ReviewStep
-        fields = ["code", "position", "status", "outcome", "reasons", "inputs", "result", "attempts", "started_at", "finished_at", "duration_ms"]
+        fields = ["code", "position", "status", "outcome", "reasons", "reason_codes", "inputs", "result", "attempts", "started_at", "finished_at", "duration_ms"]
 
 
 class ClientDeclineReasonSerializer(serializers.Serializer):

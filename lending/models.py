@@ -482,7 +482,9 @@ class ReviewStep(models.Model):
     position = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
     outcome = models.CharField(max_length=8, choices=StepOutcome.choices, blank=True)
-    reasons = models.JSONField(default=list, blank=True)
+    reasons = models.JSONField(default=list, blank=True)  # the English sentences, as the step gave them
+    # Beside each sentence its code and parameters ({} for one without), so each reader gets it in their language.
+    reason_codes = models.JSONField(default=list, blank=True)
     inputs = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

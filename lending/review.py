@@ -6,10 +6,15 @@ stores what it returns. Steps read other apps only through their selectors.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from .models import CollateralKind, StepCode, StepOutcome
 from .valuation import ZERO, money, value_collateral
@@ -19,12 +24,169 @@ class TransientReviewError(Exception):
     """A fault worth retrying (a dependency briefly unavailable). The step will run again."""
 
 
+# Every sentence a review step can give, by code. A step stores the code and its parameters beside the
+# English sentence (kept as the record of what was said), and each reader gets it in their own language.
+# Figures are stored already formatted (HK$1,234.00, 30%), which reads the same in both languages; a
+# parameter that is itself words from another app (a requirement's label, a document's title) is stored
+# in every language the portal speaks.
+REASON_TEXTS = {
+    "eligibility.met": _("Every eligibility requirement for VA margin financing is met."),
+    "eligibility.unmet": _("%(label)s: %(reason)s"),
+    "eligibility.not_eligible": _("Not eligible for VA margin financing."),
+    "suitability.no_profile": _("No client profile or suitability assessment on file."),
+    "suitability.no_va_knowledge": _("No virtual-asset knowledge on record: the client must complete VA training first (SFC/HKMA joint circular, Dec 2023)."),
+    "suitability.va_knowledge": _("Virtual-asset knowledge assessed and on record."),
+    "suitability.no_risk_profile": _("No risk profile: the suitability assessment is missing or expired."),
+    "suitability.conservative": _("Risk profile %(profile)s of 5 is conservative for leveraged VA exposure: officer to confirm suitability."),
+    "suitability.risk_profile": _("Risk profile %(profile)s of 5."),
+    "suitability.va_exposure_exceeded": _("VA collateral HK$%(va)s exceeds the client's VA exposure limit (%(pct)s of net worth = HK$%(allowed)s)."),
+    "suitability.va_exposure_within": _("VA collateral within the client's VA exposure limit (%(pct)s of net worth)."),
+    "disclosures.acknowledged": _("Every required risk disclosure is acknowledged at its current version."),
+    "disclosures.outstanding": _("%(title)s (version %(version)s): %(reason)s"),
+    "valuation.no_price": _("No price for %(asset)s."),
+    "valuation.unknown_class": _("Unknown securities haircut class %(cls)s."),
+    "valuation.stale_price": _("The %(asset)s price (%(source)s, %(as_of)s) is older than the %(minutes)s-minute freshness limit: revalue before deciding."),
+    "valuation.values": _("Market value HK$%(market)s; lending value HK$%(lending)s (policy v%(version)s)."),
+    "valuation.va_capped": _("VA lending value capped at %(share)s of the total: HK$%(offered)s offered, HK$%(counted)s counted."),
+    "valuation.no_lending_value": _("The collateral provides no lending value."),
+    "valuation.no_securities": _("Securities must be the main support; none were offered."),
+    "valuation.above_lending_value": _("The requested limit is above the lending value; the recommendation will be capped."),
+    "valuation.beyond_bounds": _("The collateral's value is beyond what a facility can record; the application cannot be approved as entered."),
+    "scorecard.share": _("Score %(score)s/100: up to %(share)s of lending value may be lent."),
+    "scorecard.recommended": _("Recommended limit HK$%(limit)s."),
+    "scorecard.recommended_rounded": _("Recommended limit HK$%(limit)s (rounded down to a multiple of HK$%(unit)s)."),
+    "scorecard.below_minimum": _("Score %(score)s is below the policy minimum of 35."),
+    "scorecard.refer_band": _("Score %(score)s is in the refer band (35–49)."),
+    "exposure.client_room": _("The client exposure limit leaves room for HK$%(room)s; recommendation reduced from HK$%(recommended)s."),
+    "exposure.firm_room": _("The firm-wide exposure limit leaves room for HK$%(room)s; recommendation reduced from HK$%(recommended)s."),
+    "exposure.within": _("Within the client limit (HK$%(used)s already used of HK$%(limit)s) and the firm limit."),
+    "exposure.client_share": _("This client would hold %(share)s of the firm's lending capacity (policy maximum %(max)s)."),
+    "exposure.concentration_within": _("Collateral concentration by instrument, issuer and sector within the policy's limits."),
+    "exposure.concentration_within_small_book": _("Collateral concentration by instrument, issuer and sector within the policy's limits (the firm-wide limits apply from a larger book)."),
+    "concentration.client.instrument": _("Concentration: %(name)s would be %(share)s of the client's lending value, above the policy maximum of %(limit)s."),
+    "concentration.client.issuer": _("Concentration: issuer %(name)s would be %(share)s of the client's lending value, above the policy maximum of %(limit)s."),
+    "concentration.client.sector": _("Concentration: sector %(name)s would be %(share)s of the client's lending value, above the policy maximum of %(limit)s."),
+    "concentration.firm.instrument": _("Concentration: %(name)s would be %(share)s of the firm's book (lending value), above the policy maximum of %(limit)s."),
+    "concentration.firm.issuer": _("Concentration: issuer %(name)s would be %(share)s of the firm's book (lending value), above the policy maximum of %(limit)s."),
+    "concentration.firm.sector": _("Concentration: sector %(name)s would be %(share)s of the firm's book (lending value), above the policy maximum of %(limit)s."),
+    "screening.possible_match": _("Possible match: %(client)s ≈ %(listed)s (%(category)s, %(score)s%%)."),
+    "screening.clear": _("No match on the watch list."),
+    "review.incomplete": _("This check could not be completed (%(error)s); the officer must check it by hand."),
+    "review.incomplete_attempts": _("This check could not be completed after %(attempts)s attempts (%(error)s); the officer must check it by hand."),
+    "review.incomplete_error": _("This check could not be completed because of an unexpected error (%(error)s); the officer must check it by hand."),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    params: dict
+
+    @property
+    def text(self) -> str:
+        """The sentence in English: what the review said, kept with the code."""
+        return reason_render({"code": self.code, "params": self.params}, language="en")
+
+    def coded(self) -> dict:
+        return {"code": self.code, "params": self.params}
+
+
+def say(code: str, **params) -> Reason:
+    assert code in REASON_TEXTS, code
+    return Reason(code, params)
+
+
+def in_every_language(produce) -> dict:
+    """``produce()`` evaluated in each of the portal's languages: words another app writes (a requirement's
+    label, a document's title) stored so that each reader gets them in theirs."""
+    out = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            out[code] = str(produce())
+    return out
+
+
+def reason_render(reason, *, language: str | None = None) -> str:
+    """One stored reason as a sentence in ``language`` (the active one by default). A reason stored as
+    plain text (before reasons had codes, or a sentence no code matched) is shown as it was written."""
+    if isinstance(reason, str):
+        return reason
+    if not isinstance(reason, dict) or reason.get("code") not in REASON_TEXTS:
+        return str((reason or {}).get("text", "")) if isinstance(reason, dict) else str(reason)
+    language = language or translation.get_language() or settings.LANGUAGE_CODE
+    with translation.override(language):
+        params = {}
+        for key, value in (reason.get("params") or {}).items():
+            if isinstance(value, dict):  # words in every language
+                value = value.get(language) or value.get(language.split("-")[0]) or value.get(settings.LANGUAGE_CODE) or next(iter(value.values()), "")
+            params[key] = value
+        try:
+            return str(REASON_TEXTS[reason["code"]]) % params
+        except (KeyError, TypeError, ValueError):  # a row whose parameters no longer fit the sentence
+            return str(reason.get("text") or REASON_TEXTS[reason["code"]])
+
+
+def step_reasons(step) -> list[str]:
+    """A stored step's reasons in the reader's language: the coded ones rendered, the rest as written."""
+    codes = list(getattr(step, "reason_codes", None) or [])
+    texts = list(step.reasons or [])
+    return [reason_render(codes[i]) if i < len(codes) and codes[i] else reason_render(text) for i, text in enumerate(texts)]
+
+
+def recommendation_reasons(*, application, steps) -> list[str]:
+    """The review's recommendation reasons ("Check: its first reason") in the reader's language: each stored
+    line is found again among the run's steps by its English wording; a line no step gave is shown as stored."""
+    with translation.override("en"):
+        by_text = {f"{s.get_code_display()}: {s.reasons[0]}": s for s in steps if s.reasons}
+    out = []
+    for line in application.recommendation_reasons or []:
+        step = by_text.get(str(line))
+        out.append(f"{step.get_code_display()}: {step_reasons(step)[0]}" if step is not None else str(line))
+    return out
+
+
+# The sentences the review wrote before reasons had codes, and the ones other modules still hand it as text
+# (the valuation's problems): each pattern's groups are the parameters. Sentences quoting another app's words
+# (a requirement, a document) are left as text: those words would stay English whatever the reader's language.
+_NOT_FROM_TEXT = ("eligibility.unmet", "disclosures.outstanding")
+
+
+@functools.cache
+def _known_sentences() -> list:
+    with translation.override("en"):
+        texts = [(code, str(text).replace("%%", "%")) for code, text in REASON_TEXTS.items() if code not in _NOT_FROM_TEXT]
+    # The sentence with the most fixed words first: "Recommended limit HK$… (rounded down …)." before "Recommended limit HK$…."
+    texts.sort(key=lambda item: -len(re.sub(r"%\(\w+\)s", "", item[1])))
+    return [(code, re.compile("^" + re.sub(r"%\\\(([a-z_]+)\\\)s", r"(?P<\1>.+?)", re.escape(text)) + "$")) for code, text in texts]
+
+
+def reason_from_text(text: str) -> dict | None:
+    """The code and parameters of an English sentence the review gives, or None when it is not one of them."""
+    for code, pattern in _known_sentences():
+        match = pattern.match(text or "")
+        if match:
+            return {"code": code, "params": match.groupdict()}
+    return None
+
+
 @dataclass
 class StepResult:
     outcome: str
-    reasons: list[str] = field(default_factory=list)
+    reasons: list = field(default_factory=list)  # Reason, or plain text; stored as the English sentences
     inputs: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
+    codes: list = field(default_factory=list)  # beside each English sentence: its code and parameters (or {})
+
+    def __post_init__(self):
+        texts, codes = [], []
+        for item in self.reasons:
+            if isinstance(item, Reason):
+                texts.append(item.text)
+                codes.append(item.coded())
+            else:
+                texts.append(str(item))
+                codes.append(reason_from_text(str(item)) or {})
+        self.reasons, self.codes = texts, codes
 
 
 @dataclass
@@ -104,15 +266,25 @@ def step_eligibility(ctx: ReviewContext) -> StepResult:
         for r in eligibility.requirements
     ]
     if eligibility.eligible:
-        return StepResult(StepOutcome.PASS, ["Every eligibility requirement for VA margin financing is met."], {"requirements": requirements})
-    reasons = [f"{r['label']}: {r['reason'] or 'not met'}" for r in requirements if not r["met"]]
-    return StepResult(StepOutcome.FAIL, reasons or ["Not eligible for VA margin financing."], {"requirements": requirements})
+        return StepResult(StepOutcome.PASS, [say("eligibility.met")], {"requirements": requirements})
+    # The unmet requirements' words are onboarding's: asked for in each language the portal speaks.
+    words = {}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            again = product_eligibility(user=ctx.client, product=Product.VA_MARGIN, facts=ctx.facts(), outstanding=ctx.outstanding())
+            for r in again.requirements:
+                words.setdefault(r.code, {"label": {}, "reason": {}})
+                words[r.code]["label"][language] = str(r.label)
+                words[r.code]["reason"][language] = str(r.reason or _("not met"))
+    reasons = [say("eligibility.unmet", label=words[r["code"]]["label"], reason=words[r["code"]]["reason"])
+               for r in requirements if not r["met"] and r["code"] in words]
+    return StepResult(StepOutcome.FAIL, reasons or [say("eligibility.not_eligible")], {"requirements": requirements})
 
 
 def step_suitability(ctx: ReviewContext) -> StepResult:
     snap = ctx.snapshot()
     if not snap:
-        return StepResult(StepOutcome.FAIL, ["No client profile or suitability assessment on file."])
+        return StepResult(StepOutcome.FAIL, [say("suitability.no_profile")])
     inputs = {
         "risk_profile": snap.get("risk_profile"),
         "va_knowledge": bool(snap.get("va_knowledge")),
@@ -123,18 +295,18 @@ def step_suitability(ctx: ReviewContext) -> StepResult:
     if not snap.get("va_knowledge"):
         return StepResult(
             StepOutcome.FAIL,
-            ["No virtual-asset knowledge on record: the client must complete VA training first (SFC/HKMA joint circular, Dec 2023)."],
+            [say("suitability.no_va_knowledge")],
             inputs,
         )
-    reasons.append("Virtual-asset knowledge assessed and on record.")
+    reasons.append(say("suitability.va_knowledge"))
     profile = snap.get("risk_profile")
     if profile is None:
-        return StepResult(StepOutcome.FAIL, ["No risk profile: the suitability assessment is missing or expired."], inputs)
+        return StepResult(StepOutcome.FAIL, [say("suitability.no_risk_profile")], inputs)
     if int(profile) <= 2:
         outcome = StepOutcome.REFER
-        reasons.append(f"Risk profile {profile} of 5 is conservative for leveraged VA exposure: officer to confirm suitability.")
+        reasons.append(say("suitability.conservative", profile=str(profile)))
     else:
-        reasons.append(f"Risk profile {profile} of 5.")
+        reasons.append(say("suitability.risk_profile", profile=str(profile)))
     va_mv = sum(
         ((line.quantity or ZERO) * ctx.prices[line.asset].price_hkd)
         for line in ctx.lines
@@ -148,23 +320,31 @@ def step_suitability(ctx: ReviewContext) -> StepResult:
         inputs["va_exposure_allowed"] = str(money(allowed))
         if va_mv > allowed:
             outcome = StepOutcome.REFER
-            reasons.append(
-                f"VA collateral HK${money(Decimal(va_mv)):,} exceeds the client's VA exposure limit "
-                f"({limit_pct:.0%} of net worth = HK${money(allowed):,})."
-            )
+            reasons.append(say("suitability.va_exposure_exceeded", va=f"{money(Decimal(va_mv)):,}", pct=f"{limit_pct:.0%}", allowed=f"{money(allowed):,}"))
         else:
-            reasons.append(f"VA collateral within the client's VA exposure limit ({limit_pct:.0%} of net worth).")
+            reasons.append(say("suitability.va_exposure_within", pct=f"{limit_pct:.0%}"))
     return StepResult(outcome, reasons, inputs)
 
 
 def step_disclosures(ctx: ReviewContext) -> StepResult:
     outstanding = ctx.outstanding()
     if not outstanding:
-        return StepResult(StepOutcome.PASS, ["Every required risk disclosure is acknowledged at its current version."])
+        return StepResult(StepOutcome.PASS, [say("disclosures.acknowledged")])
     docs = [{"code": d.code, "title": str(d.title), "version": d.version_number, "reason": str(d.reason)} for d in outstanding]
+    # A document's title and why it is outstanding are the disclosures app's words, in each language.
+    from disclosures.selectors import outstanding_documents
+    from portal.products import Product
+
+    words: dict = {}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            for d in outstanding_documents(user=ctx.client, product=Product.VA_MARGIN):
+                words.setdefault(d.code, {"title": {}, "reason": {}})
+                words[d.code]["title"][language], words[d.code]["reason"][language] = str(d.title), str(d.reason)
     return StepResult(
         StepOutcome.FAIL,
-        [f"{d['title']} (version {d['version']}): {d['reason']}" for d in docs],
+        [say("disclosures.outstanding", title=words.get(d["code"], {}).get("title") or d["title"], version=str(d["version"]),
+             reason=words.get(d["code"], {}).get("reason") or d["reason"]) for d in docs],
         {"outstanding": docs},
     )
 
@@ -197,25 +377,19 @@ def step_valuation(ctx: ReviewContext) -> StepResult:
             continue  # reported by the valuation as a problem
         if not quote.fresh:
             outcome = StepOutcome.REFER
-            reasons.append(
-                f"The {asset} price ({quote.source}, {quote.as_of:%Y-%m-%d %H:%M}) is older than the "
-                f"{policy.price_max_age_minutes}-minute freshness limit: revalue before deciding."
-            )
-    reasons.append(
-        f"Market value HK${money(valuation.market_value):,}; lending value HK${money(valuation.lending_value):,} "
-        f"(policy v{policy.version})."
-    )
+            reasons.append(say("valuation.stale_price", asset=asset, source=quote.source, as_of=f"{quote.as_of:%Y-%m-%d %H:%M}",
+                               minutes=str(policy.price_max_age_minutes)))
+    reasons.append(say("valuation.values", market=f"{money(valuation.market_value):,}", lending=f"{money(valuation.lending_value):,}",
+                       version=str(policy.version)))
     if valuation.va_capped:
-        reasons.append(
-            f"VA lending value capped at {policy.va_max_share:.0%} of the total: HK${money(valuation.va_lending_value_uncapped):,} "
-            f"offered, HK${money(valuation.va_lending_value):,} counted."
-        )
+        reasons.append(say("valuation.va_capped", share=f"{policy.va_max_share:.0%}", offered=f"{money(valuation.va_lending_value_uncapped):,}",
+                           counted=f"{money(valuation.va_lending_value):,}"))
     if valuation.lending_value <= 0:
-        return StepResult(StepOutcome.FAIL, [*reasons, "The collateral provides no lending value."], inputs, result)
+        return StepResult(StepOutcome.FAIL, [*reasons, say("valuation.no_lending_value")], inputs, result)
     if valuation.securities_lending_value <= 0:
-        return StepResult(StepOutcome.FAIL, [*reasons, "Securities must be the main support; none were offered."], inputs, result)
+        return StepResult(StepOutcome.FAIL, [*reasons, say("valuation.no_securities")], inputs, result)
     if valuation.lending_value < ctx.application.requested_limit:
-        reasons.append("The requested limit is above the lending value; the recommendation will be capped.")
+        reasons.append(say("valuation.above_lending_value"))
     return StepResult(outcome, reasons, inputs, result)
 
 
@@ -275,12 +449,13 @@ def step_scorecard(ctx: ReviewContext) -> StepResult:
     # is rounded down by policy (what the client asked for is kept as asked when it is lower).
     recommended = max(ZERO, min(requested, round_down_limit(min(lending_value * share, lending_value), ctx.limit_rounding_unit())))
     unit = ctx.limit_rounding_unit()
-    reasons = [f"Score {score}/100: up to {share:.0%} of lending value may be lent.",
-               f"Recommended limit HK${recommended:,}" + (f" (rounded down to a multiple of HK${unit:,.0f})." if recommended < requested else ".")]
+    reasons = [say("scorecard.share", score=str(score), share=f"{share:.0%}"),
+               say("scorecard.recommended_rounded", limit=f"{recommended:,}", unit=f"{unit:,.0f}") if recommended < requested
+               else say("scorecard.recommended", limit=f"{recommended:,}")]
     if outcome == StepOutcome.FAIL:
-        reasons.insert(0, f"Score {score} is below the policy minimum of 35.")
+        reasons.insert(0, say("scorecard.below_minimum", score=str(score)))
     elif outcome == StepOutcome.REFER:
-        reasons.insert(0, f"Score {score} is in the refer band (35–49).")
+        reasons.insert(0, say("scorecard.refer_band", score=str(score)))
     return StepResult(
         outcome,
         reasons,
@@ -310,24 +485,29 @@ def step_exposure(ctx: ReviewContext) -> StepResult:
     reasons, outcome = [], StepOutcome.PASS
     if capped < recommended:
         outcome = StepOutcome.REFER
-        which = "client" if client_room <= firm_room else "firm-wide"
-        reasons.append(f"The {which} exposure limit leaves room for HK${capped:,}; recommendation reduced from HK${recommended:,}.")
+        which = "exposure.client_room" if client_room <= firm_room else "exposure.firm_room"
+        reasons.append(say(which, room=f"{capped:,}", recommended=f"{recommended:,}"))
     else:
-        reasons.append(f"Within the client limit (HK${existing:,} already used of HK${policy.client_exposure_limit:,}) and the firm limit.")
+        reasons.append(say("exposure.within", used=f"{existing:,}", limit=f"{policy.client_exposure_limit:,}"))
     share = (existing + capped) / policy.firm_exposure_limit if policy.firm_exposure_limit else ZERO
     if share > policy.client_concentration_max:
         outcome = StepOutcome.REFER
-        reasons.append(f"This client would hold {share:.1%} of the firm's lending capacity (policy maximum {policy.client_concentration_max:.0%}).")
+        reasons.append(say("exposure.client_share", share=f"{share:.1%}", max=f"{policy.client_concentration_max:.0%}"))
     found, figures = _collateral_concentration(ctx)
     inputs["concentration"] = figures
     if found:
         outcome = StepOutcome.REFER
-        reasons[:0] = [b.reason() for b in found]  # first: the recommendation quotes a step's first reason
+        reasons[:0] = [_breach_reason(b) for b in found]  # first: the recommendation quotes a step's first reason
     elif figures.get("limits"):
-        reasons.append("Collateral concentration by instrument, issuer and sector within the policy's limits"
-                       + ("." if figures["firm_limits_apply"] else " (the firm-wide limits apply from a larger book)."))
+        reasons.append(say("exposure.concentration_within" if figures["firm_limits_apply"] else "exposure.concentration_within_small_book"))
     return StepResult(outcome, reasons, inputs, {"recommended_limit": str(capped), "client_share": str(share.quantize(Decimal("0.0001"))),
                                                  "concentration_breaches": [b.as_dict() for b in found]})
+
+
+def _breach_reason(breach) -> Reason:
+    """A concentration breach as the review says it (the check's own sentence, with a code)."""
+    scope = "client" if breach.scope == "client" else "firm"
+    return say(f"concentration.{scope}.{breach.dimension}", name=breach.name, share=f"{breach.share:.1%}", limit=f"{breach.limit:.0%}")
 
 
 def _collateral_concentration(ctx: ReviewContext):
@@ -384,11 +564,12 @@ def step_screening(ctx: ReviewContext) -> StepResult:
         # A possible match refers the case to the officer; screening never declines by itself.
         return StepResult(
             StepOutcome.REFER,
-            [f"Possible match: {h['client_name']} ≈ {h['listed_name']} ({h['category']}, {h['score']}%)." for h in hits[:5]],
+            [say("screening.possible_match", client=h["client_name"], listed=h["listed_name"], category=h["category"],
+                 score=str(h["score"])) for h in hits[:5]],
             inputs,
             {"hits": hits[:20]},
         )
-    return StepResult(StepOutcome.PASS, ["No match on the watch list."], inputs, {"hits": []})
+    return StepResult(StepOutcome.PASS, [say("screening.clear")], inputs, {"hits": []})
 
 
 STEPS = {

@@ -601,12 +601,12 @@ def _step_claim(step: ReviewStep, now) -> bool:
 
 def _done_values(outcome, elapsed_ms: int) -> dict:
     return {
-        "status": StepStatus.DONE, "outcome": outcome.outcome, "reasons": outcome.reasons, "inputs": outcome.inputs,
+        "status": StepStatus.DONE, "outcome": outcome.outcome, "reasons": outcome.reasons, "reason_codes": outcome.codes, "inputs": outcome.inputs,
         "result": outcome.result, "finished_at": timezone.now(), "duration_ms": elapsed_ms, "last_error": "",
     }
 
 
-_FINISH_COLUMNS = ("outcome", "reasons", "inputs", "result", "finished_at", "duration_ms", "last_error")
+_FINISH_COLUMNS = ("outcome", "reasons", "reason_codes", "inputs", "result", "finished_at", "duration_ms", "last_error")
 
 
 def _step_finish_and_claim_next(step: ReviewStep, claimed_at, done: dict, nxt: ReviewStep, now) -> tuple[bool, bool]:
@@ -810,7 +810,10 @@ def review_finish(*, application_id: int, run: int, steps: list[ReviewStep] | No
         recommendation = Recommendation.DECLINE
         lending_value = recommended = market_value = ZERO
         valuation = {"va_share": "0"}
-        by_code[StepCode.VALUATION].reasons = ["The collateral's value is beyond what a facility can record; the application cannot be approved as entered."]
+        from .review import say
+
+        beyond = say("valuation.beyond_bounds")
+        by_code[StepCode.VALUATION].reasons, by_code[StepCode.VALUATION].reason_codes = [beyond.text], [beyond.coded()]
         by_code[StepCode.VALUATION].outcome = StepOutcome.FAIL
     used_version = (by_code[StepCode.VALUATION].inputs or {}).get("policy_version")
     if policy is None or (used_version is not None and policy.version != used_version):

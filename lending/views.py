@@ -236,6 +236,10 @@ def review(request, pk):
             _fail(request, exc)
         return redirect("lending:review", pk=pk)
     steps = selectors.application_steps(application=application)
+    from .review import recommendation_reasons, step_reasons
+
+    for step in steps:  # stored with codes: each in the reader's language
+        step.reason_lines = step_reasons(step)
     valuation = next((s.result for s in steps if s.code == "valuation"), None)
     evidence = _onboarding_evidence(application.client)
     acknowledgements = _acknowledgements(application.client)
@@ -252,6 +256,7 @@ def review(request, pk):
         "authority": services.officer_authority(actor=request.user, policy=application.policy or selectors.policy_current()),
         "can_second": request.user.has_perm(Perm.APPLICATION_SECOND_APPROVE) and application.decided_by_id != request.user.pk,
         "second_reasons": second_approval_reasons(application.second_approval_reasons),
+        "recommendation_reasons": recommendation_reasons(application=application, steps=steps),
         "polling": application.state in (AppState.SUBMITTED, AppState.IN_REVIEW),
     })
 
