@@ -58,9 +58,11 @@ lint: install
 	$(PY) manage.py makemigrations --check --dry-run
 
 # Screenshots of every client and staff page (desktop and 390 px, English and Traditional Chinese),
-# walked in Chromium over the demo data, into test-artifacts/screenshots/ (not committed).
+# walked in Chromium over the demo data, then of every step of each role's journey (journey-<role>-…),
+# into test-artifacts/screenshots/ (not committed).
 screenshots: install
 	PORTAL_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_every_page.py -k screenshots -q -p no:randomly
+	PORTAL_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_journeys.py -q -p no:randomly
 
 # Translations: each app keeps its own catalogue (nested apps are left to their own); run after
 # changing user-facing strings, fill the new msgstr entries, then run it again to compile.

@@ -63,7 +63,7 @@ class EvidenceForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("verify", _("Verify")), ("reject", _("Reject")), ("return", _("Return with questions"))], widget=forms.RadioSelect)
+    decision = forms.ChoiceField(label=_("Decision"), choices=[("verify", _("Verify")), ("reject", _("Reject")), ("return", _("Return with questions"))], widget=forms.RadioSelect)
     reason = forms.CharField(label=_("Reasons (shown to the client when rejecting)"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
     questions = forms.CharField(label=_("Questions for the client (when returning)"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
 

@@ -138,10 +138,16 @@ def next_run_after(schedule, moment: datetime.datetime) -> datetime.datetime:
 
 
 def describe(schedule) -> str:
+    """The schedule in the reader's words (the cron fields as written: minute hour day month weekday)."""
+    from django.utils.translation import gettext as _
+
     if isinstance(schedule, schedules.crontab):
-        return f"cron {schedule._orig_minute} {schedule._orig_hour} {schedule._orig_day_of_month} {schedule._orig_month_of_year} {schedule._orig_day_of_week} ({schedule.tz})"
+        spec = f"{schedule._orig_minute} {schedule._orig_hour} {schedule._orig_day_of_month} {schedule._orig_month_of_year} {schedule._orig_day_of_week}"
+        if str(schedule.tz) == "Asia/Hong_Kong":
+            return _("cron %(spec)s, Hong Kong time") % {"spec": spec}
+        return _("cron %(spec)s, time zone %(tz)s") % {"spec": spec, "tz": schedule.tz}
     seconds = int(schedule.run_every.total_seconds())
-    return f"every {seconds} s" if seconds < 120 else f"every {seconds // 60} min"
+    return _("every %(n)s s") % {"n": seconds} if seconds < 120 else _("every %(n)s min") % {"n": seconds // 60}
 
 
 @dataclass(frozen=True)

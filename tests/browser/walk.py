@@ -156,9 +156,10 @@ def english_left(text: str, allowed_phrases: list[str]) -> list[str]:
 def visible_text(page) -> str:
     """What a reader sees and hears: the text of the page plus labels that are not in it. Text an
     element declares to be in another language (``lang="en"``: the English text a client
-    acknowledged, a "Read in English" link) is what it says it is, and is left out."""
+    acknowledged, a "Read in English" link) is what it says it is, and is left out; so is what it
+    declares not to be translated (``translate="no"``: a job's or an audit action's identifier)."""
     return page.evaluate(
-        """() => { const other = [...document.body.querySelectorAll('[lang]')].filter(el => !el.lang.toLowerCase().startsWith('zh'));
+        """() => { const other = [...document.body.querySelectorAll('[lang], [translate=no]')].filter(el => el.getAttribute('translate') === 'no' || !el.lang.toLowerCase().startsWith('zh'));
         const saved = other.map(el => el.style.display); other.forEach(el => { el.style.display = 'none'; });
         const bits = [document.title, document.body.innerText];
         other.forEach((el, i) => { el.style.display = saved[i]; });
