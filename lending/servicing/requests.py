@@ -68,7 +68,7 @@ def _notify_client(req: ServicingRequest, title, body="") -> None:
     from portal.notifications import notify
 
     notify(user=req.client, kind=f"servicing.request.{req.state}", title=title, body=body,
-           params={"ref": req.reference, "kind": req.get_kind_display(), "reason": req.refused_reason},
+           params={"ref": req.reference, "kind": RequestKind(req.kind).label, "reason": req.refused_reason},
            link=reverse("lending:facility", args=[req.facility_id]))
 
 

@@ -76,6 +76,7 @@ DATA_FIELDS = {
     "onboarding.PerpetualsAccessRequest": ["decision_reason", "lapse_reason"],
     "disclosures.Serving": ["user_agent"],
     "disclosures.Acknowledgement": ["user_agent"],
+    "servicing.WithdrawalAddress": ["label"],  # the client's own name for a whitelisted address
 }
 
 

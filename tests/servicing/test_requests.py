@@ -183,3 +183,15 @@ def test_an_address_must_be_valid_and_the_confirmation_link_is_single_use(alice,
     requests.address_confirm(user=alice, token=token)
     with pytest.raises(PortalError, match="not valid"):
         requests.address_confirm(user=alice, token=token)
+
+
+def test_a_request_notification_names_the_kind_in_the_readers_language(live, alice, officer):
+    from portal.models import Notification
+    from portal.notifications import notification_text
+
+    req = requests.drawdown_request(user=alice, facility_id=live.pk, amount="600000")
+    requests.request_approve(actor=officer, request_id=req.pk)  # "Drawdown: done.", written while English is active
+    note = Notification.objects.filter(user=alice, kind="servicing.request.executed").latest("id")
+    assert notification_text(note, language="en")[1] == "Drawdown: done."
+    zh = " ".join(notification_text(note, language="zh-hant"))
+    assert "Drawdown" not in zh and "提款" in zh, zh
