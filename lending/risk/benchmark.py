@@ -62,7 +62,7 @@ def run(stdout, *, facilities: int, ticks: int = 8, naive_sample: int = 5000, st
             _settle()
         else:
             if statements_at and statements_at < facilities:
-                _build(stdout, statements_at, policy, holders=min(holders, statements_at // 10))
+                _build(stdout, statements_at, policy, holders=max(1, holders * statements_at // facilities))  # the same share
                 for case in ("btc", "one", "eod"):
                     out["statements"].setdefault(case, {})[statements_at] = _case(case, ticks=min(ticks, 4))["statements"]
             if facilities > BASELINE:

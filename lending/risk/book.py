@@ -128,15 +128,6 @@ def warn_sql(x: str) -> str:
     return "CASE " + " ".join(f"WHEN {x} >= %(w{i})s THEN %(w{i})s" for i in range(WARNING_SLOTS)) + " ELSE 0 END"
 
 
-def _warn_f(x: str) -> str:
-    return "CASE " + " ".join(f"WHEN {x} >= %(f_w{i})s THEN %(f_wl{i})s" for i in range(WARNING_SLOTS)) + " ELSE 0 END"
-
-
-def _band_f(x: str) -> str:
-    return (f"CASE WHEN {x} >= %(f_co)s THEN '{CLOSE_OUT}' WHEN {x} >= %(f_mc)s THEN '{MARGIN_CALL}' "
-            f"WHEN {x} >= %(f_watch)s THEN '{WATCH}' ELSE '{HEALTHY}' END")
-
-
 def _fence() -> str:
     """PostgreSQL inlines subqueries and would re-evaluate a column's expression wherever it is used
     (the utilisation three times in the band CASE); OFFSET 0 makes each level compute its columns once."""
@@ -148,24 +139,61 @@ def _fence() -> str:
 # the float error and the rounding of lending value to cents, bands the same as its stored band on both
 # sides: banding is monotone in utilisation, so its exact band is then the stored one. The candidates
 # are valued again exactly in NUMERIC; the exact values alone decide.
+#
+# "Bands the same on both sides" is one interval test: the stored band (and early-warning level) is the
+# band of every utilisation in [lo, hi), bounds read off the levels by two simple CASEs on the stored
+# band and level, so each facility costs a division and two comparisons (PostgreSQL does not share
+# the common subexpressions of a CASE per level: banding each side level by level cost eight times more).
+_HUGE = "CAST(1e300 AS DOUBLE PRECISION)"
+
+
+def _band_bounds(band: str) -> tuple[str, str]:
+    """[lo, hi) of the float utilisations banded as the stored band ``band`` (the levels widened by half a
+    rounding step, ``f_watch``, ``f_mc``, ``f_co``: at or above close-out, above margin call, at or above watch);
+    an unknown band: an empty interval (always a candidate)."""
+    lo = (f"CASE {band} WHEN '{HEALTHY}' THEN -{_HUGE} WHEN '{WATCH}' THEN %(f_watch)s WHEN '{MARGIN_CALL}' THEN %(f_mc)s "
+          f"WHEN '{CLOSE_OUT}' THEN %(f_co)s ELSE {_HUGE} END")
+    hi = (f"CASE {band} WHEN '{HEALTHY}' THEN %(f_watch)s WHEN '{WATCH}' THEN %(f_mc)s WHEN '{MARGIN_CALL}' THEN %(f_co)s "
+          f"WHEN '{CLOSE_OUT}' THEN {_HUGE} ELSE -{_HUGE} END")
+    return lo, hi
+
+
+def _warn_bounds(warn: str) -> tuple[str, str]:
+    """[lo, hi) of the float utilisations whose highest early-warning level reached is the stored one, ``warn`` (float);
+    a level the policy no longer has: an empty interval. Slots run from the highest level down; an unused
+    slot's threshold is unreachable, so the highest level in use is bounded above by it."""
+    lo = (f"CASE {warn} WHEN 0 THEN -{_HUGE} "
+          + " ".join(f"WHEN %(f_wl{i})s THEN %(f_w{i})s" for i in range(WARNING_SLOTS)) + f" ELSE {_HUGE} END")
+    hi = (f"CASE {warn} WHEN 0 THEN %(f_w{WARNING_SLOTS - 1})s "
+          + " ".join(f"WHEN %(f_wl{i})s THEN {'%(f_w' + str(i - 1) + ')s' if i else _HUGE}" for i in range(WARNING_SLOTS))
+          + f" ELSE -{_HUGE} END")
+    return lo, hi
+
+
 def candidates_sql(where: str = "", *, warnings: bool = False, sums: str = "risk_facilitycoefficients", flag: bool = False) -> str:
     """``warnings``: also the facilities whose early-warning level may have changed (same widening).
 
     ``sums``: where the per-facility sums are read (a CTE that has just updated them: its RETURNING rows).
     ``flag``: every facility of ``sums`` comes back, with a ``candidate`` column, instead of the candidates only."""
-    # One fence: lending value (float) is computed once per facility; the rest is cheap float arithmetic.
+    # One fence: lending value (float) and utilisation are computed once per facility; the rest is a few comparisons.
     fence = _fence()
-    eps = "(1e-9 + 0.006 / GREATEST(l.lvf, 1))"
-    ulo, uhi = f"(l.d / l.lvf * (1 - {eps}))", f"(l.d / l.lvf * (1 + {eps}))"
-    warn = f" OR ({_warn_f(ulo)}) <> l.old_warn OR ({_warn_f(uhi)}) <> l.old_warn" if warnings else ""
-    condition = f"l.lvf <= 1 OR ({_band_f(ulo)}) <> l.old_band OR ({_band_f(uhi)}) <> l.old_band{warn}"
+    band_lo, band_hi = _band_bounds("f.band")
+    if warnings:
+        warn_lo, warn_hi = _warn_bounds("f.warned_level::float8")
+        lo, hi = f"GREATEST({band_lo}, {warn_lo})", f"LEAST({band_hi}, {warn_hi})"
+    else:
+        lo, hi = band_lo, band_hi
+    lvf = ("(c.securities_lv_f * %(f_sec)s + LEAST(c.btc_weight_f * %(f_btc)s + c.eth_weight_f * %(f_eth)s, "
+           "c.securities_lv_f * %(f_sec)s * %(f_cap)s))")
+    # Widened by more than the float error and the rounding of lending value to cents (relative 0.006 / lv).
+    condition = "l.lvf <= 1 OR l.u * (1 - l.eps) < l.lo OR l.u * (1 + l.eps) >= l.hi"
     return f"""
         SELECT l.facility_id{f", ({condition}) AS candidate" if flag else ""} FROM (
-            SELECT f.id AS facility_id, f.band AS old_band, f.drawn_balance::float8 AS d, f.warned_level::float8 AS old_warn,
-                   c.securities_lv_f * %(f_sec)s
-                   + LEAST(c.btc_weight_f * %(f_btc)s + c.eth_weight_f * %(f_eth)s, c.securities_lv_f * %(f_sec)s * %(f_cap)s) AS lvf
-            FROM lending_facility f JOIN {sums} c ON c.facility_id = f.id
-            WHERE f.state = %(active)s {where} {fence}
+            SELECT v.*, CASE WHEN v.lvf > 1 THEN v.d / v.lvf ELSE 0 END AS u, 1e-9 + 0.006 / GREATEST(v.lvf, 1) AS eps FROM (
+                SELECT f.id AS facility_id, f.drawn_balance::float8 AS d, {lvf} AS lvf, {lo} AS lo, {hi} AS hi
+                FROM lending_facility f JOIN {sums} c ON c.facility_id = f.id
+                WHERE f.state = %(active)s {where} {fence}
+            ) v {fence}
         ) l
         {"" if flag else f"WHERE {condition}"}
     """

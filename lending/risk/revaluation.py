@@ -236,7 +236,11 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     opened, escalated = len(opened_rows), len(escalated_rows)
     # A whole-book tick refreshes the calls of the facilities that changed band; every open call is
     # refreshed by the margin-call beat (and at once after a top-up or repayment, via facility_ids).
-    if not whole_book:
+    if candidates is not None:
+        # A securities-only tick: the facilities whose band may have changed (the prefilter's candidates); a
+        # moved holder that stays in its band keeps its call's shortfall until the beat refreshes it.
+        calls_where = _open_calls_where(scan_where, "candidates")
+    elif not whole_book:
         calls_where = _open_calls_where(where, "ids")
     elif "candidates" in params:
         calls_where = _open_calls_where("", "candidates")  # a superset of this run's band changes
