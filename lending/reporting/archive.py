@@ -118,6 +118,7 @@ def build(*, client, generated_by) -> tuple[bytes, str, int]:
     a.add_records("lending/collateral_positions.json", "lending.collateralposition",
                   CollateralPosition.objects.filter(facility__client=client).order_by("id"))
     a.add_records("lending/ledger.json", "lending.facilitytransaction", FacilityTransaction.objects.filter(facility__client=client).order_by("id"))
+    from lending.servicing.interest import accrual_days
     from lending.servicing.models import InterestAccrual, Statement
 
     statements = Statement.objects.filter(client=client).order_by("id")
@@ -126,7 +127,8 @@ def build(*, client, generated_by) -> tuple[bytes, str, int]:
         # Exactly as issued (their SHA-256 is in statements.json and again in this manifest).
         a.files[f"servicing/statements/{st.number}.pdf"] = bytes(st.pdf)
         a.files[f"servicing/statements/{st.number}.html"] = st.html.encode("utf-8")
-    a.add_records("servicing/interest_accruals.json", "servicing.interestaccrual", InterestAccrual.objects.filter(facility__client=client).order_by("id"))
+    a.add_records("servicing/interest_accruals.json", "servicing.interestaccrual", InterestAccrual.objects.filter(
+        facility_id__in=list(Facility.objects.filter(client=client).values_list("id", flat=True)), day__in=accrual_days()).order_by("id"))
     a.add_records("risk/margin_calls.json", "risk.margincall", MarginCall.objects.filter(client=client).order_by("id"))
     a.add_records("risk/collateral_top_ups.json", "risk.collateraltopup", CollateralTopUp.objects.filter(facility__client=client).order_by("id"))
     a.add_records("risk/band_changes.json", "risk.bandchange", BandChange.objects.filter(client=client).order_by("id"))

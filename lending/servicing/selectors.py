@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from lending.models import PolicyStatus
 
-from .interest import daily_interest, month_end
+from .interest import accrual_days, daily_interest, month_end
 from .models import (
     ActivityStatementElection,
     BaseRateFixing,
@@ -58,9 +58,11 @@ class InterestSummary:
 def facility_interest(*, facility) -> InterestSummary:
     """What the facility page shows: the rate now, interest accrued and not yet posted, the next posting date (four queries)."""
     terms = FacilityTerms.objects.filter(facility_id=facility.pk).select_related("policy").first()
-    unposted = InterestAccrual.objects.filter(facility_id=facility.pk, posted_on__isnull=True).aggregate(
-        amount=Sum("amount"), overdue=Sum("overdue_amount"), first=Min("day"))
-    last_day = InterestAccrual.objects.filter(facility_id=facility.pk).aggregate(d=Max("day"))["d"]
+    # The accrual key is (day, facility): probed with the days that can hold the rows (interest.accrual_days).
+    unposted = InterestAccrual.objects.filter(facility_id=facility.pk, posted_on__isnull=True, day__in=accrual_days(unposted=True)).aggregate(
+        amount=Sum("amount"), overdue=Sum("overdue_amount"), first=Min("day"), last=Max("day"))
+    last_day = unposted["last"] or InterestAccrual.objects.filter(
+        facility_id=facility.pk, day__in=accrual_days(since=timezone.localdate(facility.opened_at))).aggregate(d=Max("day"))["d"]
     first_unposted = unposted["first"]
     accrued = ((unposted["amount"] or Decimal(0)) + (unposted["overdue"] or Decimal(0))).quantize(Decimal("0.01"))
     today = timezone.localdate()
@@ -176,7 +178,8 @@ def client_interest(*, user, facility_ids: list[int]) -> dict:
     facility review (two queries, whatever the number of facilities)."""
     if not facility_ids:
         return {"accrued": Decimal("0.00"), "next_posting": None, "review_date": None}
-    unposted = InterestAccrual.objects.filter(facility_id__in=facility_ids, facility__client=user, posted_on__isnull=True).aggregate(
+    unposted = InterestAccrual.objects.filter(facility_id__in=facility_ids, facility__client=user, posted_on__isnull=True,
+                                              day__in=accrual_days(unposted=True)).aggregate(
         amount=Sum("amount"), overdue=Sum("overdue_amount"), first=Min("day"))
     review = FacilityTerms.objects.filter(facility_id__in=facility_ids, review_date__isnull=False).aggregate(d=Min("review_date"))["d"]
     accrued = ((unposted["amount"] or Decimal(0)) + (unposted["overdue"] or Decimal(0))).quantize(Decimal("0.01"))

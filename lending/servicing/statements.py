@@ -30,6 +30,7 @@ from django.utils import timezone
 from portal.audit import SYSTEM, audit_log
 from portal.pdf import html_to_pdf, render_html
 
+from .interest import accrual_days
 from .models import (
     ActivityStatementElection,
     FacilityTerms,
@@ -151,7 +152,8 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
     for c in MarginCall.objects.filter(facility_id__in=facility_ids, opened_at__lt=hi).filter(
             Q(state__in=("open", "escalated")) | Q(met_at__gte=lo) | Q(resolved_at__gte=lo) | Q(opened_at__gte=lo)).order_by("opened_at"):
         calls[c.facility_id].append(c)
-    accrued = dict(InterestAccrual.objects.filter(facility_id__in=facility_ids, day__lte=period_end)
+    unposted_days = accrual_days(unposted=True, upto=period_end)  # (day, facility) key: probed by day and facility
+    accrued = {} if not unposted_days else dict(InterestAccrual.objects.filter(facility_id__in=facility_ids, day__in=unposted_days)
                    .filter(Q(posted_on__isnull=True) | Q(posted_on__gt=period_end))
                    .values("facility_id").annotate(total=Sum(F("amount") + F("overdue_amount"))).values_list("facility_id", "total"))
     terms = {t.facility_id: t for t in FacilityTerms.objects.filter(facility_id__in=facility_ids)}
@@ -316,7 +318,8 @@ def statements_due(*, today: date | None = None) -> list[StatementJob]:
     today = today or timezone.localdate()
     jobs = []
     last_month_end = today.replace(day=1) - timedelta(days=1)
-    if InterestPosting.objects.filter(period_end=last_month_end).exists() or not InterestAccrual.objects.filter(day__lte=last_month_end, posted_on__isnull=True).exists():
+    if InterestPosting.objects.filter(period_end=last_month_end).exists() or not InterestAccrual.objects.filter(
+            day__in=accrual_days(unposted=True, upto=last_month_end), posted_on__isnull=True).exists():
         jobs.append(job_start(kind=StatementKind.MONTHLY, period_start=last_month_end.replace(day=1), period_end=last_month_end)[0])
     for back in (3, 2, 1):
         day = today - timedelta(days=back)

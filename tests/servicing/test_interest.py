@@ -172,6 +172,28 @@ def test_a_posting_is_refused_before_the_month_is_accrued(alice, prime):
         interest.post_month(period_end=date(2025, 11, 30))
 
 
+def test_a_day_of_a_posted_month_is_refused_and_the_unposted_days_are_read_by_facility(alice, charlie, prime):
+    """The accrual key is (day, facility): per-facility reads probe the days after the last posting, so a day
+    of a posted month must never be accrued afterwards (its rows would be unposted before that posting)."""
+    from lending.servicing import selectors
+    from portal.errors import PortalError
+
+    facility, other = make_facility(alice), make_facility(charlie)
+    post(facility, "drawdown", "365000.00", date(2025, 11, 1))
+    post(other, "drawdown", "730000.00", date(2025, 11, 1))
+    _accrue(date(2025, 11, 2), date(2025, 11, 30))
+    interest.post_month(period_end=date(2025, 11, 30))
+    with pytest.raises(PortalError, match="has been posted"):
+        interest.accrue_day(day=date(2025, 11, 1))
+    assert not AccrualDay.objects.filter(day=date(2025, 11, 1)).exists()
+    _accrue(date(2025, 12, 1), date(2025, 12, 2))
+    summary = selectors.facility_interest(facility=facility)
+    unposted = InterestAccrual.objects.filter(facility=facility, posted_on__isnull=True)
+    assert summary.accrued_to_date == sum((a.amount for a in unposted), Decimal(0)) and unposted.count() == 2
+    assert summary.accrued_through == date(2025, 12, 2)
+    assert interest.months_to_post(through=date(2025, 12, 31)) == [date(2025, 12, 31)]
+
+
 def test_overdue_margin_accrues_on_a_shortfall_past_its_cure_deadline(alice, prime):
     from django.utils import timezone
 
