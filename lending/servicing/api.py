@@ -25,7 +25,7 @@ class RequestSerializer(serializers.ModelSerializer):
         model = ServicingRequest
         fields = ["id", "reference", "facility", "kind", "origin", "state", "amount", "asset", "quantity", "collateral_kind",
                   "value_hkd", "utilisation_after", "needs_officer", "needs_second", "requested_at", "executed_at",
-                  "refused_reason", "broadcast_reference"]
+                  "refused_reason", "refused_code", "refused_params", "broadcast_reference"]
 
 
 class StatementSerializer(serializers.Serializer):
@@ -143,7 +143,7 @@ class ReleaseRequestApi(APIView):
         stepup_at = stepup_verify_code(request.user, code) if code else None
         req = svc.release_request(user=request.user, facility_id=pk, stepup_at=stepup_at, **values)
         if req.state == "refused":
-            return Response({"error": {"code": "release_above_initial_level", "message": req.refused_reason,
+            return Response({"error": {"code": "release_above_initial_level", "message": req.refusal_text,
                                        "fields": {"request": [req.reference]}}}, status=status.HTTP_409_CONFLICT)
         return _created(req)
 

@@ -399,10 +399,14 @@ class ServicingRequest(ConcurrentTransitionMixin, models.Model):
     ledger_entry_id = models.BigIntegerField(null=True, blank=True)
     broadcast_reference = models.CharField(max_length=140, blank=True)
     broadcast_at = models.DateTimeField(null=True, blank=True)
-    refused_reason = models.TextField(blank=True)
+    refused_reason = models.TextField(blank=True)  # in English, as written (audit, API); shown through ``refusal``
+    # The portal's own refusals as a code and its parameters (lending.servicing.reasons), rendered in the reader's
+    # language; empty for a reason a member of staff typed.
+    refused_code = models.CharField(max_length=64, blank=True)
+    refused_params = models.JSONField(default=dict, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    FIELDS = ("kind", "origin", "state", "amount", "asset", "quantity", "needs_officer", "needs_second", "utilisation_after", "refused_reason")
+    FIELDS = ("kind", "origin", "state", "amount", "asset", "quantity", "needs_officer", "needs_second", "utilisation_after", "refused_reason", "refused_code", "refused_params")
 
     class Meta:
         ordering = ["-id"]
@@ -424,8 +428,20 @@ class ServicingRequest(ConcurrentTransitionMixin, models.Model):
         self.executed_at = self.closed_at = at
 
     @transition(field=state, source=[RequestState.REQUESTED, RequestState.AWAITING_SECOND], target=RequestState.REFUSED)
-    def refuse(self, *, reason, at):
+    def refuse(self, *, reason, at, code: str = "", params: dict | None = None):
         self.refused_reason, self.closed_at = reason, at
+        self.refused_code, self.refused_params = code, params or {}
+
+    @property
+    def refusal(self):
+        """Why it was refused, in the reader's language (``str()`` renders it in the active one)."""
+        from .reasons import Refusal
+
+        return Refusal(self.refused_code, self.refused_params, self.refused_reason)
+
+    @property
+    def refusal_text(self) -> str:
+        return str(self.refusal)
 
     @transition(field=state, source=RequestState.REQUESTED, target=RequestState.CANCELLED)
     def cancel(self, *, at):

@@ -31,6 +31,7 @@ from portal.permissions import Perm
 
 from . import selectors
 from .models import AddressState, RequestKind, RequestOrigin, RequestState, ServicingRequest, WithdrawalAddress
+from .reasons import refusal_render
 
 CENT = Decimal("0.01")
 STEPUP_MAX_AGE = timedelta(minutes=5)
@@ -68,7 +69,7 @@ def _notify_client(req: ServicingRequest, title, body="") -> None:
     from portal.notifications import notify
 
     notify(user=req.client, kind=f"servicing.request.{req.state}", title=title, body=body,
-           params={"ref": req.reference, "kind": RequestKind(req.kind).label, "reason": req.refused_reason},
+           params={"ref": req.reference, "kind": RequestKind(req.kind).label, "reason": req.refusal},
            link=reverse("lending:facility", args=[req.facility_id]))
 
 
@@ -283,9 +284,9 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
     req = ServicingRequest.objects.create(facility=facility, client=user, kind=RequestKind.RELEASE, origin=RequestOrigin.CLIENT,
                                           requested_by=user, utilisation_after=util, **values)
     if util > policy.release_initial_level:
-        req.refuse(reason=str(_("Utilisation after the release would be %(after)s, above the initial level of %(level)s set by policy: "
-                                "repay or add collateral first.") % {"after": f"{util:.2%}", "level": f"{policy.release_initial_level:.2%}"}),
-                   at=timezone.now())
+        params = {"after": f"{util:.2%}", "level": f"{policy.release_initial_level:.2%}"}
+        req.refuse(reason=refusal_render("release.above_initial_level", params, language="en"), at=timezone.now(),
+                   code="release.above_initial_level", params=params)
         _save(req)
     elif not req.needs_officer:
         _release_execute(req, actor=SYSTEM)

@@ -361,7 +361,7 @@ def facility_requests(request, pk):
                                                         quantity=request.POST.get("quantity") or None,
                                                         address_id=int(request.POST.get("address_id") or 0) or None, stepup_at=stepup)
                 if req.state == "refused":
-                    messages.error(request, req.refused_reason)
+                    messages.error(request, req.refusal_text)
                 else:
                     messages.success(request, _("Release %(ref)s: %(state)s.") % {"ref": req.reference, "state": req.get_state_display()})
             elif action == "cancel":

@@ -137,6 +137,44 @@ def test_a_release_is_allowed_only_within_the_initial_level(live, alice, officer
     assert balance.pledged == Decimal("2")  # nothing moves before it executes
 
 
+def test_a_refused_release_keeps_a_code_and_reads_in_the_readers_language(live, alice, officer2):
+    """The refusal is stored as a code and its figures beside the English sentence; each reader gets their
+    language; a row stored before codes gets one from its sentence (data migration), staff's words stay as written."""
+    import importlib
+
+    from django.apps import apps
+    from django.utils import translation
+
+    from lending.servicing.models import ServicingRequest
+
+    requests.staff_instruction(actor=officer2, facility_id=live.pk, kind="drawdown", amount="5000000.00")
+    requests.staff_instruction(actor=officer2, facility_id=live.pk, kind="drawdown", amount="113600.00")
+    _custody(alice, live)
+    address = _active_address(alice)
+    position = live.positions.get(asset="BTC")
+    req = requests.release_request(user=alice, facility_id=live.pk, position_id=position.pk, quantity="1", address_id=address.pk,
+                                   stepup_at=timezone.now())
+    assert req.state == "refused" and req.refused_code == "release.above_initial_level"
+    assert req.refused_params == {"after": "70.01%", "level": "70.00%"}
+    assert req.refused_reason.startswith("Utilisation after the release would be 70.01%, above the initial level of 70.00%")
+    with translation.override("zh-hant"):
+        chinese = req.refusal_text
+    assert chinese.startswith("發還後使用率將為 70.01%") and "Utilisation" not in chinese
+    with translation.override("en"):
+        assert req.refusal_text == req.refused_reason
+    # Rows stored before the code existed: the portal's sentence gets its code, a typed reason stays as written.
+    ServicingRequest.objects.filter(pk=req.pk).update(refused_code="", refused_params={})
+    typed = ServicingRequest.objects.create(facility=live, client=alice, kind=req.kind, origin=req.origin, requested_by=alice,
+                                            state="refused", refused_reason="Call the desk first.")
+    importlib.import_module("lending.servicing.migrations.0012_request_refused_code_from_text").codes_from_text(apps, None)
+    req.refresh_from_db()
+    typed.refresh_from_db()
+    assert (req.refused_code, req.refused_params) == ("release.above_initial_level", {"after": "70.01%", "level": "70.00%"})
+    assert typed.refused_code == "" and typed.refusal_text == "Call the desk first."
+    with translation.override("zh-hant"):
+        assert req.refusal_text == chinese and typed.refusal_text == "Call the desk first."
+
+
 def test_a_withdrawal_executes_through_the_custody_ledger_after_two_approvals(live, alice, officer, officer2):
     from lending.collateral.models import CustodyBalance, CustodyEntry
 
