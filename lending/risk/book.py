@@ -174,12 +174,16 @@ def candidates_sql(where: str = "", *, warnings: bool = False, sums: str = "risk
     """``warnings``: also the facilities whose early-warning level may have changed (same widening).
 
     ``sums``: where the per-facility sums are read (a CTE that has just updated them: its RETURNING rows).
-    ``flag``: every facility of ``sums`` comes back, with a ``candidate`` column, instead of the candidates only."""
+    ``flag``: every facility of ``sums`` comes back, with a ``candidate`` column, instead of the candidates only.
+
+    It reads the sums alone: their copies of the facility's drawn balance, band, warning level and state
+    (kept equal by the database, risk migration 0006), so the whole book is one scan of one narrow table;
+    a ``where`` on the facility (``f.``) joins it back."""
     # One fence: lending value (float) and utilisation are computed once per facility; the rest is a few comparisons.
     fence = _fence()
-    band_lo, band_hi = _band_bounds("f.band")
+    band_lo, band_hi = _band_bounds("c.band")
     if warnings:
-        warn_lo, warn_hi = _warn_bounds("f.warned_level::float8")
+        warn_lo, warn_hi = _warn_bounds("c.warned_level_f")
         lo, hi = f"GREATEST({band_lo}, {warn_lo})", f"LEAST({band_hi}, {warn_hi})"
     else:
         lo, hi = band_lo, band_hi
@@ -190,9 +194,9 @@ def candidates_sql(where: str = "", *, warnings: bool = False, sums: str = "risk
     return f"""
         SELECT l.facility_id{f", ({condition}) AS candidate" if flag else ""} FROM (
             SELECT v.*, CASE WHEN v.lvf > 1 THEN v.d / v.lvf ELSE 0 END AS u, 1e-9 + 0.006 / GREATEST(v.lvf, 1) AS eps FROM (
-                SELECT f.id AS facility_id, f.drawn_balance::float8 AS d, {lvf} AS lvf, {lo} AS lo, {hi} AS hi
-                FROM lending_facility f JOIN {sums} c ON c.facility_id = f.id
-                WHERE f.state = %(active)s {where} {fence}
+                SELECT c.facility_id, c.drawn_f AS d, {lvf} AS lvf, {lo} AS lo, {hi} AS hi
+                FROM {sums} c {"JOIN lending_facility f ON f.id = c.facility_id" if "f." in where else ""}
+                WHERE c.active {where} {fence}
             ) v {fence}
         ) l
         {"" if flag else f"WHERE {condition}"}
@@ -276,20 +280,22 @@ _COEF_SELECT = f"""
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'BTC' THEN p.quantity * (1 - p.haircut) ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'ETH' THEN p.quantity ELSE 0 END), 0),
            COALESCE(SUM(CASE WHEN p.kind = 'virtual_asset' AND p.asset = 'ETH' THEN p.quantity * (1 - p.haircut) ELSE 0 END), 0),
-           %(now)s, 0, 0, 0
+           %(now)s, 0, 0, 0,
+           CAST(f.drawn_balance AS DOUBLE PRECISION), f.band, CAST(f.warned_level AS DOUBLE PRECISION), f.state = 'active'
     FROM lending_facility f
     LEFT JOIN lending_collateralposition p ON p.facility_id = f.id
     LEFT JOIN collateral_bookprice bp ON bp.instrument_id = p.instrument_id AND p.kind = 'securities'
     WHERE {{where}}
-    GROUP BY f.id, f.client_id
+    GROUP BY f.id, f.client_id, f.drawn_balance, f.band, f.warned_level, f.state
 """
 _COEF_COLUMNS = ("(facility_id, client_id, securities_mv, securities_lv, btc_qty, btc_weight, eth_qty, eth_weight, updated_at, "
-                 "securities_lv_f, btc_weight_f, eth_weight_f)")
+                 "securities_lv_f, btc_weight_f, eth_weight_f, drawn_f, band, warned_level_f, active)")
 _COEF_UPSERT = """
     ON CONFLICT (facility_id) DO UPDATE SET
         client_id = excluded.client_id, securities_mv = excluded.securities_mv, securities_lv = excluded.securities_lv,
         btc_qty = excluded.btc_qty, btc_weight = excluded.btc_weight, eth_qty = excluded.eth_qty,
-        eth_weight = excluded.eth_weight, updated_at = excluded.updated_at
+        eth_weight = excluded.eth_weight, updated_at = excluded.updated_at, drawn_f = excluded.drawn_f, band = excluded.band,
+        warned_level_f = excluded.warned_level_f, active = excluded.active
 """
 # The float copies, set from the exact columns by the database after each insert or upsert.
 _COEF_FLOATS = """
@@ -425,8 +431,8 @@ def securities_moves_apply(*, moves, now, returning: bool = True, prefilter: dic
             """
     with connection.cursor() as cursor:
         if prefilter is not None:
-            returned = ("RETURNING risk_facilitycoefficients.facility_id, risk_facilitycoefficients.securities_lv_f, "
-                        "risk_facilitycoefficients.btc_weight_f, risk_facilitycoefficients.eth_weight_f")
+            returned = "RETURNING " + ", ".join(f"risk_facilitycoefficients.{column}" for column in (
+                "facility_id", "securities_lv_f", "btc_weight_f", "eth_weight_f", "drawn_f", "band", "warned_level_f", "active"))
             cursor.execute(f"WITH moved AS ({update} {returned}) {candidates_sql(warnings=True, sums='moved', flag=not candidates_only)}",
                            params)
             rows = cursor.fetchall()

@@ -272,6 +272,13 @@ class FacilityCoefficients(models.Model):
     securities_lv_f = models.FloatField(default=0)
     btc_weight_f = models.FloatField(default=0)
     eth_weight_f = models.FloatField(default=0)
+    # The facility's own columns the prefilter reads, copied here so a tick scans one narrow table, not the
+    # facility ⋈ sums join. The database keeps them equal to the facility's (a trigger on lending_facility,
+    # migration 0006; rows are created with them by book.coefficients_refresh); the prefilter only.
+    drawn_f = models.FloatField(default=0)
+    band = models.CharField(max_length=12, default="healthy")
+    warned_level_f = models.FloatField(default=0)
+    active = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

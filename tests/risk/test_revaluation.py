@@ -163,3 +163,27 @@ def test_staff_member_who_is_also_a_client_is_valued_like_anyone(book):
     facility = make_facility(staff_client, drawn="7000000", **MIXED)
     revalue_book()
     assert reload(facility).band == "watch"
+
+
+def test_the_sums_keep_the_facility_columns_the_prefilter_reads_whoever_writes_them(book, alice):
+    """Risk migration 0006: the database copies drawn balance, band, warning level and state into the sums
+    on every change, so the prefilter, which reads the sums alone, never bands from a stale copy."""
+    from lending.models import Facility
+    from lending.risk.models import FacilityCoefficients
+
+    facility = make_facility(alice, drawn="7000000", **MIXED)
+    revalue_book()
+
+    def mirrored():
+        f, c = Facility.objects.get(pk=facility.pk), FacilityCoefficients.objects.get(facility_id=facility.pk)
+        assert (c.drawn_f, c.band, c.warned_level_f, c.active) == (float(f.drawn_balance), f.band, float(f.warned_level), f.state == "active")
+        return c
+
+    assert mirrored().band == "watch"
+    # A set-based write that no service made (a posting, a data fix) is copied too.
+    Facility.objects.filter(pk=facility.pk).update(drawn_balance=Decimal("7123456.78"), state="suspended", band="margin_call",
+                                                   warned_level=Decimal("0.9"))
+    assert mirrored().drawn_f == 7123456.78 and not mirrored().active
+    Facility.objects.filter(pk=facility.pk).update(state="active", band="watch")
+    revalue_book()  # the prefilter finds it from the copy: 7,123,456.78 is still the watch band
+    assert mirrored().band == reload(facility).band
