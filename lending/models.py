@@ -240,6 +240,19 @@ class AppState(models.TextChoices):
     WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
+class ApplicationStateCount(models.Model):
+    """How many applications are in each state, kept by the database itself: triggers on the applications
+    table (migration 0010) add and subtract as rows are inserted, change state or are deleted, whatever writes
+    them (a transition, a bulk insert, a cascade). The credit queue shows these counts without counting the
+    book (every facility keeps its accepted application for good)."""
+
+    state = models.CharField(max_length=50, primary_key=True)
+    n = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.state}: {self.n}"
+
+
 # The states in staff words (AppState's labels are the client's: "Approved — awaiting your acceptance").
 STAFF_STATE_LABELS = {
     AppState.DRAFT: _("a draft"),
@@ -367,7 +380,13 @@ class FacilityApplication(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["state", "submitted_at"]), models.Index(fields=["client", "state"])]
+        indexes = [
+            models.Index(fields=["state", "submitted_at"]), models.Index(fields=["client", "state"]),
+            # The credit queue oldest first: read in order among the applications still in the queue, not past
+            # every accepted one (each facility keeps its application for good).
+            models.Index(fields=["submitted_at", "id"], name="lending_queue_by_age", condition=Q(state__in=[
+                "submitted", "in_review", "awaiting_decision", "awaiting_second_approval", "returned_to_client", "approved"])),
+        ]
 
     def __str__(self) -> str:
         return self.reference

@@ -8,10 +8,14 @@ from . import selectors
 def client_panel(request):
     """The client's account first: total drawn, available, utilisation across facilities, interest accrued,
     any call and its deadline, the next thing due; then the facilities (live) and open applications."""
+    from lending.risk import selectors as risk_selectors
+
     from .services import submission_blockers
 
-    summary = selectors.client_facility_summary(user=request.user)
-    context = summary | {"account": _account(request.user) if summary["facilities"] else None}
+    # The live facilities valued now, loaded once: the account block and the panel's list both read them.
+    book = risk_selectors.client_book(user=request.user)
+    summary = selectors.client_facility_summary(user=request.user, facilities=[r["facility"] for r in book["rows"]])
+    context = summary | {"account": _account(request.user, book) if summary["facilities"] else None}
     # "Apply" only for a client who may apply; otherwise what is missing, with links (constant queries).
     try:
         from onboarding.selectors import eligibility_for_request
@@ -29,19 +33,17 @@ def client_panel(request):
         "blockers": [b for b in blockers if b["code"] not in on_checklist], "onboarding_left": onboarding_left}
 
 
-def _account(user) -> dict:
+def _account(user, book: dict) -> dict:
     from datetime import datetime
 
     from django.utils import timezone
     from django.utils.translation import gettext_lazy as _
 
-    from lending.risk import selectors as risk_selectors
     from lending.servicing import selectors as servicing_selectors
     from lending.servicing.interest import month_end
     from lending.servicing.models import StatementKind
     from lending.servicing.statements import due_by
 
-    book = risk_selectors.client_book(user=user)
     interest = servicing_selectors.client_interest(user=user, facility_ids=[r["facility"].pk for r in book["rows"]])
     due = [(c["cure_deadline"], _("Margin call %(ref)s: respond by") % {"ref": c["reference"]}, True) for c in book["calls"]]
     if interest["next_posting"]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .models import (
@@ -30,8 +30,10 @@ OPEN_STATES = (AppState.SUBMITTED, AppState.IN_REVIEW, *DECISION_STATES, AppStat
 
 
 def policy_current() -> CollateralPolicy | None:
-    """The policy version in force (None before the first approval)."""
-    return CollateralPolicy.objects.filter(status=PolicyStatus.APPROVED).first()
+    """The policy version in force (None before the first approval); read once per page (``read_once``)."""
+    from portal.context import read_once
+
+    return read_once("lending.policy_current", lambda: CollateralPolicy.objects.filter(status=PolicyStatus.APPROVED).first())
 
 
 def policies() -> QuerySet[CollateralPolicy]:
@@ -49,11 +51,14 @@ class PriceQuote:
 
 def prices_current(*, max_age_minutes: int | None = None, now=None) -> dict[str, PriceQuote]:
     """The current price per asset, marked stale when older than the policy's freshness limit."""
+    from portal.context import read_once
+
     now = now or timezone.now()
+    rows = read_once("lending.prices_current", lambda: list(CurrentPrice.objects.values_list("asset", "price_hkd", "source", "as_of")))
     quotes = {}
-    for row in CurrentPrice.objects.all():
-        fresh = max_age_minutes is None or row.as_of >= now - timedelta(minutes=max_age_minutes)
-        quotes[row.asset] = PriceQuote(row.asset, row.price_hkd, row.source, row.as_of, fresh)
+    for asset, price, source, as_of in rows:
+        fresh = max_age_minutes is None or as_of >= now - timedelta(minutes=max_age_minutes)
+        quotes[asset] = PriceQuote(asset, price, source, as_of, fresh)
     return quotes
 
 
@@ -155,9 +160,12 @@ def application_queue(
 
 
 def queue_counts() -> dict[str, int]:
-    """How many applications are in each state (one query)."""
-    rows = FacilityApplication.objects.exclude(state=AppState.DRAFT).values("state").annotate(n=Count("id"))
-    return {row["state"]: row["n"] for row in rows}
+    """How many applications are in each state but draft (one query of a row per state: the database keeps
+    the counts, ``ApplicationStateCount``, so the queue never counts the book)."""
+    from .models import ApplicationStateCount
+
+    rows = ApplicationStateCount.objects.exclude(state=AppState.DRAFT).filter(n__gt=0).values_list("state", "n")
+    return dict(rows)
 
 
 def application_for_staff(*, application_id: int) -> FacilityApplication:
@@ -177,8 +185,17 @@ def facilities_for_client(*, user) -> QuerySet[Facility]:
     return Facility.objects.filter(client=user).select_related("application").order_by("-id")
 
 
+def _facility_page() -> QuerySet[Facility]:
+    """A facility with what its page shows beside it, loaded with it: the application and who decided it (the
+    limit history's opening entry), the positions with their instruments (valued at current prices)."""
+    from .models import CollateralPosition
+
+    return (Facility.objects.select_related("application__decided_by", "application__second_approver")
+            .prefetch_related(Prefetch("positions", queryset=CollateralPosition.objects.select_related("instrument"))))
+
+
 def facility_for_client(*, user, facility_id: int) -> Facility:
-    return Facility.objects.filter(client=user).prefetch_related("positions").get(pk=facility_id)
+    return _facility_page().filter(client=user).get(pk=facility_id)
 
 
 def facilities_for_staff(*, state: str = "", band: str = "", search: str = "") -> QuerySet[Facility]:
@@ -193,7 +210,7 @@ def facilities_for_staff(*, state: str = "", band: str = "", search: str = "") -
 
 
 def facility_for_staff(*, facility_id: int) -> Facility:
-    return Facility.objects.select_related("client", "application", "policy").prefetch_related("positions").get(pk=facility_id)
+    return _facility_page().select_related("client", "policy").get(pk=facility_id)
 
 
 def facility_transactions(*, facility: Facility) -> QuerySet[FacilityTransaction]:
@@ -226,13 +243,16 @@ def firm_exposure() -> Decimal:
     return Decimal(live)
 
 
-def client_facility_summary(*, user) -> dict:
-    """For the dashboard panel: constant queries."""
+def client_facility_summary(*, user, facilities: list | None = None) -> dict:
+    """For the dashboard panel: constant queries. ``facilities``: the client's live facilities newest first,
+    when the caller already loaded them (``lending.risk.selectors.client_book``)."""
     apps = list(
         FacilityApplication.objects.filter(client=user).exclude(state__in=[AppState.WITHDRAWN, AppState.DECLINED, AppState.ACTIVE])
         .order_by("-id")[:5]
     )
-    facilities = list(Facility.objects.filter(client=user).exclude(state=FacilityState.CLOSED).order_by("-id")[:5])
+    if facilities is None:
+        facilities = Facility.objects.filter(client=user).exclude(state=FacilityState.CLOSED).order_by("-id")
+    facilities = list(facilities[:5])
     return {"applications": apps, "facilities": facilities}
 
 
@@ -247,7 +267,8 @@ def facility_valued_now(*, facility) -> list:
     from . import valuation
     from .models import CollateralKind
 
-    positions = list(facility.positions.select_related("instrument"))
+    prefetched = "positions" in getattr(facility, "_prefetched_objects_cache", {})  # by facility_for_client / _for_staff
+    positions = list(facility.positions.all() if prefetched else facility.positions.select_related("instrument"))
     policy = policy_current() or facility.policy
     prices = {code: q.price_hkd for code, q in prices_current().items()}
     inputs = []

@@ -98,5 +98,36 @@ def axes_lockout_parameters(request_or_attempt, credentials=None) -> list[str]:
     return ["username", "ip_address"]
 
 
+# --- Read once per page ---------------------------------------------------------------------------------------------
+#
+# A page asks several panels and selectors for the same small, rarely changing rows (the collateral policy in
+# force, the current prices): each would load them again. While a read-only web request (GET/HEAD) runs, the
+# middleware opens a memo and ``read_once`` loads each such value once for the whole request. Anywhere else
+# (a POST that may change them, a Celery task, a shell, a test calling a selector) nothing is kept: every call
+# reads the database, as before.
+
+_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("portal_request_memo", default=None)
+
+
+def read_once(key: str, load):
+    """``load()``'s value, loaded once per read-only web request and shared by every caller in it."""
+    memo = _memo.get()
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
+
+
+def open_request_memo(request) -> contextvars.Token | None:
+    """Open the memo for a GET or HEAD request (None, and nothing opened, for any other method)."""
+    return _memo.set({}) if request.method in ("GET", "HEAD") else None
+
+
+def close_request_memo(token: contextvars.Token | None) -> None:
+    if token is not None:
+        _memo.reset(token)
+
+
 def meta_from_request(request) -> RequestMeta:
     return RequestMeta(ip_address=client_address(request).ip, user_agent=request.META.get("HTTP_USER_AGENT", "")[:400])

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from .context import meta_from_request, reset_request_meta, set_request_meta
+from .context import close_request_memo, meta_from_request, open_request_memo, reset_request_meta, set_request_meta
 from .mfa import mfa_state
 
 # C0 control characters and DEL, except tab, line feed and carriage return (text areas send those).
@@ -48,16 +48,19 @@ class InputHygieneMiddleware:
 
 
 class RequestContextMiddleware:
-    """Makes the caller's IP and user agent available to the audit service."""
+    """Makes the caller's IP and user agent available to the audit service, and opens the read-once memo
+    of a read-only request (``portal.context.read_once``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         token = set_request_meta(meta_from_request(request))
+        memo = open_request_memo(request)
         try:
             return self.get_response(request)
         finally:
+            close_request_memo(memo)
             reset_request_meta(token)
 
 

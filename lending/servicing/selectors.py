@@ -129,14 +129,26 @@ def _change_event(change, facility) -> LimitEvent:
                       facility_id=facility.pk, facility_reference=facility.reference)
 
 
+def _decision_loaded(facility) -> bool:
+    """The facility came with its application and who decided it (no query needed for the opening entry)."""
+    from lending.models import Facility, FacilityApplication
+
+    if not Facility._meta.get_field("application").is_cached(facility):
+        return False
+    app = facility.application
+    return all(FacilityApplication._meta.get_field(name).is_cached(app) for name in ("decided_by", "second_approver"))
+
+
 def limit_history(*, facility) -> list[LimitEvent]:
     """Every limit the facility has had and every change asked for: the limit approved at opening, then each
-    change at a review (applied, awaiting a credit manager, or rejected), oldest first. Two queries."""
+    change at a review (applied, awaiting a credit manager, or rejected), oldest first. Two queries (one when the
+    facility came with its application and deciders, as the facility pages load it)."""
     from lending.models import Facility
 
     from .models import LimitChange
 
-    facility = Facility.objects.select_related("application__decided_by", "application__second_approver").get(pk=facility.pk)
+    if not _decision_loaded(facility):  # the facility pages load it with the facility
+        facility = Facility.objects.select_related("application__decided_by", "application__second_approver").get(pk=facility.pk)
     changes = LimitChange.objects.filter(facility_id=facility.pk).select_related("proposed_by", "decided_by").order_by("proposed_at", "id")
     return [_opening_event(facility), *(_change_event(c, facility) for c in changes)]
 

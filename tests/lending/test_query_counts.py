@@ -73,8 +73,11 @@ def ctx(client, facts, policy, prices, officer, alice, credit_manager, complianc
 # (who, url, what grows, queries)
 PAGES = [
     ("alice", "/lending/", "client", 7),
-    ("alice", "/lending/facilities/{facility}/", "facility", 20),  # + the positions' instruments (valued at their prices); + the credit-limit history (2)
-    ("manager", "/lending/staff/facilities/{facility}/", "facility", 24),  # + the credit-limit history (2)
+    # The facility with its application, deciders and positions (with their instruments) in two queries; the policy and
+    # prices read once for the page (portal.context.read_once) though the valuation and the risk panel both use them;
+    # + the credit-limit history (its changes: the opening entry comes with the facility).
+    ("alice", "/lending/facilities/{facility}/", "facility", 16),
+    ("manager", "/lending/staff/facilities/{facility}/", "facility", 20),
     ("manager", "/lending/staff/facilities/", "facilities", 9),
     ("manager", "/lending/staff/prices/", "prices", 11),
     ("manager", "/lending/staff/policy/", "policy", 12),  # + the newest proposal's preview (haircuts, prices, one whole-book SELECT)
