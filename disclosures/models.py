@@ -36,7 +36,7 @@ class Document(models.Model):
     code = models.SlugField(_("code"), max_length=60, unique=True)
     title_en = models.CharField(_("title (English)"), max_length=200)
     title_zh = models.CharField(_("title (Traditional Chinese)"), max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         ordering = ["code"]
@@ -53,10 +53,12 @@ class Document(models.Model):
 class DocumentRequirement(models.Model):
     """``product`` requires the client to have acknowledged ``document`` at its current version."""
 
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="requirements")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="requirements", verbose_name=_("document"))
     product = models.CharField(_("product"), max_length=40, choices=Product.choices)
 
     class Meta:
+        verbose_name = _("document requirement")
+        verbose_name_plural = _("document requirements")
         constraints = [models.UniqueConstraint(fields=["document", "product"], name="uniq_disclosure_requirement")]
         indexes = [models.Index(fields=["product", "document"])]
 
@@ -89,7 +91,7 @@ FROZEN_COLUMNS = (
 
 
 class DocumentVersion(ConcurrentTransitionMixin, models.Model):
-    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="versions")
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="versions", verbose_name=_("document"))
     number = models.PositiveIntegerField(_("version"))
     status = FSMField(_("status"), default=VersionStatus.DRAFT, choices=VersionStatus.choices, protected=True)
     body_en = models.TextField(_("text (English, Markdown)"), blank=True)
@@ -99,8 +101,8 @@ class DocumentVersion(ConcurrentTransitionMixin, models.Model):
     hash_zh = models.CharField(_("SHA-256 (Chinese)"), max_length=64, blank=True)
     # Rendered and sanitised once at publication, so what a client was shown never
     # depends on a later Markdown or sanitiser upgrade.
-    html_en = models.TextField(blank=True, editable=False)
-    html_zh = models.TextField(blank=True, editable=False)
+    html_en = models.TextField(_("published text (English, HTML)"), blank=True, editable=False)
+    html_zh = models.TextField(_("published text (Traditional Chinese, HTML)"), blank=True, editable=False)
     change_summary = models.TextField(_("summary of changes (English)"), blank=True)
     change_summary_zh = models.TextField(_("summary of changes (Traditional Chinese)"), blank=True)
     material = models.BooleanField(
@@ -109,17 +111,17 @@ class DocumentVersion(ConcurrentTransitionMixin, models.Model):
         help_text=_("A material change makes earlier acknowledgements stale: clients must acknowledge again."),
     )
     effective_date = models.DateField(_("effective date"))
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
     )
-    published_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True)
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("published by")
     )
-    superseded_at = models.DateTimeField(null=True, blank=True)
-    withdrawn_at = models.DateTimeField(null=True, blank=True)
-    withdrawn_reason = models.TextField(blank=True)
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+    withdrawn_reason = models.TextField(_("reason for withdrawal"), blank=True)
 
     class Meta:
         ordering = ["document__code", "-number"]
@@ -214,15 +216,15 @@ class Serving(AppendOnlyModel):
     language to this client: proof the text was put in front of them first.
     """
 
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disclosure_servings")
-    version = models.ForeignKey(DocumentVersion, on_delete=models.PROTECT, related_name="servings")
-    language = models.CharField(max_length=10, choices=DisclosureLanguage.choices)
-    content_hash = models.CharField(max_length=64)
-    token = models.CharField(max_length=64, unique=True)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    served_at = models.DateTimeField(default=timezone.now)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disclosure_servings", verbose_name=_("client"))
+    version = models.ForeignKey(DocumentVersion, on_delete=models.PROTECT, related_name="servings", verbose_name=_("version"))
+    language = models.CharField(_("language"), max_length=10, choices=DisclosureLanguage.choices)
+    content_hash = models.CharField(_("SHA-256 of the text shown"), max_length=64)
+    token = models.CharField(_("serving token"), max_length=64, unique=True)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    served_at = models.DateTimeField(_("served at"), default=timezone.now)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=400, blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -240,15 +242,15 @@ class Acknowledgement(AppendOnlyModel):
     """A client's acknowledgement of one version, with exactly what they were shown."""
 
     client = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disclosure_acknowledgements"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disclosure_acknowledgements", verbose_name=_("client")
     )
-    version = models.ForeignKey(DocumentVersion, on_delete=models.PROTECT, related_name="acknowledgements")
+    version = models.ForeignKey(DocumentVersion, on_delete=models.PROTECT, related_name="acknowledgements", verbose_name=_("version"))
     language = models.CharField(_("language"), max_length=10, choices=DisclosureLanguage.choices)
     content_hash = models.CharField(_("SHA-256 of the text shown"), max_length=64)
-    serving = models.ForeignKey(Serving, on_delete=models.PROTECT, related_name="+")
-    confirmed_read_and_understood = models.BooleanField()
-    confirmed_invited_to_ask_and_seek_advice = models.BooleanField()
-    channel = models.CharField(max_length=10, choices=Channel.choices)
+    serving = models.ForeignKey(Serving, on_delete=models.PROTECT, related_name="+", verbose_name=_("serving"))
+    confirmed_read_and_understood = models.BooleanField(_("confirmed read and understood"))
+    confirmed_invited_to_ask_and_seek_advice = models.BooleanField(_("confirmed invited to ask questions and seek advice"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), default=timezone.now)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=400, blank=True)
@@ -279,14 +281,14 @@ class ReacknowledgementFanout(models.Model):
     a client twice, and a crashed run resumes where it stopped.
     """
 
-    version = models.OneToOneField(DocumentVersion, on_delete=models.PROTECT, related_name="fanout")
-    status = models.CharField(max_length=10, choices=FanoutStatus.choices, default=FanoutStatus.RUNNING)
-    cursor = models.BigIntegerField(default=0)
-    batches = models.PositiveIntegerField(default=0)
-    notified = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    version = models.OneToOneField(DocumentVersion, on_delete=models.PROTECT, related_name="fanout", verbose_name=_("version"))
+    status = models.CharField(_("status"), max_length=10, choices=FanoutStatus.choices, default=FanoutStatus.RUNNING)
+    cursor = models.BigIntegerField(_("last client handled"), default=0)
+    batches = models.PositiveIntegerField(_("batches"), default=0)
+    notified = models.PositiveIntegerField(_("clients notified"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
