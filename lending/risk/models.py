@@ -490,11 +490,7 @@ class MarginCall(ConcurrentTransitionMixin, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["facility"], condition=Q(state__in=["open", "escalated"]), name="one_open_call_per_facility"),
         ]
-        indexes = [
-            models.Index(fields=["client", "state"]),
-            # The risk board's oldest open calls: read in order from here, not by joining the whole book.
-            models.Index(fields=["opened_at", "id"], condition=Q(state__in=["open", "escalated"]), name="risk_open_calls_by_age"),
-        ]
+        indexes = [models.Index(fields=["client", "state"])]
 
     def __str__(self) -> str:
         return self.reference

@@ -85,7 +85,9 @@ def _book(n, alice, charlie):
 
 
 PAGE_QUERIES = {
-    "/risk/board/": 22,  # before the first book summary (looked up: one query): the book valued live + collateral concentration
+    # before the first book summary (looked up: one query): the book valued live + collateral concentration (the
+    # policy and prices read once for the page, portal.context.read_once, though both panels use them)
+    "/risk/board/": 21,
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 12,
     "/risk/stress/reports/": 8,
