@@ -430,6 +430,15 @@ def _queue_sources(user):
     return sources
 
 
+_PERSON = ("full_name", "email")
+QUEUE_FIELDS = {
+    "attestation": ("state", "client", "submitted_at", "category", "basis", "declared_amount", *(f"client__{f}" for f in _PERSON)),
+    "margin_account": ("user", "updated_at", "margin_account_number", *(f"user__{f}" for f in _PERSON)),
+    "assessment": ("state", "client", "flagged_at", "flag_reasons", *(f"client__{f}" for f in _PERSON)),
+    "perpetuals": ("state", "client", "requested_at", *(f"client__{f}" for f in _PERSON)),
+}
+
+
 def onboarding_queue_total(*, user) -> int:
     """How many items are waiting for ``user`` (one COUNT over the union)."""
     sources = _queue_sources(user)
@@ -462,7 +471,9 @@ def onboarding_queue(*, user, limit: int | None = None, offset: int = 0) -> list
         return u.full_name or u.email
 
     for kind, qs, field_name in _queue_sources(user):
-        rows = qs.order_by(field_name, "id")
+        # Only what an item shows: not each attestation's checklist and assessment record (JSON) or a profile's
+        # every KYC field, for each of up to a page of rows per kind.
+        rows = qs.order_by(field_name, "id").only(*QUEUE_FIELDS[kind])
         if wanted is not None:
             rows = rows[:wanted]
         label, url = labels[kind], urls[kind]

@@ -80,6 +80,23 @@ class User(AbstractUser):
             self._role_names = set(self.groups.values_list("name", flat=True))
         return self._role_names
 
+    def has_perm(self, perm, obj=None) -> bool:
+        """Django's answer, kept on the instance for checks without an object: a page asks the same permission
+        for its menu, its panels and its rows, and each ask walks every authentication backend (Django already
+        keeps the permission sets themselves on the instance). ``forget_roles`` drops both."""
+        if obj is not None:
+            return super().has_perm(perm, obj)
+        key = (perm, self.is_active, self.is_superuser)
+        memo = self.__dict__.setdefault("_has_perm", {})
+        if key not in memo:
+            memo[key] = super().has_perm(perm)
+        return memo[key]
+
+    def forget_roles(self) -> None:
+        """After a change of roles: the next ask reads the roles and permissions again."""
+        for name in ("_role_names", "_has_perm", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+            self.__dict__.pop(name, None)
+
     @property
     def role_labels(self) -> list[str]:
         """The user's roles in words, in the active language."""

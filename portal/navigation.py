@@ -7,10 +7,17 @@ never imports an app's internals.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.urls import reverse
+from django.conf import settings
+from django.urls import get_script_prefix, get_urlconf, reverse
+
+
+@functools.lru_cache(maxsize=256)
+def _menu_url(url_name: str, prefix: str, urlconf: str) -> str:
+    return reverse(url_name, urlconf=urlconf)
 
 
 @dataclass(frozen=True)
@@ -22,7 +29,8 @@ class NavItem:
 
     @property
     def url(self) -> str:
-        return reverse(self.url_name)
+        """Reversed once per script prefix and URLconf, not on every page (the menu is on every page, twice)."""
+        return _menu_url(self.url_name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
 
 
 @dataclass(frozen=True)

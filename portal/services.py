@@ -36,8 +36,7 @@ def user_assign_role(*, user: User, role: Role, actor=SYSTEM) -> User:
     user.groups.set([group])
     user.is_staff = role in ADMIN_SITE_ROLES
     user.save(update_fields=["is_staff"])
-    if hasattr(user, "_role_names"):
-        del user._role_names
+    user.forget_roles()
     audit_log(
         actor=actor,
         action="user.role_assigned",
@@ -56,8 +55,7 @@ def user_add_role(*, user: User, role: Role, actor=SYSTEM) -> User:
     user.groups.add(group)
     user.is_staff = user.is_staff or role in ADMIN_SITE_ROLES
     user.save(update_fields=["is_staff"])
-    if hasattr(user, "_role_names"):
-        del user._role_names
+    user.forget_roles()
     audit_log(actor=actor, action="user.role_added", obj=user, before={"roles": before}, after={"roles": sorted({*before, role.value})})
     return user
 
@@ -173,8 +171,7 @@ def user_set_roles(*, user: User, roles: set[Role] | frozenset[Role], actor) -> 
     was_staff = user.is_staff
     user.is_staff = bool(roles & ADMIN_SITE_ROLES)
     user.save(update_fields=["is_staff"])
-    if hasattr(user, "_role_names"):
-        del user._role_names
+    user.forget_roles()
     audit_log(
         actor=actor,
         action="user.roles_changed",

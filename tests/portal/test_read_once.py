@@ -29,3 +29,16 @@ def test_memo_is_per_request(client, alice, django_assert_num_queries):
     client.force_login(alice)
     assert client.get("/dashboard/").status_code == 200
     assert policy_current() is None  # nothing left over from the request
+
+
+def test_permissions_are_asked_once_per_instance_and_follow_a_change_of_roles(alice, django_assert_num_queries):
+    from portal.permissions import Perm, Role
+    from portal.services import user_assign_role
+
+    assert not alice.has_perm(Perm.AUDIT_VIEW)
+    with django_assert_num_queries(0):
+        assert not alice.has_perm(Perm.AUDIT_VIEW)
+    user_assign_role(user=alice, role=Role.COMPLIANCE)
+    assert alice.has_perm(Perm.AUDIT_VIEW)
+    alice.is_active = False
+    assert not alice.has_perm(Perm.AUDIT_VIEW)
