@@ -75,9 +75,10 @@ PAGES = [
     ("alice", "/lending/", "client", 7),
     # The facility with its application, deciders and positions (with their instruments) in two queries; the policy and
     # prices read once for the page (portal.context.read_once) though the valuation and the risk panel both use them;
-    # + the credit-limit history (its changes: the opening entry comes with the facility).
-    ("alice", "/lending/facilities/{facility}/", "facility", 16),
-    ("manager", "/lending/staff/facilities/{facility}/", "facility", 20),
+    # + the credit-limit history (its changes: the opening entry comes with the facility); + the accrued days that can
+    # hold the facility's accruals (servicing.interest.accrual_days, one query).
+    ("alice", "/lending/facilities/{facility}/", "facility", 17),
+    ("manager", "/lending/staff/facilities/{facility}/", "facility", 21),
     ("manager", "/lending/staff/facilities/", "facilities", 9),
     ("manager", "/lending/staff/prices/", "prices", 11),
     ("manager", "/lending/staff/policy/", "policy", 12),  # + the newest proposal's preview (haircuts, prices, one whole-book SELECT)
