@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 
+@pytest.mark.django_db
 def test_benchmark_revaluation_dispatches_to_the_risk_engine_benchmark():
     with mock.patch("lending.risk.benchmark.run") as run:
         call_command("benchmark", "revaluation", "--facilities", "1234", "--ticks", "3", "--naive-sample", "50", "--statements-at", "100")
@@ -23,3 +24,12 @@ def test_benchmark_revaluation_refuses_anything_but_postgresql():
     # Pretend to be SQLite whatever the suite runs on, so the refusal is checked in CI too.
     with mock.patch.object(connection, "vendor", "sqlite"), pytest.raises(CommandError, match="PostgreSQL"):
         call_command("benchmark", "revaluation", "--facilities", "10")
+
+
+@pytest.mark.django_db
+def test_a_benchmark_refuses_a_database_with_unapplied_migrations():
+    """The book is built with the current schema: an old benchmark database says what to run, not a column error."""
+    with mock.patch("django.db.migrations.executor.MigrationExecutor.migration_plan", return_value=[("risk", "0006")]), \
+            mock.patch("lending.risk.benchmark.run") as run, pytest.raises(CommandError, match="unapplied migrations.*migrate"):
+        call_command("benchmark", "revaluation", "--facilities", "10")
+    assert not run.called

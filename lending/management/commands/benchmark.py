@@ -74,6 +74,12 @@ class Command(BaseCommand):
         pages.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
 
     def handle(self, *args, which, **options):
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            raise CommandError(f"The database {connection.settings_dict['NAME']} has unapplied migrations: run "
+                               "`python manage.py migrate` against it first (the benchmark builds its book with the current schema).")
         if which == "pages":
             from portal.benchmark_pages import run as pages_run
 
