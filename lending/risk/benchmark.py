@@ -35,7 +35,7 @@ from django.test.utils import CaptureQueriesContext
 BTC0, ETH0 = Decimal("760000"), Decimal("27000")
 SPECIAL = "00303"  # the security held by exactly --holders facilities
 BASELINE = 100_000
-FEW_HOLDERS = 10_000  # up to this many facilities affected, the floor also tries the index way
+FEW_HOLDERS = 100_000  # up to this many facilities affected, the floor also tries the index way
 
 
 def run(stdout, *, facilities: int, ticks: int = 8, naive_sample: int = 5000, statements_at: int = 10_000, holders: int = 1000,
