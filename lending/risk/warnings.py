@@ -1,8 +1,8 @@
 """Early warnings before a margin call: the fan-out of the crossings the revaluation engine recorded,
 and the reads pages use to show a facility's warning state.
 
-The engine (``revaluation._warning_crossings``) is the only writer of ``Facility.warned_level`` and of
-``WarningCrossing`` rows; this module only tells clients. A fixed number of queries per batch,
+The engine (``revaluation.revalue_book``: ``_warning_crossings`` and ``_facilities_store``) is the only
+writer of ``Facility.warned_level`` and of ``WarningCrossing`` rows; this module only tells clients. A fixed number of queries per batch,
 whatever the number of facilities: one claiming UPDATE, one SELECT, then ``notify_many`` per wording.
 """
 

@@ -187,3 +187,23 @@ def test_the_sums_keep_the_facility_columns_the_prefilter_reads_whoever_writes_t
     Facility.objects.filter(pk=facility.pk).update(state="active", band="watch")
     revalue_book()  # the prefilter finds it from the copy: 7,123,456.78 is still the watch band
     assert mirrored().band == reload(facility).band
+
+
+def test_a_tick_writes_each_facility_once_band_valuation_warning_level_and_call_flag_together(book, alice):
+    """A row written twice in one transaction has its foreign keys checked again at commit (a fifth of an
+    end-of-day tick): the band, the stored valuation, the warning level and the open-call flag go in one UPDATE."""
+    # Securities 10,000,000 at 30% → 7,000,000, 10 BTC at 60%. At BTC 200,000: lending value 7,800,000.
+    into_call = make_facility(alice, drawn="7900000", securities=(("10000000", "0.30"),), btc="10")  # → 101.28%
+    warned_only = make_facility(alice, drawn="6630000", securities=(("10000000", "0.30"),), btc="10")  # → 85.00%
+    revalue_book()
+    with CaptureQueriesContext(connection) as ctx:
+        set_prices(btc=Decimal("200000"))
+    facility_updates = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith('UPDATE "LENDING_FACILITY"')
+                        or q["sql"].lstrip().upper().startswith("UPDATE LENDING_FACILITY")]
+    assert len(facility_updates) == 1, facility_updates
+    called, warned = reload(into_call), reload(warned_only)
+    assert (called.band, called.has_open_margin_call, called.warned_level) == ("margin_call", True, Decimal("0.9000"))
+    assert called.lending_value == Decimal("7800000.00") and called.utilisation == Decimal("1.0128")
+    assert MarginCall.objects.filter(facility=called, state="open").count() == 1
+    assert (warned.band, warned.has_open_margin_call, warned.warned_level) == ("healthy", False, Decimal("0.8000"))
+    assert warned.valued_at is None  # no band change: its stored valuation is not rewritten
