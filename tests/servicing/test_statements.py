@@ -133,3 +133,25 @@ def test_statement_due_dates_skip_good_friday_like_margin_call_deadlines():
     # day after Ching Ming: the next business day after 2 April is 8 April.
     assert next_business_day(date(2026, 4, 2), 1) == date(2026, 4, 8)
     assert cure_deadline(opened_at=datetime(2026, 4, 2, 12, tzinfo=HK), business_days=1).date() == date(2026, 4, 8)
+
+
+def test_the_statement_states_its_facts_and_margin_figures_in_few_boxes(alice, prime):
+    """The heading facts are lines of one paragraph (a label, the language's separator, the value), the margin
+    figures sit with the balances, and an empty section is one sentence rather than a table."""
+    facility = _november(alice)
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    text = pdf_text(bytes(statement.pdf))
+    assert f"Statement number: {statement.number}" in text
+    assert "Margin value counted" in text and "Margin ratio" in text and "7,608,000.00" in text
+    assert "None in this period." in text  # no margin call, no disposal
+    assert statement.html.count("<table") == 3  # balances with margin figures, movements, collateral
+    assert "Please check this statement and tell us of any error within 14 days" in text
+    assert "accrued daily on the balance at the end of each day ÷ 365" in text  # the interest terms
+
+
+def test_a_chinese_statement_separates_labels_with_a_full_width_colon(alice, prime):
+    alice.preferred_language = "zh-hant"
+    alice.save(update_fields=["preferred_language"])
+    facility = _november(alice)
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    assert f"結單編號：{statement.number}" in pdf_text(bytes(statement.pdf))
