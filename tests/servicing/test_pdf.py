@@ -83,3 +83,34 @@ def test_a_chinese_document_embeds_one_weight_of_the_cjk_font(tmp_path, settings
     assert "月結單" in pdf_text(zh.pdf)
     en = render_document("weights.html", {}, language="en")  # English keeps its bold headings
     assert any(name.endswith("Bold") for name in _font_names(en.pdf))
+
+
+def _embedded_fonts(pdf: bytes) -> dict:
+    import io
+
+    from fontTools.ttLib import TTFont
+    from pypdf import PdfReader
+
+    fonts = {}
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            font = font.get_object()
+            descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+            stream = (descriptor.get("/FontFile2") or descriptor.get("/FontFile3")).get_object()
+            fonts[str(font["/BaseFont"]).split("+", 1)[-1]] = TTFont(io.BytesIO(stream.get_data()))
+    return fonts
+
+
+def test_fonts_are_subset_in_one_pass_keeping_glyph_ids_and_no_vertical_metrics():
+    from weasyprint.pdf.fonts import Font
+
+    import portal.pdf
+
+    pdf = html_to_pdf("<html><body><p style=\"font-family: 'Noto Sans CJK TC'\">月結單 Monthly statement</p></body></html>")
+    assert Font._harfbuzz_subset is portal.pdf._subset_in_one_pass
+    (font,) = _embedded_fonts(pdf).values()
+    assert "vmtx" not in font and "VORG" not in font and "CFF " in font
+    cmap = font.getBestCmap()
+    # Glyph ids kept: the page content names each glyph by its id in the full font.
+    assert all(font.getGlyphID(cmap[ord(char)]) > 1000 for char in "月結單")
+    assert "月結單 Monthly statement" in pdf_text(pdf)
