@@ -144,6 +144,7 @@ def seed(stdout) -> None:
     lending_services.policy_propose(actor=officer, reason="Proposal: class B haircut to 60%.",
                                     numbers=POLICY_V1 | {"securities_haircuts": {"A": "0.30", "B": "0.60", "C": "0.70"},
                                                          "marginable": {"entries": {"00700": "0.45"}}})
+    _security_overrides(manager)
     stdout.write(f"  collateral: back-office key {key.prefix}; {ImportBatch.objects.filter(status='applied').count()} batches applied, "
                  f"{ImportBatch.objects.filter(status='rejected').count()} rejected with a report; {selectors.breaks().count()} open breaks; "
                  f"policy v{current.version if current else '?'} → v{proposed.version} (Tencent 45%) moved the live book")
@@ -177,3 +178,28 @@ def securities_feed_tick(*, seconds: float = 30, rng=None) -> dict:
         risk_services.source_ensure(code=DEMO_SOURCE, name="Demo exchange feed (HKEX securities)")
         risk_services.quotes_record(actor=SYSTEM, rows=rows)  # the reference moves and the book is revalued with it
     return {"prices": len(rows)}
+
+
+def _security_overrides(manager) -> None:
+    """Manual prices for securities, under the same maker-checker as BTC's: the suspended Country Garden valued at
+    its last trade less a fifth until trading resumes (approved, in force), and a proposed HKEX price after a
+    broken feed, waiting for the second credit manager with its preview of the facilities holding it."""
+    from datetime import timedelta
+
+    from lending import selectors as lending_selectors
+    from lending.risk import services as risk_services
+
+    second = User.objects.filter(email="manager2@demo.vamargin.hk").first()
+    current = lending_selectors.prices_current()
+    now = timezone.now()
+    if second is not None and "02007" in current:
+        suspended = risk_services.override_propose(
+            actor=manager, asset="02007", price_hkd=(current["02007"].price_hkd * Decimal("0.8")).quantize(Decimal("0.01")),
+            expires_at=now + timedelta(days=7) - timedelta(minutes=5), reason="Demo: trading suspended; valued at the last trade less 20%.",
+            justification="Suspended pending an announcement; no source can quote it. Policy: last price less a fifth until it resumes.")
+        risk_services.override_decide(actor=second, override_id=suspended.pk, approve=True, note="Agreed until trading resumes.")
+    if "00388" in current:
+        risk_services.override_propose(
+            actor=manager, asset="00388", price_hkd=(current["00388"].price_hkd * Decimal("0.88")).quantize(Decimal("0.01")),
+            expires_at=now + timedelta(hours=8), reason="Demo: the exchange feed printed a stale HKEX price after a gateway restart.",
+            justification="The gateway replayed the morning price; trades on the exchange are 12% lower. Until the feed is fixed.")

@@ -353,12 +353,15 @@ def quotes_parse(*, content: str, fmt: str = "") -> list[dict]:
 
 
 def _override_preview(*, asset: str, price: Decimal) -> dict:
-    """What the book would look like at this price, from the stress engine (the other asset unchanged)."""
+    """What the book would look like at this price: for BTC or ETH from the stress engine (the other asset
+    unchanged); for a security, its holders valued at it (``_security_override_preview``)."""
     from lending import selectors as lending_selectors
 
     current = lending_selectors.prices_current().get(asset)
     if current is None or not current.price_hkd:
         return {}
+    if asset not in ASSETS:
+        return _security_override_preview(code=asset, price=price, current=current.price_hkd)
     shock = (price / current.price_hkd - 1).quantize(Decimal("1e-12"))  # the stressed price is the override to the cent
     shock = max(Decimal("-1"), min(Decimal("1"), shock))
     try:
@@ -370,15 +373,52 @@ def _override_preview(*, asset: str, price: Decimal) -> dict:
             "close_out": s["close_out"], "newly_in_call": s["newly_in_call"], "watch": s["watch"], "shortfall": str(s["shortfall"] or Decimal("0.00"))}
 
 
+def _security_override_preview(*, code: str, price: Decimal, current: Decimal) -> dict:
+    """The facilities holding security ``code`` valued at ``price``, by the revaluation engine's own move of their
+    sums (``book.securities_moves_apply``) inside a savepoint rolled back at once: exactly the valuation that
+    approving the override would give them, and nothing of it kept. Bands are counted among the holders."""
+    from lending.collateral.models import BookPrice
+
+    from .revaluation import _ids_where, current_inputs
+
+    held = BookPrice.objects.filter(instrument__code=code).values_list("instrument_id", "price").first()
+    policy, prices = current_inputs()
+    if held is None or policy is None:
+        return {}
+    params = book.Scenario.current(policy=policy, prices=prices).params()
+    calls = f"('{book.MARGIN_CALL}', '{book.CLOSE_OUT}')"
+    savepoint = transaction.savepoint()
+    try:
+        holders = book.securities_moves_apply(moves=[(held[0], Decimal(held[1]), price)], now=timezone.now())
+        where = _ids_where(sorted(set(holders)), params)
+        summary = book.fetch(
+            f"""SELECT COUNT(*) AS facilities,
+                       SUM(CASE WHEN v.band = '{book.MARGIN_CALL}' THEN 1 ELSE 0 END) AS margin_call,
+                       SUM(CASE WHEN v.band = '{book.CLOSE_OUT}' THEN 1 ELSE 0 END) AS close_out,
+                       SUM(CASE WHEN v.band = '{book.WATCH}' THEN 1 ELSE 0 END) AS watch,
+                       SUM(CASE WHEN v.band IN {calls} AND v.old_band NOT IN {calls} THEN 1 ELSE 0 END) AS newly_in_call,
+                       SUM(CASE WHEN v.drawn > v.lv * %(mc)s THEN v.drawn - v.lv * %(mc)s ELSE 0 END) AS shortfall
+                FROM ({book.live_sql(where)}) v""",
+            params,
+        )[0]
+    finally:
+        transaction.savepoint_rollback(savepoint)
+    shock = (price / current - 1).quantize(Decimal("1e-12"))
+    return {"shock": str(shock), "from_price": str(current), "holders": True, "facilities": summary["facilities"] or 0,
+            "margin_call": summary["margin_call"] or 0, "close_out": summary["close_out"] or 0, "newly_in_call": summary["newly_in_call"] or 0,
+            "watch": summary["watch"] or 0, "shortfall": str(Decimal(summary["shortfall"] or 0).quantize(CENT, rounding=ROUND_HALF_UP))}
+
+
 @transaction.atomic
 def override_propose(*, actor, asset: str, price_hkd, expires_at: datetime, reason: str, justification: str = "") -> PriceOverride:
-    """A credit manager proposes a manual price (price, reason, expiry); a different one must approve it.
+    """A credit manager proposes a manual price (price, reason, expiry) for BTC, ETH or a security (one whose
+    sources cannot be used: a suspension, a stale or broken feed); a different one must approve it.
 
     The proposal records the governed price it departs from, the deviation and the stress engine's
     preview of its effect; above the policy's deviation level a written justification is required.
     """
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
-    asset = _asset(asset)
+    asset = _asset(asset, securities=True)
     price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
     reason = _text(reason, "reason")
     justification = (justification or "").strip()
@@ -534,8 +574,9 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
                                                                    expires_at__gt=now).select_related("set_by", "approved_by").order_by("approved_at")}
     alarms = _Alarms(now)
     result, writes = {}, []
-    # BTC and ETH, and every security some source has quoted (lending.collateral's instrument master).
-    governed = (*ASSETS, *sorted({q.asset for q in quotes} - set(ASSETS)))
+    # BTC and ETH, and every security some source has quoted or an override prices (lending.collateral's
+    # instrument master).
+    governed = (*ASSETS, *sorted(({q.asset for q in quotes} | set(overrides)) - set(ASSETS)))
     ages = max_age
     for asset in governed:
         max_age = _max_age_for(asset, ages)

@@ -10,8 +10,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from lending.inputs import call_filters, checked_params, choice_param, decimal_input, id_input, page_param
 from portal.access import client_required, staff_required
@@ -193,9 +193,14 @@ def prices(request):
         except PortalError as exc:
             messages.error(request, exc.message)
         return redirect("risk:prices")
+    from lending.collateral import selectors as custody_selectors
+
     history = list(selectors.quote_history()[:40])
     return render(request, "risk/prices.html", {
         "o": selectors.price_overview(), "history": history, "source_kinds": SourceKind.choices,
+        # Desk quotes and overrides price BTC, ETH or any listed security (a suspended one included).
+        "securities": [{"code": i.code, "name": i.name_for(get_language()), "suspended": i.suspended}
+                       for i in custody_selectors.instruments(kind="security")],
         "can_override": request.user.has_perm(Perm.PRICE_OVERRIDE),
         "can_manage_sources": request.user.has_perm(Perm.PRICE_OVERRIDE),
     })

@@ -155,3 +155,65 @@ def test_concentration_by_instrument_issuer_and_sector_with_the_firm_limit(marke
     client.force_login(credit_manager)
     body = client.get("/risk/board/").content.decode()
     assert 'data-testid="collateral-concentration"' in body and "00700 Tencent Holdings" in body and "over limit" in body
+
+
+def test_a_securitys_price_is_overridden_by_maker_checker_and_the_preview_values_its_holders(market, alice, charlie, credit_manager,
+                                                                                             credit_manager2):
+    """A suspended or broken security needs a manual price like BTC does: proposed with a preview of what it does to the
+    facilities holding it (computed by the engine and rolled back), in force only once a second credit manager approves."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lending.models import CurrentPrice
+    from lending.risk import services
+
+    tencent = book_facility(alice, holdings={"00700": 1000}, drawn="250000")  # LV 280,000: util 0.8929
+    book_facility(charlie, holdings={"00005": 5000}, drawn="250000")
+    revalue_book(trigger="beat")
+    proposed = services.override_propose(actor=credit_manager, asset="700", price_hkd="340", expires_at=timezone.now() + timedelta(hours=4),
+                                         reason="Trading halted", justification="Halted pending an announcement; last trade 340 on the exchange.")
+    assert proposed.asset == "00700" and proposed.governed_price == Decimal("400.00") and proposed.deviation == Decimal("0.1500")
+    # Of its one holder: LV 238,000 → util 1.0504, in margin call, shortfall 250,000 − 238,000.
+    assert proposed.preview | {"shock": None} == {"shock": None, "from_price": "400.00", "holders": True, "facilities": 1, "margin_call": 1,
+                                                  "close_out": 0, "newly_in_call": 1, "watch": 0, "shortfall": "12000.00"}
+    # The preview kept nothing: the sums, the book price and the calls are as they were.
+    assert FacilityCoefficients.objects.get(facility=tencent).securities_lv == Decimal("280000")
+    assert BookPrice.objects.get(instrument__code="00700").price == Decimal("400.0000") and not MarginCall.objects.exists()
+    assert CurrentPrice.objects.get(asset="00700").price_hkd == Decimal("400.00")
+    services.override_decide(actor=credit_manager2, override_id=proposed.pk, approve=True)
+    assert CurrentPrice.objects.get(asset="00700").price_hkd == Decimal("340.00")
+    call = MarginCall.objects.get()
+    assert call.facility_id == tencent.pk and call.shortfall == Decimal("12000.00")
+
+
+def test_an_override_of_an_unknown_security_is_refused_and_nothing_is_stored(market, credit_manager):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lending.risk import services
+    from lending.risk.models import PriceOverride
+    from portal.errors import PortalError
+
+    with pytest.raises(PortalError, match="Unknown asset"):
+        services.override_propose(actor=credit_manager, asset="99999", price_hkd="10", expires_at=timezone.now() + timedelta(hours=4),
+                                  reason="x", justification="x" * 30)
+    assert not PriceOverride.objects.exists()
+
+
+def test_the_prices_page_offers_every_listed_security_and_shows_a_securitys_override_by_its_holders(client, market, alice, credit_manager,
+                                                                                                     credit_manager2):
+    from lending.risk.models import PriceOverride
+
+    book_facility(alice, holdings={"00700": 1000}, drawn="250000")
+    revalue_book(trigger="beat")
+    client.force_login(credit_manager)
+    page = client.get("/risk/prices/").content.decode()
+    assert page.count('<option value="00700">') == 2  # the desk quote and the override forms
+    client.post("/risk/prices/", {"action": "override", "asset": "00700", "price_hkd": "340", "hours": "4", "reason": "Trading halted",
+                                  "justification": "Halted pending an announcement; last trade 340."})
+    assert PriceOverride.objects.get().asset == "00700"
+    client.force_login(credit_manager2)
+    page = client.get("/risk/prices/").content.decode()
+    assert "Of the 1 facilities holding it, 1 would be in margin call, 0 at close-out; their shortfall HK$12,000.00" in page

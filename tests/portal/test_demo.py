@@ -33,6 +33,12 @@ def test_seed_demo_creates_one_user_per_staff_role_with_totp(settings):
         assert person.email in output
     assert "TOTP secret" in output
     assert "Demo data ready." in output
+    # Security prices under maker-checker too: one in force (the suspended stock), one awaiting approval with its holders.
+    from lending.risk.models import PriceOverride
+
+    securities = {o.asset: o for o in PriceOverride.objects.exclude(asset__in=["BTC", "ETH"])}
+    assert securities["02007"].status == "approved" and securities["00388"].status == "proposed"
+    assert securities["00388"].preview["holders"] and securities["00388"].preview["facilities"] > 0
 
 
 def test_seed_demo_twice_changes_nothing_the_second_time(settings):

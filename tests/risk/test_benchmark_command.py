@@ -14,7 +14,7 @@ def test_benchmark_revaluation_dispatches_to_the_risk_engine_benchmark():
         call_command("benchmark", "revaluation", "--facilities", "1234", "--ticks", "3", "--naive-sample", "50", "--statements-at", "100")
     assert run.call_count == 1
     assert run.call_args.kwargs == {"facilities": 1234, "ticks": 3, "naive_sample": 50, "statements_at": 100, "holders": 1000,
-                                    "reuse": False}
+                                    "reuse": False, "baseline_database": ""}
 
 
 @pytest.mark.django_db
@@ -33,3 +33,11 @@ def test_a_benchmark_refuses_a_database_with_unapplied_migrations():
             mock.patch("lending.risk.benchmark.run") as run, pytest.raises(CommandError, match="unapplied migrations.*migrate"):
         call_command("benchmark", "revaluation", "--facilities", "10")
     assert not run.called
+
+
+def test_the_growth_baseline_is_only_read_from_a_benchmark_database():
+    """The baseline book's database is named by the user: a production database name is refused before it is touched."""
+    from lending.risk.benchmark import _database
+
+    with pytest.raises(CommandError, match="benchmark database"), _database("portal"):
+        pass

@@ -57,6 +57,10 @@ class Command(BaseCommand):
         revaluation.add_argument("--statements-at", type=int, default=10_000, help="Smaller book size at which the SQL statement count is compared.")
         revaluation.add_argument("--holders", type=int, default=1000, help="Facilities holding the single security the one-security tick moves.")
         revaluation.add_argument("--reuse", action="store_true", help="Tick the book an earlier run built (same size and holders) instead of building it again.")
+        revaluation.add_argument("--baseline-database", default="",
+                                 help="With --facilities above 100,000: time the growth baseline in this run on the 100,000-facility book "
+                                      "(same holders) an earlier `--facilities 100000` run left in this database, instead of the figure saved "
+                                      "when this book was built.")
 
         interest = sub.add_parser("interest", help="Daily accrual for the whole book and statements by the job (lending.servicing.benchmark).")
         interest.add_argument("--facilities", type=int, default=100_000)
@@ -110,7 +114,7 @@ class Command(BaseCommand):
 
             run(self.stdout, facilities=options["facilities"], ticks=options["ticks"],
                 naive_sample=options["naive_sample"], statements_at=options["statements_at"], holders=options["holders"],
-                reuse=options["reuse"])
+                reuse=options["reuse"], baseline_database=options["baseline_database"])
 
     # --- set-up ---------------------------------------------------------------------------
 
