@@ -76,6 +76,7 @@ class Command(BaseCommand):
         pages = sub.add_parser("pages", help="Main pages and list APIs at a broker's volume, beside a bare view (portal.benchmark_pages).")
         pages.add_argument("--scale", type=float, default=1.0, help="Fraction of the full volume (100,000 facilities, 10,000 applications, 1,000,000 audit rows).")
         pages.add_argument("--requests", type=int, default=40, help="Timed requests per page.")
+        pages.add_argument("--reuse", action="store_true", help="Measure the book an earlier run built (same scale) instead of building it again.")
 
     def handle(self, *args, which, **options):
         from django.db.migrations.executor import MigrationExecutor
@@ -87,7 +88,7 @@ class Command(BaseCommand):
         if which == "pages":
             from portal.benchmark_pages import run as pages_run
 
-            pages_run(self.stdout, scale=options["scale"], requests=options["requests"])
+            pages_run(self.stdout, scale=options["scale"], requests=options["requests"], reuse=options["reuse"])
             return
         if which == "export":
             from lending.reporting import benchmark
