@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Q, QuerySet
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 
 from .models import (
     ALWAYS_ALL_CHANNELS,
@@ -18,6 +19,7 @@ from .models import (
     NotificationDelivery,
     NotificationPreference,
 )
+from .navigation import id_url
 
 # Machine housekeeping the system writes many times an hour: price loads from the feeds and the
 # whole-book revaluation runs. Hidden from the audit trail unless asked for; a person's price entry
@@ -34,13 +36,24 @@ def register_record_link(object_type: str, url_name: str) -> None:
 
 def record_link(object_type: str, object_id: str) -> str:
     """The staff page of the record an audit row is about, or "" when it has none."""
-    name = _RECORD_LINKS.get(object_type)
-    if not name or not str(object_id).isdigit():
-        return ""
-    try:
-        return reverse(name, args=[int(object_id)])
-    except NoReverseMatch:
-        return ""
+    return record_linker()(object_type, object_id)
+
+
+def record_linker() -> Callable[[str, str], str]:
+    """``record_link`` for a page of rows: each record type's URL reversed once (per page, not per row)."""
+    urls: dict[str, Callable[[int], str] | None] = {}
+
+    def link(object_type: str, object_id: str) -> str:
+        if object_type not in urls:
+            name = _RECORD_LINKS.get(object_type)
+            try:
+                urls[object_type] = id_url(name) if name else None
+            except NoReverseMatch:
+                urls[object_type] = None
+        url = urls[object_type]
+        return url(int(object_id)) if url is not None and str(object_id).isdigit() else ""
+
+    return link
 
 
 def audit_events(

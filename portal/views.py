@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pprint import pformat
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -7,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 from django.utils.translation import gettext_lazy as _
@@ -66,10 +69,15 @@ def audit_trail(request):
     data.pop("before", None)
     data.pop("after", None)
     page = selectors.keyset_page(events, before=_id_param(request.GET, "before"), after=_id_param(request.GET, "after"))
+    # Each row's cells as text here, once per page where the template would look up, translate and format per row.
+    link, system = selectors.record_linker(), str(_("System"))
     for event in page:
-        event.link = selectors.record_link(event.object_type, event.object_id)
+        event.link = link(event.object_type, event.object_id)
+        event.actor_shown = system if event.actor_id is None and event.actor_label == "system" else event.actor_label
         # Stored in UTC (the record); shown in Hong Kong time like every other time on the page.
-        event.before_hk, event.after_hk = hk_times(event.before), hk_times(event.after)
+        event.time_hk = timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        event.before_text = None if event.before is None else pformat(hk_times(event.before))
+        event.after_text = None if event.after is None else pformat(hk_times(event.after))
     return render(request, "portal/audit_trail.html", {"form": form, "page": page, "query": data.urlencode()})
 
 
