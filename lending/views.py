@@ -6,16 +6,19 @@ import contextlib
 from decimal import Decimal
 
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
+from portal.navigation import id_url
 from portal.permissions import Perm
 
 from . import selectors, services
@@ -198,9 +201,16 @@ def queue(request):
     # Each label translated once per request, not once per row and loop (the template only looks them up).
     state_labels = {code: str(STAFF_QUEUE_LABELS[code]) for code in AppState.values}
     recommendation_labels = {code: str(label) for code, label in Recommendation.choices}
+    # Each row's cells as text here (the review link reversed once per page), not looked up and filtered per row.
+    review_url = id_url("lending:review")
     for a in page.object_list:
         a.state_label = state_labels[a.state]
         a.recommendation_label = recommendation_labels.get(a.recommendation, "")
+        a.url = review_url(a.pk)
+        a.client_shown = a.client.full_name or a.client.email
+        a.requested_text = intcomma(a.requested_limit)
+        a.recommended_text = "—" if a.recommended_limit is None else intcomma(a.recommended_limit)
+        a.waiting = timesince(a.submitted_at) if a.submitted_at else ""
     counts = selectors.queue_counts()
     state_rows = [{"code": code, "label": state_labels[code], "count": counts.get(code, 0), "selected": code in states}
                   for code in AppState.values if code != AppState.DRAFT]

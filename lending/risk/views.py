@@ -6,20 +6,25 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import floatformat
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
 from lending.inputs import call_filters, checked_params, choice_param, decimal_input, id_input, page_param
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
+from portal.navigation import id_url
 from portal.permissions import Perm
 
 from . import selectors, services
 from .models import CallState, MarginCall, Resolution, RiskPolicy, SourceKind, StressReport
+from .templatetags.risk_tags import band_label, utilisation_text
 
 
 def _page_number(request) -> int:
@@ -30,6 +35,16 @@ def _page_number(request) -> int:
 @checked_params
 def board(request):
     data = selectors.board(page=_page_number(request))
+    # The rows' cells as text once per page (links reversed once, the permission asked once), not per row in the template.
+    facility_url = id_url("lending:staff-facility") if request.user.has_perm(Perm.FACILITY_OPERATE) else None
+    for r in data.get("nearest", []):
+        r["url"] = facility_url(r["facility_id"]) if facility_url else ""
+        r["client_shown"] = r.get("full_name") or r.get("email")
+        r["drawn_text"], r["lv_text"] = intcomma(floatformat(r["drawn"], 2)), intcomma(floatformat(r["lv"], 2))
+        r["util_text"], r["band_text"] = utilisation_text(r["util"]), band_label(r["band"])
+    call_url = id_url("risk:call")
+    for c in data.get("oldest_calls", []):
+        c.url, c.shortfall_text, c.age, c.state_text = call_url(c.pk), intcomma(c.shortfall), timesince(c.opened_at), c.get_state_display()
     return render(request, "risk/board.html", {"b": data})
 
 
