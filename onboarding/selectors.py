@@ -431,12 +431,14 @@ def _queue_sources(user):
     return sources
 
 
-_PERSON = ("full_name", "email")
+# Only what an item shows, as plain values (id, client's name and email, waiting since, the summary's fields):
+# not each attestation's checklist and assessment record (JSON) or a profile's every KYC field, and no model
+# instance built for each of up to a page of rows per kind.
 QUEUE_FIELDS = {
-    "attestation": ("state", "client", "submitted_at", "category", "basis", "declared_amount", *(f"client__{f}" for f in _PERSON)),
-    "margin_account": ("user", "updated_at", "margin_account_number", *(f"user__{f}" for f in _PERSON)),
-    "assessment": ("state", "client", "flagged_at", "flag_reasons", *(f"client__{f}" for f in _PERSON)),
-    "perpetuals": ("state", "client", "requested_at", *(f"client__{f}" for f in _PERSON)),
+    "attestation": ("id", "client__full_name", "client__email", "submitted_at", "category", "basis", "declared_amount"),
+    "margin_account": ("user_id", "user__full_name", "user__email", "updated_at", "margin_account_number"),
+    "assessment": ("id", "client__full_name", "client__email", "flagged_at", "flag_reasons"),
+    "perpetuals": ("id", "client__full_name", "client__email", "requested_at"),
 }
 
 
@@ -468,25 +470,21 @@ def onboarding_queue(*, user, limit: int | None = None, offset: int = 0) -> list
     categories, bases = dict(PIAttestation._meta.get_field("category").flatchoices), dict(PIAttestation._meta.get_field("basis").flatchoices)
     categories, bases = {k: str(v) for k, v in categories.items()}, {k: str(v) for k, v in bases.items()}
 
-    def name(u):
-        return u.full_name or u.email
-
     for kind, qs, field_name in _queue_sources(user):
-        # Only what an item shows: not each attestation's checklist and assessment record (JSON) or a profile's
-        # every KYC field, for each of up to a page of rows per kind.
-        rows = qs.order_by(field_name, "id").only(*QUEUE_FIELDS[kind])
+        rows = qs.order_by(field_name, "id").values_list("pk", *QUEUE_FIELDS[kind])
         if wanted is not None:
             rows = rows[:wanted]
         label, url = labels[kind], urls[kind]
-        for r in rows:
+        for pk, link_id, full_name, email, since, *shown in rows:
             if kind == "attestation":
-                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.submitted_at,
-                                       f"{categories.get(r.category, r.category)} · {bases.get(r.basis, r.basis)} · HK${r.declared_amount:,.2f}", url(r.pk)))
+                category, basis, amount = shown
+                summary = f"{categories.get(category, category)} · {bases.get(basis, basis)} · HK${amount:,.2f}"
             elif kind == "margin_account":
-                items.append(QueueItem(kind, label, r.pk, name(r.user), r.user.email, r.updated_at, r.margin_account_number, url(r.user_id)))
+                summary = shown[0]
             elif kind == "assessment":
-                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.flagged_at, "; ".join(r.flag_reasons)[:160], url(r.pk)))
+                summary = "; ".join(shown[0])[:160]
             else:
-                items.append(QueueItem(kind, label, r.pk, name(r.client), r.client.email, r.requested_at, "", url(r.pk)))
+                summary = ""
+            items.append(QueueItem(kind, label, pk, full_name or email, email, since, summary, url(link_id)))
     items.sort(key=lambda i: (i.waiting_since, i.kind, i.pk))
     return items[offset:wanted] if wanted is not None else items
