@@ -11,7 +11,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
+from portal.api_base import IsClient, Pagination, StaffPermission, idempotent, price_output
 from portal.permissions import Perm
 
 from . import selectors, services
@@ -147,6 +147,7 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 class PriceSerializer(serializers.ModelSerializer):
     asset = serializers.CharField(help_text="BTC, ETH or an HKEX stock code (5 digits)")
+    price_hkd = price_output(read_only=True)
 
     class Meta:
         model = Price
@@ -324,7 +325,7 @@ class PreviewApi(APIView):
             market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
             haircut = serializers.DecimalField(max_digits=6, decimal_places=4)
             lending_value = serializers.DecimalField(max_digits=20, decimal_places=2)
-            price = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+            price = price_output(allow_null=True)
 
         market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
         securities_market_value = serializers.DecimalField(max_digits=20, decimal_places=2)
@@ -371,7 +372,7 @@ class CurrentPricesApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         asset = serializers.CharField()
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        price_hkd = price_output()
         source = serializers.CharField()
         as_of = serializers.DateTimeField()
         fresh = serializers.BooleanField()
@@ -650,7 +651,7 @@ class QuoteOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     source = serializers.CharField(source="source.code")
     asset = serializers.CharField()
-    price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+    price_hkd = price_output()
     as_of = serializers.DateTimeField()
 
 
@@ -664,7 +665,7 @@ class StaffPriceApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.CharField(max_length=12, help_text="BTC, ETH or an HKEX stock code (5 digits)")
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=3, min_value=Decimal("0.001"))
         source = serializers.CharField(max_length=40)
         as_of = serializers.DateTimeField(required=False)
 

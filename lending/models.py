@@ -27,6 +27,33 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 ZERO = Decimal("0")
 HKD = {"max_digits": 18, "decimal_places": 2}
 RATIO = {"max_digits": 7, "decimal_places": 4}  # 0.6000 = 60%
+
+# Prices in HKD. HKEX quotes a security to HK$0.001 (its smallest spread, for prices up to HK$0.25), so a price
+# is kept to three places; BTC and ETH are quoted to the cent.
+PRICE_QUANTUM = Decimal("0.001")
+VA_PRICE_QUANTUM = Decimal("0.01")
+
+
+def price_quantum(asset: str) -> Decimal:
+    """The smallest step a price of ``asset`` is quoted in (BTC, ETH: the cent; a security: HK$0.001)."""
+    return VA_PRICE_QUANTUM if asset in ("BTC", "ETH") else PRICE_QUANTUM
+
+
+class PriceField(models.DecimalField):
+    """A price to three places, read back to the cent when its third place is zero: HK$760,000.00 and HK$44.85 read
+    as they always have, a sub-dollar security keeps its HK$0.305."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 3)
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return value
+        value = Decimal(value)
+        cents = value.quantize(VA_PRICE_QUANTUM)
+        return cents if cents == value else value
 QTY = {"max_digits": 24, "decimal_places": 8}
 
 # Regulatory floor (SFC circular 26EC5, 11 Feb 2026): a haircut of at least 60% on VA collateral.
@@ -173,7 +200,7 @@ class Price(models.Model):
     """One observed price of a virtual asset in HKD: the history."""
 
     asset = models.CharField(max_length=8, choices=Asset.choices)
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
+    price_hkd = PriceField(validators=[MinValueValidator(PRICE_QUANTUM)])
     source = models.CharField(max_length=60)
     as_of = models.DateTimeField()
     entered_by = models.ForeignKey(
@@ -193,7 +220,7 @@ class CurrentPrice(models.Model):
     """The price each virtual asset is valued at now: one row per asset (the revaluation joins it)."""
 
     asset = models.CharField(max_length=8, choices=Asset.choices, primary_key=True)
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    price_hkd = PriceField()
     source = models.CharField(max_length=60)
     as_of = models.DateTimeField()
     price = models.ForeignKey(Price, on_delete=models.PROTECT, related_name="+")

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from django_fsm import TransitionNotAllowed
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
@@ -26,6 +26,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .errors import ConflictError, PortalError
 from .mfa import mfa_state
 from .permissions import Perm
+
+
+def price_output(**kwargs) -> serializers.DecimalField:
+    """A price as stored (``lending.models.PriceField``): to the cent, or to three places for a security quoted below
+    it ("760000.00", "44.85", "0.305")."""
+    kwargs.setdefault("help_text", "HKD: to the cent, or to HK$0.001 for a security quoted below the cent")
+    return serializers.DecimalField(max_digits=None, decimal_places=None, **kwargs)
 
 
 class Pagination(PageNumberPagination):

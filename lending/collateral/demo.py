@@ -150,6 +150,17 @@ def seed(stdout) -> None:
                  f"policy v{current.version if current else '?'} → v{proposed.version} (Tencent 45%) moved the live book")
 
 
+# HKEX's spread table: below each price, the step a security trades in (above the last: HK$5).
+SPREADS = ((0.25, "0.001"), (0.50, "0.005"), (10, "0.01"), (20, "0.02"), (100, "0.05"), (200, "0.1"), (500, "0.2"), (1000, "0.5"),
+           (2000, "1"), (5000, "2"))
+
+
+def on_the_spread(price: float) -> Decimal:
+    """``price`` rounded to the nearest step HKEX trades it in (at least HK$0.001)."""
+    step = Decimal(next((s for top, s in SPREADS if price <= top), "5"))
+    return max(Decimal("0.001"), (Decimal(str(price)) / step).quantize(Decimal(1)) * step)
+
+
 @transaction.atomic
 def securities_feed_tick(*, seconds: float = 30, rng=None) -> dict:
     """Demo only: the securities market moves (a shared market factor plus each stock's own noise).
@@ -173,7 +184,7 @@ def securities_feed_tick(*, seconds: float = 30, rng=None) -> dict:
         last = float(current[code].price_hkd) if code in current else float(DEMO_PRICES[code])
         pull = -0.01 * math.log(last / float(DEMO_PRICES[code]))
         price = last * math.exp(pull + market + rng.gauss(0, sigma))
-        rows.append({"source_code": DEMO_SOURCE, "asset": code, "price_hkd": Decimal(str(round(max(price, 0.01), 2))), "as_of": now})
+        rows.append({"source_code": DEMO_SOURCE, "asset": code, "price_hkd": on_the_spread(price), "as_of": now})
     if rows:
         risk_services.source_ensure(code=DEMO_SOURCE, name="Demo exchange feed (HKEX securities)")
         risk_services.quotes_record(actor=SYSTEM, rows=rows)  # the reference moves and the book is revalued with it

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lending.inputs import call_filters, choice_param, page_param
-from portal.api_base import IsClient, Pagination, StaffPermission, idempotent
+from portal.api_base import IsClient, Pagination, StaffPermission, idempotent, price_output
 from portal.permissions import Perm
 
 from . import selectors, services
@@ -72,6 +72,8 @@ class AlarmSerializer(serializers.ModelSerializer):
 
 class OverrideSerializer(serializers.ModelSerializer):
     in_force = serializers.SerializerMethodField()
+    price_hkd = price_output(read_only=True)
+    governed_price = price_output(read_only=True, allow_null=True)
 
     class Meta:
         model = PriceOverride
@@ -328,13 +330,13 @@ class QuoteApi(APIView):
     class InputSerializer(serializers.Serializer):
         source = serializers.CharField(max_length=40)
         asset = serializers.CharField(max_length=8)
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=3)
         as_of = serializers.DateTimeField(required=False, allow_null=True)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         asset = serializers.CharField()
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2)
+        price_hkd = price_output()
         as_of = serializers.DateTimeField()
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, summary="Record a quote from a price source")
@@ -353,7 +355,7 @@ class OverrideApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.CharField(max_length=8)
-        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+        price_hkd = serializers.DecimalField(max_digits=20, decimal_places=3, min_value=Decimal("0.001"))
         expires_at = serializers.DateTimeField()
         reason = serializers.CharField(max_length=5000)
         justification = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from lending.models import MakerCheckerPolicy
+from lending.models import MakerCheckerPolicy, PriceField
 
 HKD = {"max_digits": 18, "decimal_places": 2}
 RATIO = {"max_digits": 7, "decimal_places": 4}
@@ -112,7 +112,7 @@ class PriceQuote(models.Model):
 
     source = models.ForeignKey(PriceSource, on_delete=models.PROTECT, related_name="quotes")
     asset = models.CharField(max_length=8)
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    price_hkd = PriceField()
     as_of = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -141,11 +141,11 @@ class PriceOverride(ConcurrentTransitionMixin, models.Model):
     """
 
     asset = models.CharField(max_length=8)
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    price_hkd = PriceField()
     status = FSMField(default=OverrideStatus.PROPOSED, choices=OverrideStatus.choices, protected=True, db_index=True)
     reason = models.TextField()
     justification = models.TextField(blank=True)
-    governed_price = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    governed_price = PriceField(null=True, blank=True)
     deviation = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     preview = models.JSONField(default=dict, blank=True)
     set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")  # the proposer
@@ -228,7 +228,7 @@ class DailyClose(models.Model):
 
     asset = models.CharField(max_length=8)
     day = models.DateField()
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2)
+    price_hkd = PriceField()
     as_of = models.DateTimeField()
 
     class Meta:
@@ -388,7 +388,7 @@ class ValuationSnapshot(models.Model):
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     collateral_type = models.CharField(max_length=12, choices=CollateralType.choices)
     quantity = models.DecimalField(**COEF, null=True)
-    price_hkd = models.DecimalField(max_digits=20, decimal_places=2, null=True)
+    price_hkd = PriceField(null=True)
     market_value = models.DecimalField(**HKD)
     lending_value = models.DecimalField(**HKD)
     drawn_balance = models.DecimalField(**HKD, null=True)

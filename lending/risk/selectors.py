@@ -335,9 +335,10 @@ def latest_quotes(*, now) -> list[PriceQuote]:
     return result
 
 
-def weighted_median(pairs: list[tuple[Decimal, Decimal]]) -> Decimal | None:
-    """The weighted median of (price, weight), to the cent. With equal weights it is the ordinary median
-    (the mean of the two middle prices when they split the weight exactly in half)."""
+def weighted_median(pairs: list[tuple[Decimal, Decimal]], *, quantum: Decimal = Decimal("0.01")) -> Decimal | None:
+    """The weighted median of (price, weight), to ``quantum`` (the asset's quoting step, ``lending.models.price_quantum``).
+    With equal weights it is the ordinary median (the mean of the two middle prices when they split the weight exactly
+    in half)."""
     pairs = sorted((Decimal(p), Decimal(w)) for p, w in pairs if w and w > 0)
     if not pairs:
         return None
@@ -350,7 +351,7 @@ def weighted_median(pairs: list[tuple[Decimal, Decimal]]) -> Decimal | None:
         if running == half:
             value = (price + pairs[i + 1][0]) / 2
             break
-    return value.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    return value.quantize(quantum, rounding="ROUND_HALF_UP")
 
 
 def _max_age_minutes() -> int:

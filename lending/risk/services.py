@@ -17,6 +17,7 @@ from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
 from lending.inputs import MONEY_MAX, decimal_input, quantity_input
+from lending.models import price_quantum
 from lending.services import maker_checker_create, maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, audit_log_many, snapshot
@@ -258,7 +259,8 @@ def _quote_check(*, source: PriceSource, asset: str, price: Decimal, as_of: date
 def _quote_prepare(*, actor, source_code: str, asset: str, price_hkd, as_of, now, sources: dict, max_age, reference, band) -> PriceQuote:
     asset = _asset(asset, securities=True)
     max_age = _max_age_for(asset, max_age)
-    price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
+    quantum = price_quantum(asset)
+    price = decimal_input(price_hkd, "price_hkd", minimum=quantum, maximum=PRICE_MAX).quantize(quantum, rounding=ROUND_HALF_UP)
     as_of = as_of or now
     if isinstance(as_of, str):
         from django.utils.dateparse import parse_datetime
@@ -419,7 +421,8 @@ def override_propose(*, actor, asset: str, price_hkd, expires_at: datetime, reas
     """
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_OVERRIDE)
     asset = _asset(asset, securities=True)
-    price = decimal_input(price_hkd, "price_hkd", minimum=CENT, maximum=PRICE_MAX).quantize(CENT, rounding=ROUND_HALF_UP)
+    quantum = price_quantum(asset)
+    price = decimal_input(price_hkd, "price_hkd", minimum=quantum, maximum=PRICE_MAX).quantize(quantum, rounding=ROUND_HALF_UP)
     reason = _text(reason, "reason")
     justification = (justification or "").strip()
     now = timezone.now()
@@ -587,7 +590,7 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
                 alarms.hold(key=f"{asset}:source_stale:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_STALE, source=q.source,
                             message=f"{q.source.name}: last {asset} quote at {q.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT is older than {int(max_age.total_seconds() // 60)} minutes.",
                             details={"as_of": q.as_of.isoformat()})
-        median = selectors.weighted_median([(q.price_hkd, q.source.weight) for q in fresh]) if fresh else None
+        median = selectors.weighted_median([(q.price_hkd, q.source.weight) for q in fresh], quantum=price_quantum(asset)) if fresh else None
         if median:
             for q in fresh:
                 deviation = abs(q.price_hkd - median) / median

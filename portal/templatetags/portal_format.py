@@ -32,3 +32,17 @@ def quantity(value) -> str:
     if number == number.to_integral_value():
         return f"{number.quantize(Decimal(1)):,}"
     return f"{number.normalize():,f}"
+
+
+@register.filter
+def price(value) -> str:
+    """A price as quoted, grouped: to the cent (``760000`` → ``"760,000.00"``), or to three places for a security
+    quoted below the cent (``"0.305"`` → ``"0.305"``)."""
+    if value in (None, ""):
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    cents = number.quantize(Decimal("0.01"))
+    return f"{cents if cents == number.quantize(Decimal('0.001')) else number.quantize(Decimal('0.001')):,}"

@@ -226,3 +226,29 @@ def test_a_positions_batch_costs_the_same_statements_for_3_lines_as_for_30(accou
     assert CustodyBalance.objects.get(client=charlie, instrument__code=codes[-1]).held == Decimal("200")
     held, _pledged = selectors.ledger_totals(client_id=charlie.pk, instrument_id=Instrument.objects.get(code=codes[-1]).pk)
     assert held == Decimal("200")  # the balance is still the sum of its entries
+
+
+def test_a_sub_dollar_security_keeps_its_third_decimal_from_the_file_to_the_book_and_the_api(api_client, db, policy, alice, officer):
+    """HKEX quotes a security below HK$0.25 in steps of HK$0.001: a price file's HK$0.305 is the reference, the book's
+    price and what a facility holding 100,000 shares is valued at, not HK$0.31 (a 1.6% error); BTC stays to the cent."""
+    from lending import selectors as lending_selectors
+    from lending.collateral.models import BookPrice
+    from lending.risk import services as risk_services
+    from lending.risk.models import FacilityCoefficients
+    from lending.risk.revaluation import revalue_book
+    from tests.collateral.conftest import book_facility
+
+    risk_services.source_ensure(code="hkex-close", name="HKEX closing prices")
+    services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-S", [("02007", "0.30", "hkex-close")]))
+    facility = book_facility(alice, holdings={"02007": 100000})
+    revalue_book(trigger="beat")
+    result = services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-T", [("02007", "0.305", "hkex-close")]))
+    assert result.batch.status == "applied"
+    assert lending_selectors.prices_current()["02007"].price_hkd == Decimal("0.305")
+    assert BookPrice.objects.get(instrument__code="02007").price == Decimal("0.305")
+    assert FacilityCoefficients.objects.get(facility=facility).securities_mv == Decimal("30500")
+    risk_services.quote_record(actor=SYSTEM, source_code="hkex-close", asset="BTC", price_hkd="760000.004")
+    assert lending_selectors.prices_current()["BTC"].price_hkd == Decimal("760000.00")
+    api_client.force_authenticate(officer)
+    rows = {r["asset"]: r["price_hkd"] for r in api_client.get("/api/v1/lending/prices/current/").json()}
+    assert rows["02007"] == "0.305" and rows["BTC"] == "760000.00"

@@ -91,7 +91,7 @@ PAGE_QUERIES = {
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 12,
     "/risk/stress/reports/": 8,
-    "/risk/prices/": 17,
+    "/risk/prices/": 18,  # with the listed securities a desk quote or an override may price
 }
 
 
