@@ -551,7 +551,6 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
     whole-book figures come from the engine's book summary (taken after each minute's full revaluation);
     margin calls, alarms and volatility are read live. Before the first summary (a new installation, a new
     policy version) the figures are valued live, a page at a time."""
-    from django.db.models import Count, Min
 
     now = now or timezone.now()
     policy, prices = _inputs()
@@ -575,24 +574,22 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
         result["concentration"] = None  # the panel values it live
         result["valued_at_prices"] = {"BTC": prices.get("BTC"), "ETH": prices.get("ETH")}
     result["page"] = page
-    # 5. Open calls by age (one grouped query) and the oldest few.
+    # 5. Open calls by state and by age (one grouped query) and the oldest few.
     ages = [(0, 1), (1, 2), (2, 5), (5, None)]
-    age_rows = (
-        MarginCall.objects.filter(state__in=OPEN_CALL_STATES)
-        .values("state").annotate(n=Count("id"), oldest=Min("opened_at"))
-    )
-    result["call_states"] = {r["state"]: r["n"] for r in age_rows}
     age_cases = " ".join(
         f"WHEN opened_at > %(t{i})s THEN {i}" for i, (lo, _hi) in enumerate(ages[:-1])
     )
     age_params = {f"t{i}": book.dt(now - timedelta(days=hi)) for i, (_lo, hi) in enumerate(ages[:-1])}
     age_counts = dict.fromkeys(range(len(ages)), 0)
+    call_states: dict[str, int] = {}
     for r in book.fetch(
-        f"SELECT CASE {age_cases} ELSE {len(ages) - 1} END AS bucket, COUNT(*) AS n FROM risk_margincall "
-        f"WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') GROUP BY 1",
+        f"SELECT state, CASE {age_cases} ELSE {len(ages) - 1} END AS bucket, COUNT(*) AS n FROM risk_margincall "
+        f"WHERE state IN ('{CallState.OPEN}', '{CallState.ESCALATED}') GROUP BY 1, 2",
         age_params,
     ):
-        age_counts[int(r["bucket"])] = r["n"]
+        age_counts[int(r["bucket"])] += r["n"]
+        call_states[r["state"]] = call_states.get(r["state"], 0) + r["n"]
+    result["call_states"] = call_states
     peak_age = max(age_counts.values()) or 1
     result["call_ages"] = [
         {"label": f"{lo}–{hi} d" if hi else f"≥{lo} d", "count": age_counts[i], "width": round(age_counts[i] / peak_age * 100, 1)}
