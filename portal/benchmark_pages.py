@@ -610,7 +610,8 @@ def _report(stdout, results: dict, *, full: dict, tenth_note: str = "") -> bool:
             checks = [r["median"] < TARGET_MS, share >= THROUGHPUT_SHARE, growth <= GROWTH]
             ok_all = ok_all and all(checks) and small["queries"] == r["queries"]
             verdict = (f"< {TARGET_MS:.0f} ms {'met' if checks[0] else 'MISSED'}; ≥ 1/8 bare {'met' if checks[1] else 'MISSED'}; "
-                       f"≤ {GROWTH}× {'met' if checks[2] else 'MISSED'}" + ("" if small["queries"] == r["queries"] else f"; SQL {small['queries']}→{r['queries']} GROWS"))
+                       f"≤ {GROWTH}× {'met' if checks[2] else 'MISSED'}" + ("" if small["queries"] == r["queries"] else f"; SQL {small['queries']}→{r['queries']} "
+                          + ("GROWS" if r["queries"] > small["queries"] else "differs (not compared: fewer statements than the saved tenth)")))
         stdout.write(f"{label:<32} {r['median']:>9.1f} {r['p90']:>7.1f} {1000 / r['median']:>7.0f} {share:>7.2f} {small['median']:>8.1f} {growth:>7.2f} "
                      f"{r['queries']:>4} {r['bytes'] / 1024:>5.0f}  {verdict}")
     stdout.write("(× bare: the bare view's median over the page's, each page beside its own paired bare requests; growth: the page's "
