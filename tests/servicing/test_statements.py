@@ -40,7 +40,8 @@ def test_a_monthly_statement_shows_balances_movements_collateral_totals_ratio_an
     for needle in ("Drawdown", "1,000,000.00", "Repayment", "250,000.00", "Interest posted", "INT-202511"):
         assert needle in text, needle
     # Each collateral: quantity, price, market value, haircut and margin value; totals and the margin ratio.
-    for needle in ("Bitcoin", "2.00000000", "760,000.00", "1,520,000.00", "60%", "608,000.00",
+    assert "Bitcoin 2 760,000.00" in text.replace("\n", " ")  # a quantity as people read it: 2 coins, not 2.00000000
+    for needle in ("Bitcoin", "760,000.00", "1,520,000.00", "60%", "608,000.00",
                    "10,000,000.00", "30%", "7,000,000.00", "11,520,000.00", "7,608,000.00"):
         assert needle in text, needle
     closing = statement.closing_balance
