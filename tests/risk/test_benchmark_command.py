@@ -14,7 +14,7 @@ def test_benchmark_revaluation_dispatches_to_the_risk_engine_benchmark():
         call_command("benchmark", "revaluation", "--facilities", "1234", "--ticks", "3", "--naive-sample", "50", "--statements-at", "100")
     assert run.call_count == 1
     assert run.call_args.kwargs == {"facilities": 1234, "ticks": 3, "naive_sample": 50, "statements_at": 100, "holders": 1000,
-                                    "reuse": False, "baseline_database": ""}
+                                    "reuse": False, "baseline_database": "", "cases": ("btc", "one", "eod")}
 
 
 @pytest.mark.django_db
@@ -41,3 +41,12 @@ def test_the_growth_baseline_is_only_read_from_a_benchmark_database():
 
     with pytest.raises(CommandError, match="benchmark database"), _database("portal"):
         pass
+
+
+@pytest.mark.django_db
+def test_benchmark_revaluation_times_only_the_cases_asked_for_and_refuses_an_unknown_one():
+    with mock.patch("lending.risk.benchmark.run") as run:
+        call_command("benchmark", "revaluation", "--facilities", "10", "--cases", "one")
+    assert run.call_args.kwargs["cases"] == ("one",)
+    with pytest.raises(CommandError, match="--cases"):
+        call_command("benchmark", "revaluation", "--facilities", "10", "--cases", "one,tuesday")
