@@ -4,14 +4,16 @@ A plain UPDATE of every facility's stored valuation costs about 2 s for 100,000 
 the target machine, so a tick never writes every row. Instead:
 
 1. one INSERT … SELECT values the whole book from the per-facility coefficients and the current
-   prices and records only the facilities whose band changes (``risk_bandchange``);
-2. one UPDATE … FROM writes those facilities' stored valuation and band;
-3. one INSERT … SELECT … ON CONFLICT DO NOTHING opens a margin call for each facility that moved
+   prices and records only the facilities whose band changes (``risk_bandchange``), and one the
+   facilities whose early-warning level changes (``risk_warningcrossing``);
+2. one INSERT … SELECT … ON CONFLICT DO NOTHING opens a margin call for each facility that moved
    into margin call or close-out (the partial unique index allows one open call per facility, so a
    facility crossing again the same day keeps its one call);
-4. a few small UPDATEs: the lending ``has_open_margin_call`` flag, escalation at the close-out
-   level, the open calls' shortfall, and calls with no shortfall left (cured by a repayment, a
-   collateral top-up or the market), after which drawdowns reopen.
+3. one UPDATE … FROM writes each of those facilities once: its band and stored valuation, its
+   warning level and the lending ``has_open_margin_call`` flag;
+4. a few small UPDATEs: escalation at the close-out level, the open calls' shortfall, and calls
+   with no shortfall left (cured by a repayment, a collateral top-up or the market), after which
+   drawdowns reopen.
 
 Notifications go out from a Celery task enqueued once per run after commit.
 """
