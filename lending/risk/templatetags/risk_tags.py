@@ -1,10 +1,10 @@
 """``{% facility_risk_panel facility %}``: the live collateral, gauge, distance to a call and open call (four queries);
 ``|utilisation``: the one way a utilisation is shown, on every page and in the live JSON."""
 
-from decimal import Decimal, InvalidOperation
-
 from django import template
 from django.utils.translation import gettext_lazy as _
+
+from portal.templatetags.portal_format import as_number
 
 from .. import selectors
 
@@ -52,12 +52,9 @@ def utilisation_text(value) -> str:
     """
     from lending.valuation import NO_LENDING_VALUE_UTILISATION
 
-    if value in (None, ""):
-        return ""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
+    number = as_number(value)
+    if number is None:
+        return "" if value in (None, "") else str(value)
     if number >= NO_LENDING_VALUE_UTILISATION:
         return str(_("no lending value"))
     return f"{number * 100:,.2f}%"
