@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.navigation import id_url
 from portal.permissions import Perm
 from portal.products import Product
 
@@ -408,13 +409,6 @@ class QueueItem:
     url: str
 
 
-def _url_maker(name: str):
-    """One ``reverse()`` per page rather than per row (``navigation.id_url``)."""
-    from portal.navigation import id_url
-
-    return id_url(name)
-
-
 def _queue_sources(user):
     """(kind, queryset, waiting-since field) for each kind of work ``user`` may act on, own record excluded."""
     sources = []
@@ -464,8 +458,8 @@ def onboarding_queue(*, user, limit: int | None = None, offset: int = 0) -> list
         "assessment": _("Flagged suitability assessment"), "perpetuals": _("Perpetual-contracts access request"),
     }
     urls = {
-        "attestation": _url_maker("onboarding:staff-attestation"), "margin_account": _url_maker("onboarding:staff-client"),
-        "assessment": _url_maker("onboarding:staff-assessment"), "perpetuals": _url_maker("onboarding:staff-perpetuals"),
+        "attestation": id_url("onboarding:staff-attestation"), "margin_account": id_url("onboarding:staff-client"),
+        "assessment": id_url("onboarding:staff-assessment"), "perpetuals": id_url("onboarding:staff-perpetuals"),
     }
     categories, bases = dict(PIAttestation._meta.get_field("category").flatchoices), dict(PIAttestation._meta.get_field("basis").flatchoices)
     categories, bases = {k: str(v) for k, v in categories.items()}, {k: str(v) for k, v in bases.items()}
