@@ -254,6 +254,14 @@ def live_sql(where: str = "", *, changed_only: bool = False) -> str:
     """
 
 
+def id_array(ids) -> str:
+    """Ids as one PostgreSQL array literal, bound as text and cast in the SQL (``= ANY(%(name)s::bigint[])``).
+
+    A Python list bound as an array is adapted id by id (about 2 µs each), and a tick binds its thousands of
+    candidates into several statements; the literal is built once, by a join."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
 def fetch(sql: str, params: dict | list | None = None) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or {})

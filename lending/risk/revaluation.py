@@ -144,8 +144,8 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         # a number bounded by the band transitions, not by the size of the book.
         with connection.cursor() as cursor:
             cursor.execute(book.candidates_sql(where, warnings=True), params)
-            params["candidates"] = [row[0] for row in cursor.fetchall()]
-        scan_where = f"{where} AND f.id = ANY(%(candidates)s) AND c.facility_id = ANY(%(candidates)s)"
+            params["candidates"] = book.id_array(row[0] for row in cursor.fetchall())
+        scan_where = f"{where} AND f.id = ANY(%(candidates)s::bigint[]) AND c.facility_id = ANY(%(candidates)s::bigint[])"
 
     # 1. Value the book; keep only the band changes.
     band_rows = book.fetch(
@@ -334,8 +334,8 @@ def _ids_where(ids: list[int], params: dict, *, name: str = "ids") -> str:
     Both sides of the facility ⋈ sums join are restricted, so PostgreSQL probes both primary keys instead
     of scanning the whole of ``risk_facilitycoefficients`` (whose cost would grow with the book)."""
     if connection.vendor == "postgresql":
-        params[name] = ids
-        return f"AND f.id = ANY(%({name})s) AND c.facility_id = ANY(%({name})s)"
+        params[name] = book.id_array(ids)
+        return f"AND f.id = ANY(%({name})s::bigint[]) AND c.facility_id = ANY(%({name})s::bigint[])"
     names = {f"f{i}": fid for i, fid in enumerate(ids)}
     params.update(names)
     return f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names) or 'NULL'})"
@@ -346,7 +346,7 @@ def _open_calls_where(where: str, name: str) -> str:
     ``risk_margincall m``: PostgreSQL probes the one-open-call-per-facility index once per facility, so the
     cost follows the facilities the tick looked at, not the number of open calls in the book."""
     if connection.vendor == "postgresql":
-        return f"AND m.facility_id = ANY(%({name})s)"
+        return f"AND m.facility_id = ANY(%({name})s::bigint[])"
     return f"AND m.facility_id IN (SELECT f.id FROM lending_facility f WHERE 1 = 1 {where})"
 
 
@@ -477,8 +477,8 @@ def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:
     names: dict = {}
     only = ""
     if facility_ids and connection.vendor == "postgresql":
-        names["flag_ids"] = sorted({int(f) for f in facility_ids})
-        only = "AND id = ANY(%(flag_ids)s)"
+        names["flag_ids"] = book.id_array(sorted({int(f) for f in facility_ids}))
+        only = "AND id = ANY(%(flag_ids)s::bigint[])"
     elif facility_ids:
         names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
         only = f"AND id IN ({', '.join('%(' + k + ')s' for k in names)})"
