@@ -50,3 +50,17 @@ def test_benchmark_revaluation_times_only_the_cases_asked_for_and_refuses_an_unk
     assert run.call_args.kwargs["cases"] == ("one",)
     with pytest.raises(CommandError, match="--cases"):
         call_command("benchmark", "revaluation", "--facilities", "10", "--cases", "one,tuesday")
+
+
+def test_statement_counts_are_compared_only_between_ticks_that_changed_the_same_things():
+    """A tick that changes bands runs the statements that record them; one that changes nothing does not. A larger
+    book whose tick happened to move one facility's band is not "more statements because larger"."""
+    from lending.risk.benchmark import statements_by_size
+
+    lines, same = statements_by_size({"one": {10_000: {"nothing": 15}, 1_000_000: {"nothing": 15, "bands": 22}}})
+    assert same is True
+    assert lines == ["SQL statements per one tick (most in any tick), by what the tick changed: "
+                     "bands changed: 22 at 1,000,000 facilities; nothing changed: 15 at 10,000 facilities, 15 at 1,000,000 facilities"]
+    assert statements_by_size({"one": {10_000: {"bands": 22}, 1_000_000: {"bands": 23}}})[1] is False
+    # Nothing done alike at two sizes: not measured, never reported as met.
+    assert statements_by_size({"one": {10_000: {"nothing": 15}, 1_000_000: {"bands": 22}}})[1] is None
