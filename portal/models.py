@@ -127,6 +127,16 @@ class AuditEventQuerySet(models.QuerySet):
         raise PermissionError("Write audit rows through portal.audit.audit_log().")
 
 
+AUDIT_CANONICAL_FIELDS = ("created_at", "actor_id", "actor_label", "action", "object_type", "object_id", "object_repr", "before", "after",
+                          "ip_address", "user_agent", "prev_hash")
+
+
+def audit_canonical(values: dict) -> str:
+    """The exact text an audit row's hash covers, from the row's values (``created_at`` as ISO 8601; other keys of
+    ``values`` are left out). Changing it breaks every existing chain."""
+    return json.dumps({name: values[name] for name in AUDIT_CANONICAL_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 class AuditEvent(models.Model):
     """One regulated change: who did what to which record, before and after.
 
@@ -169,26 +179,12 @@ class AuditEvent(models.Model):
         raise PermissionError("The audit trail is append-only: rows cannot be deleted.")
 
     def canonical(self) -> str:
-        """The exact text the hash covers. Changing it breaks every existing chain."""
-        return json.dumps(
-            {
-                "created_at": self.created_at.isoformat(),
-                "actor_id": self.actor_id,
-                "actor_label": self.actor_label,
-                "action": self.action,
-                "object_type": self.object_type,
-                "object_id": self.object_id,
-                "object_repr": self.object_repr,
-                "before": self.before,
-                "after": self.after,
-                "ip_address": self.ip_address,
-                "user_agent": self.user_agent,
-                "prev_hash": self.prev_hash,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        """The exact text the hash covers (``audit_canonical``)."""
+        return audit_canonical({
+            "created_at": self.created_at.isoformat(), "actor_id": self.actor_id, "actor_label": self.actor_label, "action": self.action,
+            "object_type": self.object_type, "object_id": self.object_id, "object_repr": self.object_repr, "before": self.before,
+            "after": self.after, "ip_address": self.ip_address, "user_agent": self.user_agent, "prev_hash": self.prev_hash,
+        })
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical().encode()).hexdigest()
