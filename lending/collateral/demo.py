@@ -205,12 +205,12 @@ def _security_overrides(manager) -> None:
     now = timezone.now()
     if second is not None and "02007" in current:
         suspended = risk_services.override_propose(
-            actor=manager, asset="02007", price_hkd=(current["02007"].price_hkd * Decimal("0.8")).quantize(Decimal("0.01")),
+            actor=manager, asset="02007", price_hkd=on_the_spread(float(current["02007"].price_hkd) * 0.8),
             expires_at=now + timedelta(days=7) - timedelta(minutes=5), reason="Demo: trading suspended; valued at the last trade less 20%.",
             justification="Suspended pending an announcement; no source can quote it. Policy: last price less a fifth until it resumes.")
         risk_services.override_decide(actor=second, override_id=suspended.pk, approve=True, note="Agreed until trading resumes.")
     if "00388" in current:
         risk_services.override_propose(
-            actor=manager, asset="00388", price_hkd=(current["00388"].price_hkd * Decimal("0.88")).quantize(Decimal("0.01")),
+            actor=manager, asset="00388", price_hkd=on_the_spread(float(current["00388"].price_hkd) * 0.88),
             expires_at=now + timedelta(hours=8), reason="Demo: the exchange feed printed a stale HKEX price after a gateway restart.",
             justification="The gateway replayed the morning price; trades on the exchange are 12% lower. Until the feed is fixed.")

@@ -551,7 +551,6 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
     whole-book figures come from the engine's book summary (taken after each minute's full revaluation);
     margin calls, alarms and volatility are read live. Before the first summary (a new installation, a new
     policy version) the figures are valued live, a page at a time."""
-
     now = now or timezone.now()
     policy, prices = _inputs()
     numbers = risk_numbers()

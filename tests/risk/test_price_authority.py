@@ -201,6 +201,8 @@ def test_staff_page_adds_and_deactivates_sources_and_shows_a_proposed_override(c
     client.force_login(credit_manager2)
     page = client.get("/risk/prices/").content.decode()
     assert 'value="approve_override"' in page and "facilities would be in margin call" in page
+    # A security quoted below the cent (HK$0.001 steps) can be entered on the page, not only through the API.
+    assert page.count('name="price_hkd" type="number" step="0.001" min="0.001"') == 2
     bad = client.post("/risk/prices/", {"action": "override", "asset": "BTC", "price_hkd": "740000", "hours": "1e10", "reason": "x"}, follow=True)
     assert bad.status_code == 200 and "at most 168" in bad.content.decode()
 
