@@ -97,7 +97,7 @@ def document_update(*, actor, document_id: int, title_en: str, title_zh: str, pr
     products = _clean_products(products)
     if not (title_en.strip() and title_zh.strip()):
         raise PortalError("validation_error", _("A document needs a title in both languages."))
-    document = Document.objects.select_for_update().get(id=document_id)
+    document = Document.objects.select_for_update(no_key=True).get(id=document_id)
     before = _document_snapshot(document)
     document.title_en, document.title_zh = title_en.strip(), title_zh.strip()
     document.save(update_fields=["title_en", "title_zh"])
@@ -136,7 +136,7 @@ def version_create_draft(
 ) -> DocumentVersion:
     _ensure_manager(actor)
     # Lock the document: version numbers are handed out one at a time.
-    document = Document.objects.select_for_update().get(id=document_id)
+    document = Document.objects.select_for_update(no_key=True).get(id=document_id)
     if document.versions.filter(status=VersionStatus.DRAFT).exists():
         raise ConflictError(
             "draft_exists", _("This document already has a draft version. Edit or withdraw it first.")
@@ -170,7 +170,7 @@ def version_update_draft(
     change_summary_zh: str = "",
 ) -> DocumentVersion:
     _ensure_manager(actor)
-    version = DocumentVersion.objects.select_for_update().select_related("document").get(id=version_id)
+    version = DocumentVersion.objects.select_for_update(no_key=True).select_related("document").get(id=version_id)
     if version.status != VersionStatus.DRAFT:
         raise ConflictError(
             "immutable", _("Version %(n)s is %(status)s: its text can never change. Create a new version instead.")
@@ -223,8 +223,8 @@ def version_publish(*, actor, version_id: int, fingerprint: str | None = None) -
     version = DocumentVersion.objects.select_related("document").get(id=version_id)
     # Lock the document first, then its versions, in the same order as every other
     # writer: two publishers of one document run one after the other.
-    Document.objects.select_for_update().get(id=version.document_id)
-    version = DocumentVersion.objects.select_for_update().select_related("document").get(id=version_id)
+    Document.objects.select_for_update(no_key=True).get(id=version.document_id)
+    version = DocumentVersion.objects.select_for_update(no_key=True).select_related("document").get(id=version_id)
     if version.status != VersionStatus.DRAFT:
         raise ConflictError("invalid_state", _("Only a draft can be published; this version is %(s)s.") % {"s": version.get_status_display()})
     if not (version.body_en.strip() and version.body_zh.strip()):
@@ -233,7 +233,7 @@ def version_publish(*, actor, version_id: int, fingerprint: str | None = None) -
             _("Publishing needs the text in both English and Traditional Chinese."),
             {"body_en" if not version.body_en.strip() else "body_zh": [_("This language is empty.")]},
         )
-    current = DocumentVersion.objects.select_for_update().filter(document_id=version.document_id, status=VersionStatus.PUBLISHED).first()
+    current = DocumentVersion.objects.select_for_update(no_key=True).filter(document_id=version.document_id, status=VersionStatus.PUBLISHED).first()
     if fingerprint is not None and fingerprint != preview_fingerprint(version=version, current=current):
         raise ConflictError(
             "preview_outdated", _("The draft or the current version changed after your preview. Review the preview again.")
@@ -272,8 +272,8 @@ def version_withdraw(*, actor, version_id: int, reason: str) -> DocumentVersion:
     if not reason.strip():
         raise PortalError("reason_required", _("Give the reason for withdrawing this version."), {"reason": [_("Required.")]})
     version = DocumentVersion.objects.select_related("document").get(id=version_id)
-    Document.objects.select_for_update().get(id=version.document_id)
-    version = DocumentVersion.objects.select_for_update().select_related("document").get(id=version_id)
+    Document.objects.select_for_update(no_key=True).get(id=version.document_id)
+    version = DocumentVersion.objects.select_for_update(no_key=True).select_related("document").get(id=version_id)
     if version.status not in (VersionStatus.DRAFT, VersionStatus.PUBLISHED):
         raise ConflictError("invalid_state", _("Only a draft or the current version can be withdrawn."))
     before = snapshot(version, VERSION_AUDIT_FIELDS)
@@ -349,7 +349,7 @@ def acknowledgement_record(
     if language not in DisclosureLanguage.values:
         raise PortalError("invalid_language", _("Choose English or Traditional Chinese."), {"language": [language]})
     version = (
-        DocumentVersion.objects.select_for_update()
+        DocumentVersion.objects.select_for_update(no_key=True)
         .select_related("document")
         .filter(id=version_id)
         .exclude(status=VersionStatus.DRAFT)

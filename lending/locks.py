@@ -6,13 +6,19 @@
   revaluations and reference-price changes hold it; so does anything that changes a facility it will
   then revalue (drawdown, repayment, top-up, opening, suspension). It is re-entrant.
 * **price rows**: reference prices, overrides and price sources (only under the book lock).
-* **application / facility / margin-call rows**: ``SELECT … FOR UPDATE``, several in id order. Facility
+* **application / facility / margin-call rows**: ``SELECT … FOR NO KEY UPDATE``, several in id order. Facility
   rows are locked only under the book lock, so every writer of a facility is serialised with the
   whole-book revaluation; margin-call rows may be locked without it (an officer chasing a call).
 * **recovery rows**: liquidation plans, their amendments and debts after sale (``lending.recovery``),
   locked after the facility (and the margin call a close-out decides) they belong to.
 * **audit chain**: ``portal.audit`` takes it for every audit row; it is always last, so a service writes
   its audit rows only after it has every other lock it will need.
+
+Row locks are ``FOR NO KEY UPDATE`` everywhere (``select_for_update(no_key=True)``), never ``FOR UPDATE``:
+a transaction that holds the audit chain checks its deferred foreign keys at commit, each with a KEY SHARE
+lock on the row referred to (the audit row's actor, a ledger row's facility). ``FOR UPDATE`` would block
+that check while its holder waits for the chain: a deadlock. ``FOR NO KEY UPDATE`` serialises the
+writers the same way and lets the check through (``tests/portal/test_audit.py``).
 
 A transaction may skip levels but never go back to an earlier one: that is what rules out deadlocks
 between, say, a client accepting a facility letter (application → facility → audit) and a whole-book
@@ -115,14 +121,14 @@ def book() -> None:
 
 
 def rows(level: Level, queryset, ids) -> list:
-    """The rows of ``queryset`` with these ids, locked FOR UPDATE at ``level`` in id order (so two
+    """The rows of ``queryset`` with these ids, locked FOR NO KEY UPDATE at ``level`` in id order (so two
     transactions locking several rows agree on the order). Missing ids are simply not returned."""
     if level in (Level.BOOK, Level.AUDIT):
         raise ValueError("rows() locks table rows; use book() for the book")
     ids = sorted({int(i) for i in ids})
     _enter(level, ids)
     locked = queryset.filter(pk__in=ids).order_by("pk")
-    locked = locked.select_for_update(of=("self",)) if locked.query.select_related else locked.select_for_update()
+    locked = locked.select_for_update(no_key=True, of=("self",)) if locked.query.select_related else locked.select_for_update(no_key=True)
     return list(locked)
 
 

@@ -180,7 +180,7 @@ def maker_checker_decide(policy, *, actor, approve: bool, note: str, not_awaitin
     if approve and policy.effective_from and policy.effective_from > timezone.localdate():
         policy.schedule(by=actor, at=timezone.now(), note=note)  # in force from its day (maker_checker_take_effect)
     elif approve:
-        superseded = type(policy).objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+        superseded = type(policy).objects.select_for_update(no_key=True).filter(status=PolicyStatus.APPROVED).first()
         if superseded:
             superseded.supersede()
             superseded.save()
@@ -212,8 +212,8 @@ def maker_checker_take_effect(model, *, today=None) -> list[tuple]:
     superseding the version then in force. Returns [(policy, superseded)] for the callers' side effects and audit."""
     today = today or timezone.localdate()
     done = []
-    for policy in model.objects.select_for_update().filter(status=PolicyStatus.SCHEDULED, effective_from__lte=today).order_by("version"):
-        superseded = model.objects.select_for_update().filter(status=PolicyStatus.APPROVED).first()
+    for policy in model.objects.select_for_update(no_key=True).filter(status=PolicyStatus.SCHEDULED, effective_from__lte=today).order_by("version"):
+        superseded = model.objects.select_for_update(no_key=True).filter(status=PolicyStatus.APPROVED).first()
         if superseded:
             superseded.supersede()
             superseded.save()
@@ -267,7 +267,7 @@ def policies_take_effect(*, today=None) -> int:
 
 def _decide_collateral_policy(*, actor, policy_id: int, approve: bool, note: str):
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
-    policy = CollateralPolicy.objects.select_for_update().filter(pk=policy_id).first()
+    policy = CollateralPolicy.objects.select_for_update(no_key=True).filter(pk=policy_id).first()
     if policy is None:
         raise NotFoundError("not_found", _("No such policy version."))
     superseded = maker_checker_decide(
@@ -320,7 +320,7 @@ def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanct
 @transaction.atomic
 def watchlist_deactivate(*, actor, entry_id: int, reason: str = "") -> WatchListEntry:
     ensure_staff_permission(actor=actor, perm=Perm.WATCHLIST_MANAGE)
-    entry = WatchListEntry.objects.select_for_update().filter(pk=entry_id).first()
+    entry = WatchListEntry.objects.select_for_update(no_key=True).filter(pk=entry_id).first()
     if entry is None:
         raise NotFoundError("not_found", _("No such watch-list entry."))
     if entry.active:

@@ -76,7 +76,7 @@ def _ensure_staff(actor, perm: Perm, client_user) -> None:
 
 def _lock_client(client) -> None:
     """Serialise a client's own concurrent requests (two tabs opening two drafts)."""
-    User.objects.select_for_update().filter(pk=client.pk).first()
+    User.objects.select_for_update(no_key=True).filter(pk=client.pk).first()
 
 
 def _ensure_owner(actor, record) -> None:
@@ -172,7 +172,7 @@ def profile_update(*, user, data: dict) -> ClientProfile:
     if errors:
         raise PortalError("validation_error", _("Please correct the highlighted fields."), errors)
     profile_get_or_create(user=user)
-    profile = ClientProfile.objects.select_for_update().get(user=user)
+    profile = ClientProfile.objects.select_for_update(no_key=True).get(user=user)
     before = {**_profile_audit(profile), "user_full_name": user.full_name}
     changed = [name for name, value in cleaned.items() if getattr(profile, name) != value]
     new_legal_name = cleaned.get("legal_name", profile.legal_name)
@@ -194,7 +194,7 @@ def profile_update(*, user, data: dict) -> ClientProfile:
     audit_log(actor=user, action="onboarding.profile.updated", obj=profile, before=before, after={**_profile_audit(profile), "user_full_name": user.full_name})
     financial = [name for name in changed if name in ClientProfile.FINANCIAL_FIELDS]
     if financial:
-        assessment = SuitabilityAssessment.objects.select_for_update().filter(client=user, state=SuitabilityState.COMPLETED).first()
+        assessment = SuitabilityAssessment.objects.select_for_update(no_key=True).filter(client=user, state=SuitabilityState.COMPLETED).first()
         if assessment is not None:
             _assessment_flag(
                 assessment=assessment,
@@ -214,7 +214,7 @@ def _margin_account_taken(number: str) -> ConflictError:
 @transaction.atomic
 def profile_confirm_margin_account(*, profile_id: int, actor) -> ClientProfile:
     """Staff confirm the client holds the securities margin account they named."""
-    profile = ClientProfile.objects.select_for_update().select_related("user").get(pk=profile_id)
+    profile = ClientProfile.objects.select_for_update(no_key=True).select_related("user").get(pk=profile_id)
     _ensure_staff(actor, Perm.ONBOARDING_REVIEW, profile.user)
     if not profile.margin_account_number:
         raise PortalError("no_margin_account", _("The client has not given a securities margin account number."))
@@ -327,7 +327,7 @@ def attestation_create(*, client, data: dict) -> PIAttestation:
 
 @transaction.atomic
 def attestation_update(*, attestation_id: int, actor, data: dict) -> PIAttestation:
-    attestation = PIAttestation.objects.select_for_update().get(pk=attestation_id)
+    attestation = PIAttestation.objects.select_for_update(no_key=True).get(pk=attestation_id)
     _ensure_owner(actor, attestation)
     if not attestation.editable:
         raise ConflictError("invalid_state", _("This attestation can no longer be changed."))
@@ -354,7 +354,7 @@ def _sniff(upload) -> tuple[str, bytes]:
 @transaction.atomic
 def evidence_add(*, attestation_id: int, actor, upload, kind: str, issued_on) -> PIEvidence:
     """Attach one evidence file. The type is judged from the content, never the name."""
-    attestation = PIAttestation.objects.select_for_update().get(pk=attestation_id)
+    attestation = PIAttestation.objects.select_for_update(no_key=True).get(pk=attestation_id)
     _ensure_owner(actor, attestation)
     if not attestation.editable:
         raise ConflictError("invalid_state", _("Evidence can only be added while the attestation is a draft or returned to you."))
@@ -467,7 +467,7 @@ def attestation_problems(*, attestation: PIAttestation, evidence: list[PIEvidenc
 
 @transaction.atomic
 def attestation_submit(*, attestation_id: int, actor) -> PIAttestation:
-    attestation = PIAttestation.objects.select_for_update().get(pk=attestation_id)
+    attestation = PIAttestation.objects.select_for_update(no_key=True).get(pk=attestation_id)
     _ensure_owner(actor, attestation)
     if not attestation.editable:
         raise ConflictError("invalid_state", _("This attestation has already been submitted."))
@@ -509,7 +509,7 @@ def _decision_checklist(checklist: dict) -> dict:
 
 
 def _lock_for_decision(attestation_id: int, actor) -> PIAttestation:
-    attestation = PIAttestation.objects.select_for_update().select_related("client").get(pk=attestation_id)
+    attestation = PIAttestation.objects.select_for_update(no_key=True).select_related("client").get(pk=attestation_id)
     _ensure_staff(actor, Perm.ONBOARDING_REVIEW, attestation.client)
     if attestation.state != PIState.SUBMITTED:
         raise ConflictError("invalid_state", _("Only a submitted attestation can be decided."))
@@ -536,7 +536,7 @@ def attestation_verify(*, attestation_id: int, actor, checklist: dict, reason: s
     attestation.save()
     audit_log(actor=actor, action="onboarding.attestation.verified", obj=attestation, before=before, after=snapshot(attestation, ATTESTATION_AUDITED))
     # A renewal replaces the earlier verified status.
-    for older in PIAttestation.objects.select_for_update().filter(client=attestation.client, state=PIState.VERIFIED).exclude(pk=attestation.pk):
+    for older in PIAttestation.objects.select_for_update(no_key=True).filter(client=attestation.client, state=PIState.VERIFIED).exclude(pk=attestation.pk):
         older_before = snapshot(older, ATTESTATION_AUDITED)
         older.expire(at=now)
         older.save()
@@ -578,7 +578,7 @@ def attestation_return(*, attestation_id: int, actor, questions: str, checklist:
 @transaction.atomic
 def attestation_withdraw(*, attestation_id: int, actor) -> PIAttestation:
     """The client stops being treated as a professional investor, with immediate effect."""
-    attestation = PIAttestation.objects.select_for_update().get(pk=attestation_id)
+    attestation = PIAttestation.objects.select_for_update(no_key=True).get(pk=attestation_id)
     _ensure_owner(actor, attestation)
     if attestation.state != PIState.VERIFIED:
         raise ConflictError("invalid_state", _("Only a verified professional-investor status can be withdrawn."))
@@ -630,7 +630,7 @@ def _lapsing_remind(rule: _Lapsing, pk: int, today: date | None) -> bool:
 def _lapsing_expire(rule: _Lapsing, pk: int, today: date | None) -> bool:
     today = today or _today()
     with transaction.atomic():
-        record = rule.model.objects.select_for_update().select_related("client").filter(pk=pk).first()
+        record = rule.model.objects.select_for_update(no_key=True).select_related("client").filter(pk=pk).first()
         until = getattr(record, rule.until, None)
         if record is None or record.state != rule.live_state or until is None or until > today:
             return False
@@ -687,7 +687,7 @@ def _questionnaire_definition_check(definition: dict) -> None:
 
 
 def _questionnaire_next_version() -> int:
-    last = Questionnaire.objects.select_for_update().order_by("-version").values_list("version", flat=True).first()
+    last = Questionnaire.objects.select_for_update(no_key=True).order_by("-version").values_list("version", flat=True).first()
     return (last or 0) + 1
 
 
@@ -704,7 +704,7 @@ def questionnaire_publish(*, definition: dict, title: str, actor=SYSTEM) -> Ques
 @transaction.atomic
 def onboarding_policy_create(*, actor, policy: OnboardingPolicy) -> OnboardingPolicy:
     """Put a new version of the firm's onboarding numbers in force, checked against the statutory floors."""
-    last = OnboardingPolicy.objects.select_for_update().order_by("-version").values_list("version", flat=True).first()
+    last = OnboardingPolicy.objects.select_for_update(no_key=True).order_by("-version").values_list("version", flat=True).first()
     policy.version = (last or 0) + 1
     policy.full_clean()
     policy.save()
@@ -728,7 +728,7 @@ def questionnaire_draft_save(*, actor, questionnaire: Questionnaire) -> Question
 def questionnaire_drafts_publish(*, actor, questionnaire_ids: list[int]) -> list[int]:
     """Publish the given drafts (already published ones are left as they are); returns the versions published."""
     published = []
-    for questionnaire in Questionnaire.objects.select_for_update().filter(pk__in=questionnaire_ids, published_at__isnull=True).order_by("version"):
+    for questionnaire in Questionnaire.objects.select_for_update(no_key=True).filter(pk__in=questionnaire_ids, published_at__isnull=True).order_by("version"):
         _questionnaire_definition_check(questionnaire.definition)
         questionnaire.published_at = _now()
         questionnaire.save(update_fields=["published_at"])
@@ -752,7 +752,7 @@ def assessment_start(*, client) -> SuitabilityAssessment:
 
 @transaction.atomic
 def assessment_save_step(*, assessment_id: int, actor, step: int, data: dict) -> SuitabilityAssessment:
-    assessment = SuitabilityAssessment.objects.select_for_update().select_related("questionnaire").get(pk=assessment_id)
+    assessment = SuitabilityAssessment.objects.select_for_update(no_key=True).select_related("questionnaire").get(pk=assessment_id)
     _ensure_owner(actor, assessment)
     if assessment.state != SuitabilityState.IN_PROGRESS:
         raise ConflictError("invalid_state", _("This assessment is finished; start a new one to change your answers."))
@@ -783,7 +783,7 @@ SUITABILITY_TASK_KEY = "onboarding.suitability.redo"
 
 @transaction.atomic
 def assessment_complete(*, assessment_id: int, actor) -> SuitabilityAssessment:
-    assessment = SuitabilityAssessment.objects.select_for_update().select_related("questionnaire").get(pk=assessment_id)
+    assessment = SuitabilityAssessment.objects.select_for_update(no_key=True).select_related("questionnaire").get(pk=assessment_id)
     _ensure_owner(actor, assessment)
     if assessment.state != SuitabilityState.IN_PROGRESS:
         raise ConflictError("invalid_state", _("This assessment is already finished."))
@@ -814,7 +814,7 @@ def assessment_complete(*, assessment_id: int, actor) -> SuitabilityAssessment:
     assessment.save()
     audit_log(actor=actor, action="onboarding.assessment.completed", obj=assessment, before=before,
               after={**snapshot(assessment, ASSESSMENT_AUDITED), "risk_reasons": assessment.risk_reasons, "policy": policy.as_record()})
-    for older in SuitabilityAssessment.objects.select_for_update().filter(client=actor, state=SuitabilityState.COMPLETED).exclude(pk=assessment.pk):
+    for older in SuitabilityAssessment.objects.select_for_update(no_key=True).filter(client=actor, state=SuitabilityState.COMPLETED).exclude(pk=assessment.pk):
         older.supersede(at=now)
         older.save()
         audit_log(actor=actor, action="onboarding.assessment.superseded", obj=older, after={"superseded_by": assessment.pk})
@@ -846,7 +846,7 @@ class ReviewOutcome:
 
 @transaction.atomic
 def assessment_review(*, assessment_id: int, actor, outcome: str, note: str) -> SuitabilityAssessment:
-    assessment = SuitabilityAssessment.objects.select_for_update().select_related("client").get(pk=assessment_id)
+    assessment = SuitabilityAssessment.objects.select_for_update(no_key=True).select_related("client").get(pk=assessment_id)
     _ensure_staff(actor, Perm.SUITABILITY_REVIEW, assessment.client)
     if assessment.review_status != ReviewStatus.FLAGGED or assessment.state != SuitabilityState.COMPLETED:
         raise ConflictError("invalid_state", _("Only a flagged, completed assessment can be reviewed."))
@@ -913,7 +913,7 @@ def training_submit(*, client, module: str, answers: dict) -> TrainingAttempt:
     if attempt.passed:
         flag, basis, detail = ("va_knowledge", "va_knowledge_basis", "va_knowledge_detail") if module == "va" else (
             "derivative_knowledge", "derivative_knowledge_basis", "derivative_knowledge_detail")
-        assessment = SuitabilityAssessment.objects.select_for_update().filter(client=client, state=SuitabilityState.COMPLETED).first()
+        assessment = SuitabilityAssessment.objects.select_for_update(no_key=True).filter(client=client, state=SuitabilityState.COMPLETED).first()
         if assessment is not None and not getattr(assessment, flag):
             before = snapshot(assessment, ASSESSMENT_AUDITED)
             setattr(assessment, flag, True)
@@ -945,7 +945,7 @@ def perpetuals_request(*, client) -> PerpetualsAccessRequest:
 
 
 def _lock_request(request_id: int, actor) -> PerpetualsAccessRequest:
-    request = PerpetualsAccessRequest.objects.select_for_update().select_related("client").get(pk=request_id)
+    request = PerpetualsAccessRequest.objects.select_for_update(no_key=True).select_related("client").get(pk=request_id)
     _ensure_staff(actor, Perm.PERPETUALS_GRANT, request.client)
     if request.state != PerpetualsState.REQUESTED:
         raise ConflictError("invalid_state", _("This request has already been decided."))
@@ -991,7 +991,7 @@ def perpetuals_lapse_for(*, client, reason) -> int:
     count = 0
     with translation.override(client.preferred_language):
         client_reason = str(reason)[:200]
-    for request in PerpetualsAccessRequest.objects.select_for_update().filter(
+    for request in PerpetualsAccessRequest.objects.select_for_update(no_key=True).filter(
         client=client, state__in=[PerpetualsState.GRANTED, PerpetualsState.REQUESTED]
     ):
         request.lapse(at=_now(), reason=client_reason)

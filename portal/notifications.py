@@ -348,7 +348,7 @@ def notification_channel_deactivate(*, user, channel_id: int) -> NotificationCha
     from .audit import audit_log
     from .errors import NotFoundError
 
-    channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id, user=user).first()
+    channel = NotificationChannel.objects.select_for_update(no_key=True).filter(pk=channel_id, user=user).first()
     if channel is None:
         raise NotFoundError("not_found", _("No such notification channel."))
     if channel.active:

@@ -104,7 +104,7 @@ def periodic_job_set_enabled(*, name: str, enabled: bool, actor) -> None:
     """Pause or resume a periodic job (django-celery-beat picks the change up within seconds). Audited."""
     from django_celery_beat.models import PeriodicTask
 
-    task = PeriodicTask.objects.select_for_update().get(name=name)
+    task = PeriodicTask.objects.select_for_update(no_key=True).get(name=name)
     if task.enabled == enabled:
         return
     task.enabled = enabled
@@ -212,7 +212,7 @@ def user_update(*, user: User, actor, **changes) -> User:
     unknown = set(changes) - set(PROFILE_FIELDS)
     if unknown:
         raise ValueError(f"user_update cannot change {sorted(unknown)}")
-    current = User.objects.select_for_update().get(pk=user.pk)
+    current = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     changed = [name for name, value in changes.items() if getattr(current, name) != value]
     if not changed:
         return user
@@ -237,7 +237,7 @@ def user_mfa_reset(*, user: User, actor) -> int:
     from allauth.mfa.models import Authenticator
 
     _ensure_user_admin(actor, user)
-    authenticators = list(Authenticator.objects.select_for_update().filter(user=user).values_list("type", flat=True))
+    authenticators = list(Authenticator.objects.select_for_update(no_key=True).filter(user=user).values_list("type", flat=True))
     Authenticator.objects.filter(user=user).delete()
     user._has_mfa = False
     audit_log(actor=actor, action="user.mfa_reset", obj=user, before={"authenticators": sorted(authenticators)}, after={"authenticators": []})

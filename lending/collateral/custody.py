@@ -57,7 +57,7 @@ def _quantity(value, label: str, *, allow_zero: bool = False) -> Decimal:
 def _balance_locked(client_id: int, instrument_id: int) -> CustodyBalance:
     """The balance row, created at zero if new, locked for this transaction."""
     CustodyBalance.objects.bulk_create([CustodyBalance(client_id=client_id, instrument_id=instrument_id)], ignore_conflicts=True)
-    return CustodyBalance.objects.select_for_update().get(client_id=client_id, instrument_id=instrument_id)
+    return CustodyBalance.objects.select_for_update(no_key=True).get(client_id=client_id, instrument_id=instrument_id)
 
 
 def _entry(balance: CustodyBalance, instrument: Instrument, *, kind, quantity, facility_id=None, batch=None, actor=None, reference="",

@@ -166,7 +166,7 @@ def instrument_update(*, actor, code: str, changes: dict) -> Instrument:
     """Staff change one instrument (name, board lot, issuer, sector, class, suspension, active)."""
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     code = normalise_code(code)
-    instrument = Instrument.objects.select_for_update().filter(code=code).first()
+    instrument = Instrument.objects.select_for_update(no_key=True).filter(code=code).first()
     if instrument is None:
         raise NotFoundError("not_found", _("No instrument %(code)s.") % {"code": code})
     allowed = set(Instrument.FIELDS) - {"code", "kind"}
@@ -212,7 +212,7 @@ def _holdings_set_many(*, changes: list[tuple[int, Instrument, Decimal]], balanc
     missing = {(cid, item.pk) for cid, item, _qty in changes if (cid, item.pk) not in balances}
     if missing:
         CustodyBalance.objects.bulk_create([CustodyBalance(client_id=c, instrument_id=i) for c, i in sorted(missing)], ignore_conflicts=True)
-        rows = CustodyBalance.objects.select_for_update().filter(client_id__in={c for c, _i in missing}, instrument_id__in={i for _c, i in missing})
+        rows = CustodyBalance.objects.select_for_update(no_key=True).filter(client_id__in={c for c, _i in missing}, instrument_id__in={i for _c, i in missing})
         for b in rows:
             balances.setdefault((b.client_id, b.instrument_id), b)
     now, changed, entries = timezone.now(), [], []
@@ -287,7 +287,7 @@ def break_resolve(*, actor, break_id: int, note: str) -> ReconciliationBreak:
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
     if not (note or "").strip():
         raise PortalError("validation_error", _("Say how the break was resolved."), {"note": [_("Required.")]})
-    item = ReconciliationBreak.objects.select_for_update().filter(pk=break_id).first()
+    item = ReconciliationBreak.objects.select_for_update(no_key=True).filter(pk=break_id).first()
     if item is None:
         raise NotFoundError("not_found", _("No such break."))
     if item.resolved_at is not None:
@@ -595,7 +595,7 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     client_ids = {x["client_id"] for x in clean}
     balances = {
         (b.client_id, b.instrument_id): b
-        for b in CustodyBalance.objects.select_for_update().select_related("instrument").filter(client_id__in=client_ids)
+        for b in CustodyBalance.objects.select_for_update(no_key=True).select_related("instrument").filter(client_id__in=client_ids)
     }
     targets: dict[tuple, tuple] = {(x["client_id"], x["instrument"].pk): (x["instrument"], x["held" if va else "quantity"], x) for x in clean}
     if eod or va:
@@ -719,7 +719,7 @@ def machine_key_create(*, actor, name: str) -> tuple[MachineKey, str]:
 def machine_key_rotate(*, actor, key_id: int) -> tuple[MachineKey, str]:
     """Replace a key with a new one (the old one stops working at once)."""
     _key_manager(actor)
-    old = MachineKey.objects.select_for_update().filter(pk=key_id).first()
+    old = MachineKey.objects.select_for_update(no_key=True).filter(pk=key_id).first()
     if old is None:
         raise NotFoundError("not_found", _("No such key."))
     if old.revoked_at is not None:
@@ -734,7 +734,7 @@ def machine_key_rotate(*, actor, key_id: int) -> tuple[MachineKey, str]:
 @transaction.atomic
 def machine_key_revoke(*, actor, key_id: int, reason: str = "") -> MachineKey:
     _key_manager(actor)
-    key = MachineKey.objects.select_for_update().filter(pk=key_id).first()
+    key = MachineKey.objects.select_for_update(no_key=True).filter(pk=key_id).first()
     if key is None:
         raise NotFoundError("not_found", _("No such key."))
     if key.revoked_at is not None:

@@ -138,7 +138,7 @@ def recovery_policy_propose(*, actor, numbers: dict, reason: str, effective_from
 def recovery_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") -> RecoveryPolicy:
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     try:
-        policy = RecoveryPolicy.objects.select_for_update().get(pk=policy_id)
+        policy = RecoveryPolicy.objects.select_for_update(no_key=True).get(pk=policy_id)
     except RecoveryPolicy.DoesNotExist:
         raise NotFoundError("not_found", _("No such recovery policy.")) from None
     superseded = maker_checker_decide(policy, actor=actor, approve=approve, note=note,
@@ -568,7 +568,7 @@ def plan_amend_decide(*, actor, amendment_id: int, approve: bool, note: str = ""
     if plan_id is None:
         raise NotFoundError("not_found", _("No such amendment."))
     plan = _lock_plan(actor, plan_id)
-    amendment = PlanAmendment.objects.select_for_update().select_related("proposed_by").get(pk=amendment_id)
+    amendment = PlanAmendment.objects.select_for_update(no_key=True).select_related("proposed_by").get(pk=amendment_id)
     ensure_four_eyes(maker=amendment.proposed_by, checker=actor)
     now = timezone.now()
     if not approve:

@@ -127,7 +127,7 @@ def risk_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") 
     """A credit manager other than the proposer approves (superseding the version in force) or rejects."""
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     try:
-        policy = RiskPolicy.objects.select_for_update().get(pk=policy_id)
+        policy = RiskPolicy.objects.select_for_update(no_key=True).get(pk=policy_id)
     except RiskPolicy.DoesNotExist:
         raise NotFoundError("not_found", _("No such risk policy.")) from None
     superseded = maker_checker_decide(
@@ -1066,7 +1066,7 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
 
     ensure_pledge_within_limits(client_id=facility.client_id, instrument=item, lending_value=mv * (1 - haircut), policy=policy,
                                 prices={a: q.price_hkd for a, q in prices.items()})
-    position = CollateralPosition.objects.select_for_update().filter(facility=facility, instrument=item).order_by("id").first()
+    position = CollateralPosition.objects.select_for_update(no_key=True).filter(facility=facility, instrument=item).order_by("id").first()
     if position is None:
         position = CollateralPosition.objects.create(
             facility=facility, kind=position_kind, instrument=item, asset=item.code if item.is_virtual_asset else "", quantity=qty,

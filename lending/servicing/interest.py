@@ -338,7 +338,7 @@ def post_month(*, period_end: date, now: datetime | None = None) -> PostingResul
     after = connection.ops.adapt_datefield_value(last_posted() or date(1900, 1, 1))
     if connection.vendor == "postgresql":
         _execute("SELECT id FROM lending_facility WHERE id IN (SELECT DISTINCT facility_id FROM servicing_interestaccrual "
-                 "WHERE posted_on IS NULL AND day > %s AND day <= %s) ORDER BY id FOR UPDATE", [after, period_end])
+                 "WHERE posted_on IS NULL AND day > %s AND day <= %s) ORDER BY id FOR NO KEY UPDATE", [after, period_end])
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM lending_facilitytransaction")
         watermark = cursor.fetchone()[0]

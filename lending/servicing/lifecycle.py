@@ -45,7 +45,7 @@ def _locked(actor, facility_id: int, perm: Perm = Perm.FACILITY_OPERATE):
     ensure_not_own_record(actor=actor, client_user=facility.client)
     if facility.state == "closed":
         raise ConflictError("facility_closed", _("The facility is closed."))
-    terms = FacilityTerms.objects.select_for_update(of=("self",)).filter(facility=facility).select_related("policy").first()
+    terms = FacilityTerms.objects.select_for_update(no_key=True, of=("self",)).filter(facility=facility).select_related("policy").first()
     return facility, terms
 
 
@@ -114,7 +114,7 @@ def limit_change_decide(*, actor, change_id: int, approve: bool) -> LimitChange:
     if change is None:
         raise NotFoundError("not_found", _("No such limit change."))
     facility, _terms = _locked(actor, change.facility_id, Perm.APPLICATION_SECOND_APPROVE)
-    change = LimitChange.objects.select_for_update().get(pk=change_id)
+    change = LimitChange.objects.select_for_update(no_key=True).get(pk=change_id)
     ensure_four_eyes(maker=change.proposed_by, checker=actor)
     if change.state != LimitChangeState.PROPOSED:
         raise ConflictError("invalid_state", _("This change is already %(state)s.") % {"state": change.get_state_display().lower()})

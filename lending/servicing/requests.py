@@ -311,7 +311,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
     policy = _policy()
     locks.book()
     facility = locks.facility(req.facility_id, Facility.objects.select_related("policy"))
-    position = CollateralPosition.objects.select_for_update().get(pk=req.position_id, facility=facility)
+    position = CollateralPosition.objects.select_for_update(no_key=True).get(pk=req.position_id, facility=facility)
     qty = req.quantity
     _lv, util = release_utilisation_after(facility=facility, position=position, quantity=qty)
     if util > policy.release_initial_level:
@@ -344,7 +344,7 @@ def _release_execute(req: ServicingRequest, *, actor) -> None:
 
 def _lock_request(actor, request_id: int) -> ServicingRequest:
     ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    req = ServicingRequest.objects.select_for_update(of=("self",)).select_related("client", "facility", "first_by").filter(pk=request_id).first()
+    req = ServicingRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("client", "facility", "first_by").filter(pk=request_id).first()
     if req is None:
         raise NotFoundError("not_found", _("No such request."))
     ensure_not_own_record(actor=actor, client_user=req.client)
@@ -412,7 +412,7 @@ def request_refuse(*, actor, request_id: int, reason: str) -> ServicingRequest:
 
 @transaction.atomic
 def request_cancel(*, user, request_id: int) -> ServicingRequest:
-    req = ServicingRequest.objects.select_for_update().filter(pk=request_id, client=user).first()
+    req = ServicingRequest.objects.select_for_update(no_key=True).filter(pk=request_id, client=user).first()
     if req is None:
         raise NotFoundError("not_found", _("No such request."))
     if req.state != RequestState.REQUESTED:
@@ -507,7 +507,7 @@ def address_add(*, user, asset: str, address: str, label: str = "") -> tuple[Wit
 
 @transaction.atomic
 def address_confirm(*, user, token: str) -> WithdrawalAddress:
-    entry = WithdrawalAddress.objects.select_for_update().filter(client=user, state=AddressState.ADDED, token_hash=_token_hash(token or "")).first()
+    entry = WithdrawalAddress.objects.select_for_update(no_key=True).filter(client=user, state=AddressState.ADDED, token_hash=_token_hash(token or "")).first()
     if entry is None:
         raise NotFoundError("not_found", _("This confirmation link is not valid (or was used already)."))
     hours = _policy().whitelist_cooling_off_hours
@@ -523,7 +523,7 @@ def address_confirm(*, user, token: str) -> WithdrawalAddress:
 
 @transaction.atomic
 def address_revoke(*, user, address_id: int) -> WithdrawalAddress:
-    entry = WithdrawalAddress.objects.select_for_update().filter(client=user, pk=address_id).exclude(state=AddressState.REVOKED).first()
+    entry = WithdrawalAddress.objects.select_for_update(no_key=True).filter(client=user, pk=address_id).exclude(state=AddressState.REVOKED).first()
     if entry is None:
         raise NotFoundError("not_found", _("No such address."))
     entry.revoke(at=timezone.now())
@@ -538,7 +538,7 @@ def addresses_activate_due(*, now: datetime | None = None) -> int:
     count = 0
     for entry in WithdrawalAddress.objects.filter(state=AddressState.COOLING_OFF, active_from__lte=now):
         with transaction.atomic():
-            locked = WithdrawalAddress.objects.select_for_update().filter(pk=entry.pk, state=AddressState.COOLING_OFF).first()
+            locked = WithdrawalAddress.objects.select_for_update(no_key=True).filter(pk=entry.pk, state=AddressState.COOLING_OFF).first()
             if locked is None:
                 continue
             locked.activate(at=now)

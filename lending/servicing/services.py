@@ -93,7 +93,7 @@ def servicing_policy_propose(*, actor, numbers: dict, reason: str, effective_fro
 def servicing_policy_decide(*, actor, policy_id: int, approve: bool, note: str = "") -> ServicingPolicy:
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_APPROVE)
     try:
-        policy = ServicingPolicy.objects.select_for_update().get(pk=policy_id)
+        policy = ServicingPolicy.objects.select_for_update(no_key=True).get(pk=policy_id)
     except ServicingPolicy.DoesNotExist:
         raise NotFoundError("not_found", _("No such servicing policy.")) from None
     superseded = maker_checker_decide(policy, actor=actor, approve=approve, note=note,
@@ -130,7 +130,7 @@ def fixing_decide(*, actor, fixing_id: int, confirm: bool) -> BaseRateFixing:
     effect on a day already accrued; a correction is a new fixing with a later effective date."""
     ensure_staff_permission(actor=actor, perm=Perm.POLICY_PROPOSE)
     try:
-        fixing = BaseRateFixing.objects.select_for_update().get(pk=fixing_id)
+        fixing = BaseRateFixing.objects.select_for_update(no_key=True).get(pk=fixing_id)
     except BaseRateFixing.DoesNotExist:
         raise NotFoundError("not_found", _("No such fixing.")) from None
     ensure_four_eyes(maker=fixing.entered_by, checker=actor)
@@ -187,7 +187,7 @@ def terms_activate(*, facility, actor) -> FacilityTerms | None:
     from lending.ledger import ledger_post
     from lending.models import TxnKind
 
-    terms = FacilityTerms.objects.select_for_update(of=("self",)).filter(application_id=facility.application_id).select_related("policy").first()
+    terms = FacilityTerms.objects.select_for_update(no_key=True, of=("self",)).filter(application_id=facility.application_id).select_related("policy").first()
     if terms is None:
         return None
     terms.facility = facility
@@ -240,7 +240,7 @@ def activity_statements_elect(*, user, confirm: bool) -> ActivityStatementElecti
     if facts is None or not facts.pi_valid:
         raise ForbiddenError("not_professional_investor", _("Only a client whose professional-investor status is verified and current may "
                                                             "elect not to receive activity statements."))
-    if ActivityStatementElection.objects.select_for_update().filter(client=user, revoked_at__isnull=True).exists():
+    if ActivityStatementElection.objects.select_for_update(no_key=True).filter(client=user, revoked_at__isnull=True).exists():
         raise ConflictError("already_elected", _("You have already elected not to receive activity statements."))
     language = language_of(user)
     with translation.override(language):
@@ -254,7 +254,7 @@ def activity_statements_elect(*, user, confirm: bool) -> ActivityStatementElecti
 @transaction.atomic
 def activity_statements_resume(*, user) -> ActivityStatementElection:
     """Revoke the election: activity statements are issued again from the next event on the account."""
-    election = ActivityStatementElection.objects.select_for_update().filter(client=user, revoked_at__isnull=True).first() if user.is_authenticated else None
+    election = ActivityStatementElection.objects.select_for_update(no_key=True).filter(client=user, revoked_at__isnull=True).first() if user.is_authenticated else None
     if election is None:
         raise NotFoundError("not_found", _("You have no election in force."))
     election.revoked_at = timezone.now()

@@ -226,3 +226,79 @@ class TestAuditVerify:
         make_user("client", email="late@example.com")
         assert audit_chain_verify().checked > len(trail)
         assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_waiting_for_the_chain_with_its_client_locked_lets_an_audited_commit_through(alice):
+    """Two requests of one client at once (found by fuzzing the API: a 500, "deadlock detected").
+
+    The first has audited (it holds the chain lock) and commits: its audit row's actor key is checked
+    then, with a KEY SHARE lock on the client's row. The second has locked the client's row to serialise
+    the client's requests (``assessment_start``) and waits for the chain. A FOR UPDATE row lock blocks
+    that check and PostgreSQL kills one of them; FOR NO KEY UPDATE, which still serialises the requests,
+    does not.
+    """
+    import threading
+    import time
+
+    from django.db import connections
+
+    from onboarding import services as onboarding_services
+
+    need_postgres()
+    audited, started = threading.Event(), threading.Event()
+    errors: list = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                audit_log(actor=alice, action="portal.test.first", object_type="portal.user", object_id=alice.pk)
+                audited.set()
+                started.wait(10)
+                time.sleep(0.5)  # the second request is now waiting for the chain, with the client's row locked
+        except Exception as exc:  # noqa: BLE001 - the failure is what the test reports
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            audited.wait(10)
+            started.set()
+            onboarding_services.assessment_start(client=alice)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True))[-2:] == [
+        "portal.test.first", "onboarding.assessment.started"]
+    assert audit_chain_verify().ok
+
+
+def test_no_row_lock_is_taken_for_update_only_for_no_key_update():
+    """Every row lock in the portal's code is FOR NO KEY UPDATE (see the test above and lending.locks):
+    each ``select_for_update`` call says ``no_key=True`` and no SQL string says ``FOR UPDATE``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for app in ("portal", "onboarding", "disclosures", "lending"):
+        for path in sorted((root / app).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+                if (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "select_for_update"
+                        and not any(k.arg == "no_key" and getattr(k.value, "value", False) is True for k in node.keywords)):
+                    found.append(where)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    sql = node.value.upper()
+                    if " FOR UPDATE" in sql.replace("NO KEY UPDATE", "") and (sql.lstrip().startswith(("SELECT", "WITH")) or "ORDER BY" in sql):
+                        found.append(where)
+    assert found == []

@@ -41,7 +41,7 @@ def capital_propose(
         errors["reason"] = [_("Give a reason.")]
     if errors:
         raise PortalError("validation_error", _("The capital entry is incomplete."), errors)
-    version = (CapitalEntry.objects.select_for_update().aggregate(v=Max("version"))["v"] or 0) + 1
+    version = (CapitalEntry.objects.select_for_update(no_key=True).aggregate(v=Max("version"))["v"] or 0) + 1
     entry = CapitalEntry.objects.create(
         version=version, as_of=as_of, liquid_capital=amount, ceiling_multiple=ceiling, source_reference=source_reference.strip(),
         reason=reason.strip(), proposed_by=actor,
@@ -53,7 +53,7 @@ def capital_propose(
 def _decide(*, actor, entry_id: int, approve: bool, note: str) -> tuple[CapitalEntry, CapitalEntry | None]:
     ensure_staff_permission(actor=actor, perm=Perm.CAPITAL_APPROVE)
     try:
-        entry = CapitalEntry.objects.select_for_update().get(pk=entry_id)
+        entry = CapitalEntry.objects.select_for_update(no_key=True).get(pk=entry_id)
     except CapitalEntry.DoesNotExist:
         raise PortalError("not_found", _("No such capital entry.")) from None
     superseded = maker_checker_decide(

@@ -64,7 +64,7 @@ def complaint_log(
 
 def _locked(complaint_id: int) -> Complaint:
     try:
-        return Complaint.objects.select_for_update().get(pk=complaint_id)
+        return Complaint.objects.select_for_update(no_key=True).get(pk=complaint_id)
     except Complaint.DoesNotExist:
         raise PortalError("not_found", _("No such complaint.")) from None
 

@@ -46,7 +46,7 @@ def deviation_propose(
 
 def _locked(deviation_id: int) -> Deviation:
     try:
-        return Deviation.objects.select_for_update().get(pk=deviation_id)
+        return Deviation.objects.select_for_update(no_key=True).get(pk=deviation_id)
     except Deviation.DoesNotExist:
         raise PortalError("not_found", _("No such deviation.")) from None
 

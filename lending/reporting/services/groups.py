@@ -53,7 +53,7 @@ def client_group_member_propose(
     """Maker: propose that ``client`` belongs to the group from ``effective_from``."""
     ensure_staff_permission(actor=actor, perm=Perm.CLIENT_GROUP_PROPOSE)
     try:
-        group = RelatedClientGroup.objects.select_for_update().get(pk=group_id)
+        group = RelatedClientGroup.objects.select_for_update(no_key=True).get(pk=group_id)
     except RelatedClientGroup.DoesNotExist:
         raise PortalError("not_found", _("No such group.")) from None
     errors: dict = {}
@@ -82,7 +82,7 @@ def client_group_member_propose(
 
 def _locked(membership_id: int) -> GroupMembership:
     try:
-        return GroupMembership.objects.select_for_update().select_related("group").get(pk=membership_id)
+        return GroupMembership.objects.select_for_update(no_key=True).select_related("group").get(pk=membership_id)
     except GroupMembership.DoesNotExist:
         raise PortalError("not_found", _("No such membership.")) from None
 

@@ -41,7 +41,7 @@ def disposal_request(*, actor, record_type: str, reason: str) -> DisposalRequest
 def _decide(*, actor, request_id: int) -> DisposalRequest:
     ensure_staff_permission(actor=actor, perm=Perm.DISPOSAL_APPROVE)
     try:
-        request = DisposalRequest.objects.select_for_update().get(pk=request_id)
+        request = DisposalRequest.objects.select_for_update(no_key=True).get(pk=request_id)
     except DisposalRequest.DoesNotExist:
         raise PortalError("not_found", _("No such disposal request.")) from None
     ensure_four_eyes(maker=request.requested_by, checker=actor)
