@@ -136,7 +136,10 @@ TEMPLATES = [
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))}
+    # Persistent connections in production (gunicorn's workers keep theirs). Under DEBUG none by default:
+    # the development server runs each request in a thread of its own, and a thread's connection stays
+    # open after it (a burst of requests then runs PostgreSQL out of connections).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0 if DEBUG else 60))}
 except Exception as exc:  # dj_database_url raises plain ValueError/KeyError
     raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
