@@ -23,6 +23,39 @@ def decimal_input(value, field: str, *, minimum: Decimal | None = None, maximum:
     return number
 
 
+def date_text(value):
+    """An ISO date (``2026-03-02``) as a date; None when it is not one, including a well-formed but
+    impossible one (``2026-02-30``, on which Django's ``parse_date`` raises)."""
+    from django.utils.dateparse import parse_date
+
+    try:
+        return parse_date(str(value if value is not None else "").strip())
+    except ValueError:
+        return None
+
+
+def datetime_text(value):
+    """An ISO date-time (``2026-03-02T16:10:00+08:00``) as a datetime; None when it is not one, including an
+    impossible one (hour 25, on which Django's ``parse_datetime`` raises)."""
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        return parse_datetime(str(value if value is not None else "").strip())
+    except ValueError:
+        return None
+
+
+def file_text_checked(content) -> None:
+    """Refuse an imported file (or JSON document) carrying a control character: ``portal.hygiene``'s rule,
+    which a request's parameters meet in the middleware and a file's text meets here."""
+    from portal.hygiene import control_line
+
+    line = control_line(content)
+    if line is not None:
+        raise PortalError("invalid_file", _("Line %(line)s contains a control character (such as a NUL byte); nothing was applied.") % {"line": line},
+                          {"file": [_("Control characters are not allowed.")]})
+
+
 def id_input(value, field: str) -> int:
     """A record id typed or posted back (a positive whole number), with a clear error otherwise."""
     text = str(value if value is not None else "").strip()

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
-from lending.inputs import MONEY_MAX, decimal_input, money_input, quantity_input
+from lending.inputs import MONEY_MAX, date_text, decimal_input, money_input, quantity_input
 from lending.ledger import ledger_post
 from lending.servicing.authorise import money_movement_authorised
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
@@ -195,11 +195,9 @@ def effective_from_input(value):
     """A proposal's effective date: empty (from its approval), or today or later (Hong Kong day)."""
     from datetime import date
 
-    from django.utils.dateparse import parse_date
-
     if value in (None, ""):
         return None
-    day = value if isinstance(value, date) else parse_date(str(value).strip()) if str(value).strip()[:4].isdigit() else None
+    day = value if isinstance(value, date) else date_text(value) if str(value).strip()[:4].isdigit() else None
     if day is None:
         raise PortalError("validation_error", _("Give the effective date as a date (YYYY-MM-DD)."), {"effective_from": [_("A date.")]})
     if day < timezone.localdate():

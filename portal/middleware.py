@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -10,10 +8,8 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from .context import close_request_memo, meta_from_request, open_request_memo, reset_request_meta, set_request_meta
+from .hygiene import CONTROL as _CONTROL
 from .mfa import mfa_state
-
-# C0 control characters and DEL, except tab, line feed and carriage return (text areas send those).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def bad_request(request, message, *, fields: dict | None = None):

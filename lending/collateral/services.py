@@ -28,9 +28,9 @@ from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
+from lending.inputs import date_text, datetime_text, file_text_checked
 from portal.access import ensure_staff_permission
 from portal.audit import SYSTEM, System, audit_log, snapshot
 from portal.errors import ConflictError, NotFoundError, PortalError
@@ -107,6 +107,7 @@ def _instrument_clean(row: dict, *, line: int | None = None) -> dict:
 
 def instruments_parse(text: str) -> list[dict]:
     """Rows of the instrument CSV (header: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended)."""
+    file_text_checked(text)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = {"code", "name_en"} - set(reader.fieldnames or [])
     if missing:
@@ -331,9 +332,9 @@ def _parse_as_of(value) -> datetime | None:
     text = str(value or "").strip()
     if not text:
         return None
-    when = parse_datetime(text)
+    when = datetime_text(text)
     if when is None:
-        day = parse_date(text)
+        day = date_text(text)
         if day is None:
             return None
         when = datetime.combine(day, time(16, 10))  # the HKEX close, for an end-of-day date
@@ -355,6 +356,7 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise PortalError("invalid_file", _("The file is not UTF-8 text.")) from None
+    file_text_checked(content)
     if isinstance(content, str) and content.lstrip().startswith(("{", "[")):
         try:
             content = json.loads(content)

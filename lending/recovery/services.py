@@ -339,9 +339,9 @@ def _when(value) -> datetime:
     if value in (None, ""):
         return timezone.now()
     if isinstance(value, str):
-        from django.utils.dateparse import parse_datetime
+        from lending.inputs import datetime_text
 
-        parsed = parse_datetime(value.strip())
+        parsed = datetime_text(value)
         if parsed is None:
             raise PortalError("validation_error", _("executed_at must be an ISO date-time."), {"executed_at": [_("An ISO date-time.")]})
         value = parsed

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from lending import locks
-from lending.inputs import MONEY_MAX, decimal_input, quantity_input
+from lending.inputs import MONEY_MAX, datetime_text, decimal_input, file_text_checked, quantity_input
 from lending.models import price_quantum
 from lending.services import maker_checker_create, maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
@@ -263,9 +263,7 @@ def _quote_prepare(*, actor, source_code: str, asset: str, price_hkd, as_of, now
     price = decimal_input(price_hkd, "price_hkd", minimum=quantum, maximum=PRICE_MAX).quantize(quantum, rounding=ROUND_HALF_UP)
     as_of = as_of or now
     if isinstance(as_of, str):
-        from django.utils.dateparse import parse_datetime
-
-        parsed = parse_datetime(as_of)
+        parsed = datetime_text(as_of)
         if parsed is None:
             raise PortalError("validation_error", _("as_of %(as_of)s is not an ISO date-time.") % {"as_of": f"{as_of!r}"}, {"as_of": [_("An ISO date-time.")]})
         as_of = parsed
@@ -332,6 +330,7 @@ def quotes_parse(*, content: str, fmt: str = "") -> list[dict]:
     import json
 
     text = (content or "").strip()
+    file_text_checked(text)
     fmt = fmt or ("json" if text.startswith(("[", "{")) else "csv")
     if fmt == "json":
         try:

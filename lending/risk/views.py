@@ -11,12 +11,19 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import floatformat
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
-from lending.inputs import call_filters, checked_params, choice_param, decimal_input, id_input, page_param
+from lending.inputs import (
+    call_filters,
+    checked_params,
+    choice_param,
+    datetime_text,
+    decimal_input,
+    id_input,
+    page_param,
+)
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.navigation import id_url
@@ -160,7 +167,7 @@ def stress_report(request, pk: int):
 
 
 def _override_expiry(request):
-    expires = parse_datetime(request.POST.get("expires_at") or "")
+    expires = datetime_text(request.POST.get("expires_at"))
     if expires is not None:
         return expires
     hours = decimal_input(request.POST.get("hours") or "4", _("Expires after (hours)"), minimum=Decimal("0.25"), maximum=Decimal("168"))

@@ -8,10 +8,10 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
 from lending.collateral import selectors as custody_selectors
+from lending.inputs import date_text
 from portal.access import client_required, staff_required
 from portal.errors import PortalError
 from portal.files import private_file_response
@@ -265,7 +265,7 @@ def staff_rates(request):
                 services.servicing_policy_decide(actor=request.user, policy_id=int(request.POST.get("policy_id", 0)),
                                                  approve=action == "approve", note=request.POST.get("note", ""))
             elif action == "fixing":
-                effective = parse_date(request.POST.get("effective_date", "") or "")
+                effective = date_text(request.POST.get("effective_date"))
                 rate = pf.from_form(pf.Field("rate", pf.PCT, places=6), request.POST.get("rate", ""))
                 services.fixing_enter(actor=request.user, base_rate=request.POST.get("base_rate", ""), rate=rate,
                                       effective_date=effective, source=request.POST.get("source", ""))
@@ -465,7 +465,7 @@ def staff_reviews(request):
             elif action in ("approve_limit", "reject_limit"):
                 lifecycle.limit_change_decide(actor=request.user, change_id=int(request.POST.get("change_id") or 0), approve=action == "approve_limit")
             elif action == "notice":
-                lifecycle.facility_notice_to_close(actor=request.user, facility_id=fid, close_by=parse_date(request.POST.get("close_by", "") or ""),
+                lifecycle.facility_notice_to_close(actor=request.user, facility_id=fid, close_by=date_text(request.POST.get("close_by")),
                                                    reason=request.POST.get("reason", ""))
             elif action == "close":
                 lifecycle.facility_wind_up(actor=request.user, facility_id=fid)

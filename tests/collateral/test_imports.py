@@ -130,6 +130,33 @@ def test_a_malformed_file_is_refused_with_a_clear_error(accounts, content, code)
     assert not ImportBatch.objects.exists()
 
 
+@pytest.mark.parametrize("kind,content", [
+    # found by fuzzing the machine API: each was a 500 (PostgreSQL cannot store NUL; an impossible hour raised)
+    ("positions_eod", "batch_id,as_of,account,instrument,quantity\nA\x00,2026-03-02,M-1001,00005,1\n"),
+    ("positions_intraday", "batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001\x00,00005,1\n"),
+    ("custody_statement", "batch_id,as_of,account,instrument,held,pledged\nA,2026-03-02,M-1001,BTC,1,0\x00\n"),
+    ("prices_eod", "batch_id,as_of,instrument,price,source\nA,2026-03-02,00700,400.2\x00,hkex\n"),
+    ("positions_eod", {"batch_id": "A", "as_of": "2026-03-02", "lines": [{"account": "M-1001\x00", "instrument": "00005", "quantity": "1"}]}),
+    ("positions_intraday", "batch_id,as_of,account,instrument,quantity\nA,2026-03-02T25:00,M-1001,00005,1\n"),
+    ("positions_eod", "batch_id,as_of,account,instrument,quantity\nA,2026-02-30,M-1001,00005,1\n"),
+])
+def test_a_control_character_or_an_impossible_date_is_a_clear_400_through_the_machine_api(api_client, machine_key, accounts, kind, content):
+    response = api_client.post(f"/api/v1/collateral/imports/{kind}/", content, format="json" if isinstance(content, dict) else None,
+                               content_type=None if isinstance(content, dict) else "text/csv", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file"
+    assert ("control character" in error["message"] and "Line " in error["message"]) or "as_of must be an ISO date" in error["message"]
+    assert not ImportBatch.objects.exists() and not CustodyEntry.objects.exists()
+
+
+def test_an_instrument_file_with_a_nul_byte_is_refused_and_nothing_changes(db):
+    with pytest.raises(PortalError) as exc:
+        services.instruments_load(actor=SYSTEM, text="code,name_en,board_lot\n00700,Tencent\x00,100\n")
+    assert exc.value.code == "invalid_file" and "Line 2" in exc.value.message
+    assert Instrument.objects.get(code="00700").name_en == "Tencent Holdings"
+
+
 def test_staff_without_the_operations_permission_cannot_import(accounts, compliance_user):
     from portal.errors import ForbiddenError
 

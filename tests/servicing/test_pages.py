@@ -110,6 +110,17 @@ def test_rates_page_enters_and_confirms_a_fixing_with_two_people(client, book, o
     assert client.get("/servicing/staff/rates/").status_code == 403
 
 
+def test_a_fixing_effective_on_an_impossible_day_is_refused_on_the_page_and_nothing_is_entered(client, book, officer):
+    """30 February raised inside Django's parse_date: a 500 on the rates page (found by fuzzing)."""
+    from lending.servicing.models import BaseRateFixing
+
+    client.force_login(officer)
+    response = client.post("/servicing/staff/rates/", {"action": "fixing", "base_rate": "hibor_1m", "rate": "4.12", "effective_date": "2026-02-30",
+                                                       "source": "HKAB"}, follow=True)
+    assert response.status_code == 200 and "Give the date the rate is effective from." in response.content.decode()
+    assert not BaseRateFixing.objects.exists()
+
+
 @pytest.mark.parametrize("n", [2, 12])
 def test_statement_lists_run_a_constant_number_of_queries(client, alice, officer, prime, n, django_assert_num_queries):
     facilities = [old_facility(alice) for _ in range(n)]
