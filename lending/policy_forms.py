@@ -61,10 +61,10 @@ def from_form(field: Field, raw: str) -> str:
         return text
     try:
         ratio = Decimal(text) / HUNDRED
+        cents = ratio.quantize(Decimal("0.01"))  # NaN, infinity and a number too long for its places raise here
+        return str(cents if cents == ratio else ratio.quantize(Decimal(1).scaleb(-field.places)))
     except InvalidOperation:
         return text
-    cents = ratio.quantize(Decimal("0.01"))
-    return str(cents if cents == ratio else ratio.quantize(Decimal(1).scaleb(-field.places)))
 
 
 def form_rows(model, fields, current, posted=None) -> list[dict]:

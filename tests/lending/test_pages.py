@@ -146,6 +146,19 @@ def test_policy_page_proposal_and_approval(client, officer, credit_manager, poli
     assert CollateralPolicy.objects.get(version=2).status == "approved"
 
 
+@pytest.mark.parametrize("typed", ["1e309", "NaN", "Infinity", "99999999999999999999999999999"])
+def test_a_percentage_that_is_not_a_usable_number_is_refused_on_the_policy_pages_and_nothing_is_proposed(client, officer, policy, typed):
+    """Such a figure raised inside the percentage parser (lending.policy_forms): a 500 on every policy page (found by fuzzing)."""
+    from lending.models import CollateralPolicy
+    from lending.risk.models import RiskPolicy
+
+    client.force_login(officer)
+    response = client.post("/lending/staff/policy/", {"action": "propose", "btc_haircut": typed, "reason": "x"}, follow=True)
+    assert response.status_code == 200 and not CollateralPolicy.objects.filter(version=2).exists()
+    response = client.post("/risk/policy/", {"action": "propose", "stress_btc_shock": typed, "reason": "x"}, follow=True)
+    assert response.status_code == 200 and RiskPolicy.objects.count() <= 1
+
+
 def test_decision_refused_on_page_for_own_record_shows_message(client, facts, policy, prices, django_capture_on_commit_callbacks):
     from portal.permissions import Role
     from portal.services import user_add_role
