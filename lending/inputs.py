@@ -10,15 +10,20 @@ from portal.errors import PortalError
 
 
 def decimal_input(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+    """A number typed or sent, within ``minimum`` and ``maximum``. Without them, within what the widest column
+    holds (``MONEY_MAX`` either way): a figure such as 1e309 is refused here, not left to fail where it is
+    rounded to its column's places."""
+    minimum = -MONEY_MAX if minimum is None else minimum
+    maximum = MONEY_MAX if maximum is None else maximum
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
         raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
     if not number.is_finite():
         raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
-    if minimum is not None and number < minimum:
+    if number < minimum:
         raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
-    if maximum is not None and number > maximum:
+    if number > maximum:
         raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
     return number
 

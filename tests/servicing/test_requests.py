@@ -38,6 +38,17 @@ def test_a_small_drawdown_request_is_paid_at_once(live, alice):
     assert Facility.objects.get(pk=live.pk).drawn_balance == Decimal("100000.00") and ledger_check().ok
 
 
+@pytest.mark.parametrize("amount", ["1e309", "-1e309", "99999999999999999999"])
+@pytest.mark.parametrize("action", ["drawdown", "repayment"])
+def test_an_amount_beyond_any_column_is_refused_on_the_page_and_nothing_changes(client, live, alice, action, amount):
+    """1e309 passed the bounds and raised where it was rounded to the cent: a 500 (found by crawling the client's pages)."""
+    client.force_login(alice)
+    response = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": action, "amount": amount}, follow=True)
+    assert response.status_code == 200 and "amount must be" in response.content.decode()
+    assert not ServicingRequest.objects.exists()
+    assert Facility.objects.get(pk=live.pk).drawn_balance == live.drawn_balance and ledger_check().ok
+
+
 def test_a_larger_drawdown_waits_for_an_officer_and_above_four_eyes_for_a_second_person(live, alice, officer, officer2):
     req = requests.drawdown_request(user=alice, facility_id=live.pk, amount="600000")  # above the 500,000 auto limit
     assert req.state == "requested" and req.needs_officer and not req.needs_second
