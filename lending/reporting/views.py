@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from lending.inputs import checked_params
+from lending.inputs import checked_params, id_input
 from lending.selectors import firm_exposure
 from portal import exports
 from portal.access import client_required, staff_required
@@ -132,7 +132,7 @@ def capital(request):
                     messages.success(request, _("Capital entry proposed; a compliance officer must approve it."))
                     return redirect("reporting:capital")
             else:
-                entry_id = int(request.POST.get("entry", "0") or 0)
+                entry_id = id_input(request.POST.get("entry"), "entry")
                 if action == "approve":
                     services.capital_approve(actor=request.user, entry_id=entry_id, note=request.POST.get("note", ""))
                     messages.success(request, _("Capital entry approved."))
@@ -263,7 +263,7 @@ def complaint_detail(request, pk: int):
         action = request.POST.get("action")
         try:
             if action == "assign":
-                assignee = User.objects.filter(pk=int(request.POST.get("assignee") or 0)).first()
+                assignee = User.objects.filter(pk=id_input(request.POST.get("assignee"), "assignee")).first()
                 if assignee is None:
                     raise PortalError("validation_error", _("Choose who handles the complaint."))
                 services.complaint_assign(actor=request.user, complaint_id=pk, assignee=assignee)
@@ -356,7 +356,7 @@ def retention_report(request):
                 messages.success(request, _("Disposal requested; a second person must approve it."))
             elif action in ("approve", "reject"):
                 fn = services.disposal_approve if action == "approve" else services.disposal_reject
-                fn(actor=request.user, request_id=int(request.POST.get("request") or 0), note=request.POST.get("note", ""))
+                fn(actor=request.user, request_id=id_input(request.POST.get("request"), "request"), note=request.POST.get("note", ""))
                 messages.success(request, _("Disposal request decided."))
         except PortalError as exc:
             _fail(request, exc)
@@ -400,8 +400,8 @@ def client_group(request, pk: int):
     form = GroupMemberForm(request.POST if request.POST.get("action") == "propose" else None)
     if request.method == "POST":
         action, note = request.POST.get("action"), request.POST.get("note", "")
-        membership_id = int(request.POST.get("membership") or 0) if (request.POST.get("membership") or "0").isdigit() else 0
         try:
+            membership_id = id_input(request.POST.get("membership"), "membership") if action != "propose" else None
             if action == "propose":
                 if form.is_valid():
                     data = form.cleaned_data
