@@ -9,7 +9,7 @@ Staff endpoints: instruments (list, load a file, change one), import upload, bre
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -62,6 +62,10 @@ class KeySerializer(serializers.ModelSerializer):
         fields = ["id", "name", "prefix", "scope", "created_at", "last_used_at", "revoked_at", "replaces"]
 
 
+# The five kinds of batch (README: Imports), so clients and the schema name them rather than a free string.
+KIND = OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(services.COLUMNS), description="The kind of batch")
+
+
 def _kind(kind: str) -> str:
     if kind not in services.COLUMNS:
         raise Http404
@@ -84,7 +88,7 @@ class MachineImportApi(APIView):
     permission_classes = [HasImportKey]
     parser_classes = [JSONParser, PlainTextParser]
 
-    @extend_schema(request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer, 200: BatchSerializer},
+    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer, 200: BatchSerializer},
                    summary="Import a batch of positions or the custody statement (machine API key)")
     def post(self, request, kind: str):
         result = services.batch_import(kind=_kind(kind), content=request.data, machine_key=request.auth, channel="api")
@@ -95,7 +99,7 @@ class MachineBatchApi(APIView):
     authentication_classes = [MachineKeyAuthentication]
     permission_classes = [HasImportKey]
 
-    @extend_schema(responses=BatchSerializer, summary="The result of a batch sent earlier (machine API key)")
+    @extend_schema(parameters=[KIND], responses=BatchSerializer, summary="The result of a batch sent earlier (machine API key)")
     def get(self, request, kind: str, batch_id: str):
         batch = selectors.import_batches(kind=_kind(kind)).filter(batch_id=batch_id).order_by("-id").first()
         if batch is None:
@@ -110,7 +114,7 @@ class StaffImportApi(APIView):
     required_perm = Perm.FACILITY_OPERATE
     parser_classes = [JSONParser, PlainTextParser]
 
-    @extend_schema(request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer}, summary="Upload a batch (staff)")
+    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer}, summary="Upload a batch (staff)")
     def post(self, request, kind: str):
         result = services.batch_import(kind=_kind(kind), content=request.data, actor=request.user, channel="upload")
         return _batch_response(result)
