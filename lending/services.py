@@ -197,7 +197,7 @@ def effective_from_input(value):
 
     if value in (None, ""):
         return None
-    day = value if isinstance(value, date) else date_text(value) if str(value).strip()[:4].isdigit() else None
+    day = value if isinstance(value, date) else date_text(value)
     if day is None:
         raise PortalError("validation_error", _("Give the effective date as a date (YYYY-MM-DD)."), {"effective_from": [_("A date.")]})
     if day < timezone.localdate():

@@ -27,7 +27,7 @@ def test_the_import_endpoints_name_their_five_kinds(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_schema_requests_at_once_are_generated_one_after_the_other(client, monkeypatch):
+def test_two_schema_requests_at_once_are_generated_one_after_the_other(monkeypatch):
     """drf-spectacular's generator is not thread-safe (found by fuzzing: a 500 when two schema requests met on a
     threaded server); portal.api.SchemaView lets one thread generate at a time."""
     import threading
