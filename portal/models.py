@@ -151,7 +151,7 @@ class AuditEvent(models.Model):
     )
     actor_label = models.CharField(max_length=254, help_text="Email of the actor, or 'system'.")
     action = models.CharField(max_length=80, db_index=True)
-    object_type = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100)  # the composite index leads with it
     object_id = models.CharField(max_length=64, db_index=True, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)

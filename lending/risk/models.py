@@ -316,8 +316,9 @@ class RevaluationRun(models.Model):
 class BandChange(models.Model):
     """A facility's move between bands (the record of every transition; written set-based)."""
 
-    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+")
-    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    # Run and facility are found by the composite indexes that lead with them (Meta), not by an index of their own.
+    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+", db_index=False)
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     from_band = models.CharField(max_length=12)
     to_band = models.CharField(max_length=12)
@@ -344,8 +345,9 @@ class WarningCrossing(models.Model):
     open), ``notified_at`` is set when the warning went out (claimed once, by a conditional UPDATE).
     """
 
-    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+")
-    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
+    # Run and facility are found by the composite indexes that lead with them (Meta), not by an index of their own.
+    run = models.ForeignKey(RevaluationRun, null=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+", db_index=False)
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
     from_level = models.DecimalField(**RATIO)
     to_level = models.DecimalField(**RATIO)
@@ -453,7 +455,7 @@ class MarginCall(ConcurrentTransitionMixin, models.Model):
     """
 
     facility = models.ForeignKey("lending.Facility", on_delete=models.PROTECT, related_name="+")
-    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)  # (client, state)
     state = FSMField(default=CallState.OPEN, choices=CallState.choices, protected=True, db_index=True)
     opened_at = models.DateTimeField(default=timezone.now)
     cure_deadline = models.DateTimeField()
