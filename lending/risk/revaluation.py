@@ -136,19 +136,26 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
     )
     params = scenario.params() | extra | {"run": run.pk, "now": book.dt(now), "policy_version": policy.version}
     scan_where = where
+    # The prefilter found no facility whose band, warning level or call can have changed: the statements that
+    # value the candidates exactly would select from nothing, and are not sent (a tick that moved one security
+    # usually ends here: 15 statements → 11).
+    no_candidates = False
     if candidates is not None:
         scan_where = _ids_where(sorted(candidates), params, name="candidates")
+        no_candidates = not candidates
     elif whole_book and connection.vendor == "postgresql":
         # 0. The float prefilter as a plain SELECT, which PostgreSQL runs with parallel workers (an
         # INSERT … SELECT never is): only the ids of facilities whose band may have changed come back,
         # a number bounded by the band transitions, not by the size of the book.
         with connection.cursor() as cursor:
             cursor.execute(book.candidates_sql(where, warnings=True), params)
-            params["candidates"] = book.id_array(row[0] for row in cursor.fetchall())
+            found = [row[0] for row in cursor.fetchall()]
+        params["candidates"] = book.id_array(found)
+        no_candidates = not found
         scan_where = f"{where} AND f.id = ANY(%(candidates)s::bigint[]) AND c.facility_id = ANY(%(candidates)s::bigint[])"
 
     # 1. Value the book; keep only the band changes.
-    band_rows = book.fetch(
+    band_rows = [] if no_candidates else book.fetch(
         f"""
         INSERT INTO risk_bandchange (run_id, facility_id, client_id, from_band, to_band, drawn_balance, market_value,
                                      va_market_value, lending_value, utilisation, at)
@@ -161,7 +168,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         params,
     )
     changes = len(band_rows)
-    warning_rows = _warning_crossings(params=params, where=scan_where)
+    warning_rows = [] if no_candidates else _warning_crossings(params=params, where=scan_where)
     warned = sum(1 for r in warning_rows if r["notify"])
     opened_rows = breached_rows = escalated_rows = []
     if facility_ids is not None or trigger == "policy":
@@ -238,7 +245,7 @@ def revalue_book(*, trigger: str = "tick", facility_ids: list[int] | None = None
         calls_where = _open_calls_where("", "candidates")  # a superset of this run's band changes
     else:
         calls_where = "AND m.facility_id IN (SELECT facility_id FROM risk_bandchange WHERE run_id = %(run)s)"
-    refreshed_rows, met_rows = _refresh_open_calls(params=params, calls_where=calls_where)
+    refreshed_rows, met_rows = ([], []) if no_candidates else _refresh_open_calls(params=params, calls_where=calls_where)
     refreshed, met = len(refreshed_rows), len(met_rows)
     run.band_changes, run.calls_opened, run.calls_escalated, run.calls_met = changes, opened, escalated, met
     run.warnings = warned

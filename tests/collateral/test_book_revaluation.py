@@ -217,3 +217,23 @@ def test_the_prices_page_offers_every_listed_security_and_shows_a_securitys_over
     client.force_login(credit_manager2)
     page = client.get("/risk/prices/").content.decode()
     assert "Of the 1 facilities holding it, 1 would be in margin call, 0 at close-out; their shortfall HK$12,000.00" in page
+
+
+def test_a_move_that_can_change_no_band_sends_no_valuation_statements(market, alice, charlie):
+    """PostgreSQL's float prefilter finds no candidate: the exact valuation, the warning and the call statements
+    would select from nothing and are not sent; a move that does reach a level is still recorded in full."""
+    from tests.helpers import need_postgres
+
+    need_postgres()
+    calm = book_facility(alice, holdings={"00700": 1000}, drawn="50000")        # util 0.1786: far from every level
+    near = book_facility(charlie, holdings={"00005": 5000}, drawn="250000")     # util 0.8929
+    revalue_book(trigger="beat")
+    with CaptureQueriesContext(connection) as ctx:
+        set_prices({"00700": Decimal("404.00")})                                  # +1%: util 0.1768
+    sent = " ".join(q["sql"] for q in ctx.captured_queries)
+    assert "INSERT INTO risk_bandchange" not in sent and "INSERT INTO risk_warningcrossing" not in sent
+    assert "UPDATE risk_margincall" not in sent
+    assert RevaluationRun.objects.order_by("-id").first().band_changes == 0
+    assert FacilityCoefficients.objects.get(facility=calm).securities_mv == Decimal("404000")
+    run, _ = _tick({"00005": Decimal("68.00")})                                   # −15%: 238,000 → util 1.0504
+    assert run.band_changes == 1 and MarginCall.objects.get().facility_id == near.pk
