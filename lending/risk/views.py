@@ -167,8 +167,14 @@ def stress_report(request, pk: int):
 
 
 def _override_expiry(request):
-    expires = datetime_text(request.POST.get("expires_at"))
-    if expires is not None:
+    """The expiry typed as a date-time (``expires_at``), or else ``hours`` from now (4 by default); a typed expiry
+    that is not a date-time is refused, never replaced by the default."""
+    typed = (request.POST.get("expires_at") or "").strip()
+    if typed:
+        expires = datetime_text(typed)
+        if expires is None:
+            raise PortalError("validation_error", _("%(field)s must be a date and time such as 2026-03-02T16:10.") % {"field": _("Expires at")},
+                              {"expires_at": [_("Not a date and time.")]})
         return expires
     hours = decimal_input(request.POST.get("hours") or "4", _("Expires after (hours)"), minimum=Decimal("0.25"), maximum=Decimal("168"))
     return timezone.now() + timedelta(hours=float(hours))

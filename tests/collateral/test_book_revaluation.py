@@ -219,6 +219,26 @@ def test_the_prices_page_offers_every_listed_security_and_shows_a_securitys_over
     assert "Of the 1 facilities holding it, 1 would be in margin call, 0 at close-out; their shortfall HK$12,000.00" in page
 
 
+def test_an_override_expiry_that_is_not_a_date_time_is_refused_not_replaced_by_four_hours(client, market, credit_manager):
+    """A typed expiry the page cannot read is an error the credit manager sees; nothing is proposed in its place."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lending.risk.models import PriceOverride
+
+    client.force_login(credit_manager)
+    for typed in ("tomorrow", "2026-13-01T10:00", "2026-12-03 25:00"):
+        response = client.post("/risk/prices/", {"action": "override", "asset": "00700", "price_hkd": "340", "expires_at": typed,
+                                                 "reason": "Trading halted", "justification": "Halted pending an announcement; last trade 340."},
+                               follow=True)
+        assert "Expires at must be a date and time such as 2026-03-02T16:10." in response.content.decode()
+    assert not PriceOverride.objects.exists()
+    client.post("/risk/prices/", {"action": "override", "asset": "00700", "price_hkd": "340", "expires_at": "",
+                                  "reason": "Trading halted", "justification": "Halted pending an announcement; last trade 340."})
+    assert PriceOverride.objects.get().expires_at > timezone.now() + timedelta(hours=3, minutes=59)  # blank: the hours field (4 by default)
+
+
 def test_a_move_that_can_change_no_band_sends_no_valuation_statements(market, alice, charlie):
     """PostgreSQL's float prefilter finds no candidate: the exact valuation, the warning and the call statements
     would select from nothing and are not sent; a move that does reach a level is still recorded in full."""
