@@ -159,10 +159,10 @@ def register_columns():
 def register(request):
     fmt = choice_param(request.GET, "format", choices=["csv"])
     if fmt:
-        from portal.audit import audit_log
+        from lending.reporting.services import export_record
         from portal.exports import export_response
 
-        audit_log(actor=request.user, action="recovery.register.exported", object_type="recovery.debt", after={"format": fmt})
+        export_record(actor=request.user, list_name="write-off-register", fmt=fmt, filters={})
         return export_response(fmt, selectors.register(), register_columns(), basename="write-off-register", sheet_title="Write-offs")
     rows, has_next, page = _page(selectors.register(), request)
     return render(request, "recovery/register.html", {"debts": rows, "has_next": has_next, "page": page})

@@ -116,6 +116,29 @@ def test_register_csv_for_compliance(client, debt, credit_manager, credit_manage
     assert response.status_code == 200 and debt.reference in body and "303000.00" in body
 
 
+@pytest.mark.django_db(transaction=True)
+def test_register_csv_outside_a_test_transaction_is_downloaded_and_audited(client, debt, credit_manager, credit_manager2,
+                                                                             compliance_user, alice):
+    """A real request has no transaction around it (the test's own would hide an audit row written outside one)."""
+    from portal.models import AuditEvent
+
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Irrecoverable")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="Agreed")
+    url = reverse("recovery:register") + "?format=csv"
+    client.force_login(alice)
+    assert client.get(url).status_code == 403
+    assert not AuditEvent.objects.filter(action="reporting.export.downloaded").exists()
+    client.force_login(compliance_user)
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = b"".join(response.streaming_content).decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("Debt,Facility,Client,State") and len(rows) == 2
+    assert rows[1].startswith(f"{debt.reference},{debt.facility.reference},") and "303000.00" in rows[1] and "Irrecoverable" in rows[1]
+    event = AuditEvent.objects.get(action="reporting.export.downloaded")
+    assert (event.actor, event.object_id, event.after["format"]) == (compliance_user, "write-off-register", "csv")
+    assert client.get(reverse("recovery:register") + "?format=pdf").status_code == 400
+
+
 def test_debt_page_actions(client, debt, credit_manager, credit_manager2):
     client.force_login(credit_manager)
     url = reverse("recovery:debt", args=[debt.pk])
