@@ -22,7 +22,7 @@ from portal.navigation import id_url
 from portal.permissions import Perm
 
 from . import selectors, services
-from .inputs import checked_params, facility_filters, id_input, page_param, queue_filters
+from .inputs import checked_params, facility_filters, id_input, int_param, page_param, queue_filters
 from .models import (
     CLIENT_DECLINE_TEXTS,
     STAFF_QUEUE_LABELS,
@@ -461,6 +461,7 @@ def prices(request):
 
 
 @staff_required(Perm.POLICY_PROPOSE)
+@checked_params
 def policies(request):
     from . import policy_forms as pf
     from .models import CollateralPolicy
@@ -495,11 +496,17 @@ def policies(request):
 
     current = selectors.policy_current()
     rows = list(selectors.policies()[:30])
-    # Shown before a credit manager approves: how the live book would move under the newest proposal
-    # (one whole-book SELECT, so the page's cost does not grow with the number of proposals).
+    # Shown before a credit manager approves: how the live book would move under the newest proposal, and under an
+    # older one awaiting a decision when it is asked for (``?preview=<version>``): one whole-book SELECT each, so the
+    # page's cost does not grow with the number of proposals. An older proposal is approved from its preview only.
     newest = next((p for p in rows if p.status == "proposed"), None)
+    asked = int_param(request.GET, "preview")
+    bands = dict(Band.choices)
     for p in rows:
-        p.preview = collateral_selectors.policy_preview(policy=p) if p is newest else None
+        previewed = p.status == "proposed" and (p is newest or p.version == asked)
+        p.preview = collateral_selectors.policy_preview(policy=p) if previewed else None
+        for move in (p.preview or {}).get("moves", []):
+            move["from"], move["to"] = bands.get(move["from"], move["from"]), bands.get(move["to"], move["to"])
         p.numbers = [(label, pf.show(f, getattr(p, f.name))) for f, label in _policy_columns(pf, CollateralPolicy)]
         p.classes = [(c, f"{pf.pct(v)}%") for c, v in sorted((p.securities_haircuts or {}).items())]
         p.warning_pct = ", ".join(f"{pf.pct(v)}%" for v in (getattr(p, "warning_levels", None) or []))

@@ -146,6 +146,25 @@ def test_policy_page_proposal_and_approval(client, officer, credit_manager, poli
     assert CollateralPolicy.objects.get(version=2).status == "approved"
 
 
+def test_every_proposal_a_credit_manager_can_approve_shows_its_effect_on_the_book_first(client, officer, credit_manager, policy):
+    """Two proposals awaiting a decision: the newest is previewed on the page; the older one offers its preview
+    (one more whole-book SELECT, on demand) and only then its approval, so none is approved unseen. Bands in words."""
+    from lending import services
+
+    from .conftest import POLICY_NUMBERS
+
+    older = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Older")
+    newer = services.policy_propose(actor=officer, numbers=POLICY_NUMBERS, reason="Newer")
+    client.force_login(credit_manager)
+    page = client.get("/lending/staff/policy/").content.decode()
+    assert f'data-testid="preview-{newer.version}"' in page and f'data-testid="preview-{older.version}"' not in page
+    assert page.count('value="approve"') == 1
+    assert f'href="?preview={older.version}"' in page
+    page = client.get(f"/lending/staff/policy/?preview={older.version}").content.decode()
+    assert f'data-testid="preview-{older.version}"' in page and page.count('value="approve"') == 2
+    assert "margin_call" not in page.split('data-testid="policy-versions"')[1].split("</table>")[0]
+
+
 @pytest.mark.parametrize("typed", ["1e309", "NaN", "Infinity", "99999999999999999999999999999"])
 def test_a_percentage_that_is_not_a_usable_number_is_refused_on_the_policy_pages_and_nothing_is_proposed(client, officer, policy, typed):
     """Such a figure raised inside the percentage parser (lending.policy_forms): a 500 on every policy page (found by fuzzing)."""
