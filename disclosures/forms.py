@@ -38,8 +38,10 @@ class DocumentAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        # The admin leaves out the fields a view-only reader may not edit (it shows them read-only itself).
+        if self.instance.pk and "products" in self.fields:
             self.fields["products"].initial = list(self.instance.requirements.values_list("product", flat=True))
+        if self.instance.pk and "code" in self.fields:
             self.fields["code"].disabled = True
 
 
