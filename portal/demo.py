@@ -39,6 +39,7 @@ STAFF = [
     DemoPerson("officer@demo.vamargin.hk", "Olivia Ng (Account officer)", Role.ACCOUNT_OFFICER, authority_limit=Decimal("5000000")),
     DemoPerson("officer2@demo.vamargin.hk", "Oscar Lau (Account officer)", Role.ACCOUNT_OFFICER, authority_limit=Decimal("2000000")),
     DemoPerson("manager@demo.vamargin.hk", "Mandy Cheung (Credit manager)", Role.CREDIT_MANAGER, authority_limit=Decimal("50000000")),
+    DemoPerson("manager2@demo.vamargin.hk", "Marcus Wong (Credit manager)", Role.CREDIT_MANAGER, authority_limit=Decimal("50000000")),
     DemoPerson("compliance@demo.vamargin.hk", "Connie Ho (Compliance)", Role.COMPLIANCE),
     DemoPerson("admin@demo.vamargin.hk", "Adrian Yip (Administrator)", Role.ADMIN),
 ]
@@ -70,6 +71,18 @@ def totp_ensure(user: User) -> tuple[str, list[str]]:
     codes_auth = Authenticator.objects.filter(user=user, type=Authenticator.Type.RECOVERY_CODES).first()
     codes = RecoveryCodes(codes_auth) if codes_auth else RecoveryCodes.activate(user)
     return secret, codes.get_unused_codes()
+
+
+def enrolled_clients_report(stdout) -> None:
+    """The clients the demo enrolled in TOTP (drawdowns and collateral releases ask for a second factor, so they
+    sign in with one too), with their secrets, as the staff are printed."""
+    enrolled = (Authenticator.objects.filter(type=Authenticator.Type.TOTP, user__groups__name=Role.CLIENT.value)
+                .select_related("user").order_by("user__email"))
+    rows = [(a.user.email, decrypt(a.data["secret"])) for a in enrolled]
+    if rows:
+        stdout.write("Clients enrolled in TOTP (drawdowns and releases ask for a code; `manage.py demo_totp EMAIL` prints it):")
+    for email, secret in rows:
+        stdout.write(f"  client           {email:40} TOTP secret {secret}")
 
 
 def current_totp(secret: str) -> str:

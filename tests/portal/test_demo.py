@@ -41,6 +41,29 @@ def test_seed_demo_creates_one_user_per_staff_role_with_totp(settings):
     assert securities["00388"].preview["holders"] and securities["00388"].preview["facilities"] > 0
 
 
+def test_every_demo_user_the_readme_names_can_sign_in_as_the_readme_says(settings):
+    """The README's tour names the demo users: each exists with the demo password; each staff member is enrolled
+    in TOTP and printed with a secret; a client enrolled in TOTP (drawdowns and releases ask for a code) is
+    printed with a secret too, so nobody meets an unexpected second factor."""
+    import re
+    from pathlib import Path
+
+    settings.DEMO = True
+    output = _seed()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    named = set(re.findall(r"`([a-z0-9.]+@demo\.vamargin\.hk)`", readme))
+    assert "manager2@demo.vamargin.hk" in named and "lee.kaying@demo.vamargin.hk" in named
+    printed = {line.split()[1]: line for line in output.splitlines() if "@demo.vamargin.hk" in line and len(line.split()) > 1}
+    for email in named:
+        user = User.objects.get(email=email)
+        assert user.check_password(DEMO_PASSWORD), email
+        enrolled = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        assert enrolled or not user.is_portal_staff, email
+        if enrolled:
+            assert "TOTP secret" in printed.get(email, ""), email
+    assert User.objects.get(email="lee.kaying@demo.vamargin.hk").preferred_language == "en"  # the README's Chinese reader is Chan Tai Man
+
+
 def test_seed_demo_twice_changes_nothing_the_second_time(settings):
     settings.DEMO = True
     _seed()

@@ -29,4 +29,5 @@ class Command(BaseCommand):
                     raise
                 continue
             getattr(module, function or "seed")(self.stdout)
+        demo.enrolled_clients_report(self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
