@@ -356,7 +356,13 @@ class FacilityListApi(APIView):
 
     @extend_schema(responses=FacilitySerializer(many=True))
     def get(self, request):
-        return _page(self, request, selectors.facilities_for_client(user=request.user).prefetch_related("positions"), FacilitySerializer)
+        # Valued at the current prices, as the facility page is (the stored valuation changes only with the band).
+        qs = selectors.facilities_for_client(user=request.user, with_positions=True)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        for facility in page:
+            selectors.facility_valued_now(facility=facility)
+        return paginator.get_paginated_response(FacilitySerializer(page, many=True).data)
 
 
 class FacilityDetailApi(APIView):
@@ -364,7 +370,9 @@ class FacilityDetailApi(APIView):
 
     @extend_schema(responses=FacilitySerializer)
     def get(self, request, pk):
-        return Response(FacilitySerializer(_get_or_404(selectors.facility_for_client, user=request.user, facility_id=pk)).data)
+        facility = _get_or_404(selectors.facility_for_client, user=request.user, facility_id=pk)
+        selectors.facility_valued_now(facility=facility)  # at the current prices, as the facility page
+        return Response(FacilitySerializer(facility).data)
 
 
 class CurrentPricesApi(APIView):

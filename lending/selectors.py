@@ -181,8 +181,15 @@ def application_for_staff(*, application_id: int) -> FacilityApplication:
 # --- Facilities -------------------------------------------------------------------
 
 
-def facilities_for_client(*, user) -> QuerySet[Facility]:
-    return Facility.objects.filter(client=user).select_related("application").order_by("-id")
+def facilities_for_client(*, user, with_positions: bool = False) -> QuerySet[Facility]:
+    """``with_positions``: each facility's positions and their instruments loaded with it (two more queries), to
+    value the facilities at current prices (``facility_valued_now``)."""
+    qs = Facility.objects.filter(client=user).select_related("application").order_by("-id")
+    if with_positions:
+        from .models import CollateralPosition
+
+        qs = qs.prefetch_related(Prefetch("positions", queryset=CollateralPosition.objects.select_related("instrument")))
+    return qs
 
 
 def _facility_page() -> QuerySet[Facility]:
@@ -285,6 +292,7 @@ def facility_valued_now(*, facility) -> list:
                                      watch=policy.watch_level, margin_call=policy.margin_call_level, close_out=policy.close_out_level)
         facility.market_value, facility.va_market_value, facility.lending_value = v.market_value, v.va_market_value, v.lending_value
         facility.utilisation, facility.band = v.utilisation, v.band
+        facility.valued_at = timezone.now()
     return positions
 
 

@@ -17,3 +17,24 @@ def test_the_facility_page_shows_a_holding_by_stock_code_and_name_with_its_quant
     table = page.split("Collateral positions")[1].split("</table>")[0]
     assert "00005 HSBC Holdings" in table and "()" not in table
     assert ">30,000<" in table and ">0.5<" in table and "30000.00000000" not in table
+
+
+def test_the_client_facility_api_values_the_facility_at_current_prices_as_the_page_does(client, policy, alice):
+    """The engine stores a facility's valuation when its band changes; between, prices move. The API answers what
+    the page shows (lending.selectors.facility_valued_now), not the stored figures."""
+    from rest_framework.test import APIClient
+
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00005": Decimal("80.00")})
+    facility = book_facility(alice, holdings={"00005": 30000}, drawn="500000")
+    set_prices({"00005": Decimal("78.00")})  # no band changes: nothing stored
+    api = APIClient()
+    api.force_authenticate(alice)
+    detail = api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()
+    listed = api.get("/api/v1/lending/facilities/").json()["results"][0]
+    client.force_login(alice)
+    page = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
+    for answer in (detail, listed):
+        assert Decimal(answer["market_value"]) == Decimal("2340000.00")
+        assert Decimal(answer["positions"][0]["market_value"]) == Decimal("2340000.00")
+        assert f"{Decimal(answer['lending_value']):,}" in page
+    assert detail["valued_at"] > listed["accepted_at"]  # valued now, not when the band last changed

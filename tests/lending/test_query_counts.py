@@ -85,7 +85,7 @@ PAGES = [
     ("manager", "/lending/staff/watchlist/", "watchlist", 9),
     ("compliance", "/lending/staff/screening/", "queue", 10),
     ("alice", "/api/v1/lending/applications/", "client", 6),
-    ("alice", "/api/v1/lending/facilities/", "client", 6),
+    ("alice", "/api/v1/lending/facilities/", "client", 8),  # + the policy and prices: valued at current prices, as the page
     ("manager", "/api/v1/lending/staff/applications/", "queue", 8),
     ("manager", "/api/v1/lending/staff/facilities/", "facilities", 8),
     ("manager", "/api/v1/lending/staff/prices/", "prices", 8),
