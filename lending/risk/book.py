@@ -483,12 +483,23 @@ def _class_case(policy, params: dict) -> str:
     return f"CASE p.haircut_class {' '.join(parts)} ELSE 1 END" if parts else "1"
 
 
-def position_haircuts_apply(*, policy, haircuts: dict[int, Decimal]) -> int:
+def position_haircuts_apply(*, policy, haircuts: dict[int, Decimal], instruments_only: bool = False) -> int:
     """Put every position at the haircut of ``policy`` (instrument positions by the marginable list, legacy lines
-    by class, VA by the policy's VA haircut). One UPDATE; positions already at it are not written."""
+    by class, VA by the policy's VA haircut). One UPDATE; positions already at it are not written.
+
+    ``instruments_only``: only the positions of the instruments ``haircuts`` names (one instrument's
+    suspension changed, say); every other position is left as it is."""
     params: dict = {"btc_h": num(policy.btc_haircut), "eth_h": num(policy.eth_haircut)}
     table = _haircut_table(haircuts, params)
     cls = _class_case(policy, params)
+    if instruments_only:
+        return execute(
+            f"""
+            UPDATE lending_collateralposition SET haircut = h.haircut FROM {table} h
+            WHERE lending_collateralposition.instrument_id = h.instrument_id AND lending_collateralposition.haircut <> h.haircut
+            """,
+            params,
+        ) if haircuts else 0
     return execute(
         f"""
         UPDATE lending_collateralposition SET haircut = x.haircut

@@ -332,6 +332,8 @@ MOVES_ONLY_TRIGGERS = ("price",)
 # Above this many securities moving at once, most of the book holds one of them: the tick then asks the
 # database for the candidates only (float prefilter), not for every holder's id.
 MANY_MOVES = 20
+# Above this many facilities holding a re-haircut instrument, its change revalues the whole book.
+MANY_HOLDERS = 1000
 MANY_MOVES_WORK_MEM = "64MB"
 
 
@@ -512,6 +514,33 @@ def policy_apply(*, policy) -> dict:
     book.coefficients_refresh(now=timezone.now())
     run = revalue_book(trigger="policy")
     return {"positions_rehaircut": repriced, "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
+
+
+def instruments_apply(*, instrument_ids: list[int]) -> dict:
+    """Instruments whose standing changed (a security suspended or resumed, listed or delisted) reach the live
+    book, in the caller's transaction: their positions at the haircut of the policy in force, the sums of the
+    facilities holding them rebuilt and those facilities banded (calls opened where they now breach).
+    Returns the counts for the change's audit row."""
+    from lending.collateral.selectors import haircuts_for
+    from lending.models import CollateralPosition
+
+    counts = {"positions_rehaircut": 0, "facilities_revalued": 0, "band_changes": 0, "calls_opened": 0}
+    policy, _prices = current_inputs()
+    if policy is None or not instrument_ids:
+        return counts
+    locks.book()
+    locks.writes(locks.Level.FACILITY)
+    counts["positions_rehaircut"] = book.position_haircuts_apply(
+        policy=policy, haircuts=haircuts_for(policy=policy, instrument_ids=instrument_ids), instruments_only=True)
+    holders = sorted(set(CollateralPosition.objects.filter(instrument_id__in=instrument_ids).values_list("facility_id", flat=True)))
+    if not holders:
+        return counts
+    # A widely held instrument: the whole book's statements cost less than naming most of it.
+    named = holders if len(holders) <= MANY_HOLDERS else None
+    book.coefficients_refresh(now=timezone.now(), facility_ids=named)
+    run = revalue_book(trigger="instrument", facility_ids=named)
+    counts |= {"facilities_revalued": len(holders), "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
+    return counts
 
 
 @transaction.atomic
