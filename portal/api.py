@@ -212,6 +212,13 @@ class AuditEventListApi(ListAPIView):
         until = serializers.DateField(required=False)
         include_system = serializers.BooleanField(required=False, default=False)
 
+        def validate(self, attrs):
+            from .forms import REVERSED_RANGE, date_range_reversed
+
+            if date_range_reversed(attrs.get("since"), attrs.get("until")):
+                raise serializers.ValidationError({"until": [REVERSED_RANGE]})
+            return attrs
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         created_at = serializers.DateTimeField()

@@ -1,6 +1,14 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+REVERSED_RANGE = _("The end date is before the start date.")
+
+
+def date_range_reversed(since, until) -> bool:
+    """A From–To filter whose To is before its From: it would match nothing, so it is refused (the audit
+    page and the audit API alike)."""
+    return bool(since and until and until < since)
+
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label=_("Actor email"), required=False)
@@ -10,6 +18,12 @@ class AuditFilterForm(forms.Form):
     since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     include_system = forms.BooleanField(label=_("Include system housekeeping (price loads, revaluation runs)"), required=False)
+
+    def clean(self):
+        data = super().clean()
+        if date_range_reversed(data.get("since"), data.get("until")):
+            self.add_error("until", REVERSED_RANGE)
+        return data
 
     def selector_filters(self) -> dict:
         """The audit_events() arguments for this filter (system housekeeping hidden unless ticked)."""

@@ -27,3 +27,16 @@ def test_api_permission_message_follows_the_language(api_client, alice):
     response = api_client.get("/api/v1/audit/", HTTP_ACCEPT_LANGUAGE="zh-hant")
     assert response.status_code == 403
     assert response.json()["error"]["message"] != "You do not have permission to do this."
+
+
+def test_a_reversed_date_range_is_refused_on_the_page_and_the_api(client, compliance_user, alice):
+    """A To before the From matches nothing: it is the user's slip, said as such, not an empty trail."""
+    client.force_login(compliance_user)
+    response = client.get("/workbench/audit/", {"since": "2026-03-10", "until": "2026-03-01"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["until"] == ["The end date is before the start date."]
+    assert list(response.context["page"]) == []
+    api = client.get("/api/v1/audit/", {"since": "2026-03-10", "until": "2026-03-01"})
+    assert api.status_code == 400
+    assert api.json()["error"]["fields"]["until"] == ["The end date is before the start date."]
+    assert client.get("/api/v1/audit/", {"since": "2026-03-01", "until": "2026-03-01"}).status_code == 200
