@@ -229,6 +229,8 @@ def compliance_version_export(request, version_id: int, fmt: str):
     if version is None:
         raise Http404
     acks = selectors.version_acknowledgements(version_id=version.pk)
+    exports.export_record(actor=request.user, list_name="disclosure-acknowledgements", fmt=fmt,
+                          filters={"document": version.document.code, "version": version.number})
     return exports.export_response(
         fmt, acks, exports.columns(*ACK_COLUMNS_SPEC),
         basename=f"acknowledgements-{version.document.code}-v{version.number}", sheet_title=version.document.code,

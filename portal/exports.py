@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -391,3 +392,13 @@ def export_response(fmt: str, source: QuerySet | Iterable, cols: Sequence[Column
     if fmt == "xlsx":
         return xlsx_response(source, cols, filename=f"{basename}-{stamp}.xlsx", sheet_title=sheet_title)
     return csv_response(source, cols, filename=f"{basename}-{stamp}.csv")
+
+
+@transaction.atomic
+def export_record(*, actor, list_name: str, fmt: str, filters: dict) -> None:
+    """Bulk exports are reads, but personal data leaving the portal in bulk is recorded: who, which list,
+    which filters (one audit action for every export of every app)."""
+    from .audit import audit_log
+
+    audit_log(actor=actor, action="reporting.export.downloaded", object_type="export", object_id=list_name,
+              after={"format": fmt, "filters": {k: v for k, v in filters.items() if v not in ("", None, [])}})
