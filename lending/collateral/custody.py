@@ -7,7 +7,8 @@ collateral services (price imports) call the engine: one direction between the t
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation, localcontext
 
 from django.db import connection
 from django.db.models import F
@@ -20,7 +21,54 @@ from portal.errors import ConflictError, NotFoundError, PortalError
 from . import selectors
 from .models import CustodyBalance, CustodyEntry, EntryKind, Instrument
 
-QUANTUM = Decimal("0.00000001")
+# Django's SQLite backend stores a decimal as a REAL and reads it back to 15 significant digits.
+SQLITE_DIGITS = 15
+
+
+@dataclass(frozen=True)
+class Column:
+    """What a DecimalField keeps: its largest number, its decimal places and (on this database) how many
+    significant digits survive a round trip."""
+
+    maximum: Decimal
+    places: int
+    digits: int
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.places)
+
+    def too_large(self, number: Decimal) -> bool:
+        """More than the column holds, or (to its places) more significant digits than the database keeps
+        exactly: it would store another number."""
+        if abs(number) > self.maximum:
+            return True
+        return len(self._kept(number).normalize().as_tuple().digits) > self.digits
+
+    def too_fine(self, number: Decimal) -> bool:
+        """Finer than the column's places (called on a number that is not too large)."""
+        return number != self._kept(number)
+
+    def _kept(self, number: Decimal) -> Decimal:
+        with localcontext(prec=self.maximum.adjusted() + self.places + 3):
+            return number.quantize(self.quantum)
+
+
+def column(model, name: str) -> Column:
+    """The bounds of the DecimalField ``model.name``: a number sent to it is checked against them (refused,
+    not left to overflow the column or be rounded by it)."""
+    field = model._meta.get_field(name)
+    places = field.decimal_places
+    digits = min(field.max_digits, SQLITE_DIGITS) if connection.vendor == "sqlite" else field.max_digits
+    return Column(maximum=Decimal(10) ** (field.max_digits - places) - Decimal(1).scaleb(-places), places=places, digits=digits)
+
+
+QUANTUM = Decimal(1).scaleb(-CustodyBalance._meta.get_field("held").decimal_places)
+
+
+def qty_column() -> Column:
+    """Held, pledged and every ledger entry's quantity share one column definition."""
+    return column(CustodyBalance, "held")
 
 
 def fmt_qty(value) -> str:
@@ -49,6 +97,10 @@ def _quantity(value, label: str, *, allow_zero: bool = False) -> Decimal:
         raise PortalError("validation_error", _("%(label)s must be a number.") % {"label": label}, {label: [_("A number.")]}) from None
     if not qty.is_finite() or qty < 0 or (qty == 0 and not allow_zero):
         raise PortalError("validation_error", _("%(label)s must be more than zero.") % {"label": label}, {label: [_("More than zero.")]})
+    col = qty_column()
+    if col.too_large(qty):
+        raise PortalError("out_of_range", _("%(field)s %(value)s is out of range: the custody ledger keeps at most %(max)s, to %(digits)s significant digits.") % {
+            "field": label, "value": str(value)[:40], "max": fmt_qty(col.maximum), "digits": col.digits}, {label: [_("Out of range.")]})
     if qty != qty.quantize(QUANTUM):
         raise PortalError("validation_error", _("%(label)s has more than 8 decimal places.") % {"label": label}, {label: [_("At most 8 decimal places.")]})
     return qty.quantize(QUANTUM)

@@ -45,10 +45,12 @@ from .custody import (  # noqa: F401 - the custody ledger API, also reached from
     _instrument,
     _quantity,
     _user_or_none,
+    column,
     custody_dispose,
     custody_pledge,
     custody_release,
     fmt_qty,
+    qty_column,
 )
 from .models import (
     BreakKind,
@@ -418,6 +420,7 @@ def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
     seen: dict[tuple, int] = {}
     clean = []
     qty_fields = ("held", "pledged") if va else ("quantity",)
+    qty_col = qty_column()
     for x in batch.lines:
         n, ok = x["line"], True
         account = str(x.get("account") or "").strip()
@@ -450,6 +453,10 @@ def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
                 continue
             if qty < 0:
                 batch.errors.append(_err(n, name, "negative_quantity", _("%(field)s %(value)s is negative.") % {"field": name, "value": raw}))
+                ok = False
+            elif qty_col.too_large(qty):
+                batch.errors.append(_err(n, name, "out_of_range", _("%(field)s %(value)s is out of range: the custody ledger keeps at most %(max)s, to %(digits)s significant digits.") % {
+                    "field": name, "value": raw[:40], "max": fmt_qty(qty_col.maximum), "digits": qty_col.digits}))
                 ok = False
             elif qty != qty.quantize(QUANTUM):
                 batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s has more than 8 decimal places.") % {"field": name}))
@@ -540,8 +547,9 @@ def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     """Securities prices as quotes from their named sources, through the risk engine's price governance
     (bounds, median, alarms, overrides); its reference refresh revalues the book in this transaction."""
     from lending.risk import services as risk_services
-    from lending.risk.models import PriceSource
+    from lending.risk.models import PriceQuote, PriceSource
 
+    price_col = column(PriceQuote, "price_hkd")
     codes = {normalise_code(x.get("instrument")) for x in batch.lines}
     instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes, kind=InstrumentKind.SECURITY, active=True)}
     sources = {s.code: s for s in PriceSource.objects.filter(active=True)}
@@ -562,8 +570,18 @@ def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             if not price.is_finite() or price <= 0:
                 raise InvalidOperation
         except InvalidOperation:
-            batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s is not a positive number.") % {"value": f"{raw!r}"}))
+            batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s is not a positive number.") % {"value": f"{raw[:40]!r}"}))
             ok = False
+        else:
+            if price_col.too_large(price):
+                batch.errors.append(_err(n, "price", "out_of_range", _("price %(value)s is out of range: a price is kept up to HK$%(max)s, to %(digits)s significant digits.") % {
+                    "value": raw[:40], "max": f"{price_col.maximum:,}", "digits": price_col.digits}))
+                ok = False
+            elif price_col.too_fine(price):
+                # Refused rather than rounded: the file's figure is the price the back office means.
+                batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s has more than %(places)s decimal places.") % {
+                    "value": raw[:40], "places": price_col.places}))
+                ok = False
         if ok and (code, source) in seen:
             batch.errors.append(_err(n, "instrument", "duplicate_line", _("%(code)s from %(source)s is already on line %(other)s.") % {"code": code, "source": source, "other": seen[(code, source)]}))
             ok = False
