@@ -73,7 +73,11 @@ def _kind(kind: str) -> str:
 
 
 def _batch_response(result) -> Response:
-    code = status.HTTP_200_OK if result.replayed else (status.HTTP_201_CREATED if result.batch.status == "applied" else status.HTTP_422_UNPROCESSABLE_ENTITY)
+    # Idempotent per batch id: a replay answers as the first delivery did (a rejected one with its report again).
+    if result.batch.status == "rejected":
+        code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    else:
+        code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
     body = BatchSerializer(result.batch).data | {"replayed": result.replayed}
     if result.batch.status == "rejected":
         body = {"error": {"code": "batch_rejected", "message": f"Batch {result.batch.batch_id} rejected: {len(result.batch.errors)} line error(s); nothing was applied.",

@@ -62,6 +62,17 @@ def test_staff_session_cannot_use_the_machine_endpoint(api_client, officer, acco
     assert response.status_code in (401, 403)
 
 
+def test_a_rejected_batch_sent_again_answers_as_it_did_the_first_time(api_client, machine_key, accounts):
+    body = positions_csv("API-BAD", [("M-1001", "00005", 800), ("M-9999", "00005", 1)])
+    first = api_client.post(MACHINE, body, content_type="text/csv", **_key_header(machine_key))
+    assert first.status_code == 422, first.content
+    again = api_client.post(MACHINE, body, content_type="text/csv", **_key_header(machine_key))
+    assert again.status_code == 422, again.content
+    assert again.json()["error"] == first.json()["error"] and again.json()["batch"]["replayed"] is True
+    assert again.json()["batch"]["errors"] == first.json()["batch"]["errors"] != []
+    assert ImportBatch.objects.count() == 1
+
+
 def test_machine_key_imports_a_batch_and_the_result_is_idempotent(api_client, machine_key, accounts, alice):
     body = positions_csv("API-1", [("M-1001", "00005", 800)])
     first = api_client.post(MACHINE, body, content_type="text/csv", **_key_header(machine_key))
