@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -412,13 +413,24 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
     return Batch(kind=kind, batch_id=batch_id, as_of=as_of, lines=lines, sha256=hashlib.sha256(canonical.encode()).hexdigest())
 
 
-def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
+@dataclass
+class _Positions:
+    """The lines that passed, the (client, instrument) of every line that named a known account and instrument
+    (valid or not), and each account's first line, for reporting a holding the file leaves out."""
+
+    clean: list[dict]
+    listed: set[tuple[int, int]]
+    first_line: dict[int, tuple[str, int]]
+
+
+def _validate_positions(batch: Batch, *, va: bool) -> _Positions:
     """Resolve accounts and instruments and check quantities; every problem becomes a line error."""
     accounts = selectors.margin_accounts(numbers={str(x.get("account") or "").strip() for x in batch.lines})
     codes = {normalise_code(x.get("instrument")) for x in batch.lines}
     instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes)}
     seen: dict[tuple, int] = {}
     clean = []
+    first_line: dict[int, tuple[str, int]] = {}
     qty_fields = ("held", "pledged") if va else ("quantity",)
     qty_col = qty_column()
     for x in batch.lines:
@@ -468,6 +480,8 @@ def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
         if va and ok and values["pledged"] > values["held"]:
             batch.errors.append(_err(n, "pledged", "pledged_above_held", _("pledged %(p)s is more than held %(h)s.") % {"p": values["pledged"], "h": values["held"]}))
             ok = False
+        if client_id is not None:
+            first_line.setdefault(client_id, (account, n))
         if client_id is not None and instrument is not None:
             key = (client_id, instrument.pk)
             if key in seen:
@@ -476,7 +490,7 @@ def _validate_positions(batch: Batch, *, va: bool) -> list[dict]:
             seen[key] = n
         if ok:
             clean.append({"line": n, "client_id": client_id, "account": account, "instrument": instrument, **values})
-    return clean
+    return _Positions(clean=clean, listed=set(seen), first_line=first_line)
 
 
 def _report(batch: Batch, *, status: str, actor, machine_key, channel: str, applied: int = 0, summary: dict | None = None) -> ImportBatch:
@@ -543,6 +557,27 @@ def _rejected(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     return record
 
 
+# The price authority's field names, as the price file's columns.
+_QUOTE_FIELDS = {"price_hkd": "price", "as_of": "as_of", "source": "source", "asset": "instrument"}
+
+
+def _quote_refusal(exc: PortalError, rows: list[dict]) -> dict:
+    """The price authority's refusal of a row (bounds, freshness, band) as that row's line error. Strict, it
+    names the row by its place in the list it was given ("Row 2: …", in the reader's language); the line
+    is the file's, and the message loses that prefix. Unmatched, the refusal stays a batch-level error."""
+    line, message = 0, exc.message
+    if len(rows) == 1:
+        line = rows[0]["line"]
+    else:
+        match = re.match(r"\D*(\d+)", message)
+        number = int(match[1]) if match else 0
+        prefix = str(_("Row %(number)s: %(message)s") % {"number": number, "message": ""})
+        if 1 <= number <= len(rows) and message.startswith(prefix):
+            line, message = rows[number - 1]["line"], message[len(prefix):]
+    field_name = next((name for key, name in _QUOTE_FIELDS.items() if key in exc.fields), "")
+    return _err(line, field_name, exc.code, message)
+
+
 def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     """Securities prices as quotes from their named sources, through the risk engine's price governance
     (bounds, median, alarms, overrides); its reference refresh revalues the book in this transaction."""
@@ -593,7 +628,7 @@ def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             with transaction.atomic():
                 risk_services.quotes_record(actor=SYSTEM, strict=True, rows=[{k: v for k, v in r.items() if k != "line"} for r in rows])
         except PortalError as exc:
-            batch.errors.append(_err(0, "", exc.code, exc.message))
+            batch.errors.append(_quote_refusal(exc, rows))
     if batch.errors:
         return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
     record = _report(batch, status=ImportStatus.APPLIED, actor=actor, machine_key=machine_key, channel=channel, applied=len(rows),
@@ -607,9 +642,8 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     if batch.kind in PRICE_KINDS:
         return _prices_apply(batch, actor=actor, machine_key=machine_key, channel=channel)
     va = batch.kind == ImportKind.CUSTODY_STATEMENT
-    clean = _validate_positions(batch, va=va)
-    if batch.errors:
-        return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
+    positions = _validate_positions(batch, va=va)
+    clean = positions.clean
     eod = batch.kind == ImportKind.POSITIONS_EOD
     # Lock the balances this batch touches (and, end of day, every security balance of its accounts).
     client_ids = {x["client_id"] for x in clean}
@@ -619,20 +653,32 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     }
     targets: dict[tuple, tuple] = {(x["client_id"], x["instrument"].pk): (x["instrument"], x["held" if va else "quantity"], x) for x in clean}
     if eod or va:
-        # A full statement for each account it lists: a holding it no longer lists is now zero.
+        # A full statement for each account it lists: a holding it no longer lists is now zero (a line it
+        # lists with an error is not left out: that line is reported for itself).
         kind = "virtual_asset" if va else "security"
         for key, b in balances.items():
-            if key not in targets and b.instrument.kind == kind and b.held:
+            if key not in targets and key not in positions.listed and b.instrument.kind == kind and b.held:
                 targets[key] = (b.instrument, Decimal("0"), None)
+    # In the same pass as the line errors, so one report lists every problem of the file.
     for key, (instrument, qty, x) in targets.items():
         b = balances.get(key)
-        if b is not None and qty < b.pledged:
+        if b is None or qty >= b.pledged:
+            continue
+        if x is not None:
             batch.errors.append(_err(
-                x["line"] if x else 0, "held" if va else "quantity", "below_pledged",
+                x["line"], "held" if va else "quantity", "below_pledged",
                 _("%(code)s for account %(account)s: %(qty)s is below the %(pledged)s pledged to facilities; pledged collateral must be released in the portal first.") % {
-                    "code": instrument.code, "account": x["account"] if x else "", "qty": fmt_qty(qty), "pledged": fmt_qty(b.pledged)},
+                    "code": instrument.code, "account": x["account"], "qty": fmt_qty(qty), "pledged": fmt_qty(b.pledged)},
+            ))
+        else:
+            account, line = positions.first_line[key[0]]
+            batch.errors.append(_err(
+                line, "instrument", "below_pledged",
+                _("The file lists account %(account)s without %(code)s, which would make its holding 0, below the %(pledged)s pledged to facilities; list the holding, or release the pledged collateral in the portal first.") % {
+                    "code": instrument.code, "account": account, "pledged": fmt_qty(b.pledged)},
             ))
     if batch.errors:
+        batch.errors.sort(key=lambda e: e["line"])
         return _rejected(batch, actor=actor, machine_key=machine_key, channel=channel)
     record = _report(batch, status=ImportStatus.APPLIED, actor=actor, machine_key=machine_key, channel=channel)
     now = timezone.now()
