@@ -7,9 +7,11 @@ gets 403 (never a redirect loop, never a hint of what exists).
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.urls import Resolver404, get_script_prefix, resolve
 from django.utils.translation import gettext_lazy as _
 
 from .permissions import Perm
@@ -24,6 +26,7 @@ def client_required(view):
             raise PermissionDenied(_("This page is for clients."))
         return view(request, *args, **kwargs)
 
+    wrapped.clients_only = True  # read by may_open
     return wrapped
 
 
@@ -39,9 +42,31 @@ def staff_required(perm: Perm = Perm.WORKBENCH_ACCESS):
                 raise PermissionDenied(_("You do not have permission to open this page."))
             return view(request, *args, **kwargs)
 
+        wrapped.staff_perm = perm  # read by may_open
         return wrapped
 
     return decorator
+
+
+def may_open(user, url: str) -> bool:
+    """Whether ``user`` may open the page at ``url`` (a path on this site, with or without a query), by the rule its
+    view declares with ``staff_required`` or ``client_required``: a page links only where its reader can follow.
+    A URL that is no page here, or whose view checks access its own way, is not judged (True): its view decides."""
+    path = urlsplit(url).path
+    prefix = get_script_prefix()
+    if prefix != "/" and path.startswith(prefix):
+        path = "/" + path[len(prefix):]
+    try:
+        view = resolve(path).func
+    except Resolver404:
+        return True
+    signed_in = user is not None and user.is_authenticated
+    perm = getattr(view, "staff_perm", None)
+    if perm is not None:
+        return signed_in and user.is_portal_staff and user.has_perm(perm)
+    if getattr(view, "clients_only", False):
+        return signed_in and user.is_client
+    return True
 
 
 def ensure_staff_permission(*, actor, perm: Perm, message=None) -> None:

@@ -10,6 +10,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import floatformat
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy
@@ -24,7 +25,7 @@ from lending.inputs import (
     id_input,
     page_param,
 )
-from portal.access import client_required, staff_required
+from portal.access import client_required, may_open, staff_required
 from portal.errors import PortalError
 from portal.navigation import id_url
 from portal.permissions import Perm
@@ -42,17 +43,25 @@ def _page_number(request) -> int:
 @checked_params
 def board(request):
     data = selectors.board(page=_page_number(request))
-    # The rows' cells as text once per page (links reversed once, the permission asked once), not per row in the template.
-    facility_url = id_url("lending:staff-facility") if request.user.has_perm(Perm.FACILITY_OPERATE) else None
+    # The rows' cells as text once per page (links reversed once, whether the reader may follow them asked once),
+    # not per row in the template; a link the reader may not follow is left out.
+    facility_url, call_url = (_url_maker_if_open(request.user, name) for name in ("lending:staff-facility", "risk:call"))
     for r in data.get("nearest", []):
         r["url"] = facility_url(r["facility_id"]) if facility_url else ""
         r["client_shown"] = r.get("full_name") or r.get("email")
         r["drawn_text"], r["lv_text"] = intcomma(floatformat(r["drawn"], 2)), intcomma(floatformat(r["lv"], 2))
         r["util_text"], r["band_text"] = utilisation_text(r["util"]), band_label(r["band"])
-    call_url = id_url("risk:call")
     for c in data.get("oldest_calls", []):
-        c.url, c.shortfall_text, c.age, c.state_text = call_url(c.pk), intcomma(c.shortfall), timesince(c.opened_at), c.get_state_display()
-    return render(request, "risk/board.html", {"b": data})
+        c.url = call_url(c.pk) if call_url else ""
+        c.shortfall_text, c.age, c.state_text = intcomma(c.shortfall), timesince(c.opened_at), c.get_state_display()
+    calls_url = reverse("risk:calls")
+    return render(request, "risk/board.html", {"b": data, "calls_url": calls_url if may_open(request.user, calls_url) else ""})
+
+
+def _url_maker_if_open(user, url_name: str):
+    """``id -> URL`` of a page taking one id, or None where ``user`` may open no page of it (its view's rule)."""
+    url = id_url(url_name)
+    return url if may_open(user, url(1)) else None
 
 
 @staff_required(Perm.MARGIN_CALL_MANAGE)

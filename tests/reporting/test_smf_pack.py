@@ -183,13 +183,17 @@ def test_on_demand_pack_refuses_a_future_date(frozen, compliance_user):
 
 
 def test_pack_page_shows_the_figures_with_links_and_charts(client, smf_book, compliance_user):
-    from lending.reporting import services
+    from lending.reporting import render, services
 
     pack = services.smf_pack_generate(actor=compliance_user, as_of=AS_OF)
     client.force_login(compliance_user)
     page = client.get(f"/reporting/packs/{pack.pk}/").content.decode()
     assert "7,500,000.00" in page and "5.00×" in page and 'data-testid="capital-gauge"' in page and "<svg" in page
-    assert "/reporting/snapshots/?day_from=2026-11-30" in page and "/risk/margin-calls/" in page
+    assert "/reporting/snapshots/?day_from=2026-11-30" in page
+    # Compliance may not open margin calls (the margin-call permission): the figure is shown, not linked; the
+    # stored PDF, the same for every reader, keeps its links.
+    assert "/risk/margin-calls/" not in page and 'data-testid="calls-opened">4 ' in page
+    assert '<a href="/risk/margin-calls/">4</a>' in render.pack_html(pack.data)
     xlsx = client.get(f"/reporting/packs/{pack.pk}/pack.xlsx")
     assert xlsx.status_code == 200 and xlsx["X-Content-SHA256"] == pack.xlsx_sha256
     zh = client.get(f"/reporting/packs/{pack.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hant")
