@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from lending import locks
 from lending.inputs import date_text, datetime_text, file_text_checked
 from portal.access import ensure_staff_permission
 from portal.audit import SYSTEM, System, audit_log, snapshot
@@ -116,6 +117,10 @@ def instruments_parse(text: str) -> list[dict]:
     if missing:
         raise PortalError("invalid_file", _("The instrument file needs the columns %(columns)s.") % {"columns": ", ".join(sorted(missing))})
     rows = [_instrument_clean(row, line=number) for number, row in enumerate(reader, start=2)]
+    if "margin_class" not in (reader.fieldnames or []):
+        # A file without the column says nothing about classes: an existing instrument keeps its class.
+        for row in rows:
+            del row["margin_class"]
     codes = [r["code"] for r in rows]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
@@ -153,15 +158,48 @@ def load_shipped_instruments(apps=None) -> dict:
     return _upsert_instruments(model, rows, timezone.now())
 
 
+def _margin_class_change_refuse(changed: list[str]) -> None:
+    """A security's margin class sets its haircut where the marginable list has no entry for it: a haircut
+    is changed only through the collateral policy (maker-checker), never by the instrument master."""
+    if changed:
+        raise PortalError(
+            "margin_class_change_refused",
+            _("The margin class of an existing instrument cannot be changed here (%(codes)s): it sets the instrument's haircut, which is changed through the collateral policy (a per-instrument entry on the marginable list, proposed and approved by two people).") % {
+                "codes": ", ".join(changed[:20])},
+            {"margin_class": [_("Changed through the collateral policy.")]},
+        )
+
+
+# A change of these reaches the live book: the haircut of a suspended security, a delisted one's positions.
+STANDING = ("suspended", "active")
+
+
+def _standing_apply(instrument_ids: list[int]) -> dict | None:
+    """Instruments whose standing changed, brought to the live book by the engine in this transaction
+    (their holders re-haircut and revalued, calls opened where they now breach); its counts, or None."""
+    if not instrument_ids:
+        return None
+    from lending.risk.revaluation import instruments_apply
+
+    return instruments_apply(instrument_ids=sorted(instrument_ids))
+
+
 @transaction.atomic
 def instruments_load(*, actor, text: str, source: str = "file") -> dict:
-    """Load an instrument file (create new codes, update changed ones); one bad row refuses the file."""
+    """Load an instrument file (create new codes, update changed ones); one bad row refuses the file. A change
+    of an existing instrument's margin class refuses it too; a suspension or resumption reaches the book."""
     if not isinstance(actor, System):
         ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     rows = instruments_parse(text)
+    locks.book()  # taken before the instrument rows: the book it revalues follows them
+    classes = dict(Instrument.objects.filter(code__in=[r["code"] for r in rows]).values_list("code", "margin_class"))
+    _margin_class_change_refuse([r["code"] for r in rows if r["code"] in classes and "margin_class" in r and r["margin_class"] != classes[r["code"]]])
     result = _upsert_instruments(Instrument, rows, timezone.now())
+    moved = [code for code, fields in result["updated"].items() if set(fields) & set(STANDING)]
+    counts = _standing_apply(list(Instrument.objects.filter(code__in=moved).values_list("pk", flat=True)))
     audit_log(actor=actor, action="collateral.instruments.loaded", object_type="collateral.instrument", object_id="",
-              after={"source": source[:100], "rows": len(rows), "created": result["created"][:200], "updated": result["updated"]})
+              after={"source": source[:100], "rows": len(rows), "created": result["created"][:200], "updated": result["updated"]}
+              | ({"book": counts} if counts is not None else {}))
     return result
 
 
@@ -170,6 +208,7 @@ def instrument_update(*, actor, code: str, changes: dict) -> Instrument:
     """Staff change one instrument (name, board lot, issuer, sector, class, suspension, active)."""
     ensure_staff_permission(actor=actor, perm=Perm.PRICE_MANAGE)
     code = normalise_code(code)
+    locks.book()  # taken before the instrument row: the book it revalues follows it
     instrument = Instrument.objects.select_for_update(no_key=True).filter(code=code).first()
     if instrument is None:
         raise NotFoundError("not_found", _("No instrument %(code)s.") % {"code": code})
@@ -180,15 +219,19 @@ def instrument_update(*, actor, code: str, changes: dict) -> Instrument:
                           {name: [_("Not changeable.")] for name in unknown})
     merged = {name: getattr(instrument, name) for name in Instrument.FIELDS} | changes
     clean = _instrument_clean(merged)
+    _margin_class_change_refuse([code] if clean["margin_class"] != instrument.margin_class else [])
     before = snapshot(instrument, Instrument.FIELDS)
     now = timezone.now()
     if clean["suspended"] != instrument.suspended:
         instrument.suspended_since = now if clean["suspended"] else None
+    moved = any(clean[name] != getattr(instrument, name) for name in STANDING)
     for name, value in clean.items():
         setattr(instrument, name, value)
     instrument.updated_at = now
     instrument.save()
-    audit_log(actor=actor, action="collateral.instrument.updated", obj=instrument, before=before, after=snapshot(instrument, Instrument.FIELDS))
+    counts = _standing_apply([instrument.pk] if moved else [])
+    audit_log(actor=actor, action="collateral.instrument.updated", obj=instrument, before=before,
+              after=snapshot(instrument, Instrument.FIELDS) | ({"book": counts} if counts is not None else {}))
     return instrument
 
 

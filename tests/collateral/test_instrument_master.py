@@ -1,0 +1,109 @@
+"""The instrument master: what staff may change there, and how a change of a security's standing reaches the book."""
+
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from lending.collateral import services
+from lending.collateral.models import Instrument
+from lending.models import Facility
+from lending.risk.models import MarginCall
+from portal.errors import PortalError
+from portal.models import AuditEvent
+from tests.collateral.conftest import book_facility, set_prices
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended"
+
+
+def _file(*rows):
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def _staff_api(user):
+    api = APIClient()
+    api.force_login(user)
+    return api
+
+
+def test_an_officer_cannot_change_an_instruments_margin_class_through_the_api(officer):
+    audit = AuditEvent.objects.count()
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", {"margin_class": "C"}, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "margin_class_change_refused" and "margin_class" in error["fields"]
+    assert "collateral policy" in error["message"]
+    assert Instrument.objects.get(code="00700").margin_class == "A"
+    assert AuditEvent.objects.count() == audit
+
+
+def test_the_same_margin_class_sent_back_with_other_changes_is_not_a_change(officer):
+    instrument = services.instrument_update(actor=officer, code="00700", changes={"margin_class": "A", "sector": "Technology"})
+    assert instrument.sector == "Technology" and instrument.margin_class == "A"
+
+
+def test_an_instrument_file_that_changes_a_class_is_refused_whole_and_a_new_instrument_keeps_its_class(officer):
+    audit = AuditEvent.objects.count()
+    with pytest.raises(PortalError) as refused:
+        services.instruments_load(actor=officer, text=_file(
+            "08888,security,New Listing Ltd,,100,HKD,New Listing Ltd,Financials,B,0",
+            "00700,security,Tencent Holdings,騰訊控股,100,HKD,Tencent Holdings Ltd,Information Technology,C,0"))
+    assert refused.value.code == "margin_class_change_refused" and "00700" in refused.value.message
+    assert "margin_class" in refused.value.fields
+    assert Instrument.objects.get(code="00700").margin_class == "A" and not Instrument.objects.filter(code="08888").exists()
+    assert AuditEvent.objects.count() == audit
+
+    services.instruments_load(actor=officer, text=_file("08888,security,New Listing Ltd,,100,HKD,New Listing Ltd,Financials,B,0"))
+    assert Instrument.objects.get(code="08888").margin_class == "B"
+
+
+def test_an_instrument_file_without_the_class_column_leaves_classes_as_they_are(officer):
+    services.instruments_load(actor=officer, text="code,name_en,board_lot,issuer,sector\n00700,Tencent Holdings,100,Tencent Holdings Ltd,Information Technology\n")
+    assert Instrument.objects.get(code="00700").margin_class == "A"
+
+
+@pytest.fixture
+def market(policy):
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00700": Decimal("400.00"), "00005": Decimal("80.00")})
+    return policy
+
+
+def test_suspending_a_security_reaches_its_holders_facility_at_once_and_opens_the_call(market, officer, alice):
+    facility = book_facility(alice, holdings={"00700": 1000, "00005": 1000}, drawn="250000")  # LV 280,000 + 56,000: util 0.7440
+    client_api = APIClient()
+    client_api.force_authenticate(alice)
+    before = client_api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()
+    assert Decimal(before["lending_value"]) == Decimal("336000.00")
+
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", {"suspended": True}, format="json")
+    assert response.status_code == 200, response.content
+
+    after = client_api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()
+    assert Decimal(after["lending_value"]) == Decimal("56000.00")  # the suspended haircut (100%) on Tencent
+    assert after["band"] == "close_out" != before["band"]
+    assert Facility.objects.get(pk=facility.pk).band == "close_out"
+    assert MarginCall.objects.get().facility_id == facility.pk
+    event = AuditEvent.objects.filter(action="collateral.instrument.updated").latest("id")
+    assert event.after["book"] == {"positions_rehaircut": 1, "facilities_revalued": 1, "band_changes": 1, "calls_opened": 1}
+
+
+def test_resuming_a_security_through_an_instrument_file_restores_its_holders_lending_value(market, officer, alice):
+    facility = book_facility(alice, holdings={"00700": 1000}, drawn="100000")
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    assert Facility.objects.get(pk=facility.pk).band == "close_out"
+    services.instruments_load(actor=officer, text=_file(
+        "00700,security,Tencent Holdings,騰訊控股,100,HKD,Tencent Holdings Ltd,Information Technology,A,0"))
+    assert Facility.objects.get(pk=facility.pk).lending_value == Decimal("280000.00")
+    event = AuditEvent.objects.filter(action="collateral.instruments.loaded").latest("id")
+    assert event.after["book"]["positions_rehaircut"] == 1
+
+
+def test_renaming_a_security_does_not_revalue_the_book(market, officer, alice):
+    from lending.risk.models import RevaluationRun
+
+    book_facility(alice, holdings={"00700": 1000}, drawn="100000")
+    runs = RevaluationRun.objects.count()
+    services.instrument_update(actor=officer, code="00700", changes={"name_en": "Tencent Holdings Limited"})
+    assert RevaluationRun.objects.count() == runs
