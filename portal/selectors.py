@@ -39,19 +39,27 @@ def record_link(object_type: str, object_id: str) -> str:
     return record_linker()(object_type, object_id)
 
 
-def record_linker() -> Callable[[str, str], str]:
-    """``record_link`` for a page of rows: each record type's URL reversed once (per page, not per row)."""
+def record_linker(*, reader=None) -> Callable[[str, str], str]:
+    """``record_link`` for a page of rows: each record type's URL reversed once (per page, not per row).
+    With ``reader``, a record type whose page the reader may not open (``portal.access.may_open``, asked once
+    per type: one view answers for every record of a type) is not linked."""
+    from .access import may_open
+
     urls: dict[str, Callable[[int], str] | None] = {}
 
     def link(object_type: str, object_id: str) -> str:
+        if not str(object_id).isdigit():
+            return ""
         if object_type not in urls:
             name = _RECORD_LINKS.get(object_type)
             try:
                 urls[object_type] = id_url(name) if name else None
             except NoReverseMatch:
                 urls[object_type] = None
+            if urls[object_type] is not None and reader is not None and not may_open(reader, urls[object_type](int(object_id))):
+                urls[object_type] = None
         url = urls[object_type]
-        return url(int(object_id)) if url is not None and str(object_id).isdigit() else ""
+        return url(int(object_id)) if url is not None else ""
 
     return link
 

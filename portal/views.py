@@ -70,7 +70,7 @@ def audit_trail(request):
     data.pop("after", None)
     page = selectors.keyset_page(events, before=_id_param(request.GET, "before"), after=_id_param(request.GET, "after"))
     # Each row's cells as text here, once per page where the template would look up, translate and format per row.
-    link, system = selectors.record_linker(), str(_("System"))
+    link, system = selectors.record_linker(reader=request.user), str(_("System"))
     for event in page:
         event.link = link(event.object_type, event.object_id)
         event.actor_shown = system if event.actor_id is None and event.actor_label == "system" else event.actor_label

@@ -40,3 +40,27 @@ def test_a_reversed_date_range_is_refused_on_the_page_and_the_api(client, compli
     assert api.status_code == 400
     assert api.json()["error"]["fields"]["until"] == ["The end date is before the start date."]
     assert client.get("/api/v1/audit/", {"since": "2026-03-01", "until": "2026-03-01"}).status_code == 200
+
+
+def test_a_record_is_linked_only_for_a_reader_who_may_open_its_page(client, compliance_user, credit_manager, alice):
+    """Compliance reads every row, but a margin call's page is for those who manage calls: its reference stays
+    text for them (it linked to a 403); a reader who also manages calls follows it."""
+    from django.db import transaction
+
+    from portal.audit import audit_log
+    from portal.permissions import Perm
+
+    with transaction.atomic():
+        audit_log(actor=credit_manager, action="risk.margin_call.noted", object_type="risk.margincall", object_id="7")
+    client.force_login(compliance_user)
+    rows = {e.object_type: e.link for e in client.get("/workbench/audit/", {"action": "risk.margin_call.noted"}).context["page"]}
+    assert rows == {"risk.margincall": ""}
+    page = client.get("/workbench/audit/", {"action": "user.created", "object_type": "portal.user", "object_id": str(alice.pk)}).context["page"]
+    assert [e.link for e in page] == [f"/onboarding/staff/clients/{alice.pk}/"]
+    assert client.get(page[0].link).status_code != 403
+    from django.contrib.auth.models import Permission
+
+    credit_manager.user_permissions.add(Permission.objects.get(codename=Perm.AUDIT_VIEW.codename))  # a reader of both
+    client.force_login(credit_manager)
+    rows = {e.object_type: e.link for e in client.get("/workbench/audit/", {"action": "risk.margin_call.noted"}).context["page"]}
+    assert rows == {"risk.margincall": "/risk/margin-calls/7/"}
