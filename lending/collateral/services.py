@@ -117,10 +117,12 @@ def instruments_parse(text: str) -> list[dict]:
     if missing:
         raise PortalError("invalid_file", _("The instrument file needs the columns %(columns)s.") % {"columns": ", ".join(sorted(missing))})
     rows = [_instrument_clean(row, line=number) for number, row in enumerate(reader, start=2)]
-    if "margin_class" not in (reader.fieldnames or []):
-        # A file without the column says nothing about classes: an existing instrument keeps its class.
-        for row in rows:
-            del row["margin_class"]
+    # A file without one of these columns says nothing about it: an existing instrument keeps its class,
+    # its suspension and whether it is listed (a file of names must not resume every suspended security).
+    for optional in ("margin_class", "suspended", "active"):
+        if optional not in (reader.fieldnames or []):
+            for row in rows:
+                del row[optional]
     codes = [r["code"] for r in rows]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
@@ -135,7 +137,7 @@ def _upsert_instruments(model, rows: list[dict], now) -> dict:
     for row in rows:
         current = existing.get(row["code"])
         if current is None:
-            created.append(model(**row, created_at=now, updated_at=now, suspended_since=now if row["suspended"] else None))
+            created.append(model(**row, created_at=now, updated_at=now, suspended_since=now if row.get("suspended") else None))
             continue
         diff = {k: v for k, v in row.items() if getattr(current, k) != v}
         if diff:

@@ -107,3 +107,16 @@ def test_renaming_a_security_does_not_revalue_the_book(market, officer, alice):
     runs = RevaluationRun.objects.count()
     services.instrument_update(actor=officer, code="00700", changes={"name_en": "Tencent Holdings Limited"})
     assert RevaluationRun.objects.count() == runs
+
+
+def test_an_instrument_file_without_the_suspension_or_listing_columns_leaves_them_as_they_are(market, officer, alice):
+    """A file of names says nothing about trading: it must not resume a suspended security (and re-haircut the book)."""
+    facility = book_facility(alice, holdings={"00700": 1000}, drawn="100000")
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True, "name_en": "Tencent Holdings"})
+    Instrument.objects.filter(code="00005").update(active=False)
+    services.instruments_load(actor=officer, text="code,name_en\n00700,Tencent Holdings Limited\n00005,HSBC Holdings plc\n09999,New Listing Ltd\n")
+    tencent, hsbc, new = (Instrument.objects.get(code=c) for c in ("00700", "00005", "09999"))
+    assert (tencent.name_en, tencent.suspended, tencent.suspended_since is not None) == ("Tencent Holdings Limited", True, True)
+    assert (hsbc.name_en, hsbc.active) == ("HSBC Holdings plc", False)
+    assert (new.suspended, new.active, new.suspended_since) == (False, True, None)
+    assert Facility.objects.get(pk=facility.pk).band == "close_out"

@@ -1,7 +1,8 @@
 """``manage.py load_instruments FILE`` — create or update instruments from a CSV file (audited).
 
 Without FILE it (re)loads the shipped list of Hong Kong securities plus BTC and ETH.
-Columns: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended
+Columns: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended[,active]; only code
+and name_en are required; a file without margin_class, suspended or active leaves those as they are.
 """
 
 from pathlib import Path
