@@ -345,9 +345,10 @@ CELERY_BEAT_SCHEDULER = "portal.scheduling:DatabaseScheduler"
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
+    # The token class first: its WWW-Authenticate header makes an anonymous request a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "portal.authentication.ClientTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "portal.api_base.Pagination",

@@ -99,7 +99,9 @@ class TestAuditApi:
 
         token = Token.objects.create(user=compliance_user)
         api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        assert api_client.get("/api/v1/audit/").status_code == 403
+        response = api_client.get("/api/v1/audit/")
+        assert response.status_code == 401  # the credential is refused, with the reason
+        assert response.json()["error"]["message"] == "Staff use the web sign-in with multi-factor authentication."
 
 
 class TestStaffMfa:

@@ -89,9 +89,12 @@ class TestErrorShape:
         assert response["Content-Type"].startswith("text/html")
 
     def test_not_authenticated(self, api_client):
+        """Anonymous is 401 with the scheme to use; signed in without the right is 403."""
         response = api_client.get("/api/v1/me/")
-        assert response.status_code in (401, 403)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == "Token"
         assert set(response.json()["error"]) == {"code", "message", "fields"}
+        assert api_client.get("/api/v1/audit/").status_code == 401
 
     def test_bad_filter_on_the_audit_api(self, client, compliance_user):
         client.force_login(compliance_user)
