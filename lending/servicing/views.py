@@ -330,10 +330,11 @@ def _recent_mfa(request):
 def facility_requests(request, pk):
     from django.urls import reverse
 
-    from lending.models import CollateralPosition, Facility
+    from lending import selectors as lending_selectors
+    from lending.models import Facility
 
     try:
-        facility = Facility.objects.get(pk=pk, client=request.user)
+        facility = lending_selectors.facility_for_client(user=request.user, facility_id=pk)  # with its positions
     except Facility.DoesNotExist:
         raise Http404 from None
     if request.method == "POST":
@@ -352,7 +353,8 @@ def facility_requests(request, pk):
                                                        description=request.POST.get("description", ""), custody_reference=request.POST.get("custody_reference", ""))
                 messages.success(request, _("Top-up %(ref)s sent to your account officer.") % {"ref": req.reference})
             elif action == "release":
-                position = CollateralPosition.objects.filter(pk=int(request.POST.get("position_id") or 0), facility=facility).first()
+                position_id = int(request.POST.get("position_id") or 0)
+                position = next((p for p in facility.positions.all() if p.pk == position_id), None)
                 stepup = _recent_mfa(request)
                 if position is not None and position.kind == "virtual_asset" and stepup is None and user_has_mfa(request.user):
                     messages.info(request, _("Confirm it is you with your authenticator, then send the withdrawal again."))
@@ -372,9 +374,10 @@ def facility_requests(request, pk):
         except (PortalError, ValueError) as exc:
             messages.error(request, getattr(exc, "message", str(exc)))
         return redirect("servicing:facility-requests", pk=pk)
+    positions = lending_selectors.facility_valued_now(facility=facility)  # available and utilisation at current prices, as the facility page
     return render(request, "servicing/facility_requests.html", {
         "facility": facility,
-        "positions": list(CollateralPosition.objects.filter(facility=facility).select_related("instrument").order_by("id")),
+        "positions": positions,
         "holdings": [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0],
         "addresses": list(WithdrawalAddress.objects.filter(client=request.user, state="active")),
         "requests": list(ServicingRequest.objects.filter(facility=facility).select_related("address").order_by("-id")[:30]),

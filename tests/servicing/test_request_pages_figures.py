@@ -1,6 +1,9 @@
-"""What the request pages print: each request by what it is for."""
+"""What the request pages print: each request by what it is for, the facility valued at current prices."""
 
 from __future__ import annotations
+
+import re
+from decimal import Decimal
 
 import pytest
 
@@ -45,3 +48,23 @@ def test_the_staff_list_shows_a_dash_for_a_request_with_nothing_to_name(client, 
     client.force_login(officer)
     row = _open_row(client.get("/servicing/staff/requests/").content.decode(), bare.reference)
     assert "None" not in row and '<td class="num">—</td>' in row
+
+
+def test_the_requests_page_shows_the_facility_valued_at_current_prices(client, live, alice, officer2):
+    """The engine stores a valuation only when the band changes; a price move between leaves the stored figures
+    behind. The page answers what lending.selectors.facility_valued_now says, as the facility page does."""
+    from lending import selectors as lending_selectors
+    from lending.models import Facility
+    from tests.lending.conftest import set_prices
+
+    requests.staff_instruction(actor=officer2, facility_id=live.pk, kind="drawdown", amount="1000000")
+    set_prices(btc=Decimal("700000.00"))  # BTC down: no band changes, nothing stored
+    stored = Facility.objects.get(pk=live.pk)
+    now = Facility.objects.get(pk=live.pk)
+    lending_selectors.facility_valued_now(facility=now)
+    assert now.lending_value != stored.lending_value and now.band == stored.band  # the stored figures are stale
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{live.pk}/requests/").content.decode()
+    available = re.search(r'data-testid="available">([^<]*)<', page).group(1)
+    assert available == f"HK${now.available:,}" != f"HK${stored.available:,}"
+    assert available in client.get(f"/lending/facilities/{live.pk}/").content.decode()

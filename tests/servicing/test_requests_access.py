@@ -12,7 +12,8 @@ from tests.servicing.conftest import make_facility
 from tests.servicing.test_requests import _custody
 
 pytestmark = pytest.mark.django_db
-CLIENT_PAGE_QUERIES = 13  # … the client's free holdings to pledge (one query), and whether the client has an authenticator (portal.mfa)
+CLIENT_PAGE_QUERIES = 15  # … the client's free holdings to pledge (one query), whether the client has an authenticator (portal.mfa),
+# and the collateral policy and current prices (two): the facility valued now (lending.selectors.facility_valued_now)
 
 
 @pytest.fixture
