@@ -9,15 +9,12 @@ from lending.collateral.models import Instrument
 from lending.models import CollateralPosition
 from lending.risk.models import FacilityCoefficients, MarginCall, RevaluationRun
 from lending.risk.revaluation import instruments_apply, revalue_book
-from tests.collateral.conftest import book_facility, set_prices
+from tests.collateral import test_instrument_master
+from tests.collateral.conftest import book_facility
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def market(policy):
-    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00700": Decimal("400.00"), "00005": Decimal("80.00")})
-    return policy
+market = test_instrument_master.market  # the same four prices
 
 
 def test_a_suspension_rehaircuts_its_holders_bands_them_and_opens_their_calls(market, alice, charlie):
