@@ -1,4 +1,4 @@
-"""What the request pages print: each request by what it is for, the facility valued at current prices."""
+"""What the request pages print: each request by what it is for, the facility valued at current prices, money to the cent."""
 
 from __future__ import annotations
 
@@ -68,3 +68,17 @@ def test_the_requests_page_shows_the_facility_valued_at_current_prices(client, l
     available = re.search(r'data-testid="available">([^<]*)<', page).group(1)
     assert available == f"HK${now.available:,}" != f"HK${stored.available:,}"
     assert available in client.get(f"/lending/facilities/{live.pk}/").content.decode()
+
+
+def test_money_on_the_requests_pages_is_shown_to_the_cent(client, live, alice, officer):
+    """Nothing left to draw is HK$0.00, as every other sum on the page reads (not HK$0)."""
+    from lending.models import Facility
+
+    Facility.objects.filter(pk=live.pk).update(drawn_balance=Decimal("99999999.50"))  # above the lending value
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{live.pk}/requests/").content.decode()
+    assert 'data-testid="available">HK$0.00<' in page
+    assert "HK$99,999,999.50" in page
+    notice = requests.repayment_notice(user=alice, facility_id=live.pk, amount="1234.5")
+    client.force_login(officer)
+    assert "HK$1,234.50" in _open_row(client.get("/servicing/staff/requests/").content.decode(), notice.reference)
