@@ -117,7 +117,7 @@ def drawdown_request(*, user, facility_id: int, amount) -> ServicingRequest:
         raise ConflictError("drawdown_blocked", " ".join(blockers))
     lending_services.facility_revalue(facility=facility)  # available at current prices (not saved; execution re-checks)
     if amount > facility.available:
-        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s.") % {"amount": f"{amount:,}", "available": f"{facility.available:,}"},
+        raise PortalError("above_available", _("HK$%(amount)s is above the available HK$%(available)s.") % {"amount": f"{amount:,}", "available": f"{facility.available.quantize(CENT):,}"},
                           {"amount": [_("Above the available amount.")]})
     policy = _policy()
     req = ServicingRequest.objects.create(

@@ -82,3 +82,14 @@ def test_money_on_the_requests_pages_is_shown_to_the_cent(client, live, alice, o
     notice = requests.repayment_notice(user=alice, facility_id=live.pk, amount="1234.5")
     client.force_login(officer)
     assert "HK$1,234.50" in _open_row(client.get("/servicing/staff/requests/").content.decode(), notice.reference)
+
+
+def test_a_drawdown_above_what_is_left_names_both_sums_to_the_cent(live, alice):
+    from lending.models import Facility
+    from portal.errors import PortalError
+
+    Facility.objects.filter(pk=live.pk).update(drawn_balance=Decimal("99999999.50"))  # above the lending value: nothing left
+    with pytest.raises(PortalError) as refused:
+        requests.drawdown_request(user=alice, facility_id=live.pk, amount="10")
+    assert refused.value.code == "above_available"
+    assert "HK$10.00 is above the available HK$0.00" in refused.value.message
