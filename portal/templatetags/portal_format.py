@@ -27,6 +27,14 @@ def percent(value, places: int = 0) -> str:
 
 
 @register.filter
+def hkd(value) -> str:
+    """An amount of money to the cent, grouped: ``Decimal("1234567.5")`` → ``"1,234,567.50"``, a bare ``0`` →
+    ``"0.00"``; nothing (or text that is no number) → ``"—"``. Every page's money goes through here."""
+    number = as_number(value)
+    return "—" if number is None else f"{number.quantize(Decimal('0.01')):,}"
+
+
+@register.filter
 def quantity(value) -> str:
     """A collateral quantity as people read it: whole shares without decimals (``1000.00000000`` → ``"1,000"``),
     coins to at most their 8 places without trailing zeros (``0.50000000`` → ``"0.5"``)."""

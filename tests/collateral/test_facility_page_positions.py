@@ -38,3 +38,12 @@ def test_the_client_facility_api_values_the_facility_at_current_prices_as_the_pa
         assert Decimal(answer["positions"][0]["market_value"]) == Decimal("2340000.00")
         assert f"{Decimal(answer['lending_value']):,}" in page
     assert detail["valued_at"] > listed["accepted_at"]  # valued now, not when the band last changed
+
+
+def test_a_fully_drawn_facility_page_shows_nothing_available_to_the_cent(client, alice, policy):
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00700": Decimal("400.00")})
+    facility = book_facility(alice, holdings={"00700": 1000}, drawn="280000")  # LV 280,000: all of it drawn
+    client.force_login(alice)
+    html = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
+    assert 'data-testid="facility-available">HK$0.00<' in html
+    assert 'data-testid="total-available">HK$0.00<' in client.get("/dashboard/").content.decode()
