@@ -64,6 +64,24 @@ def area_label(value):
         return value
 
 
+def _choices(kind: str):
+    from lending.models import PolicyStatus
+    from lending.risk.models import CallState, StressReport
+    from lending.servicing.models import LimitChangeState
+
+    return {"limit_change": LimitChangeState, "policy": PolicyStatus, "call": CallState, "stress": StressReport.Kind}[kind]
+
+
+@register.filter
+def choice_label(code, kind):
+    """A state or kind stored in a pack as its code, named by the model's choices (their one owner), translated:
+    ``"escalated"|choice_label:"call"`` → "Escalated to a credit manager". An unknown code is shown as it is."""
+    try:
+        return _choices(kind)(code).label
+    except ValueError:
+        return code
+
+
 @register.inclusion_tag("reporting/_client_groups.html", takes_context=True)
 def client_groups(context, client):
     """The client's related-client groups on the client's staff record (one query)."""
