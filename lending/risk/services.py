@@ -25,6 +25,7 @@ from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from . import book, selectors
+from .alarms import QUOTE_REFUSALS, alarm_message
 from .models import (
     OPEN_CALL_STATES,
     AlarmKind,
@@ -233,7 +234,16 @@ def _max_age() -> tuple[timedelta, timedelta]:
 
 
 class QuoteRefused(PortalError):
-    pass
+    """A quote outside the price authority's bounds; ``params`` fill its reason (``alarms.QUOTE_REFUSALS``) again
+    in a reader's language."""
+
+    def __init__(self, code: str, message: str, fields: dict | None = None, params: dict | None = None):
+        super().__init__(code, message, fields)
+        self.params = params
+
+
+def _refused(code: str, params: dict, fields: dict) -> QuoteRefused:
+    return QuoteRefused(code, QUOTE_REFUSALS[code] % params, fields, params)
 
 
 def _quote_check(*, source: PriceSource, asset: str, price: Decimal, as_of: datetime, now: datetime, max_age: timedelta,
@@ -241,17 +251,17 @@ def _quote_check(*, source: PriceSource, asset: str, price: Decimal, as_of: date
     """The bounds every quote meets: a time within the freshness limit and not in the future, and a
     price within the policy band of the governed reference (an approved override moves the reference)."""
     if as_of > now + QUOTE_CLOCK_SKEW:
-        raise QuoteRefused("quote_in_future", _("A quote cannot be dated in the future (%(as_of)s).") % {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M:%S HKT")}, {"as_of": [_("In the future.")]})
+        raise _refused("quote_in_future", {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M:%S HKT")}, {"as_of": [_("In the future.")]})
     if as_of < now - max_age:
-        raise QuoteRefused("quote_stale", _("A quote dated %(as_of)s is older than the %(minutes)s-minute freshness limit.") % {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M HKT"), "minutes": int(max_age.total_seconds() // 60)}, {"as_of": [_("Too old.")]})
+        raise _refused("quote_stale", {"as_of": as_of.astimezone(HK).strftime("%Y-%m-%d %H:%M HKT"), "minutes": int(max_age.total_seconds() // 60)},
+                       {"as_of": [_("Too old.")]})
     governed = reference.get(asset)
     if governed is not None and governed.price_hkd:
         deviation = abs(price / governed.price_hkd - 1)
         if deviation > band:
-            raise QuoteRefused(
+            raise _refused(
                 "quote_out_of_band",
-                _("%(source)s's %(asset)s quote of HK$%(price)s is %(deviation)s from the governed price HK$%(governed)s, beyond the policy band of %(band)s. A price that far needs a manual override approved by two credit managers.")
-                % {"source": source.name, "asset": asset, "price": f"{price:,}", "deviation": f"{deviation:.1%}", "governed": f"{governed.price_hkd:,}", "band": f"{band:.0%}"},
+                {"source": source.name, "asset": asset, "price": f"{price:,}", "deviation": f"{deviation:.1%}", "governed": f"{governed.price_hkd:,}", "band": f"{band:.0%}"},
                 {"price_hkd": [_("Outside the policy band.")]},
             )
 
@@ -520,13 +530,16 @@ class _Alarms:
         self.open = {a.key: a for a in PriceAlarm.objects.filter(cleared_at__isnull=True)}
         self.seen: set[str] = set()
 
-    def hold(self, *, key: str, asset: str, kind: str, message: str, details: dict, source=None) -> None:
+    def hold(self, *, key: str, asset: str, kind: str, text: dict, details: dict, source=None) -> None:
+        """Raise or keep the alarm; ``text`` fills its kind's pattern (``alarms.TEXTS``), kept with it to be put in
+        words in each reader's language."""
         self.seen.add(key)
+        message, details = alarm_message(kind, text), {**details, "text": text}
         alarm = self.open.get(key)
         if alarm is None:
             PriceAlarm.objects.create(key=key, asset=asset, kind=kind, source=source, message=message, details=details,
                                       raised_at=self.now, updated_at=self.now)
-        elif alarm.message != message:
+        elif alarm.message != message or alarm.details != details:
             alarm.message, alarm.details, alarm.updated_at = message, details, self.now
             alarm.save(update_fields=["message", "details", "updated_at"])
 
@@ -538,6 +551,14 @@ class _Alarms:
         stale = [a.pk for key, a in self.open.items() if key.startswith(prefixes) and key not in self.seen]
         if stale:
             PriceAlarm.objects.filter(pk__in=stale).update(cleared_at=self.now)
+
+
+def _refusal(exc: PortalError) -> dict:
+    """A refused quote's reason as an alarm keeps it: the price authority's refusals by code and parameters; any
+    other refusal (an unknown source, a price that is not a number) by its message."""
+    if isinstance(exc, QuoteRefused) and exc.params is not None:
+        return {"code": exc.code, "params": exc.params}
+    return {"code": exc.code, "message": exc.message}
 
 
 def _reference_write(writes: list[dict], *, now) -> list:
@@ -587,7 +608,8 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
         for q in latest:
             if q not in fresh:
                 alarms.hold(key=f"{asset}:source_stale:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_STALE, source=q.source,
-                            message=f"{q.source.name}: last {asset} quote at {q.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT is older than {int(max_age.total_seconds() // 60)} minutes.",
+                            text={"source": q.source.name, "asset": asset, "as_of": f"{q.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT",
+                                  "minutes": int(max_age.total_seconds() // 60)},
                             details={"as_of": q.as_of.isoformat()})
         median = selectors.weighted_median([(q.price_hkd, q.source.weight) for q in fresh], quantum=price_quantum(asset)) if fresh else None
         if median:
@@ -595,20 +617,22 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
                 deviation = abs(q.price_hkd - median) / median
                 if deviation > numbers["source_deviation_max"]:
                     alarms.hold(key=f"{asset}:source_deviation:{q.source.code}", asset=asset, kind=AlarmKind.SOURCE_DEVIATION, source=q.source,
-                                message=f"{q.source.name} quotes {asset} at HK${q.price_hkd:,}, {deviation:.1%} from the median HK${median:,} (limit {numbers['source_deviation_max']:.1%}).",
+                                text={"source": q.source.name, "asset": asset, "price": f"{q.price_hkd:,}", "deviation": f"{deviation:.1%}",
+                                      "median": f"{median:,}", "limit": f"{numbers['source_deviation_max']:.1%}"},
                                 details={"price": str(q.price_hkd), "median": str(median), "deviation": str(deviation.quantize(Decimal('0.0001')))})
         override = overrides.get(asset)
         if override:
             price, source, as_of = override.price_hkd, f"override {override.reference}", now
             alarms.hold(key=f"{asset}:override", asset=asset, kind=AlarmKind.OVERRIDE,
-                        message=f"Manual {asset} price HK${override.price_hkd:,} in force until {override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT (proposed by {override.set_by}, approved by {override.approved_by}).",
+                        text={"asset": asset, "price": f"{override.price_hkd:,}", "until": f"{override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT",
+                              "proposed_by": str(override.set_by), "approved_by": str(override.approved_by)},
                         details={"override": override.pk})
         elif fresh:
             price, source, as_of = median, f"median of {len(fresh)} source{'s' if len(fresh) != 1 else ''}", max(q.as_of for q in fresh)
         else:
             price = source = as_of = None
             alarms.hold(key=f"{asset}:stale_price", asset=asset, kind=AlarmKind.STALE_PRICE,
-                        message=f"No {asset} source has quoted within {int(max_age.total_seconds() // 60)} minutes; the reference price is not updated.",
+                        text={"asset": asset, "minutes": int(max_age.total_seconds() // 60)},
                         details={"sources": len(latest)})
         result[asset] = {"price": price, "source": source, "as_of": as_of, "fresh_sources": len(fresh), "median": median}
         now_price = current.get(asset)
@@ -624,7 +648,7 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
     for row, exc in refused or []:
         asset, code = str(row.get("asset", "")).upper(), str(row.get("source_code", ""))
         alarms.hold(key=f"{asset}:quote_refused:{code}"[:80], asset=asset[:8], kind=AlarmKind.QUOTE_REFUSED, source=None,
-                    message=f"{code}: {asset} quote of HK${row.get('price_hkd')} refused: {exc.message}", details={"code": exc.code})
+                    text={"source": code, "asset": asset, "price": str(row.get("price_hkd")), "reason": _refusal(exc)}, details={"code": exc.code})
     moved = [w for w in writes if current.get(w["asset"]) is None or current[w["asset"]].price_hkd != w["price_hkd"]]
     if writes:
         _reference_write(writes, now=now)
@@ -671,7 +695,7 @@ def _volatility_refresh(*, now, alarms: _Alarms, numbers: dict) -> None:
             row.save(update_fields=["volatility", "observations", "computed_at"])
         if vol is not None and vol > numbers["volatility_alarm_level"]:
             alarms.hold(key=f"{asset}:volatility", asset=asset, kind=AlarmKind.VOLATILITY,
-                        message=f"{asset} 30-day realised volatility {vol:.0%} is above the policy level {numbers['volatility_alarm_level']:.0%}.",
+                        text={"asset": asset, "volatility": f"{vol:.0%}", "level": f"{numbers['volatility_alarm_level']:.0%}"},
                         details={"volatility": str(vol)})
 
 

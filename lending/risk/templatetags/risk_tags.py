@@ -39,6 +39,14 @@ def band_label(code):
 
 
 @register.filter
+def alarm_text(alarm) -> str:
+    """A price alarm in words, in the reader's language (``lending.risk.alarms``)."""
+    from ..alarms import alarm_text as text
+
+    return text(alarm)
+
+
+@register.filter
 def call_code_label(code):
     """A margin call's escalation reason or how it was met, in words."""
     return _CALL_CODES.get(code, code)
