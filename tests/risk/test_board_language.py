@@ -52,3 +52,11 @@ def test_the_engine_is_named_system_in_chinese(client, book, alice, reader, djan
     assert "<td>系統</td>" in reports and ">system<" not in reports
     call = _read(client, f"/risk/margin-calls/{MarginCall.objects.get().pk}/", reader)
     assert "<td>系統</td>" in call and "<td>system</td>" not in call
+
+
+def test_the_board_shows_money_to_the_cent(client, book, alice, officer):
+    """The board's totals read in whole dollars (floatformat:0): HK$8,000,001 for a book drawn HK$8,000,000.55."""
+    make_facility(alice, drawn="8000000.55", securities=(("10000000", "0.30"),), btc="2", eth="10")
+    revalue_book()
+    page = _read(client, "/risk/board/", officer)
+    assert "HK$8,000,000.55</strong>" in page

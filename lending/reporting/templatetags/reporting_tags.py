@@ -1,7 +1,8 @@
 from decimal import Decimal, InvalidOperation
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
+
+from portal.templatetags.portal_format import hkd
 
 register = template.Library()
 
@@ -15,11 +16,8 @@ def _dec(value):
         return None
 
 
-@register.filter
-def hkd(value):
-    """"1234567.5" → "1,234,567.50" (stored figures are decimal strings)."""
-    number = _dec(value)
-    return "—" if number is None else intcomma(f"{number.quantize(Decimal('0.01')):f}")
+# Money to the cent: the one filter every app's pages use (reporting's templates load it from here too).
+register.filter("hkd", hkd)
 
 
 @register.filter
