@@ -6,10 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
-from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -29,6 +27,7 @@ from portal.access import client_required, may_open, staff_required
 from portal.errors import PortalError
 from portal.navigation import id_url
 from portal.permissions import Perm
+from portal.templatetags.portal_format import hkd
 
 from . import selectors, services
 from .models import CallState, MarginCall, Resolution, RiskPolicy, SourceKind, StressReport
@@ -49,11 +48,11 @@ def board(request):
     for r in data.get("nearest", []):
         r["url"] = facility_url(r["facility_id"]) if facility_url else ""
         r["client_shown"] = r.get("full_name") or r.get("email")
-        r["drawn_text"], r["lv_text"] = intcomma(floatformat(r["drawn"], 2)), intcomma(floatformat(r["lv"], 2))
+        r["drawn_text"], r["lv_text"] = hkd(r["drawn"]), hkd(r["lv"])
         r["util_text"], r["band_text"] = utilisation_text(r["util"]), band_label(r["band"])
     for c in data.get("oldest_calls", []):
         c.url = call_url(c.pk) if call_url else ""
-        c.shortfall_text, c.age, c.state_text = intcomma(c.shortfall), timesince(c.opened_at), c.get_state_display()
+        c.shortfall_text, c.age, c.state_text = hkd(c.shortfall), timesince(c.opened_at), c.get_state_display()
     calls_url = reverse("risk:calls")
     return render(request, "risk/board.html", {"b": data, "calls_url": calls_url if may_open(request.user, calls_url) else ""})
 

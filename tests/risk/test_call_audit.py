@@ -69,7 +69,7 @@ def test_the_call_page_shows_the_calls_history(client, book, alice, officer):
     services.margin_call_escalate(actor=officer, call_id=call.pk, reason="Client unreachable by phone")
     client.force_login(officer)
     page = client.get(f"/risk/margin-calls/{call.pk}/").content.decode()
-    assert "Opened by the revaluation" in page and "shortfall HK$297500.00" in page
+    assert "Opened by the revaluation" in page and "shortfall HK$297,500.00" in page
     assert "Escalated to the credit managers" in page and officer.email in page
 
 
