@@ -3,25 +3,17 @@ reader's language, on the page and in each language of the PDF; the stored figur
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 
+from tests.reporting import test_smf_pack
 from tests.reporting.conftest import make_facility
 
 pytestmark = pytest.mark.django_db
-HK = ZoneInfo("Asia/Hong_Kong")
-NOW = datetime(2026, 11, 30, 16, 0, tzinfo=HK)
-AS_OF = date(2026, 11, 30)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+# The SMF pack tests' clock: 30 November 2026, 16:00 in Hong Kong.
+frozen, NOW, AS_OF = test_smf_pack.frozen, test_smf_pack.NOW, test_smf_pack.AS_OF
 
 
 @pytest.fixture
