@@ -69,6 +69,15 @@ def may_open(user, url: str) -> bool:
     return True
 
 
+def id_url_if_open(user, url_name: str):
+    """``navigation.id_url(url_name)`` (``id -> URL``, reversed once) where ``user`` may open that page, else None:
+    one view answers for every id, so a list asks once, not per row."""
+    from .navigation import id_url
+
+    url = id_url(url_name)
+    return url if may_open(user, url(1)) else None
+
+
 def ensure_staff_permission(*, actor, perm: Perm, message=None) -> None:
     """Services' own check that ``actor`` is staff holding ``perm`` (views check too; services never trust them).
     ``message`` says who may, where the generic refusal would not help."""

@@ -43,7 +43,7 @@ def record_linker(*, reader=None) -> Callable[[str, str], str]:
     """``record_link`` for a page of rows: each record type's URL reversed once (per page, not per row).
     With ``reader``, a record type whose page the reader may not open (``portal.access.may_open``, asked once
     per type: one view answers for every record of a type) is not linked."""
-    from .access import may_open
+    from .access import id_url_if_open
 
     urls: dict[str, Callable[[int], str] | None] = {}
 
@@ -53,10 +53,8 @@ def record_linker(*, reader=None) -> Callable[[str, str], str]:
         if object_type not in urls:
             name = _RECORD_LINKS.get(object_type)
             try:
-                urls[object_type] = id_url(name) if name else None
+                urls[object_type] = (id_url(name) if reader is None else id_url_if_open(reader, name)) if name else None
             except NoReverseMatch:
-                urls[object_type] = None
-            if urls[object_type] is not None and reader is not None and not may_open(reader, urls[object_type](int(object_id))):
                 urls[object_type] = None
         url = urls[object_type]
         return url(int(object_id)) if url is not None else ""

@@ -19,7 +19,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -607,18 +606,14 @@ _QUOTE_FIELDS = {"price_hkd": "price", "as_of": "as_of", "source": "source", "as
 
 
 def _quote_refusal(exc: PortalError, rows: list[dict]) -> dict:
-    """The price authority's refusal of a row (bounds, freshness, band) as that row's line error. Strict, it
-    names the row by its place in the list it was given ("Row 2: …", in the reader's language); the line
-    is the file's, and the message loses that prefix. Unmatched, the refusal stays a batch-level error."""
-    line, message = 0, exc.message
-    if len(rows) == 1:
-        line = rows[0]["line"]
+    """The price authority's refusal of a row (bounds, freshness, band) as that row's line error: strict, it
+    says which row of the list it was given (``exc.row``) and the reason alone (``exc.reason``); the line is
+    the file's. A refusal of no one row stays a batch-level error."""
+    number = getattr(exc, "row", None)
+    if number is not None and 1 <= number <= len(rows):
+        line, message = rows[number - 1]["line"], exc.reason
     else:
-        match = re.match(r"\D*(\d+)", message)
-        number = int(match[1]) if match else 0
-        prefix = str(_("Row %(number)s: %(message)s") % {"number": number, "message": ""})
-        if 1 <= number <= len(rows) and message.startswith(prefix):
-            line, message = rows[number - 1]["line"], message[len(prefix):]
+        line, message = 0, exc.message
     field_name = next((name for key, name in _QUOTE_FIELDS.items() if key in exc.fields), "")
     return _err(line, field_name, exc.code, message)
 

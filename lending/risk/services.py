@@ -317,7 +317,10 @@ def quotes_record(*, actor=SYSTEM, rows: list[dict], strict: bool = False, label
         except PortalError as exc:
             if strict:
                 prefix = _("Row %(number)s: %(message)s") % {"number": number, "message": exc.message} if len(rows) > 1 else exc.message
-                raise type(exc)(exc.code, prefix, exc.fields) from None
+                refusal = type(exc)(exc.code, prefix, exc.fields)
+                # Which row, and its reason on its own, for a caller that reports by its own line numbers (a price file).
+                refusal.row, refusal.reason = number, exc.message
+                raise refusal from None
             refused.append((row, exc))
     created = PriceQuote.objects.bulk_create(prepared)  # ids come back (RETURNING) on PostgreSQL and SQLite
     reference_prices_refresh(now=now, refused=refused)

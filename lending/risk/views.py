@@ -23,9 +23,8 @@ from lending.inputs import (
     id_input,
     page_param,
 )
-from portal.access import client_required, may_open, staff_required
+from portal.access import client_required, id_url_if_open, may_open, staff_required
 from portal.errors import PortalError
-from portal.navigation import id_url
 from portal.permissions import Perm
 from portal.templatetags.portal_format import hkd
 
@@ -44,7 +43,7 @@ def board(request):
     data = selectors.board(page=_page_number(request))
     # The rows' cells as text once per page (links reversed once, whether the reader may follow them asked once),
     # not per row in the template; a link the reader may not follow is left out.
-    facility_url, call_url = (_url_maker_if_open(request.user, name) for name in ("lending:staff-facility", "risk:call"))
+    facility_url, call_url = (id_url_if_open(request.user, name) for name in ("lending:staff-facility", "risk:call"))
     for r in data.get("nearest", []):
         r["url"] = facility_url(r["facility_id"]) if facility_url else ""
         r["client_shown"] = r.get("full_name") or r.get("email")
@@ -55,12 +54,6 @@ def board(request):
         c.shortfall_text, c.age, c.state_text = hkd(c.shortfall), timesince(c.opened_at), c.get_state_display()
     calls_url = reverse("risk:calls")
     return render(request, "risk/board.html", {"b": data, "calls_url": calls_url if may_open(request.user, calls_url) else ""})
-
-
-def _url_maker_if_open(user, url_name: str):
-    """``id -> URL`` of a page taking one id, or None where ``user`` may open no page of it (its view's rule)."""
-    url = id_url(url_name)
-    return url if may_open(user, url(1)) else None
 
 
 @staff_required(Perm.MARGIN_CALL_MANAGE)
