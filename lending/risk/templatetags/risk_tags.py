@@ -1,10 +1,10 @@
 """``{% facility_risk_panel facility %}``: the live collateral, gauge, distance to a call and open call (four queries);
-``|utilisation``: the one way a utilisation is shown, on every page and in the live JSON."""
+``|utilisation``: the one way a utilisation is shown, on every page and in the live JSON; ``|shock``: a stress shock."""
 
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from portal.templatetags.portal_format import as_number
+from portal.templatetags.portal_format import as_number, percent
 
 from .. import selectors
 
@@ -71,6 +71,17 @@ def utilisation_text(value) -> str:
 @register.filter
 def utilisation(value) -> str:
     return utilisation_text(value)
+
+
+@register.filter
+def shock(value) -> str:
+    """A stress shock (a ratio, stored to 4 places) as a percentage to the places it needs: -0.5000 → "-50%",
+    -0.125 → "-12.5%", a rise with its sign (0.1 → "+10%"). The stress pages show every shock through this."""
+    number = as_number(value)
+    if number is None:
+        return "" if value in (None, "") else str(value)
+    places = min(2, max(0, -(number * 100).normalize().as_tuple().exponent))
+    return ("+" if number > 0 else "") + percent(number, places)
 
 
 def _countdown_parts(deadline, now=None):
