@@ -44,6 +44,7 @@ from .models import (
     SourceKind,
     StressReport,
 )
+from .reference_source import median_source, override_source
 from .revaluation import HK, facility_flags_sync, revalue_book
 
 ASSETS = ("BTC", "ETH")
@@ -625,13 +626,13 @@ def reference_prices_refresh(*, now: datetime | None = None, refused: list | Non
                                 details={"price": str(q.price_hkd), "median": str(median), "deviation": str(deviation.quantize(Decimal('0.0001')))})
         override = overrides.get(asset)
         if override:
-            price, source, as_of = override.price_hkd, f"override {override.reference}", now
+            price, source, as_of = override.price_hkd, override_source(override.reference), now
             alarms.hold(key=f"{asset}:override", asset=asset, kind=AlarmKind.OVERRIDE,
                         text={"asset": asset, "price": f"{override.price_hkd:,}", "until": f"{override.expires_at.astimezone(HK):%Y-%m-%d %H:%M} HKT",
                               "proposed_by": str(override.set_by), "approved_by": str(override.approved_by)},
                         details={"override": override.pk})
         elif fresh:
-            price, source, as_of = median, f"median of {len(fresh)} source{'s' if len(fresh) != 1 else ''}", max(q.as_of for q in fresh)
+            price, source, as_of = median, median_source(len(fresh)), max(q.as_of for q in fresh)
         else:
             price = source = as_of = None
             alarms.hold(key=f"{asset}:stale_price", asset=asset, kind=AlarmKind.STALE_PRICE,

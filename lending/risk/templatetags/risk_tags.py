@@ -47,6 +47,14 @@ def alarm_text(alarm) -> str:
 
 
 @register.filter
+def price_source(stored) -> str:
+    """A reference price's stored source in the reader's language (``lending.risk.reference_source``)."""
+    from ..reference_source import source_text
+
+    return source_text(stored)
+
+
+@register.filter
 def call_code_label(code):
     """A margin call's escalation reason or how it was met, in words."""
     return _CALL_CODES.get(code, code)
