@@ -109,10 +109,12 @@ class QueueRowSerializer(serializers.ModelSerializer):
 
 class PositionSerializer(serializers.Serializer):
     kind = serializers.CharField()
+    instrument = serializers.CharField(source="instrument.code", default=None, help_text="BTC, ETH or an HKEX stock code; null for a line booked before the instrument master")
     asset = serializers.CharField()
     description = serializers.CharField()
     haircut_class = serializers.CharField()
     quantity = serializers.DecimalField(max_digits=24, decimal_places=8, allow_null=True)
+    price = price_output(default=None, help_text="The current reference price it is valued at (null: a line valued at its recorded market value)")
     market_value = serializers.DecimalField(max_digits=18, decimal_places=2)
     haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
     custody_reference = serializers.CharField()
@@ -127,6 +129,13 @@ class FacilitySerializer(serializers.ModelSerializer):
         model = Facility
         fields = ["id", "reference", "state", "limit", "drawn_balance", "available", "market_value", "va_market_value", "lending_value",
                   "utilisation", "band", "valued_at", "has_open_margin_call", "conditions", "opened_at", "accepted_at", "letter_sha256", "positions"]
+
+
+def _facility_now(facility) -> dict:
+    """A facility and its positions valued at the current prices, as its page shows them (``facility_valued_now``),
+    not the figures the engine stored when its band last changed."""
+    selectors.facility_valued_now(facility=facility)
+    return FacilitySerializer(facility).data
 
 
 class FacilityRowSerializer(serializers.ModelSerializer):
@@ -281,7 +290,7 @@ class ApplicationAcceptApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         facility = services.application_accept(user=request.user, application_id=pk, letter_sha256=data.validated_data["letter_sha256"])
-        return Response(FacilitySerializer(selectors.facility_for_client(user=request.user, facility_id=facility.pk)).data, status=201)
+        return Response(_facility_now(selectors.facility_for_client(user=request.user, facility_id=facility.pk)), status=201)
 
 
 class ProgressOutputSerializer(serializers.Serializer):
@@ -370,9 +379,7 @@ class FacilityDetailApi(APIView):
 
     @extend_schema(responses=FacilitySerializer)
     def get(self, request, pk):
-        facility = _get_or_404(selectors.facility_for_client, user=request.user, facility_id=pk)
-        selectors.facility_valued_now(facility=facility)  # at the current prices, as the facility page
-        return Response(FacilitySerializer(facility).data)
+        return Response(_facility_now(_get_or_404(selectors.facility_for_client, user=request.user, facility_id=pk)))
 
 
 class CurrentPricesApi(APIView):
@@ -527,7 +534,7 @@ class StaffFacilityApi(APIView):
 
     @extend_schema(responses=FacilitySerializer)
     def get(self, request, pk):
-        return Response(FacilitySerializer(_get_or_404(selectors.facility_for_staff, facility_id=pk)).data)
+        return Response(_facility_now(_get_or_404(selectors.facility_for_staff, facility_id=pk)))
 
 
 class _MoneyInput(serializers.Serializer):

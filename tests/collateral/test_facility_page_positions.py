@@ -47,3 +47,32 @@ def test_a_fully_drawn_facility_page_shows_nothing_available_to_the_cent(client,
     html = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
     assert 'data-testid="facility-available">HK$0.00<' in html
     assert 'data-testid="total-available">HK$0.00<' in client.get("/dashboard/").content.decode()
+
+
+def test_the_staff_facility_api_values_the_facility_at_current_prices_as_the_staff_page_does(client, policy, alice, credit_manager):
+    """The officer's facility page values the facility now (facility_valued_now); its API answered the figures stored
+    when the band last changed, so an officer's tool and page disagreed after any price move."""
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00005": Decimal("80.00")})
+    facility = book_facility(alice, holdings={"00005": 30000}, drawn="500000")
+    set_prices({"00005": Decimal("78.00")})  # no band changes: nothing stored
+    client.force_login(credit_manager)  # staff use the API on their MFA-verified session
+    answer = client.get(f"/api/v1/lending/staff/facilities/{facility.pk}/")
+    assert answer.status_code == 200, answer.content
+    detail = answer.json()
+    page = client.get(f"/lending/staff/facilities/{facility.pk}/").content.decode()
+    assert Decimal(detail["market_value"]) == Decimal("2340000.00")
+    assert Decimal(detail["positions"][0]["market_value"]) == Decimal("2340000.00")
+    assert f"{Decimal(detail['lending_value']):,}" in page
+
+
+def test_a_facility_api_names_each_holding_by_its_instrument_code(policy, alice):
+    """A securities line's ``asset`` is blank (it is for BTC/ETH); a program reading the API could not tell which stock a
+    position is except by its English name."""
+    from rest_framework.test import APIClient
+
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00005": Decimal("80.00")})
+    facility = book_facility(alice, holdings={"00005": 30000, "BTC": "0.5"})
+    api = APIClient()
+    api.force_authenticate(alice)
+    positions = api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["positions"]
+    assert [(p["instrument"], p["price"]) for p in positions] == [("00005", "80.00"), ("BTC", "760000.00")]
