@@ -44,3 +44,24 @@ def test_compliance_sees_margin_calls_on_the_board_and_the_panel_unlinked(client
     assert open_call.reference in board and "/risk/margin-calls/" not in board
     workbench = client.get("/workbench/").content.decode()
     assert "/risk/margin-calls/" not in workbench and 'href="/risk/board/"' in workbench
+
+
+def _facility_fact(page: str) -> str:
+    start = page.index("<dt>Facility</dt>")
+    return page[start:page.index("</dd>", start)]
+
+
+def test_a_margin_call_links_its_facility_only_for_a_reader_who_may_open_it(client, open_call, officer):
+    from django.contrib.auth.models import Permission
+
+    from portal.permissions import Perm
+    from tests.helpers import make_user
+
+    client.force_login(officer)
+    fact = _facility_fact(client.get(f"/risk/margin-calls/{open_call.pk}/").content.decode())
+    assert f'<a href="/lending/staff/facilities/{open_call.facility_id}/">{open_call.facility.reference}</a>' in fact
+    chaser = make_user("compliance", email="chaser@example.com")  # chases calls, records nothing on a facility
+    chaser.user_permissions.add(Permission.objects.get(codename=Perm.MARGIN_CALL_MANAGE.codename))
+    client.force_login(chaser)
+    fact = _facility_fact(client.get(f"/risk/margin-calls/{open_call.pk}/").content.decode())
+    assert open_call.facility.reference in fact and "<a " not in fact
