@@ -108,6 +108,7 @@ class QueueRowSerializer(serializers.ModelSerializer):
 
 
 class PositionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The position a release request names (position_id)")
     kind = serializers.CharField()
     instrument = serializers.CharField(source="instrument.code", default=None, help_text="BTC, ETH or an HKEX stock code; null for a line booked before the instrument master")
     asset = serializers.CharField()

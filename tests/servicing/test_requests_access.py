@@ -173,3 +173,15 @@ def test_request_pages_run_a_constant_number_of_queries(client, live, alice, off
     client.force_login(alice)
     with django_assert_num_queries(CLIENT_PAGE_QUERIES):
         assert client.get(f"/servicing/facilities/{live.pk}/requests/").status_code == 200
+
+
+def test_a_client_program_finds_the_position_to_release_in_the_facility_api(api_client, live, alice):
+    """The release API takes a ``position_id``; the facility API listed positions without their ids, so a program could
+    only guess one."""
+    api_client.force_login(alice)
+    positions = api_client.get(f"/api/v1/lending/facilities/{live.pk}/").json()["positions"]
+    securities = next(p for p in positions if p["kind"] == "securities")
+    assert securities["id"] == live.positions.get(kind="securities").pk
+    response = api_client.post(f"/api/v1/servicing/facilities/{live.pk}/release-requests/", {"position_id": securities["id"], "quantity": "1"},
+                               format="json")
+    assert response.status_code == 201, response.content
