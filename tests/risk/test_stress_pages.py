@@ -48,3 +48,11 @@ def test_a_stress_run_shows_its_shocks_as_percentages(client, book, alice, offic
     page = client.post("/risk/stress/", {"btc": "-0.50", "eth": "-0.60", "securities": "-0.30"}).content.decode()
     by_asset = page[page.index("Exposure by collateral asset"):page.index("Exposure by client")]
     assert '<td class="num">-50%</td>' in by_asset and '<td class="num">-60%</td>' in by_asset and '<td class="num">-30%</td>' in by_asset
+
+
+def test_stored_stress_reports_show_their_shortfall_to_the_cent_grouped(client, book, alice, officer):
+    make_facility(alice, drawn="6000000", securities=(("10000000", "0.30"),), btc="2", eth="10")
+    report = services.stress_report_store(actor=officer, btc_shock=Decimal("-0.5"), eth_shock=Decimal("-0.6"), securities_shock=Decimal("-0.3"))
+    assert Decimal(str(report.result["summary"]["shortfall"])) == Decimal("758200.00")
+    listing = _read(client, "/risk/stress/reports/", officer)
+    assert '<td class="num">758,200.00</td>' in listing
