@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from portal.exports import columns
@@ -31,6 +32,36 @@ def _ref(prefix: str):
 
 def _facility(pk) -> str:
     return f"FAC-{pk:06d}"
+
+
+def _named(name_of: Callable):
+    """A column's stored code as its page names it: ``name_of`` is the page's own naming (a template filter, a
+    model field's choices), so the sheet and the page never say it two ways. In the language of the reader who
+    asked for the export (the rows are written after the view returns), each code named once per export."""
+    language = translation.get_language()
+    names: dict = {}
+
+    def name(code):
+        shown = names.get(code)
+        if shown is None:
+            with translation.override(language):
+                shown = names[code] = str(name_of(code))
+        return shown
+
+    return name
+
+
+def _band(code):
+    from lending.risk.templatetags.risk_tags import band_label
+
+    return band_label(code)
+
+
+def _collateral_type(code):
+    """As the snapshot page's ``get_collateral_type_display`` names it: by the field's choices."""
+    from lending.risk.models import ValuationSnapshot
+
+    return dict(ValuationSnapshot._meta.get_field("collateral_type").flatchoices).get(code, code)
 
 
 # --- applications (lending:queue) ------------------------------------------------------------------------
@@ -148,9 +179,9 @@ def _snapshots(q):
 def _snapshot_columns():
     return columns(
         (_("Day"), "day"), (_("Facility"), "facility_id", _facility), (_("Client email"), "client.email"),
-        (_("Collateral"), "collateral_type"), (_("Quantity"), "quantity"), (_("Price (HKD)"), "price_hkd"),
+        (_("Collateral"), "collateral_type", _named(_collateral_type)), (_("Quantity"), "quantity"), (_("Price (HKD)"), "price_hkd"),
         (_("Market value (HKD)"), "market_value"), (_("Lending value (HKD)"), "lending_value"),
-        (_("Drawn (HKD)"), "drawn_balance"), (_("Utilisation"), "utilisation"), (_("Band"), "band"), (_("Recorded"), "created_at"),
+        (_("Drawn (HKD)"), "drawn_balance"), (_("Utilisation"), "utilisation"), (_("Band"), "band", _named(_band)), (_("Recorded"), "created_at"),
     )
 
 
@@ -164,7 +195,7 @@ def _band_changes(q):
 def _band_change_columns():
     return columns(
         (_("Time (HKT)"), "at"), (_("Facility"), "facility_id", _facility), (_("Client email"), "client.email"),
-        (_("From band"), "from_band"), (_("To band"), "to_band"), (_("Drawn (HKD)"), "drawn_balance"),
+        (_("From band"), "from_band", _named(_band)), (_("To band"), "to_band", _named(_band)), (_("Drawn (HKD)"), "drawn_balance"),
         (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
         (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Revaluation run"), "run_id"),
     )
