@@ -400,6 +400,33 @@ class CurrentPricesApi(APIView):
         return Response(self.OutputSerializer(list(quotes.values()), many=True).data)
 
 
+class HoldingsApi(APIView):
+    """The client's holdings in the margin and custody accounts, as the application form offers them to pledge: held,
+    pledged (to any facility), free, the current price and the haircut of the policy in force."""
+
+    permission_classes = [IsClient]
+
+    class OutputSerializer(serializers.Serializer):
+        instrument = serializers.CharField(source="code", help_text="HKEX stock code, BTC or ETH: what an application line or top-up names")
+        name = serializers.CharField(help_text="In the reader's language")
+        kind = serializers.CharField()
+        held = serializers.DecimalField(max_digits=24, decimal_places=8)
+        pledged = serializers.DecimalField(max_digits=24, decimal_places=8)
+        free = serializers.DecimalField(max_digits=24, decimal_places=8)
+        price = price_output(allow_null=True)
+        fresh = serializers.BooleanField(help_text="False: no price, or older than the policy allows")
+        haircut = serializers.DecimalField(max_digits=7, decimal_places=4, help_text="1.0000: not marginable")
+        free_lending_value = serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True)
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        policy = selectors.policy_current()
+        if policy is None:
+            return Response([])
+        quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
+        return Response(self.OutputSerializer(selectors.holdings_to_pledge(user=request.user, policy=policy, quotes=quotes), many=True).data)
+
+
 class CurrentPolicyApi(APIView):
     permission_classes = [IsAuthenticated]
 

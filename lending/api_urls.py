@@ -13,6 +13,7 @@ urlpatterns = [
     path("preview/", api.PreviewApi.as_view(), name="lending-api-preview"),
     path("facilities/", api.FacilityListApi.as_view(), name="lending-api-facilities"),
     path("facilities/<int:pk>/", api.FacilityDetailApi.as_view(), name="lending-api-facility"),
+    path("holdings/", api.HoldingsApi.as_view(), name="lending-api-holdings"),
     path("prices/current/", api.CurrentPricesApi.as_view(), name="lending-api-prices-current"),
     path("policy/current/", api.CurrentPolicyApi.as_view(), name="lending-api-policy-current"),
     path("staff/applications/", api.StaffQueueApi.as_view(), name="lending-api-staff-queue"),

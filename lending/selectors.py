@@ -178,6 +178,30 @@ def application_for_staff(*, application_id: int) -> FacilityApplication:
     )
 
 
+def holdings_to_pledge(*, user, policy, quotes: dict[str, PriceQuote]) -> list[dict]:
+    """The client's holdings to pledge from (the application form and the holdings API): quantity held, pledged and free,
+    price, the haircut of ``policy``'s marginable list (not marginable: 100%) and the lending value of all that is free.
+    Two queries (haircuts, custody) beside the policy and prices the caller read."""
+    from django.utils import translation
+
+    from lending.collateral import selectors as collateral_selectors
+
+    haircuts = collateral_selectors.haircuts_by_code(policy=policy)
+    rows = []
+    for h in collateral_selectors.custody_for_client(user=user):
+        code = h.instrument.code
+        quote = quotes.get(code)
+        haircut = haircuts.get(code, Decimal("1"))
+        price = quote.price_hkd if quote else None
+        rows.append({
+            "instrument": h.instrument, "code": code, "name": h.instrument.name_for(translation.get_language()),
+            "kind": "virtual_asset" if h.instrument.is_virtual_asset else "securities", "held": h.held, "free": h.free, "pledged": h.pledged,
+            "price": price, "fresh": bool(quote and quote.fresh), "haircut": haircut,
+            "free_lending_value": (h.free * price * (1 - haircut)).quantize(Decimal("0.01")) if price is not None else None,
+        })
+    return rows
+
+
 # --- Facilities -------------------------------------------------------------------
 
 

@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils import translation
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -54,27 +53,6 @@ def _lines_from_post(post) -> list[dict]:
         kind = kinds[i] if i < len(kinds) else "securities"
         lines.append({"kind": kind, "instrument": code, "quantity": qty})
     return lines
-
-
-def _holdings_rows(user, policy, quotes, chosen: dict[str, str]) -> list[dict]:
-    """The client's holdings to pledge from: quantity held and free, price, haircut, lending value of all that is free."""
-    from lending.collateral import selectors as collateral_selectors
-
-    haircuts = collateral_selectors.haircuts_by_code(policy=policy)
-    rows = []
-    for h in collateral_selectors.custody_for_client(user=user):
-        code = h.instrument.code
-        quote = quotes.get(code)
-        haircut = haircuts.get(code, Decimal("1"))
-        price = quote.price_hkd if quote else None
-        rows.append({
-            "instrument": h.instrument, "code": code, "name": h.instrument.name_for(translation.get_language()),
-            "kind": "virtual_asset" if h.instrument.is_virtual_asset else "securities", "held": h.held, "free": h.free, "pledged": h.pledged,
-            "price": price, "fresh": bool(quote and quote.fresh), "haircut": haircut,
-            "free_lending_value": (h.free * price * (1 - haircut)).quantize(Decimal("0.01")) if price is not None else None,
-            "chosen": chosen.get(code, ""),
-        })
-    return rows
 
 
 # --- client pages ---------------------------------------------------------------------------
@@ -123,7 +101,8 @@ def application_new(request):
                 return redirect("lending:application", pk=application.pk)
             form["errors"] = exc.fields or {}
     quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
-    holdings = _holdings_rows(request.user, policy, quotes, {line["instrument"]: line["quantity"] for line in form["lines"]}) if policy else []
+    chosen = {line["instrument"]: line["quantity"] for line in form["lines"]}
+    holdings = [h | {"chosen": chosen.get(h["code"], "")} for h in selectors.holdings_to_pledge(user=request.user, policy=policy, quotes=quotes)] if policy else []
     return render(request, "lending/application_form.html", {
         "policy": policy,
         "policy_data": policy_numbers(policy) if policy else None,
