@@ -10,23 +10,41 @@ import io
 from decimal import Decimal
 
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.exports import cell
 
 from .models import ControlArea
+from .templatetags.reporting_tags import choice_label
 
 LANGUAGES = ("en", "zh-hant")
 BAR_WIDTH = 320
 
 
 def both(label) -> str:
-    """A label in English and Traditional Chinese: "Total margin loans / 孖展貸款總額"."""
+    """A label in English and Traditional Chinese: "Total margin loans / 孖展貸款總額". ``label`` is a (lazy)
+    text or a function of no arguments that says it in the active language."""
     texts = []
     for lang in LANGUAGES:
         with translation.override(lang):
-            texts.append(str(label))
+            texts.append(str(label() if callable(label) else label))
     return texts[0] if texts[0] == texts[1] else " / ".join(texts)
+
+
+def book_source_text(source: dict) -> str:
+    """Which valuation of the book the pack's figures stand on, in the active language (the page, the PDF and the XLSX)."""
+    kind = (source or {}).get("kind")
+    if kind == "snapshot":
+        return gettext("Book as at the end-of-day valuation of %(day)s.") % {"day": source.get("day")}
+    if kind == "live":
+        return gettext("Book valued live (today's end-of-day valuation is not stored yet).")
+    return gettext("No end-of-day valuation is stored on or before this date: book figures are empty.")
+
+
+def _named(code, kind: str) -> str:
+    """A state or kind stored in the pack as its code, named as the page names it (``choice_label``), in both languages."""
+    return both(choice_label(code, kind))
 
 
 def _d(value) -> Decimal:
@@ -122,7 +140,7 @@ def pack_xlsx(data: dict) -> bytes:
     source = data["book_source"]
     rows = [
         (both(L["as_of"]), data["as_of"]), (both(L["period_start"]), data["period_start"]),
-        (both(L["book_source"]), f"{source['kind']} {source.get('day') or ''}".strip()),
+        (both(L["book_source"]), both(lambda: book_source_text(source))),
         (both(ControlArea.TOTAL_LOANS.label), ""),
         (both(L["total_loans"]), _d(t["total_loans"])), (both(L["liquid_capital"]), t["liquid_capital"] and _d(t["liquid_capital"])),
         (both(L["multiple"]), t["multiple"] and _d(t["multiple"])), (both(L["ceiling"]), t["ceiling"] and _d(t["ceiling"])),
@@ -137,7 +155,7 @@ def pack_xlsx(data: dict) -> bytes:
         (both(L["clients_over"]), len(c["clients_over_client_limit"])),
         (both(L["firm_limit_max"]), c["firm_limit_max"] and _d(c["firm_limit_max"])),
         (both(ControlArea.COLLATERAL_CONCENTRATION.label), ""),
-        *[(f"{r['asset']}", _d(r["market_value"])) for r in cl["by_asset"]],
+        *[(_named(r["asset"], "collateral"), _d(r["market_value"])) for r in cl["by_asset"]],
         (both(L["va_share_mv"]), cl["va_share_of_market_value"] and _d(cl["va_share_of_market_value"])),
         (both(L["va_share_lv"]), cl["va_share_of_lending_value"] and _d(cl["va_share_of_lending_value"])),
         (both(L["va_cap"]), cl["va_share_cap"] and _d(cl["va_share_cap"])),
@@ -184,17 +202,17 @@ def pack_xlsx(data: dict) -> bytes:
     sheet("Issuers", [L["issuer"], L["market_value"], L["share"], L["clients"]],
           [(r["name"], r.get("market_value") and _d(r["market_value"]), r.get("share") and _d(r["share"]), r["clients"]) for r in inst.get("by_issuer", [])])
     sheet("Limit changes", [L["reference"], L["state"], L["limit_from"], L["limit_to"], L["by"], L["decided"], L["reason"]],
-          [(r["facility"], r["state"], _d(r["old_limit"]), _d(r["new_limit"]), r["by"], r["decided_by"] or "", r["reason"])
+          [(r["facility"], _named(r["state"], "limit_change"), _d(r["old_limit"]), _d(r["new_limit"]), r["by"], r["decided_by"] or "", r["reason"])
            for r in data["credit_limits"].get("changes", [])])
     sheet("Margin calls", [L["call"], L["client"], L["state"], L["opened_at"], L["shortfall"]],
-          [(f"MC-{r['id']}", r["client"], r["state"], r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
+          [(f"MC-{r['id']}", r["client"], _named(r["state"], "call"), r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
     sheet("Call ages", [L["age_days"], L["count"]], [(r["days"], r["count"]) for r in mc["ages"]])
     sheet("Stress", [L["report"], L["kind"], L["shocks"], L["in_call"], L["close_out"], L["shortfall"]],
-          [(r["id"], r["kind"], f"{r['btc_shock']} / {r['eth_shock']} / {r['securities_shock']}", r["margin_call"], r["close_out"],
+          [(r["id"], _named(r["kind"], "stress"), f"{r['btc_shock']} / {r['eth_shock']} / {r['securities_shock']}", r["margin_call"], r["close_out"],
             r["shortfall"] and _d(r["shortfall"])) for r in st["reports"]])
     hc = data["haircuts"]
     sheet("Haircuts", [L["version"], L["state"], L["btc"], L["eth"], L["securities"], L["decided"]],
-          [(r["version"], r["status"], _d(r["btc"]), _d(r["eth"]), ", ".join(f"{k} {v}" for k, v in r["securities"].items()), r["decided_at"] or "")
+          [(r["version"], _named(r["status"], "policy"), _d(r["btc"]), _d(r["eth"]), ", ".join(f"{k} {v}" for k, v in r["securities"].items()), r["decided_at"] or "")
            for r in ([hc["in_force"]] if hc["in_force"] else []) + hc["changes"]])
     sheet("Deviations", [L["reference"], L["area"], L["benchmark_departed"], L["departure"], L["control"], L["approved_by"], L["review_date"]],
           [(r["reference"], both(ControlArea(r["area"]).label), r["benchmark"], r["departure"], r["compensating_control"],

@@ -71,3 +71,44 @@ def test_pack_names_states_and_kinds_by_their_labels_on_the_page_and_in_the_pdf(
     for english, chinese in (("Awaiting a credit manager", "待信貸經理核准"), ("Escalated to a credit manager", "已上報信貸經理"),
                              ("Monthly report", "每月報告")):
         assert english in " ".join(words) and chinese in "".join(words)
+
+
+def test_pack_xlsx_names_states_kinds_and_collateral_by_their_labels_in_both_languages(pack):
+    """The XLSX is bilingual (it is stored, read by whoever downloads it), each label as the page names it."""
+    import io
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(bytes(pack.xlsx)))
+
+    def column(sheet, n):
+        return [row[n] for row in book[sheet].iter_rows(min_row=2, values_only=True)]
+
+    assert column("Limit changes", 1) == ["Awaiting a credit manager / 待信貸經理核准"]
+    assert column("Margin calls", 2) == ["Escalated to a credit manager / 已上報信貸經理"]
+    assert column("Stress", 1) == ["Monthly report / 每月報告"]
+    assert set(column("Haircuts", 1)) == {"In force / 生效中"}
+    assert all(isinstance(v, (int, float)) for v in column("Margin calls", 4)), "money stays a number"
+
+    summary = {row[0]: row[1] for row in book["SMF"].iter_rows(min_row=2, values_only=True)}
+    for code, label in (("securities", "Securities / 證券"), ("BTC", "Bitcoin / 比特幣"), ("ETH", "Ether / 以太幣")):
+        assert code not in summary and isinstance(summary[label], (int, float))
+    assert pack.data["book_source"]["kind"] == "live"  # no end-of-day valuation stored for today yet
+    assert summary["Book valued from / 賬冊估值來源"] == (
+        "Book valued live (today's end-of-day valuation is not stored yet). / 賬冊按即時估值（今天的日終估值尚未儲存）。")
+
+
+def test_pack_page_names_the_book_source_and_the_collateral_as_the_xlsx_does(client, pack, compliance_user):
+    from tests.helpers import make_user
+
+    client.force_login(compliance_user)
+    page = client.get(f"/reporting/packs/{pack.pk}/").content.decode()
+    chart = page[page.index('data-testid="asset-chart"'):page.index("</svg>", page.index('data-testid="asset-chart"'))]
+    assert "Book valued live (today&#x27;s end-of-day valuation is not stored yet)." in page
+    assert all(f">{label}</text>" in chart for label in ("Securities", "Bitcoin", "Ether"))
+
+    client.force_login(make_user("compliance", email="wing@example.com", language="zh-hant"))
+    page = client.get(f"/reporting/packs/{pack.pk}/").content.decode()
+    chart = page[page.index('data-testid="asset-chart"'):page.index("</svg>", page.index('data-testid="asset-chart"'))]
+    assert "賬冊按即時估值（今天的日終估值尚未儲存）。" in page
+    assert all(f">{label}</text>" in chart for label in ("證券", "比特幣", "以太幣"))

@@ -64,10 +64,11 @@ def area_label(value):
 
 def _choices(kind: str):
     from lending.models import PolicyStatus
-    from lending.risk.models import CallState, StressReport
+    from lending.risk.models import CallState, CollateralType, StressReport
     from lending.servicing.models import LimitChangeState
 
-    return {"limit_change": LimitChangeState, "policy": PolicyStatus, "call": CallState, "stress": StressReport.Kind}[kind]
+    return {"limit_change": LimitChangeState, "policy": PolicyStatus, "call": CallState, "stress": StressReport.Kind,
+            "collateral": CollateralType}[kind]
 
 
 @register.filter
@@ -78,6 +79,14 @@ def choice_label(code, kind):
         return _choices(kind)(code).label
     except ValueError:
         return code
+
+
+@register.filter
+def book_source(source):
+    """Which valuation of the book a pack's figures stand on, in words (``render.book_source_text``)."""
+    from ..render import book_source_text
+
+    return book_source_text(source)
 
 
 @register.inclusion_tag("reporting/_client_groups.html", takes_context=True)
