@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from lending.inputs import checked_params, id_input
 from lending.selectors import firm_exposure
 from portal import exports
-from portal.access import client_required, staff_required
+from portal.access import client_required, id_url_if_open, staff_required
 from portal.errors import PortalError
 from portal.files import private_file_response
 from portal.models import User
@@ -480,17 +480,24 @@ def checked_date(value: str):
 # --- The risk engine's stored records ----------------------------------------------------------------------------
 
 
+def _linked_facilities(request, page):
+    """Each row's ``facility_url``: its facility's page where the reader may open it (``portal.access``, asked once
+    for the page, not per row), else ""."""
+    facility_url = id_url_if_open(request.user, "lending:staff-facility")
+    for row in page:
+        row.facility_url = facility_url(row.facility_id) if facility_url else ""
+    return page
+
+
 @staff_required(Perm.RISK_VIEW)
 def snapshots(request):
     form = SnapshotFilterForm(request.GET or None)
-    return render(request, "reporting/snapshots.html", {
-        "form": form, "page": _page(request, lists.LISTS["snapshots"].queryset(request.GET)), "query": _query(request),
-    })
+    page = _linked_facilities(request, _page(request, lists.LISTS["snapshots"].queryset(request.GET)))
+    return render(request, "reporting/snapshots.html", {"form": form, "page": page, "query": _query(request)})
 
 
 @staff_required(Perm.RISK_VIEW)
 def band_changes(request):
     form = BandChangeFilterForm(request.GET or None)
-    return render(request, "reporting/band_changes.html", {
-        "form": form, "page": _page(request, lists.LISTS["band-changes"].queryset(request.GET)), "query": _query(request),
-    })
+    page = _linked_facilities(request, _page(request, lists.LISTS["band-changes"].queryset(request.GET)))
+    return render(request, "reporting/band_changes.html", {"form": form, "page": page, "query": _query(request)})

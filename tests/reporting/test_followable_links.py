@@ -87,3 +87,28 @@ def test_compliance_is_shown_no_link_it_may_not_follow(client, smf_book, band_ch
     ]
     refused = refused_links(client, pages)
     assert not refused, pformat(refused)
+
+
+@pytest.mark.parametrize("register", ["/reporting/band-changes/", "/reporting/snapshots/"])
+def test_registers_link_a_facility_by_the_facility_pages_own_rule(client, smf_book, band_change, officer, compliance_user, monkeypatch,
+                                                                  register):
+    """The link follows ``portal.access.may_open`` (the facility page's declared permission), not a copy of it in the template."""
+    from django.urls import resolve
+
+    from lending.risk import services as risk_services
+    from portal.permissions import Perm
+
+    risk_services.snapshots_take(day=AS_OF)
+    f1, _f2 = smf_book
+    href = f'href="/lending/staff/facilities/{f1.pk}/"'
+    client.force_login(officer)
+    assert href in client.get(register).content.decode()
+    client.force_login(compliance_user)
+    page = client.get(register).content.decode()
+    assert href not in page and f"FAC-{f1.pk:06d}" in page
+
+    # Were the facility page to ask for another permission, the registers would stop linking it for the officer.
+    monkeypatch.setattr(resolve(f"/lending/staff/facilities/{f1.pk}/").func, "staff_perm", Perm.CAPITAL_APPROVE)
+    client.force_login(officer)
+    page = client.get(register).content.decode()
+    assert href not in page and f"FAC-{f1.pk:06d}" in page
