@@ -164,6 +164,27 @@ def facility_detail(request, pk):
     })
 
 
+def _holdings_page(request, *, client, staff_view: bool):
+    """A client's custody: each holding (held, pledged, free, price, haircut, lending value of what is free) and the
+    ledger's movements, newest first, 50 a page (``lending.collateral.selectors.custody_entries``)."""
+    from lending.collateral import selectors as collateral_selectors
+
+    policy = selectors.policy_current()
+    quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes if policy else None)
+    holdings = selectors.holdings_to_pledge(user=client, policy=policy, quotes=quotes) if policy else []
+    entries = Paginator(collateral_selectors.custody_entries(client_id=client.pk), 50).get_page(page_param(request.GET))
+    facility_url = id_url("lending:staff-facility" if staff_view else "lending:facility")
+    for e in entries.object_list:
+        e.facility_url = facility_url(e.facility_id) if e.facility_id else ""
+    return render(request, "lending/holdings.html", {"client": client, "staff_view": staff_view, "holdings": holdings, "entries": entries})
+
+
+@client_required
+@checked_params
+def holdings(request):
+    return _holdings_page(request, client=request.user, staff_view=False)
+
+
 # --- staff pages ------------------------------------------------------------------------------
 
 
@@ -366,6 +387,17 @@ def staff_facilities(request):
     query = q.copy()
     query.pop("page", None)
     return render(request, "lending/staff_facilities.html", {"page": page, "query": query.urlencode(), "states": FacilityState.choices, "bands": Band.choices, "filters": q})
+
+
+@staff_required(Perm.FACILITY_OPERATE)
+@checked_params
+def staff_holdings(request, user_id):
+    from portal.models import User
+
+    client = User.objects.filter(pk=user_id).first()
+    if client is None or not client.is_client:
+        raise Http404
+    return _holdings_page(request, client=client, staff_view=True)
 
 
 @staff_required(Perm.FACILITY_OPERATE)
