@@ -60,3 +60,13 @@ def test_an_override_source_reads_in_chinese(client, book, sources, reader, offi
 def test_a_source_stored_in_another_form_is_shown_as_it_is(client, book, reader):
     CurrentPrice.objects.filter(asset="BTC").update(source="Bloomberg BGN close")
     assert "<td>Bloomberg BGN close</td>" in _reference_row(client, reader, "BTC")
+
+
+def test_lendings_prices_page_reads_the_source_in_chinese_too(client, book, sources, reader):
+    """The desk's price page (/lending/staff/prices/) shows the same current prices and their history: its source column
+    printed the stored English."""
+    for code, price in (("alpha", "760000"), ("beta", "761000"), ("gamma", "759000")):
+        services.quote_record(actor=SYSTEM, source_code=code, asset="BTC", price_hkd=price)
+    client.force_login(reader)
+    page = client.get("/lending/staff/prices/").content.decode()
+    assert "<td>3 個來源的中位數</td>" in page and "median of" not in page
