@@ -57,11 +57,33 @@ def _band(code):
     return band_label(code)
 
 
-def _collateral_type(code):
-    """As the snapshot page's ``get_collateral_type_display`` names it: by the field's choices."""
-    from lending.risk.models import ValuationSnapshot
+def _display(model: str, field: str) -> Callable:
+    """A code as the page's ``get_<field>_display`` names it: by the model field's choices (``model`` is
+    "app_label.Model"). An unknown code is shown as it is."""
 
-    return dict(ValuationSnapshot._meta.get_field("collateral_type").flatchoices).get(code, code)
+    def name_of(code):
+        from django.apps import apps
+
+        return dict(apps.get_model(model)._meta.get_field(field).flatchoices).get(code, code)
+
+    return name_of
+
+
+_collateral_type = _display("risk.ValuationSnapshot", "collateral_type")
+
+
+def _queue_state(code):
+    """As the credit queue names an application's state (staff words, not the client's)."""
+    from lending.models import STAFF_QUEUE_LABELS
+
+    return STAFF_QUEUE_LABELS.get(code, code)
+
+
+def _call_code(code):
+    """A margin call's escalation reason or how it was met, as the call's page words it."""
+    from lending.risk.templatetags.risk_tags import call_code_label
+
+    return call_code_label(code)
 
 
 # --- applications (lending:queue) ------------------------------------------------------------------------
@@ -77,8 +99,9 @@ def _applications(q):
 def _application_columns():
     return columns(
         (_("Application"), "pk", _ref("APP-")), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
-        (_("State"), "state"), (_("Requested limit (HKD)"), "requested_limit"), (_("Submitted"), "submitted_at"),
-        (_("Recommendation"), "recommendation"), (_("Recommended limit (HKD)"), "recommended_limit"), (_("Score"), "score"),
+        (_("State"), "state", _named(_queue_state)), (_("Requested limit (HKD)"), "requested_limit"), (_("Submitted"), "submitted_at"),
+        (_("Recommendation"), "recommendation", _named(_display("lending.FacilityApplication", "recommendation"))),
+        (_("Recommended limit (HKD)"), "recommended_limit"), (_("Score"), "score"),
         (_("Lending value (HKD)"), "lending_value"), (_("VA share"), "va_share"), (_("Approved limit (HKD)"), "approved_limit"),
         (_("Decided by"), "decided_by.email"), (_("Decided"), "decided_at"),
     )
@@ -97,10 +120,10 @@ def _facilities(q):
 def _facility_columns():
     return columns(
         (_("Facility"), "pk", _facility), (_("Client email"), "client.email"), (_("Client name"), "client.full_name"),
-        (_("State"), "state"), (_("Limit (HKD)"), "limit"), (_("Drawn (HKD)"), "drawn_balance"),
+        (_("State"), "state", _named(_display("lending.Facility", "state"))), (_("Limit (HKD)"), "limit"), (_("Drawn (HKD)"), "drawn_balance"),
         (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
-        (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"), (_("Band"), "band"),
-        (_("Valued at"), "valued_at"), (_("Open margin call"), "has_open_margin_call"), (_("Opened"), "opened_at"),
+        (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"),
+        (_("Band"), "band", _named(_display("lending.Facility", "band"))), (_("Valued at"), "valued_at"), (_("Open margin call"), "has_open_margin_call"), (_("Opened"), "opened_at"),
         (_("Closed"), "closed_at"),
     )
 
@@ -118,11 +141,13 @@ def _calls(q):
 def _call_columns():
     return columns(
         (_("Margin call"), "pk", _ref("MC-")), (_("Facility"), "facility_id", _facility),
-        (_("Client email"), "client.email"), (_("State"), "state"), (_("Opened"), "opened_at"), (_("Cure deadline"), "cure_deadline"),
+        (_("Client email"), "client.email"), (_("State"), "state", _named(_display("risk.MarginCall", "state"))),
+        (_("Opened"), "opened_at"), (_("Cure deadline"), "cure_deadline"),
         (_("Shortfall at opening (HKD)"), "shortfall_at_open"), (_("Shortfall now (HKD)"), "shortfall"),
         (_("Utilisation at opening"), "utilisation_at_open"), (_("Utilisation"), "utilisation"), (_("Breaches"), "breaches"),
-        (_("Escalated"), "escalated_at"), (_("Escalation reason"), "escalation_reason"), (_("Met"), "met_at"),
-        (_("Met by"), "met_by"), (_("Resolution proposed"), "proposed_resolution"),
+        (_("Escalated"), "escalated_at"), (_("Escalation reason"), "escalation_reason", _named(_call_code)),
+        (_("Met"), "met_at"), (_("Met by"), "met_by", _named(_call_code)),
+        (_("Resolution proposed"), "proposed_resolution", _named(_display("risk.MarginCall", "proposed_resolution"))),
         (_("Proposed by"), "proposed_by.email"),
         (_("Resolved by"), "resolved_by.email"), (_("Resolved"), "resolved_at"),
     )
@@ -212,11 +237,11 @@ def _complaints(q):
 
 def _complaint_columns():
     return columns(
-        (_("Complaint"), "pk", _ref("CMP-")), (_("Received"), "received_at"), (_("Channel"), "channel"),
+        (_("Complaint"), "pk", _ref("CMP-")), (_("Received"), "received_at"), (_("Channel"), "channel", _named(_display("reporting.Complaint", "channel"))),
         (_("Complainant"), "complainant_name"), (_("Client email"), "client.email"),
-        (_("Subject"), "subject"), (_("State"), "state"), (_("Assigned to"), "assigned_to.email"),
+        (_("Subject"), "subject"), (_("State"), "state", _named(_display("reporting.Complaint", "state"))), (_("Assigned to"), "assigned_to.email"),
         (_("Acknowledge by"), "acknowledge_due"), (_("Acknowledged"), "acknowledged_at"), (_("Answer by"), "answer_due"),
-        (_("Escalated"), "escalated_at"), (_("Closed"), "closed_at"), (_("Outcome"), "outcome"),
+        (_("Escalated"), "escalated_at"), (_("Closed"), "closed_at"), (_("Outcome"), "outcome", _named(_display("reporting.Complaint", "outcome"))),
     )
 
 
@@ -237,9 +262,10 @@ def _group_members(q):
 
 def _group_member_columns():
     return columns(
-        (_("Group"), "group_id", _ref("GRP-")), (_("Group name"), "group.name"), (_("Basis"), "group.basis"),
+        (_("Group"), "group_id", _ref("GRP-")), (_("Group name"), "group.name"), (_("Basis"), "group.basis", _named(_display("reporting.RelatedClientGroup", "basis"))),
         (_("Client email"), "client.email"), (_("Client name"), "client.full_name"), (_("Relationship"), "relationship"),
-        (_("Reason"), "reason"), (_("In the group from"), "effective_from"), (_("State"), "state"), (_("Left on"), "end_on"),
+        (_("Reason"), "reason"), (_("In the group from"), "effective_from"),
+        (_("State"), "state", _named(_display("reporting.GroupMembership", "state"))), (_("Left on"), "end_on"),
         (_("Proposed by"), "proposed_by.email"), (_("Proposed"), "proposed_at"), (_("Approved by"), "decided_by.email"),
         (_("Decided"), "decided_at"), (_("End proposed by"), "end_proposed_by.email"), (_("End approved by"), "end_decided_by.email"),
         (_("End approved"), "end_decided_at"),
