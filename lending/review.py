@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from .models import CollateralKind, StepCode, StepOutcome
@@ -104,6 +104,14 @@ def in_every_language(produce) -> dict:
         with translation.override(code):
             out[code] = str(produce())
     return out
+
+
+def _source_words(stored: str) -> dict:
+    """A price's stored source (English, as the price authority keeps it) in every language: a reason is read later,
+    in its reader's (``lending.risk.reference_source`` owns the wording)."""
+    from lending.risk.reference_source import source_text
+
+    return in_every_language(lambda: source_text(stored))
 
 
 def reason_render(reason, *, language: str | None = None) -> str:
@@ -377,8 +385,8 @@ def step_valuation(ctx: ReviewContext) -> StepResult:
             continue  # reported by the valuation as a problem
         if not quote.fresh:
             outcome = StepOutcome.REFER
-            reasons.append(say("valuation.stale_price", asset=asset, source=quote.source, as_of=f"{quote.as_of:%Y-%m-%d %H:%M}",
-                               minutes=str(policy.price_max_age_minutes)))
+            reasons.append(say("valuation.stale_price", asset=asset, source=_source_words(quote.source),
+                               as_of=f"{timezone.localtime(quote.as_of):%Y-%m-%d %H:%M}", minutes=str(policy.price_max_age_minutes)))
     reasons.append(say("valuation.values", market=f"{money(valuation.market_value):,}", lending=f"{money(valuation.lending_value):,}",
                        version=str(policy.version)))
     if valuation.va_capped:
