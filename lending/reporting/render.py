@@ -13,6 +13,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from lending.risk.templatetags.risk_tags import shock
 from portal.exports import cell
 
 from .models import ControlArea
@@ -208,7 +209,7 @@ def pack_xlsx(data: dict) -> bytes:
           [(f"MC-{r['id']}", r["client"], _named(r["state"], "call"), r["opened_at"], _d(r["shortfall_at_open"])) for r in mc["opened_calls"]])
     sheet("Call ages", [L["age_days"], L["count"]], [(r["days"], r["count"]) for r in mc["ages"]])
     sheet("Stress", [L["report"], L["kind"], L["shocks"], L["in_call"], L["close_out"], L["shortfall"]],
-          [(r["id"], _named(r["kind"], "stress"), f"{r['btc_shock']} / {r['eth_shock']} / {r['securities_shock']}", r["margin_call"], r["close_out"],
+          [(r["id"], _named(r["kind"], "stress"), " / ".join(shock(r[k]) for k in ("btc_shock", "eth_shock", "securities_shock")), r["margin_call"], r["close_out"],
             r["shortfall"] and _d(r["shortfall"])) for r in st["reports"]])
     hc = data["haircuts"]
     sheet("Haircuts", [L["version"], L["state"], L["btc"], L["eth"], L["securities"], L["decided"]],

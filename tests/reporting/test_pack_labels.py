@@ -112,3 +112,26 @@ def test_pack_page_names_the_book_source_and_the_collateral_as_the_xlsx_does(cli
     chart = page[page.index('data-testid="asset-chart"'):page.index("</svg>", page.index('data-testid="asset-chart"'))]
     assert "賬冊按即時估值（今天的日終估值尚未儲存）。" in page
     assert all(f">{label}</text>" in chart for label in ("證券", "比特幣", "以太幣"))
+
+
+def test_pack_shows_stress_shocks_as_the_stress_pages_do_on_the_page_and_in_the_xlsx(client, frozen, book, alice, compliance_user):
+    """Through risk_tags.shock, the stress pages' one way: to the places a shock needs, a rise with its sign."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from lending.reporting import services
+    from lending.risk.models import StressReport
+
+    make_facility(alice, drawn="1000000")
+    StressReport.objects.create(kind=StressReport.Kind.AD_HOC, btc_shock=Decimal("-0.125"), eth_shock=Decimal("0.1"),
+                                securities_shock=Decimal("-0.2"), result={}, created_at=NOW - timedelta(hours=2))
+    pack = services.smf_pack_generate(actor=compliance_user, as_of=AS_OF)
+    assert pack.data["stress_testing"]["reports"][0]["btc_shock"] == "-0.1250"  # the stored figures keep the ratios
+
+    client.force_login(compliance_user)
+    page = client.get(f"/reporting/packs/{pack.pk}/").content.decode()
+    assert "<td>-12.5% / +10% / -20%</td>" in _cells(page, "pack-stress")
+
+    (shocks,) = [row[2] for row in load_workbook(io.BytesIO(bytes(pack.xlsx)))["Stress"].iter_rows(min_row=2, values_only=True)]
+    assert shocks.lstrip("'") == "-12.5% / +10% / -20%"  # a cell starting with "-" is kept as text (portal.exports.cell)
