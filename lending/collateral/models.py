@@ -212,6 +212,24 @@ class BreakKind(models.TextChoices):
     STATEMENT_MISSING = "statement_missing", _("No custody statement received")
 
 
+# What a break says, by its message code: filled from ``message_params`` in the reader's language (``ReconciliationBreak.text``);
+# ``message`` keeps the English sentence, the record the API and the audit trail show.
+BREAK_TEXTS = {
+    "position_difference": _("%(code)s account %(account)s: the portal held %(portal)s before the end-of-day file, which reports %(external)s; "
+                             "the file's figure now applies."),
+    "va_pledge_difference": _("%(code)s account %(account)s: the portal has %(portal)s pledged, the custody statement %(external)s."),
+    "va_pledge_unlisted": _("%(code)s: the portal has %(portal)s pledged for client #%(client)s, who is not on the custody statement."),
+    "statement_missing_since": _("No custody statement has been applied since %(since)s HKT."),
+    "statement_missing_ever": _("No custody statement has ever been applied, yet client VA is pledged."),
+}
+
+
+def break_message(code: str, params: dict) -> str:
+    """A break's sentence in the active language (a code this module does not know: empty)."""
+    text = BREAK_TEXTS.get(code)
+    return str(text) % params if text is not None else ""
+
+
 class ReconciliationBreak(models.Model):
     """A difference between the portal and the back office (or custodian) for operations to resolve."""
 
@@ -222,7 +240,9 @@ class ReconciliationBreak(models.Model):
     portal_quantity = models.DecimalField(**QTY, null=True, blank=True)
     external_quantity = models.DecimalField(**QTY, null=True, blank=True)
     batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="breaks")
-    message = models.TextField()
+    message = models.TextField()  # in English, as raised
+    message_code = models.CharField(max_length=32, blank=True)  # BREAK_TEXTS; blank: a break raised before breaks had codes
+    message_params = models.JSONField(default=dict, blank=True)
     raised_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -240,6 +260,11 @@ class ReconciliationBreak(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def text(self) -> str:
+        """What the break says, in the reader's language (a break raised before codes: its English message)."""
+        return break_message(self.message_code, self.message_params) or self.message
 
 
 # --- Machine credential -----------------------------------------------------------------------------------

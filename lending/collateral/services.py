@@ -27,7 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from lending import locks
@@ -66,6 +66,7 @@ from .models import (
     MachineKey,
     MarginableList,
     ReconciliationBreak,
+    break_message,
     normalise_code,
 )
 
@@ -296,29 +297,42 @@ def _breaks_raise_many(items: list[dict]) -> int:
         current = open_.get(key)
         if current is not None:
             current.message, current.portal_quantity, current.external_quantity = i["message"], i.get("portal_quantity"), i.get("external_quantity")
+            current.message_code, current.message_params = i["message_code"], i["message_params"]
             current.batch = i.get("batch") or current.batch
             refreshed.append(current)
         else:
-            new.append(ReconciliationBreak(kind=i["kind"], key=key, message=i["message"], client_id=i.get("client_id"),
+            new.append(ReconciliationBreak(kind=i["kind"], key=key, message=i["message"], message_code=i["message_code"],
+                                           message_params=i["message_params"], client_id=i.get("client_id"),
                                            instrument_id=i.get("instrument_id"), portal_quantity=i.get("portal_quantity"),
                                            external_quantity=i.get("external_quantity"), batch=i.get("batch")))
-    ReconciliationBreak.objects.bulk_update(refreshed, ["message", "portal_quantity", "external_quantity", "batch"], batch_size=500)
+    ReconciliationBreak.objects.bulk_update(refreshed, ["message", "message_code", "message_params", "portal_quantity", "external_quantity", "batch"],
+                                            batch_size=500)
     ReconciliationBreak.objects.bulk_create(new, batch_size=500)
     return len(items)
 
 
-def break_raise(*, kind: str, key: str, message: str, client_id=None, instrument_id=None, portal_quantity=None,
+def _said(message_code: str, **params) -> dict:
+    """A break's words: its code and parameters (read in each reader's language) and the English sentence kept as its record."""
+    params = {k: str(v) for k, v in params.items()}
+    with translation.override("en"):
+        return {"message": break_message(message_code, params), "message_code": message_code, "message_params": params}
+
+
+def break_raise(*, kind: str, key: str, message_code: str, params: dict, client_id=None, instrument_id=None, portal_quantity=None,
                 external_quantity=None, batch=None) -> ReconciliationBreak:
-    """Raise (or refresh) the open break for ``key``."""
+    """Raise (or refresh) the open break for ``key``; it says ``BREAK_TEXTS[message_code]`` filled with ``params``."""
+    words = _said(message_code, **params)
     current = ReconciliationBreak.objects.filter(key=key[:120], resolved_at__isnull=True).first()
     if current:
-        current.message, current.portal_quantity, current.external_quantity = message, portal_quantity, external_quantity
+        for name, value in words.items():
+            setattr(current, name, value)
+        current.portal_quantity, current.external_quantity = portal_quantity, external_quantity
         current.batch = batch or current.batch
-        current.save(update_fields=["message", "portal_quantity", "external_quantity", "batch"])
+        current.save(update_fields=["message", "message_code", "message_params", "portal_quantity", "external_quantity", "batch"])
         return current
     return ReconciliationBreak.objects.create(
-        kind=kind, key=key[:120], message=message, client_id=client_id, instrument_id=instrument_id,
-        portal_quantity=portal_quantity, external_quantity=external_quantity, batch=batch,
+        kind=kind, key=key[:120], client_id=client_id, instrument_id=instrument_id,
+        portal_quantity=portal_quantity, external_quantity=external_quantity, batch=batch, **words,
     )
 
 
@@ -734,8 +748,8 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             keep.add(k)
             raised.append({"kind": BreakKind.POSITION_DIFFERENCE, "key": k, "client_id": key[0], "instrument_id": instrument.pk,
                            "portal_quantity": before, "external_quantity": qty, "batch": record,
-                           "message": f"{instrument.code} account {x['account'] if x else '?'}: portal held {fmt_qty(before)} before the end-of-day file, "
-                                      f"which reports {fmt_qty(qty)}; the file's figure now applies."})
+                           **_said("position_difference", code=instrument.code, account=x["account"] if x else "?", portal=fmt_qty(before),
+                                   external=fmt_qty(qty))})
         if va and x is not None:
             portal_pledged = b.pledged if b else Decimal("0")
             if portal_pledged != x["pledged"]:
@@ -743,8 +757,8 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
                 keep.add(k)
                 raised.append({"kind": BreakKind.VA_PLEDGE_DIFFERENCE, "key": k, "client_id": key[0], "instrument_id": instrument.pk,
                                "portal_quantity": portal_pledged, "external_quantity": x["pledged"], "batch": record,
-                               "message": f"{instrument.code} account {x['account']}: the portal has {fmt_qty(portal_pledged)} pledged, "
-                                          f"the custody statement {fmt_qty(x['pledged'])}."})
+                               **_said("va_pledge_difference", code=instrument.code, account=x["account"], portal=fmt_qty(portal_pledged),
+                                       external=fmt_qty(x["pledged"]))})
     # Every holding of the batch in a fixed number of statements (not a few per line).
     changed = _holdings_set_many(changes=[(key[0], instrument, qty) for key, (instrument, qty, _x) in targets.items()],
                                  balances=balances, batch=record, actor=actor)
@@ -756,7 +770,7 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             keep.add(k)
             raised.append({"kind": BreakKind.VA_PLEDGE_DIFFERENCE, "key": k, "client_id": b.client_id, "instrument_id": b.instrument_id,
                            "portal_quantity": b.pledged, "external_quantity": Decimal("0"), "batch": record,
-                           "message": f"{b.instrument.code}: the portal has {fmt_qty(b.pledged)} pledged for client #{b.client_id}, who is not on the custody statement."})
+                           **_said("va_pledge_unlisted", code=b.instrument.code, portal=fmt_qty(b.pledged), client=b.client_id)})
     breaks = _breaks_raise_many(raised)
     if va:
         _breaks_clear(prefix=prefix, keep=keep, now=now)
@@ -782,9 +796,11 @@ def custody_reconcile_daily(*, now=None) -> int:
     if not pledged or (last is not None and last.received_at >= now - timezone.timedelta(hours=26)):
         return 0
     day = now.astimezone(HK).date().isoformat()
-    break_raise(kind=BreakKind.STATEMENT_MISSING, key=f"custody_missing:{day}",
-                message=f"No custody statement has been applied since {last.received_at.astimezone(HK):%Y-%m-%d %H:%M} HKT." if last
-                else "No custody statement has ever been applied, yet client VA is pledged.")
+    if last is not None:
+        said = {"message_code": "statement_missing_since", "params": {"since": f"{last.received_at.astimezone(HK):%Y-%m-%d %H:%M}"}}
+    else:
+        said = {"message_code": "statement_missing_ever", "params": {}}
+    break_raise(kind=BreakKind.STATEMENT_MISSING, key=f"custody_missing:{day}", **said)
     return 1
 
 

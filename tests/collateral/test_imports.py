@@ -279,3 +279,27 @@ def test_a_sub_dollar_security_keeps_its_third_decimal_from_the_file_to_the_book
     api_client.force_authenticate(officer)
     rows = {r["asset"]: r["price_hkd"] for r in api_client.get("/api/v1/lending/prices/current/").json()}
     assert rows["02007"] == "0.305" and rows["BTC"] == "760000.00"
+
+
+def test_a_break_reads_in_the_readers_language_and_keeps_its_english_record(holdings, alice, bob):
+    """Operations staff reading Chinese saw every break in English: the message was an English sentence only."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone, translation
+
+    btc = Instrument.objects.get(code="BTC")
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=None, actor=bob)
+    services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-9", [("M-1001", "BTC", "2", "1.4"), ("M-1001", "ETH", "10", "0")]))
+    services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-19", [("M-1001", "00005", 2400)]))
+    services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-19", [("M-1001", "00005", 2300)], as_of="2026-03-03"))
+    assert services.custody_reconcile_daily(now=timezone.now() + timedelta(days=2)) == 1
+    breaks = {b.kind: b for b in selectors.breaks()}
+    assert breaks["va_pledge_difference"].message == "BTC account M-1001: the portal has 1.5 pledged, the custody statement 1.4."
+    assert breaks["position_difference"].message.startswith("00005 account M-1001: the portal held 2,400 before the end-of-day file")
+    assert breaks["statement_missing"].message.startswith("No custody statement has been applied since ")
+    with translation.override("zh-hant"):
+        for b in breaks.values():
+            assert b.text and b.text != b.message and "custody statement" not in b.text and "portal" not in b.text, b.text
+        assert "1.5" in breaks["va_pledge_difference"].text and "1.4" in breaks["va_pledge_difference"].text
