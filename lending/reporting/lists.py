@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.exports import columns
@@ -72,6 +73,10 @@ def _display(model: str, field: str) -> Callable:
 _collateral_type = _display("risk.ValuationSnapshot", "collateral_type")
 
 
+def _yes_no(value) -> str:
+    return gettext("Yes") if value else gettext("No")
+
+
 def _queue_state(code):
     """As the credit queue names an application's state (staff words, not the client's)."""
     from lending.models import STAFF_QUEUE_LABELS
@@ -123,7 +128,7 @@ def _facility_columns():
         (_("State"), "state", _named(_display("lending.Facility", "state"))), (_("Limit (HKD)"), "limit"), (_("Drawn (HKD)"), "drawn_balance"),
         (_("Market value (HKD)"), "market_value"), (_("VA market value (HKD)"), "va_market_value"),
         (_("Lending value (HKD)"), "lending_value"), (_("Utilisation"), "utilisation"),
-        (_("Band"), "band", _named(_display("lending.Facility", "band"))), (_("Valued at"), "valued_at"), (_("Open margin call"), "has_open_margin_call"), (_("Opened"), "opened_at"),
+        (_("Band"), "band", _named(_display("lending.Facility", "band"))), (_("Valued at"), "valued_at"), (_("Open margin call"), "has_open_margin_call", _named(_yes_no)), (_("Opened"), "opened_at"),
         (_("Closed"), "closed_at"),
     )
 

@@ -53,6 +53,8 @@ def test_facility_export_names_the_state_and_the_band_as_the_page_does(client, b
     state, band, drawn = _in("zh-hant", _("State"), _("Band"), _("Drawn (HKD)"))
     (line,) = _csv(client.get("/reporting/export/facilities.csv"))
     assert (line[state], line[band], line[drawn]) == ("已暫停", "觀察", "1000.00")
+    (open_call,) = _in("zh-hant", _("Open margin call"))
+    assert line[open_call] == "否" and row["Open margin call"] == "No"  # a yes/no in the reader's language, not "no"
 
 
 @pytest.fixture
