@@ -213,7 +213,7 @@ class Price(models.Model):
         indexes = [models.Index(fields=["asset", "-as_of"])]
 
     def __str__(self) -> str:
-        return f"{self.asset} HK${self.price_hkd} ({self.source}, {self.as_of:%Y-%m-%d %H:%M})"
+        return f"{self.asset} HK${self.price_hkd} ({self.source}, {timezone.localtime(self.as_of):%Y-%m-%d %H:%M} HKT)"
 
 
 class CurrentPrice(models.Model):

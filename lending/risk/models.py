@@ -578,4 +578,4 @@ class BookSummary(models.Model):
         verbose_name = "book summary"
 
     def __str__(self) -> str:
-        return f"Book summary at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+        return f"Book summary at {timezone.localtime(self.taken_at):%Y-%m-%d %H:%M:%S} HKT"
