@@ -118,6 +118,8 @@ class PositionSerializer(serializers.Serializer):
     price = price_output(default=None, help_text="The current reference price it is valued at (null: a line valued at its recorded market value)")
     market_value = serializers.DecimalField(max_digits=18, decimal_places=2)
     haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
+    lending_value = serializers.DecimalField(max_digits=18, decimal_places=2, default=None,
+                                             help_text="Market value less the haircut, before the facility's VA cap")
     custody_reference = serializers.CharField()
 
 

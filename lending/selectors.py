@@ -186,6 +186,8 @@ def holdings_to_pledge(*, user, policy, quotes: dict[str, PriceQuote]) -> list[d
 
     from lending.collateral import selectors as collateral_selectors
 
+    from . import valuation
+
     haircuts = collateral_selectors.haircuts_by_code(policy=policy)
     rows = []
     for h in collateral_selectors.custody_for_client(user=user):
@@ -197,7 +199,7 @@ def holdings_to_pledge(*, user, policy, quotes: dict[str, PriceQuote]) -> list[d
             "instrument": h.instrument, "code": code, "name": h.instrument.name_for(translation.get_language()),
             "kind": "virtual_asset" if h.instrument.is_virtual_asset else "securities", "held": h.held, "free": h.free, "pledged": h.pledged,
             "price": price, "fresh": bool(quote and quote.fresh), "haircut": haircut,
-            "free_lending_value": (h.free * price * (1 - haircut)).quantize(Decimal("0.01")) if price is not None else None,
+            "free_lending_value": valuation.holding_lending_value(market_value=h.free * price, haircut=haircut) if price is not None else None,
         })
     return rows
 
@@ -305,10 +307,10 @@ def facility_valued_now(*, facility) -> list:
     inputs = []
     for p in positions:
         code = p.asset if p.kind == CollateralKind.VIRTUAL_ASSET else (p.instrument.code if p.instrument_id else "")
-        price = prices.get(code) if code else None
+        p.price = price = prices.get(code) if code else None
         if code:
-            p.price = price
             p.market_value = valuation.money((p.quantity or 0) * (price or 0))
+        p.lending_value = valuation.holding_lending_value(market_value=p.market_value, haircut=p.haircut)
         inputs.append(valuation.PositionValueInput(kind=p.kind, haircut=p.haircut, quantity=p.quantity, price=price if code else None,
                                                    market_value=None if code else p.market_value))
     if policy is not None:

@@ -34,6 +34,13 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def holding_lending_value(*, market_value: Decimal, haircut: Decimal) -> Decimal:
+    """One holding's own lending value, to the cent: its market value less its haircut, before the facility's VA cap
+    (what a facility page and the holdings to pledge show beside each line)."""
+    with localcontext(prec=PRECISION):
+        return money(market_value * (1 - haircut))
+
+
 def va_counted(securities_lending_value: Decimal, va_lending_value: Decimal, max_share: Decimal) -> Decimal:
     """The VA lending value that may count: VA / (securities + VA) ≤ max_share, i.e. VA ≤ securities × s / (1 − s).
 

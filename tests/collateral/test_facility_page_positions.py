@@ -76,3 +76,25 @@ def test_a_facility_api_names_each_holding_by_its_instrument_code(policy, alice)
     api.force_authenticate(alice)
     positions = api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["positions"]
     assert [(p["instrument"], p["price"]) for p in positions] == [("00005", "80.00"), ("BTC", "760000.00")]
+
+
+def test_each_pledged_holding_shows_its_price_and_own_lending_value_on_the_page_and_the_api(client, policy, alice):
+    """A client reading the facility saw each holding's market value and haircut but had to work out its price and what it
+    lends; the API gave no lending value per position either."""
+    from rest_framework.test import APIClient
+
+    from lending.collateral.selectors import haircuts_by_code
+
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00005": Decimal("80.35")})
+    facility = book_facility(alice, holdings={"00005": 30000, "BTC": "0.5"})
+    cut = haircuts_by_code(policy=policy)["00005"]
+    client.force_login(alice)
+    page = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
+    table = page.split('data-testid="positions"')[1].split("</table>")[0]
+    hsbc = next(row for row in table.split("<tr>") if "00005" in row)
+    own = (Decimal("2410500.00") * (1 - cut)).quantize(Decimal("0.01"))
+    assert ">80.35<" in hsbc and ">2,410,500.00<" in hsbc and f">{own:,}<" in hsbc
+    api = APIClient()
+    api.force_authenticate(alice)
+    lines = {p["instrument"]: p for p in api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["positions"]}
+    assert Decimal(lines["00005"]["lending_value"]) == own and Decimal(lines["BTC"]["lending_value"]) == Decimal("152000.00")
