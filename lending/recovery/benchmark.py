@@ -29,6 +29,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from portal import bench_db
+
 TARGET_SECONDS = 60.0
 
 
@@ -75,8 +77,8 @@ def _policies():
 
 def _clear_recovery() -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("TRUNCATE recovery_execution, recovery_planamendment, recovery_dunningnotice, recovery_recovery, recovery_debt, "
-                       "recovery_liquidationline, recovery_liquidationplan RESTART IDENTITY CASCADE")
+        bench_db.truncate("recovery_execution, recovery_planamendment, recovery_dunningnotice, recovery_recovery, recovery_debt, "
+                          "recovery_liquidationline, recovery_liquidationplan")
         bench_users = "SELECT id FROM portal_user WHERE email LIKE '%%@bench.invalid'"
         # A notification's deliveries first (the foreign key is checked at commit).
         cursor.execute(f"DELETE FROM portal_notificationdelivery WHERE notification_id IN (SELECT id FROM portal_notification WHERE user_id IN ({bench_users}))")  # noqa: S608 - constant SQL

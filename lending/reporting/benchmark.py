@@ -28,6 +28,8 @@ import time
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from portal import bench_db
+
 DAY0 = "2026-01-01"
 TYPES = ("securities", "BTC", "ETH", "total")
 FACILITIES = 2500
@@ -84,10 +86,11 @@ def build(stdout, rows: int) -> None:
     policy = _policy()
     start = time.perf_counter()
     days = -(-rows // (FACILITIES * len(TYPES)))
+    bench_db.text_defaults(("lending_facilityapplication", "lending_facility"))  # columns added since the INSERTs below were written
     with transaction.atomic():
-        _exec("TRUNCATE risk_bandchange, risk_margincall, risk_valuationsnapshot, risk_collateraltopup, risk_facilitycoefficients, "
-              "risk_revaluationrun, lending_facilitytransaction, lending_collateralposition, lending_facility, "
-              "lending_reviewstep, lending_collateralline, lending_facilityapplication RESTART IDENTITY CASCADE")
+        bench_db.truncate("risk_bandchange, risk_margincall, risk_valuationsnapshot, risk_collateraltopup, risk_facilitycoefficients, "
+                          "risk_revaluationrun, lending_facilitytransaction, lending_collateralposition, lending_facility, "
+                          "lending_reviewstep, lending_collateralline, lending_facilityapplication")
         _exec("DELETE FROM portal_user WHERE email LIKE 'bench-x-%%'")
         clients = FACILITIES // 20
         # Chinese names too: the CSV's BOM and the XLSX's inline strings carry them.

@@ -39,6 +39,8 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from portal import bench_db
+
 BTC0, ETH0 = Decimal("760000"), Decimal("27000")
 SPECIAL = "00303"  # the security held by exactly --holders facilities
 BASELINE = 100_000
@@ -556,12 +558,9 @@ def _build(stdout, n: int, policy, *, holders: int) -> None:
     pool = list(Instrument.objects.filter(kind="security", active=True, suspended=False).exclude(pk=special).values_list("pk", flat=True))
     btc, eth = (Instrument.objects.get(code=c).pk for c in ("BTC", "ETH"))
     with transaction.atomic():
-        # The ledger refuses TRUNCATE (append-only trigger); this is a dedicated bench database, emptied on purpose.
-        _exec("SET LOCAL session_replication_role = replica")
-        _exec("TRUNCATE risk_bandchange, risk_margincall, risk_valuationsnapshot, risk_collateraltopup, risk_facilitycoefficients, "
-              "risk_revaluationrun, lending_facilitytransaction, lending_collateralposition, lending_facility, "
-              "lending_reviewstep, lending_collateralline, lending_facilityapplication, collateral_bookprice RESTART IDENTITY CASCADE")
-        _exec("SET LOCAL session_replication_role = origin")
+        bench_db.truncate("risk_bandchange, risk_margincall, risk_valuationsnapshot, risk_collateraltopup, risk_facilitycoefficients, "
+                          "risk_revaluationrun, lending_facilitytransaction, lending_collateralposition, lending_facility, "
+                          "lending_reviewstep, lending_collateralline, lending_facilityapplication, collateral_bookprice")
         clients = max(10, n // 20)
         _exec("DELETE FROM portal_user WHERE email LIKE 'bench-r-%%'")
         _exec(

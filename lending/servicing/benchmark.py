@@ -31,6 +31,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from portal import bench_db
+
 DAYS = [date(2026, 10, d) for d in (1, 2, 3, 4, 5)]
 
 
@@ -79,23 +81,12 @@ def _book(stdout, n: int, *, own_clients: bool = False) -> None:
     facilities opened before it, servicing tables emptied; optionally one client per facility."""
     from lending.risk.benchmark import _build
 
-    # The risk builder names the columns it knew; text columns added since get an empty default here
-    # (on the benchmark database only) so it keeps working.
-    with connection.cursor() as cursor:
-        cursor.execute("""SELECT table_name, column_name FROM information_schema.columns
-                          WHERE table_name IN ('lending_facilityapplication', 'lending_facility', 'lending_collateralposition')
-                            AND is_nullable = 'NO' AND column_default IS NULL AND data_type IN ('text', 'character varying')""")
-        for table, column in cursor.fetchall():
-            cursor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET DEFAULT \'\'')
-    _exec("ALTER TABLE lending_facilitytransaction DISABLE TRIGGER lending_ledger_no_truncate")
-    try:
-        with transaction.atomic():
-            _exec("TRUNCATE servicing_interestaccrual, servicing_accrualday, servicing_interestposting, servicing_statementbatch, "
-                  "servicing_statement, servicing_statementjob, servicing_servicingrequest, servicing_facilityterms, servicing_limitchange "
-                  "RESTART IDENTITY CASCADE")
-        _build(stdout, n, _servicing_in_force(), holders=min(1000, max(1, n // 10)))
-    finally:
-        _exec("ALTER TABLE lending_facilitytransaction ENABLE TRIGGER lending_ledger_no_truncate")
+    # The risk builder names the columns it knew; text columns added since get an empty default.
+    bench_db.text_defaults(("lending_facilityapplication", "lending_facility", "lending_collateralposition"))
+    with transaction.atomic():
+        bench_db.truncate("servicing_interestaccrual, servicing_accrualday, servicing_interestposting, servicing_statementbatch, "
+                          "servicing_statement, servicing_statementjob, servicing_servicingrequest, servicing_facilityterms, servicing_limitchange")
+    _build(stdout, n, _servicing_in_force(), holders=min(1000, max(1, n // 10)))
     with transaction.atomic():
         _exec("UPDATE lending_facility SET opened_at = '2026-08-01 00:00+08'")
         _exec("""INSERT INTO lending_facilitytransaction (facility_id, kind, amount, delta, balance_after, value_date, reference, narrative, created_at)
