@@ -422,11 +422,29 @@ class HoldingsApi(APIView):
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
+        return Response(self.holdings_of(request.user))
+
+    @classmethod
+    def holdings_of(cls, client) -> list:
         policy = selectors.policy_current()
         if policy is None:
-            return Response([])
+            return []
         quotes = selectors.prices_current(max_age_minutes=policy.price_max_age_minutes)
-        return Response(self.OutputSerializer(selectors.holdings_to_pledge(user=request.user, policy=policy, quotes=quotes), many=True).data)
+        return cls.OutputSerializer(selectors.holdings_to_pledge(user=client, policy=policy, quotes=quotes), many=True).data
+
+
+class StaffHoldingsApi(APIView):
+    """A client's holdings as the client reads them (``HoldingsApi``), for the officer servicing the client's facilities."""
+
+    permission_classes = [StaffPermission]
+    required_perm = Perm.FACILITY_OPERATE
+
+    @extend_schema(responses=HoldingsApi.OutputSerializer(many=True))
+    def get(self, request, user_id):
+        client = selectors.client_by_id(user_id=user_id)
+        if client is None:
+            raise Http404
+        return Response(HoldingsApi.holdings_of(client))
 
 
 class CurrentPolicyApi(APIView):

@@ -24,6 +24,7 @@ urlpatterns = [
     path("staff/applications/<int:pk>/return/", api.StaffReturnApi.as_view(), name="lending-api-staff-return"),
     path("staff/screening/", api.StaffScreeningListApi.as_view(), name="lending-api-staff-screening"),
     path("staff/applications/<int:pk>/screening/", api.StaffScreeningDecideApi.as_view(), name="lending-api-staff-screening-decide"),
+    path("staff/clients/<int:user_id>/holdings/", api.StaffHoldingsApi.as_view(), name="lending-api-staff-holdings"),
     path("staff/facilities/", api.StaffFacilityListApi.as_view(), name="lending-api-staff-facilities"),
     path("staff/facilities/<int:pk>/", api.StaffFacilityApi.as_view(), name="lending-api-staff-facility"),
     path("staff/facilities/<int:pk>/drawdowns/", api.StaffDrawdownApi.as_view(), name="lending-api-staff-drawdown"),

@@ -178,6 +178,14 @@ def application_for_staff(*, application_id: int) -> FacilityApplication:
     )
 
 
+def client_by_id(*, user_id: int):
+    """The client ``user_id`` (None for staff or an unknown id): whose holdings an officer reads."""
+    from portal.models import User
+
+    user = User.objects.filter(pk=user_id).first()
+    return user if user is not None and user.is_client else None
+
+
 def holdings_to_pledge(*, user, policy, quotes: dict[str, PriceQuote]) -> list[dict]:
     """The client's holdings to pledge from (the application form and the holdings API): quantity held, pledged and free,
     price, the haircut of ``policy``'s marginable list (not marginable: 100%) and the lending value of all that is free.

@@ -392,10 +392,8 @@ def staff_facilities(request):
 @staff_required(Perm.FACILITY_OPERATE)
 @checked_params
 def staff_holdings(request, user_id):
-    from portal.models import User
-
-    client = User.objects.filter(pk=user_id).first()
-    if client is None or not client.is_client:
+    client = selectors.client_by_id(user_id=user_id)
+    if client is None:
         raise Http404
     return _holdings_page(request, client=client, staff_view=True)
 

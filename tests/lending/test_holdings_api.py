@@ -58,3 +58,18 @@ def test_the_holdings_query_count_does_not_grow_with_the_holdings(eligible_clien
         assert len(api.get(URL).json()) == 5 + more
     # the client's groups, the policy, the prices, the marginable list's haircuts, the custody balances
     assert len(ctx.captured_queries) == 5, [q["sql"][:80] for q in ctx.captured_queries]
+
+
+def test_an_officer_reads_a_clients_holdings_and_no_one_else_does(eligible_client, charlie, officer, compliance_user, client):
+    url = f"/api/v1/lending/staff/clients/{eligible_client.pk}/holdings/"
+    assert APIClient().get(url).status_code in (401, 403)
+    api = APIClient()
+    api.force_authenticate(charlie)  # a client's token never reaches a staff endpoint
+    assert api.get(url).status_code == 403
+    client.force_login(compliance_user)  # staff without the facility permission
+    assert client.get(url).status_code == 403
+    client.force_login(officer)
+    rows = {r["instrument"]: r for r in client.get(url).json()}
+    assert set(rows) == {"00005", "00004", "00303", "BTC", "ETH"} and Decimal(rows["00005"]["held"]) == Decimal(1_000_000)
+    assert client.get(f"/api/v1/lending/staff/clients/{officer.pk}/holdings/").status_code == 404  # staff hold no custody here
+    assert client.get("/api/v1/lending/staff/clients/999999/holdings/").status_code == 404
