@@ -514,6 +514,8 @@ def policies(request):
     for p in rows:
         previewed = p.status == "proposed" and (p is newest or p.version == asked)
         p.preview = collateral_selectors.policy_preview(policy=p) if previewed else None
+        # The version in force and the ones previewed: classes of the instrument master they give no haircut.
+        p.unmargined = collateral_selectors.classes_without_haircut(policy=p) if previewed or p == current else []
         for move in (p.preview or {}).get("moves", []):
             move["from"], move["to"] = bands.get(move["from"], move["from"]), bands.get(move["to"], move["to"])
         p.numbers = [(label, pf.show(f, getattr(p, f.name))) for f, label in _policy_columns(pf, CollateralPolicy)]

@@ -194,6 +194,25 @@ def haircuts_by_code(*, policy) -> dict[str, Decimal]:
             for i in _haircut_rows(policy=policy)}
 
 
+def classes_without_haircut(*, policy) -> list[dict]:
+    """The margin classes of active securities that ``policy`` gives no haircut, with their instruments not on its
+    marginable list: those are not marginable under it (``marginable.effective_haircut``), which a credit manager should
+    see before approving, not find in a client's lending value. [{"margin_class", "count", "codes", "shown"}], one query."""
+    from collections import defaultdict
+
+    from .models import MarginableEntry
+
+    classes = list((policy.securities_haircuts or {}).keys())
+    listed = MarginableEntry.objects.filter(marginable_list__policy=policy).values("instrument_id")
+    rows = (Instrument.objects.filter(kind=InstrumentKind.SECURITY, active=True).exclude(margin_class="").exclude(margin_class__in=classes)
+            .exclude(pk__in=listed).order_by("margin_class", "code").values_list("margin_class", "code"))
+    found: dict[str, list[str]] = defaultdict(list)
+    for margin_class, code in rows:
+        found[margin_class].append(code)
+    return [{"margin_class": c, "count": len(codes), "codes": codes, "shown": ", ".join(codes[:5]) + ("…" if len(codes) > 5 else "")}
+            for c, codes in found.items()]
+
+
 def policy_preview(*, policy) -> dict:
     """Before approval: how many active facilities would change band were ``policy`` in force now (one SELECT)."""
     from lending.risk import book

@@ -239,3 +239,22 @@ def test_an_approved_policy_with_a_later_effective_date_comes_into_force_on_that
     assert policy.status == PolicyStatus.SUPERSEDED
     assert AuditEvent.objects.filter(action="lending.policy.took_effect", object_id=str(proposed.pk)).exists()
     assert services.policies_take_effect(today=today + timedelta(days=8)) == 0  # once
+
+
+def test_the_policy_page_names_the_classes_a_version_gives_no_haircut(client, officer, credit_manager, policy):
+    """The instrument master's ETFs are class E; a version whose class haircuts leave E out makes the Tracker Fund
+    (02800) and its peers not marginable, silently. The page says so for the version in force and for a proposal,
+    before a credit manager approves it."""
+    from lending import services
+
+    from .conftest import POLICY_NUMBERS
+
+    assert "E" not in (policy.securities_haircuts or {})
+    client.force_login(credit_manager)
+    page = client.get("/lending/staff/policy/").content.decode()
+    warning = page.split(f'data-testid="unmargined-{policy.version}">')[1].split("</span>")[0]
+    assert "Class E" in warning and "02800" in warning and "not marginable" in warning
+    covered = services.policy_propose(actor=officer, reason="ETFs marginable",
+                                      numbers=POLICY_NUMBERS | {"securities_haircuts": dict(policy.securities_haircuts) | {"E": "0.20"}})
+    page = client.get("/lending/staff/policy/").content.decode()
+    assert f'data-testid="unmargined-{covered.version}"' not in page and f'data-testid="unmargined-{policy.version}"' in page

@@ -81,7 +81,9 @@ PAGES = [
     ("manager", "/lending/staff/facilities/{facility}/", "facility", 21),
     ("manager", "/lending/staff/facilities/", "facilities", 9),
     ("manager", "/lending/staff/prices/", "prices", 11),
-    ("manager", "/lending/staff/policy/", "policy", 12),  # + the newest proposal's preview (haircuts, prices, one whole-book SELECT)
+    # + the newest proposal's preview (haircuts, prices, one whole-book SELECT); + the classes without a haircut in the version in
+    # force and in the previewed proposal (one query each)
+    ("manager", "/lending/staff/policy/", "policy", 14),
     ("manager", "/lending/staff/watchlist/", "watchlist", 9),
     ("compliance", "/lending/staff/screening/", "queue", 10),
     ("alice", "/api/v1/lending/applications/", "client", 6),
