@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from lending import valuation
 from lending.models import Band, PolicyStatus
@@ -606,15 +606,21 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
 # --- Stress tests ----------------------------------------------------------------------------------------
 
 
+# The shocks as an error names them, in the reader's language.
+_SHOCK_NAMES = {"btc": lambda: "BTC", "eth": lambda: "ETH", "securities": lambda: gettext("securities")}
+
+
 def stress_shocks_clean(*, btc, eth, securities) -> dict:
     clean = {}
     for name, value in (("btc", btc), ("eth", eth), ("securities", securities)):
         try:
             number = Decimal(str(value if value not in (None, "") else 0))
         except (InvalidOperation, ValueError):
-            raise PortalError("validation_error", f"The {name} shock must be a number.", {name: ["Enter a number such as -0.50."]}) from None
+            raise PortalError("validation_error", gettext("The %(name)s shock must be a number.") % {"name": _SHOCK_NAMES[name]()},
+                              {name: [gettext("Enter a number such as -0.50.")]}) from None
         if not number.is_finite() or number < -1 or number > 1:
-            raise PortalError("validation_error", f"The {name} shock must be between −100% and +100%.", {name: ["Between -1 and 1."]})
+            raise PortalError("validation_error", gettext("The %(name)s shock must be between −100%% and +100%%.") % {"name": _SHOCK_NAMES[name]()},
+                              {name: [gettext("Between -1 and 1.")]})
         clean[name] = number.quantize(Decimal("0.0001"))
     return clean
 
@@ -623,7 +629,7 @@ def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 2
     """The whole book under shocked prices, set-based (four queries after the inputs)."""
     policy, prices = _inputs()
     if policy is None or not prices:
-        raise PortalError("no_prices", "No collateral policy or prices yet; nothing to stress.")
+        raise PortalError("no_prices", gettext("No collateral policy or prices yet; nothing to stress."))
     now_params = book.Scenario.current(policy=policy, prices=prices).params()
     stressed = book.Scenario.current(policy=policy, prices=prices, btc_shock=btc, eth_shock=eth, securities_shock=securities)
     gt = book.greatest()
