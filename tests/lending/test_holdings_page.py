@@ -74,3 +74,21 @@ def test_the_holdings_page_query_count_does_not_grow(client, eligible_client, mo
 # session, user, groups; the policy and prices; the marginable list's haircuts; the custody balances with their instruments;
 # the ledger page (count, rows with instrument and batch); the unread notifications badge
 EXPECTED = 10
+
+
+def test_a_ledger_movement_links_its_facility_where_the_reader_may_open_it_and_names_who_made_it(client, eligible_client, officer):
+    from lending.collateral.custody import custody_pledge
+    from lending.collateral.models import Instrument
+    from tests.collateral.conftest import book_facility
+
+    facility = book_facility(eligible_client, holdings={"00005": 1000})
+    custody_pledge(client_id=eligible_client.pk, instrument_id=Instrument.objects.get(code="00005").pk, quantity="1000",
+                   facility_id=facility.pk, actor=eligible_client)
+    client.force_login(eligible_client)
+    ledger = client.get(URL).content.decode().split('data-testid="custody-entries"')[1].split("</table>")[0]
+    pledge = next(row for row in ledger.split("<tr>") if "Pledged to a facility" in row)
+    assert f'<a href="/lending/facilities/{facility.pk}/">{facility.reference}</a>' in pledge and ">You<" in pledge
+    client.force_login(officer)
+    ledger = client.get(f"/lending/staff/clients/{eligible_client.pk}/holdings/").content.decode().split('data-testid="custody-entries"')[1]
+    pledge = next(row for row in ledger.split("<tr>") if "Pledged to a facility" in row)
+    assert f'<a href="/lending/staff/facilities/{facility.pk}/">{facility.reference}</a>' in pledge and eligible_client.email in pledge
