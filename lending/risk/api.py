@@ -505,7 +505,7 @@ class StressPresetsApi(APIView):
 
     @extend_schema(responses=serializers.ListSerializer(child=serializers.DictField()), summary="Stress presets")
     def get(self, request):
-        return Response(selectors.PRESETS)
+        return Response(selectors.stress_presets())
 
 
 class StressReportListApi(APIView):

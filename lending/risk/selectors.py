@@ -2,7 +2,7 @@
 
 Public contracts other apps may call:
 ``facility_risk(facility_id=)``, ``facility_risk_for_client(user=, facility_id=)``, ``open_call_for_facility(facility_id=)``,
-``risk_numbers()``, ``board()``, ``stress_test(btc=, eth=, securities=)``.
+``risk_numbers()``, ``board()``, ``stress_presets()``, ``stress_test(btc=, eth=, securities=)``.
 """
 
 # ruff: noqa: S608 - SQL text here is built only from constants in this module; every value is a bound parameter.
@@ -46,8 +46,8 @@ DEFAULT_NUMBERS = {
     "quote_band_max": Decimal("0.2500"),
     "override_justification_level": Decimal("0.1000"),
 }
-PRESETS = [
-    {"key": "policy", "label": gettext_lazy("SMF monthly (BTC −50%, ETH −60%, securities −30%)"), "btc": "-0.50", "eth": "-0.60", "securities": "-0.30"},
+# The fixed scenarios of the stress page (shocks as fractions); the first preset is the risk policy's (``stress_presets``).
+FIXED_PRESETS = [
     {"key": "va_crash", "label": gettext_lazy("VA crash (BTC −50%, ETH −60%)"), "btc": "-0.50", "eth": "-0.60", "securities": "0"},
     {"key": "equity", "label": gettext_lazy("Equity crash (securities −30%)"), "btc": "0", "eth": "0", "securities": "-0.30"},
     {"key": "mild", "label": gettext_lazy("Bad week (BTC −15%, ETH −20%, securities −5%)"), "btc": "-0.15", "eth": "-0.20", "securities": "-0.05"},
@@ -610,19 +610,47 @@ def board(*, page: int = 1, page_size: int = 20, now=None) -> dict:
 _SHOCK_NAMES = {"btc": lambda: "BTC", "eth": lambda: "ETH", "securities": lambda: gettext("securities")}
 
 
-def stress_shocks_clean(*, btc, eth, securities) -> dict:
+def stress_presets() -> list[dict]:
+    """The stress scenarios offered to staff, shocks as fractions (text, as the API gives them). The first,
+    ``policy``, is the monthly SMF scenario of the risk policy in force, the one ``services.stress_monthly_report``
+    runs (the defaults until a risk policy is approved); then the fixed ones. One query."""
+    from .templatetags.risk_tags import shock
+
+    numbers = risk_numbers()
+    shocks = {name: str(numbers[f"stress_{name}_shock"]) for name in ("btc", "eth", "securities")}
+    named = {name: shock(value) for name, value in shocks.items()}
+    if numbers["version"]:
+        label = gettext("SMF monthly, risk policy v%(version)s (BTC %(btc)s, ETH %(eth)s, securities %(securities)s)") % (
+            named | {"version": numbers["version"]})
+    else:
+        label = gettext("SMF monthly, default scenario (BTC %(btc)s, ETH %(eth)s, securities %(securities)s)") % named
+    return [{"key": "policy", "label": label} | shocks, *FIXED_PRESETS]
+
+
+def stress_shocks_clean(*, btc, eth, securities, percent: bool = False) -> dict:
+    """The three shocks as fractions to 4 places, each between −1 and +1. ``percent``: given as percentages (the
+    stress page, like the policy form: -50 is a 50% fall); otherwise as fractions (the API: -0.50)."""
     clean = {}
     for name, value in (("btc", btc), ("eth", eth), ("securities", securities)):
         try:
-            number = Decimal(str(value if value not in (None, "") else 0))
+            number = Decimal(str(value if value not in (None, "") else 0).strip().removesuffix("%").strip() or 0)
         except (InvalidOperation, ValueError):
+            example = gettext("Enter a percentage such as -50.") if percent else gettext("Enter a number such as -0.50.")
             raise PortalError("validation_error", gettext("The %(name)s shock must be a number.") % {"name": _SHOCK_NAMES[name]()},
-                              {name: [gettext("Enter a number such as -0.50.")]}) from None
+                              {name: [example]}) from None
+        if number.is_finite() and percent:
+            number = number / 100
         if not number.is_finite() or number < -1 or number > 1:
             raise PortalError("validation_error", gettext("The %(name)s shock must be between −100%% and +100%%.") % {"name": _SHOCK_NAMES[name]()},
-                              {name: [gettext("Between -1 and 1.")]})
+                              {name: [gettext("Between -100 and 100.") if percent else gettext("Between -1 and 1.")]})
         clean[name] = number.quantize(Decimal("0.0001"))
     return clean
+
+
+def shock_as_percent(value) -> str:
+    """A shock given as a fraction, written as the stress page takes it: "-0.5000" → "-50", "-0.125" → "-12.5"."""
+    text = f"{(Decimal(str(value)) * 100).quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 20) -> dict:

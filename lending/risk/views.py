@@ -130,16 +130,18 @@ def call_detail(request, pk: int):
 @staff_required(Perm.STRESS_TEST_RUN)
 @checked_params
 def stress(request):
-    result, form = None, {"btc": "-0.50", "eth": "-0.60", "securities": "-0.30"}
-    preset = choice_param(request.GET, "preset", choices=[p["key"] for p in selectors.PRESETS]) or request.POST.get("preset")
-    for p in selectors.PRESETS:
-        if p["key"] == preset:
-            form = {"btc": p["btc"], "eth": p["eth"], "securities": p["securities"]}
+    # Shocks as percentages, as the policy form takes them; the form opens on the risk policy's monthly scenario.
+    presets = selectors.stress_presets()
+    result, form = None, None
+    preset = choice_param(request.GET, "preset", choices=[p["key"] for p in presets]) or request.POST.get("preset")
+    for p in presets:
+        if p["key"] == (preset or "policy"):
+            form = {k: selectors.shock_as_percent(p[k]) for k in ("btc", "eth", "securities")}
     if request.method == "POST" and not request.POST.get("preset"):
         form = {k: request.POST.get(k, "0") for k in ("btc", "eth", "securities")}
     if request.method == "POST" or request.GET.get("preset"):
         try:
-            shocks = selectors.stress_shocks_clean(**form)
+            shocks = selectors.stress_shocks_clean(**form, percent=True)
             if request.POST.get("save"):
                 report = services.stress_report_store(actor=request.user, btc_shock=shocks["btc"], eth_shock=shocks["eth"], securities_shock=shocks["securities"])
                 messages.success(request, _("The stress run is stored."))
@@ -147,7 +149,7 @@ def stress(request):
             result = selectors.stress_test(**shocks)
         except PortalError as exc:
             messages.error(request, exc.message)
-    return render(request, "risk/stress.html", {"result": result, "form": form, "presets": selectors.PRESETS})
+    return render(request, "risk/stress.html", {"result": result, "form": form, "presets": presets})
 
 
 @staff_required(Perm.STRESS_TEST_RUN)

@@ -170,7 +170,7 @@ def test_staff_pages_render_for_a_credit_manager(client, setup, credit_manager):
     client.force_login(credit_manager)
     for path in STAFF_PAGES:
         assert client.get(fmt(path, setup)).status_code == 200, path
-    response = client.post("/risk/stress/", {"btc": "-0.5", "eth": "-0.6", "securities": "-0.3"})
+    response = client.post("/risk/stress/", {"btc": "-50", "eth": "-60", "securities": "-30"})
     assert response.status_code == 200 and b"stress-summary" in response.content
 
 

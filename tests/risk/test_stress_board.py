@@ -90,7 +90,7 @@ PAGE_QUERIES = {
     # counted by state and by age in one grouped query)
     "/risk/board/": 20,
     "/risk/margin-calls/": 9,
-    "/risk/stress/?preset=policy": 12,
+    "/risk/stress/?preset=policy": 13,  # with the risk policy whose monthly scenario is the first preset
     "/risk/stress/reports/": 8,
     "/risk/prices/": 18,  # with the listed securities a desk quote or an override may price
 }

@@ -45,7 +45,7 @@ def test_stored_stress_reports_show_their_shocks_as_percentages(client, book, al
 def test_a_stress_run_shows_its_shocks_as_percentages(client, book, alice, officer):
     make_facility(alice, drawn="6000000", securities=(("10000000", "0.30"),), btc="2", eth="10")
     client.force_login(officer)
-    page = client.post("/risk/stress/", {"btc": "-0.50", "eth": "-0.60", "securities": "-0.30"}).content.decode()
+    page = client.post("/risk/stress/", {"btc": "-50", "eth": "-60", "securities": "-30"}).content.decode()
     by_asset = page[page.index("Exposure by collateral asset"):page.index("Exposure by client")]
     assert '<td class="num">-50%</td>' in by_asset and '<td class="num">-60%</td>' in by_asset and '<td class="num">-30%</td>' in by_asset
 
