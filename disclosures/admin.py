@@ -144,8 +144,8 @@ class DocumentVersionAdmin(_ServiceErrorMixin, admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:version_id>/publish/", view(self.publish_view), name="disclosures_documentversion_publish"),
-            path("<int:version_id>/withdraw/", view(self.withdraw_view), name="disclosures_documentversion_withdraw"),
+            path("<id:version_id>/publish/", view(self.publish_view), name="disclosures_documentversion_publish"),
+            path("<id:version_id>/withdraw/", view(self.withdraw_view), name="disclosures_documentversion_withdraw"),
             *super().get_urls(),
         ]
 

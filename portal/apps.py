@@ -30,7 +30,12 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.urls import register_converter
+
         from . import checks, navigation, panels  # noqa: F401  (checks registers itself)
+        from .converters import RecordIdConverter
+
+        register_converter(RecordIdConverter, "id")  # every record id in a URL (portal.converters)
         from .permissions import Perm
 
         # After every migrate: role groups carry exactly the permissions in

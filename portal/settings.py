@@ -368,6 +368,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Record ids in paths (portal.converters): integers a database key can hold.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
     # One schema name per choice set, so clients see e.g. ApplicationStateEnum rather than State2fcEnum.
     "ENUM_NAME_OVERRIDES": {
         "LanguageEnum": "portal.models.Language",

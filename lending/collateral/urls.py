@@ -6,6 +6,6 @@ app_name = "collateral"
 
 urlpatterns = [
     path("operations/", views.operations, name="operations"),
-    path("operations/batches/<int:pk>/", views.batch, name="batch"),
+    path("operations/batches/<id:pk>/", views.batch, name="batch"),
     path("instruments/", views.instruments, name="instruments"),
 ]

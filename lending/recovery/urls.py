@@ -6,10 +6,10 @@ app_name = "recovery"
 
 urlpatterns = [
     path("plans/", views.plans, name="plans"),
-    path("plans/<int:pk>/", views.plan_detail, name="plan"),
+    path("plans/<id:pk>/", views.plan_detail, name="plan"),
     path("collections/", views.collections, name="collections"),
-    path("debts/<int:pk>/", views.debt_detail, name="debt"),
+    path("debts/<id:pk>/", views.debt_detail, name="debt"),
     path("register/", views.register, name="register"),
     path("policy/", views.policy, name="policy"),
-    path("facility/<int:pk>/", views.client_facility, name="client-facility"),
+    path("facility/<id:pk>/", views.client_facility, name="client-facility"),
 ]
