@@ -22,6 +22,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 ZERO = Decimal("0")
@@ -516,7 +517,7 @@ class StepStatus(models.TextChoices):
 class StepOutcome(models.TextChoices):
     PASS = "pass", _("Passed")
     REFER = "refer", _("Refer")
-    FAIL = "fail", _("Failed")
+    FAIL = "fail", pgettext_lazy("review step", "Failed")
 
 
 class ReviewStep(models.Model):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from portal.exports import columns
@@ -151,7 +151,7 @@ def _call_columns():
         (_("Shortfall at opening (HKD)"), "shortfall_at_open"), (_("Shortfall now (HKD)"), "shortfall"),
         (_("Utilisation at opening"), "utilisation_at_open"), (_("Utilisation"), "utilisation"), (_("Breaches"), "breaches"),
         (_("Escalated"), "escalated_at"), (_("Escalation reason"), "escalation_reason", _named(_call_code)),
-        (_("Met"), "met_at"), (_("Met by"), "met_by", _named(_call_code)),
+        (pgettext_lazy("margin call", "Met"), "met_at"), (_("Met by"), "met_by", _named(_call_code)),
         (_("Resolution proposed"), "proposed_resolution", _named(_display("risk.MarginCall", "proposed_resolution"))),
         (_("Proposed by"), "proposed_by.email"),
         (_("Resolved by"), "resolved_by.email"), (_("Resolved"), "resolved_at"),

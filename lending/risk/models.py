@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from lending.models import MakerCheckerPolicy, PriceField
@@ -433,7 +434,7 @@ class CollateralTopUp(models.Model):
 
 class CallState(models.TextChoices):
     OPEN = "open", _("Open")
-    MET = "met", _("Met")
+    MET = "met", pgettext_lazy("margin call", "Met")
     ESCALATED = "escalated", _("Escalated to a credit manager")
     CLOSED_OUT = "closed_out", _("Closed out")
     WAIVED = "waived", _("Waived")

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext_lazy, pgettext_lazy
 from django.utils.translation import gettext as _
 
 from lending.inputs import (
@@ -74,7 +74,7 @@ CALL_EVENT_LABELS = {
     "risk.margin_call.breached_again": gettext_lazy("Crossed into margin call again"),
     "risk.margin_call.updated": gettext_lazy("Facility moved band"),
     "risk.margin_call.escalated": gettext_lazy("Escalated to the credit managers"),
-    "risk.margin_call.met": gettext_lazy("Met"),
+    "risk.margin_call.met": pgettext_lazy("margin call", "Met"),
     "risk.margin_call.resolution_proposed": gettext_lazy("Close-out or waiver proposed"),
     "risk.margin_call.resolution_rejected": gettext_lazy("Proposal sent back"),
     "risk.margin_call.closed_out": gettext_lazy("Close-out approved"),

@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from lending.models import MakerCheckerPolicy
@@ -499,7 +500,7 @@ class WithdrawalAddress(ConcurrentTransitionMixin, models.Model):
 
 class LimitChangeState(models.TextChoices):
     PROPOSED = "proposed", _("Awaiting a credit manager")
-    APPLIED = "applied", _("Applied")
+    APPLIED = "applied", pgettext_lazy("limit change", "Applied")
     REJECTED = "rejected", _("Rejected")
 
 

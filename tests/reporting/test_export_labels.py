@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tests.helpers import make_user
 from tests.reporting.conftest import make_facility
@@ -86,7 +87,7 @@ def test_margin_call_export_names_the_state_and_how_it_was_escalated_or_met_as_t
     client.force_login(_zh("credit_manager"))
     state, reason, met_by, proposed = _in("zh-hant", _("State"), _("Escalation reason"), _("Met by"), _("Resolution proposed"))
     lines = {r[state]: r for shown in ("", "met") for r in _csv(client.get(export.format("csv"), {"state": shown}))}
-    expected = _in("zh-hant", _("Escalated to a credit manager"), _("Met"), _("past the cure deadline"), _("Waive the call"),
+    expected = _in("zh-hant", _("Escalated to a credit manager"), pgettext_lazy("margin call", "Met"), _("past the cure deadline"), _("Waive the call"),
                    _("by a collateral top-up"))
     assert set(lines) == set(expected[:2]) and not set(lines) & {"escalated", "met"}
     assert (lines[expected[0]][reason], lines[expected[0]][proposed], lines[expected[1]][met_by]) == tuple(expected[2:])
