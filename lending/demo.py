@@ -25,7 +25,7 @@ from .models import AppState, FacilityApplication
 POLICY_V1 = {
     "btc_haircut": "0.60",
     "eth_haircut": "0.65",
-    "securities_haircuts": {"A": "0.30", "B": "0.50", "C": "0.70"},
+    "securities_haircuts": {"A": "0.30", "B": "0.50", "C": "0.70", "E": "0.25"},
     "va_max_share": "0.40",
     "price_max_age_minutes": 15,
     "officer_authority_default": "5000000",

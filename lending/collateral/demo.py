@@ -142,7 +142,7 @@ def seed(stdout) -> None:
     lending_services.policy_approve(actor=manager, policy_id=proposed.pk, note="Approved: concentration.")
     # And one awaiting approval, with its preview on the policy page.
     lending_services.policy_propose(actor=officer, reason="Proposal: class B haircut to 60%.",
-                                    numbers=POLICY_V1 | {"securities_haircuts": {"A": "0.30", "B": "0.60", "C": "0.70"},
+                                    numbers=POLICY_V1 | {"securities_haircuts": {"A": "0.30", "B": "0.60", "C": "0.70", "E": "0.25"},
                                                          "marginable": {"entries": {"00700": "0.45"}}})
     _security_overrides(manager)
     stdout.write(f"  collateral: back-office key {key.prefix}; {ImportBatch.objects.filter(status='applied').count()} batches applied, "

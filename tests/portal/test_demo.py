@@ -99,3 +99,18 @@ def test_demo_totp_prints_a_working_code_in_demo_mode_only(settings, client):
     settings.DEMO = False
     with pytest.raises(CommandError):
         call_command("demo_totp", "officer@demo.vamargin.hk", stdout=io.StringIO())
+
+
+def test_the_demo_policy_makes_every_class_of_the_instrument_master_marginable(settings):
+    """The demo's policy gave the ETFs' class E no haircut, so the Tracker Fund (02800) and its peers, pledged by
+    demo clients, counted for nothing, which no broker's book would show."""
+    from lending import selectors as lending_selectors
+    from lending.collateral.selectors import classes_without_haircut
+    from lending.models import CollateralPosition
+
+    settings.DEMO = True
+    _seed()
+    policy = lending_selectors.policy_current()
+    assert classes_without_haircut(policy=policy) == []
+    etfs = CollateralPosition.objects.filter(instrument__margin_class="E", facility__state="active")
+    assert etfs.exists() and all(p.haircut < 1 for p in etfs)
