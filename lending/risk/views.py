@@ -131,12 +131,10 @@ def call_detail(request, pk: int):
 @checked_params
 def stress(request):
     # Shocks as percentages, as the policy form takes them; the form opens on the risk policy's monthly scenario.
-    presets = selectors.stress_presets()
-    result, form = None, None
-    preset = choice_param(request.GET, "preset", choices=[p["key"] for p in presets]) or request.POST.get("preset")
-    for p in presets:
-        if p["key"] == (preset or "policy"):
-            form = {k: selectors.shock_as_percent(p[k]) for k in ("btc", "eth", "securities")}
+    presets = {p["key"]: p for p in selectors.stress_presets()}
+    preset = choice_param(request.GET, "preset", choices=list(presets)) or request.POST.get("preset")
+    chosen = presets.get(preset) or presets["policy"]
+    result, form = None, {k: selectors.shock_as_percent(chosen[k]) for k in ("btc", "eth", "securities")}
     if request.method == "POST" and not request.POST.get("preset"):
         form = {k: request.POST.get(k, "0") for k in ("btc", "eth", "securities")}
     if request.method == "POST" or request.GET.get("preset"):
@@ -149,7 +147,7 @@ def stress(request):
             result = selectors.stress_test(**shocks)
         except PortalError as exc:
             messages.error(request, exc.message)
-    return render(request, "risk/stress.html", {"result": result, "form": form, "presets": presets})
+    return render(request, "risk/stress.html", {"result": result, "form": form, "presets": list(presets.values())})
 
 
 @staff_required(Perm.STRESS_TEST_RUN)

@@ -76,3 +76,9 @@ def test_the_monthly_preset_reads_in_chinese(client, book, officer, policy_in_fo
     page = client.get("/risk/stress/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
     assert f"風險政策第 {policy_in_force.version} 版（BTC -70%、ETH -65%、證券 -25%）" in page
     assert "衝擊以百分比表示" in page and "SMF monthly" not in page
+
+
+def test_an_unknown_preset_posted_runs_the_monthly_scenario(client, book, officer):
+    client.force_login(officer)
+    page = client.post("/risk/stress/", {"preset": "bogus"})
+    assert page.status_code == 200 and 'name="btc" value="-50"' in page.content.decode()
