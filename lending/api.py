@@ -26,6 +26,7 @@ from .models import (
     FacilityTransaction,
     Price,
     ReviewStep,
+    WatchListCategory,
     WatchListEntry,
     client_decline_reasons,
 )
@@ -838,7 +839,7 @@ class StaffWatchListApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         aliases = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-        category = serializers.CharField(required=False, max_length=40, default="sanctions")
+        category = serializers.ChoiceField(choices=WatchListCategory.choices, required=False, default=WatchListCategory.SANCTIONS)
         note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
     @extend_schema(responses=WatchListSerializer(many=True))

@@ -230,12 +230,25 @@ class CurrentPrice(models.Model):
         return f"{self.asset} HK${self.price_hkd}"
 
 
+class WatchListCategory(models.TextChoices):
+    """The lists a watch-list name comes from; each page and the credit review's reasons name them in words."""
+
+    SANCTIONS = "sanctions", _("sanctions list")
+    PEP = "pep", _("politically exposed person")
+    INTERNAL = "internal", _("internal list")
+
+
+def watchlist_category_label(code: str) -> str:
+    """A category in the reader's language (a value stored before the categories were closed: as it is)."""
+    return str(dict(WatchListCategory.choices).get(code, code))
+
+
 class WatchListEntry(models.Model):
     """A name to screen applicants against (sanctions, PEP, internal). Deactivated, never deleted."""
 
     name = models.CharField(_("name"), max_length=200)
     aliases = models.TextField(_("other names (one per line)"), blank=True)
-    category = models.CharField(_("category"), max_length=40, default="sanctions")
+    category = models.CharField(_("category"), max_length=40, choices=WatchListCategory.choices, default=WatchListCategory.SANCTIONS)
     note = models.TextField(_("note"), blank=True)
     active = models.BooleanField(default=True)
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")

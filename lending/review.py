@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from .models import CollateralKind, StepCode, StepOutcome
+from .models import CollateralKind, StepCode, StepOutcome, watchlist_category_label
 from .valuation import ZERO, money, value_collateral
 
 
@@ -572,7 +572,8 @@ def step_screening(ctx: ReviewContext) -> StepResult:
         # A possible match refers the case to the officer; screening never declines by itself.
         return StepResult(
             StepOutcome.REFER,
-            [say("screening.possible_match", client=h["client_name"], listed=h["listed_name"], category=h["category"],
+            [say("screening.possible_match", client=h["client_name"], listed=h["listed_name"],
+                 category=in_every_language(lambda h=h: watchlist_category_label(h["category"])),
                  score=str(h["score"])) for h in hits[:5]],
             inputs,
             {"hits": hits[:20]},

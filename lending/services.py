@@ -48,6 +48,7 @@ from .models import (
     StepOutcome,
     StepStatus,
     TxnKind,
+    WatchListCategory,
     WatchListEntry,
 )
 from .review import STEPS, ReviewContext, TransientReviewError
@@ -310,7 +311,11 @@ def watchlist_add(*, actor, name: str, aliases: str = "", category: str = "sanct
     ensure_staff_permission(actor=actor, perm=Perm.WATCHLIST_MANAGE)
     if not (name or "").strip():
         raise PortalError("validation_error", _("A name is required."), {"name": [_("Required.")]})
-    entry = WatchListEntry.objects.create(name=name.strip()[:200], aliases=aliases.strip(), category=(category or "sanctions")[:40], note=note, added_by=actor)
+    category = category or WatchListCategory.SANCTIONS
+    if category not in WatchListCategory.values:
+        raise PortalError("validation_error", _("Choose the list the name comes from."),
+                          {"category": [_("One of: %(codes)s.") % {"codes": ", ".join(WatchListCategory.values)}]})
+    entry = WatchListEntry.objects.create(name=name.strip()[:200], aliases=aliases.strip(), category=category, note=note, added_by=actor)
     audit_log(actor=actor, action="lending.watchlist.added", obj=entry, after=snapshot(entry, ("name", "aliases", "category", "note")))
     return entry
 

@@ -33,7 +33,9 @@ from .models import (
     FacilityApplication,
     FacilityState,
     Recommendation,
+    WatchListCategory,
     client_decline_reasons,
+    watchlist_category_label,
 )
 from .valuation import policy_numbers
 
@@ -312,12 +314,23 @@ def _evidence_words(snap: dict) -> dict:
 
 
 # The second approval's reasons as the approval stored them (English, with figures) → a sentence in the reader's language.
+_OVERRIDES = r"^overrides the review's recommendation to (.+)$"
 SECOND_APPROVAL_REASONS = [
     (r"^limit HK\$([\d,.]+) above the officer's authority of HK\$([\d,.]+)$",
      gettext_lazy("the limit of HK$%(a)s is above the approving officer's authority of HK$%(b)s")),
-    (r"^overrides the review's recommendation to (.+)$", gettext_lazy("it overrides the credit review's recommendation (%(a)s)")),
+    (_OVERRIDES, gettext_lazy("it overrides the credit review's recommendation (%(a)s)")),
     (r"^limit above the recommended HK\$([\d,.]+)$", gettext_lazy("the limit is above the recommended HK$%(a)s")),
 ]
+
+
+def _recommendation_named(english: str) -> str:
+    """A recommendation as the stored reason names it (its English label, lower case) in the reader's language."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        values = {str(label).lower(): value for value, label in Recommendation.choices}
+    value = values.get(english.strip().lower())
+    return str(Recommendation(value).label).lower() if value else english
 
 
 def second_approval_reasons(reasons) -> list[str]:
@@ -329,6 +342,8 @@ def second_approval_reasons(reasons) -> list[str]:
             m = re.match(pattern, str(reason))
             if m:
                 groups = m.groups()
+                if pattern == _OVERRIDES:
+                    groups = (_recommendation_named(groups[0]),)
                 out.append(str(text) % {"a": groups[0], "b": groups[1] if len(groups) > 1 else ""})
                 break
         else:
@@ -556,7 +571,7 @@ def watchlist(request):
             _fail(request, exc)
         return redirect("lending:watchlist")
     page = Paginator(selectors.watchlist(include_inactive=True), 100).get_page(page_param(request.GET))
-    return render(request, "lending/watchlist.html", {"page": page})
+    return render(request, "lending/watchlist.html", {"page": page, "categories": WatchListCategory.choices})
 
 
 @staff_required(Perm.SCREENING_REVIEW)
@@ -579,5 +594,6 @@ def screening(request):
     status = choice_param(request.GET, "status", choices=("pending", "cleared", "confirmed"), default="pending")
     page = Paginator(selectors.screening_hits(status=status), 50).get_page(page_param(request.GET))
     steps = selectors.screening_steps(applications=page.object_list)
-    rows = [(app, (steps.get(app.pk).result or {}).get("hits", []) if steps.get(app.pk) else []) for app in page.object_list]
+    rows = [(app, [h | {"category": watchlist_category_label(h.get("category", ""))} for h in (steps.get(app.pk).result or {}).get("hits", [])]
+             if steps.get(app.pk) else []) for app in page.object_list]
     return render(request, "lending/screening.html", {"page": page, "rows": rows, "status": status})

@@ -72,7 +72,7 @@ DATA_FIELDS = {
     "lending.Facility": ["suspended_reason", "conditions"],
     "servicing.FacilityTerms": ["tier"],  # pricing-tier names as the rates policy names them
     "lending.FacilityTransaction": ["reference", "narrative"],
-    "lending.FacilityApplication": ["purpose", "conditions"],
+    "lending.FacilityApplication": ["purpose", "conditions", "screening_note"],  # compliance's note on a screening match
     "onboarding.PIAttestation": ["decision_reason", "return_questions"],
     "onboarding.PerpetualsAccessRequest": ["decision_reason", "lapse_reason"],
     "disclosures.Serving": ["user_agent"],
