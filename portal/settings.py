@@ -380,6 +380,8 @@ SPECTACULAR_SETTINGS = {
         "KnowledgeBasisEnum": "onboarding.models.KnowledgeBasis",
         "EvidenceKindEnum": "onboarding.models.EvidenceKind",
         "VersionStatusEnum": "disclosures.models.VersionStatus",
+        "WatchListCategoryEnum": "lending.models.WatchListCategory",
+        "PICategoryEnum": "onboarding.models.PICategory",
         "ApplicationStateEnum": "lending.models.AppState",
         "FacilityStateEnum": "lending.models.FacilityState",
         "CollateralKindEnum": "lending.models.CollateralKind",
