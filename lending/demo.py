@@ -74,6 +74,7 @@ WATCH_LIST = [
     ("PETROV, Ivan Sergeyevich", "Ivan Petrov", "sanctions"),
     ("LAZARUS GROUP", "Hidden Cobra", "sanctions"),
     ("HO, Wing Kei", "", "pep"),
+    ("KOVALENKO, Dmytro", "D. Kovalenko", "internal"),  # the firm's own list (a former client it will not onboard again)
 ]
 
 

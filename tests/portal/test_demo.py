@@ -114,3 +114,7 @@ def test_the_demo_policy_makes_every_class_of_the_instrument_master_marginable(s
     assert classes_without_haircut(policy=policy) == []
     etfs = CollateralPosition.objects.filter(instrument__margin_class="E", facility__state="active")
     assert etfs.exists() and all(p.haircut < 1 for p in etfs)
+    # The same seeded book: its watch list names a name from each kind of list.
+    from lending.models import WatchListCategory, WatchListEntry
+
+    assert set(WatchListEntry.objects.values_list("category", flat=True)) == set(WatchListCategory.values)
