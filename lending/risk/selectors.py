@@ -648,9 +648,11 @@ def stress_shocks_clean(*, btc, eth, securities, percent: bool = False) -> dict:
 
 
 def shock_as_percent(value) -> str:
-    """A shock given as a fraction, written as the stress page takes it: "-0.5000" → "-50", "-0.125" → "-12.5"."""
-    text = f"{(Decimal(str(value)) * 100).quantize(Decimal('0.01')):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """A shock given as a fraction, written as the stress page takes it: "-0.5000" → "-50", "-0.125" → "-12.5"
+    (the stress pages' percentage, ``risk_tags.shock``, without the "%")."""
+    from .templatetags.risk_tags import shock
+
+    return shock(value).removesuffix("%")
 
 
 def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 20) -> dict:
