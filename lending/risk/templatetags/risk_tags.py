@@ -11,9 +11,11 @@ from .. import selectors
 register = template.Library()
 
 
-@register.inclusion_tag("risk/_facility_risk.html")
-def facility_risk_panel(facility):
-    return {"risk": selectors.facility_risk(facility_id=facility.pk) if facility and facility.pk else None}
+@register.inclusion_tag("risk/_facility_risk.html", takes_context=True)
+def facility_risk_panel(context, facility):
+    # The page's CSP nonce goes with the panel: its inline styles are refused without it.
+    return {"risk": selectors.facility_risk(facility_id=facility.pk) if facility and facility.pk else None,
+            "csp_nonce": context.get("csp_nonce")}
 
 
 # Codes stored by the set-based SQL, shown in words (in the viewer's language).
