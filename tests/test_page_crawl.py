@@ -1,10 +1,12 @@
-"""Every inline style and script a page sends carries that response's nonce.
+"""Pages as their readers follow them: every link a page shows opens for its reader, and every inline
+style and script a page sends carries that response's nonce.
 
 The template check in ``test_csp.py`` sees that each ``<style>``/``<script>`` is written with
 ``nonce="{{ csp_nonce }}"``; it cannot see a fragment rendered without the request's context (an
 inclusion tag without ``takes_context``), where the nonce comes out empty and the browser drops
 the style. Here the demo is crawled as a client and as each staff role, following the pages' own
-links, and every inline element of every page is compared with the nonce in its policy header.
+links: a link that answers 403 is a page offering what its reader may not do, and every inline
+element of every page is compared with the nonce in its policy header.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ PAGES_PER_ROLE, PER_ROUTE = 90, 2
 
 
 def _crawl(client: Client, start: str) -> list[tuple[str, str]]:
-    """(path, problem) for every inline element whose nonce is not the response's."""
-    seen, per_route, queue, problems = set(), Counter(), [start], []
+    """(path, problem) for every link refused to the reader and every inline element whose nonce is not the response's."""
+    seen, per_route, queue, problems, linked_from = set(), Counter(), [start], [], {}
     while queue and len(seen) < PAGES_PER_ROLE:
         path = queue.pop(0)
         if path in seen or _SKIP.search(path):
@@ -45,6 +47,8 @@ def _crawl(client: Client, start: str) -> list[tuple[str, str]]:
         seen.add(path)
         per_route[route] += 1
         response = client.get(path)
+        if response.status_code == 403:
+            problems.append((path, f"refused (403), linked from {linked_from.get(path)}"))
         if response.status_code != 200 or response.streaming or "text/html" not in response.get("Content-Type", ""):
             continue
         html = response.content.decode()
@@ -55,12 +59,15 @@ def _crawl(client: Client, start: str) -> list[tuple[str, str]]:
             nonce = re.search(r'nonce="([^"]*)"', attrs)
             if not header or not nonce or nonce.group(1) != header.group(1):
                 problems.append((path, f"<{tag}{attrs}>"))
-        queue.extend(href for href in _HREF.findall(html) if href not in seen)
+        for href in _HREF.findall(html):
+            if href not in seen:
+                queue.append(href)
+                linked_from.setdefault(href, path)
     assert len(seen) > 10, f"the crawl from {start} reached only {sorted(seen)}"
     return problems
 
 
-def test_every_inline_style_and_script_carries_the_responses_nonce():
+def test_every_link_opens_for_its_reader_and_every_inline_element_carries_the_nonce():
     call_command("seed_demo", stdout=io.StringIO())
     problems = []
     for email, start in [("lee.kaying@demo.vamargin.hk", "/dashboard/"), ("officer@demo.vamargin.hk", "/workbench/"),
