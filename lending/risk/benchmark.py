@@ -428,21 +428,29 @@ def _report(stdout, out: dict, *, facilities: int, holders: int) -> None:
                  f"{_count('risk_margincall'):,} margin calls after the run")
     lines, ok = [], []  # ok: (target, met)
 
-    def case(label, target, r, limit, floor_ratio):
+    def case(label, target, r, limit, floor_ratio, *, any_size=False):
         if r is None:
             ok.append((target, None))
             lines.append(f"{label}: not timed in this run (--cases)")
             return
         ratio = r["median"] / r["floor"] if r["floor"] else float("inf")
         met = r["median"] < limit and (floor_ratio is None or ratio <= floor_ratio)
+        figures = (f"{label}: median {r['median'] * 1000:.1f} ms (min {min(r['times']) * 1000:.1f}, max {max(r['times']) * 1000:.1f}); "
+                   f"floor {r['floor'] * 1000:.1f} ms → {ratio:.2f}× floor; {r['affected']:,} facilities affected; "
+                   f"band changes median {statistics.median(r['changes']):,.0f}")
+        if not any_size and n != BASELINE:
+            # The issue sets these for a book of 100,000 facilities; at another size the tick touches a different number
+            # of facilities, so its figure is information here, not a verdict (the growth figure is the larger book's).
+            lines.append(f"{figures}; its target (< {limit * 1000:.0f} ms" + (f", ≤ {floor_ratio:.0f}× floor" if floor_ratio else "")
+                         + f") is set for a {BASELINE:,}-facility book: information at this size")
+            return
         ok.append((target, met))
-        lines.append(f"{label}: median {r['median'] * 1000:.1f} ms (min {min(r['times']) * 1000:.1f}, max {max(r['times']) * 1000:.1f}); "
-                     f"floor {r['floor'] * 1000:.1f} ms → {ratio:.2f}× floor; {r['affected']:,} facilities affected; "
-                     f"band changes median {statistics.median(r['changes']):,.0f}; target < {limit * 1000:.0f} ms"
-                     + (f", ≤ {floor_ratio:.0f}× floor" if floor_ratio else "") + (" — met" if met else " — NOT met"))
+        lines.append(f"{figures}; target < {limit * 1000:.0f} ms" + (f", ≤ {floor_ratio:.0f}× floor" if floor_ratio else "")
+                     + (" — met" if met else " — NOT met"))
 
     case("(a) BTC/ETH move", "BTC < 0.5 s and ≤ 2× floor", btc, 0.5, 2)
-    case(f"(b) one security ({SPECIAL}, {holders:,} holders)", "one security < 50 ms", one, 0.05, None)
+    # The same 1,000 holders at any size: its target holds whatever the book (the growth figure compares the two).
+    case(f"(b) one security ({SPECIAL}, {holders:,} holders)", "one security < 50 ms", one, 0.05, None, any_size=True)
     case("(c) end of day, every security", "end of day < 2 s and ≤ 2× floor", eod, 2.0, 2)
     if eod is not None and eod.get("write_floor") is not None:
         least = eod["floor"] + eod["write_floor"]

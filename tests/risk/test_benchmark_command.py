@@ -64,3 +64,35 @@ def test_statement_counts_are_compared_only_between_ticks_that_changed_the_same_
     assert statements_by_size({"one": {10_000: {"bands": 22}, 1_000_000: {"bands": 23}}})[1] is False
     # Nothing done alike at two sizes: not measured, never reported as met.
     assert statements_by_size({"one": {10_000: {"nothing": 15}, 1_000_000: {"bands": 22}}})[1] is None
+
+
+def _report_of(facilities: int) -> str:
+    import io
+
+    from lending.risk import benchmark
+
+    tick = {"times": [1.5, 1.6, 1.7], "median": 1.6, "floor": 3.8, "affected": 200_000, "changes": [4000], "statements": {}}
+    out = {"btc": tick, "one": tick | {"times": [0.018], "median": 0.018, "floor": 0.009, "affected": 1000},
+           "eod": tick | {"median": 15.5, "floor": 7.8}, "naive_per": 0.0008, "baseline_one": 0.027, "peak_mb": 272,
+           "load": "1", "load_end": "2", "statements": {}}
+    stream = io.StringIO()
+
+    class Out:
+        def write(self, text):
+            stream.write(text + "\n")
+
+    with mock.patch.object(benchmark, "_count", return_value=0):
+        benchmark._report(Out(), out, facilities=facilities, holders=1000)
+    return stream.getvalue()
+
+
+def test_the_time_targets_set_for_a_100000_facility_book_judge_only_that_book():
+    """At 1,000,000 facilities the BTC and end-of-day ticks touch ten times the facilities: their figures are printed
+    as information, and the verdict is about the targets that apply there (growth, the single security, memory, …)."""
+    large = _report_of(1_000_000)
+    assert "set for a 100,000-facility book: information at this size" in large
+    verdict = large.strip().splitlines()[-1]
+    assert "BTC" not in verdict and "end of day" not in verdict and "growth ≤ 1.5×" in verdict
+    at_size = _report_of(100_000)
+    assert "information at this size" not in at_size
+    assert "missed BTC < 0.5 s and ≤ 2× floor; end of day < 2 s and ≤ 2× floor" in at_size.strip().splitlines()[-1]
