@@ -5,7 +5,8 @@ The template check in ``test_csp.py`` sees that each ``<style>``/``<script>`` is
 ``nonce="{{ csp_nonce }}"``; it cannot see a fragment rendered without the request's context (an
 inclusion tag without ``takes_context``), where the nonce comes out empty and the browser drops
 the style. Here the demo is crawled as a client and as each staff role, following the pages' own
-links: a link that answers 403 is a page offering what its reader may not do, and every inline
+links: a link that answers 403 is a page offering what its reader may not do, one that answers 404 (or
+matches no route) a broken link, and every inline
 element of every page is compared with the nonce in its policy header.
 """
 
@@ -41,14 +42,15 @@ def _crawl(client: Client, start: str) -> list[tuple[str, str]]:
         try:
             route = resolve(path).route
         except Resolver404:
+            problems.append((path, f"no such page, linked from {linked_from.get(path)}"))
             continue
         if per_route[route] >= PER_ROUTE:
             continue
         seen.add(path)
         per_route[route] += 1
         response = client.get(path)
-        if response.status_code == 403:
-            problems.append((path, f"refused (403), linked from {linked_from.get(path)}"))
+        if response.status_code in (403, 404):
+            problems.append((path, f"answers {response.status_code}, linked from {linked_from.get(path)}"))
         if response.status_code != 200 or response.streaming or "text/html" not in response.get("Content-Type", ""):
             continue
         html = response.content.decode()
