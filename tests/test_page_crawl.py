@@ -5,9 +5,9 @@ The template check in ``test_csp.py`` sees that each ``<style>``/``<script>`` is
 ``nonce="{{ csp_nonce }}"``; it cannot see a fragment rendered without the request's context (an
 inclusion tag without ``takes_context``), where the nonce comes out empty and the browser drops
 the style. Here the demo is crawled as a client and as each staff role, following the pages' own
-links: a link that answers 403 is a page offering what its reader may not do, one that answers 404 (or
-matches no route) a broken link, and every inline
-element of every page is compared with the nonce in its policy header.
+links: a link that answers 403 is a page offering what its reader may not do, one that answers 404
+(or matches no route) a broken link, and every inline element of every page is compared with the
+nonce in its policy header.
 """
 
 from __future__ import annotations
