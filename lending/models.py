@@ -571,6 +571,10 @@ class FacilityState(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
+# A facility valued at the current prices on its pages (lending.risk.selectors.facility_risk): an open one.
+LIVE_STATES = (FacilityState.ACTIVE, FacilityState.SUSPENDED)
+
+
 class Band(models.TextChoices):
     HEALTHY = "healthy", _("Healthy")
     WATCH = "watch", _("Watch")
@@ -619,6 +623,11 @@ class Facility(ConcurrentTransitionMixin, models.Model):
     @property
     def reference(self) -> str:
         return f"FAC-{self.pk:06d}" if self.pk else "FAC-new"
+
+    @property
+    def valued_live(self) -> bool:
+        """The pages show (and poll) this facility's live valuation: while it is open (``LIVE_STATES``)."""
+        return self.state in LIVE_STATES
 
     @property
     def available(self) -> Decimal:

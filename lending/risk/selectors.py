@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
 from lending import valuation
-from lending.models import Band, PolicyStatus
+from lending.models import LIVE_STATES, Band, PolicyStatus
 from portal.errors import PortalError
 
 from . import book
@@ -93,6 +93,14 @@ def _pct(level) -> str:
     return f"{level * 100:.0f}%"
 
 
+def _open_facilities_sql(where: str) -> tuple[str, dict]:
+    """The engine's valuation SQL over open facilities (``lending.models.LIVE_STATES``: active or suspended), not
+    the active ones alone the ticks band; with the parameters naming the states."""
+    states = {f"live{i}": str(state) for i, state in enumerate(LIVE_STATES)}
+    sql = book.live_sql(where).replace("WHERE f.state = %(active)s", f"WHERE f.state IN ({', '.join(f'%({k})s' for k in states)})", 1)
+    return sql, states
+
+
 def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | None:
     """Live valuation of one facility at the current prices, its distance to a margin call and its open call.
 
@@ -103,8 +111,8 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
         return None
     scenario = book.Scenario.current(policy=policy, prices=prices)
     where = "AND f.id = %(fid)s" + (" AND f.client_id = %(cid)s" if client_id is not None else "")
-    sql = book.live_sql(where).replace("WHERE f.state = %(active)s", "WHERE f.state IN (%(active)s, 'suspended')", 1)
-    rows = book.fetch(f"SELECT * FROM ({sql}) v", scenario.params() | {"fid": facility_id, "cid": client_id})
+    sql, states = _open_facilities_sql(where)
+    rows = book.fetch(f"SELECT * FROM ({sql}) v", scenario.params() | states | {"fid": facility_id, "cid": client_id})
     if not rows:
         return None
     row = rows[0]
@@ -160,7 +168,8 @@ def _live_rows(*, policy, prices, facility_ids: list[int], client_id: int | None
     scenario = book.Scenario.current(policy=policy, prices=prices)
     names = {f"f{i}": int(fid) for i, fid in enumerate(facility_ids)}
     where = f"AND f.id IN ({', '.join('%(' + k + ')s' for k in names)})" + (" AND f.client_id = %(cid)s" if client_id is not None else "")
-    sql = book.live_sql(where).replace("WHERE f.state = %(active)s", "WHERE f.state IN (%(active)s, 'suspended')", 1)
+    sql, states = _open_facilities_sql(where)
+    names |= states
     btc, eth = Decimal(prices.get("BTC") or 0), Decimal(prices.get("ETH") or 0)
     haircuts = {"BTC": policy.va_haircut("BTC"), "ETH": policy.va_haircut("ETH")}
     result = {}

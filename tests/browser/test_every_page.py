@@ -1,5 +1,6 @@
 """Every page each demo user can reach, walked in Chromium: it fits a 390 px phone, axe-core finds no
-serious or critical violation, and in Traditional Chinese no English UI text is left.
+serious or critical violation, the browser reports no script or console error while it loads (a
+style refused by the CSP, a resource that fails), and in Traditional Chinese no English UI text is left.
 
 The demo data is the richest set of states the portal has (fully onboarded, mid-way and new clients,
 facilities in every band, open margin calls, statements, complaints), so the walk is over it.
@@ -108,6 +109,7 @@ def test_every_client_page_fits_a_phone_and_has_no_serious_axe_violation(browser
             problems.append(f"{record.url}: {record.scroll_width}px wide at {record.viewport}px — {walk.overflowing(page)}")
         for violation in walk.axe_violations(page, record):
             problems.append(f"{record.url}: {violation}")
+        problems.extend(f"{record.url}: {error}" for error in record.errors)
 
     visits = _walk_all(browser, live_server, CLIENTS, viewport=walk.PHONE, language="en", visit=check)
     routes = {v.route for v in visits}
@@ -154,6 +156,7 @@ def test_staff_pages_have_no_serious_axe_violation_and_the_audit_trail_fits_a_de
             problems.append(f"{record.url}: {record.scroll_width}px wide at {record.viewport}px — {walk.overflowing(page)}")
         for violation in walk.axe_violations(page, record):
             problems.append(f"{record.url}: {violation}")
+        problems.extend(f"{record.url}: {error}" for error in record.errors)
 
     visits = _walk_all(browser, live_server, STAFF, viewport=walk.DESKTOP, language="en", visit=check)
     assert "audit-trail" in {v.route for v in visits}

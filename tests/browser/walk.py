@@ -36,6 +36,9 @@ class Visit:
     viewport: int = 0
     violations: list[str] = field(default_factory=list)
     english: list[str] = field(default_factory=list)
+    # What the browser reported while the page loaded: script errors, console errors (a refused inline
+    # style or script, a resource that failed to load).
+    errors: list[str] = field(default_factory=list)
 
 
 def route_of(path: str) -> str | None:
@@ -66,27 +69,51 @@ def walk(page, start: str, *, seen_routes: set | None = None, limit: int = 80, v
     shared between walks skips patterns another user's walk already covered."""
     seen_routes = set() if seen_routes is None else seen_routes
     queue, seen_urls, visits = [start], set(), []
-    while queue and len(visits) < limit:
-        url = queue.pop(0)
-        if url in seen_urls:
-            continue
-        seen_urls.add(url)
-        route = route_of(urlsplit(url).path)
-        # The start page is always loaded for its links, even when another user's walk measured it.
-        if route is None or (route in seen_routes and url != start):
-            continue
-        response = page.goto(url)
-        if response is None or "text/html" not in (response.headers.get("content-type") or ""):
-            continue
-        page.wait_for_load_state("load")
-        if route not in seen_routes:
-            seen_routes.add(route)
-            csp = response.headers.get("content-security-policy") or ""
-            record = Visit(url=url, route=route, status=response.status, sandboxed="sandbox" in csp and "allow-scripts" not in csp)
-            if visit is not None:
-                visit(page, record)
-            visits.append(record)
-        queue.extend(link for link in page_links(page) if link not in seen_urls)
+    errors: list[str] = []
+
+    def on_console(message):
+        # A resource that failed is reported with its address by on_response.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(f"console: {message.text}")
+
+    def on_response(response):
+        if response.status >= 400:
+            errors.append(f"{response.status} from {response.url}")
+
+    def on_page_error(error):
+        errors.append(f"script: {error}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    page.on("response", on_response)
+    try:
+        while queue and len(visits) < limit:
+            url = queue.pop(0)
+            if url in seen_urls:
+                continue
+            seen_urls.add(url)
+            route = route_of(urlsplit(url).path)
+            # The start page is always loaded for its links, even when another user's walk measured it.
+            if route is None or (route in seen_routes and url != start):
+                continue
+            errors.clear()
+            response = page.goto(url)
+            if response is None or "text/html" not in (response.headers.get("content-type") or ""):
+                continue
+            page.wait_for_load_state("load")
+            if route not in seen_routes:
+                seen_routes.add(route)
+                csp = response.headers.get("content-security-policy") or ""
+                record = Visit(url=url, route=route, status=response.status, sandboxed="sandbox" in csp and "allow-scripts" not in csp)
+                record.errors = list(errors)
+                if visit is not None:
+                    visit(page, record)
+                visits.append(record)
+            queue.extend(link for link in page_links(page) if link not in seen_urls)
+    finally:
+        page.remove_listener("console", on_console)
+        page.remove_listener("pageerror", on_page_error)
+        page.remove_listener("response", on_response)
     return visits
 
 

@@ -1,0 +1,27 @@
+"""A facility page asks for live figures only while the engine values the facility: a closed facility has
+none (the live endpoint answers 404 for it), so its page must not poll that endpoint every five seconds."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from lending.models import Facility
+
+from .conftest import make_facility
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("state", ["active", "suspended", "closed"])
+def test_a_facility_page_polls_live_figures_only_while_the_facility_is_valued(client, book, alice, officer, state):
+    facility = make_facility(alice, officer=officer, state="suspended" if state == "suspended" else "active")
+    if state == "closed":
+        Facility.objects.filter(pk=facility.pk).update(state="closed", closed_at=timezone.now())
+    live = f"/risk/facility/{facility.pk}/live/"
+    for user, page in [(alice, f"/lending/facilities/{facility.pk}/"), (officer, f"/lending/staff/facilities/{facility.pk}/")]:
+        client.force_login(user)
+        response = client.get(page)
+        assert response.status_code == 200, page
+        polled = f'data-live-url="{live}"' in response.content.decode()
+        assert polled == (client.get(live).status_code == 200) == (state != "closed"), (page, state)
