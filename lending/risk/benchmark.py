@@ -458,6 +458,15 @@ def _report(stdout, out: dict, *, facilities: int, holders: int) -> None:
                      f"{(eod['median'] - eod['sums']) * 1000:.1f} ms banding the candidates and recording what changed, with the commit "
                      f"(medians); a bare write of each affected facility's sums row once takes {eod['write_floor'] * 1000:.1f} ms, so "
                      f"floor + that write = {least * 1000:.1f} ms → the tick is {eod['median'] / least:.2f}× it (information, no target)")
+        # What the tick must do beyond valuing the book: record the band changes, warnings and calls, their audit rows,
+        # and commit. Within 2× the floor the valuation (the floor's own work, and the sums' write) would have the rest.
+        rest = eod["median"] - eod["sums"]
+        room = 2 * eod["floor"] - rest
+        lines.append(f"    banding the candidates and recording what changed take {rest * 1000:.1f} ms, {rest / eod['floor']:.2f}× the floor: "
+                     f"within 2× the floor, the update of the sums (valuing every affected facility and writing its sums) would have "
+                     f"{room * 1000:.1f} ms"
+                     + (f", {room / eod['floor']:.2f}× the floor's bare SELECT of the same values" if room > 0 else "")
+                     + " (information, no target)")
     for line in lines:
         stdout.write(line)
     if btc is not None:
