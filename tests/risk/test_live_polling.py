@@ -25,3 +25,24 @@ def test_a_facility_page_polls_live_figures_only_while_the_facility_is_valued(cl
         assert response.status_code == 200, page
         polled = f'data-live-url="{live}"' in response.content.decode()
         assert polled == (client.get(live).status_code == 200) == (state != "closed"), (page, state)
+
+
+def test_a_closed_facility_offers_nothing_to_draw_and_no_drawdown_form(client, book, alice, officer):
+    from django.utils import translation
+
+    facility = make_facility(alice, officer=officer)
+    closed_on = timezone.localdate()
+    Facility.objects.filter(pk=facility.pk).update(state="closed", closed_at=timezone.now())
+    client.force_login(alice)
+    page = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
+    assert f"Nothing: the facility was closed on {closed_on:%Y-%m-%d}." in page
+    client.force_login(officer)
+    staff = client.get(f"/lending/staff/facilities/{facility.pk}/").content.decode()
+    assert 'value="drawdown"' not in staff and "Nothing: the facility was closed" in staff
+    with translation.override("zh-hant"):
+        from django.utils.translation import gettext
+
+        assert gettext("Nothing: the facility was closed on %(day)s.") == "無：融資額度已於 %(day)s 終止。"
+    # An open facility still has both.
+    open_facility = make_facility(alice, officer=officer)
+    assert 'value="drawdown"' in client.get(f"/lending/staff/facilities/{open_facility.pk}/").content.decode()
