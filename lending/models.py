@@ -631,7 +631,9 @@ class Facility(ConcurrentTransitionMixin, models.Model):
 
     @property
     def available(self) -> Decimal:
-        """What may still be drawn: the smaller of limit and lending value, less what is drawn."""
+        """What may still be drawn: the smaller of limit and lending value, less what is drawn (nothing once closed)."""
+        if self.state == FacilityState.CLOSED:
+            return ZERO
         return max(ZERO, min(self.limit, self.lending_value) - self.drawn_balance)
 
     @transition(field=state, source=FacilityState.ACTIVE, target=FacilityState.SUSPENDED)

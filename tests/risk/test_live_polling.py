@@ -46,3 +46,12 @@ def test_a_closed_facility_offers_nothing_to_draw_and_no_drawdown_form(client, b
     # An open facility still has both.
     open_facility = make_facility(alice, officer=officer)
     assert 'value="drawdown"' in client.get(f"/lending/staff/facilities/{open_facility.pk}/").content.decode()
+
+
+def test_the_api_gives_a_closed_facility_nothing_available(client, book, alice, officer):
+    facility = make_facility(alice, officer=officer)
+    Facility.objects.filter(pk=facility.pk).update(state="closed", closed_at=timezone.now(), lending_value=7000000)
+    client.force_login(alice)
+    assert client.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["available"] == "0.00"
+    client.force_login(officer)
+    assert client.get(f"/api/v1/lending/staff/facilities/{facility.pk}/").json()["available"] == "0.00"
