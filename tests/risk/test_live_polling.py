@@ -55,3 +55,20 @@ def test_the_api_gives_a_closed_facility_nothing_available(client, book, alice, 
     assert client.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["available"] == "0.00"
     client.force_login(officer)
     assert client.get(f"/api/v1/lending/staff/facilities/{facility.pk}/").json()["available"] == "0.00"
+
+
+def test_a_closed_facilitys_requests_page_offers_no_request_and_says_why(client, book, alice, officer):
+    from django.utils import translation
+    from django.utils.translation import gettext
+
+    facility = make_facility(alice, officer=officer)
+    Facility.objects.filter(pk=facility.pk).update(state="closed", closed_at=timezone.now())
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{facility.pk}/requests/").content.decode()
+    assert 'data-testid="facility-closed"' in page
+    assert not any(f'name="action" value="{a}"' in page for a in ("drawdown", "repayment", "top_up", "release"))
+    open_page = client.get(f"/servicing/facilities/{make_facility(alice, officer=officer).pk}/requests/").content.decode()
+    assert all(f'name="action" value="{a}"' in open_page for a in ("drawdown", "repayment", "top_up", "release"))
+    with translation.override("zh-hant"):
+        assert "終止" in gettext("The facility was closed on %(day)s: no drawdown, repayment, top-up or release can be asked for on it. "
+                                 "Your earlier requests are below.")
