@@ -652,7 +652,9 @@ class StaffCloseApi(APIView):
 
     @extend_schema(request=None, responses=FacilitySerializer)
     def post(self, request, pk):
-        services.facility_close(actor=request.user, facility_id=pk)
+        from lending.servicing.lifecycle import facility_wind_up
+
+        facility_wind_up(actor=request.user, facility_id=pk)  # every pledge released, then closed
         return Response(FacilitySerializer(selectors.facility_for_staff(facility_id=pk)).data)
 
 

@@ -212,6 +212,7 @@ def seed(stdout) -> None:
     plan = [
         "active", "active", "active", "active", "awaiting_decision", "awaiting_decision", "awaiting_decision",
         "awaiting_second_approval", "approved", "declined", "returned_to_client", "withdrawn", "draft", "active_suspended",
+        "active_closed",
     ]
     for i, target in enumerate(plan):
         user = borrowers[i % len(borrowers)]
@@ -245,6 +246,12 @@ def seed(stdout) -> None:
                 app = FacilityApplication.objects.get(pk=app.pk)
             if target.startswith("active") and app.state == AppState.APPROVED:
                 facility = services.application_accept(user=user, application_id=app.pk, letter_sha256=app.letter_sha256)
+                if target == "active_closed":
+                    # Never drawn, then closed: its pledges go back to the client's free holdings.
+                    from lending.servicing.lifecycle import facility_wind_up
+
+                    facility_wind_up(actor=manager, facility_id=facility.pk)
+                    continue
                 services.facility_drawdown(actor=officer, facility_id=facility.pk, amount=(facility.available * Decimal("0.6")).quantize(Decimal("0.01")), reference="Initial drawdown")
                 if target == "active_suspended":
                     services.facility_suspend(actor=manager, facility_id=facility.pk, reason="Demo: client KYC refresh overdue.")

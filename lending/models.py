@@ -632,7 +632,7 @@ class Facility(ConcurrentTransitionMixin, models.Model):
     @property
     def available(self) -> Decimal:
         """What may still be drawn: the smaller of limit and lending value, less what is drawn (nothing once closed)."""
-        if self.state == FacilityState.CLOSED:
+        if not self.valued_live:
             return ZERO
         return max(ZERO, min(self.limit, self.lending_value) - self.drawn_balance)
 

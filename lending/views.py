@@ -433,7 +433,9 @@ def staff_facility(request, pk):
             elif action == "reinstate":
                 services.facility_reinstate(actor=request.user, facility_id=pk)
             elif action == "close":
-                services.facility_close(actor=request.user, facility_id=pk)
+                from lending.servicing.lifecycle import facility_wind_up
+
+                facility_wind_up(actor=request.user, facility_id=pk)  # every pledge released, then closed
             else:
                 raise PortalError("unknown_action", _("Unknown action."))
             messages.success(request, _("Recorded."))

@@ -118,3 +118,20 @@ def test_the_demo_policy_makes_every_class_of_the_instrument_master_marginable(s
     from lending.models import WatchListCategory, WatchListEntry
 
     assert set(WatchListEntry.objects.values_list("category", flat=True)) == set(WatchListCategory.values)
+    # Facilities in each state, and a closed one holds nothing pledged: closing released every pledge.
+    from lending.collateral.models import CustodyEntry
+    from lending.models import Facility, FacilityState
+
+    assert set(Facility.objects.values_list("state", flat=True)) == set(FacilityState.values)
+    closed = Facility.objects.filter(state=FacilityState.CLOSED)
+    assert CustodyEntry.objects.filter(facility__in=closed, kind="pledge").exists()
+    assert all(quantity == 0 for quantity in _pledged_now(closed))
+
+
+def _pledged_now(facilities):
+    from lending.collateral import selectors as custody_selectors
+    from lending.collateral.models import CustodyEntry
+
+    for f in facilities:
+        for instrument_id in set(CustodyEntry.objects.filter(facility=f).values_list("instrument_id", flat=True)):
+            yield custody_selectors.pledged_to_facility(facility_id=f.pk, instrument_id=instrument_id)

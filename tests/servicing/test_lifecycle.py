@@ -93,3 +93,25 @@ def test_reviews_page_refuses_clients_and_lists_due_facilities(client, live, off
     assert client.get("/servicing/staff/reviews/").status_code == 403
     client.force_login(officer)
     assert live.reference in client.get("/servicing/staff/reviews/").content.decode()
+
+
+@pytest.mark.parametrize("way", ["page", "api"])
+def test_closing_from_the_facility_page_or_the_api_releases_every_pledge_too(client, live, alice, credit_manager, way):
+    """The staff facility page's "Close facility" and POST …/close/ are the same closing as the wind-up: a facility
+    closed with the client's BTC still pledged to it would keep that BTC encumbered for ever."""
+    from django.db import transaction
+
+    from lending.collateral import services as custody
+    from lending.collateral.models import CustodyBalance, Instrument
+
+    btc = Instrument.objects.get(code="BTC")
+    with transaction.atomic():
+        custody.holding_set(client_id=alice.pk, instrument=btc, quantity=Decimal("5"))
+        custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="2", facility_id=live.pk, actor=None)
+    client.force_login(credit_manager)
+    if way == "page":
+        client.post(f"/lending/staff/facilities/{live.pk}/", {"action": "close"})
+    else:
+        assert client.post(f"/api/v1/lending/staff/facilities/{live.pk}/close/").status_code == 200
+    assert Facility.objects.get(pk=live.pk).state == "closed"
+    assert CustodyBalance.objects.get(client=alice, instrument=btc).pledged == Decimal("0")
