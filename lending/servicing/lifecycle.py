@@ -2,7 +2,7 @@
 
 A limit change within the officer's authority, or any decrease, applies at once; an increase above it
 waits for a different credit manager. A decrease below the drawn balance is refused with the reason.
-Closing repays nothing itself: the balance must already be repaid; it then releases all collateral
+Closing repays nothing itself: the balance, and the interest accrued and not yet charged, must already be repaid; it then releases all collateral
 through the custody ledger and closes the facility (lending's service).
 """
 
@@ -22,6 +22,7 @@ from portal.errors import ConflictError, NotFoundError, PortalError
 from portal.permissions import Perm
 
 from .models import FacilityTerms, LimitChange, LimitChangeState
+from .selectors import facility_interest
 from .services import add_months
 
 
@@ -164,6 +165,13 @@ def facility_wind_up(*, actor, facility_id: int) -> object:
     facility, _terms = _locked(actor, facility_id, Perm.FACILITY_SUSPEND)
     if facility.drawn_balance > 0:
         raise ConflictError("balance_outstanding", _("HK$%(drawn)s is still owed: it must be repaid in full before the facility closes.") % {"drawn": f"{facility.drawn_balance:,}"})
+    # Interest accrued and not yet charged is owed too: charged at the month end, it would land on a closed facility.
+    accrued = facility_interest(facility=facility)
+    if accrued.accrued_to_date > 0:
+        raise ConflictError("interest_accrued", _(
+            "HK$%(amount)s of interest accrued to %(through)s is not charged yet: it is charged to the balance on %(posting)s "
+            "and must be repaid before the facility closes.") % {
+            "amount": f"{accrued.accrued_to_date:,}", "through": accrued.accrued_through.isoformat(), "posting": accrued.next_posting.isoformat()})
     released = {}
     instrument_ids = CustodyEntry.objects.filter(facility_id=facility.pk).values_list("instrument_id", flat=True).distinct()
     for instrument in Instrument.objects.filter(pk__in=list(instrument_ids)).order_by("pk"):

@@ -115,3 +115,28 @@ def test_closing_from_the_facility_page_or_the_api_releases_every_pledge_too(cli
         assert client.post(f"/api/v1/lending/staff/facilities/{live.pk}/close/").status_code == 200
     assert Facility.objects.get(pk=live.pk).state == "closed"
     assert CustodyBalance.objects.get(client=alice, instrument=btc).pledged == Decimal("0")
+
+
+def test_closing_is_refused_while_interest_accrued_is_not_yet_charged(live, alice, officer2, credit_manager, prime):
+    """Interest accrues daily and is charged to the balance at the month end: a facility whose drawn balance is
+    repaid mid-month still owes the month's interest. Closing it then would leave that interest to be posted to
+    a closed facility (a balance nobody can repay, itself accruing interest). The closing is refused, saying how
+    much and when it is charged; nothing changes."""
+    from datetime import date
+
+    from lending.servicing.models import InterestAccrual
+    from tests.servicing.conftest import post
+
+    post(live, "drawdown", "1000000.00", date(2025, 11, 3))
+    interest.accrue_day(day=date(2025, 11, 3))
+    post(live, "repayment", "1000000.00", date(2025, 11, 4))
+    assert Facility.objects.get(pk=live.pk).drawn_balance == Decimal("0.00")
+    with pytest.raises(ConflictError, match=r"HK\$226\.03 of interest .* 2025-11-30"):
+        lifecycle.facility_wind_up(actor=credit_manager, facility_id=live.pk)
+    assert Facility.objects.get(pk=live.pk).state == "active"
+    interest.accrue_through(last_day=date(2025, 11, 30))
+    interest.post_month(period_end=date(2025, 11, 30))
+    assert Facility.objects.get(pk=live.pk).drawn_balance == Decimal("226.03")
+    post(live, "repayment", "226.03", date(2025, 12, 1))
+    assert lifecycle.facility_wind_up(actor=credit_manager, facility_id=live.pk).state == "closed"
+    assert not InterestAccrual.objects.filter(facility=live, posted_on__isnull=True).exists()
