@@ -477,6 +477,21 @@ def open_calls_refresh() -> tuple[int, int]:
     return len(refreshed), len(met)
 
 
+def utilisation_after_posting(*, facilities_sql: str, params: dict) -> int:
+    """Facilities whose drawn balance a whole-book posting moved (the month's interest): their stored utilisation
+    at their stored lending value, by the rule of ``book.live_sql``, in the caller's transaction (it holds the book
+    and the facilities). ``facilities_sql``: a SELECT of their ids. Whatever their state: a suspended facility's
+    page reads it too. The tick that follows bands the active ones at the current prices."""
+    return book.execute(
+        f"""
+        UPDATE lending_facility SET utilisation = CASE WHEN lending_value > 0 THEN ROUND(drawn_balance * 1.0 / lending_value, 4)
+                                                       WHEN drawn_balance > 0 THEN %(nolv)s ELSE 0 END
+        WHERE id IN ({facilities_sql})
+        """,
+        params | {"nolv": book.num(book.NO_LENDING_VALUE_UTILISATION)},
+    )
+
+
 def facility_flags_sync(*, facility_ids: list[int] | None = None) -> int:
     """Clear ``has_open_margin_call`` where no call is open any more (only flagged rows are looked at;
     only ``facility_ids`` when given — the caller holds their locks)."""

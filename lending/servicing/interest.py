@@ -324,7 +324,7 @@ def post_month(*, period_end: date, now: datetime | None = None) -> PostingResul
     facility dated ``period_end``, the drawn balance and utilisation moved by it, then the risk
     engine revalues the book (interest counts in utilisation). Refused until the period is accrued."""
     from lending import locks
-    from lending.risk.revaluation import revalue_book
+    from lending.risk.revaluation import revalue_book, utilisation_after_posting
 
     now = now or timezone.now()
     if not AccrualDay.objects.filter(day=period_end).exists():
@@ -364,10 +364,9 @@ def post_month(*, period_end: date, now: datetime | None = None) -> PostingResul
                 WHERE e.facility_id = lending_facility.id AND e.kind = 'interest' AND e.value_date = %(end)s AND e.id > %(wm)s)
         WHERE id IN (SELECT facility_id FROM lending_facilitytransaction WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s)
     """, p)
-    _execute("""
-        UPDATE lending_facility SET utilisation = CASE WHEN lending_value > 0 THEN ROUND(drawn_balance / lending_value, 4) ELSE 99 END
-        WHERE id IN (SELECT facility_id FROM lending_facilitytransaction WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s)
-    """, p)
+    utilisation_after_posting(
+        facilities_sql="SELECT facility_id FROM lending_facilitytransaction WHERE kind = 'interest' AND value_date = %(end)s AND id > %(wm)s",
+        params=p)
     _execute("UPDATE servicing_interestaccrual SET posted_on = %(end)s WHERE posted_on IS NULL AND day > %(after)s AND day <= %(end)s", p)
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM lending_facilitytransaction "

@@ -101,6 +101,22 @@ def test_posted_interest_counts_in_utilisation_and_can_open_a_margin_call(alice,
     assert MarginCall.objects.filter(facility=facility, state="open").count() == 1
 
 
+def test_posting_restores_the_stored_utilisation_of_a_facility_that_stays_in_its_band(alice, prime):
+    """The engine's rule (lending.risk.revaluation.utilisation_after_posting): the new balance over the stored lending value."""
+    from lending.risk.revaluation import revalue_facility
+
+    facility = make_facility(alice, securities=(("1000000", "0.30"),))  # lending value 700,000
+    post(facility, "drawdown", "100000.00", date(2025, 11, 1))
+    revalue_facility(facility_id=facility.pk)
+    assert Facility.objects.get(pk=facility.pk).utilisation == Decimal("0.1429")
+    _accrue(date(2025, 11, 1), date(2025, 11, 30))
+    interest.post_month(period_end=date(2025, 11, 30))
+    facility.refresh_from_db()
+    assert facility.band == "healthy" and facility.lending_value == Decimal("700000.00")
+    assert facility.drawn_balance == Decimal("100000.00") + 30 * Decimal("22.60")  # 100,000 × 8.25% ÷ 365 = 22.602…
+    assert facility.utilisation == (facility.drawn_balance / Decimal("700000")).quantize(Decimal("0.0001"))
+
+
 def test_a_leap_year_february_has_29_days_each_at_365ths(alice, prime, time_machine):
     time_machine.move_to("2028-03-02 09:00:00+08:00")
     facility = make_facility(alice)
