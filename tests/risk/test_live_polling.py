@@ -36,6 +36,7 @@ def test_a_closed_facility_offers_nothing_to_draw_and_no_drawdown_form(client, b
     client.force_login(alice)
     page = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
     assert f"Nothing: the facility was closed on {closed_on:%Y-%m-%d}." in page
+    assert 'data-testid="next-posting">—<' in page  # no interest is charged to a closed facility
     client.force_login(officer)
     staff = client.get(f"/lending/staff/facilities/{facility.pk}/").content.decode()
     assert 'value="drawdown"' not in staff and "Nothing: the facility was closed" in staff
@@ -46,6 +47,8 @@ def test_a_closed_facility_offers_nothing_to_draw_and_no_drawdown_form(client, b
     # An open facility still has both.
     open_facility = make_facility(alice, officer=officer)
     assert 'value="drawdown"' in client.get(f"/lending/staff/facilities/{open_facility.pk}/").content.decode()
+    client.force_login(alice)
+    assert 'data-testid="next-posting">—<' not in client.get(f"/lending/facilities/{open_facility.pk}/").content.decode()
 
 
 def test_the_api_gives_a_closed_facility_nothing_available(client, book, alice, officer):
