@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_login_failed
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
@@ -18,7 +19,7 @@ from . import notifications, selectors
 from .adapters import email_confirmed
 from .api_base import StaffPermission
 from .errors import ForbiddenError, PortalError
-from .mfa import user_has_mfa
+from .mfa import stepup_verify_code, user_has_mfa
 from .models import NotificationCategory
 from .permissions import Perm
 
@@ -49,7 +50,8 @@ class MeApi(APIView):
 
 
 class TokenObtainApi(APIView):
-    """Exchange a client's email and password for an API token.
+    """Exchange a client's email and password (and the current code of its authenticator app, once it has
+    one) for an API token.
 
     Staff are refused: their API calls ride on an MFA-verified browser session.
     Throttled, and failures count towards the sign-in lock-out.
@@ -63,6 +65,8 @@ class TokenObtainApi(APIView):
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()
         password = serializers.CharField(trim_whitespace=False)
+        otp_code = serializers.CharField(max_length=12, required=False, allow_blank=True, write_only=True,
+                                         help_text="The current code of the client's authenticator app, when it has one.")
 
     @extend_schema(
         request=InputSerializer,
@@ -83,6 +87,18 @@ class TokenObtainApi(APIView):
             raise ForbiddenError(
                 "email_unconfirmed", _("Confirm your email address first: open the link we sent you, then try again.")
             )
+        if user_has_mfa(user):
+            # The web sign-in asks for the second factor after the password; so does the token, which can
+            # draw down and release collateral. A wrong code counts towards the sign-in lock-out.
+            code = data.validated_data.get("otp_code", "")
+            if not code.strip():
+                raise PortalError("otp_code_required", _("This account signs in with an authenticator app: send its current code as otp_code."),
+                                  {"otp_code": [_("Required.")]})
+            try:
+                stepup_verify_code(user, code)
+            except ForbiddenError:
+                user_login_failed.send(sender=__name__, credentials={"email": data.validated_data["email"]}, request=request)
+                raise
         token = Token.objects.get_or_create(user=user)[0]
         return Response({"token": token.key})
 

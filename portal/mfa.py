@@ -54,10 +54,20 @@ def _enrolment_counts_as_second_factor(sender, request=None, user=None, authenti
         record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type, enrolled=True)
 
 
+def _enrolment_revokes_password_only_tokens(sender, user=None, authenticator=None, **kwargs):
+    """An API token obtained before the client had an authenticator took the password alone; from enrolment on a
+    token needs the code too (``portal.api.TokenObtainApi``), so the older ones stop working."""
+    from rest_framework.authtoken.models import Token
+
+    if user is not None and authenticator is not None and authenticator.type == Authenticator.Type.TOTP:
+        Token.objects.filter(user=user).delete()
+
+
 def connect_signals() -> None:
     from allauth.mfa import signals
 
     signals.authenticator_added.connect(_enrolment_counts_as_second_factor, dispatch_uid="portal.mfa.enrolment")
+    signals.authenticator_added.connect(_enrolment_revokes_password_only_tokens, dispatch_uid="portal.mfa.tokens")
 
 
 # --- Clients: enrolment before borrowing, step-up for withdrawals ------------------------------------

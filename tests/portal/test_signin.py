@@ -59,6 +59,49 @@ class TestApiTokens:
         api_client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
         assert api_client.get("/api/v1/me/").json()["email"] == alice.email
 
+    def test_a_client_with_an_authenticator_needs_its_code_for_a_token(self, api_client, auth_throttle):
+        """The web sign-in asks an enrolled client for the second factor; the token endpoint must too, or the
+        password alone would draw down and release collateral through the API."""
+        from rest_framework.authtoken.models import Token
+
+        from tests.helpers import make_user, totp_code
+
+        erin = make_user("client", email="erin@example.com", mfa=True)
+        response = api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "otp_code_required"
+        assert "otp_code" in response.json()["error"]["fields"]
+        response = api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD, "otp_code": "000000"})
+        assert response.status_code == 403 and response.json()["error"]["code"] == "stepup_invalid"
+        assert not Token.objects.filter(user=erin).exists()
+        code = totp_code(erin.totp_secret)
+        response = api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD, "otp_code": code})
+        assert response.status_code == 200 and response.json()["token"]
+        # The same code cannot be used twice.
+        again = api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD, "otp_code": code})
+        assert again.status_code == 403
+
+    def test_wrong_codes_count_towards_the_lock_out(self, api_client, auth_throttle):
+        from tests.helpers import make_user, totp_code
+
+        erin = make_user("client", email="erin@example.com", mfa=True)
+        for _ in range(5):
+            api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD, "otp_code": "000000"})
+        response = api_client.post("/api/v1/auth/token/", {"email": erin.email, "password": PASSWORD, "otp_code": totp_code(erin.totp_secret)})
+        assert response.status_code != 200 and "token" not in response.json()
+
+    def test_enrolling_an_authenticator_revokes_the_tokens_the_password_alone_obtained(self, api_client, alice, auth_throttle):
+        from allauth.mfa import signals
+        from allauth.mfa.models import Authenticator
+        from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+        from rest_framework.authtoken.models import Token
+
+        token = api_client.post("/api/v1/auth/token/", {"email": alice.email, "password": PASSWORD}).json()["token"]
+        authenticator = TOTP.activate(alice, generate_totp_secret()).instance
+        signals.authenticator_added.send(sender=Authenticator, request=None, user=alice, authenticator=authenticator)
+        assert not Token.objects.filter(key=token).exists()
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        assert api_client.get("/api/v1/me/").status_code in (401, 403)
+
     def test_staff_cannot_obtain_a_token(self, api_client, bob, auth_throttle):
         from rest_framework.authtoken.models import Token
 
