@@ -631,8 +631,9 @@ class Facility(ConcurrentTransitionMixin, models.Model):
 
     @property
     def available(self) -> Decimal:
-        """What may still be drawn: the smaller of limit and lending value, less what is drawn (nothing once closed)."""
-        if not self.valued_live:
+        """What may still be drawn: the smaller of limit and lending value, less what is drawn; nothing unless the
+        facility is active (a suspended one refuses drawdowns, a closed one has ended)."""
+        if self.state != FacilityState.ACTIVE:
             return ZERO
         return max(ZERO, min(self.limit, self.lending_value) - self.drawn_balance)
 

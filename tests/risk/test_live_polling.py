@@ -51,9 +51,11 @@ def test_a_closed_facility_offers_nothing_to_draw_and_no_drawdown_form(client, b
     assert 'data-testid="next-posting">—<' not in client.get(f"/lending/facilities/{open_facility.pk}/").content.decode()
 
 
-def test_the_api_gives_a_closed_facility_nothing_available(client, book, alice, officer):
+@pytest.mark.parametrize("state", ["closed", "suspended"])
+def test_the_api_gives_a_closed_or_suspended_facility_nothing_available(client, book, alice, officer, state):
+    """A suspended facility refuses drawdowns (its page says nothing can be drawn): the API said HK$888,000.00."""
     facility = make_facility(alice, officer=officer)
-    Facility.objects.filter(pk=facility.pk).update(state="closed", closed_at=timezone.now(), lending_value=7000000)
+    Facility.objects.filter(pk=facility.pk).update(state=state, closed_at=timezone.now() if state == "closed" else None, lending_value=7000000)
     client.force_login(alice)
     assert client.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["available"] == "0.00"
     client.force_login(officer)
