@@ -860,6 +860,11 @@ def margin_call_propose(*, actor, call_id: int, resolution: str, reason: str) ->
     call = _lock_call(actor, call_id)
     if call.state != CallState.ESCALATED:
         raise ConflictError("invalid_state", _("Margin call %(reference)s is %(state)s; only an escalated call can be closed out or waived.") % {"reference": call.reference, "state": call.get_state_display().lower()})
+    if call.proposed_resolution:
+        # Maker-checker: a proposal awaiting its checker is decided (approved or sent back), not replaced by another maker.
+        raise ConflictError("already_proposed", _("Margin call %(reference)s already has a proposal awaiting a credit manager's decision (%(resolution)s): "
+                                                  "it is approved or sent back before another is proposed.") % {
+            "resolution": call.get_proposed_resolution_display(), "reference": call.reference})
     before = snapshot(call, MarginCall.FIELDS)
     call.proposed_resolution, call.proposal_reason, call.proposed_by, call.proposed_at = resolution, reason, actor, timezone.now()
     _save(call)

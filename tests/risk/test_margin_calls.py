@@ -249,6 +249,13 @@ def test_close_out_needs_a_credit_manager_who_did_not_propose_it(escalated, offi
     with pytest.raises(ForbiddenError):  # an officer cannot approve
         services.margin_call_decide(actor=officer2, call_id=escalated.pk, approve=True, note="ok")
     other_manager = make_user("credit_manager", email="max@example.com")
+    # A second maker cannot replace the proposal awaiting its checker (it withdrew the officer's liquidation plan).
+    with pytest.raises(ConflictError) as exc:
+        services.margin_call_propose(actor=credit_manager, call_id=escalated.pk, resolution="waive", reason="Another idea")
+    assert exc.value.code == "already_proposed"
+    call = MarginCall.objects.get()
+    assert (call.proposed_resolution, call.proposed_by) == ("close_out", officer)
+    services.margin_call_decide(actor=other_manager, call_id=escalated.pk, approve=False, note="Give the client one more day")
     services.margin_call_propose(actor=credit_manager, call_id=escalated.pk, resolution="close_out", reason="Still no response")
     with pytest.raises(ForbiddenError) as exc:  # maker ≠ checker
         services.margin_call_decide(actor=credit_manager, call_id=escalated.pk, approve=True, note="ok")
