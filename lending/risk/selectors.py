@@ -125,19 +125,19 @@ def facility_risk(*, facility_id: int, client_id: int | None = None) -> dict | N
     va_uncapped = b * btc + c * eth
     call = MarginCall.objects.filter(facility_id=facility_id, state__in=OPEN_CALL_STATES).first()
     util = Decimal(d["util"]).quantize(Decimal("0.0001"))
-    lending_value, drawn = Decimal(d["lv"]).quantize(Decimal("0.01")), Decimal(d["drawn"]).quantize(Decimal("0.01"))
+    lending_value, drawn = valuation.money(Decimal(d["lv"])), valuation.money(Decimal(d["drawn"]))
     return {
         "facility_id": row["facility_id"],
         "client_id": row["client_id"],
-        "securities_market_value": Decimal(d["sec_mv"]).quantize(Decimal("0.01")),
-        "securities_lending_value": Decimal(a).quantize(Decimal("0.01")),
+        "securities_market_value": valuation.money(Decimal(d["sec_mv"])),
+        "securities_lending_value": valuation.money(Decimal(a)),
         "btc_quantity": Decimal(d["btc_qty"]).quantize(Decimal("0.00000001")),
         "eth_quantity": Decimal(d["eth_qty"]).quantize(Decimal("0.00000001")),
-        "btc_market_value": Decimal(d["btc_mv"]).quantize(Decimal("0.01")),
-        "eth_market_value": Decimal(d["eth_mv"]).quantize(Decimal("0.01")),
-        "va_market_value": Decimal(d["va_mv"]).quantize(Decimal("0.01")),
-        "market_value": Decimal(d["mv"]).quantize(Decimal("0.01")),
-        "va_lending_value": min(va_uncapped, cap).quantize(Decimal("0.01")),
+        "btc_market_value": valuation.money(Decimal(d["btc_mv"])),
+        "eth_market_value": valuation.money(Decimal(d["eth_mv"])),
+        "va_market_value": valuation.money(Decimal(d["va_mv"])),
+        "market_value": valuation.money(Decimal(d["mv"])),
+        "va_lending_value": valuation.money(min(va_uncapped, cap)),
         "va_capped": va_uncapped > cap,
         "lending_value": lending_value,
         "drawn_balance": drawn,
@@ -175,12 +175,12 @@ def _live_rows(*, policy, prices, facility_ids: list[int], client_id: int | None
     result = {}
     for row in book.fetch(f'SELECT v.*, f."limit" AS f_limit, f.state AS f_state FROM ({sql}) v JOIN lending_facility f ON f.id = v.facility_id',
                           scenario.params() | names | {"cid": client_id}):
-        lv = Decimal(str(row["lv"])).quantize(Decimal("0.01"))
-        drawn = Decimal(str(row["drawn"])).quantize(Decimal("0.01"))
+        lv = valuation.money(Decimal(str(row["lv"])))
+        drawn = valuation.money(Decimal(str(row["drawn"])))
         a = Decimal(str(row["sec_lv"] or 0))
         va = Decimal(str(row["btc_w"] or 0)) * btc + Decimal(str(row["eth_w"] or 0)) * eth
         result[row["facility_id"]] = {
-            "facility_id": row["facility_id"], "state": row["f_state"], "limit": Decimal(str(row["f_limit"])).quantize(Decimal("0.01")),
+            "facility_id": row["facility_id"], "state": row["f_state"], "limit": valuation.money(Decimal(str(row["f_limit"]))),
             "lending_value": lv, "drawn_balance": drawn, "utilisation": Decimal(str(row["util"])).quantize(Decimal("0.0001")),
             "band": row["band"], "band_label": Band(row["band"]).label,
             "available": valuation.available(limit=Decimal(str(row["f_limit"])), lending_value=lv, drawn=drawn),
@@ -482,7 +482,7 @@ def book_figures(*, policy, prices, nearest_limit: int, nearest_offset: int = 0)
         })
     result = {
         "histogram": histogram, "bands": bands, "facilities": total_n,
-        "totals": {k: v.quantize(Decimal("0.01")) for k, v in totals.items()},
+        "totals": {k: valuation.money(v) for k, v in totals.items()},
         "va_share_market": (totals["btc_mv"] + totals["eth_mv"]) / totals["mv"] if totals["mv"] else Decimal("0"),
         "va_share_lending": totals["va_lv"] / totals["lv"] if totals["lv"] else Decimal("0"),
         "book_utilisation": totals["drawn"] / totals["lv"] if totals["lv"] else Decimal("0"),
@@ -695,7 +695,7 @@ def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 2
             FROM ({both}) x""",
         params,
     )[0]
-    summary = {k: (Decimal(str(v)).quantize(Decimal("0.01")) if v is not None and k not in ("facilities", "margin_call", "close_out", "watch", "newly_in_call") else (v or 0)) for k, v in summary.items()}
+    summary = {k: (valuation.money(Decimal(str(v))) if v is not None and k not in ("facilities", "margin_call", "close_out", "watch", "newly_in_call") else (v or 0)) for k, v in summary.items()}
     facilities = book.fetch(
         f"""SELECT x.facility_id, x.client_id, u.email, x.drawn, x.lv, x.lv_now, x.util, x.band, x.band_now, x.shortfall
             FROM ({both}) x JOIN portal_user u ON u.id = x.client_id
@@ -712,7 +712,7 @@ def stress_test(*, btc: Decimal, eth: Decimal, securities: Decimal, top: int = 2
     )
 
     def q2(v):
-        return Decimal(str(v or 0)).quantize(Decimal("0.01"))
+        return valuation.money(Decimal(str(v or 0)))
 
     for r in facilities:
         r["reference"] = f"FAC-{r['facility_id']:06d}"

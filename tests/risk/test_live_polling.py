@@ -77,3 +77,20 @@ def test_a_closed_facilitys_requests_page_offers_no_request_and_says_why(client,
     with translation.override("zh-hant"):
         assert "終止" in gettext("The facility was closed on %(day)s: no drawdown, repayment, top-up or release can be asked for on it. "
                                  "Your earlier requests are below.")
+
+
+def test_the_risk_figures_round_half_cents_up_as_the_positions_do(book, alice):
+    """0.5 BTC at HK$735,682.25 is HK$367,841.125: the risk panel said 367,841.12 (half to even) beside the position's
+    367,841.13 (lending.valuation.money, half up) on the same page."""
+    from decimal import Decimal
+
+    from lending.risk import selectors as risk_selectors
+    from lending.risk.revaluation import revalue_book
+
+    from .conftest import set_prices
+
+    facility = make_facility(alice, btc="0.5", securities=(("1000000", "0.30"),))
+    set_prices(btc=Decimal("735682.25"))
+    revalue_book()
+    risk = risk_selectors.facility_risk(facility_id=facility.pk)
+    assert risk["btc_market_value"] == Decimal("367841.13")
