@@ -167,10 +167,50 @@ class PriceSerializer(serializers.ModelSerializer):
         fields = ["id", "asset", "price_hkd", "source", "as_of"]
 
 
+class MarginableListSerializer(serializers.Serializer):
+    """A version's collateral-book numbers (ratios, HKD, days) and its marginable list: haircut by instrument code."""
+
+    suspended_haircut = serializers.DecimalField(max_digits=7, decimal_places=4)
+    instrument_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    issuer_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    sector_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    firm_instrument_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    firm_issuer_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    firm_sector_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+    firm_concentration_min_book = serializers.DecimalField(max_digits=18, decimal_places=2)
+    limit_rounding_unit = serializers.DecimalField(max_digits=18, decimal_places=2)
+    securities_price_max_age_days = serializers.IntegerField()
+    entries = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(child=serializers.DecimalField(max_digits=7, decimal_places=4)))
+    def get_entries(self, listed) -> dict:
+        return {e.instrument.code: str(e.haircut) for e in sorted(listed.entries.all(), key=lambda e: e.instrument.code)}
+
+
+class MarginableInputSerializer(serializers.Serializer):
+    """A proposal's collateral-book part: what it leaves out is copied from the version in force; ``entries``, when
+    given, is the whole marginable list (haircut by instrument code; 1 = not marginable; BTC/ETH at least 0.60)."""
+
+    suspended_haircut = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    instrument_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    issuer_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    sector_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    firm_instrument_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    firm_issuer_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    firm_sector_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4, required=False)
+    firm_concentration_min_book = serializers.DecimalField(max_digits=18, decimal_places=2, required=False)
+    limit_rounding_unit = serializers.DecimalField(max_digits=18, decimal_places=2, required=False)
+    securities_price_max_age_days = serializers.IntegerField(required=False)
+    entries = serializers.DictField(child=serializers.DecimalField(max_digits=7, decimal_places=4), required=False)
+
+
 class PolicySerializer(serializers.ModelSerializer):
+    marginable = MarginableListSerializer(read_only=True, allow_null=True)
+
     class Meta:
         model = CollateralPolicy
-        fields = ["id", "version", "status", *CollateralPolicy.NUMBERS, "reason", "proposed_by", "proposed_at", "decided_by", "decided_at", "decision_note"]
+        fields = ["id", "version", "status", *CollateralPolicy.NUMBERS, "marginable", "reason", "proposed_by", "proposed_at", "decided_by",
+                  "decided_at", "decision_note"]
 
 
 class WatchListSerializer(serializers.ModelSerializer):
@@ -795,11 +835,13 @@ class StaffPolicyListApi(APIView):
         client_exposure_limit = serializers.DecimalField(max_digits=18, decimal_places=2)
         firm_exposure_limit = serializers.DecimalField(max_digits=18, decimal_places=2)
         client_concentration_max = serializers.DecimalField(max_digits=7, decimal_places=4)
+        marginable = MarginableInputSerializer(required=False)
         reason = serializers.CharField(max_length=5000)
 
     @extend_schema(responses=PolicySerializer(many=True))
     def get(self, request):
-        return _page(self, request, selectors.policies(), PolicySerializer)
+        return _page(self, request, selectors.policies().select_related("marginable").prefetch_related("marginable__entries__instrument"),
+                     PolicySerializer)
 
     @extend_schema(request=InputSerializer, responses={201: PolicySerializer})
     def post(self, request):

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext_lazy as _
 
+from portal.errors import PortalError
+
 PCT, MONEY, WHOLE = "pct", "money", "whole"
 HUNDRED = Decimal("100")
 
@@ -62,9 +64,15 @@ def from_form(field: Field, raw: str) -> str:
     try:
         ratio = Decimal(text) / HUNDRED
         cents = ratio.quantize(Decimal("0.01"))  # NaN, infinity and a number too long for its places raise here
-        return str(cents if cents == ratio else ratio.quantize(Decimal(1).scaleb(-field.places)))
+        stored = ratio.quantize(Decimal(1).scaleb(-field.places))
     except InvalidOperation:
         return text
+    if stored != ratio:
+        # Rounding it here would decide for the member of staff (59.995% became 60%, above the SFC's floor).
+        places = field.places - 2
+        raise PortalError("validation_error", _("%(value)s%% has more decimal places than this percentage takes (at most %(places)s).")
+                          % {"value": text, "places": places}, {field.name: [_("At most %(places)s decimal places.") % {"places": places}]})
+    return str(cents if cents == ratio else stored)
 
 
 def form_rows(model, fields, current, posted=None) -> list[dict]:
@@ -134,6 +142,56 @@ COLLATERAL_FIELDS = [
     Field("officer_authority_default", MONEY), Field("client_exposure_limit", MONEY), Field("firm_exposure_limit", MONEY),
     Field("client_concentration_max", PCT),
 ]
+
+# The collateral-book part of a version (lending.collateral.models.MarginableList): concentration limits, the haircut of a
+# suspended security, how limits are rounded, how long a security's last price stays usable; and its entries.
+MARGINABLE_FIELDS = [
+    Field("suspended_haircut", PCT), Field("instrument_concentration_max", PCT), Field("issuer_concentration_max", PCT),
+    Field("sector_concentration_max", PCT), Field("firm_instrument_concentration_max", PCT), Field("firm_issuer_concentration_max", PCT),
+    Field("firm_sector_concentration_max", PCT), Field("firm_concentration_min_book", MONEY), Field("limit_rounding_unit", MONEY),
+    Field("securities_price_max_age_days", WHOLE, _("days")),
+]
+
+
+def entries_of(listed) -> dict[str, Decimal]:
+    """A marginable list's entries by instrument code (its prefetched rows; none: empty)."""
+    return {e.instrument.code: e.haircut for e in listed.entries.all()} if listed is not None else {}
+
+
+def marginable_entry_rows(listed, posted=None, blank: int = 3) -> list[dict]:
+    """The marginable-list table of the form: code and haircut (%) per entry, what was posted, else the version in force."""
+    if posted is not None:
+        rows = [{"code": c, "haircut": v} for c, v in zip(posted.getlist("entry_code"), posted.getlist("entry_haircut"), strict=False) if c or v]
+    else:
+        rows = [{"code": c, "haircut": pct(v)} for c, v in sorted(entries_of(listed).items())]
+    return rows + [{"code": "", "haircut": ""} for _ in range(blank)]
+
+
+def marginable_from_post(post) -> dict:
+    """The collateral-book numbers and entries typed on the form, as ``lending.collateral.services.marginable_list_create``
+    expects them (percentages become ratios; a row with no code is ignored, so clearing a code removes its entry)."""
+    numbers = {f.name: from_form(f, post[f.name]) for f in MARGINABLE_FIELDS if f.name in post}
+    if "entry_code" in post:
+        numbers["entries"] = {code.strip(): from_form(Field("entry", PCT), cut)
+                              for code, cut in zip(post.getlist("entry_code"), post.getlist("entry_haircut"), strict=False) if (code or "").strip()}
+    return numbers
+
+
+def marginable_changes(proposed, current) -> list[dict]:
+    """What a proposal's marginable list changes against the one in force: its numbers, then entries added, removed or changed."""
+    from lending.collateral.models import MarginableList
+
+    if proposed is None:
+        return []
+    out = changes(MarginableList, MARGINABLE_FIELDS, proposed, current)
+    new, old = entries_of(proposed), entries_of(current)
+    for code in sorted(set(new) | set(old)):
+        before, after = old.get(code), new.get(code)
+        if before is None or after is None or before != after:
+            out.append({"label": _("Marginable list: %(code)s") % {"code": code}, "before": f"{pct(before)}%" if before is not None else "—",
+                        "after": f"{pct(after)}%" if after is not None else _("removed")})
+    return out
+
 
 RISK_FIELDS = [
     Field("source_deviation_max", PCT), Field("volatility_alarm_level", PCT), Field("stress_btc_shock", PCT),

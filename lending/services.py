@@ -76,7 +76,7 @@ def _validate_policy_numbers(numbers: dict) -> dict:
         if value < VA_HAIRCUT_FLOOR:
             raise PortalError(
                 "va_haircut_below_floor",
-                _("The haircut on %(upper)s collateral must be at least 60%% (SFC circular 26EC5 of 11 Feb 2026: VA collateral for margin financing carries a haircut of at least 60%%); %(value)s was proposed.") % {"upper": asset.upper(), "value": f"{value:.0%}"},
+                _("The haircut on %(upper)s collateral must be at least 60%% (SFC circular 26EC5 of 11 Feb 2026: VA collateral for margin financing carries a haircut of at least 60%%); %(value)s was proposed.") % {"upper": asset.upper(), "value": f"{(value * 100).normalize():f}%"},
                 {key: [_("At least 0.60 (60%): the SFC's floor for virtual-asset collateral.")]},
             )
         clean[key] = value

@@ -499,6 +499,7 @@ def policies(request):
             if action == "propose":
                 numbers = pf.numbers_from_post(pf.COLLATERAL_FIELDS, request.POST)
                 numbers["securities_haircuts"] = pf.haircut_classes_from_post(request.POST)
+                numbers["marginable"] = pf.marginable_from_post(request.POST)
                 if "warning_levels" in request.POST:  # in % like the rest; empty: the default levels
                     numbers["warning_levels"] = ", ".join(pf.from_form(pf.Field("warning_levels", pf.PCT), v)
                                                           for v in request.POST["warning_levels"].split(",") if v.strip()) or None
@@ -528,6 +529,12 @@ def policies(request):
     newest = next((p for p in rows if p.status == "proposed"), None)
     asked = int_param(request.GET, "preview")
     bands = dict(Band.choices)
+    # The collateral-book part (marginable list, concentration limits) of the version in force and of the proposals.
+    from lending.collateral.models import MarginableList
+
+    decided_later = [p for p in rows if p.status in ("proposed", "scheduled")]
+    lists = collateral_selectors.marginable_lists(policies=[*decided_later, *([current] if current else [])])
+    current_list = lists.get(current.pk) if current else None
     for p in rows:
         previewed = p.status == "proposed" and (p is newest or p.version == asked)
         p.preview = collateral_selectors.policy_preview(policy=p) if previewed else None
@@ -539,6 +546,7 @@ def policies(request):
         p.classes = [(c, f"{pf.pct(v)}%") for c, v in sorted((p.securities_haircuts or {}).items())]
         p.warning_pct = ", ".join(f"{pf.pct(v)}%" for v in (getattr(p, "warning_levels", None) or []))
         p.changes = (pf.changes(CollateralPolicy, pf.COLLATERAL_FIELDS, p, current) + pf.haircut_class_changes(p, current)
+                     + pf.marginable_changes(lists.get(p.pk), current_list)
                      if p.status in ("proposed", "scheduled") else [])
     return render(request, "lending/policies.html", {
         "current": current,
@@ -546,6 +554,11 @@ def policies(request):
         "warning_levels": posted.get("warning_levels", "") if posted else ", ".join(pf.pct(v) for v in (current.warning_levels if current else ["0.80", "0.90"])),
         "fields": pf.form_rows(CollateralPolicy, pf.COLLATERAL_FIELDS, current, posted),
         "classes": pf.haircut_class_rows(current, posted),
+        "marginable_fields": pf.form_rows(MarginableList, pf.MARGINABLE_FIELDS, current_list, posted),
+        "entries": pf.marginable_entry_rows(current_list, posted),
+        "marginable_in_force": ([(pf.field_label(MarginableList, f.name), pf.show(f, getattr(current_list, f.name))) for f in pf.MARGINABLE_FIELDS]
+                                if current_list else []),
+        "entries_in_force": [(code, f"{pf.pct(cut)}%") for code, cut in sorted(pf.entries_of(current_list).items())],
         "posted": posted,
         "can_approve": request.user.has_perm(Perm.POLICY_APPROVE),
     })

@@ -152,6 +152,13 @@ def marginable_list(*, policy):
     return MarginableList.objects.filter(policy=policy).prefetch_related("entries__instrument").first()
 
 
+def marginable_lists(*, policies) -> dict:
+    """{policy id: its MarginableList with entries and their instruments} for several versions: three queries."""
+    from .models import MarginableList
+
+    return {m.policy_id: m for m in MarginableList.objects.filter(policy__in=list(policies)).prefetch_related("entries__instrument")}
+
+
 DEFAULT_LIMIT_ROUNDING_UNIT = Decimal("10000")
 DEFAULT_SECURITIES_PRICE_MAX_AGE_DAYS = 4
 

@@ -82,8 +82,9 @@ PAGES = [
     ("manager", "/lending/staff/facilities/", "facilities", 9),
     ("manager", "/lending/staff/prices/", "prices", 11),
     # + the newest proposal's preview (haircuts, prices, one whole-book SELECT); + the classes without a haircut in the version in
-    # force and in the previewed proposal (one query each)
-    ("manager", "/lending/staff/policy/", "policy", 14),
+    # force and in the previewed proposal (one query each); + the marginable lists of the version in force and the proposals, with
+    # their entries (two queries; their instruments a third once a list has entries)
+    ("manager", "/lending/staff/policy/", "policy", 16),
     ("manager", "/lending/staff/watchlist/", "watchlist", 9),
     ("compliance", "/lending/staff/screening/", "queue", 10),
     ("alice", "/api/v1/lending/applications/", "client", 6),
@@ -91,7 +92,7 @@ PAGES = [
     ("manager", "/api/v1/lending/staff/applications/", "queue", 8),
     ("manager", "/api/v1/lending/staff/facilities/", "facilities", 8),
     ("manager", "/api/v1/lending/staff/prices/", "prices", 8),
-    ("manager", "/api/v1/lending/staff/policies/", "policy", 8),
+    ("manager", "/api/v1/lending/staff/policies/", "policy", 9),  # + each version's marginable entries (one prefetch)
     ("manager", "/api/v1/lending/staff/watchlist/", "watchlist", 8),
     ("compliance", "/api/v1/lending/staff/screening/", "queue", 9),
     ("manager", "/api/v1/risk/staff/prices/sources/", "prices", 8),
