@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .models import (
     AppState,
+    CollateralLine,
     CollateralPolicy,
     CurrentPrice,
     Facility,
@@ -84,7 +85,7 @@ def application_for_client(*, user, application_id: int) -> FacilityApplication:
     return (
         FacilityApplication.objects.filter(client=user)
         .select_related("policy")
-        .prefetch_related("lines")
+        .prefetch_related(Prefetch("lines", queryset=CollateralLine.objects.select_related("instrument")))
         .get(pk=application_id)
     )
 
@@ -173,7 +174,7 @@ def application_for_staff(*, application_id: int) -> FacilityApplication:
         FacilityApplication.objects.select_related(
             "client", "policy", "decision_policy", "decided_by", "second_approver"
         )
-        .prefetch_related("lines")
+        .prefetch_related(Prefetch("lines", queryset=CollateralLine.objects.select_related("instrument")))
         .get(pk=application_id)
     )
 

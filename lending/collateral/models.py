@@ -81,6 +81,13 @@ class Instrument(models.Model):
     def name_for(self, language: str | None) -> str:
         return self.name_zh if (language or "").startswith("zh") and self.name_zh else self.name_en
 
+    @property
+    def shown_name(self) -> str:
+        """Its name in the language of the page being rendered (``name_for``)."""
+        from django.utils.translation import get_language
+
+        return self.name_for(get_language())
+
 
 # --- Custody ledger ----------------------------------------------------------------------------------
 
