@@ -528,7 +528,18 @@ def policy_apply(*, policy) -> dict:
     repriced = book.position_haircuts_apply(policy=policy, haircuts=haircuts_for(policy=policy))
     book.coefficients_refresh(now=timezone.now())
     run = revalue_book(trigger="policy")
+    # The ticks value active facilities; a suspended one (being closed out) is valued at the new haircuts too, so its
+    # stored figures and the version that valued them follow the policy like the rest of the book.
+    _suspended_revalue()
     return {"positions_rehaircut": repriced, "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
+
+
+def _suspended_revalue() -> None:
+    from lending.models import Facility, FacilityState
+
+    suspended = list(Facility.objects.filter(state=FacilityState.SUSPENDED).order_by("pk").values_list("pk", flat=True))
+    if suspended:
+        facilities_under_close_out_revalue(facility_ids=suspended)
 
 
 def instruments_apply(*, instrument_ids: list[int]) -> dict:
@@ -554,6 +565,7 @@ def instruments_apply(*, instrument_ids: list[int]) -> dict:
     named = holders if len(holders) <= MANY_HOLDERS else None
     book.coefficients_refresh(now=timezone.now(), facility_ids=named)
     run = revalue_book(trigger="instrument", facility_ids=named)
+    _suspended_revalue()
     counts |= {"facilities_revalued": len(holders), "band_changes": run.band_changes if run else 0, "calls_opened": run.calls_opened if run else 0}
     return counts
 

@@ -30,3 +30,4 @@ def test_the_facility_page_names_a_holding_in_the_readers_language(client, marke
     client.post("/language/", {"language": "zh-hant", "next": "/"})
     chinese = client.get(f"/lending/facilities/{facility.pk}/").content.decode()
     assert f"00005 {hsbc.name_zh}" in chinese and f"00005 {hsbc.name_en}" not in chinese
+

@@ -1,0 +1,39 @@
+"""An approved collateral policy reaches the whole open book: the active facilities through the tick, the suspended ones
+(being closed out) through the engine's close-out valuation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.collateral.conftest import book_facility, set_prices
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def market(policy):
+    set_prices({"BTC": Decimal("760000.00"), "ETH": Decimal("27000.00"), "00005": Decimal("80.00")})
+    return policy
+
+
+def test_an_approved_haircut_change_revalues_a_suspended_facility_too(market, alice, officer, credit_manager):
+    """The ticks value active facilities only: a suspended facility (being closed out) kept its old lending value and
+    the version that valued it after an approval re-haircut its positions (the list said one figure, its page another)."""
+    from lending import services
+    from lending.models import Facility
+    from tests.lending.conftest import POLICY_NUMBERS
+
+    facility = book_facility(alice, holdings={"00005": 5000}, drawn="100000")  # 400,000 at 30%: LV 280,000
+    from lending.risk.revaluation import revalue_facility
+
+    revalue_facility(facility_id=facility.pk)
+    Facility.objects.filter(pk=facility.pk).update(state="suspended")
+    assert Facility.objects.get(pk=facility.pk).lending_value == Decimal("280000.00")
+    proposed = services.policy_propose(actor=officer, reason="HSBC 50%", numbers=POLICY_NUMBERS | {"marginable": {"entries": {"00005": "0.50"}}})
+    services.policy_approve(actor=credit_manager, policy_id=proposed.pk)
+    facility.refresh_from_db()
+    assert facility.state == "suspended"
+    assert facility.lending_value == Decimal("200000.00") and facility.valued_policy_version == proposed.version
+    assert facility.utilisation == Decimal("0.5000")
