@@ -132,7 +132,7 @@ class FacilitySerializer(serializers.ModelSerializer):
     class Meta:
         model = Facility
         fields = ["id", "reference", "state", "limit", "drawn_balance", "available", "market_value", "va_market_value", "lending_value",
-                  "utilisation", "band", "valued_at", "has_open_margin_call", "conditions", "opened_at", "accepted_at", "letter_sha256", "positions"]
+                  "utilisation", "band", "valued_at", "valued_policy_version", "has_open_margin_call", "conditions", "opened_at", "accepted_at", "letter_sha256", "positions"]
 
 
 def _facility_now(facility) -> dict:

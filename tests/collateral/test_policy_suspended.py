@@ -37,3 +37,14 @@ def test_an_approved_haircut_change_revalues_a_suspended_facility_too(market, al
     assert facility.state == "suspended"
     assert facility.lending_value == Decimal("200000.00") and facility.valued_policy_version == proposed.version
     assert facility.utilisation == Decimal("0.5000")
+
+
+def test_the_staff_facility_page_and_api_say_which_policy_version_valued_it(client, market, alice, credit_manager):
+    from lending.risk.revaluation import revalue_facility
+
+    facility = book_facility(alice, holdings={"00005": 5000}, drawn="100000")
+    revalue_facility(facility_id=facility.pk)
+    client.force_login(credit_manager)
+    page = client.get(f"/lending/staff/facilities/{facility.pk}/").content.decode()
+    assert f'data-testid="valued-policy-version">collateral policy v{market.version}<' in page
+    assert client.get(f"/api/v1/lending/staff/facilities/{facility.pk}/").json()["valued_policy_version"] == market.version
