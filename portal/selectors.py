@@ -21,10 +21,10 @@ from .models import (
 )
 from .navigation import id_url
 
-# Machine housekeeping the system writes many times an hour: price loads from the feeds and the
-# whole-book revaluation runs. Hidden from the audit trail unless asked for; a person's price entry
-# (an actor) is never noise.
-SYSTEM_NOISE_ACTIONS = ("lending.price.loaded", "risk.book.revalued", "risk.quote.entered")
+# Machine housekeeping the system writes many times an hour: price loads from the feeds, the reference prices
+# they move and the whole-book revaluation runs. Hidden from the audit trail unless asked for; a person's price
+# entry (an actor) is never noise.
+SYSTEM_NOISE_ACTIONS = ("lending.price.loaded", "risk.book.revalued", "risk.quote.entered", "risk.reference_price.changed")
 
 # object_type → (URL name, "id" or "pk"): the page of the record an audit row is about. Apps add theirs.
 _RECORD_LINKS: dict[str, str] = {}
