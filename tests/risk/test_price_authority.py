@@ -198,6 +198,8 @@ def test_staff_page_adds_and_deactivates_sources_and_shows_a_proposed_override(c
     client.post("/risk/prices/", {"action": "override", "asset": "BTC", "price_hkd": "740000", "hours": "2", "reason": "Thin market"})
     page = client.get("/risk/prices/").content.decode()
     assert "Awaiting another credit manager" in page
+    # The governance thresholds in percent, as the alarms state them (the page said "more than 0.0200 from the median").
+    assert "more than 0.0200" not in page and "more than 2.0% from the median" in page
     client.force_login(credit_manager2)
     page = client.get("/risk/prices/").content.decode()
     assert 'value="approve_override"' in page and "facilities would be in margin call" in page
