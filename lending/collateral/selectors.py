@@ -250,12 +250,35 @@ def concentration(*, top: int = 10) -> dict:
         LEFT JOIN lending_currentprice cp ON cp.asset = i.code
         GROUP BY i.code, i.name_en, i.name_zh, i.issuer, i.sector, i.kind
     """
+    from django.utils.translation import get_language
+
+    from lending.risk import book
+    from lending.selectors import prices_current
+
     with connection.cursor() as cursor:
         cursor.execute(sql)
         rows = [dict(zip([c[0] for c in cursor.description], r, strict=True)) for r in cursor.fetchall()]
-    total_lv = sum((Decimal(str(r["lv"] or 0)) for r in rows), ZERO)
     policy = policy_current()
     limits = MarginableList.objects.filter(policy=policy).first() if policy else None
+    # The book's lending value as the engine values it (lending.risk.book.live_sql: the risk board's total), with bitcoin
+    # and ether counted after each facility's VA cap, shared between them in proportion to their uncapped values.
+    total_lv = ZERO
+    if policy is not None:
+        prices = {a: q.price_hkd for a, q in prices_current().items()}
+        params = book.Scenario.current(policy=policy, prices=prices).params()
+        va_share = "CASE WHEN v.va_lv_uncapped > 0 THEN v.va_lv * v.{w} * %({p})s / v.va_lv_uncapped ELSE 0 END"
+        totals_sql = (f"SELECT COALESCE(SUM(v.lv), 0), COALESCE(SUM({va_share.format(w='btc_w', p='btc')}), 0), "  # noqa: S608 - constants only
+                      f"COALESCE(SUM({va_share.format(w='eth_w', p='eth')}), 0) FROM ({book.live_sql()}) v")
+        with connection.cursor() as cursor:
+            cursor.execute(totals_sql, params)
+            total, btc_lv, eth_lv = cursor.fetchone()
+        total_lv = Decimal(str(total))
+        capped = {"BTC": Decimal(str(btc_lv)), "ETH": Decimal(str(eth_lv))}
+        for r in rows:
+            if r["kind"] == "virtual_asset" and r["code"] in capped:
+                r["lv"] = capped[r["code"]]
+    # The firm-wide limits apply once the book is large enough to make a share meaningful (firm_concentration_min_book).
+    firm_limits_apply = limits is not None and total_lv >= limits.firm_concentration_min_book
 
     def share(value):
         return (Decimal(str(value)) / total_lv).quantize(Decimal("0.0001")) if total_lv else ZERO
@@ -277,15 +300,18 @@ def concentration(*, top: int = 10) -> dict:
     issuer_limit = limits.firm_issuer_concentration_max if limits else None
     by_instrument = group("code")
     names = {r["code"]: r for r in rows}
+    zh = (get_language() or "").startswith("zh")
     for g in by_instrument:
-        g["label"] = f"{g['name']} {names[g['name']]['name_en']}"
-        g["over"] = instrument_limit is not None and g["share"] > instrument_limit
+        named = names[g["name"]]
+        g["label"] = f"{g['name']} {named['name_zh'] if zh and named['name_zh'] else named['name_en']}"
+        g["over"] = firm_limits_apply and instrument_limit is not None and g["share"] > instrument_limit
     by_issuer = group("issuer")
     for g in by_issuer:
         g["label"] = g["name"]
-        g["over"] = issuer_limit is not None and g["share"] > issuer_limit
+        g["over"] = firm_limits_apply and issuer_limit is not None and g["share"] > issuer_limit
     by_sector = group("sector")
     for g in by_sector:
         g["label"], g["over"] = g["name"], False
     return {"total_lending_value": total_lv.quantize(Decimal("0.01")), "by_instrument": by_instrument, "by_issuer": by_issuer,
-            "by_sector": by_sector, "instrument_limit": instrument_limit, "issuer_limit": issuer_limit}
+            "by_sector": by_sector, "instrument_limit": instrument_limit, "issuer_limit": issuer_limit,
+            "firm_limits_apply": firm_limits_apply, "firm_min_book": limits.firm_concentration_min_book if limits else None}

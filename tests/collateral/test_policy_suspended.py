@@ -48,3 +48,25 @@ def test_the_staff_facility_page_and_api_say_which_policy_version_valued_it(clie
     page = client.get(f"/lending/staff/facilities/{facility.pk}/").content.decode()
     assert f'data-testid="valued-policy-version">collateral policy v{market.version}<' in page
     assert client.get(f"/api/v1/lending/staff/facilities/{facility.pk}/").json()["valued_policy_version"] == market.version
+
+
+def test_the_risk_boards_concentration_counts_va_after_its_cap_and_adds_up_to_the_book(market, alice, charlie):
+    """The panel added BTC's lending value before each facility's VA cap, so its total (HK$52,774,476.87) was not the
+    book's (HK$52,679,863.77) and every share was of the wrong total; and it flagged firm limits the policy does not apply
+    below its minimum book."""
+    from lending.collateral.selectors import concentration
+    from lending.risk import book
+    from lending.risk.revaluation import current_inputs, revalue_book
+
+    book_facility(alice, holdings={"00005": 1000, "BTC": "1"}, drawn="10000")   # securities LV 56,000; BTC LV 304,000 capped
+    book_facility(charlie, holdings={"00005": 5000}, drawn="10000")
+    revalue_book()
+    policy, prices = current_inputs()
+    rows = book.fetch(f"SELECT COALESCE(SUM(v.lv), 0) AS lv FROM ({book.live_sql()}) v", book.Scenario.current(policy=policy, prices=prices).params())
+    book_lv = Decimal(str(rows[0]["lv"])).quantize(Decimal("0.01"))
+    c = concentration()
+    assert c["total_lending_value"] == book_lv
+    btc = next(g for g in c["by_instrument"] if g["name"] == "BTC")
+    securities_lv = Decimal("80") * 6000 * Decimal("0.70")  # 6,000 HSBC at HK$80 with a 30% haircut
+    assert btc["lv"] + securities_lv == book_lv  # BTC at its capped value: the rows add up to the book
+    assert c["firm_limits_apply"] is False and not any(g["over"] for g in c["by_instrument"] + c["by_issuer"])
