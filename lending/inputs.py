@@ -9,23 +9,51 @@ from django.utils.translation import gettext_lazy as _
 from portal.errors import PortalError
 
 
-def decimal_input(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+def decimal_input(value, field: str, *, minimum: Decimal | None = None, maximum: Decimal | None = None, label: str | None = None) -> Decimal:
     """A number typed or sent, within ``minimum`` and ``maximum``. Without them, within what the widest column
     holds (``MONEY_MAX`` either way): a figure such as 1e309 is refused here, not left to fail where it is
     rounded to its column's places."""
     minimum = -MONEY_MAX if minimum is None else minimum
     maximum = MONEY_MAX if maximum is None else maximum
+    label = label or field_label(field)
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]}) from None
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": label}, {field: [_("Enter a number.")]}) from None
     if not number.is_finite():
-        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": field}, {field: [_("Enter a number.")]})
+        raise PortalError("validation_error", _("%(field)s must be a number.") % {"field": label}, {field: [_("Enter a number.")]})
     if number < minimum:
-        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": field, "minimum": minimum}, {field: [_("At least %(minimum)s.") % {"minimum": minimum}]})
+        shown = plain_number(minimum)
+        raise PortalError("validation_error", _("%(field)s must be at least %(minimum)s.") % {"field": label, "minimum": shown}, {field: [_("At least %(minimum)s.") % {"minimum": shown}]})
     if number > maximum:
-        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": field, "maximum": maximum}, {field: [_("At most %(maximum)s.") % {"maximum": maximum}]})
+        shown = plain_number(maximum)
+        raise PortalError("validation_error", _("%(field)s must be at most %(maximum)s.") % {"field": label, "maximum": shown}, {field: [_("At most %(maximum)s.") % {"maximum": shown}]})
     return number
+
+
+def plain_number(value: Decimal) -> str:
+    """A bound as people write it: 0.00000001, not 1E-8; 1,000,000,000,000,000, not 1E+15."""
+    return f"{Decimal(value).normalize():,f}"
+
+
+# The fields whose codes reach the messages above; a policy number is named by its model field's own label.
+_LABELS = {"amount": _("Amount"), "quantity": _("Quantity"), "price_hkd": _("Price (HKD)"), "price": _("Price"), "weight": _("Weight"),
+           "limit": _("Limit"), "new_limit": _("Limit"), "requested_limit": _("Requested limit")}
+
+
+def field_label(field: str) -> str:
+    """What a member of staff or a client reads for a field code: its label in the current language (a policy's number:
+    its model field's verbose name), else the text as given (already a label)."""
+    if field in _LABELS:
+        return str(_LABELS[field])
+    from django.apps import apps
+
+    for model_label in ("lending.CollateralPolicy", "risk.RiskPolicy", "servicing.ServicingPolicy", "recovery.RecoveryPolicy", "collateral.MarginableList"):
+        names = {f.name: f for f in apps.get_model(model_label)._meta.get_fields() if hasattr(f, "verbose_name")}
+        verbose = str(names[field].verbose_name) if field in names else ""
+        if verbose and verbose != field.replace("_", " "):
+            return verbose[:1].upper() + verbose[1:]
+    return str(field)
 
 
 def date_text(value):
@@ -217,9 +245,10 @@ def money_input(value, field: str, *, minimum: Decimal = Decimal("0.01"), maximu
     return decimal_input(value, field, minimum=minimum, maximum=min(maximum, MONEY_MAX)).quantize(Decimal("0.01"))
 
 
-def quantity_input(value, field: str, *, asset: str) -> Decimal:
+def quantity_input(value, field: str, *, asset: str, label: str | None = None) -> Decimal:
     """A BTC/ETH quantity, positive, to 8 decimal places, at most the asset's supply."""
-    number = decimal_input(value, field, minimum=QUANTITY_MIN, maximum=QUANTITY_MAX.get(asset, Decimal("0")))
+    number = decimal_input(value, field, minimum=QUANTITY_MIN, maximum=QUANTITY_MAX.get(asset, Decimal("0")), label=label)
     if number != number.quantize(QUANTITY_MIN):
-        raise PortalError("validation_error", _("%(field)s has more than 8 decimal places.") % {"field": field}, {field: [_("At most 8 decimal places.")]})
+        raise PortalError("validation_error", _("%(field)s has more than 8 decimal places.") % {"field": label or field_label(field)},
+                          {field: [_("At most 8 decimal places.")]})
     return number

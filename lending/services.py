@@ -374,9 +374,10 @@ def _clean_lines(lines: list[dict], policy, user) -> list[CollateralLine]:
             raise PortalError("validation_error", _("Line %(number)s: %(code)s is not an instrument we accept.") % {"number": number, "code": code},
                               {field: [_("Unknown instrument.")]})
         if kind == CollateralKind.VIRTUAL_ASSET:
-            quantity = quantity_input(line.get("quantity"), f"Line {number} quantity", asset=code)
+            quantity = quantity_input(line.get("quantity"), field, asset=code, label=_("Line %(number)s quantity") % {"number": number})
         else:
-            quantity = decimal_input(line.get("quantity"), f"Line {number} quantity", minimum=Decimal("1"), maximum=Decimal("1e15")).quantize(Decimal("0.00000001"))
+            quantity = decimal_input(line.get("quantity"), field, minimum=Decimal("1"), maximum=Decimal("1e15"),
+                                     label=_("Line %(number)s quantity") % {"number": number}).quantize(Decimal("0.00000001"))
         if kind == CollateralKind.SECURITIES and quantity != quantity.to_integral_value():
             raise PortalError("validation_error", _("Line %(number)s: a whole number of shares.") % {"number": number}, {field: [_("Whole shares.")]})
         offered[code] = offered.get(code, ZERO) + quantity
