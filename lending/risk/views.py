@@ -312,9 +312,17 @@ def client_call(request, pk: int):
         return redirect("risk:client-call", pk=pk)
     from lending.collateral import selectors as custody_selectors
 
+    from lending.selectors import policy_current
+
     c = calls[0]
+    holdings = []
+    if c["call"].is_open:
+        # Only what would add lending value answers a call: a suspended or non-marginable security (a haircut of 100%) adds none.
+        in_force = policy_current()
+        cuts = custody_selectors.haircuts_by_code(policy=in_force) if in_force else {}
+        holdings = [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0 and cuts.get(h.instrument.code, 1) < 1]
     return render(request, "risk/client_call.html", {
-        "holdings": [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0] if c["call"].is_open else [],
+        "holdings": holdings,
         "c": c, "call": c["call"], "risk": selectors.facility_risk_for_client(user=request.user, facility_id=c["call"].facility_id),
         "instructions": servicing_requests.payment_instructions(None), **selectors.call_contact(),
     })

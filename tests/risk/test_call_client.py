@@ -323,3 +323,23 @@ def test_the_account_panel_costs_the_same_for_one_facility_or_many(rf, book, ali
         make_facility(alice, drawn="7740000", officer=officer, **MIXED)
     revalue_book()
     assert cost() == one
+
+
+def test_the_call_page_offers_only_holdings_that_add_lending_value(client, in_call, alice):
+    """Country Garden (02007, suspended, haircut 100%) was offered as a holding to pledge against the call: a top-up of it
+    adds HK$0."""
+    from django.db import transaction
+
+    from lending.collateral import services as collateral
+    from lending.collateral.models import Instrument
+    from tests.lending.conftest import give_holdings
+
+    give_holdings(alice, btc="5")
+    suspended = Instrument.objects.get(code="02007")
+    assert suspended.suspended
+    with transaction.atomic():
+        collateral.holding_set(client_id=alice.pk, instrument=suspended, quantity=Decimal("50000"))
+    call = MarginCall.objects.get(facility=in_call)
+    client.force_login(alice)
+    page = client.get(f"/risk/calls/{call.pk}/").content.decode()
+    assert 'value="BTC"' in page and 'value="02007"' not in page
