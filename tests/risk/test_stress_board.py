@@ -87,8 +87,8 @@ def _book(n, alice, charlie):
 PAGE_QUERIES = {
     # before the first book summary (looked up: one query): the book valued live + collateral concentration (the
     # policy and prices read once for the page, portal.context.read_once, though both panels use them; open calls
-    # counted by state and by age in one grouped query)
-    "/risk/board/": 20,
+    # counted by state and by age in one grouped query); the concentration's total as the engine values the book (VA after its cap)
+    "/risk/board/": 21,
     "/risk/margin-calls/": 9,
     "/risk/stress/?preset=policy": 13,  # with the risk policy whose monthly scenario is the first preset
     "/risk/stress/reports/": 8,
