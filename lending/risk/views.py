@@ -311,7 +311,6 @@ def client_call(request, pk: int):
             messages.error(request, exc.message)
         return redirect("risk:client-call", pk=pk)
     from lending.collateral import selectors as custody_selectors
-
     from lending.selectors import policy_current
 
     c = calls[0]
