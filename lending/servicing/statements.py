@@ -105,6 +105,15 @@ class CollateralRow:
 
 
 @dataclass
+class Movement:
+    """One ledger entry of the period with the balance owed after it: the opening balance plus the
+    period's movements up to it in value-date order (the ledger's own ``balance_after`` follows booking order)."""
+
+    entry: object
+    balance: Decimal
+
+
+@dataclass
 class StatementData:
     facility: object
     client: object
@@ -115,7 +124,7 @@ class StatementData:
     due_by: date
     opening_balance: Decimal
     closing_balance: Decimal
-    entries: list = field(default_factory=list)
+    entries: list[Movement] = field(default_factory=list)
     collateral: list[CollateralRow] = field(default_factory=list)
     market_value: Decimal = Decimal(0)
     margin_value_uncapped: Decimal = Decimal(0)
@@ -143,7 +152,7 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
     opening = dict(FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__lt=period_start)
                    .values("facility_id").annotate(total=Sum("delta")).values_list("facility_id", "total"))
     entries = defaultdict(list)
-    for e in FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__range=(period_start, period_end)).order_by("id"):
+    for e in FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__range=(period_start, period_end)).order_by("value_date", "id"):
         entries[e.facility_id].append(e)
     positions = defaultdict(list)
     for p in CollateralPosition.objects.filter(facility_id__in=facility_ids).order_by("id"):
@@ -174,8 +183,11 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
         if facility is None:
             continue
         open_bal = money(Decimal(opening.get(fid) or 0))
-        rows = entries.get(fid, [])
-        close_bal = money(open_bal + sum((e.delta for e in rows), Decimal(0)))
+        rows, running = [], open_bal
+        for e in entries.get(fid, []):
+            running += e.delta
+            rows.append(Movement(entry=e, balance=money(running)))
+        close_bal = money(running)
         coll, sec_lv, va_lv, mv_total = [], Decimal(0), Decimal(0), Decimal(0)
         for p in positions.get(fid, []):
             if p.kind == "securities":
@@ -200,7 +212,7 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
             opening_balance=open_bal, closing_balance=close_bal, entries=rows, collateral=coll, market_value=money(mv_total),
             margin_value_uncapped=money(sec_lv + va_lv), margin_value=margin_value, va_cap_applied=capped_va < va_lv,
             margin_ratio=(close_bal / margin_value).quantize(Decimal("0.0001")) if margin_value else None,
-            calls=calls.get(fid, []), disposals=[e for e in rows if e.kind == "sale_proceeds"],
+            calls=calls.get(fid, []), disposals=[m.entry for m in rows if m.entry.kind == "sale_proceeds"],
             accrued_unposted=money(Decimal(accrued.get(fid) or 0)), terms=terms.get(fid), prices_as_of=", ".join(as_of),
         ))
     return out

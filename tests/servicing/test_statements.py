@@ -156,3 +156,25 @@ def test_a_chinese_statement_separates_labels_with_a_full_width_colon(alice, pri
     facility = _november(alice)
     statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
     assert f"結單編號：{statement.number}" in pdf_text(bytes(statement.pdf))
+
+
+def test_the_movements_balance_runs_from_opening_to_closing_in_value_date_order(alice, prime):
+    """Entries booked out of value-date order (a late booking of an earlier day, and of a day before the
+    period): each row's balance is the opening balance plus the period's movements up to it, by value
+    date, so the last row's balance is the closing balance, not the ledger's balance after each booking."""
+    import re
+
+    facility = old_facility(alice)
+    post(facility, "drawdown", "1000000.00", date(2025, 11, 10))
+    post(facility, "drawdown", "500000.00", date(2025, 11, 3))  # booked later, an earlier value date
+    post(facility, "repayment", "200000.00", date(2025, 11, 20))
+    post(facility, "drawdown", "100000.00", date(2025, 10, 15))  # booked last, before the period
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    rows = re.findall(r"<tr><td>(2025-11-\d\d)</td>.*?<td class=\"num\">([\d,.]+)</td></tr>", statement.html)
+    assert rows == [("2025-11-03", "600,000.00"), ("2025-11-10", "1,600,000.00"), ("2025-11-20", "1,400,000.00")]
+    text = pdf_text(bytes(statement.pdf)).replace("\n", " ")
+    assert "1,400,000.00" in text and "1,500,000.00" not in text and "1,300,000.00" not in text
+    (data,) = statements.build(facility_ids=[facility.pk], kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    assert data.opening_balance == Decimal("100000.00") and data.closing_balance == Decimal("1400000.00")
+    assert [(m.entry.value_date.day, m.balance) for m in data.entries] == [
+        (3, Decimal("600000.00")), (10, Decimal("1600000.00")), (20, Decimal("1400000.00"))]
