@@ -170,7 +170,9 @@ def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> Servi
 def top_up_request(*, user, facility_id: int, collateral_kind: str = "", instrument: str = "", asset: str = "", quantity=None,
                    description: str = "", custody_reference: str = "") -> ServicingRequest:
     """A client asks to pledge more of their holdings (a security of the margin account, BTC or ETH in custody);
-    an officer records it through the risk engine's top-up, which pledges it in the custody ledger."""
+    an officer records it through the risk engine's top-up, which pledges it in the custody ledger. It asks for no
+    more than the client has free less what their other pending top-up requests ask for (on any of their facilities)."""
+    from lending import locks
     from lending.collateral import selectors as collateral_selectors
     from lending.models import CollateralKind
 
@@ -184,10 +186,14 @@ def top_up_request(*, user, facility_id: int, collateral_kind: str = "", instrum
     qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001") if item.is_virtual_asset else Decimal("1")).quantize(Decimal("0.00000001"))
     if not item.is_virtual_asset and qty != qty.to_integral_value():
         raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
+    locks.book()  # requests one at a time: each sees the others pending (and the book lock the top-up itself takes)
     holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
-    free = holding.free if holding else Decimal(0)
+    pending = selectors.pending_top_up_quantity(client_id=user.pk, code=item.code)
+    free = max((holding.free if holding else Decimal(0)) - pending, Decimal(0))
     if qty > free:
-        raise PortalError("above_free", _("You have %(free)s %(code)s free to pledge.") % {"free": f"{free.normalize():,f}", "code": item.code},
+        message = (_("You have %(free)s %(code)s free to pledge once your pending top-up requests (%(pending)s) are counted.") if pending
+                   else _("You have %(free)s %(code)s free to pledge."))
+        raise PortalError("above_free", message % {"free": f"{free.normalize():,f}", "code": item.code, "pending": f"{pending.normalize():,f}"},
                           {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
     req = ServicingRequest.objects.create(
         facility=facility, client=user, kind=RequestKind.TOP_UP, origin=RequestOrigin.CLIENT, requested_by=user, needs_officer=True,

@@ -27,6 +27,18 @@ def servicing_policy_current() -> ServicingPolicy | None:
     return ServicingPolicy.objects.filter(status=PolicyStatus.APPROVED).first()
 
 
+PENDING_STATES = ("requested", "awaiting_second")  # asked for and not yet decided (RequestState)
+
+
+def pending_top_up_quantity(*, client_id: int, code: str) -> Decimal:
+    """What the client's undecided top-up requests of ``code`` ask to pledge, across all their facilities:
+    it is spoken for, so not free for another request."""
+    from .models import ServicingRequest
+
+    total = ServicingRequest.objects.filter(client_id=client_id, kind="top_up", asset=code, state__in=PENDING_STATES).aggregate(q=Sum("quantity"))["q"]
+    return total or Decimal(0)
+
+
 def servicing_policies():
     return ServicingPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
 

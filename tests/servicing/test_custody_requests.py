@@ -95,3 +95,20 @@ def test_the_requests_page_offers_free_holdings_to_pledge(client, opened, eligib
     assert "00005 HSBC Holdings" in body and "900,000" in body  # free after the 100,000 pledged
     assert "100,000 00005" in body  # the pledged line, in whole shares
 
+
+def test_pending_top_up_requests_count_against_the_free_holding_across_the_clients_facilities(opened, eligible_client):
+    """900,000 HSBC free: 400,000 asked on this facility and 400,000 on another are pending, so only 100,000 more
+    can be asked for; a cancelled request frees its quantity again."""
+    from lending.servicing.models import ServicingRequest
+    from tests.servicing.conftest import make_facility
+
+    other = make_facility(eligible_client)
+    first = requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="400000")
+    requests.top_up_request(user=eligible_client, facility_id=other.pk, instrument="00005", quantity="400000")
+    with pytest.raises(PortalError) as exc:
+        requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="100001")
+    assert exc.value.code == "above_free" and "100,000" in exc.value.message
+    assert ServicingRequest.objects.filter(kind="top_up").count() == 2
+    assert requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="100000").state == "requested"
+    requests.request_cancel(user=eligible_client, request_id=first.pk)
+    assert requests.top_up_request(user=eligible_client, facility_id=other.pk, instrument="00005", quantity="400000").state == "requested"
