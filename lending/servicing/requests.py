@@ -149,8 +149,17 @@ def payment_instructions(req: ServicingRequest | None = None) -> str:
 @transaction.atomic
 def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> ServicingRequest:
     """A client tells us a repayment is on its way; it is matched when the back office confirms receipt."""
+    from lending import locks
+
     facility = _client_facility(user, facility_id)
     amount = _money(amount)
+    locks.book()
+    facility = locks.facility(facility.pk)  # notices of the same facility one at a time: each sees the others pending
+    pending = selectors.pending_repayment_amount(facility_id=facility.pk)
+    if pending and amount + pending > facility.drawn_balance:
+        raise PortalError("above_drawn", _("HK$%(amount)s and the HK$%(pending)s of repayments still pending are more than the drawn balance of HK$%(drawn)s.")
+                          % {"amount": f"{amount:,}", "pending": f"{pending:,}", "drawn": f"{facility.drawn_balance:,}"},
+                          {"amount": [_("Above the drawn balance less the pending repayments.")]})
     if amount > facility.drawn_balance:
         raise PortalError("above_drawn", _("HK$%(amount)s is more than the drawn balance of HK$%(drawn)s.") % {"amount": f"{amount:,}", "drawn": f"{facility.drawn_balance:,}"},
                           {"amount": [_("Above the drawn balance.")]})

@@ -39,6 +39,14 @@ def pending_top_up_quantity(*, client_id: int, code: str) -> Decimal:
     return total or Decimal(0)
 
 
+def pending_repayment_amount(*, facility_id: int) -> Decimal:
+    """What the facility's undecided repayment notices and instructions would repay."""
+    from .models import ServicingRequest
+
+    total = ServicingRequest.objects.filter(facility_id=facility_id, kind="repayment", state__in=PENDING_STATES).aggregate(a=Sum("amount"))["a"]
+    return total or Decimal(0)
+
+
 def servicing_policies():
     return ServicingPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
 

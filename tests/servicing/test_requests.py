@@ -103,6 +103,20 @@ def test_a_repayment_notice_is_matched_to_the_receipt(live, alice, officer):
     assert Facility.objects.get(pk=live.pk).drawn_balance == Decimal("180000.00")
 
 
+def test_pending_repayment_notices_count_against_the_drawn_balance(live, alice, officer):
+    """300,000 drawn: notices of 200,000 and 100,000 are pending, so a third, of a cent, is more than is owed;
+    a cancelled notice no longer counts."""
+    requests.drawdown_request(user=alice, facility_id=live.pk, amount="300000")
+    first = requests.repayment_notice(user=alice, facility_id=live.pk, amount="200000")
+    requests.repayment_notice(user=alice, facility_id=live.pk, amount="100000")
+    with pytest.raises(PortalError) as exc:
+        requests.repayment_notice(user=alice, facility_id=live.pk, amount="0.01")
+    assert exc.value.code == "above_drawn" and "300,000.00" in exc.value.message
+    assert ServicingRequest.objects.filter(kind="repayment").count() == 2
+    requests.request_cancel(user=alice, request_id=first.pk)
+    assert requests.repayment_notice(user=alice, facility_id=live.pk, amount="200000").state == "requested"
+
+
 def _custody(alice, facility, qty="2"):
     from django.db import transaction
 
