@@ -179,35 +179,36 @@ def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> Servi
 def top_up_request(*, user, facility_id: int, collateral_kind: str = "", instrument: str = "", asset: str = "", quantity=None,
                    description: str = "", custody_reference: str = "") -> ServicingRequest:
     """A client asks to pledge more of their holdings (a security of the margin account, BTC or ETH in custody);
-    an officer records it through the risk engine's top-up, which pledges it in the custody ledger. It asks for no
-    more than the client has free less what their other pending top-up requests ask for (on any of their facilities)."""
+    an officer records it through the risk engine's top-up, which pledges it in the custody ledger. The request
+    passes that top-up's own checks now (``lending.risk.services.collateral_top_up_check``), so one that could
+    never be carried out is refused when it is asked, in the officer's words; and it asks for no more than the
+    client has free less what their other pending top-up requests ask for (on any of their facilities)."""
     from lending import locks
     from lending.collateral import selectors as collateral_selectors
-    from lending.models import CollateralKind
+    from lending.risk import services as risk_services
 
     facility = _client_facility(user, facility_id)
     item = collateral_selectors.instrument_by_code(code=instrument or asset)
-    if item is None or not item.active:
+    if item is None or not item.active:  # in the client's words (the check below names it for an officer)
         raise PortalError("validation_error", _("Choose a holding of your margin account, bitcoin or ether."), {"instrument": [_("Unknown instrument.")]})
-    kind = CollateralKind.VIRTUAL_ASSET if item.is_virtual_asset else CollateralKind.SECURITIES
-    if collateral_kind and collateral_kind != kind:
-        raise PortalError("validation_error", _("Securities or a virtual asset."), {"collateral_kind": [_("Does not match the holding.")]})
-    qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001") if item.is_virtual_asset else Decimal("1")).quantize(Decimal("0.00000001"))
-    if not item.is_virtual_asset and qty != qty.to_integral_value():
-        raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
-    locks.book()  # requests one at a time: each sees the others pending (and the book lock the top-up itself takes)
-    holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
-    pending = selectors.pending_top_up_quantity(client_id=user.pk, code=item.code)
-    free = max((holding.free if holding else Decimal(0)) - pending, Decimal(0))
-    if qty > free:
-        message = (_("You have %(free)s %(code)s free to pledge once your pending top-up requests (%(pending)s) are counted.") if pending
-                   else _("You have %(free)s %(code)s free to pledge."))
-        raise PortalError("above_free", message % {"free": f"{free.normalize():,f}", "code": item.code, "pending": f"{pending.normalize():,f}"},
-                          {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
+    locks.book()  # requests one at a time, each seeing the others pending; the concentration check reads the book
+
+    def within_free(item, qty: Decimal) -> None:
+        holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
+        pending = selectors.pending_top_up_quantity(client_id=user.pk, code=item.code)
+        free = max((holding.free if holding else Decimal(0)) - pending, Decimal(0))
+        if qty > free:
+            message = (_("You have %(free)s %(code)s free to pledge once your pending top-up requests (%(pending)s) are counted.") if pending
+                       else _("You have %(free)s %(code)s free to pledge."))
+            raise PortalError("above_free", message % {"free": f"{free.normalize():,f}", "code": item.code, "pending": f"{pending.normalize():,f}"},
+                              {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
+
+    checked = risk_services.collateral_top_up_check(facility=facility, instrument=item.code, quantity=quantity, kind=collateral_kind,
+                                                    custody_reference=custody_reference, within=within_free)
     req = ServicingRequest.objects.create(
         facility=facility, client=user, kind=RequestKind.TOP_UP, origin=RequestOrigin.CLIENT, requested_by=user, needs_officer=True,
-        collateral_kind=kind, asset=item.code, quantity=qty, description=(description or item.name_en)[:200],
-        custody_reference=(custody_reference or "")[:100])
+        collateral_kind=checked.kind, asset=item.code, quantity=checked.quantity, description=(description or item.name_en)[:200],
+        custody_reference=(custody_reference or "").strip()[:100])
     audit_log(actor=user, action="servicing.request.top_up", obj=req, after=snapshot(req, ServicingRequest.FIELDS))
     return req
 
@@ -367,9 +368,10 @@ def _lock_request(actor, request_id: int) -> ServicingRequest:
 
 
 @transaction.atomic
-def request_approve(*, actor, request_id: int, received_reference: str = "") -> ServicingRequest:
+def request_approve(*, actor, request_id: int, received_reference: str = "", custody_reference: str = "") -> ServicingRequest:
     """An officer approves (first), or a second, different person approves; it executes once it has
-    every approval it needs. A repayment is matched to the receipt the back office confirmed."""
+    every approval it needs. A repayment is matched to the receipt the back office confirmed; a top-up of
+    virtual assets is pledged under the custody reference the officer gives (needed when the request has none)."""
     from lending import services as lending_services
     from lending.risk import services as risk_services
 
@@ -398,6 +400,8 @@ def request_approve(*, actor, request_id: int, received_reference: str = "") -> 
         req.ledger_entry_id = lending_services.facility_repay(actor=actor, facility_id=req.facility_id, amount=req.amount,
                                                               reference=req.received_reference or req.reference, servicing_request=req).pk
     elif req.kind == RequestKind.TOP_UP:
+        if (custody_reference or "").strip():
+            req.custody_reference = custody_reference.strip()[:100]
         risk_services.collateral_top_up(actor=actor, facility_id=req.facility_id, instrument=req.asset, quantity=req.quantity,
                                         description=req.description, custody_reference=req.custody_reference, reference=req.reference)
     elif req.kind == RequestKind.RELEASE:
@@ -405,7 +409,8 @@ def request_approve(*, actor, request_id: int, received_reference: str = "") -> 
     if req.state != RequestState.EXECUTED:
         req.execute(at=now)
         _save(req)
-    audit_log(actor=actor, action="servicing.request.executed", obj=req, before=before, after=snapshot(req, ServicingRequest.FIELDS))
+    audit_log(actor=actor, action="servicing.request.executed", obj=req, before=before,
+              after=snapshot(req, ServicingRequest.FIELDS) | ({"custody_reference": req.custody_reference} if req.kind == RequestKind.TOP_UP else {}))
     _notify_client(req, _("Your request %(ref)s was executed"), _("%(kind)s: done."))
     return req
 

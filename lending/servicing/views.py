@@ -428,7 +428,8 @@ def staff_requests(request):
         try:
             rid = int(request.POST.get("request_id") or 0)
             if action == "approve":
-                requests_services.request_approve(actor=request.user, request_id=rid, received_reference=request.POST.get("received_reference", ""))
+                requests_services.request_approve(actor=request.user, request_id=rid, received_reference=request.POST.get("received_reference", ""),
+                                                  custody_reference=request.POST.get("custody_reference", ""))
             elif action == "refuse":
                 requests_services.request_refuse(actor=request.user, request_id=rid, reason=request.POST.get("reason", ""))
             elif action == "broadcast":

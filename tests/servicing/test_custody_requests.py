@@ -112,3 +112,70 @@ def test_pending_top_up_requests_count_against_the_free_holding_across_the_clien
     assert requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="100000").state == "requested"
     requests.request_cancel(user=eligible_client, request_id=first.pk)
     assert requests.top_up_request(user=eligible_client, facility_id=other.pk, instrument="00005", quantity="400000").state == "requested"
+
+
+def _free_btc(client_user, quantity="5"):
+    from django.db import transaction
+
+    from lending.collateral import services as custody
+    from lending.collateral.models import Instrument
+
+    with transaction.atomic():
+        custody.holding_set(client_id=client_user.pk, instrument=Instrument.objects.get(code="BTC"), quantity=Decimal(quantity))
+
+
+def test_a_va_top_up_request_without_a_custody_reference_is_refused_when_asked_with_the_officers_words(opened, eligible_client):
+    """The officer's top-up refuses bitcoin without its custody reference; the client's request was accepted and
+    could then never be carried out. One set of checks (lending.risk.services.collateral_top_up_check) refuses it now."""
+    from lending.servicing.models import ServicingRequest
+
+    _free_btc(eligible_client)
+    with pytest.raises(PortalError) as exc:
+        requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="BTC", quantity="1")
+    assert exc.value.message == "Give the custody reference of the virtual assets." and "custody_reference" in exc.value.fields
+    with pytest.raises(PortalError, match="more than 8 decimal places"):  # refused, not rounded to 1.00000000
+        requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="BTC", quantity="1.000000001", custody_reference="C-1")
+    assert not ServicingRequest.objects.filter(kind="top_up").exists()
+
+
+def test_a_top_up_request_above_a_concentration_limit_is_refused_when_asked(opened, eligible_client, officer, credit_manager):
+    """The concentration limit was checked only at the officer's approval (409 concentration_limit); the client's request
+    is refused up front with the same message, and a request the officer approves is checked again."""
+    from lending.collateral import concentration
+    from lending.risk import services as risk_services
+    from lending.servicing.models import ServicingRequest
+
+    limits = concentration.Limits(client={"instrument": Decimal("0.9"), "issuer": Decimal("1"), "sector": Decimal("1")},
+                                  firm={"instrument": Decimal("1"), "issuer": Decimal("1"), "sector": Decimal("1")}, firm_min_book=Decimal("1e12"))
+    import unittest.mock
+
+    with unittest.mock.patch("lending.collateral.concentration.limits_for", return_value=limits):
+        with pytest.raises(PortalError) as asked:
+            requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00005", quantity="900000")
+        with pytest.raises(PortalError) as recorded:
+            risk_services.collateral_top_up(actor=officer, facility_id=opened.pk, instrument="00005", quantity="900000")
+    assert asked.value.code == recorded.value.code == "concentration_limit" and asked.value.http_status == 409
+    assert asked.value.message == recorded.value.message
+    assert not ServicingRequest.objects.filter(kind="top_up").exists()
+
+
+def test_the_officer_supplies_the_custody_reference_when_approving_a_request_without_one(client, api_client, opened, eligible_client, officer):
+    from lending.collateral.models import CustodyBalance
+    from lending.servicing.models import ServicingRequest
+
+    _free_btc(eligible_client)
+    first = requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="BTC", quantity="1", custody_reference="C-1")
+    second = requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="BTC", quantity="1", custody_reference="C-2")
+    ServicingRequest.objects.filter(pk__in=[first.pk, second.pk]).update(custody_reference="")  # asked before the reference was required
+    api_client.force_login(officer)
+    refused = api_client.post(f"/api/v1/servicing/staff/requests/{first.pk}/approve/", {}, format="json")
+    assert refused.status_code == 400 and "custody_reference" in refused.json()["error"]["fields"]
+    done = api_client.post(f"/api/v1/servicing/staff/requests/{first.pk}/approve/", {"custody_reference": "CUST-BTC-77"}, format="json")
+    assert done.status_code == 200 and done.json()["state"] == "executed"
+    assert ServicingRequest.objects.get(pk=first.pk).custody_reference == "CUST-BTC-77"
+    client.force_login(officer)
+    page = client.get("/servicing/staff/requests/").content.decode()
+    assert 'name="custody_reference"' in page
+    client.post("/servicing/staff/requests/", {"action": "approve", "request_id": second.pk, "custody_reference": "CUST-BTC-78"})
+    assert ServicingRequest.objects.get(pk=second.pk).state == "executed"
+    assert CustodyBalance.objects.get(client=eligible_client, instrument__code="BTC").pledged == Decimal("3")
