@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
-from lending.inputs import decimal_input
+from lending.inputs import decimal_input, quantity_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
@@ -32,6 +32,7 @@ from portal.permissions import Perm
 from . import selectors
 from .models import AddressState, RequestKind, RequestOrigin, RequestState, ServicingRequest, WithdrawalAddress
 from .reasons import refusal_render
+from .services import places_input
 
 CENT = Decimal("0.01")
 STEPUP_MAX_AGE = timedelta(minutes=5)
@@ -62,7 +63,7 @@ def _client_facility(user, facility_id: int):
 
 
 def _money(value, field: str = "amount") -> Decimal:
-    return decimal_input(value, field, minimum=CENT).quantize(CENT)
+    return places_input(value, field, places=2, minimum=CENT)
 
 
 def _notify_client(req: ServicingRequest, title, body="") -> None:
@@ -277,7 +278,7 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
         raise NotFoundError("not_found", _("No such collateral line on this facility."))
     values: dict = {"position_id": position.pk, "collateral_kind": position.kind, "asset": position.asset}
     if position.kind == CollateralKind.VIRTUAL_ASSET:
-        qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
+        qty = quantity_input(quantity, "quantity", asset=position.asset)
         if qty > (position.quantity or 0):
             raise PortalError("validation_error", _("Only %(q)s is held on this line.") % {"q": position.quantity}, {"quantity": [_("Too much.")]})
         if not _fresh_stepup(stepup_at):

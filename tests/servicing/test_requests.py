@@ -258,3 +258,17 @@ def test_a_request_notification_names_the_kind_in_the_readers_language(live, ali
     assert notification_text(note, language="en")[1] == "Drawdown: done."
     zh = " ".join(notification_text(note, language="zh-hant"))
     assert "Drawdown" not in zh and "提款" in zh, zh
+
+
+@pytest.mark.parametrize("amount", ["1.234", "0.025", "2.999"])
+def test_an_amount_with_more_than_two_decimal_places_is_refused_not_rounded(client, live, alice, officer, amount):
+    """The web forms paid HK$1.23, 0.02 (half-even) and 3.00 for these; the API refused them. Now every servicing
+    service refuses them, with a clear message, and nothing changes."""
+    client.force_login(alice)
+    for action in ("drawdown", "repayment"):
+        page = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": action, "amount": amount}, follow=True).content.decode()
+        assert "more than 2 decimal places" in page, action
+    with pytest.raises(PortalError, match="more than 2 decimal places"):
+        requests.staff_instruction(actor=officer, facility_id=live.pk, kind="drawdown", amount=amount)
+    assert not ServicingRequest.objects.exists() and not FacilityTransaction.objects.exists()
+    assert requests.drawdown_request(user=alice, facility_id=live.pk, amount="1.20").amount == Decimal("1.20")  # trailing zeros are fine
