@@ -268,9 +268,12 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
     after it would exceed the policy's initial level. Virtual assets go only to an active whitelisted
     address, after a fresh MFA step-up, with an officer's and then a second person's approval above the tiers."""
     from lending import selectors as lending_selectors
-    from lending.models import CollateralKind, CollateralPosition
+    from lending.models import CollateralKind, CollateralPosition, FacilityState
 
     facility = _client_facility(user, facility_id)
+    if facility.state == FacilityState.SUSPENDED:  # a suspended facility takes repayments and more collateral only
+        raise ConflictError("facility_suspended", _("The facility is suspended: no collateral can be released from it until it is active again. "
+                                                    "You can still repay and add collateral."))
     ensure_client_enrolled(user, action=_("a release of collateral"))
     policy = _policy()
     position = CollateralPosition.objects.filter(pk=position_id, facility=facility).first()

@@ -272,3 +272,25 @@ def test_an_amount_with_more_than_two_decimal_places_is_refused_not_rounded(clie
         requests.staff_instruction(actor=officer, facility_id=live.pk, kind="drawdown", amount=amount)
     assert not ServicingRequest.objects.exists() and not FacilityTransaction.objects.exists()
     assert requests.drawdown_request(user=alice, facility_id=live.pk, amount="1.20").amount == Decimal("1.20")  # trailing zeros are fine
+
+
+def test_a_suspended_facility_takes_repayments_and_top_ups_but_no_drawdown_or_release(client, api_client, book, facts, alice):
+    """The suspension notice says the client may repay, add collateral and read statements: the requests page offers
+    no drawdown or release form there, and a release request is refused (409) with nothing recorded."""
+    from lending.risk.revaluation import revalue_book
+
+    suspended = make_facility(alice, state="suspended", **MIXED)
+    revalue_book()
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{suspended.pk}/requests/").content.decode()
+    assert 'data-testid="facility-suspended"' in page
+    assert not any(f'name="action" value="{a}"' in page for a in ("drawdown", "release"))
+    assert all(f'name="action" value="{a}"' in page for a in ("repayment", "top_up"))
+    position = suspended.positions.get(asset="BTC")
+    api_client.force_login(alice)
+    response = api_client.post(f"/api/v1/servicing/facilities/{suspended.pk}/release-requests/",
+                               {"position_id": position.pk, "quantity": "0.1"}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "facility_suspended"
+    with pytest.raises(ConflictError, match="suspended"):
+        requests.release_request(user=alice, facility_id=suspended.pk, position_id=position.pk, quantity="0.1")
+    assert not ServicingRequest.objects.exists()
