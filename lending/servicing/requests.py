@@ -523,10 +523,42 @@ def address_add(*, user, asset: str, address: str, label: str = "") -> tuple[Wit
     token = secrets.token_urlsafe(32)
     entry = WithdrawalAddress.objects.create(client=user, asset=asset, address=address, label=(label or "")[:80], token_hash=_token_hash(token))
     audit_log(actor=user, action="servicing.address.added", obj=entry, after={"asset": asset, "address": address, "label": entry.label})
+    # The link goes by email only: whoever has the session (the inbox) must not be able to confirm without the mailbox.
     notify(user=user, kind="servicing.address.added", title=_("Confirm your new %(asset)s withdrawal address"),
-           body=_("Open the link to confirm the address. If you did not add it, do nothing and tell us."), params={"asset": asset},
-           link=reverse("servicing:address-confirm", args=[token]))
+           body=_("We have emailed you a link to confirm the address. If you did not add it, do nothing and tell us."), params={"asset": asset},
+           link=reverse("servicing:addresses"), email=False)
+    from .tasks import address_confirmation_email
+
+    address_confirmation_email.delay_on_commit(entry.pk, token)
     return entry, token
+
+
+def address_confirmation_send(*, address_id: int, token: str) -> bool:
+    """Email the client the link confirming a new address (the only place the link goes), in their language.
+    False when there is nothing to send: the address was confirmed or revoked meanwhile, or the token is not its own."""
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    from portal.notifications import absolute_url
+
+    entry = WithdrawalAddress.objects.select_related("client").filter(pk=address_id, state=AddressState.ADDED, token_hash=_token_hash(token or "")).first()
+    if entry is None:
+        return False
+    user = entry.client
+    with translation.override(user.preferred_language or settings.LANGUAGE_CODE):
+        title = _("Confirm your new %(asset)s withdrawal address") % {"asset": entry.asset}
+        context = {
+            "title": title, "link": absolute_url(reverse("servicing:address-confirm", args=[token])), "site_url": absolute_url("/"),
+            "preferences_url": absolute_url("/notifications/preferences/"), "language": user.preferred_language,
+            "body": _("Open the link to confirm the address %(address)s. If you did not add it, do nothing and tell us.") % {"address": entry.address},
+        }
+        subject = _("[%(portal)s] %(title)s") % {"portal": _("VA Margin Portal"), "title": title}
+        message = EmailMultiAlternatives(subject=" ".join(str(subject).split()), body=render_to_string("portal/email/notification.txt", context),
+                                         to=[user.email])
+        message.attach_alternative(render_to_string("portal/email/notification.html", context), "text/html")
+    message.send()
+    return True
 
 
 @transaction.atomic
