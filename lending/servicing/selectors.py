@@ -47,6 +47,18 @@ def pending_repayment_amount(*, facility_id: int) -> Decimal:
     return total or Decimal(0)
 
 
+def with_instruments(requests: list) -> list:
+    """Give each securities request its instrument (``holding_instrument``), so a page names the holding in the
+    reader's language (``Instrument.name_for``) rather than the English name kept with the request; one query."""
+    from lending.collateral.selectors import instruments_by_code
+
+    codes = {r.asset for r in requests if r.asset and r.collateral_kind == "securities"}
+    found = instruments_by_code(codes=codes) if codes else {}
+    for r in requests:
+        r.holding_instrument = found.get(r.asset)
+    return requests
+
+
 def servicing_policies():
     return ServicingPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
 

@@ -102,6 +102,7 @@ class CollateralRow:
     haircut: Decimal
     margin_value: Decimal
     custody_reference: str = ""
+    instrument: object = None  # named in the statement's language (Instrument.name_for); else ``label``
     code: str = ""
     price_as_of: datetime | None = None
     at_period_end: bool = False  # valued at the last close on or before the period end (else at the price of issue)
@@ -159,6 +160,7 @@ class StatementData:
 def build(*, facility_ids: list[int], kind: str, period_start: date, period_end: date) -> list[StatementData]:
     """The content of each facility's statement for the period (a fixed number of queries for the batch)."""
     from lending import selectors as lending_selectors
+    from lending.collateral.selectors import instruments_by_code
     from lending.models import CollateralPosition, Facility, FacilityTransaction
     from lending.risk.models import DailyClose, MarginCall
     from lending.valuation import money, va_cap
@@ -189,6 +191,7 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
     codes = {p.asset if p.kind == "virtual_asset" else p.instrument.code for ps in positions.values() for p in ps if p.asset or p.instrument_id}
     last_day = DailyClose.objects.filter(asset=OuterRef("asset"), day__lte=period_end).order_by("-day").values("day")[:1]
     closes = {c.asset: c for c in DailyClose.objects.filter(asset__in=codes, day=Subquery(last_day))}
+    instruments = instruments_by_code(codes=codes) if codes else {}
     current = lending_selectors.prices_current()
     out = []
     for fid in facility_ids:
@@ -216,7 +219,7 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
             mv_total += mv
             coll.append(CollateralRow(label=p.get_asset_display() if p.asset else (p.description or p.haircut_class), kind=p.kind,
                                       quantity=p.quantity, price=price, market_value=mv, haircut=p.haircut, margin_value=mv_lv,
-                                      custody_reference=p.custody_reference, code=code, price_as_of=as_of, at_period_end=close is not None))
+                                      custody_reference=p.custody_reference, instrument=instruments.get(code), code=code, price_as_of=as_of, at_period_end=close is not None))
         capped_va = va_cap(sec_lv, va_lv, facility.policy.va_max_share)
         margin_value = money(sec_lv + capped_va)
         out.append(StatementData(

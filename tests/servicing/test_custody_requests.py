@@ -179,3 +179,23 @@ def test_the_officer_supplies_the_custody_reference_when_approving_a_request_wit
     client.post("/servicing/staff/requests/", {"action": "approve", "request_id": second.pk, "custody_reference": "CUST-BTC-78"})
     assert ServicingRequest.objects.get(pk=second.pk).state == "executed"
     assert CustodyBalance.objects.get(client=eligible_client, instrument__code="BTC").pledged == Decimal("3")
+
+
+def test_a_chinese_reader_sees_instrument_names_in_chinese_on_the_requests_page_and_statement(client, opened, eligible_client, officer):
+    """The requests page's selects and request list, the staff queue and the statement named holdings in English
+    ('HSBC Holdings', 'Bitcoin') to a Chinese reader: they use the instrument's own name in the reader's language."""
+    from datetime import date
+
+    from lending.servicing import statements
+    from portal.pdf import pdf_text
+
+    eligible_client.preferred_language = "zh-hant"
+    eligible_client.save(update_fields=["preferred_language"])
+    requests.top_up_request(user=eligible_client, facility_id=opened.pk, instrument="00004", quantity="1000")
+    client.force_login(eligible_client)
+    page = client.get(f"/servicing/facilities/{opened.pk}/requests/").content.decode()
+    assert "滙豐控股" in page and "九龍倉集團" in page
+    assert "HSBC Holdings" not in page and "Wharf (Holdings)" not in page
+    statement = statements.issue_one(facility_id=opened.pk, kind="monthly", period_start=date(2025, 11, 1), period_end=date(2025, 11, 30))
+    text = pdf_text(bytes(statement.pdf))
+    assert "滙豐控股" in text and "比特幣" in text and "HSBC Holdings" not in text and "Bitcoin" not in text
