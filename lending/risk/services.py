@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -1046,28 +1047,36 @@ def _ensure_recordable(facility, added: Decimal) -> None:
                           {"quantity": [_("Too large.")], "market_value": [_("Too large.")]})
 
 
-@transaction.atomic
-def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity=None, kind: str = "", asset: str = "",
-                      description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
-    """Pledge more of the client's holdings to a facility: ``quantity`` of ``instrument`` (an HKEX code, BTC or ETH;
-    ``asset`` is accepted for BTC/ETH) moves from free to pledged in the custody ledger, or the top-up is refused.
+@dataclass(frozen=True)
+class TopUpChecked:
+    """What a top-up would pledge, once ``collateral_top_up_check`` has passed it."""
 
-    Securities come from the margin account the back office reports and BTC/ETH from the client's custody
-    balance; nobody types a market value. The position is valued at the price authority's reference price and
-    the haircut of the policy in force; the facility is revalued at once and an open call met if cured.
+    instrument: object
+    kind: str
+    quantity: Decimal
+    price_hkd: Decimal
+    market_value: Decimal
+    haircut: Decimal
+
+
+def collateral_top_up_check(*, facility, instrument: str = "", quantity=None, kind: str = "", asset: str = "",
+                            custody_reference: str = "", within=None) -> TopUpChecked:
+    """Whether ``quantity`` of ``instrument`` can be pledged to ``facility`` now, or the refusal; it writes nothing.
+
+    The one set of checks of a top-up: an open facility, an active instrument (an HKEX code, BTC or ETH), its kind,
+    the quantity (whole shares; BTC/ETH to 8 decimal places within the supply), the custody reference of virtual
+    assets, a reference price, a market value that can be recorded and the concentration limits
+    (``lending.collateral.concentration``). ``collateral_top_up`` records only what this passes, and a client's
+    top-up request asks it when it is made (``lending.servicing.requests.top_up_request``), so a request that could
+    never be carried out is refused then, in the same words. ``within(instrument, quantity)``: the caller's own
+    limit on the quantity, checked once it is read (a client's request: what they have free less their pending
+    requests). Call under the book lock (the concentration check reads the book).
     """
     from lending import selectors as lending_selectors
-    from lending.collateral import custody
     from lending.collateral import selectors as collateral_selectors
-    from lending.models import CollateralKind, CollateralPosition, Facility, FacilityState
+    from lending.collateral.concentration import ensure_pledge_within_limits
+    from lending.models import CollateralKind, FacilityState
 
-    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
-    locks.book()
-    try:
-        facility = locks.facility(facility_id, Facility.objects.select_related("client"))
-    except Facility.DoesNotExist:
-        raise NotFoundError("not_found", _("No such facility.")) from None
-    ensure_not_own_record(actor=actor, client_user=facility.client)
     if facility.state == FacilityState.CLOSED:
         raise ConflictError("facility_closed", _("The facility is closed."))
     item = collateral_selectors.instrument_by_code(code=instrument or asset)
@@ -1079,13 +1088,15 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
         raise PortalError("validation_error", _("%(code)s is not %(kind)s collateral.") % {"code": item.code, "kind": kind}, {"kind": [_("Does not match the instrument.")]})
     if item.is_virtual_asset:
         qty = quantity_input(quantity, "quantity", asset=item.code)
-        if not (custody_reference or "").strip():
-            raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
     else:
         qty = decimal_input(quantity, "quantity", minimum=Decimal("1"), maximum=Decimal("1e15"))
         if qty != qty.to_integral_value():
             raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
     qty = qty.quantize(Decimal("0.00000001"))
+    if within is not None:
+        within(item, qty)
+    if item.is_virtual_asset and not (custody_reference or "").strip():
+        raise PortalError("validation_error", _("Give the custody reference of the virtual assets."), {"custody_reference": [_("Required.")]})
     prices = lending_selectors.prices_current()
     price = prices.get(item.code)
     if price is None:
@@ -1094,10 +1105,35 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
     _ensure_recordable(facility, mv)
     policy = lending_selectors.policy_current() or facility.policy
     haircut = collateral_selectors.haircuts_for(policy=policy, instrument_ids=[item.pk])[item.pk]
-    from lending.collateral.concentration import ensure_pledge_within_limits
-
     ensure_pledge_within_limits(client_id=facility.client_id, instrument=item, lending_value=mv * (1 - haircut), policy=policy,
                                 prices={a: q.price_hkd for a, q in prices.items()})
+    return TopUpChecked(instrument=item, kind=position_kind, quantity=qty, price_hkd=price.price_hkd, market_value=mv, haircut=haircut)
+
+
+@transaction.atomic
+def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity=None, kind: str = "", asset: str = "",
+                      description: str = "", custody_reference: str = "", reference: str = "") -> CollateralTopUp:
+    """Pledge more of the client's holdings to a facility: ``quantity`` of ``instrument`` (an HKEX code, BTC or ETH;
+    ``asset`` is accepted for BTC/ETH) moves from free to pledged in the custody ledger, or the top-up is refused.
+
+    Securities come from the margin account the back office reports and BTC/ETH from the client's custody
+    balance; nobody types a market value. The position is valued at the price authority's reference price and
+    the haircut of the policy in force; the facility is revalued at once and an open call met if cured.
+    """
+    from lending.collateral import custody
+    from lending.models import CollateralPosition, Facility
+
+    ensure_staff_permission(actor=actor, perm=Perm.FACILITY_OPERATE)
+    locks.book()
+    try:
+        facility = locks.facility(facility_id, Facility.objects.select_related("client"))
+    except Facility.DoesNotExist:
+        raise NotFoundError("not_found", _("No such facility.")) from None
+    ensure_not_own_record(actor=actor, client_user=facility.client)
+    checked = collateral_top_up_check(facility=facility, instrument=instrument, quantity=quantity, kind=kind, asset=asset,
+                                      custody_reference=custody_reference)
+    item, position_kind, qty, price_hkd, mv, haircut = (checked.instrument, checked.kind, checked.quantity, checked.price_hkd,
+                                                       checked.market_value, checked.haircut)
     position = CollateralPosition.objects.select_for_update(no_key=True).filter(facility=facility, instrument=item).order_by("id").first()
     if position is None:
         position = CollateralPosition.objects.create(
@@ -1106,7 +1142,7 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
             description=(description or item.name_en)[:200])
     else:
         position.quantity = (position.quantity or Decimal("0")) + qty
-        position.market_value = (position.quantity * price.price_hkd).quantize(CENT)
+        position.market_value = (position.quantity * price_hkd).quantize(CENT)
         position.haircut = haircut
         position.save(update_fields=["quantity", "market_value", "haircut"])
     top_up = CollateralTopUp.objects.create(facility=facility, position_id=position.pk, kind=position_kind, asset=item.code,
@@ -1118,7 +1154,7 @@ def collateral_top_up(*, actor, facility_id: int, instrument: str = "", quantity
     revalue_book(trigger="top_up", facility_ids=[facility.pk])
     audit_log(actor=actor, action="risk.collateral.topped_up", obj=facility, after={
         "top_up": top_up.pk, "position": position.pk, "kind": position_kind, "instrument": item.code, "quantity": qty,
-        "price": price.price_hkd, "market_value": mv, "haircut": haircut, "reference": top_up.reference})
+        "price": price_hkd, "market_value": mv, "haircut": haircut, "reference": top_up.reference})
     return top_up
 
 

@@ -166,6 +166,8 @@ class StaffRequestDecisionApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         received_reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        custody_reference = serializers.CharField(max_length=100, required=False, allow_blank=True,
+                                                  help_text="A top-up of BTC/ETH: the custody reference to pledge it under (overrides the request's).")
         reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     @extend_schema(request=InputSerializer, responses=RequestSerializer)
@@ -175,7 +177,8 @@ class StaffRequestDecisionApi(APIView):
         if not ServicingRequest.objects.filter(pk=pk).exists():
             raise Http404
         if self.approve:
-            req = svc.request_approve(actor=request.user, request_id=pk, received_reference=data.validated_data.get("received_reference", ""))
+            req = svc.request_approve(actor=request.user, request_id=pk, received_reference=data.validated_data.get("received_reference", ""),
+                                      custody_reference=data.validated_data.get("custody_reference", ""))
         else:
             req = svc.request_refuse(actor=request.user, request_id=pk, reason=data.validated_data.get("reason", ""))
         return Response(RequestSerializer(req).data)

@@ -396,9 +396,24 @@ def months_to_post(*, through: date) -> list[date]:
 
 
 def interest_run(*, now: datetime | None = None) -> dict:
-    """The periodic job: accrue every finished day not yet accrued, then post every finished month."""
+    """The periodic job: accrue every finished day not yet accrued and post every finished month, a month
+    at a time when catching up: a month is posted before the next month's first day accrues, so that day
+    accrues on the balance with the month's interest in it (posted interest bears interest), as it does
+    when the job runs every day."""
     now = now or timezone.now()
     yesterday = timezone.localdate(now) - timedelta(days=1)
-    accrued = accrue_through(last_day=yesterday, now=now)
-    posted = [post_month(period_end=end, now=now) for end in months_to_post(through=yesterday)]
+    accrued: list[AccrualDay] = []
+    posted: list[PostingResult | None] = []
+    while True:
+        start = accrual_start_day()
+        if start is None:
+            break
+        # Every month accrued to its end is posted before anything after it accrues.
+        posted += [post_month(period_end=end, now=now) for end in months_to_post(through=min(start - timedelta(days=1), yesterday))]
+        if start > yesterday or len(accrued) >= CATCH_UP_MAX_DAYS:
+            break
+        days = accrue_through(last_day=min(month_end(start), yesterday, start + timedelta(days=CATCH_UP_MAX_DAYS - len(accrued) - 1)), now=now)
+        if not days:
+            break
+        accrued += days
     return {"accrued_days": [a.day.isoformat() for a in accrued], "posted": [p.period_end.isoformat() for p in posted if p]}

@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from lending.inputs import decimal_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import audit_log
 from portal.errors import ConflictError, NotFoundError, PortalError
@@ -23,7 +22,7 @@ from portal.permissions import Perm
 
 from .models import FacilityTerms, LimitChange, LimitChangeState
 from .selectors import facility_interest
-from .services import add_months
+from .services import add_months, places_input
 
 
 def facilities_due(*, within_days: int = 30, today: date | None = None):
@@ -84,7 +83,7 @@ def facility_limit_change(*, actor, facility_id: int, new_limit, reason: str) ->
 
     facility, _terms = _locked(actor, facility_id)
     facility_revalue(facility=facility)  # lending value at current prices (the limit never exceeds it)
-    new_limit = decimal_input(new_limit, "new_limit", minimum=Decimal("1")).quantize(Decimal("0.01"))
+    new_limit = places_input(new_limit, "new_limit", places=2, minimum=Decimal("1"))
     if new_limit < facility.drawn_balance:
         raise PortalError(
             "limit_below_drawn",

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
-from lending.inputs import decimal_input
+from lending.inputs import decimal_input, quantity_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
@@ -32,6 +32,7 @@ from portal.permissions import Perm
 from . import selectors
 from .models import AddressState, RequestKind, RequestOrigin, RequestState, ServicingRequest, WithdrawalAddress
 from .reasons import refusal_render
+from .services import places_input
 
 CENT = Decimal("0.01")
 STEPUP_MAX_AGE = timedelta(minutes=5)
@@ -62,7 +63,7 @@ def _client_facility(user, facility_id: int):
 
 
 def _money(value, field: str = "amount") -> Decimal:
-    return decimal_input(value, field, minimum=CENT).quantize(CENT)
+    return places_input(value, field, places=2, minimum=CENT)
 
 
 def _notify_client(req: ServicingRequest, title, body="") -> None:
@@ -149,8 +150,17 @@ def payment_instructions(req: ServicingRequest | None = None) -> str:
 @transaction.atomic
 def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> ServicingRequest:
     """A client tells us a repayment is on its way; it is matched when the back office confirms receipt."""
+    from lending import locks
+
     facility = _client_facility(user, facility_id)
     amount = _money(amount)
+    locks.book()
+    facility = locks.facility(facility.pk)  # notices of the same facility one at a time: each sees the others pending
+    pending = selectors.pending_repayment_amount(facility_id=facility.pk)
+    if pending and amount + pending > facility.drawn_balance:
+        raise PortalError("above_drawn", _("HK$%(amount)s and the HK$%(pending)s of repayments still pending are more than the drawn balance of HK$%(drawn)s.")
+                          % {"amount": f"{amount:,}", "pending": f"{pending:,}", "drawn": f"{facility.drawn_balance:,}"},
+                          {"amount": [_("Above the drawn balance less the pending repayments.")]})
     if amount > facility.drawn_balance:
         raise PortalError("above_drawn", _("HK$%(amount)s is more than the drawn balance of HK$%(drawn)s.") % {"amount": f"{amount:,}", "drawn": f"{facility.drawn_balance:,}"},
                           {"amount": [_("Above the drawn balance.")]})
@@ -170,29 +180,36 @@ def repayment_notice(*, user, facility_id: int, amount, note: str = "") -> Servi
 def top_up_request(*, user, facility_id: int, collateral_kind: str = "", instrument: str = "", asset: str = "", quantity=None,
                    description: str = "", custody_reference: str = "") -> ServicingRequest:
     """A client asks to pledge more of their holdings (a security of the margin account, BTC or ETH in custody);
-    an officer records it through the risk engine's top-up, which pledges it in the custody ledger."""
+    an officer records it through the risk engine's top-up, which pledges it in the custody ledger. The request
+    passes that top-up's own checks now (``lending.risk.services.collateral_top_up_check``), so one that could
+    never be carried out is refused when it is asked, in the officer's words; and it asks for no more than the
+    client has free less what their other pending top-up requests ask for (on any of their facilities)."""
+    from lending import locks
     from lending.collateral import selectors as collateral_selectors
-    from lending.models import CollateralKind
+    from lending.risk import services as risk_services
 
     facility = _client_facility(user, facility_id)
     item = collateral_selectors.instrument_by_code(code=instrument or asset)
-    if item is None or not item.active:
+    if item is None or not item.active:  # in the client's words (the check below names it for an officer)
         raise PortalError("validation_error", _("Choose a holding of your margin account, bitcoin or ether."), {"instrument": [_("Unknown instrument.")]})
-    kind = CollateralKind.VIRTUAL_ASSET if item.is_virtual_asset else CollateralKind.SECURITIES
-    if collateral_kind and collateral_kind != kind:
-        raise PortalError("validation_error", _("Securities or a virtual asset."), {"collateral_kind": [_("Does not match the holding.")]})
-    qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001") if item.is_virtual_asset else Decimal("1")).quantize(Decimal("0.00000001"))
-    if not item.is_virtual_asset and qty != qty.to_integral_value():
-        raise PortalError("validation_error", _("A securities quantity is a whole number of shares."), {"quantity": [_("Whole shares.")]})
-    holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
-    free = holding.free if holding else Decimal(0)
-    if qty > free:
-        raise PortalError("above_free", _("You have %(free)s %(code)s free to pledge.") % {"free": f"{free.normalize():,f}", "code": item.code},
-                          {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
+    locks.book()  # requests one at a time, each seeing the others pending; the concentration check reads the book
+
+    def within_free(item, qty: Decimal) -> None:
+        holding = collateral_selectors.custody_balance(client_id=user.pk, instrument_id=item.pk)
+        pending = selectors.pending_top_up_quantity(client_id=user.pk, code=item.code)
+        free = max((holding.free if holding else Decimal(0)) - pending, Decimal(0))
+        if qty > free:
+            message = (_("You have %(free)s %(code)s free to pledge once your pending top-up requests (%(pending)s) are counted.") if pending
+                       else _("You have %(free)s %(code)s free to pledge."))
+            raise PortalError("above_free", message % {"free": f"{free.normalize():,f}", "code": item.code, "pending": f"{pending.normalize():,f}"},
+                              {"quantity": [_("At most %(free)s.") % {"free": f"{free.normalize():,f}"}]})
+
+    checked = risk_services.collateral_top_up_check(facility=facility, instrument=item.code, quantity=quantity, kind=collateral_kind,
+                                                    custody_reference=custody_reference, within=within_free)
     req = ServicingRequest.objects.create(
         facility=facility, client=user, kind=RequestKind.TOP_UP, origin=RequestOrigin.CLIENT, requested_by=user, needs_officer=True,
-        collateral_kind=kind, asset=item.code, quantity=qty, description=(description or item.name_en)[:200],
-        custody_reference=(custody_reference or "")[:100])
+        collateral_kind=checked.kind, asset=item.code, quantity=checked.quantity, description=(description or item.name_en)[:200],
+        custody_reference=(custody_reference or "").strip()[:100])
     audit_log(actor=user, action="servicing.request.top_up", obj=req, after=snapshot(req, ServicingRequest.FIELDS))
     return req
 
@@ -251,9 +268,12 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
     after it would exceed the policy's initial level. Virtual assets go only to an active whitelisted
     address, after a fresh MFA step-up, with an officer's and then a second person's approval above the tiers."""
     from lending import selectors as lending_selectors
-    from lending.models import CollateralKind, CollateralPosition
+    from lending.models import CollateralKind, CollateralPosition, FacilityState
 
     facility = _client_facility(user, facility_id)
+    if facility.state == FacilityState.SUSPENDED:  # a suspended facility takes repayments and more collateral only
+        raise ConflictError("facility_suspended", _("The facility is suspended: no collateral can be released from it until it is active again. "
+                                                    "You can still repay and add collateral."))
     ensure_client_enrolled(user, action=_("a release of collateral"))
     policy = _policy()
     position = CollateralPosition.objects.filter(pk=position_id, facility=facility).first()
@@ -261,7 +281,7 @@ def release_request(*, user, facility_id: int, position_id: int, quantity=None, 
         raise NotFoundError("not_found", _("No such collateral line on this facility."))
     values: dict = {"position_id": position.pk, "collateral_kind": position.kind, "asset": position.asset}
     if position.kind == CollateralKind.VIRTUAL_ASSET:
-        qty = decimal_input(quantity, "quantity", minimum=Decimal("0.00000001")).quantize(Decimal("0.00000001"))
+        qty = quantity_input(quantity, "quantity", asset=position.asset)
         if qty > (position.quantity or 0):
             raise PortalError("validation_error", _("Only %(q)s is held on this line.") % {"q": position.quantity}, {"quantity": [_("Too much.")]})
         if not _fresh_stepup(stepup_at):
@@ -352,9 +372,10 @@ def _lock_request(actor, request_id: int) -> ServicingRequest:
 
 
 @transaction.atomic
-def request_approve(*, actor, request_id: int, received_reference: str = "") -> ServicingRequest:
+def request_approve(*, actor, request_id: int, received_reference: str = "", custody_reference: str = "") -> ServicingRequest:
     """An officer approves (first), or a second, different person approves; it executes once it has
-    every approval it needs. A repayment is matched to the receipt the back office confirmed."""
+    every approval it needs. A repayment is matched to the receipt the back office confirmed; a top-up of
+    virtual assets is pledged under the custody reference the officer gives (needed when the request has none)."""
     from lending import services as lending_services
     from lending.risk import services as risk_services
 
@@ -383,6 +404,8 @@ def request_approve(*, actor, request_id: int, received_reference: str = "") -> 
         req.ledger_entry_id = lending_services.facility_repay(actor=actor, facility_id=req.facility_id, amount=req.amount,
                                                               reference=req.received_reference or req.reference, servicing_request=req).pk
     elif req.kind == RequestKind.TOP_UP:
+        if (custody_reference or "").strip():
+            req.custody_reference = custody_reference.strip()[:100]
         risk_services.collateral_top_up(actor=actor, facility_id=req.facility_id, instrument=req.asset, quantity=req.quantity,
                                         description=req.description, custody_reference=req.custody_reference, reference=req.reference)
     elif req.kind == RequestKind.RELEASE:
@@ -390,7 +413,8 @@ def request_approve(*, actor, request_id: int, received_reference: str = "") -> 
     if req.state != RequestState.EXECUTED:
         req.execute(at=now)
         _save(req)
-    audit_log(actor=actor, action="servicing.request.executed", obj=req, before=before, after=snapshot(req, ServicingRequest.FIELDS))
+    audit_log(actor=actor, action="servicing.request.executed", obj=req, before=before,
+              after=snapshot(req, ServicingRequest.FIELDS) | ({"custody_reference": req.custody_reference} if req.kind == RequestKind.TOP_UP else {}))
     _notify_client(req, _("Your request %(ref)s was executed"), _("%(kind)s: done."))
     return req
 
@@ -499,10 +523,42 @@ def address_add(*, user, asset: str, address: str, label: str = "") -> tuple[Wit
     token = secrets.token_urlsafe(32)
     entry = WithdrawalAddress.objects.create(client=user, asset=asset, address=address, label=(label or "")[:80], token_hash=_token_hash(token))
     audit_log(actor=user, action="servicing.address.added", obj=entry, after={"asset": asset, "address": address, "label": entry.label})
+    # The link goes by email only: whoever has the session (the inbox) must not be able to confirm without the mailbox.
     notify(user=user, kind="servicing.address.added", title=_("Confirm your new %(asset)s withdrawal address"),
-           body=_("Open the link to confirm the address. If you did not add it, do nothing and tell us."), params={"asset": asset},
-           link=reverse("servicing:address-confirm", args=[token]))
+           body=_("We have emailed you a link to confirm the address. If you did not add it, do nothing and tell us."), params={"asset": asset},
+           link=reverse("servicing:addresses"), email=False)
+    from .tasks import address_confirmation_email
+
+    address_confirmation_email.delay_on_commit(entry.pk, token)
     return entry, token
+
+
+def address_confirmation_send(*, address_id: int, token: str) -> bool:
+    """Email the client the link confirming a new address (the only place the link goes), in their language.
+    False when there is nothing to send: the address was confirmed or revoked meanwhile, or the token is not its own."""
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    from portal.notifications import absolute_url
+
+    entry = WithdrawalAddress.objects.select_related("client").filter(pk=address_id, state=AddressState.ADDED, token_hash=_token_hash(token or "")).first()
+    if entry is None:
+        return False
+    user = entry.client
+    with translation.override(user.preferred_language or settings.LANGUAGE_CODE):
+        title = _("Confirm your new %(asset)s withdrawal address") % {"asset": entry.asset}
+        context = {
+            "title": title, "link": absolute_url(reverse("servicing:address-confirm", args=[token])), "site_url": absolute_url("/"),
+            "preferences_url": absolute_url("/notifications/preferences/"), "language": user.preferred_language,
+            "body": _("Open the link to confirm the address %(address)s. If you did not add it, do nothing and tell us.") % {"address": entry.address},
+        }
+        subject = _("[%(portal)s] %(title)s") % {"portal": _("VA Margin Portal"), "title": title}
+        message = EmailMultiAlternatives(subject=" ".join(str(subject).split()), body=render_to_string("portal/email/notification.txt", context),
+                                         to=[user.email])
+        message.attach_alternative(render_to_string("portal/email/notification.html", context), "text/html")
+    message.send()
+    return True
 
 
 @transaction.atomic

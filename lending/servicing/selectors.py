@@ -27,6 +27,38 @@ def servicing_policy_current() -> ServicingPolicy | None:
     return ServicingPolicy.objects.filter(status=PolicyStatus.APPROVED).first()
 
 
+PENDING_STATES = ("requested", "awaiting_second")  # asked for and not yet decided (RequestState)
+
+
+def pending_top_up_quantity(*, client_id: int, code: str) -> Decimal:
+    """What the client's undecided top-up requests of ``code`` ask to pledge, across all their facilities:
+    it is spoken for, so not free for another request."""
+    from .models import ServicingRequest
+
+    total = ServicingRequest.objects.filter(client_id=client_id, kind="top_up", asset=code, state__in=PENDING_STATES).aggregate(q=Sum("quantity"))["q"]
+    return total or Decimal(0)
+
+
+def pending_repayment_amount(*, facility_id: int) -> Decimal:
+    """What the facility's undecided repayment notices and instructions would repay."""
+    from .models import ServicingRequest
+
+    total = ServicingRequest.objects.filter(facility_id=facility_id, kind="repayment", state__in=PENDING_STATES).aggregate(a=Sum("amount"))["a"]
+    return total or Decimal(0)
+
+
+def with_instruments(requests: list) -> list:
+    """Give each securities request its instrument (``holding_instrument``), so a page names the holding in the
+    reader's language (``Instrument.name_for``) rather than the English name kept with the request; one query."""
+    from lending.collateral.selectors import instruments_by_code
+
+    codes = {r.asset for r in requests if r.asset and r.collateral_kind == "securities"}
+    found = instruments_by_code(codes=codes) if codes else {}
+    for r in requests:
+        r.holding_instrument = found.get(r.asset)
+    return requests
+
+
 def servicing_policies():
     return ServicingPolicy.objects.select_related("proposed_by", "decided_by").order_by("-version")
 

@@ -25,8 +25,21 @@ ZERO = Decimal("0")
 RATE_STEP = Decimal("0.000001")
 
 
+def places_input(value, field: str, *, places: int, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+    """A number typed or sent (``lending.inputs.decimal_input``) with at most ``places`` decimal places: more is
+    refused, never rounded (an amount of 2.999 is not HK$3.00, nor 0.025 HK$0.02)."""
+    number = decimal_input(value, field, minimum=minimum, maximum=maximum)
+    step = Decimal(1).scaleb(-places)
+    if number != number.quantize(step):
+        if places == 0:
+            raise PortalError("validation_error", _("%(field)s must be a whole number.") % {"field": field}, {field: [_("A whole number.")]})
+        raise PortalError("validation_error", _("%(field)s has more than %(places)s decimal places.") % {"field": field, "places": places},
+                          {field: [_("At most %(places)s decimal places.") % {"places": places}]})
+    return number.quantize(step)
+
+
 def _rate(value, field: str, *, maximum: Decimal = Decimal("0.5")) -> Decimal:
-    return decimal_input(value, field, minimum=ZERO, maximum=maximum).quantize(RATE_STEP)
+    return places_input(value, field, places=6, minimum=ZERO, maximum=maximum)
 
 
 def _validate_numbers(numbers: dict) -> dict:
@@ -45,13 +58,13 @@ def _validate_numbers(numbers: dict) -> dict:
         raise PortalError("validation_error", _("The default tier must be one of the tiers."), {"default_tier": [_("One of %(items)s.") % {"items": ", ".join(clean["tier_margins"])}]})
     clean["default_tier"] = numbers["default_tier"]
     clean["overdue_margin"] = _rate(numbers.get("overdue_margin"), "overdue_margin", maximum=Decimal("0.3"))
-    clean["arrangement_fee"] = decimal_input(numbers.get("arrangement_fee", "0"), "arrangement_fee", minimum=ZERO).quantize(Decimal("0.01"))
-    clean["liquidation_fee_rate"] = decimal_input(numbers.get("liquidation_fee_rate", "0"), "liquidation_fee_rate", minimum=ZERO, maximum=Decimal("0.05")).quantize(Decimal("0.0001"))
+    clean["arrangement_fee"] = places_input(numbers.get("arrangement_fee", "0"), "arrangement_fee", places=2, minimum=ZERO)
+    clean["liquidation_fee_rate"] = places_input(numbers.get("liquidation_fee_rate", "0"), "liquidation_fee_rate", places=4, minimum=ZERO, maximum=Decimal("0.05"))
     for key in ("client_drawdown_auto_max", "staff_four_eyes_above", "withdrawal_officer_above", "withdrawal_second_above"):
-        clean[key] = decimal_input(numbers.get(key), key, minimum=ZERO).quantize(Decimal("0.01"))
+        clean[key] = places_input(numbers.get(key), key, places=2, minimum=ZERO)
     if clean["withdrawal_second_above"] < clean["withdrawal_officer_above"]:
         raise PortalError("validation_error", _("The second-approval tier must be at or above the officer tier."), {"withdrawal_second_above": [_("At least the officer tier.")]})
-    level = decimal_input(numbers.get("release_initial_level"), "release_initial_level", minimum=Decimal("0.05"), maximum=Decimal("1")).quantize(Decimal("0.0001"))
+    level = places_input(numbers.get("release_initial_level"), "release_initial_level", places=4, minimum=Decimal("0.05"), maximum=Decimal("1"))
     collateral = lending_selectors.policy_current()
     if collateral and level >= collateral.watch_level:
         raise PortalError(
@@ -60,8 +73,8 @@ def _validate_numbers(numbers: dict) -> dict:
             {"release_initial_level": [_("Below the watch level.")]},
         )
     clean["release_initial_level"] = level
-    clean["whitelist_cooling_off_hours"] = int(decimal_input(numbers.get("whitelist_cooling_off_hours", 24), "whitelist_cooling_off_hours", minimum=Decimal("1"), maximum=Decimal("720")))
-    clean["review_months"] = int(decimal_input(numbers.get("review_months", 12), "review_months", minimum=Decimal("1"), maximum=Decimal("12")))
+    clean["whitelist_cooling_off_hours"] = int(places_input(numbers.get("whitelist_cooling_off_hours", 24), "whitelist_cooling_off_hours", places=0, minimum=Decimal("1"), maximum=Decimal("720")))
+    clean["review_months"] = int(places_input(numbers.get("review_months", 12), "review_months", places=0, minimum=Decimal("1"), maximum=Decimal("12")))
     grace = decimal_input(numbers.get("unpaid_interest_grace_days", 30), "unpaid_interest_grace_days", minimum=Decimal("1"), maximum=Decimal("90"))
     if grace != grace.to_integral_value():
         raise PortalError("validation_error", _("Give the grace period for unpaid interest in whole days."),

@@ -24,7 +24,7 @@ from datetime import time as dtime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from portal.audit import SYSTEM, audit_log
@@ -102,6 +102,19 @@ class CollateralRow:
     haircut: Decimal
     margin_value: Decimal
     custody_reference: str = ""
+    instrument: object = None  # named in the statement's language (Instrument.name_for); else ``label``
+    code: str = ""
+    price_as_of: datetime | None = None
+    at_period_end: bool = False  # valued at the last close on or before the period end (else at the price of issue)
+
+
+@dataclass
+class Movement:
+    """One ledger entry of the period with the balance owed after it: the opening balance plus the
+    period's movements up to it in value-date order (the ledger's own ``balance_after`` follows booking order)."""
+
+    entry: object
+    balance: Decimal
 
 
 @dataclass
@@ -115,7 +128,7 @@ class StatementData:
     due_by: date
     opening_balance: Decimal
     closing_balance: Decimal
-    entries: list = field(default_factory=list)
+    entries: list[Movement] = field(default_factory=list)
     collateral: list[CollateralRow] = field(default_factory=list)
     market_value: Decimal = Decimal(0)
     margin_value_uncapped: Decimal = Decimal(0)
@@ -126,12 +139,28 @@ class StatementData:
     disposals: list = field(default_factory=list)
     accrued_unposted: Decimal = Decimal(0)
     terms: object = None
-    prices_as_of: str = ""
+
+    def _valued(self, *, at_period_end: bool) -> list[CollateralRow]:
+        """One line per instrument priced, for the note saying which price each is valued at."""
+        found: dict[str, CollateralRow] = {}
+        for c in self.collateral:
+            if c.code and c.price is not None and c.at_period_end == at_period_end:
+                found.setdefault(c.code, c)
+        return list(found.values())
+
+    @property
+    def valued_at_period_end(self) -> list[CollateralRow]:
+        return self._valued(at_period_end=True)
+
+    @property
+    def valued_at_issue(self) -> list[CollateralRow]:
+        return self._valued(at_period_end=False)
 
 
 def build(*, facility_ids: list[int], kind: str, period_start: date, period_end: date) -> list[StatementData]:
     """The content of each facility's statement for the period (a fixed number of queries for the batch)."""
     from lending import selectors as lending_selectors
+    from lending.collateral.selectors import instruments_by_code
     from lending.models import CollateralPosition, Facility, FacilityTransaction
     from lending.risk.models import DailyClose, MarginCall
     from lending.valuation import money, va_cap
@@ -143,10 +172,10 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
     opening = dict(FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__lt=period_start)
                    .values("facility_id").annotate(total=Sum("delta")).values_list("facility_id", "total"))
     entries = defaultdict(list)
-    for e in FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__range=(period_start, period_end)).order_by("id"):
+    for e in FacilityTransaction.objects.filter(facility_id__in=facility_ids, value_date__range=(period_start, period_end)).order_by("value_date", "id"):
         entries[e.facility_id].append(e)
     positions = defaultdict(list)
-    for p in CollateralPosition.objects.filter(facility_id__in=facility_ids).order_by("id"):
+    for p in CollateralPosition.objects.filter(facility_id__in=facility_ids).select_related("instrument").order_by("id"):
         positions[p.facility_id].append(p)
     calls = defaultdict(list)
     for c in MarginCall.objects.filter(facility_id__in=facility_ids, opened_at__lt=hi).filter(
@@ -157,32 +186,31 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
                    .filter(Q(posted_on__isnull=True) | Q(posted_on__gt=period_end))
                    .values("facility_id").annotate(total=Sum(F("amount") + F("overdue_amount"))).values_list("facility_id", "total"))
     terms = {t.facility_id: t for t in FacilityTerms.objects.filter(facility_id__in=facility_ids)}
-    # Virtual assets at the period end's closing price (the day's last reference price), else the current price.
-    closes = {c.asset: c for c in DailyClose.objects.filter(day=period_end)}
+    # Each instrument at the last close on or before the period end (DailyClose: the last reference price of each
+    # Hong Kong day), else, when none is kept, at its current price: the statement says which.
+    codes = {p.asset if p.kind == "virtual_asset" else p.instrument.code for ps in positions.values() for p in ps if p.asset or p.instrument_id}
+    last_day = DailyClose.objects.filter(asset=OuterRef("asset"), day__lte=period_end).order_by("-day").values("day")[:1]
+    closes = {c.asset: c for c in DailyClose.objects.filter(asset__in=codes, day=Subquery(last_day))}
+    instruments = instruments_by_code(codes=codes) if codes else {}
     current = lending_selectors.prices_current()
-    prices, as_of = {}, []
-    for asset in ("BTC", "ETH"):
-        if asset in closes:
-            prices[asset] = closes[asset].price_hkd
-            as_of.append(f"{asset} {closes[asset].as_of.astimezone(timezone.get_current_timezone()):%Y-%m-%d %H:%M}")
-        elif asset in current:
-            prices[asset] = current[asset].price_hkd
-            as_of.append(f"{asset} {current[asset].as_of.astimezone(timezone.get_current_timezone()):%Y-%m-%d %H:%M}")
     out = []
     for fid in facility_ids:
         facility = facilities.get(fid)
         if facility is None:
             continue
         open_bal = money(Decimal(opening.get(fid) or 0))
-        rows = entries.get(fid, [])
-        close_bal = money(open_bal + sum((e.delta for e in rows), Decimal(0)))
+        rows, running = [], open_bal
+        for e in entries.get(fid, []):
+            running += e.delta
+            rows.append(Movement(entry=e, balance=money(running)))
+        close_bal = money(running)
         coll, sec_lv, va_lv, mv_total = [], Decimal(0), Decimal(0), Decimal(0)
         for p in positions.get(fid, []):
-            if p.kind == "securities":
-                mv, price = p.market_value, None
-            else:
-                price = prices.get(p.asset)
-                mv = money((p.quantity or Decimal(0)) * price) if price is not None else p.market_value
+            code = p.asset if p.kind == "virtual_asset" else (p.instrument.code if p.instrument_id else "")
+            close, now = closes.get(code), current.get(code)
+            price, as_of = (close.price_hkd, close.as_of) if close else (now.price_hkd, now.as_of) if now else (None, None)
+            # A line booked by value before the instrument master (no quantity to price) keeps its booked value.
+            mv = money((p.quantity or Decimal(0)) * price) if price is not None else p.market_value
             mv_lv = money(mv * (1 - p.haircut))
             if p.kind == "securities":
                 sec_lv += mv_lv
@@ -191,7 +219,7 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
             mv_total += mv
             coll.append(CollateralRow(label=p.get_asset_display() if p.asset else (p.description or p.haircut_class), kind=p.kind,
                                       quantity=p.quantity, price=price, market_value=mv, haircut=p.haircut, margin_value=mv_lv,
-                                      custody_reference=p.custody_reference))
+                                      custody_reference=p.custody_reference, instrument=instruments.get(code), code=code, price_as_of=as_of, at_period_end=close is not None))
         capped_va = va_cap(sec_lv, va_lv, facility.policy.va_max_share)
         margin_value = money(sec_lv + capped_va)
         out.append(StatementData(
@@ -200,8 +228,8 @@ def build(*, facility_ids: list[int], kind: str, period_start: date, period_end:
             opening_balance=open_bal, closing_balance=close_bal, entries=rows, collateral=coll, market_value=money(mv_total),
             margin_value_uncapped=money(sec_lv + va_lv), margin_value=margin_value, va_cap_applied=capped_va < va_lv,
             margin_ratio=(close_bal / margin_value).quantize(Decimal("0.0001")) if margin_value else None,
-            calls=calls.get(fid, []), disposals=[e for e in rows if e.kind == "sale_proceeds"],
-            accrued_unposted=money(Decimal(accrued.get(fid) or 0)), terms=terms.get(fid), prices_as_of=", ".join(as_of),
+            calls=calls.get(fid, []), disposals=[m.entry for m in rows if m.entry.kind == "sale_proceeds"],
+            accrued_unposted=money(Decimal(accrued.get(fid) or 0)), terms=terms.get(fid),
         ))
     return out
 

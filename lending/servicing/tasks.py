@@ -59,3 +59,11 @@ def addresses_activate() -> int:
     from .requests import addresses_activate_due
 
     return addresses_activate_due()
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, autoretry_for=(OSError,), retry_backoff=5, retry_backoff_max=600, max_retries=8)
+def address_confirmation_email(address_id: int, token: str) -> bool:
+    """Email the confirmation link of a new withdrawal address (skipped once the address is confirmed or revoked)."""
+    from .requests import address_confirmation_send
+
+    return address_confirmation_send(address_id=address_id, token=token)

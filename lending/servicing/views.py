@@ -380,7 +380,7 @@ def facility_requests(request, pk):
         "positions": positions,
         "holdings": [h for h in custody_selectors.custody_for_client(user=request.user) if h.free > 0],
         "addresses": list(WithdrawalAddress.objects.filter(client=request.user, state="active")),
-        "requests": list(ServicingRequest.objects.filter(facility=facility).select_related("address").order_by("-id")[:30]),
+        "requests": selectors.with_instruments(list(ServicingRequest.objects.filter(facility=facility).select_related("address").order_by("-id")[:30])),
         "blockers": requests_services.drawdown_blockers(facility=facility),
         "instructions": requests_services.payment_instructions(),
         "policy": selectors.servicing_policy_current(),
@@ -428,7 +428,8 @@ def staff_requests(request):
         try:
             rid = int(request.POST.get("request_id") or 0)
             if action == "approve":
-                requests_services.request_approve(actor=request.user, request_id=rid, received_reference=request.POST.get("received_reference", ""))
+                requests_services.request_approve(actor=request.user, request_id=rid, received_reference=request.POST.get("received_reference", ""),
+                                                  custody_reference=request.POST.get("custody_reference", ""))
             elif action == "refuse":
                 requests_services.request_refuse(actor=request.user, request_id=rid, reason=request.POST.get("reason", ""))
             elif action == "broadcast":
@@ -444,7 +445,8 @@ def staff_requests(request):
         return redirect("servicing:staff-requests")
     open_states = ("requested", "awaiting_second")
     return render(request, "servicing/staff_requests.html", {
-        "open": list(ServicingRequest.objects.filter(state__in=open_states).select_related("client", "facility", "first_by", "address").order_by("id")[:100]),
+        "open": selectors.with_instruments(list(ServicingRequest.objects.filter(state__in=open_states)
+                                                .select_related("client", "facility", "first_by", "address").order_by("id")[:100])),
         "recent": list(ServicingRequest.objects.exclude(state__in=open_states).select_related("client", "facility", "first_by", "second_by").order_by("-id")[:50]),
     })
 

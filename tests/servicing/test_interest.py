@@ -170,6 +170,30 @@ def test_the_periodic_job_accrues_and_posts_once(alice, prime, time_machine):
     assert interest.post_month(period_end=date(2025, 11, 30)) is None
 
 
+def test_a_catch_up_across_a_month_end_posts_the_month_before_accruing_the_next(alice, prime, time_machine):
+    """The job missed October's end: catching up on 7 November accrues to 31 October, posts October, and
+    only then accrues 1–6 November, on the balance with October's interest in it, as the day-by-day run does
+    (it accrued them on 15,000.00, without October's interest)."""
+    facility = make_facility(alice)
+    post(facility, "drawdown", "15000.00", date(2025, 10, 1))
+    time_machine.move_to("2025-11-07 01:00:00+08:00")
+    result = interest.interest_run()
+    assert result["posted"] == ["2025-10-31"] and len(result["accrued_days"]) == 37
+    october = interest.daily_interest(balance=Decimal("15000.00"), annual_rate=Decimal("0.0825"))
+    assert october == Decimal("3.39")
+    with_october = Decimal("15000.00") + october * 31
+    daily = [(day, Decimal("15000.00"), october) for day in _days(date(2025, 10, 1), date(2025, 10, 31))] + [
+        (day, with_october, interest.daily_interest(balance=with_october, annual_rate=Decimal("0.0825")))
+        for day in _days(date(2025, 11, 1), date(2025, 11, 6))]
+    assert list(InterestAccrual.objects.filter(facility=facility).order_by("day").values_list("day", "balance", "amount")) == daily
+    assert daily[-1][2] == Decimal("3.41")  # 15,105.09 × 8.25% ÷ 365
+    assert list(FacilityTransaction.objects.filter(facility=facility).order_by("id").values_list("kind", "value_date", "amount")) == [
+        ("drawdown", date(2025, 10, 1), Decimal("15000.00")), ("interest", date(2025, 10, 31), october * 31)]
+    assert not InterestAccrual.objects.filter(day__lte=date(2025, 10, 31), posted_on__isnull=True).exists()
+    assert interest.interest_run() == {"accrued_days": [], "posted": []}
+    assert ledger_check().ok
+
+
 def test_no_confirmed_fixing_means_no_accrual_and_a_clear_reason(alice, book, officer):
     from lending.servicing import services
 

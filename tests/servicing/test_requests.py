@@ -103,6 +103,20 @@ def test_a_repayment_notice_is_matched_to_the_receipt(live, alice, officer):
     assert Facility.objects.get(pk=live.pk).drawn_balance == Decimal("180000.00")
 
 
+def test_pending_repayment_notices_count_against_the_drawn_balance(live, alice, officer):
+    """300,000 drawn: notices of 200,000 and 100,000 are pending, so a third, of a cent, is more than is owed;
+    a cancelled notice no longer counts."""
+    requests.drawdown_request(user=alice, facility_id=live.pk, amount="300000")
+    first = requests.repayment_notice(user=alice, facility_id=live.pk, amount="200000")
+    requests.repayment_notice(user=alice, facility_id=live.pk, amount="100000")
+    with pytest.raises(PortalError) as exc:
+        requests.repayment_notice(user=alice, facility_id=live.pk, amount="0.01")
+    assert exc.value.code == "above_drawn" and "300,000.00" in exc.value.message
+    assert ServicingRequest.objects.filter(kind="repayment").count() == 2
+    requests.request_cancel(user=alice, request_id=first.pk)
+    assert requests.repayment_notice(user=alice, facility_id=live.pk, amount="200000").state == "requested"
+
+
 def _custody(alice, facility, qty="2"):
     from django.db import transaction
 
@@ -244,3 +258,39 @@ def test_a_request_notification_names_the_kind_in_the_readers_language(live, ali
     assert notification_text(note, language="en")[1] == "Drawdown: done."
     zh = " ".join(notification_text(note, language="zh-hant"))
     assert "Drawdown" not in zh and "提款" in zh, zh
+
+
+@pytest.mark.parametrize("amount", ["1.234", "0.025", "2.999"])
+def test_an_amount_with_more_than_two_decimal_places_is_refused_not_rounded(client, live, alice, officer, amount):
+    """The web forms paid HK$1.23, 0.02 (half-even) and 3.00 for these; the API refused them. Now every servicing
+    service refuses them, with a clear message, and nothing changes."""
+    client.force_login(alice)
+    for action in ("drawdown", "repayment"):
+        page = client.post(f"/servicing/facilities/{live.pk}/requests/", {"action": action, "amount": amount}, follow=True).content.decode()
+        assert "more than 2 decimal places" in page, action
+    with pytest.raises(PortalError, match="more than 2 decimal places"):
+        requests.staff_instruction(actor=officer, facility_id=live.pk, kind="drawdown", amount=amount)
+    assert not ServicingRequest.objects.exists() and not FacilityTransaction.objects.exists()
+    assert requests.drawdown_request(user=alice, facility_id=live.pk, amount="1.20").amount == Decimal("1.20")  # trailing zeros are fine
+
+
+def test_a_suspended_facility_takes_repayments_and_top_ups_but_no_drawdown_or_release(client, api_client, book, facts, alice):
+    """The suspension notice says the client may repay, add collateral and read statements: the requests page offers
+    no drawdown or release form there, and a release request is refused (409) with nothing recorded."""
+    from lending.risk.revaluation import revalue_book
+
+    suspended = make_facility(alice, state="suspended", **MIXED)
+    revalue_book()
+    client.force_login(alice)
+    page = client.get(f"/servicing/facilities/{suspended.pk}/requests/").content.decode()
+    assert 'data-testid="facility-suspended"' in page
+    assert not any(f'name="action" value="{a}"' in page for a in ("drawdown", "release"))
+    assert all(f'name="action" value="{a}"' in page for a in ("repayment", "top_up"))
+    position = suspended.positions.get(asset="BTC")
+    api_client.force_login(alice)
+    response = api_client.post(f"/api/v1/servicing/facilities/{suspended.pk}/release-requests/",
+                               {"position_id": position.pk, "quantity": "0.1"}, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "facility_suspended"
+    with pytest.raises(ConflictError, match="suspended"):
+        requests.release_request(user=alice, facility_id=suspended.pk, position_id=position.pk, quantity="0.1")
+    assert not ServicingRequest.objects.exists()

@@ -143,16 +143,47 @@ def test_an_api_withdrawal_steps_up_with_a_one_time_authenticator_code(api_clien
     assert ServicingRequest.objects.count() == 1
 
 
-def test_addresses_page_adds_and_the_link_confirms_into_cooling_off(client, alice, book):
+def _emailed_confirmation_link(user) -> str:
+    import re
+
+    from django.core import mail
+
+    [message] = [m for m in mail.outbox if user.email in m.to and "/servicing/addresses/confirm/" in m.body]
+    return re.search(r"https?://[^/\s]+(/servicing/addresses/confirm/[^/\s]+/)", message.body).group(1)
+
+
+def test_the_confirmation_link_of_a_new_address_goes_only_by_email(client, alice, book, django_capture_on_commit_callbacks):
+    """The in-portal notification carried the confirmation link, so anyone with the session could confirm an
+    address without the email: it now says the email was sent, and only the email has the link."""
+    from django.core import mail
+
+    from portal.models import Notification, NotificationDelivery
+
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes once the address is committed
+        client.post("/servicing/addresses/", {"action": "add", "asset": "BTC", "address": "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"})
+    note = Notification.objects.get(user=alice, kind="servicing.address.added")
+    assert "/confirm/" not in note.link and "/confirm/" not in note.body
+    assert "emailed you a link" in note.body
+    assert not NotificationDelivery.objects.filter(notification=note).exists()  # the inbox notice is not emailed as well
+    assert "/confirm/" not in client.get("/notifications/").content.decode()
+    link = _emailed_confirmation_link(alice)
+    assert len(mail.outbox) == 1 and "Confirm your new BTC withdrawal address" in mail.outbox[0].subject
+    client.post(link)
+    from lending.servicing.models import WithdrawalAddress
+
+    assert WithdrawalAddress.objects.get().state == "cooling_off"
+
+
+def test_addresses_page_adds_and_the_link_confirms_into_cooling_off(client, alice, book, django_capture_on_commit_callbacks):
     from lending.servicing.models import WithdrawalAddress
 
     client.force_login(alice)
-    client.post("/servicing/addresses/", {"action": "add", "asset": "ETH", "address": "0x" + "b" * 40, "label": "Ledger"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/servicing/addresses/", {"action": "add", "asset": "ETH", "address": "0x" + "b" * 40, "label": "Ledger"})
     entry = WithdrawalAddress.objects.get()
     assert entry.state == "added"
-    from portal.models import Notification
-
-    link = Notification.objects.filter(user=alice, kind="servicing.address.added").get().link
+    link = _emailed_confirmation_link(alice)
     assert client.get(link).status_code == 200
     client.post(link)
     entry.refresh_from_db()

@@ -156,3 +156,54 @@ def test_a_chinese_statement_separates_labels_with_a_full_width_colon(alice, pri
     facility = _november(alice)
     statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
     assert f"結單編號：{statement.number}" in pdf_text(bytes(statement.pdf))
+
+
+def test_the_movements_balance_runs_from_opening_to_closing_in_value_date_order(alice, prime):
+    """Entries booked out of value-date order (a late booking of an earlier day, and of a day before the
+    period): each row's balance is the opening balance plus the period's movements up to it, by value
+    date, so the last row's balance is the closing balance, not the ledger's balance after each booking."""
+    import re
+
+    facility = old_facility(alice)
+    post(facility, "drawdown", "1000000.00", date(2025, 11, 10))
+    post(facility, "drawdown", "500000.00", date(2025, 11, 3))  # booked later, an earlier value date
+    post(facility, "repayment", "200000.00", date(2025, 11, 20))
+    post(facility, "drawdown", "100000.00", date(2025, 10, 15))  # booked last, before the period
+    statement = statements.issue_one(facility_id=facility.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    rows = re.findall(r"<tr><td>(2025-11-\d\d)</td>.*?<td class=\"num\">([\d,.]+)</td></tr>", statement.html)
+    assert rows == [("2025-11-03", "600,000.00"), ("2025-11-10", "1,600,000.00"), ("2025-11-20", "1,400,000.00")]
+    text = pdf_text(bytes(statement.pdf)).replace("\n", " ")
+    assert "1,400,000.00" in text and "1,500,000.00" not in text and "1,300,000.00" not in text
+    (data,) = statements.build(facility_ids=[facility.pk], kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    assert data.opening_balance == Decimal("100000.00") and data.closing_balance == Decimal("1400000.00")
+    assert [(m.entry.value_date.day, m.balance) for m in data.entries] == [
+        (3, Decimal("600000.00")), (10, Decimal("1600000.00")), (20, Decimal("1400000.00"))]
+
+
+def test_collateral_is_valued_at_the_period_ends_closing_price_and_the_statement_says_which(opened, eligible_client):
+    """Securities lines had an empty Price column, and a statement issued after the period valued the collateral at
+    the prices of its issue while saying 'Virtual assets valued at BTC <issue day>'. Each line now shows the price it
+    is valued at: the last close on or before the period end where one is kept, otherwise the price at issue, and
+    the statement says which."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from lending.models import Facility
+    from lending.risk.models import DailyClose
+
+    Facility.objects.filter(pk=opened.pk).update(opened_at=timezone.make_aware(datetime(2025, 1, 1)))
+    hk = ZoneInfo("Asia/Hong_Kong")
+    DailyClose.objects.create(asset="00005", day=date(2025, 11, 28), price_hkd=Decimal("95"), as_of=datetime(2025, 11, 28, 16, 10, tzinfo=hk))
+    DailyClose.objects.create(asset="00005", day=date(2025, 12, 1), price_hkd=Decimal("99"), as_of=datetime(2025, 12, 1, 16, 10, tzinfo=hk))
+    (data,) = statements.build(facility_ids=[opened.pk], kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    hsbc = next(c for c in data.collateral if c.kind == "securities")
+    assert (hsbc.price, hsbc.market_value, hsbc.margin_value) == (Decimal("95"), Decimal("9500000.00"), Decimal("6650000.00"))
+    assert hsbc.at_period_end
+    btc = next(c for c in data.collateral if c.kind == "virtual_asset")
+    assert btc.price == Decimal("760000.00") and not btc.at_period_end  # no close of BTC kept: the price at issue
+    statement = statements.issue_one(facility_id=opened.pk, kind="monthly", period_start=NOV[0], period_end=NOV[1])
+    text = pdf_text(bytes(statement.pdf)).replace("\n", " ")
+    assert "100,000 95.00 9,500,000.00" in text
+    assert "00005: the last closing price on or before 2025-11-30 (2025-11-28 16:10)" in text
+    assert "BTC: no price of the period end is kept; valued at the price when the statement was issued" in text
+    assert "Virtual assets valued at" not in text

@@ -7,6 +7,14 @@ from .. import selectors
 register = template.Library()
 
 
+@register.filter
+def instrument_name(instrument) -> str:
+    """An instrument's name in the language of the page (``Instrument.name_for``)."""
+    from django.utils.translation import get_language
+
+    return instrument.name_for(get_language()) if instrument else ""
+
+
 @register.inclusion_tag("servicing/_facility_panel.html", takes_context=True)
 def facility_servicing_panel(context, facility, staff_view=False):
     if not facility or not facility.pk:
