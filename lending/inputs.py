@@ -240,9 +240,23 @@ QUANTITY_MAX = {"BTC": Decimal("21000000"), "ETH": Decimal("200000000")}
 QUANTITY_MIN = Decimal("0.00000001")
 
 
+def places_input(value, field: str, *, places: int, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
+    """A number typed or sent (``decimal_input``) with at most ``places`` decimal places: more is refused, never
+    rounded (an amount of 2.999 is not HK$3.00, nor 0.025 HK$0.02)."""
+    number = decimal_input(value, field, minimum=minimum, maximum=maximum)
+    step = Decimal(1).scaleb(-places)
+    if number != number.quantize(step):
+        label = field_label(field)
+        if places == 0:
+            raise PortalError("validation_error", _("%(field)s must be a whole number.") % {"field": label}, {field: [_("A whole number.")]})
+        raise PortalError("validation_error", _("%(field)s has more than %(places)s decimal places.") % {"field": label, "places": places},
+                          {field: [_("At most %(places)s decimal places.") % {"places": places}]})
+    return number.quantize(step)
+
+
 def money_input(value, field: str, *, minimum: Decimal = Decimal("0.01"), maximum: Decimal = MONEY_MAX) -> Decimal:
-    """An HKD amount to the cent, within what an HKD column holds (and ``maximum`` when lower)."""
-    return decimal_input(value, field, minimum=minimum, maximum=min(maximum, MONEY_MAX)).quantize(Decimal("0.01"))
+    """An HKD amount to the cent (more places refused, not rounded), within what an HKD column holds (and ``maximum`` when lower)."""
+    return places_input(value, field, places=2, minimum=minimum, maximum=min(maximum, MONEY_MAX))
 
 
 def quantity_input(value, field: str, *, asset: str, label: str | None = None) -> Decimal:

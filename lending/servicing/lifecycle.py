@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from lending.inputs import places_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import audit_log
 from portal.errors import ConflictError, NotFoundError, PortalError
@@ -22,7 +23,7 @@ from portal.permissions import Perm
 
 from .models import FacilityTerms, LimitChange, LimitChangeState
 from .selectors import facility_interest
-from .services import add_months, places_input
+from .services import add_months
 
 
 def facilities_due(*, within_days: int = 30, today: date | None = None):

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransition
 
-from lending.inputs import decimal_input, quantity_input
+from lending.inputs import decimal_input, places_input, quantity_input
 from portal.access import ensure_four_eyes, ensure_not_own_record, ensure_staff_permission
 from portal.audit import SYSTEM, audit_log, snapshot
 from portal.errors import ConflictError, ForbiddenError, NotFoundError, PortalError
@@ -32,7 +32,6 @@ from portal.permissions import Perm
 from . import selectors
 from .models import AddressState, RequestKind, RequestOrigin, RequestState, ServicingRequest, WithdrawalAddress
 from .reasons import refusal_render
-from .services import places_input
 
 CENT = Decimal("0.01")
 STEPUP_MAX_AGE = timedelta(minutes=5)

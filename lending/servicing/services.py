@@ -11,7 +11,7 @@ from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from lending.inputs import decimal_input
+from lending.inputs import decimal_input, places_input
 from lending.services import maker_checker_create, maker_checker_decide
 from portal.access import ensure_four_eyes, ensure_staff_permission
 from portal.audit import audit_log, snapshot
@@ -23,19 +23,6 @@ from .models import ActivityStatementElection, BaseRate, BaseRateFixing, Facilit
 
 ZERO = Decimal("0")
 RATE_STEP = Decimal("0.000001")
-
-
-def places_input(value, field: str, *, places: int, minimum: Decimal | None = None, maximum: Decimal | None = None) -> Decimal:
-    """A number typed or sent (``lending.inputs.decimal_input``) with at most ``places`` decimal places: more is
-    refused, never rounded (an amount of 2.999 is not HK$3.00, nor 0.025 HK$0.02)."""
-    number = decimal_input(value, field, minimum=minimum, maximum=maximum)
-    step = Decimal(1).scaleb(-places)
-    if number != number.quantize(step):
-        if places == 0:
-            raise PortalError("validation_error", _("%(field)s must be a whole number.") % {"field": field}, {field: [_("A whole number.")]})
-        raise PortalError("validation_error", _("%(field)s has more than %(places)s decimal places.") % {"field": field, "places": places},
-                          {field: [_("At most %(places)s decimal places.") % {"places": places}]})
-    return number.quantize(step)
 
 
 def _rate(value, field: str, *, maximum: Decimal = Decimal("0.5")) -> Decimal:
