@@ -716,6 +716,11 @@ def write_off_decide(*, actor, debt_id: int, approve: bool, note: str = "") -> D
     ensure_staff_permission(actor=actor, perm=Perm.MARGIN_CALL_RESOLVE, message=_("Only a credit manager can approve a write-off."))
     note = _text(note, "note") if approve else (note or "").strip()
     debt = _lock_debt(actor, debt_id)
+    # The proposal lives on an open debt; once the debt is written off, repaid or recovered the decision is
+    # taken (or moot), and sending it back would erase who proposed the write-off and why.
+    if not debt.is_live:
+        raise ConflictError("invalid_state", _("Debt %(ref)s is %(state)s; no write-off of it awaits a decision.") % {
+            "ref": debt.reference, "state": debt.get_state_display().lower()})
     if not debt.write_off_proposed_by_id:
         raise ConflictError("invalid_state", _("No write-off of %(ref)s is awaiting approval.") % {"ref": debt.reference})
     ensure_four_eyes(maker=debt.write_off_proposed_by, checker=actor)

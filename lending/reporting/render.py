@@ -36,8 +36,11 @@ def both(label) -> str:
 def book_source_text(source: dict) -> str:
     """Which valuation of the book the pack's figures stand on, in the active language (the page, the PDF and the XLSX)."""
     kind = (source or {}).get("kind")
-    if kind == "snapshot":
+    if kind == "snapshot" and source.get("end_of_day", True):
         return gettext("Book as at the end-of-day valuation of %(day)s.") % {"day": source.get("day")}
+    if kind == "snapshot":
+        return gettext("Book as at the valuation snapshot of %(day)s taken from %(time)s Hong Kong time, before that day's end-of-day valuation.") % {
+            "day": source.get("day"), "time": (source.get("taken_at") or "")[11:16]}
     if kind == "live":
         return gettext("Book valued live (today's end-of-day valuation is not stored yet).")
     return gettext("No end-of-day valuation is stored on or before this date: book figures are empty.")

@@ -1,9 +1,12 @@
 """The SMF control pack's figures: the seven control areas of the Guidelines for Securities Margin
 Financing Activities, as at a date, for the month up to that date. Reads only.
 
-The book as at a date is the risk engine's end-of-day valuation snapshot of the latest day on or
-before it (the regulatory record); for today, before the day's snapshot exists, the live valuation.
-Every figure carries the link to the records behind it. The result is plain JSON (strings for money,
+The book as at a date is the risk engine's valuation snapshot of the latest day on or before it (the
+regulatory record). For today, until the end-of-day valuation has been taken (the engine's scheduled job,
+23:55 Hong Kong time), the book is valued live by the engine's own statement at the current prices: a
+snapshot of today taken earlier (part of the book, at prices since moved) is never presented as the end of
+the day. Collateral by instrument is valued at the same moment and for the same facilities as the book, so
+one pack carries one valuation. Every figure carries the link to the records behind it. The result is plain JSON (strings for money,
 so no float ever touches a figure), which ``services.smf_pack_generate`` stores with its SHA-256.
 """
 
@@ -13,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.db.models import Count, DecimalField, F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, F, Max, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
@@ -76,7 +79,7 @@ def compute(*, as_of: date, now: datetime | None = None) -> dict:
         "book_source": book["source"],
         "total_loans": _total_loans(book, capital),
         "credit_limits": credit_limits,
-        "collateral_concentration": _collateral(book, collateral_policy) | {"instruments": _instruments(end)},
+        "collateral_concentration": _collateral(book, collateral_policy) | {"instruments": _instruments(**book["valued"])},
         "client_concentration": _clients(book, memberships=memberships, collateral_policy=collateral_policy, as_of=as_of,
                                          limits_total=Decimal(credit_limits["limits_total"])),
         "haircuts": _haircuts(collateral_policy, start, end),
@@ -98,13 +101,34 @@ def _per_member(qs, member_ids: list[int], *, drawn: str, lv: str) -> dict[int, 
     return {r["client_id"]: r for r in rows}
 
 
+EOD_SNAPSHOT_TASK = "lending.risk.tasks.snapshots_take"
+
+
+def end_of_day_moment(day: date) -> datetime:
+    """When the risk engine takes the end-of-day valuation of ``day``: its scheduled job's time that day
+    (Hong Kong time), or the end of the day if no such job is declared."""
+    from celery import schedules
+
+    from portal.scheduling import declared_jobs, next_run_after
+
+    for entry in declared_jobs().values():
+        schedule = schedules.maybe_schedule(entry["schedule"])
+        if entry["task"] == EOD_SNAPSHOT_TASK and isinstance(schedule, schedules.crontab):
+            return next_run_after(schedule, datetime.combine(day, time.min, tzinfo=HK) - timedelta(microseconds=1))
+    return datetime.combine(day, time.max, tzinfo=HK)
+
+
 def _book(*, as_of: date, now: datetime, member_ids: list[int] = ()) -> dict:
     day = ValuationSnapshot.objects.filter(day__lte=as_of).aggregate(d=Max("day"))["d"]
-    today = now.astimezone(HK).date()
-    if as_of >= today and day != as_of:
-        return _live_book(member_ids=member_ids)
+    taken = ValuationSnapshot.objects.filter(day=day).aggregate(first=Min("created_at"), last=Max("created_at")) if day else {}
+    # The day's rows are written once (ON CONFLICT DO NOTHING): one taken before the scheduled run stays.
+    end_of_day = bool(day) and taken["first"] >= end_of_day_moment(day)
+    if as_of >= now.astimezone(HK).date() and (day != as_of or not end_of_day):
+        return _live_book(now=now, member_ids=member_ids)
     if day is None:
-        return {"source": {"kind": "none", "day": None, "link": _url("reporting:snapshots")}, "facilities": 0, "rows": None, "by_member": {}}
+        end = datetime.combine(as_of, time.max, tzinfo=HK)
+        return {"source": {"kind": "none", "day": None, "link": _url("reporting:snapshots")}, "facilities": 0, "rows": None, "by_member": {},
+                "valued": {"at": end, "facility_ids": None}}
     rows = ValuationSnapshot.objects.filter(day=day)
     totals = rows.filter(collateral_type="total")
     securities_lv = Subquery(
@@ -129,7 +153,9 @@ def _book(*, as_of: date, now: datetime, member_ids: list[int] = ()) -> dict:
     )
     bands = {r["band"]: r["n"] for r in totals.values("band").annotate(n=Count("id"))}
     return {
-        "source": {"kind": "snapshot", "day": day.isoformat(), "link": _url("reporting:snapshots", day_from=day.isoformat(), day_to=day.isoformat())},
+        "source": {"kind": "snapshot", "day": day.isoformat(), "end_of_day": end_of_day, "taken_at": timezone.localtime(taken["first"], HK).isoformat(),
+                   "link": _url("reporting:snapshots", day_from=day.isoformat(), day_to=day.isoformat())},
+        "valued": {"at": taken["last"], "facility_ids": totals.values("facility_id")},
         "facilities": agg["facilities"],
         "rows": agg,
         "per_type": {k: {"mv": v["mv"] or ZERO, "lv": v["lv"] or ZERO} for k, v in per_type.items()},
@@ -139,46 +165,61 @@ def _book(*, as_of: date, now: datetime, member_ids: list[int] = ()) -> dict:
     }
 
 
-def _live_book(*, member_ids: list[int] = ()) -> dict:
-    from lending.models import CollateralKind, CollateralPosition, FacilityState
+def _live_book(*, now: datetime, member_ids: list[int] = ()) -> dict:
+    """The book valued now by the risk engine's statement (``lending.risk.book.live_sql``, the one its snapshots
+    and the risk board use): the facilities it values, at the current prices, each figure rounded as a snapshot
+    row is. Grouped by client and band in the database, so its cost follows the clients, not the positions."""
+    from lending.models import FacilityState
+    from lending.risk import book as risk_book
+    from lending.risk.revaluation import current_inputs
+    from portal.models import User
 
-    live = Facility.objects.exclude(state=FacilityState.CLOSED)
-    sec_lv = Subquery(
-        CollateralPosition.objects.filter(facility_id=OuterRef("pk"), kind=CollateralKind.SECURITIES).values("facility_id")
-        .annotate(s=Sum(F("market_value") * (Value(Decimal("1")) - F("haircut")), output_field=MONEY)).values("s")[:1],
-        output_field=MONEY,
-    )
-    agg = live.annotate(f_sec_lv=Coalesce(sec_lv, Value(ZERO), output_field=MONEY)).aggregate(
-        facilities=Count("id"),
-        drawn=Coalesce(Sum("drawn_balance"), Value(ZERO), output_field=MONEY),
-        lv=Coalesce(Sum("lending_value"), Value(ZERO), output_field=MONEY),
-        mv=Coalesce(Sum("market_value"), Value(ZERO), output_field=MONEY),
-        va_mv=Coalesce(Sum("va_market_value"), Value(ZERO), output_field=MONEY),
-        sec_lv=Coalesce(Sum("f_sec_lv"), Value(ZERO), output_field=MONEY),
-        uncovered_lending=Coalesce(Sum(Greatest(F("drawn_balance") - F("lending_value"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
-        uncovered_capital=Coalesce(Sum(Greatest(F("drawn_balance") - F("f_sec_lv"), Value(ZERO), output_field=MONEY)), Value(ZERO), output_field=MONEY),
-        over_limit=Count("id", filter=Q(drawn_balance__gt=F("limit"))),
-        limits=Coalesce(Sum("limit"), Value(ZERO), output_field=MONEY),
-    )
-    va = {r["asset"]: r["mv"] for r in CollateralPosition.objects.filter(facility__in=live, kind=CollateralKind.VIRTUAL_ASSET)
-          .values("asset").annotate(mv=Sum("market_value"))}
+    source = {"kind": "live", "day": None, "at": timezone.localtime(now, HK).isoformat(), "link": _url("lending:staff-facilities")}
+    valued = {"at": now, "facility_ids": Facility.objects.filter(state=FacilityState.ACTIVE).values("pk")}
+    collateral_policy, prices = current_inputs()
+    groups = []
+    if collateral_policy is not None and prices:
+        groups = risk_book.fetch(
+            f"""SELECT v.client_id AS client_id, v.band AS band, COUNT(*) AS facilities, SUM(v.drawn) AS drawn, SUM(v.lv) AS lv,
+                       SUM(ROUND(v.mv, 2)) AS mv, SUM(ROUND(v.sec_mv, 2)) AS sec_mv, SUM(ROUND(v.sec_lv, 2)) AS sec_lv,
+                       SUM(ROUND(v.btc_mv, 2)) AS btc_mv, SUM(ROUND(v.eth_mv, 2)) AS eth_mv,
+                       SUM(CASE WHEN v.drawn > v.lv THEN v.drawn - v.lv ELSE 0 END) AS uncovered_lending,
+                       SUM(CASE WHEN v.drawn > ROUND(v.sec_lv, 2) THEN v.drawn - ROUND(v.sec_lv, 2) ELSE 0 END) AS uncovered_capital,
+                       SUM(CASE WHEN v.drawn > f."limit" THEN 1 ELSE 0 END) AS over_limit, SUM(f."limit") AS limits
+                FROM ({risk_book.live_sql()}) v JOIN lending_facility f ON f.id = v.facility_id
+                GROUP BY v.client_id, v.band""",  # noqa: S608 - the engine's SQL text and constants; every value is bound
+            risk_book.Scenario.current(policy=collateral_policy, prices=prices).params(),
+        )
+    sums = ("drawn", "lv", "mv", "sec_mv", "sec_lv", "btc_mv", "eth_mv", "uncovered_lending", "uncovered_capital", "limits")
+    agg = dict.fromkeys(sums, ZERO) | {"facilities": 0, "over_limit": 0}
+    clients: dict[int, dict] = {}
+    bands: dict[str, int] = {}
+    for g in groups:
+        figures = {k: Decimal(str(g[k] or 0)).quantize(CENT) for k in sums}
+        for k in sums:
+            agg[k] += figures[k]
+        agg["facilities"] += int(g["facilities"])
+        agg["over_limit"] += int(g["over_limit"] or 0)
+        bands[g["band"]] = bands.get(g["band"], 0) + int(g["facilities"])
+        c = clients.setdefault(g["client_id"], {"client_id": g["client_id"], "drawn": ZERO, "lv": ZERO, "limits": ZERO, "facilities": 0})
+        c["drawn"] += figures["drawn"]
+        c["lv"] += figures["lv"]
+        c["limits"] += figures["limits"]
+        c["facilities"] += int(g["facilities"])
+    by_client = sorted(clients.values(), key=lambda c: (-c["drawn"], c["client_id"]))[: policy.TOP_CLIENTS]
+    names = {u["pk"]: u for u in User.objects.filter(pk__in=[c["client_id"] for c in by_client]).values("pk", "email", "full_name")}
+    for c in by_client:
+        c["client__email"], c["client__full_name"] = names[c["client_id"]]["email"], names[c["client_id"]]["full_name"]
     per_type = {
-        "securities": {"mv": agg["mv"] - agg["va_mv"], "lv": agg["sec_lv"]},
-        "BTC": {"mv": va.get("BTC", ZERO), "lv": None},
-        "ETH": {"mv": va.get("ETH", ZERO), "lv": None},
+        "securities": {"mv": agg["sec_mv"], "lv": agg["sec_lv"]},
+        "BTC": {"mv": agg["btc_mv"], "lv": None},
+        "ETH": {"mv": agg["eth_mv"], "lv": None},
         "total": {"mv": agg["mv"], "lv": agg["lv"]},
     }
-    by_client = list(
-        live.values("client_id", "client__email", "client__full_name")
-        .annotate(drawn=Sum("drawn_balance"), lv=Sum("lending_value"), limits=Sum("limit"), facilities=Count("id"))
-        .order_by("-drawn", "client_id")[: policy.TOP_CLIENTS]
-    )
-    bands = {r["band"]: r["n"] for r in live.values("band").annotate(n=Count("id"))}
-    return {
-        "source": {"kind": "live", "day": None, "link": _url("lending:staff-facilities")},
-        "facilities": agg["facilities"], "rows": agg, "per_type": per_type, "by_client": by_client, "bands": bands,
-        "by_member": _per_member(live, list(member_ids), drawn="drawn_balance", lv="lending_value"),
-    }
+    by_member = {i: {"client_id": i, "drawn": clients[i]["drawn"], "lv": clients[i]["lv"], "facilities": clients[i]["facilities"]}
+                 for i in member_ids if i in clients}
+    return {"source": source, "valued": valued, "facilities": agg["facilities"], "rows": agg, "per_type": per_type, "by_client": by_client,
+            "bands": bands, "by_member": by_member}
 
 
 def _policy_at(end: datetime) -> CollateralPolicy | None:
@@ -292,19 +333,24 @@ def _collateral(book: dict, collateral_policy) -> dict:
     }
 
 
-def _instruments(end: datetime) -> dict:
-    """What is pledged to facilities as at ``end``, per instrument, issuer and sector, from the custody
-    ledger (pledges less releases), valued at each instrument's last governed price at or before ``end``
-    (the price authority's history; an instrument with no price by then shows no value)."""
+def _instruments(*, at: datetime, facility_ids) -> dict:
+    """What is pledged as at ``at`` to the facilities the book valued (``facility_ids``, a query of ids; None:
+    every facility), per instrument, issuer and sector, from the custody ledger (pledges less releases),
+    valued at each instrument's last governed price at or before ``at`` (the price authority's history; an
+    instrument with no price by then shows no value). ``at`` is the moment the book was valued, so these
+    figures and the collateral by type above stand on the same prices."""
     from django.db.models import Case, OuterRef, Subquery, When
 
     from lending.collateral.models import CustodyEntry, EntryKind
     from lending.models import Price
 
     signed = Case(When(kind=EntryKind.RELEASE, then=-F("quantity")), default=F("quantity"), output_field=DecimalField(max_digits=24, decimal_places=8))
-    price = Price.objects.filter(asset=OuterRef("instrument__code"), as_of__lte=end).order_by("-as_of", "-id").values("price_hkd")[:1]
+    price = Price.objects.filter(asset=OuterRef("instrument__code"), as_of__lte=at).order_by("-as_of", "-id").values("price_hkd")[:1]
+    entries = CustodyEntry.objects.filter(kind__in=[EntryKind.PLEDGE, EntryKind.RELEASE], created_at__lte=at)
+    if facility_ids is not None:
+        entries = entries.filter(facility_id__in=facility_ids)
     rows = list(
-        CustodyEntry.objects.filter(kind__in=[EntryKind.PLEDGE, EntryKind.RELEASE], created_at__lte=end)
+        entries
         .values("instrument_id", "instrument__code", "instrument__name_en", "instrument__issuer", "instrument__sector", "instrument__kind")
         .annotate(pledged=Sum(signed), clients=Count("client_id", distinct=True), price=Subquery(price))
         .filter(pledged__gt=0)

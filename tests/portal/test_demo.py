@@ -135,3 +135,27 @@ def _pledged_now(facilities):
     for f in facilities:
         for instrument_id in set(CustodyEntry.objects.filter(facility=f).values_list("instrument_id", flat=True)):
             yield custody_selectors.pledged_to_facility(facility_id=f.pk, instrument_id=instrument_id)
+
+
+def test_the_demo_pack_as_at_today_is_the_whole_live_book_the_risk_board_shows(settings):
+    """The demo takes no snapshot of today part-way through seeding: today's SMF pack is the live book, every
+    facility in it, its loans the risk board's, and its collateral by type and by instrument one valuation."""
+    from django.utils import timezone
+
+    from lending.reporting import smf
+    from lending.risk import selectors as risk_selectors
+    from lending.risk.models import ValuationSnapshot
+    from lending.risk.revaluation import current_inputs
+
+    settings.DEMO = True
+    _seed()
+    today = timezone.localdate()
+    assert not ValuationSnapshot.objects.filter(day=today).exists()
+    d = smf.compute(as_of=today)
+    policy, prices = current_inputs()
+    board = risk_selectors.book_figures(policy=policy, prices=prices, nearest_limit=1)
+    assert d["book_source"]["kind"] == "live"
+    assert d["total_loans"]["total_loans"] == str(board["totals"]["drawn"]) and d["total_loans"]["facilities"] == board["facilities"]
+    by_type = {r["asset"]: r["market_value"] for r in d["collateral_concentration"]["by_asset"]}
+    by_instrument = {r["code"]: r["market_value"] for r in d["collateral_concentration"]["instruments"]["by_instrument"]}
+    assert by_type["BTC"] == by_instrument["BTC"] and by_type["ETH"] == by_instrument["ETH"]

@@ -239,3 +239,64 @@ def test_recovery_policy_is_maker_checker(book, officer, credit_manager2):
     from lending.recovery.selectors import recovery_policy_current
 
     assert recovery_policy_current().target_utilisation == Decimal("0.6000")
+
+
+def _amendment_state(plan):
+    from lending.recovery.models import PlanAmendment
+    from portal.models import AuditEvent
+
+    return (list(PlanAmendment.objects.order_by("id").values_list("state", "decided_by", "decision_note", "new_plan")),
+            list(LiquidationPlan.objects.order_by("id").values_list("state", "note")), AuditEvent.objects.count(), _state(plan))
+
+
+def test_a_decided_amendment_cannot_be_decided_again(client, approved, officer, credit_manager, credit_manager2):
+    hsbc = approved.lines.get(code="00005")
+    first = services.plan_amend_propose(actor=officer, plan_id=approved.pk, quantities={str(hsbc.pk): "12000"}, reason="Fewer shares")
+    services.plan_amend_decide(actor=credit_manager, amendment_id=first.pk, approve=True, note="Agreed")
+    successor = LiquidationPlan.objects.get(supersedes=approved)
+    second = services.plan_amend_propose(actor=officer, plan_id=successor.pk, quantities={str(successor.lines.get(code="00005").pk): "0"},
+                                         reason="Halted")
+    services.plan_amend_decide(actor=credit_manager, amendment_id=second.pk, approve=False, note="Wait for the market")
+    before = _amendment_state(successor)
+    for amendment in (first, second):
+        for approve in (True, False):
+            with pytest.raises(ConflictError) as exc:
+                services.plan_amend_decide(actor=credit_manager2, amendment_id=amendment.pk, approve=approve, note="again")
+            assert exc.value.code == "invalid_state"
+    client.force_login(credit_manager2)
+    response = client.post(f"/api/v1/recovery/staff/amendments/{first.pk}/decide/", {"approve": False, "note": "again"}, content_type="application/json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_state"
+    client.post(reverse("recovery:plan", args=[successor.pk]), {"action": "amend_reject", "amendment": second.pk, "note": "again"})
+    assert _amendment_state(successor) == before
+
+
+def test_an_amendment_of_a_plan_completed_meanwhile_cannot_be_approved(approved, officer, credit_manager):
+    hsbc = approved.lines.get(code="00005")
+    amendment = services.plan_amend_propose(actor=officer, plan_id=approved.pk, quantities={str(hsbc.pk): "12000"}, reason="Fewer shares")
+    for line in approved.lines.order_by("sequence"):
+        services.execution_record(actor=officer, plan_id=approved.pk, line_id=line.pk, quantity=str(line.planned_quantity), price="250000" if line.code == "BTC" else "70",
+                                  venue_reference=f"V-{line.pk}")
+    approved.refresh_from_db()
+    assert approved.state == PlanState.COMPLETED
+    before = _amendment_state(approved)
+    with pytest.raises(ConflictError):
+        services.plan_amend_decide(actor=credit_manager, amendment_id=amendment.pk, approve=True, note="late")
+    assert _amendment_state(approved) == before
+
+
+def test_a_decided_recovery_policy_or_close_out_cannot_be_decided_again(approved, in_close_out, officer, credit_manager, credit_manager2):
+    from lending.recovery.models import RecoveryPolicy
+    from tests.recovery.helpers import RECOVERY_NUMBERS
+
+    proposed = services.recovery_policy_propose(actor=officer, numbers=RECOVERY_NUMBERS | {"target_utilisation": "0.7"}, reason="Lower target")
+    services.recovery_policy_decide(actor=credit_manager, policy_id=proposed.pk, approve=False, note="Not now")
+    statuses = list(RecoveryPolicy.objects.order_by("id").values_list("status", "decided_by", "decision_note"))
+    for approve in (True, False):
+        with pytest.raises(ConflictError):
+            services.recovery_policy_decide(actor=credit_manager2, policy_id=proposed.pk, approve=approve, note="again")
+    assert list(RecoveryPolicy.objects.order_by("id").values_list("status", "decided_by", "decision_note")) == statuses
+    plan = _amendment_state(approved)
+    for approve in (True, False):
+        with pytest.raises(ConflictError):
+            risk.margin_call_decide(actor=credit_manager2, call_id=in_close_out.pk, approve=approve, note="again")
+    assert _amendment_state(approved) == plan

@@ -167,3 +167,70 @@ def test_the_proposer_of_a_write_off_sees_no_approve_button(client, debt, credit
     assert 'data-testid="write-off-approve"' not in body and 'data-testid="write-off-awaiting"' in body
     client.force_login(credit_manager2)
     assert 'data-testid="write-off-approve"' in client.get(url).content.decode()
+
+
+def _debt_row(debt_id):
+    from portal.models import AuditEvent
+
+    row = Debt.objects.values().get(pk=debt_id)
+    row.pop("updated_at")
+    return row, FacilityTransaction.objects.count(), AuditEvent.objects.count()
+
+
+def test_a_write_off_decided_cannot_be_decided_again(client, debt, credit_manager, credit_manager2, compliance_user):
+    """Approved, the write-off is final: sending it back (API, page or service) or approving it again is a 409
+    and changes nothing; the register still names who proposed it and why."""
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Estate insolvent")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="Agreed")
+    before = _debt_row(debt.pk)
+    for approve in (False, True):
+        with pytest.raises(ConflictError) as exc:
+            services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=approve, note="again")
+        assert exc.value.code == "invalid_state" and "written off" in exc.value.message
+    client.force_login(credit_manager2)
+    url = f"/api/v1/recovery/staff/debts/{debt.pk}/write-off/decide/"
+    response = client.post(url, {"approve": False, "note": "again"}, content_type="application/json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_state"
+    client.post(reverse("recovery:debt", args=[debt.pk]), {"action": "write_off_reject", "note": "again"})
+    assert _debt_row(debt.pk) == before
+    client.force_login(compliance_user)
+    page = client.get(reverse("recovery:register")).content.decode()
+    assert "Estate insolvent" in page and "None" not in page
+    body = b"".join(client.get(reverse("recovery:register") + "?format=csv").streaming_content).decode("utf-8-sig")
+    assert "Mandy Manager" in body and "Estate insolvent" in body and ",Agreed," in body
+
+
+def test_a_recovered_debt_takes_no_write_off_decision(debt, officer, credit_manager, credit_manager2):
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Estate insolvent")
+    services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=True, note="Agreed")
+    services.recovery_record(actor=officer, debt_id=debt.pk, amount="1000", reference="R-1", final=True)
+    before = _debt_row(debt.pk)
+    for approve in (False, True):
+        with pytest.raises(ConflictError):
+            services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=approve, note="again")
+    with pytest.raises(ConflictError):
+        services.recovery_record(actor=officer, debt_id=debt.pk, amount="1000", reference="R-2")
+    with pytest.raises(ConflictError):
+        services.debt_to_collections(actor=officer, debt_id=debt.pk)
+    assert _debt_row(debt.pk) == before
+
+
+def test_a_write_off_proposed_on_a_debt_since_repaid_is_not_decided(debt, officer, credit_manager, credit_manager2):
+    """Paid in full while the proposal waited: there is nothing left to write off or to send back."""
+    services.write_off_propose(actor=credit_manager, debt_id=debt.pk, reason="Client unreachable")
+    services.debt_payment_record(actor=officer, debt_id=debt.pk, amount="303000", reference="CHATS 9")
+    before = _debt_row(debt.pk)
+    assert before[0]["state"] == DebtState.REPAID
+    for approve in (False, True):
+        with pytest.raises(ConflictError) as exc:
+            services.write_off_decide(actor=credit_manager2, debt_id=debt.pk, approve=approve, note="late")
+        assert "repaid" in exc.value.message
+    assert _debt_row(debt.pk) == before
+
+
+def test_a_debt_already_in_collections_is_not_moved_again(debt, officer):
+    services.debt_to_collections(actor=officer, debt_id=debt.pk, note="No answer")
+    before = _debt_row(debt.pk)
+    with pytest.raises(ConflictError):
+        services.debt_to_collections(actor=officer, debt_id=debt.pk, note="again")
+    assert _debt_row(debt.pk) == before

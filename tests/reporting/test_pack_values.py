@@ -8,10 +8,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from tests.reporting.conftest import make_facility
+
 pytestmark = pytest.mark.django_db
 
 
-def test_market_value_by_instrument_issuer_and_sector_at_governed_prices(alice, charlie, officer):
+def test_market_value_by_instrument_issuer_and_sector_at_governed_prices(book, alice, charlie, officer):
     from lending.collateral import services as custody
     from lending.collateral.models import Instrument
     from lending.reporting import smf
@@ -20,13 +22,15 @@ def test_market_value_by_instrument_issuer_and_sector_at_governed_prices(alice, 
 
     set_prices(btc=Decimal("760000.00"), securities={"00700": Decimal("400.00")})
     tencent, btc = Instrument.objects.get(code="00700"), Instrument.objects.get(code="BTC")
+    # Pledged to the facilities the book values (a pack counts the collateral of the book it reports).
+    facilities = {c.pk: make_facility(c).pk for c in (alice, charlie)}
     custody.holding_set(client_id=alice.pk, instrument=tencent, quantity=Decimal("1000"))
     custody.holding_set(client_id=charlie.pk, instrument=tencent, quantity=Decimal("500"))
     custody.holding_set(client_id=alice.pk, instrument=btc, quantity=Decimal("2"))
-    custody.custody_pledge(client_id=alice.pk, instrument_id=tencent.pk, quantity="400", facility_id=None, actor=SYSTEM)
-    custody.custody_release(client_id=alice.pk, instrument_id=tencent.pk, quantity="100", facility_id=None, actor=SYSTEM)
-    custody.custody_pledge(client_id=charlie.pk, instrument_id=tencent.pk, quantity="200", facility_id=None, actor=SYSTEM)
-    custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=None, actor=SYSTEM)
+    custody.custody_pledge(client_id=alice.pk, instrument_id=tencent.pk, quantity="400", facility_id=facilities[alice.pk], actor=SYSTEM)
+    custody.custody_release(client_id=alice.pk, instrument_id=tencent.pk, quantity="100", facility_id=facilities[alice.pk], actor=SYSTEM)
+    custody.custody_pledge(client_id=charlie.pk, instrument_id=tencent.pk, quantity="200", facility_id=facilities[charlie.pk], actor=SYSTEM)
+    custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=facilities[alice.pk], actor=SYSTEM)
     inst = smf.compute(as_of=timezone.localdate())["collateral_concentration"]["instruments"]
     # BTC 1.5 × 760,000 = 1,140,000 first; Tencent 500 × 400 = 200,000; total 1,340,000.
     assert [(r["code"], r["price"], r["market_value"], r["share"]) for r in inst["by_instrument"]] == [

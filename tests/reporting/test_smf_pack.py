@@ -25,7 +25,7 @@ from tests.reporting.conftest import make_facility
 
 pytestmark = pytest.mark.django_db
 HK = ZoneInfo("Asia/Hong_Kong")
-NOW = datetime(2026, 11, 30, 16, 0, tzinfo=HK)
+NOW = datetime(2026, 11, 30, 23, 58, tzinfo=HK)  # after the end-of-day valuation (23:55)
 AS_OF = date(2026, 11, 30)
 
 
@@ -200,7 +200,7 @@ def test_pack_page_shows_the_figures_with_links_and_charts(client, smf_book, com
     assert zh.status_code == 200
 
 
-def test_collateral_pledged_by_instrument_issuer_and_sector_from_the_custody_ledger(alice, charlie, officer):
+def test_collateral_pledged_by_instrument_issuer_and_sector_from_the_custody_ledger(book, alice, charlie, officer):
     from django.utils import timezone
 
     from lending.collateral import services as custody
@@ -210,14 +210,16 @@ def test_collateral_pledged_by_instrument_issuer_and_sector_from_the_custody_led
 
     tencent = Instrument.objects.get(code="00700")
     btc = Instrument.objects.get(code="BTC")
+    # Pledged to the facilities the book values (a pack counts the collateral of the book it reports).
+    facilities = {c.pk: make_facility(c).pk for c in (alice, charlie)}
     custody.holding_set(client_id=alice.pk, instrument=tencent, quantity=Decimal("1000"))
     custody.holding_set(client_id=charlie.pk, instrument=tencent, quantity=Decimal("500"))
     custody.holding_set(client_id=alice.pk, instrument=btc, quantity=Decimal("2"))
-    custody.custody_pledge(client_id=alice.pk, instrument_id=tencent.pk, quantity="400", facility_id=None, actor=SYSTEM)
-    custody.custody_release(client_id=alice.pk, instrument_id=tencent.pk, quantity="100", facility_id=None, actor=SYSTEM)
-    custody.custody_pledge(client_id=charlie.pk, instrument_id=tencent.pk, quantity="200", facility_id=None, actor=SYSTEM)
-    custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=None, actor=SYSTEM)
+    custody.custody_pledge(client_id=alice.pk, instrument_id=tencent.pk, quantity="400", facility_id=facilities[alice.pk], actor=SYSTEM)
+    custody.custody_release(client_id=alice.pk, instrument_id=tencent.pk, quantity="100", facility_id=facilities[alice.pk], actor=SYSTEM)
+    custody.custody_pledge(client_id=charlie.pk, instrument_id=tencent.pk, quantity="200", facility_id=facilities[charlie.pk], actor=SYSTEM)
+    custody.custody_pledge(client_id=alice.pk, instrument_id=btc.pk, quantity="1.5", facility_id=facilities[alice.pk], actor=SYSTEM)
     inst = smf.compute(as_of=timezone.localdate())["collateral_concentration"]["instruments"]
-    assert [(r["code"], r["pledged"], r["clients"]) for r in inst["by_instrument"]] == [("00700", "500", 2), ("BTC", "1.5", 1)]
-    assert inst["by_instrument"][0]["sector"] == tencent.sector and inst["instruments_pledged"] == 2
+    assert [(r["code"], r["pledged"], r["clients"]) for r in inst["by_instrument"]] == [("BTC", "1.5", 1), ("00700", "500", 2)]  # BTC priced (the book), Tencent not
+    assert inst["by_instrument"][1]["sector"] == tencent.sector and inst["instruments_pledged"] == 2
     assert {r["name"]: r["clients"] for r in inst["by_sector"]}[tencent.sector] == 2
