@@ -8,7 +8,8 @@ Staff endpoints: instruments (list, load a file, change one), import upload, bre
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.http import Http404, QueryDict
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -182,6 +183,18 @@ class InstrumentListApi(APIView):
         return Response(services.instruments_load(actor=request.user, text=request.data, source="api"), status=status.HTTP_200_OK)
 
 
+def _fields_sent(data) -> dict:
+    """The fields of a body, each with the value sent: a form body (a QueryDict) keeps a list per field, which
+    ``dict()`` would hand on as the list itself (``['true']``, a name stored as "['X']")."""
+    if isinstance(data, QueryDict):
+        repeated = sorted(name for name, values in data.lists() if len(values) > 1)
+        if repeated:
+            raise PortalError("validation_error", _("Send each field once (sent more than once: %(fields)s).") % {"fields": ", ".join(repeated)},
+                              {name: [_("Sent more than once.")] for name in repeated})
+        return data.dict()
+    return dict(data)
+
+
 class InstrumentDetailApi(APIView):
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
@@ -190,7 +203,7 @@ class InstrumentDetailApi(APIView):
     def patch(self, request, code: str):
         if not isinstance(request.data, dict):
             raise PortalError("validation_error", "Send a JSON object of the fields to change.")
-        return Response(InstrumentSerializer(services.instrument_update(actor=request.user, code=code, changes=dict(request.data))).data)
+        return Response(InstrumentSerializer(services.instrument_update(actor=request.user, code=code, changes=_fields_sent(request.data))).data)
 
 
 class KeyListApi(APIView):

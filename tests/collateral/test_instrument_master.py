@@ -120,3 +120,17 @@ def test_an_instrument_file_without_the_suspension_or_listing_columns_leaves_the
     assert (hsbc.name_en, hsbc.active) == ("HSBC Holdings plc", False)
     assert (new.suspended, new.active, new.suspended_since) == (False, True, None)
     assert Facility.objects.get(pk=facility.pk).band == "close_out"
+
+
+def test_a_form_encoded_patch_changes_an_instrument_as_a_json_one_does(officer):
+    """A form body (``suspended=true``) resumed a suspended security and stored a name as "['X']": each value came as a list."""
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", "suspended=true&name_en=Tencent+Holdings+Ltd",
+                                         content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200, response.content
+    tencent = Instrument.objects.get(code="00700")
+    assert (tencent.suspended, tencent.name_en) == (True, "Tencent Holdings Ltd")
+    assert response.json()["name_en"] == "Tencent Holdings Ltd"
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", "suspended=false", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and not Instrument.objects.get(code="00700").suspended
+
