@@ -78,34 +78,81 @@ MAX_LINES = 200_000
 # --- Instrument master --------------------------------------------------------------------------------
 
 
+# How a flag is written: JSON true/false, or in a file (or a form) one of these words, any case.
+TRUE_WORDS = ("true", "1", "yes", "y")
+FALSE_WORDS = ("false", "0", "no", "n")
+BOARD_LOT_MAX = 2_147_483_647  # the column's range (a positive 32-bit integer)
+
+
+def _refuse_field(where: str, name: str, message, hint) -> PortalError:
+    return PortalError("validation_error", where + str(message), {name: [hint]})
+
+
+def _flag(value, name: str, where: str) -> bool:
+    """A yes/no field: True or False as sent, or a word of ``TRUE_WORDS`` / ``FALSE_WORDS``; anything else
+    (another word, an empty cell, null) is refused rather than read as "no"."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    shown = "null" if value is None else f"{str(value)[:40]!r}"
+    raise _refuse_field(where, name, _("%(field)s must be true or false (in a file also 1 or 0, yes or no), not %(value)s.") % {
+        "field": name, "value": shown}, _("true or false."))
+
+
+def _text(value, name: str, where: str, *, max_length: int) -> str:
+    """A text field, trimmed; refused when it is not text or longer than its column (never cut short)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _refuse_field(where, name, _("%(field)s must be text.") % {"field": name}, _("Text."))
+    text = value.strip()
+    if len(text) > max_length:
+        raise _refuse_field(where, name, _("%(field)s is longer than %(n)s characters (%(length)s).") % {
+            "field": name, "n": max_length, "length": len(text)}, _("At most %(n)s characters.") % {"n": max_length})
+    return text
+
+
 def _instrument_clean(row: dict, *, line: int | None = None) -> dict:
-    where = _("Line %(line)s: ") % {"line": line} if line else ""
+    where = str(_("Line %(line)s: ") % {"line": line}) if line else ""
     code = normalise_code(row.get("code"))
-    kind = str(row.get("kind") or InstrumentKind.SECURITY).strip()
+    kind = _text(row.get("kind"), "kind", where, max_length=16) or InstrumentKind.SECURITY
     if kind not in InstrumentKind.values:
         raise PortalError("validation_error", where + _("kind must be security or virtual_asset."), {"kind": [_("Unknown kind.")]})
     if kind == InstrumentKind.SECURITY and not (code.isdigit() and len(code) == 5):
         raise PortalError("validation_error", where + _("%(code)s is not an HKEX stock code (up to 5 digits).") % {"code": code or "''"}, {"code": [_("5 digits.")]})
     if kind == InstrumentKind.VIRTUAL_ASSET and code not in ("BTC", "ETH"):
         raise PortalError("validation_error", where + _("Only bitcoin (BTC) and ether (ETH) are accepted as VA collateral."), {"code": [_("BTC or ETH.")]})
-    name_en = str(row.get("name_en") or "").strip()
+    name_en = _text(row.get("name_en"), "name_en", where, max_length=200)
     if not name_en:
         raise PortalError("validation_error", where + _("The English name is required."), {"name_en": [_("Required.")]})
-    try:
-        raw_lot = row.get("board_lot")
-        lot = int(str(raw_lot).strip()) if raw_lot not in (None, "") else 1
-    except ValueError:
+    raw_lot = row.get("board_lot")
+    if raw_lot is None or raw_lot == "":
+        lot = 1
+    elif isinstance(raw_lot, int) and not isinstance(raw_lot, bool):
+        lot = raw_lot
+    elif isinstance(raw_lot, str) and raw_lot.strip().isascii() and raw_lot.strip().isdigit():
+        lot = int(raw_lot.strip())
+    else:
         lot = 0
-    if lot < 1:
+    if not 1 <= lot <= BOARD_LOT_MAX:
         raise PortalError("validation_error", where + _("The board lot must be a whole number of at least 1."), {"board_lot": [_("At least 1.")]})
-    suspended = str(row.get("suspended") or "0").strip().lower() in ("1", "true", "yes", "y")
-    active = str(row.get("active") if row.get("active") is not None else "1").strip().lower() in ("1", "true", "yes", "y")
+    currency = _text(row.get("currency"), "currency", where, max_length=40).upper() or "HKD"
+    if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise _refuse_field(where, "currency", _("currency must be a three-letter code such as HKD, not %(value)s.") % {"value": f"{currency[:40]!r}"},
+                            _("Three letters."))
+    issuer = _text(row.get("issuer"), "issuer", where, max_length=200)
     return {
-        "code": code, "kind": kind, "name_en": name_en[:200], "name_zh": str(row.get("name_zh") or "").strip()[:200],
-        "board_lot": lot, "currency": (str(row.get("currency") or "HKD").strip().upper() or "HKD")[:3],
-        "issuer": str(row.get("issuer") or "").strip()[:200] or (name_en[:200] if kind == InstrumentKind.SECURITY else ""),
-        "sector": str(row.get("sector") or "").strip()[:80], "margin_class": str(row.get("margin_class") or "").strip()[:8],
-        "suspended": suspended, "active": active,
+        "code": code, "kind": kind, "name_en": name_en, "name_zh": _text(row.get("name_zh"), "name_zh", where, max_length=200),
+        "board_lot": lot, "currency": currency,
+        "issuer": issuer or (name_en if kind == InstrumentKind.SECURITY else ""),
+        "sector": _text(row.get("sector"), "sector", where, max_length=80),
+        "margin_class": _text(row.get("margin_class"), "margin_class", where, max_length=8),
+        "suspended": _flag(row["suspended"], "suspended", where) if "suspended" in row else False,
+        "active": _flag(row["active"], "active", where) if "active" in row else True,
     }
 
 

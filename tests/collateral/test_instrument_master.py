@@ -134,3 +134,43 @@ def test_a_form_encoded_patch_changes_an_instrument_as_a_json_one_does(officer):
     response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", "suspended=false", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200 and not Instrument.objects.get(code="00700").suspended
 
+
+@pytest.mark.parametrize("changes,field", [
+    ({"suspended": "maybe"}, "suspended"),
+    ({"suspended": "suspended"}, "suspended"),
+    ({"suspended": None}, "suspended"),
+    ({"active": "maybe"}, "active"),
+    ({"active": None}, "active"),
+    ({"currency": "USDX"}, "currency"),
+    ({"name_zh": "騰" * 500}, "name_zh"),
+    ({"name_en": "T" * 201}, "name_en"),
+    ({"sector": "S" * 81}, "sector"),
+])
+def test_an_invalid_instrument_value_is_refused_with_its_field_and_nothing_changes(officer, changes, field):
+    """Each was accepted with 200: a word read as "not suspended", a currency cut to USD, a name cut to 200 characters."""
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    before = Instrument.objects.values().get(code="00700")
+    audit = AuditEvent.objects.count()
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", changes, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert field in error["fields"] and field in error["message"], error
+    assert Instrument.objects.values().get(code="00700") == before
+    assert AuditEvent.objects.count() == audit
+
+
+def test_an_instrument_file_accepts_the_documented_true_and_false_spellings_and_refuses_any_other(officer, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    for word, suspended in (("yes", True), ("no", False), ("TRUE", True), ("false", False), ("1", True), ("0", False)):
+        services.instruments_load(actor=officer, text=f"code,name_en,suspended\n00700,Tencent Holdings,{word}\n")
+        assert Instrument.objects.get(code="00700").suspended is suspended, word
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    path = tmp_path / "instruments.csv"
+    for row in ("00700,Tencent Holdings,maybe,1", "00700,Tencent Holdings,0,perhaps", "00700,Tencent Holdings,,1"):
+        path.write_text(f"code,name_en,suspended,active\n{row}\n", encoding="utf-8")
+        with pytest.raises(CommandError, match="Line 2"):
+            call_command("load_instruments", str(path))
+        tencent = Instrument.objects.get(code="00700")
+        assert (tencent.suspended, tencent.active) == (True, True), row
+
