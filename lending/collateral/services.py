@@ -116,7 +116,17 @@ def _text(value, name: str, where: str, *, max_length: int) -> str:
     return text
 
 
-def _instrument_clean(row: dict, *, line: int | None = None) -> dict:
+# A new instrument's values where its row leaves a field out.
+INSTRUMENT_DEFAULTS = {"kind": InstrumentKind.SECURITY, "name_zh": "", "board_lot": 1, "currency": "HKD", "issuer": "", "sector": "",
+                       "margin_class": "", "suspended": False, "active": True}
+
+
+def _instrument_clean(given: dict, *, current: dict | None, line: int | None = None) -> dict:
+    """The fields ``given`` (a file's columns, a PATCH's fields) cleaned, checked together with the instrument's
+    other values (``current``; None for a new instrument, which takes ``INSTRUMENT_DEFAULTS``). Returns only
+    the given fields of an existing instrument, so a field nobody sent keeps its value; every field of a new one."""
+    given = {name: value for name, value in given.items() if name in Instrument.FIELDS}
+    row = (INSTRUMENT_DEFAULTS | (current or {})) | given
     where = str(_("Line %(line)s: ") % {"line": line}) if line else ""
     code = normalise_code(row.get("code"))
     kind = _text(row.get("kind"), "kind", where, max_length=16) or InstrumentKind.SECURITY
@@ -145,32 +155,35 @@ def _instrument_clean(row: dict, *, line: int | None = None) -> dict:
         raise _refuse_field(where, "currency", _("currency must be a three-letter code such as HKD, not %(value)s.") % {"value": f"{currency[:40]!r}"},
                             _("Three letters."))
     issuer = _text(row.get("issuer"), "issuer", where, max_length=200)
-    return {
+    if not issuer and kind == InstrumentKind.SECURITY and (current is None or "issuer" in given):
+        issuer = name_en  # a security's issuer, unless named, is the company itself
+    clean = {
         "code": code, "kind": kind, "name_en": name_en, "name_zh": _text(row.get("name_zh"), "name_zh", where, max_length=200),
         "board_lot": lot, "currency": currency,
-        "issuer": issuer or (name_en if kind == InstrumentKind.SECURITY else ""),
+        "issuer": issuer,
         "sector": _text(row.get("sector"), "sector", where, max_length=80),
         "margin_class": _text(row.get("margin_class"), "margin_class", where, max_length=8),
-        "suspended": _flag(row["suspended"], "suspended", where) if "suspended" in row else False,
-        "active": _flag(row["active"], "active", where) if "active" in row else True,
+        "suspended": _flag(row["suspended"], "suspended", where),
+        "active": _flag(row["active"], "active", where),
     }
+    return clean if current is None else {name: clean[name] for name in given} | {"code": code}
 
 
-def instruments_parse(text: str) -> list[dict]:
-    """Rows of the instrument CSV (header: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended)."""
+def instruments_parse(text: str, *, model=Instrument) -> list[dict]:
+    """Rows of the instrument CSV (header: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,
+    suspended[,active]; only code and name_en required). A column the file leaves out says nothing about it: an
+    existing instrument keeps its value (a file of names must not reset board lots, empty Chinese names or resume
+    every suspended security); a new one takes the default. ``model``: the class data migrations pass."""
     file_text_checked(text)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"code", "name_en"} - set(reader.fieldnames or [])
+    header = [name for name in (reader.fieldnames or []) if name in Instrument.FIELDS]
+    missing = {"code", "name_en"} - set(header)
     if missing:
         raise PortalError("invalid_file", _("The instrument file needs the columns %(columns)s.") % {"columns": ", ".join(sorted(missing))})
-    rows = [_instrument_clean(row, line=number) for number, row in enumerate(reader, start=2)]
-    # A file without one of these columns says nothing about it: an existing instrument keeps its class,
-    # its suspension and whether it is listed (a file of names must not resume every suspended security).
-    for optional in ("margin_class", "suspended", "active"):
-        if optional not in (reader.fieldnames or []):
-            for row in rows:
-                del row[optional]
-    codes = [r["code"] for r in rows]
+    given = [(number, {name: row.get(name) for name in header}) for number, row in enumerate(reader, start=2)]
+    codes = [normalise_code(row.get("code")) for _number, row in given]
+    current = {i["code"]: i for i in model.objects.filter(code__in=codes).values(*Instrument.FIELDS)}
+    rows = [_instrument_clean(row, current=current.get(code), line=number) for (number, row), code in zip(given, codes, strict=True)]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
         raise PortalError("invalid_file", _("Codes listed twice: %(codes)s.") % {"codes": ", ".join(duplicates)})
@@ -178,33 +191,37 @@ def instruments_parse(text: str) -> list[dict]:
 
 
 def _upsert_instruments(model, rows: list[dict], now) -> dict:
-    """Create or update instruments (a model class is passed so data migrations can use it too)."""
+    """Create or update instruments (a model class is passed so data migrations can use it too). ``changes``:
+    each updated instrument's changed fields, their values before and after (for the audit row)."""
     existing = {i.code: i for i in model.objects.filter(code__in=[r["code"] for r in rows])}
     created, changed = [], []
     for row in rows:
         current = existing.get(row["code"])
         if current is None:
-            created.append(model(**row, created_at=now, updated_at=now, suspended_since=now if row.get("suspended") else None))
+            created.append(model(**(INSTRUMENT_DEFAULTS | row), created_at=now, updated_at=now, suspended_since=now if row.get("suspended") else None))
             continue
-        diff = {k: v for k, v in row.items() if getattr(current, k) != v}
+        diff = {k: (getattr(current, k), v) for k, v in row.items() if getattr(current, k) != v}
         if diff:
             if "suspended" in diff:
                 current.suspended_since = now if row["suspended"] else None
-            for k, v in diff.items():
+            for k, (_old, v) in diff.items():
                 setattr(current, k, v)
             current.updated_at = now
             changed.append((current, diff))
     model.objects.bulk_create(created)
     for obj, _diff in changed:
         obj.save()
-    return {"created": [c.code for c in created], "updated": {obj.code: sorted(diff) for obj, diff in changed}}
+    return {"created": [c.code for c in created], "updated": {obj.code: sorted(diff) for obj, diff in changed},
+            "changes": {obj.code: diff for obj, diff in changed}}
 
 
 def load_shipped_instruments(apps=None) -> dict:
     """The data migration's loader: the shipped list of Hong Kong securities plus BTC and ETH."""
     model = apps.get_model("collateral", "Instrument") if apps else Instrument
-    rows = instruments_parse(SHIPPED_INSTRUMENTS.read_text(encoding="utf-8"))
-    return _upsert_instruments(model, rows, timezone.now())
+    rows = instruments_parse(SHIPPED_INSTRUMENTS.read_text(encoding="utf-8"), model=model)
+    result = _upsert_instruments(model, rows, timezone.now())
+    del result["changes"]
+    return result
 
 
 def _margin_class_change_refuse(changed: list[str]) -> None:
@@ -244,10 +261,13 @@ def instruments_load(*, actor, text: str, source: str = "file") -> dict:
     classes = dict(Instrument.objects.filter(code__in=[r["code"] for r in rows]).values_list("code", "margin_class"))
     _margin_class_change_refuse([r["code"] for r in rows if r["code"] in classes and "margin_class" in r and r["margin_class"] != classes[r["code"]]])
     result = _upsert_instruments(Instrument, rows, timezone.now())
+    changes = result.pop("changes")
     moved = [code for code, fields in result["updated"].items() if set(fields) & set(STANDING)]
     counts = _standing_apply(list(Instrument.objects.filter(code__in=moved).values_list("pk", flat=True)))
     audit_log(actor=actor, action="collateral.instruments.loaded", object_type="collateral.instrument", object_id="",
-              after={"source": source[:100], "rows": len(rows), "created": result["created"][:200], "updated": result["updated"]}
+              before={"updated": {code: {k: old for k, (old, _new) in diff.items()} for code, diff in changes.items()}},
+              after={"source": source[:100], "rows": len(rows), "created": result["created"][:200],
+                     "updated": {code: {k: new for k, (_old, new) in diff.items()} for code, diff in changes.items()}}
               | ({"book": counts} if counts is not None else {}))
     return result
 
@@ -266,14 +286,13 @@ def instrument_update(*, actor, code: str, changes: dict) -> Instrument:
     if unknown:
         raise PortalError("validation_error", _("These fields cannot be changed: %(fields)s.") % {"fields": ", ".join(unknown)},
                           {name: [_("Not changeable.")] for name in unknown})
-    merged = {name: getattr(instrument, name) for name in Instrument.FIELDS} | changes
-    clean = _instrument_clean(merged)
-    _margin_class_change_refuse([code] if clean["margin_class"] != instrument.margin_class else [])
+    clean = _instrument_clean(changes, current={name: getattr(instrument, name) for name in Instrument.FIELDS})
+    _margin_class_change_refuse([code] if clean.get("margin_class", instrument.margin_class) != instrument.margin_class else [])
     before = snapshot(instrument, Instrument.FIELDS)
     now = timezone.now()
-    if clean["suspended"] != instrument.suspended:
+    if clean.get("suspended", instrument.suspended) != instrument.suspended:
         instrument.suspended_since = now if clean["suspended"] else None
-    moved = any(clean[name] != getattr(instrument, name) for name in STANDING)
+    moved = any(name in clean and clean[name] != getattr(instrument, name) for name in STANDING)
     for name, value in clean.items():
         setattr(instrument, name, value)
     instrument.updated_at = now

@@ -174,3 +174,21 @@ def test_an_instrument_file_accepts_the_documented_true_and_false_spellings_and_
         tencent = Instrument.objects.get(code="00700")
         assert (tencent.suspended, tencent.active) == (True, True), row
 
+
+def test_an_instrument_file_without_some_columns_leaves_those_values_of_existing_instruments_as_they_are(officer):
+    """A file of code,name_en,suspended reset 00016's board lot 500 to 1 and emptied its Chinese name, issuer and sector."""
+    before = Instrument.objects.get(code="00016")
+    assert before.board_lot == 500 and before.name_zh and before.issuer and before.sector
+    result = services.instruments_load(actor=officer, text="code,name_en,suspended\n00016,SHK Properties,1\n09990,New Listing Ltd,0\n")
+    after = Instrument.objects.get(code="00016")
+    assert (after.name_en, after.suspended) == ("SHK Properties", True)
+    assert (after.board_lot, after.name_zh, after.issuer, after.sector, after.margin_class, after.currency) == (
+        500, before.name_zh, before.issuer, before.sector, before.margin_class, before.currency)
+    new = Instrument.objects.get(code="09990")
+    assert (new.board_lot, new.issuer, new.currency, new.margin_class, new.active) == (1, "New Listing Ltd", "HKD", "", True)
+    assert result["updated"] == {"00016": ["name_en", "suspended"]}
+    event = AuditEvent.objects.filter(action="collateral.instruments.loaded").latest("id")
+    assert event.before["updated"]["00016"] == {"name_en": before.name_en, "suspended": False}
+    assert event.after["updated"]["00016"] == {"name_en": "SHK Properties", "suspended": True}
+
+
