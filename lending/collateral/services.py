@@ -27,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -552,6 +553,10 @@ def _validate_positions(batch: Batch, *, va: bool) -> _Positions:
     accounts = selectors.margin_accounts(numbers={str(x.get("account") or "").strip() for x in batch.lines})
     codes = {normalise_code(x.get("instrument")) for x in batch.lines}
     instruments = {i.code: i for i in Instrument.objects.filter(code__in=codes)}
+    # A delisted instrument is still reported (updated, zeroed) for an account holding it; no account starts to.
+    delisted = [i.pk for i in instruments.values() if not i.active]
+    holders = set(CustodyBalance.objects.filter(instrument_id__in=delisted, client_id__in=list(accounts.values())).filter(
+        Q(held__gt=0) | Q(pledged__gt=0)).values_list("client_id", "instrument_id")) if delisted and accounts else set()
     seen: dict[tuple, int] = {}
     clean = []
     first_line: dict[int, tuple[str, int]] = {}
@@ -569,8 +574,12 @@ def _validate_positions(batch: Batch, *, va: bool) -> _Positions:
             ok = False
         code = normalise_code(x.get("instrument"))
         instrument = instruments.get(code)
-        if instrument is None or not instrument.active:
+        if instrument is None:
             batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not in the instrument master).") % {"code": code or "''"}))
+            ok = False
+        elif not instrument.active and (client_id, instrument.pk) not in holders:
+            batch.errors.append(_err(n, "instrument", "delisted_instrument", _("%(code)s is delisted: a file reports it only for an account that holds it, and account %(account)s does not.") % {
+                "code": code, "account": account or "''"}))
             ok = False
         elif instrument.is_virtual_asset != va:
             message = _("%(code)s is a listed security; securities come in the positions file.") if va else _("%(code)s is a virtual asset; VA holdings come in the custody statement.")

@@ -192,3 +192,27 @@ def test_an_instrument_file_without_some_columns_leaves_those_values_of_existing
     assert event.after["updated"]["00016"] == {"name_en": "SHK Properties", "suspended": True}
 
 
+def test_delisting_a_pledged_security_makes_it_not_marginable_and_its_holdings_can_still_be_reported(market, officer, alice, charlie, holdings):
+    """Delisting changed nothing in the book, and the next positions file refused the code as unknown."""
+    from lending.collateral.models import CustodyBalance
+    from portal.audit import SYSTEM
+    from tests.collateral.conftest import positions_csv
+
+    facility = book_facility(alice, holdings={"00700": 500, "00005": 1000}, drawn="10000")  # LV 140,000 + 56,000
+    client_api = APIClient()
+    client_api.force_authenticate(alice)
+    assert Decimal(client_api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["lending_value"]) == Decimal("196000.00")
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", {"active": False}, format="json")
+    assert response.status_code == 200, response.content
+    assert Facility.objects.get(pk=facility.pk).lending_value == Decimal("56000.00")
+    event = AuditEvent.objects.filter(action="collateral.instrument.updated").latest("id")
+    assert event.after["book"]["positions_rehaircut"] == 1 and event.after["book"]["facilities_revalued"] == 1
+
+    update = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-1", [("M-1001", "00700", 300)], as_of="2026-03-03"))
+    assert update.batch.status == "applied", update.batch.errors
+    assert CustodyBalance.objects.get(client=alice, instrument__code="00700").held == Decimal("300")
+    zero = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-2", [("M-1001", "00700", 0)], as_of="2026-03-03"))
+    assert zero.batch.status == "applied" and CustodyBalance.objects.get(client=alice, instrument__code="00700").held == 0
+    # An account that holds none of the delisted security cannot start holding it.
+    new = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-3", [("M-2002", "00700", 100)], as_of="2026-03-03"))
+    assert [e["code"] for e in new.batch.errors] == ["delisted_instrument"] and "M-2002" in new.batch.errors[0]["message"]
