@@ -26,12 +26,13 @@ from .models import ImportBatch, Instrument, MachineKey, ReconciliationBreak
 
 
 class PlainTextParser(JSONParser):
-    """CSV bodies (``text/csv`` or ``text/plain``) are passed through as text."""
+    """CSV bodies (``text/csv`` or ``text/plain``) are passed on as the bytes sent: the services read them as
+    UTF-8 or refuse them (``services.file_text``), so a byte that is not UTF-8 is never replaced."""
 
     media_type = "text/*"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read().decode("utf-8-sig", errors="replace")
+        return stream.read()
 
 
 class InstrumentSerializer(serializers.ModelSerializer):
@@ -178,8 +179,8 @@ class InstrumentListApi(APIView):
 
     @extend_schema(request={"text/csv": str}, responses=dict, summary="Load an instrument file (creates and updates; one bad row refuses it)")
     def post(self, request):
-        if not isinstance(request.data, str):
-            raise PortalError("invalid_file", "Send the instrument file as text/csv.")
+        if not isinstance(request.data, (str, bytes)):
+            raise PortalError("invalid_file", _("Send the instrument file as text/csv."))
         return Response(services.instruments_load(actor=request.user, text=request.data, source="api"), status=status.HTTP_200_OK)
 
 

@@ -76,6 +76,18 @@ SHIPPED_INSTRUMENTS = Path(__file__).parent / "data" / "instruments_hk.csv"
 MAX_LINES = 200_000
 
 
+def file_text(content):
+    """A file's text as sent: bytes are read as UTF-8 (a byte-order mark dropped) or refused, never guessed at
+    or replaced (U+FFFD in a name or a batch id). The one check every import (batches, instrument files) and
+    every channel (API, page upload, command) meets; text passes through."""
+    if isinstance(content, (bytes, bytearray)):
+        try:
+            return bytes(content).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PortalError("invalid_file", _("The file is not UTF-8 text."), {"file": [_("UTF-8 text.")]}) from None
+    return content
+
+
 # --- Instrument master --------------------------------------------------------------------------------
 
 
@@ -170,11 +182,14 @@ def _instrument_clean(given: dict, *, current: dict | None, line: int | None = N
     return clean if current is None else {name: clean[name] for name in given} | {"code": code}
 
 
-def instruments_parse(text: str, *, model=Instrument) -> list[dict]:
+def instruments_parse(text: str | bytes, *, model=Instrument) -> list[dict]:
     """Rows of the instrument CSV (header: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,
     suspended[,active]; only code and name_en required). A column the file leaves out says nothing about it: an
     existing instrument keeps its value (a file of names must not reset board lots, empty Chinese names or resume
     every suspended security); a new one takes the default. ``model``: the class data migrations pass."""
+    text = file_text(text)
+    if not isinstance(text, str):
+        raise PortalError("invalid_file", _("Send the instrument file as text/csv."))
     file_text_checked(text)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [name for name in (reader.fieldnames or []) if name in Instrument.FIELDS]
@@ -252,7 +267,7 @@ def _standing_apply(instrument_ids: list[int]) -> dict | None:
 
 
 @transaction.atomic
-def instruments_load(*, actor, text: str, source: str = "file") -> dict:
+def instruments_load(*, actor, text: str | bytes, source: str = "file") -> dict:
     """Load an instrument file (create new codes, update changed ones); one bad row refuses the file. A change
     of an existing instrument's margin class refuses it too; a suspension or resumption reaches the book."""
     if not isinstance(actor, System):
@@ -479,11 +494,7 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
     """
     if kind not in COLUMNS:
         raise PortalError("validation_error", _("Unknown import kind."), {"kind": [_("One of %(kinds)s.") % {"kinds": ", ".join(COLUMNS)}]})
-    if isinstance(content, bytes):
-        try:
-            content = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise PortalError("invalid_file", _("The file is not UTF-8 text.")) from None
+    content = file_text(content)
     file_text_checked(content)
     if isinstance(content, str) and content.lstrip().startswith(("{", "[")):
         try:

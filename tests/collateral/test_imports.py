@@ -303,3 +303,27 @@ def test_a_break_reads_in_the_readers_language_and_keeps_its_english_record(hold
         for b in breaks.values():
             assert b.text and b.text != b.message and "custody statement" not in b.text and "portal" not in b.text, b.text
         assert "1.5" in breaks["va_pledge_difference"].text and "1.4" in breaks["va_pledge_difference"].text
+
+
+LATIN1 = "batch_id,as_of,account,instrument,quantity\nCAFÉ-1,2026-03-02,M-1001,00005,1\n".encode("latin-1")
+
+
+def test_a_batch_that_is_not_utf8_is_refused_through_the_machine_api_and_nothing_is_stored(api_client, machine_key, accounts):
+    """Latin-1 bytes were read with U+FFFD in their place and the batch applied."""
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", LATIN1, content_type="text/csv",
+                               HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == "The file is not UTF-8 text."
+    assert not ImportBatch.objects.exists() and not CustodyEntry.objects.exists()
+
+
+BIG5 = "code,name_en,name_zh\n00700,Tencent Holdings,騰訊\n".encode("big5")
+
+
+def test_an_instrument_file_that_is_not_utf8_is_refused_by_the_api(api_client, officer):
+    """The API stored U+FFFD in place of each byte it could not read."""
+    api_client.force_login(officer)
+    response = api_client.post("/api/v1/collateral/staff/instruments/", BIG5, content_type="text/csv")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == "The file is not UTF-8 text."
+    assert Instrument.objects.get(code="00700").name_zh == "騰訊控股"
