@@ -327,3 +327,22 @@ def test_an_instrument_file_that_is_not_utf8_is_refused_by_the_api(api_client, o
     assert response.status_code == 400, response.content
     assert response.json()["error"]["message"] == "The file is not UTF-8 text."
     assert Instrument.objects.get(code="00700").name_zh == "騰訊控股"
+
+
+def test_an_instrument_file_that_is_not_utf8_is_a_clear_error_on_the_page_and_from_the_command(client, officer, tmp_path):
+    """The Instruments page answered 500 (UnicodeDecodeError); load_instruments printed a traceback."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.core.management import CommandError, call_command
+
+    latin1 = "code,name_en\n00700,Tencent Holdings Société\n".encode("latin-1")
+    client.force_login(officer)
+    for name, content in (("big5.csv", BIG5), ("latin1.csv", latin1)):
+        response = client.post("/collateral/instruments/", {"action": "load", "file": SimpleUploadedFile(name, content, content_type="text/csv")}, follow=True)
+        assert response.status_code == 200 and "The file is not UTF-8 text." in response.content.decode()
+    path = tmp_path / "instruments.csv"
+    path.write_bytes(latin1)
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("load_instruments", str(path))
+    tencent = Instrument.objects.get(code="00700")
+    assert (tencent.name_en, tencent.name_zh) == ("Tencent Holdings", "騰訊控股")
+

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         try:
-            result = services.instruments_load(actor=System("load_instruments"), text=path.read_text(encoding="utf-8-sig"), source=path.name)
+            result = services.instruments_load(actor=System("load_instruments"), text=path.read_bytes(), source=path.name)
         except PortalError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"{path.name}: {len(result['created'])} created, {len(result['updated'])} updated.")
