@@ -475,12 +475,15 @@ def _parse_as_of(value) -> datetime | None:
     text = str(value or "").strip()
     if not text:
         return None
-    when = datetime_text(text)
-    if when is None:
-        day = date_text(text)
-        if day is None:
-            return None
+    # A bare date first: Django's parse_datetime also reads one, as midnight, which would date an end-of-day
+    # file before the same day's intraday quotes (the price authority keeps those as the newer prices).
+    day = date_text(text)
+    if day is not None:
         when = datetime.combine(day, time(16, 10))  # the HKEX close, for an end-of-day date
+    else:
+        when = datetime_text(text)
+        if when is None:
+            return None
     if timezone.is_naive(when):
         when = when.replace(tzinfo=HK)
     return when

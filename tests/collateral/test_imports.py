@@ -346,3 +346,21 @@ def test_an_instrument_file_that_is_not_utf8_is_a_clear_error_on_the_page_and_fr
     tencent = Instrument.objects.get(code="00700")
     assert (tencent.name_en, tencent.name_zh) == ("Tencent Holdings", "騰訊控股")
 
+
+def test_an_end_of_day_price_file_with_a_date_only_as_of_is_the_close_of_that_day(db, policy):
+    """A bare date was read as 00:00 HKT: older than the same day's noon quote, so the close was kept but never became the price."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from lending import selectors as lending_selectors
+    from lending.risk import services as risk_services
+
+    day = timezone.localtime(timezone.now(), services.HK).date() - timedelta(days=1)
+    risk_services.source_ensure(code="hkex", name="HKEX")
+    risk_services.quote_record(actor=SYSTEM, source_code="hkex", asset="00700", price_hkd="480.00", as_of=datetime.combine(day, time(12, 0), tzinfo=services.HK))
+    result = services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-D", [("00700", "482.60", "hkex")], as_of=day.isoformat()))
+    assert result.batch.status == "applied", result.batch.errors
+    assert result.batch.as_of == datetime.combine(day, time(16, 10), tzinfo=services.HK)
+    assert lending_selectors.prices_current()["00700"].price_hkd == Decimal("482.60")
+
