@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -453,6 +454,10 @@ COLUMNS = {
     ImportKind.PRICES_INTRADAY: ("batch_id", "as_of", "instrument", "price", "source"),
 }
 PRICE_KINDS = (ImportKind.PRICES_EOD, ImportKind.PRICES_INTRADAY)
+# A batch id is part of the batch's address (GET …/imports/<kind>/<batch_id>/): characters a URL path segment
+# carries as they are, up to the column's length.
+BATCH_ID_MAX = ImportBatch._meta.get_field("batch_id").max_length
+BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % BATCH_ID_MAX)
 
 
 @dataclass
@@ -538,8 +543,11 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
         canonical = text.replace("\r\n", "\n").strip()
     else:
         raise PortalError("invalid_file", _("Send a CSV file or a JSON batch."))
-    if not batch_id or len(batch_id) > 80:
+    if not batch_id:
         raise PortalError("invalid_file", _("The batch needs a batch_id of 1 to 80 characters."), {"batch_id": [_("Required.")]})
+    if not BATCH_ID.fullmatch(batch_id):
+        raise PortalError("invalid_file", _("batch_id %(value)s is not usable: up to %(n)s letters, digits, '-', '_', '.' or ':' (it is part of the batch's address, …/imports/<kind>/<batch_id>/).") % {
+            "value": f"{batch_id[:40]!r}", "n": BATCH_ID_MAX}, {"batch_id": [_("Letters, digits, - _ . : only.")]})
     if not lines:
         raise PortalError("invalid_file", _("The batch has no lines."), {"lines": [_("Required.")]})
     if len(lines) > MAX_LINES:

@@ -364,3 +364,23 @@ def test_an_end_of_day_price_file_with_a_date_only_as_of_is_the_close_of_that_da
     assert result.batch.as_of == datetime.combine(day, time(16, 10), tzinfo=services.HK)
     assert lending_selectors.prices_current()["00700"].price_hkd == Decimal("482.60")
 
+
+@pytest.mark.parametrize("batch_id", ["QA/SL-1", "QA SL", "Q?1", "批次-1", "A" * 81])
+def test_a_batch_id_outside_the_safe_characters_is_refused_with_a_clear_error(api_client, machine_key, accounts, batch_id):
+    """QA/SL-1 was applied, and GET …/imports/<kind>/QA/SL-1/ could never find it again (404)."""
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", positions_csv(batch_id, [("M-1001", "00005", 1)]),
+                               content_type="text/csv", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file" and "batch_id" in error["fields"] and "letters, digits" in error["message"]
+    assert not ImportBatch.objects.exists() and not CustodyEntry.objects.exists()
+
+
+def test_a_batch_id_of_the_safe_characters_is_applied_and_fetched_again(api_client, machine_key, accounts):
+    auth = {"HTTP_AUTHORIZATION": f"Api-Key {machine_key.token}"}
+    batch_id = "QA_SL-1.2026:03:02"
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", positions_csv(batch_id, [("M-1001", "00005", 1)]),
+                               content_type="text/csv", **auth)
+    assert response.status_code == 201, response.content
+    assert api_client.get(f"/api/v1/collateral/imports/positions_intraday/{batch_id}/", **auth).json()["batch_id"] == batch_id
+
