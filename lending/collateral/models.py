@@ -218,6 +218,8 @@ BREAK_TEXTS = {
     "position_difference": _("%(code)s account %(account)s: the portal held %(portal)s before the end-of-day file, which reports %(external)s; "
                              "the file's figure now applies."),
     "va_pledge_difference": _("%(code)s account %(account)s: the portal has %(portal)s pledged, the custody statement %(external)s."),
+    "va_pledge_not_on_statement": _("%(code)s account %(account)s: the portal has %(portal)s pledged; the account is not on the custody statement."),
+    # Raised before breaks named the account (kept so those read as they were raised).
     "va_pledge_unlisted": _("%(code)s: the portal has %(portal)s pledged for client #%(client)s, who is not on the custody statement."),
     "statement_missing_since": _("No custody statement has been applied since %(since)s HKT."),
     "statement_missing_ever": _("No custody statement has ever been applied, yet client VA is pledged."),

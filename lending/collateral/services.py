@@ -839,13 +839,15 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     for key, (instrument, qty, x) in targets.items():
         b = balances.get(key)
         before = b.held if b else Decimal("0")
+        # A holding the file leaves out is named by its account's number as the file gives it.
+        account = x["account"] if x else positions.first_line[key[0]][0]
         if eod and b is not None and before != qty:
             # The portal's holding (after the day's intraday updates) differs from the back office's close.
             k = f"positions_eod:{key[0]}:{instrument.pk}"
             keep.add(k)
             raised.append({"kind": BreakKind.POSITION_DIFFERENCE, "key": k, "client_id": key[0], "instrument_id": instrument.pk,
                            "portal_quantity": before, "external_quantity": qty, "batch": record,
-                           **_said("position_difference", code=instrument.code, account=x["account"] if x else "?", portal=fmt_qty(before),
+                           **_said("position_difference", code=instrument.code, account=account, portal=fmt_qty(before),
                                    external=fmt_qty(qty))})
         if va and x is not None:
             portal_pledged = b.pledged if b else Decimal("0")
@@ -862,12 +864,16 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
     if va:
         # Portal VA pledges of clients the statement does not list at all.
         listed = {x["client_id"] for x in clean}
-        for b in CustodyBalance.objects.filter(instrument__kind=InstrumentKind.VIRTUAL_ASSET, pledged__gt=0).exclude(client_id__in=listed).select_related("instrument"):
+        unlisted = list(CustodyBalance.objects.filter(instrument__kind=InstrumentKind.VIRTUAL_ASSET, pledged__gt=0).exclude(client_id__in=listed)
+                        .select_related("instrument"))
+        numbers = selectors.margin_account_numbers(user_ids={b.client_id for b in unlisted})
+        for b in unlisted:
             k = f"custody_statement:{b.client_id}:{b.instrument_id}"
             keep.add(k)
             raised.append({"kind": BreakKind.VA_PLEDGE_DIFFERENCE, "key": k, "client_id": b.client_id, "instrument_id": b.instrument_id,
                            "portal_quantity": b.pledged, "external_quantity": Decimal("0"), "batch": record,
-                           **_said("va_pledge_unlisted", code=b.instrument.code, portal=fmt_qty(b.pledged), client=b.client_id)})
+                           **_said("va_pledge_not_on_statement", code=b.instrument.code, portal=fmt_qty(b.pledged),
+                                   account=numbers.get(b.client_id, "—"))})
     breaks = _breaks_raise_many(raised)
     if va:
         _breaks_clear(prefix=prefix, keep=keep, now=now)

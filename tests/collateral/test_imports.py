@@ -384,3 +384,20 @@ def test_a_batch_id_of_the_safe_characters_is_applied_and_fetched_again(api_clie
     assert response.status_code == 201, response.content
     assert api_client.get(f"/api/v1/collateral/imports/positions_intraday/{batch_id}/", **auth).json()["batch_id"] == batch_id
 
+
+def test_breaks_name_the_margin_account_of_a_holding_left_out_and_of_a_client_missing_from_the_statement(holdings, alice, bob):
+    """The break said "account ?" for a holding an end-of-day file left out, and "client #22" (an internal id) for a client
+    missing from the custody statement."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=Instrument.objects.get(code="BTC").pk, quantity="1", facility_id=None, actor=bob)
+    services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-NA", [("M-1001", "00005", 2000)], as_of="2026-03-03"))
+    services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-NA", [("M-2002", "BTC", "0", "0")], as_of="2026-03-03"))
+    breaks = {b.instrument.code: b for b in selectors.breaks()}
+    assert breaks["00700"].message.startswith("00700 account M-1001: the portal held 500 ")
+    assert "M-1001" in breaks["BTC"].message and "#" not in breaks["BTC"].message, breaks["BTC"].message
+    from django.utils import translation
+
+    with translation.override("zh-hant"):
+        assert "M-1001" in breaks["BTC"].text and "M-1001" in breaks["00700"].text
