@@ -470,6 +470,40 @@ class Batch:
     lines: list[dict]
     errors: list[dict] = field(default_factory=list)
     sha256: str = ""
+    legacy_sha256: str = ""  # the hash of the raw text, which batches stored before the parsed hash carry
+
+    @property
+    def hashes(self) -> set[str]:
+        """The hashes an earlier delivery of this same batch may carry."""
+        return {h for h in (self.sha256, self.legacy_sha256) if h}
+
+
+NUMBER_FIELDS = ("quantity", "held", "pledged", "price")
+
+
+def _batch_hash(*, kind: str, batch_id: str, as_of: datetime, lines: list[dict]) -> str:
+    """The SHA-256 of the batch as parsed, not of its text: each value trimmed, codes as the master writes them
+    (``700`` is ``00700``), numbers as numbers (``52,000`` is ``52000.00``), the time as a time. The same batch
+    sent as CSV or JSON, or with other spacing or line ends, has the same hash (and replays); other content not."""
+
+    def value(name: str, raw) -> str:
+        text = "" if raw is None else str(raw).strip()
+        if name == "instrument":
+            return normalise_code(text)
+        if name in NUMBER_FIELDS:
+            try:
+                number = Decimal(text.replace(",", ""))
+            except InvalidOperation:
+                return text
+            # A number the import will refuse anyway is hashed as written (1e999999999 is not spelt out).
+            if number.is_finite() and abs(number.adjusted()) <= 40:
+                return format(number.normalize(), "f")
+        return text
+
+    columns = COLUMNS[kind][2:]
+    canonical = json.dumps({"batch_id": batch_id, "as_of": as_of.isoformat(), "lines": [[value(c, x.get(c)) for c in columns] for x in lines]},
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _err(line, field_name, code, message) -> dict:
@@ -520,7 +554,7 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
             if not isinstance(item, dict):
                 raise PortalError("invalid_file", _("Line %(line)s is not an object.") % {"line": number})
             lines.append({"line": number, **{c: item.get(c) for c in columns[2:]}})
-        canonical = json.dumps({"batch_id": batch_id, "as_of": str(as_of_text or ""), "lines": [{c: str(x.get(c)) for c in columns[2:]} for x in lines]}, sort_keys=True)
+        legacy = json.dumps({"batch_id": batch_id, "as_of": str(as_of_text or ""), "lines": [{c: str(x.get(c)) for c in columns[2:]} for x in lines]}, sort_keys=True)
     elif isinstance(content, str):
         text = content.lstrip("\ufeff")
         reader = csv.DictReader(io.StringIO(text))
@@ -540,7 +574,7 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
         if len(ids) > 1 or len(dates) > 1:
             raise PortalError("invalid_file", _("Every line of a file must carry the same batch_id and as_of."))
         batch_id, as_of_text = (ids.pop() if ids else ""), (dates.pop() if dates else "")
-        canonical = text.replace("\r\n", "\n").strip()
+        legacy = text.replace("\r\n", "\n").strip()
     else:
         raise PortalError("invalid_file", _("Send a CSV file or a JSON batch."))
     if not batch_id:
@@ -557,7 +591,8 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
         raise PortalError("invalid_file", _("as_of must be an ISO date or date-time (e.g. 2026-03-02 or 2026-03-02T16:10:00+08:00)."), {"as_of": [_("Required.")]})
     if as_of > timezone.now() + timezone.timedelta(minutes=5):
         raise PortalError("invalid_file", _("as_of is in the future."), {"as_of": [_("In the future.")]})
-    return Batch(kind=kind, batch_id=batch_id, as_of=as_of, lines=lines, sha256=hashlib.sha256(canonical.encode()).hexdigest())
+    return Batch(kind=kind, batch_id=batch_id, as_of=as_of, lines=lines, sha256=_batch_hash(kind=kind, batch_id=batch_id, as_of=as_of, lines=lines),
+                 legacy_sha256=hashlib.sha256(legacy.encode()).hexdigest())
 
 
 @dataclass
@@ -660,10 +695,10 @@ def _previous(batch: Batch) -> ImportBatch | None:
     """Idempotency: the same batch id sent again returns its earlier result; an applied id with other content is refused."""
     applied = ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, status=ImportStatus.APPLIED).first()
     if applied is not None:
-        if applied.content_sha256 != batch.sha256:
+        if applied.content_sha256 not in batch.hashes:
             raise ConflictError("batch_id_reused", _("Batch %(id)s was already applied with different content; send changes under a new batch id.") % {"id": batch.batch_id})
         return applied
-    return ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, content_sha256=batch.sha256, status=ImportStatus.REJECTED).first()
+    return ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, content_sha256__in=batch.hashes, status=ImportStatus.REJECTED).first()
 
 
 def _authorise_import(actor, machine_key) -> None:
@@ -698,7 +733,7 @@ def batch_import(*, kind: str, content, actor=None, machine_key: MachineKey | No
         applied = ImportBatch.objects.filter(kind=batch.kind, batch_id=batch.batch_id, status=ImportStatus.APPLIED).first()
         if applied is None:
             raise
-        if applied.content_sha256 != batch.sha256:
+        if applied.content_sha256 not in batch.hashes:
             raise ConflictError("batch_id_reused", _("Batch %(id)s was already applied with different content; send changes under a new batch id.") % {"id": batch.batch_id}) from None
         return ImportResult(applied, True)
 

@@ -401,3 +401,18 @@ def test_breaks_name_the_margin_account_of_a_holding_left_out_and_of_a_client_mi
 
     with translation.override("zh-hant"):
         assert "M-1001" in breaks["BTC"].text and "M-1001" in breaks["00700"].text
+
+
+def test_the_same_batch_sent_again_as_json_or_with_other_spacing_replays_and_other_content_is_refused(holdings, alice):
+    """A batch sent as CSV and again as identical JSON, or with ", 52000" for ",52000", was 409 batch_id_reused: the
+    content hash covered the raw text, not the batch."""
+    first = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("RS-1", [("M-1001", "00005", 52000)]))
+    assert first.batch.status == "applied"
+    again = services.batch_import(kind="positions_intraday", actor=SYSTEM, content={
+        "batch_id": "RS-1", "as_of": "2026-03-02", "lines": [{"account": "M-1001", "instrument": "00005", "quantity": 52000}]})
+    assert again.replayed and again.batch.pk == first.batch.pk
+    spaced = "batch_id, as_of, account, instrument, quantity\r\nRS-1, 2026-03-02, M-1001, 5, 52000\r\n"
+    assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=spaced).batch.pk == first.batch.pk
+    with pytest.raises(ConflictError):
+        services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("RS-1", [("M-1001", "00005", 52001)]))
+    assert _held(alice, "00005") == Decimal("52000")
