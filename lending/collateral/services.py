@@ -518,7 +518,10 @@ def _parse_as_of(value) -> datetime | None:
     # file before the same day's intraday quotes (the price authority keeps those as the newer prices).
     day = date_text(text)
     if day is not None:
-        when = datetime.combine(day, time(16, 10))  # the HKEX close, for an end-of-day date
+        when = datetime.combine(day, time(16, 10), tzinfo=HK)  # the HKEX close, for an end-of-day date
+        now = timezone.now()
+        if day == now.astimezone(HK).date() and when > now:
+            when = now  # today's before the close: as of its arrival, not a time still to come
     else:
         when = datetime_text(text)
         if when is None:

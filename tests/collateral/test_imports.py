@@ -416,3 +416,16 @@ def test_the_same_batch_sent_again_as_json_or_with_other_spacing_replays_and_oth
     with pytest.raises(ConflictError):
         services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("RS-1", [("M-1001", "00005", 52001)]))
     assert _held(alice, "00005") == Decimal("52000")
+
+
+def test_a_bare_date_of_today_before_the_close_is_the_time_the_batch_is_received(accounts, alice):
+    """Read as today's 16:10 close, a file dated today and sent in the morning was refused as in the future."""
+    from datetime import datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=services.HK), tick=False):
+        result = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("TD-1", [("M-1001", "00005", 100)], as_of="2026-03-02"))
+        assert result.batch.status == "applied" and result.batch.as_of == datetime(2026, 3, 2, 10, 0, tzinfo=services.HK)
+        with pytest.raises(PortalError, match="future"):
+            services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("TD-2", [("M-1001", "00005", 100)], as_of="2026-03-03"))
