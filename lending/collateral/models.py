@@ -94,6 +94,9 @@ class CustodyBalance(models.Model):
     held = models.DecimalField(_("held"), **QTY, default=ZERO)
     pledged = models.DecimalField(_("pledged"), **QTY, default=ZERO)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The as_of of the latest applied batch that reported this holding (a positions file, the custody statement):
+    # a batch dated earlier than any of an account's holdings is out of date and refused for that account.
+    reported_as_of = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["client", "instrument"]

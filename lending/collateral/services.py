@@ -339,28 +339,35 @@ def holding_set(*, client_id: int, instrument: Instrument, quantity: Decimal, ba
 def _holdings_set_many(*, changes: list[tuple[int, Instrument, Decimal]], balances: dict, batch, actor) -> int:
     """Set many held quantities in a fixed number of statements, whatever the number of lines: the missing
     balance rows created and locked, the changed ones updated and their ledger entries inserted in bulk.
-    ``balances`` ({(client id, instrument id): locked balance}) is completed in place. The caller has checked
-    no new holding is below what is pledged (the CHECK constraint refuses it anyway)."""
+    ``balances`` ({(client id, instrument id): locked balance}) is completed in place. Every holding of the
+    batch is marked reported as of its ``as_of``. The caller has checked no new holding is below what is
+    pledged (the CHECK constraint refuses it anyway) and none was reported as of a later time."""
     missing = {(cid, item.pk) for cid, item, _qty in changes if (cid, item.pk) not in balances}
     if missing:
         CustodyBalance.objects.bulk_create([CustodyBalance(client_id=c, instrument_id=i) for c, i in sorted(missing)], ignore_conflicts=True)
         rows = CustodyBalance.objects.select_for_update(no_key=True).filter(client_id__in={c for c, _i in missing}, instrument_id__in={i for _c, i in missing})
         for b in rows:
             balances.setdefault((b.client_id, b.instrument_id), b)
-    now, changed, entries = timezone.now(), [], []
+    now, changed, reported, entries = timezone.now(), [], [], []
+    as_of = batch.as_of if batch is not None else None
     label, user = _actor_label(actor)[:120], _user_or_none(actor)
     for cid, item, qty in changes:
         b = balances[(cid, item.pk)]
         delta = qty - b.held
         if not delta:
+            if as_of is not None and b.reported_as_of != as_of:
+                b.reported_as_of = as_of
+                reported.append(b)
             continue
         b.held, b.updated_at = qty, now
+        b.reported_as_of = as_of or b.reported_as_of
         changed.append(b)
         entries.append(CustodyEntry(
             balance=b, client_id=cid, instrument=item, instrument_kind=item.kind, kind=EntryKind.HOLDING, quantity=delta,
             held_after=b.held, pledged_after=b.pledged, batch=batch, repledge_allowed=False,
             reference=(batch.batch_id if batch else "")[:100], actor=user, actor_label=label, created_at=now))
-    CustodyBalance.objects.bulk_update(changed, ["held", "updated_at"], batch_size=500)
+    CustodyBalance.objects.bulk_update(changed, ["held", "updated_at", "reported_as_of"], batch_size=500)
+    CustodyBalance.objects.bulk_update(reported, ["reported_as_of"], batch_size=500)
     CustodyEntry.objects.bulk_create(entries, batch_size=500)
     return len(changed)
 
@@ -848,6 +855,19 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
         for key, b in balances.items():
             if key not in targets and key not in positions.listed and b.instrument.kind == kind and b.held:
                 targets[key] = (b.instrument, Decimal("0"), None)
+    # A file dated before an account's holdings were last reported (by a positions file, or for VA the custody
+    # statement) is out of date for that account: its lines are refused rather than put older figures over
+    # newer ones (the price authority keeps the newer quote the same way).
+    reported: dict[int, datetime] = {}
+    for (cid, _iid), b in balances.items():
+        if b.instrument.is_virtual_asset == va and b.reported_as_of is not None:
+            reported[cid] = max(reported.get(cid, b.reported_as_of), b.reported_as_of)
+    for x in clean:
+        latest = reported.get(x["client_id"])
+        if latest is not None and latest > batch.as_of:
+            batch.errors.append(_err(x["line"], "as_of", "older_than_reported", _(
+                "This file, as of %(as_of)s, is older than the holdings of account %(account)s, reported as of %(reported)s: an older file does not replace newer figures.") % {
+                "as_of": f"{batch.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT", "account": x["account"], "reported": f"{latest.astimezone(HK):%Y-%m-%d %H:%M} HKT"}))
     # In the same pass as the line errors, so one report lists every problem of the file.
     for key, (instrument, qty, x) in targets.items():
         b = balances.get(key)

@@ -429,3 +429,20 @@ def test_a_bare_date_of_today_before_the_close_is_the_time_the_batch_is_received
         assert result.batch.status == "applied" and result.batch.as_of == datetime(2026, 3, 2, 10, 0, tzinfo=services.HK)
         with pytest.raises(PortalError, match="future"):
             services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("TD-2", [("M-1001", "00005", 100)], as_of="2026-03-03"))
+
+
+def test_a_positions_file_or_statement_older_than_an_accounts_last_report_is_refused_and_nothing_is_applied(holdings, alice, charlie):
+    """positions_intraday as of 2020-01-01T10:00 set a holding reported at 260,000 the day before to 1."""
+    services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-N", [("M-1001", "00005", 260000), ("M-1001", "00700", 500)], as_of="2026-03-03"))
+    entries = CustodyEntry.objects.count()
+    stale = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv(
+        "ID-OLD", [("M-2002", "00005", 900), ("M-1001", "00005", 1)], as_of="2020-01-01T10:00"))
+    assert stale.batch.status == "rejected"
+    assert [(e["line"], e["field"], e["code"]) for e in stale.batch.errors] == [(2, "as_of", "older_than_reported"), (3, "as_of", "older_than_reported")]
+    assert "M-2002" in stale.batch.errors[0]["message"] and "2026-03-02 16:10 HKT" in stale.batch.errors[0]["message"]
+    assert "M-1001" in stale.batch.errors[1]["message"] and "2026-03-03 16:10 HKT" in stale.batch.errors[1]["message"]
+    assert _held(alice, "00005") == Decimal("260000") and _held(charlie, "00005") == Decimal("1000") and CustodyEntry.objects.count() == entries
+    # The same day's figures, and a later file, still apply.
+    assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-NOW", [("M-1001", "00005", 250000)], as_of="2026-03-03T16:10:00+08:00")).batch.status == "applied"
+    statement = services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-OLD", [("M-1001", "BTC", "1", "0")], as_of="2026-03-01"))
+    assert [e["code"] for e in statement.batch.errors] == ["older_than_reported"] and _held(alice, "BTC") == Decimal("2")
