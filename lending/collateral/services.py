@@ -464,7 +464,7 @@ PRICE_KINDS = (ImportKind.PRICES_EOD, ImportKind.PRICES_INTRADAY)
 # A batch id is part of the batch's address (GET …/imports/<kind>/<batch_id>/): characters a URL path segment
 # carries as they are, up to the column's length.
 BATCH_ID_MAX = ImportBatch._meta.get_field("batch_id").max_length
-BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % BATCH_ID_MAX)
+BATCH_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{BATCH_ID_MAX}}}")
 
 
 @dataclass
