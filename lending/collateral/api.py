@@ -43,6 +43,9 @@ class InstrumentSerializer(serializers.ModelSerializer):
 
 
 class BatchSerializer(serializers.ModelSerializer):
+    # Each problem in the reader's language (the English record stays in the stored report).
+    errors = serializers.ListField(source="problems", child=serializers.DictField(), read_only=True)
+
     class Meta:
         model = ImportBatch
         fields = ["id", "kind", "batch_id", "status", "as_of", "channel", "line_count", "applied_count", "errors", "summary",
@@ -83,7 +86,7 @@ def _batch_response(result) -> Response:
     body = BatchSerializer(result.batch).data | {"replayed": result.replayed}
     if result.batch.status == "rejected":
         body = {"error": {"code": "batch_rejected", "message": f"Batch {result.batch.batch_id} rejected: {len(result.batch.errors)} line error(s); nothing was applied.",
-                          "fields": {"lines": [f"line {e['line']}: {e['message']}" for e in result.batch.errors[:200]]}}, "batch": body}
+                          "fields": {"lines": [f"line {e['line']}: {e['message']}" for e in result.batch.problems[:200]]}}, "batch": body}
     return Response(body, status=code)
 
 

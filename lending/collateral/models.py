@@ -177,6 +177,21 @@ class ImportStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected (nothing applied)")
 
 
+def batch_error_text(error: dict) -> str:
+    """A line error of a batch's report in the active language: its message (``text``) filled with its ``params``.
+    An error stored before errors kept their message and parameters reads as stored (``message``)."""
+    from django.utils.translation import gettext
+
+    text = error.get("text")
+    if not text:
+        return error.get("message", "")
+    params = error.get("params") or {}
+    try:
+        return gettext(text) % params if params else gettext(text)
+    except (KeyError, TypeError, ValueError):
+        return error.get("message", "")
+
+
 class ImportBatch(models.Model):
     """One batch from the back office or the custody platform, and what became of it."""
 
@@ -205,6 +220,11 @@ class ImportBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.batch_id} ({self.status})"
+
+    @property
+    def problems(self) -> list[dict]:
+        """The report's line errors, each ``message`` in the reader's language (``batch_error_text``)."""
+        return [{"line": e.get("line"), "field": e.get("field", ""), "code": e.get("code", ""), "message": batch_error_text(e)} for e in self.errors]
 
 
 class BreakKind(models.TextChoices):

@@ -513,8 +513,16 @@ def _batch_hash(*, kind: str, batch_id: str, as_of: datetime, lines: list[dict])
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _err(line, field_name, code, message) -> dict:
-    return {"line": line, "field": field_name, "code": code, "message": str(message)}
+def _err(line, field_name, code, text, params: dict | None = None) -> dict:
+    """A line error of a batch's report. The problem is kept as its message (``text``, marked for translation and
+    not yet filled) and ``params``, so each reader reads it in their language (``models.batch_error_text``);
+    ``message`` keeps the English sentence, the record."""
+    params = {name: str(value) for name, value in (params or {}).items()}
+    with translation.override(None):
+        msgid = str(text)
+    with translation.override("en"):
+        message = str(text) % params if params else str(text)
+    return {"line": line, "field": field_name, "code": code, "message": message, "text": msgid, "params": params}
 
 
 def _parse_as_of(value) -> datetime | None:
@@ -637,20 +645,20 @@ def _validate_positions(batch: Batch, *, va: bool) -> _Positions:
             batch.errors.append(_err(n, "account", "required", _("The account number is missing.")))
             ok = False
         elif client_id is None:
-            batch.errors.append(_err(n, "account", "no_margin_account", _("Account %(account)s is not a confirmed securities margin account of any client.") % {"account": account}))
+            batch.errors.append(_err(n, "account", "no_margin_account", _("Account %(account)s is not a confirmed securities margin account of any client."), {"account": account}))
             ok = False
         code = normalise_code(x.get("instrument"))
         instrument = instruments.get(code)
         if instrument is None:
-            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not in the instrument master).") % {"code": code or "''"}))
+            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not in the instrument master)."), {"code": code or "''"}))
             ok = False
         elif not instrument.active and (client_id, instrument.pk) not in holders:
-            batch.errors.append(_err(n, "instrument", "delisted_instrument", _("%(code)s is delisted: a file reports it only for an account that holds it, and account %(account)s does not.") % {
+            batch.errors.append(_err(n, "instrument", "delisted_instrument", _("%(code)s is delisted: a file reports it only for an account that holds it, and account %(account)s does not."), {
                 "code": code, "account": account or "''"}))
             ok = False
         elif instrument.is_virtual_asset != va:
             message = _("%(code)s is a listed security; securities come in the positions file.") if va else _("%(code)s is a virtual asset; VA holdings come in the custody statement.")
-            batch.errors.append(_err(n, "instrument", "wrong_instrument_kind", message % {"code": code}))
+            batch.errors.append(_err(n, "instrument", "wrong_instrument_kind", message, {"code": code}))
             ok = False
         values = {}
         for name in qty_fields:
@@ -660,32 +668,32 @@ def _validate_positions(batch: Batch, *, va: bool) -> _Positions:
                 if not qty.is_finite():
                     raise InvalidOperation
             except InvalidOperation:
-                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s %(value)s is not a number.") % {"field": name, "value": f"{raw!r}"}))
+                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s %(value)s is not a number."), {"field": name, "value": f"{raw!r}"}))
                 ok = False
                 continue
             if qty < 0:
-                batch.errors.append(_err(n, name, "negative_quantity", _("%(field)s %(value)s is negative.") % {"field": name, "value": raw}))
+                batch.errors.append(_err(n, name, "negative_quantity", _("%(field)s %(value)s is negative."), {"field": name, "value": raw}))
                 ok = False
             elif qty_col.too_large(qty):
-                batch.errors.append(_err(n, name, "out_of_range", _("%(field)s %(value)s is out of range: the custody ledger keeps at most %(max)s, to %(digits)s significant digits.") % {
+                batch.errors.append(_err(n, name, "out_of_range", _("%(field)s %(value)s is out of range: the custody ledger keeps at most %(max)s, to %(digits)s significant digits."), {
                     "field": name, "value": raw[:40], "max": fmt_qty(qty_col.maximum), "digits": qty_col.digits}))
                 ok = False
             elif qty != qty.quantize(QUANTUM):
-                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s has more than 8 decimal places.") % {"field": name}))
+                batch.errors.append(_err(n, name, "invalid_quantity", _("%(field)s has more than 8 decimal places."), {"field": name}))
                 ok = False
             elif instrument is not None and not instrument.is_virtual_asset and qty != qty.to_integral_value():
-                batch.errors.append(_err(n, name, "invalid_quantity", _("A securities quantity is a whole number of shares (%(value)s).") % {"value": raw}))
+                batch.errors.append(_err(n, name, "invalid_quantity", _("A securities quantity is a whole number of shares (%(value)s)."), {"value": raw}))
                 ok = False
             values[name] = qty.quantize(QUANTUM) if ok else None
         if va and ok and values["pledged"] > values["held"]:
-            batch.errors.append(_err(n, "pledged", "pledged_above_held", _("pledged %(p)s is more than held %(h)s.") % {"p": values["pledged"], "h": values["held"]}))
+            batch.errors.append(_err(n, "pledged", "pledged_above_held", _("pledged %(p)s is more than held %(h)s."), {"p": values["pledged"], "h": values["held"]}))
             ok = False
         if client_id is not None:
             first_line.setdefault(client_id, (account, n))
         if client_id is not None and instrument is not None:
             key = (client_id, instrument.pk)
             if key in seen:
-                batch.errors.append(_err(n, "instrument", "duplicate_line", _("Account %(account)s and %(code)s are already on line %(other)s.") % {"account": account, "code": code, "other": seen[key]}))
+                batch.errors.append(_err(n, "instrument", "duplicate_line", _("Account %(account)s and %(code)s are already on line %(other)s."), {"account": account, "code": code, "other": seen[key]}))
                 ok = False
             seen[key] = n
         if ok:
@@ -789,11 +797,11 @@ def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
         n, ok = x["line"], True
         code = normalise_code(x.get("instrument"))
         if code not in instruments:
-            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not a listed security of the instrument master).") % {"code": code or "''"}))
+            batch.errors.append(_err(n, "instrument", "unknown_instrument", _("Unknown instrument %(code)s (not a listed security of the instrument master)."), {"code": code or "''"}))
             ok = False
         source = str(x.get("source") or "").strip()
         if source not in sources:
-            batch.errors.append(_err(n, "source", "unknown_source", _("Unknown or inactive price source %(source)s.") % {"source": f"{source!r}"}))
+            batch.errors.append(_err(n, "source", "unknown_source", _("Unknown or inactive price source %(source)s."), {"source": f"{source!r}"}))
             ok = False
         raw = str(x.get("price") or "").strip().replace(",", "")
         try:
@@ -801,20 +809,20 @@ def _prices_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
             if not price.is_finite() or price <= 0:
                 raise InvalidOperation
         except InvalidOperation:
-            batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s is not a positive number.") % {"value": f"{raw[:40]!r}"}))
+            batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s is not a positive number."), {"value": f"{raw[:40]!r}"}))
             ok = False
         else:
             if price_col.too_large(price):
-                batch.errors.append(_err(n, "price", "out_of_range", _("price %(value)s is out of range: a price is kept up to HK$%(max)s, to %(digits)s significant digits.") % {
+                batch.errors.append(_err(n, "price", "out_of_range", _("price %(value)s is out of range: a price is kept up to HK$%(max)s, to %(digits)s significant digits."), {
                     "value": raw[:40], "max": f"{price_col.maximum:,}", "digits": price_col.digits}))
                 ok = False
             elif price_col.too_fine(price):
                 # Refused rather than rounded: the file's figure is the price the back office means.
-                batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s has more than %(places)s decimal places.") % {
+                batch.errors.append(_err(n, "price", "invalid_price", _("price %(value)s has more than %(places)s decimal places."), {
                     "value": raw[:40], "places": price_col.places}))
                 ok = False
         if ok and (code, source) in seen:
-            batch.errors.append(_err(n, "instrument", "duplicate_line", _("%(code)s from %(source)s is already on line %(other)s.") % {"code": code, "source": source, "other": seen[(code, source)]}))
+            batch.errors.append(_err(n, "instrument", "duplicate_line", _("%(code)s from %(source)s is already on line %(other)s."), {"code": code, "source": source, "other": seen[(code, source)]}))
             ok = False
         if ok:
             seen[(code, source)] = n
@@ -866,7 +874,7 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
         latest = reported.get(x["client_id"])
         if latest is not None and latest > batch.as_of:
             batch.errors.append(_err(x["line"], "as_of", "older_than_reported", _(
-                "This file, as of %(as_of)s, is older than the holdings of account %(account)s, reported as of %(reported)s: an older file does not replace newer figures.") % {
+                "This file, as of %(as_of)s, is older than the holdings of account %(account)s, reported as of %(reported)s: an older file does not replace newer figures."), {
                 "as_of": f"{batch.as_of.astimezone(HK):%Y-%m-%d %H:%M} HKT", "account": x["account"], "reported": f"{latest.astimezone(HK):%Y-%m-%d %H:%M} HKT"}))
     # In the same pass as the line errors, so one report lists every problem of the file.
     for key, (instrument, qty, x) in targets.items():
@@ -876,14 +884,14 @@ def _import_apply(batch: Batch, *, actor, machine_key, channel) -> ImportBatch:
         if x is not None:
             batch.errors.append(_err(
                 x["line"], "held" if va else "quantity", "below_pledged",
-                _("%(code)s for account %(account)s: %(qty)s is below the %(pledged)s pledged to facilities; pledged collateral must be released in the portal first.") % {
+                _("%(code)s for account %(account)s: %(qty)s is below the %(pledged)s pledged to facilities; pledged collateral must be released in the portal first."), {
                     "code": instrument.code, "account": x["account"], "qty": fmt_qty(qty), "pledged": fmt_qty(b.pledged)},
             ))
         else:
             account, line = positions.first_line[key[0]]
             batch.errors.append(_err(
                 line, "instrument", "below_pledged",
-                _("The file lists account %(account)s without %(code)s, which would make its holding 0, below the %(pledged)s pledged to facilities; list the holding, or release the pledged collateral in the portal first.") % {
+                _("The file lists account %(account)s without %(code)s, which would make its holding 0, below the %(pledged)s pledged to facilities; list the holding, or release the pledged collateral in the portal first."), {
                     "code": instrument.code, "account": account, "pledged": fmt_qty(b.pledged)},
             ))
     if batch.errors:

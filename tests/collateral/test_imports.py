@@ -446,3 +446,30 @@ def test_a_positions_file_or_statement_older_than_an_accounts_last_report_is_ref
     assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-NOW", [("M-1001", "00005", 250000)], as_of="2026-03-03T16:10:00+08:00")).batch.status == "applied"
     statement = services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-OLD", [("M-1001", "BTC", "1", "0")], as_of="2026-03-01"))
     assert [e["code"] for e in statement.batch.errors] == ["older_than_reported"] and _held(alice, "BTC") == Decimal("2")
+
+
+def test_a_rejected_batchs_report_reads_in_each_readers_language_and_an_old_report_as_stored(client, api_client, officer, accounts):
+    """A report was frozen in the language of whoever sent the batch: a Chinese reader saw English problems and the reverse."""
+    from django.utils import translation
+
+    with translation.override("zh-hant"):
+        result = services.batch_import(kind="positions_intraday", actor=officer, content=positions_csv("LANG-1", [("M-9999", "00005", 1)]))
+    english = "Account M-9999 is not a confirmed securities margin account of any client."
+    chinese = "賬戶M-9999不是任何客戶已確認的證券保證金賬戶。"
+    assert result.batch.errors[0]["message"] == english  # the record, in English
+    page = f"/collateral/operations/batches/{result.batch.pk}/"
+
+    def read(language):
+        officer.preferred_language = language
+        officer.save(update_fields=["preferred_language"])
+        api_client.force_login(officer)
+        client.force_login(officer)
+        return (api_client.get("/api/v1/collateral/staff/imports/").json()["results"][0]["errors"][0]["message"],
+                client.get(page).content.decode())
+
+    api_en, page_en = read("en")
+    api_zh, page_zh = read("zh-hant")
+    assert (api_en, api_zh) == (english, chinese)
+    assert english in page_en and chinese in page_zh
+    ImportBatch.objects.filter(pk=result.batch.pk).update(errors=[{"line": 2, "field": "account", "code": "no_margin_account", "message": "An old report's problem."}])
+    assert read("zh-hant")[0] == "An old report's problem."
