@@ -549,13 +549,17 @@ def _parse_as_of(value) -> datetime | None:
 def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
     """A CSV text (header row) or a JSON document ``{"batch_id", "as_of", "lines": [...]}`` as a Batch.
 
-    A file whose shape is wrong (no batch id, missing columns, mixed batch ids) is refused outright;
-    line-level problems are collected by ``batch_validate`` so the report names every bad line.
+    A file that is not a batch (nothing sent, missing columns, no lines, no or mixed batch ids or dates, a bad
+    or future as_of) is refused outright (invalid_file, 400, nothing stored); line-level problems are collected
+    afterwards so the report of a rejected batch (kept, 422) names every bad line.
     """
     if kind not in COLUMNS:
         raise PortalError("validation_error", _("Unknown import kind."), {"kind": [_("One of %(kinds)s.") % {"kinds": ", ".join(COLUMNS)}]})
     content = file_text(content)
     file_text_checked(content)
+    # An empty body reaches here as "" or, through the API, as an empty mapping.
+    if (isinstance(content, str) and not content.strip("\ufeff \t\r\n")) or (isinstance(content, dict) and not content):
+        raise PortalError("invalid_file", _("Nothing was sent: a batch is CSV text (a header row, then its lines) or a JSON object {batch_id, as_of, lines}."))
     if isinstance(content, str) and content.lstrip().startswith(("{", "[")):
         try:
             content = json.loads(content)
@@ -582,16 +586,21 @@ def batch_parse(*, kind: str, content: str | bytes | dict | list) -> Batch:
             raise PortalError("invalid_file", _("The file needs the columns %(columns)s (missing: %(missing)s).") % {
                 "columns": ",".join(columns), "missing": ", ".join(missing)})
         reader.fieldnames = header
-        lines, ids, dates = [], set(), set()
+        lines, first = [], None
         for number, row in enumerate(reader, start=2):
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue
-            ids.add((row.get("batch_id") or "").strip())
-            dates.add((row.get("as_of") or "").strip())
+            said = {name: (row.get(name) or "").strip() for name in ("batch_id", "as_of")}
+            if first is None:
+                first = (number, said)
+            for name in ("batch_id", "as_of"):
+                if said[name] != first[1][name]:
+                    raise PortalError("invalid_file", _("Line %(line)s has %(field)s %(value)s, not %(first)s as line %(first_line)s: every line of a file carries the same batch_id and as_of.") % {
+                        "line": number, "field": name, "value": f"{said[name][:80]!r}", "first": f"{first[1][name][:80]!r}", "first_line": first[0]}, {name: [_("Not the same on every line.")]})
             lines.append({"line": number, **{c: (row.get(c) or "").strip() for c in columns[2:]}})
-        if len(ids) > 1 or len(dates) > 1:
-            raise PortalError("invalid_file", _("Every line of a file must carry the same batch_id and as_of."))
-        batch_id, as_of_text = (ids.pop() if ids else ""), (dates.pop() if dates else "")
+        if not lines:
+            raise PortalError("invalid_file", _("The batch has no lines."), {"lines": [_("Required.")]})
+        batch_id, as_of_text = first[1]["batch_id"], first[1]["as_of"]
         legacy = text.replace("\r\n", "\n").strip()
     else:
         raise PortalError("invalid_file", _("Send a CSV file or a JSON batch."))

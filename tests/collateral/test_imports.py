@@ -473,3 +473,20 @@ def test_a_rejected_batchs_report_reads_in_each_readers_language_and_an_old_repo
     assert english in page_en and chinese in page_zh
     ImportBatch.objects.filter(pk=result.batch.pk).update(errors=[{"line": 2, "field": "account", "code": "no_margin_account", "message": "An old report's problem."}])
     assert read("zh-hant")[0] == "An old report's problem."
+
+
+@pytest.mark.parametrize("content,says", [
+    ("", "Nothing was sent"),
+    ("batch_id,as_of,account,instrument,quantity\n", "The batch has no lines."),
+    ("batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001,00005,1\nA,2026-03-02,M-1001,00006,1\nB,2026-03-02,M-1001,00700,1\n",
+     "Line 4 has batch_id 'B', not 'A' as line 2"),
+    ("batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001,00005,1\nA,2026-03-03,M-1001,00700,1\n", "Line 3 has as_of '2026-03-03', not '2026-03-02' as line 2"),
+])
+def test_a_file_that_is_not_a_batch_is_a_400_saying_what_is_wrong_and_is_not_stored(api_client, machine_key, accounts, content, says):
+    """An empty text/csv body was told "The batch needs a list of lines." (JSON's wording), a header-only file that it
+    "needs a batch_id", and mixed batch ids did not say where."""
+    response = api_client.post("/api/v1/collateral/imports/positions_eod/", content, content_type="text/csv", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file" and says in error["message"], error
+    assert not ImportBatch.objects.exists()
