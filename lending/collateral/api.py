@@ -8,8 +8,9 @@ Staff endpoints: instruments (list, load a file, change one), import upload, bre
 
 from __future__ import annotations
 
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import Http404, QueryDict
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -25,12 +26,13 @@ from .models import ImportBatch, Instrument, MachineKey, ReconciliationBreak
 
 
 class PlainTextParser(JSONParser):
-    """CSV bodies (``text/csv`` or ``text/plain``) are passed through as text."""
+    """CSV bodies (``text/csv`` or ``text/plain``) are passed on as the bytes sent: the services read them as
+    UTF-8 or refuse them (``services.file_text``), so a byte that is not UTF-8 is never replaced."""
 
     media_type = "text/*"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read().decode("utf-8-sig", errors="replace")
+        return stream.read()
 
 
 class InstrumentSerializer(serializers.ModelSerializer):
@@ -40,7 +42,38 @@ class InstrumentSerializer(serializers.ModelSerializer):
                   "suspended", "suspended_since", "active", "updated_at"]
 
 
+class InstrumentChangeSerializer(serializers.Serializer):
+    """What PATCH …/staff/instruments/<code>/ takes (the schema's; ``services.instrument_update`` checks it): any of
+    these fields. The code and kind are not changeable, and the suspension time is the portal's."""
+
+    name_en = serializers.CharField(required=False, max_length=200)
+    name_zh = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    board_lot = serializers.IntegerField(required=False, min_value=1, max_value=services.BOARD_LOT_MAX)
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, help_text="A three-letter code, e.g. HKD")
+    issuer = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    sector = serializers.CharField(required=False, allow_blank=True, max_length=80)
+    margin_class = serializers.CharField(required=False, allow_blank=True, max_length=8,
+                                         help_text="Only the instrument's current class: a class (its haircut) changes through the collateral policy")
+    suspended = serializers.BooleanField(required=False, help_text="true or false (a form body: true/false, yes/no, y/n or 1/0)")
+    active = serializers.BooleanField(required=False, help_text="false delists the instrument: not marginable, its holders revalued")
+
+
+# The API's one error shape (portal.errors), for the schema.
+ERROR = inline_serializer("CollateralError", {"error": inline_serializer("CollateralErrorBody", {
+    "code": serializers.CharField(), "message": serializers.CharField(), "fields": serializers.DictField()})})
+REJECTED = inline_serializer("BatchRejected", {"error": inline_serializer("BatchRejectedBody", {
+    "code": serializers.CharField(), "message": serializers.CharField(), "fields": serializers.DictField()}), "batch": serializers.DictField()})
+IMPORT_ERRORS = {
+    400: OpenApiResponse(ERROR, description="Not a batch (not UTF-8, not CSV or JSON, missing columns, no lines, a bad batch_id or as_of): refused, not stored"),
+    409: OpenApiResponse(ERROR, description="batch_id_reused: the batch id was applied with other content"),
+    422: OpenApiResponse(REJECTED, description="batch_rejected: line errors, nothing applied; the batch is kept with its report"),
+}
+
+
 class BatchSerializer(serializers.ModelSerializer):
+    # Each problem in the reader's language (the English record stays in the stored report).
+    errors = serializers.ListField(source="problems", child=serializers.DictField(), read_only=True)
+
     class Meta:
         model = ImportBatch
         fields = ["id", "kind", "batch_id", "status", "as_of", "channel", "line_count", "applied_count", "errors", "summary",
@@ -81,7 +114,7 @@ def _batch_response(result) -> Response:
     body = BatchSerializer(result.batch).data | {"replayed": result.replayed}
     if result.batch.status == "rejected":
         body = {"error": {"code": "batch_rejected", "message": f"Batch {result.batch.batch_id} rejected: {len(result.batch.errors)} line error(s); nothing was applied.",
-                          "fields": {"lines": [f"line {e['line']}: {e['message']}" for e in result.batch.errors[:200]]}}, "batch": body}
+                          "fields": {"lines": [f"line {e['line']}: {e['message']}" for e in result.batch.problems[:200]]}}, "batch": body}
     return Response(body, status=code)
 
 
@@ -92,8 +125,11 @@ class MachineImportApi(APIView):
     permission_classes = [HasImportKey]
     parser_classes = [JSONParser, PlainTextParser]
 
-    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer, 200: BatchSerializer},
-                   summary="Import a batch of positions or the custody statement (machine API key)")
+    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str},
+                   responses={201: OpenApiResponse(BatchSerializer, description="Applied"),
+                              200: OpenApiResponse(BatchSerializer, description="A repeat of a batch already applied: its stored result"),
+                              **IMPORT_ERRORS},
+                   summary="Import a batch of positions, the custody statement or prices (machine API key)")
     def post(self, request, kind: str):
         result = services.batch_import(kind=_kind(kind), content=request.data, machine_key=request.auth, channel="api")
         return _batch_response(result)
@@ -118,7 +154,8 @@ class StaffImportApi(APIView):
     required_perm = Perm.FACILITY_OPERATE
     parser_classes = [JSONParser, PlainTextParser]
 
-    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str}, responses={201: BatchSerializer}, summary="Upload a batch (staff)")
+    @extend_schema(parameters=[KIND], request={"application/json": dict, "text/csv": str},
+                   responses={201: BatchSerializer, 200: BatchSerializer, **IMPORT_ERRORS}, summary="Upload a batch (staff)")
     def post(self, request, kind: str):
         result = services.batch_import(kind=_kind(kind), content=request.data, actor=request.user, channel="upload")
         return _batch_response(result)
@@ -177,20 +214,33 @@ class InstrumentListApi(APIView):
 
     @extend_schema(request={"text/csv": str}, responses=dict, summary="Load an instrument file (creates and updates; one bad row refuses it)")
     def post(self, request):
-        if not isinstance(request.data, str):
-            raise PortalError("invalid_file", "Send the instrument file as text/csv.")
+        if not isinstance(request.data, (str, bytes)):
+            raise PortalError("invalid_file", _("Send the instrument file as text/csv."))
         return Response(services.instruments_load(actor=request.user, text=request.data, source="api"), status=status.HTTP_200_OK)
+
+
+def _fields_sent(data) -> dict:
+    """The fields of a body, each with the value sent: a form body (a QueryDict) keeps a list per field, which
+    ``dict()`` would hand on as the list itself (``['true']``, a name stored as "['X']")."""
+    if isinstance(data, QueryDict):
+        repeated = sorted(name for name, values in data.lists() if len(values) > 1)
+        if repeated:
+            raise PortalError("validation_error", _("Send each field once (sent more than once: %(fields)s).") % {"fields": ", ".join(repeated)},
+                              {name: [_("Sent more than once.")] for name in repeated})
+        return data.dict()
+    return dict(data)
 
 
 class InstrumentDetailApi(APIView):
     permission_classes = [StaffPermission]
     required_perm = Perm.PRICE_MANAGE
 
-    @extend_schema(request=InstrumentSerializer, responses=InstrumentSerializer, summary="Change one instrument (e.g. suspend it)")
+    @extend_schema(request=InstrumentChangeSerializer, responses={200: InstrumentSerializer, 400: ERROR},
+                   summary="Change one instrument (e.g. suspend or delist it)")
     def patch(self, request, code: str):
         if not isinstance(request.data, dict):
             raise PortalError("validation_error", "Send a JSON object of the fields to change.")
-        return Response(InstrumentSerializer(services.instrument_update(actor=request.user, code=code, changes=dict(request.data))).data)
+        return Response(InstrumentSerializer(services.instrument_update(actor=request.user, code=code, changes=_fields_sent(request.data))).data)
 
 
 class KeyListApi(APIView):

@@ -5,6 +5,7 @@
 * Otherwise: the haircut of its margin class in the policy; a class the policy does not list, or no
   class, is not marginable (100%).
 * A suspended security: valued at its last price with the list's ``suspended_haircut`` (or heavier).
+* A delisted instrument (``active`` false): not marginable (100%), whatever its entry or class.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ DEFAULT_SUSPENDED_HAIRCUT = ONE
 
 
 def effective_haircut(*, instrument, policy, entry_haircut: Decimal | None, suspended_haircut: Decimal | None) -> Decimal:
+    if not instrument.active:
+        return ONE
     if instrument.kind == "virtual_asset":
         haircut = policy.va_haircut(instrument.code)
         return max(haircut, entry_haircut) if entry_haircut is not None else haircut

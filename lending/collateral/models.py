@@ -101,6 +101,9 @@ class CustodyBalance(models.Model):
     held = models.DecimalField(_("held"), **QTY, default=ZERO)
     pledged = models.DecimalField(_("pledged"), **QTY, default=ZERO)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The as_of of the latest applied batch that reported this holding (a positions file, the custody statement):
+    # a batch dated earlier than any of an account's holdings is out of date and refused for that account.
+    reported_as_of = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["client", "instrument"]
@@ -181,6 +184,21 @@ class ImportStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected (nothing applied)")
 
 
+def batch_error_text(error: dict) -> str:
+    """A line error of a batch's report in the active language: its message (``text``) filled with its ``params``.
+    An error stored before errors kept their message and parameters reads as stored (``message``)."""
+    from django.utils.translation import gettext
+
+    text = error.get("text")
+    if not text:
+        return error.get("message", "")
+    params = error.get("params") or {}
+    try:
+        return gettext(text) % params if params else gettext(text)
+    except (KeyError, TypeError, ValueError):
+        return error.get("message", "")
+
+
 class ImportBatch(models.Model):
     """One batch from the back office or the custody platform, and what became of it."""
 
@@ -210,6 +228,11 @@ class ImportBatch(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.batch_id} ({self.status})"
 
+    @property
+    def problems(self) -> list[dict]:
+        """The report's line errors, each ``message`` in the reader's language (``batch_error_text``)."""
+        return [{"line": e.get("line"), "field": e.get("field", ""), "code": e.get("code", ""), "message": batch_error_text(e)} for e in self.errors]
+
 
 class BreakKind(models.TextChoices):
     POSITION_DIFFERENCE = "position_difference", _("End-of-day position differs from the portal's")
@@ -225,6 +248,8 @@ BREAK_TEXTS = {
     "position_difference": _("%(code)s account %(account)s: the portal held %(portal)s before the end-of-day file, which reports %(external)s; "
                              "the file's figure now applies."),
     "va_pledge_difference": _("%(code)s account %(account)s: the portal has %(portal)s pledged, the custody statement %(external)s."),
+    "va_pledge_not_on_statement": _("%(code)s account %(account)s: the portal has %(portal)s pledged; the account is not on the custody statement."),
+    # Raised before breaks named the account (kept so those read as they were raised).
     "va_pledge_unlisted": _("%(code)s: the portal has %(portal)s pledged for client #%(client)s, who is not on the custody statement."),
     "statement_missing_since": _("No custody statement has been applied since %(since)s HKT."),
     "statement_missing_ever": _("No custody statement has ever been applied, yet client VA is pledged."),

@@ -85,7 +85,7 @@ def instruments(request):
                 upload = request.FILES.get("file")
                 if upload is None:
                     raise PortalError("invalid_file", _("Choose an instrument file."))
-                result = services.instruments_load(actor=request.user, text=upload.read().decode("utf-8-sig"), source=upload.name)
+                result = services.instruments_load(actor=request.user, text=upload.read(), source=upload.name)
                 messages.success(request, _("Instrument file loaded: %(c)s new, %(u)s changed.") % {"c": len(result["created"]), "u": len(result["updated"])})
             elif request.POST.get("action") == "suspend":
                 suspended = request.POST.get("suspended") == "1"

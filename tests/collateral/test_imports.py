@@ -303,3 +303,190 @@ def test_a_break_reads_in_the_readers_language_and_keeps_its_english_record(hold
         for b in breaks.values():
             assert b.text and b.text != b.message and "custody statement" not in b.text and "portal" not in b.text, b.text
         assert "1.5" in breaks["va_pledge_difference"].text and "1.4" in breaks["va_pledge_difference"].text
+
+
+LATIN1 = "batch_id,as_of,account,instrument,quantity\nCAFÉ-1,2026-03-02,M-1001,00005,1\n".encode("latin-1")
+
+
+def test_a_batch_that_is_not_utf8_is_refused_through_the_machine_api_and_nothing_is_stored(api_client, machine_key, accounts):
+    """Latin-1 bytes were read with U+FFFD in their place and the batch applied."""
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", LATIN1, content_type="text/csv",
+                               HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == "The file is not UTF-8 text."
+    assert not ImportBatch.objects.exists() and not CustodyEntry.objects.exists()
+
+
+BIG5 = "code,name_en,name_zh\n00700,Tencent Holdings,騰訊\n".encode("big5")
+
+
+def test_an_instrument_file_that_is_not_utf8_is_refused_by_the_api(api_client, officer):
+    """The API stored U+FFFD in place of each byte it could not read."""
+    api_client.force_login(officer)
+    response = api_client.post("/api/v1/collateral/staff/instruments/", BIG5, content_type="text/csv")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == "The file is not UTF-8 text."
+    assert Instrument.objects.get(code="00700").name_zh == "騰訊控股"
+
+
+def test_an_instrument_file_that_is_not_utf8_is_a_clear_error_on_the_page_and_from_the_command(client, officer, tmp_path):
+    """The Instruments page answered 500 (UnicodeDecodeError); load_instruments printed a traceback."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.core.management import CommandError, call_command
+
+    latin1 = "code,name_en\n00700,Tencent Holdings Société\n".encode("latin-1")
+    client.force_login(officer)
+    for name, content in (("big5.csv", BIG5), ("latin1.csv", latin1)):
+        response = client.post("/collateral/instruments/", {"action": "load", "file": SimpleUploadedFile(name, content, content_type="text/csv")}, follow=True)
+        assert response.status_code == 200 and "The file is not UTF-8 text." in response.content.decode()
+    path = tmp_path / "instruments.csv"
+    path.write_bytes(latin1)
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("load_instruments", str(path))
+    tencent = Instrument.objects.get(code="00700")
+    assert (tencent.name_en, tencent.name_zh) == ("Tencent Holdings", "騰訊控股")
+
+
+def test_an_end_of_day_price_file_with_a_date_only_as_of_is_the_close_of_that_day(db, policy):
+    """A bare date was read as 00:00 HKT: older than the same day's noon quote, so the close was kept but never became the price."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from lending import selectors as lending_selectors
+    from lending.risk import services as risk_services
+
+    day = timezone.localtime(timezone.now(), services.HK).date() - timedelta(days=1)
+    risk_services.source_ensure(code="hkex", name="HKEX")
+    risk_services.quote_record(actor=SYSTEM, source_code="hkex", asset="00700", price_hkd="480.00", as_of=datetime.combine(day, time(12, 0), tzinfo=services.HK))
+    result = services.batch_import(kind="prices_eod", actor=SYSTEM, content=_price_file("PX-D", [("00700", "482.60", "hkex")], as_of=day.isoformat()))
+    assert result.batch.status == "applied", result.batch.errors
+    assert result.batch.as_of == datetime.combine(day, time(16, 10), tzinfo=services.HK)
+    assert lending_selectors.prices_current()["00700"].price_hkd == Decimal("482.60")
+
+
+@pytest.mark.parametrize("batch_id", ["QA/SL-1", "QA SL", "Q?1", "批次-1", "A" * 81])
+def test_a_batch_id_outside_the_safe_characters_is_refused_with_a_clear_error(api_client, machine_key, accounts, batch_id):
+    """QA/SL-1 was applied, and GET …/imports/<kind>/QA/SL-1/ could never find it again (404)."""
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", positions_csv(batch_id, [("M-1001", "00005", 1)]),
+                               content_type="text/csv", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file" and "batch_id" in error["fields"] and "letters, digits" in error["message"]
+    assert not ImportBatch.objects.exists() and not CustodyEntry.objects.exists()
+
+
+def test_a_batch_id_of_the_safe_characters_is_applied_and_fetched_again(api_client, machine_key, accounts):
+    auth = {"HTTP_AUTHORIZATION": f"Api-Key {machine_key.token}"}
+    batch_id = "QA_SL-1.2026:03:02"
+    response = api_client.post("/api/v1/collateral/imports/positions_intraday/", positions_csv(batch_id, [("M-1001", "00005", 1)]),
+                               content_type="text/csv", **auth)
+    assert response.status_code == 201, response.content
+    assert api_client.get(f"/api/v1/collateral/imports/positions_intraday/{batch_id}/", **auth).json()["batch_id"] == batch_id
+
+
+def test_breaks_name_the_margin_account_of_a_holding_left_out_and_of_a_client_missing_from_the_statement(holdings, alice, bob):
+    """The break said "account ?" for a holding an end-of-day file left out, and "client #22" (an internal id) for a client
+    missing from the custody statement."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        services.custody_pledge(client_id=alice.pk, instrument_id=Instrument.objects.get(code="BTC").pk, quantity="1", facility_id=None, actor=bob)
+    services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-NA", [("M-1001", "00005", 2000)], as_of="2026-03-03"))
+    services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-NA", [("M-2002", "BTC", "0", "0")], as_of="2026-03-03"))
+    breaks = {b.instrument.code: b for b in selectors.breaks()}
+    assert breaks["00700"].message.startswith("00700 account M-1001: the portal held 500 ")
+    assert "M-1001" in breaks["BTC"].message and "#" not in breaks["BTC"].message, breaks["BTC"].message
+    from django.utils import translation
+
+    with translation.override("zh-hant"):
+        assert "M-1001" in breaks["BTC"].text and "M-1001" in breaks["00700"].text
+
+
+def test_the_same_batch_sent_again_as_json_or_with_other_spacing_replays_and_other_content_is_refused(holdings, alice):
+    """A batch sent as CSV and again as identical JSON, or with ", 52000" for ",52000", was 409 batch_id_reused: the
+    content hash covered the raw text, not the batch."""
+    first = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("RS-1", [("M-1001", "00005", 52000)]))
+    assert first.batch.status == "applied"
+    again = services.batch_import(kind="positions_intraday", actor=SYSTEM, content={
+        "batch_id": "RS-1", "as_of": "2026-03-02", "lines": [{"account": "M-1001", "instrument": "00005", "quantity": 52000}]})
+    assert again.replayed and again.batch.pk == first.batch.pk
+    spaced = "batch_id, as_of, account, instrument, quantity\r\nRS-1, 2026-03-02, M-1001, 5, 52000\r\n"
+    assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=spaced).batch.pk == first.batch.pk
+    with pytest.raises(ConflictError):
+        services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("RS-1", [("M-1001", "00005", 52001)]))
+    assert _held(alice, "00005") == Decimal("52000")
+
+
+def test_a_bare_date_of_today_before_the_close_is_the_time_the_batch_is_received(accounts, alice):
+    """Read as today's 16:10 close, a file dated today and sent in the morning was refused as in the future."""
+    from datetime import datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 3, 2, 10, 0, tzinfo=services.HK), tick=False):
+        result = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("TD-1", [("M-1001", "00005", 100)], as_of="2026-03-02"))
+        assert result.batch.status == "applied" and result.batch.as_of == datetime(2026, 3, 2, 10, 0, tzinfo=services.HK)
+        with pytest.raises(PortalError, match="future"):
+            services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("TD-2", [("M-1001", "00005", 100)], as_of="2026-03-03"))
+
+
+def test_a_positions_file_or_statement_older_than_an_accounts_last_report_is_refused_and_nothing_is_applied(holdings, alice, charlie):
+    """positions_intraday as of 2020-01-01T10:00 set a holding reported at 260,000 the day before to 1."""
+    services.batch_import(kind="positions_eod", actor=SYSTEM, content=positions_csv("EOD-N", [("M-1001", "00005", 260000), ("M-1001", "00700", 500)], as_of="2026-03-03"))
+    entries = CustodyEntry.objects.count()
+    stale = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv(
+        "ID-OLD", [("M-2002", "00005", 900), ("M-1001", "00005", 1)], as_of="2020-01-01T10:00"))
+    assert stale.batch.status == "rejected"
+    assert [(e["line"], e["field"], e["code"]) for e in stale.batch.errors] == [(2, "as_of", "older_than_reported"), (3, "as_of", "older_than_reported")]
+    assert "M-2002" in stale.batch.errors[0]["message"] and "2026-03-02 16:10 HKT" in stale.batch.errors[0]["message"]
+    assert "M-1001" in stale.batch.errors[1]["message"] and "2026-03-03 16:10 HKT" in stale.batch.errors[1]["message"]
+    assert _held(alice, "00005") == Decimal("260000") and _held(charlie, "00005") == Decimal("1000") and CustodyEntry.objects.count() == entries
+    # The same day's figures, and a later file, still apply.
+    assert services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("ID-NOW", [("M-1001", "00005", 250000)], as_of="2026-03-03T16:10:00+08:00")).batch.status == "applied"
+    statement = services.batch_import(kind="custody_statement", actor=SYSTEM, content=statement_csv("CS-OLD", [("M-1001", "BTC", "1", "0")], as_of="2026-03-01"))
+    assert [e["code"] for e in statement.batch.errors] == ["older_than_reported"] and _held(alice, "BTC") == Decimal("2")
+
+
+def test_a_rejected_batchs_report_reads_in_each_readers_language_and_an_old_report_as_stored(client, api_client, officer, accounts):
+    """A report was frozen in the language of whoever sent the batch: a Chinese reader saw English problems and the reverse."""
+    from django.utils import translation
+
+    with translation.override("zh-hant"):
+        result = services.batch_import(kind="positions_intraday", actor=officer, content=positions_csv("LANG-1", [("M-9999", "00005", 1)]))
+    english = "Account M-9999 is not a confirmed securities margin account of any client."
+    chinese = "賬戶M-9999不是任何客戶已確認的證券保證金賬戶。"
+    assert result.batch.errors[0]["message"] == english  # the record, in English
+    page = f"/collateral/operations/batches/{result.batch.pk}/"
+
+    def read(language):
+        officer.preferred_language = language
+        officer.save(update_fields=["preferred_language"])
+        api_client.force_login(officer)
+        client.force_login(officer)
+        return (api_client.get("/api/v1/collateral/staff/imports/").json()["results"][0]["errors"][0]["message"],
+                client.get(page).content.decode())
+
+    api_en, page_en = read("en")
+    api_zh, page_zh = read("zh-hant")
+    assert (api_en, api_zh) == (english, chinese)
+    assert english in page_en and chinese in page_zh
+    ImportBatch.objects.filter(pk=result.batch.pk).update(errors=[{"line": 2, "field": "account", "code": "no_margin_account", "message": "An old report's problem."}])
+    assert read("zh-hant")[0] == "An old report's problem."
+
+
+@pytest.mark.parametrize("content,says", [
+    ("", "Nothing was sent"),
+    ("batch_id,as_of,account,instrument,quantity\n", "The batch has no lines."),
+    ("batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001,00005,1\nA,2026-03-02,M-1001,00006,1\nB,2026-03-02,M-1001,00700,1\n",
+     "Line 4 has batch_id 'B', not 'A' as line 2"),
+    ("batch_id,as_of,account,instrument,quantity\nA,2026-03-02,M-1001,00005,1\nA,2026-03-03,M-1001,00700,1\n", "Line 3 has as_of '2026-03-03', not '2026-03-02' as line 2"),
+])
+def test_a_file_that_is_not_a_batch_is_a_400_saying_what_is_wrong_and_is_not_stored(api_client, machine_key, accounts, content, says):
+    """An empty text/csv body was told "The batch needs a list of lines." (JSON's wording), a header-only file that it
+    "needs a batch_id", and mixed batch ids did not say where."""
+    response = api_client.post("/api/v1/collateral/imports/positions_eod/", content, content_type="text/csv", HTTP_AUTHORIZATION=f"Api-Key {machine_key.token}")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file" and says in error["message"], error
+    assert not ImportBatch.objects.exists()

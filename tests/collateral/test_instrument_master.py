@@ -120,3 +120,99 @@ def test_an_instrument_file_without_the_suspension_or_listing_columns_leaves_the
     assert (hsbc.name_en, hsbc.active) == ("HSBC Holdings plc", False)
     assert (new.suspended, new.active, new.suspended_since) == (False, True, None)
     assert Facility.objects.get(pk=facility.pk).band == "close_out"
+
+
+def test_a_form_encoded_patch_changes_an_instrument_as_a_json_one_does(officer):
+    """A form body (``suspended=true``) resumed a suspended security and stored a name as "['X']": each value came as a list."""
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", "suspended=true&name_en=Tencent+Holdings+Ltd",
+                                         content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200, response.content
+    tencent = Instrument.objects.get(code="00700")
+    assert (tencent.suspended, tencent.name_en) == (True, "Tencent Holdings Ltd")
+    assert response.json()["name_en"] == "Tencent Holdings Ltd"
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", "suspended=false", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and not Instrument.objects.get(code="00700").suspended
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"suspended": "maybe"}, "suspended"),
+    ({"suspended": "suspended"}, "suspended"),
+    ({"suspended": None}, "suspended"),
+    ({"active": "maybe"}, "active"),
+    ({"active": None}, "active"),
+    ({"currency": "USDX"}, "currency"),
+    ({"name_zh": "騰" * 500}, "name_zh"),
+    ({"name_en": "T" * 201}, "name_en"),
+    ({"sector": "S" * 81}, "sector"),
+])
+def test_an_invalid_instrument_value_is_refused_with_its_field_and_nothing_changes(officer, changes, field):
+    """Each was accepted with 200: a word read as "not suspended", a currency cut to USD, a name cut to 200 characters."""
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    before = Instrument.objects.values().get(code="00700")
+    audit = AuditEvent.objects.count()
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", changes, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert field in error["fields"] and field in error["message"], error
+    assert Instrument.objects.values().get(code="00700") == before
+    assert AuditEvent.objects.count() == audit
+
+
+def test_an_instrument_file_accepts_the_documented_true_and_false_spellings_and_refuses_any_other(officer, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    for word, suspended in (("yes", True), ("no", False), ("TRUE", True), ("false", False), ("1", True), ("0", False)):
+        services.instruments_load(actor=officer, text=f"code,name_en,suspended\n00700,Tencent Holdings,{word}\n")
+        assert Instrument.objects.get(code="00700").suspended is suspended, word
+    services.instrument_update(actor=officer, code="00700", changes={"suspended": True})
+    path = tmp_path / "instruments.csv"
+    for row in ("00700,Tencent Holdings,maybe,1", "00700,Tencent Holdings,0,perhaps", "00700,Tencent Holdings,,1"):
+        path.write_text(f"code,name_en,suspended,active\n{row}\n", encoding="utf-8")
+        with pytest.raises(CommandError, match="Line 2"):
+            call_command("load_instruments", str(path))
+        tencent = Instrument.objects.get(code="00700")
+        assert (tencent.suspended, tencent.active) == (True, True), row
+
+
+def test_an_instrument_file_without_some_columns_leaves_those_values_of_existing_instruments_as_they_are(officer):
+    """A file of code,name_en,suspended reset 00016's board lot 500 to 1 and emptied its Chinese name, issuer and sector."""
+    before = Instrument.objects.get(code="00016")
+    assert before.board_lot == 500 and before.name_zh and before.issuer and before.sector
+    result = services.instruments_load(actor=officer, text="code,name_en,suspended\n00016,SHK Properties,1\n09990,New Listing Ltd,0\n")
+    after = Instrument.objects.get(code="00016")
+    assert (after.name_en, after.suspended) == ("SHK Properties", True)
+    assert (after.board_lot, after.name_zh, after.issuer, after.sector, after.margin_class, after.currency) == (
+        500, before.name_zh, before.issuer, before.sector, before.margin_class, before.currency)
+    new = Instrument.objects.get(code="09990")
+    assert (new.board_lot, new.issuer, new.currency, new.margin_class, new.active) == (1, "New Listing Ltd", "HKD", "", True)
+    assert result["updated"] == {"00016": ["name_en", "suspended"]}
+    event = AuditEvent.objects.filter(action="collateral.instruments.loaded").latest("id")
+    assert event.before["updated"]["00016"] == {"name_en": before.name_en, "suspended": False}
+    assert event.after["updated"]["00016"] == {"name_en": "SHK Properties", "suspended": True}
+
+
+def test_delisting_a_pledged_security_makes_it_not_marginable_and_its_holdings_can_still_be_reported(market, officer, alice, charlie, holdings):
+    """Delisting changed nothing in the book, and the next positions file refused the code as unknown."""
+    from lending.collateral.models import CustodyBalance
+    from portal.audit import SYSTEM
+    from tests.collateral.conftest import positions_csv
+
+    facility = book_facility(alice, holdings={"00700": 500, "00005": 1000}, drawn="10000")  # LV 140,000 + 56,000
+    client_api = APIClient()
+    client_api.force_authenticate(alice)
+    assert Decimal(client_api.get(f"/api/v1/lending/facilities/{facility.pk}/").json()["lending_value"]) == Decimal("196000.00")
+    response = _staff_api(officer).patch("/api/v1/collateral/staff/instruments/00700/", {"active": False}, format="json")
+    assert response.status_code == 200, response.content
+    assert Facility.objects.get(pk=facility.pk).lending_value == Decimal("56000.00")
+    event = AuditEvent.objects.filter(action="collateral.instrument.updated").latest("id")
+    assert event.after["book"]["positions_rehaircut"] == 1 and event.after["book"]["facilities_revalued"] == 1
+
+    update = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-1", [("M-1001", "00700", 300)], as_of="2026-03-03"))
+    assert update.batch.status == "applied", update.batch.errors
+    assert CustodyBalance.objects.get(client=alice, instrument__code="00700").held == Decimal("300")
+    zero = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-2", [("M-1001", "00700", 0)], as_of="2026-03-03"))
+    assert zero.batch.status == "applied" and CustodyBalance.objects.get(client=alice, instrument__code="00700").held == 0
+    # An account that holds none of the delisted security cannot start holding it.
+    new = services.batch_import(kind="positions_intraday", actor=SYSTEM, content=positions_csv("DL-3", [("M-2002", "00700", 100)], as_of="2026-03-03"))
+    assert [e["code"] for e in new.batch.errors] == ["delisted_instrument"] and "M-2002" in new.batch.errors[0]["message"]

@@ -2,7 +2,9 @@
 
 Without FILE it (re)loads the shipped list of Hong Kong securities plus BTC and ETH.
 Columns: code,kind,name_en,name_zh,board_lot,currency,issuer,sector,margin_class,suspended[,active]; only code
-and name_en are required; a file without margin_class, suspended or active leaves those as they are.
+and name_en are required; a column the file leaves out leaves that field of existing instruments as it is
+(new ones take the defaults).
+suspended and active are true/false, yes/no, y/n or 1/0 (any case); any other value refuses the file.
 """
 
 from pathlib import Path
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         try:
-            result = services.instruments_load(actor=System("load_instruments"), text=path.read_text(encoding="utf-8-sig"), source=path.name)
+            result = services.instruments_load(actor=System("load_instruments"), text=path.read_bytes(), source=path.name)
         except PortalError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"{path.name}: {len(result['created'])} created, {len(result['updated'])} updated.")
