@@ -145,6 +145,10 @@ def test_concentration_by_instrument_issuer_and_sector_with_the_firm_limit(marke
 
     book_facility(alice, holdings={"00700": 1000, "00005": 1000})   # LV 280,000 + 56,000
     book_facility(charlie, holdings={"00700": 500, "BTC": "0.1"})    # LV 140,000 + 30,400 (VA)
+    from lending.collateral.models import MarginableList
+
+    # The firm-wide limits apply from the policy's minimum book (HK$100m by default); this small book is made to count.
+    MarginableList.objects.filter(policy=market).update(firm_concentration_min_book=Decimal("0"))
     c = concentration()
     assert c["total_lending_value"] == Decimal("506400.00")
     top = c["by_instrument"][0]
